@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Idempotent set-up for Wavry on Debian 12: system packages, the virtual environment at .venv/,
+# pinned Python dependencies from requirements.lock, generated protobuf code, and the `wavry`
+# command (.venv/bin/wavry). Safe to run again; it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STAMP_DIR="$ROOT/.venv/.wavry-setup"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        log "need root for: $*"; exit 1; fi
+}
+
+# System packages the project uses. Installed only when something is missing.
+APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+fi
+# A python3 >= 3.11 with venv already on PATH (e.g. pyenv) is good enough for the python packages.
+if python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    filtered=()
+    for p in "${missing[@]}"; do
+        case "$p" in python3|python3-venv|python3-dev) ;; *) filtered+=("$p");; esac
+    done
+    missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY=python3
+if [ ! -x .venv/bin/python ]; then
+    log "creating virtual environment .venv/"
+    "$PY" -m venv .venv
+fi
+
+mkdir -p "$STAMP_DIR"
+lock_sum=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$STAMP_DIR/deps" 2>/dev/null)" != "$lock_sum" ]; then
+    log "installing pinned dependencies (requirements.lock)"
+    pip_log=$(mktemp)
+    if ! .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
+            -r requirements.lock >"$pip_log" 2>&1; then
+        grep -v "is ignored: it is neither a file nor a directory" "$pip_log" >&2 || true
+        rm -f "$pip_log"; log "dependency installation failed"; exit 1
+    fi
+    rm -f "$pip_log"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+    echo "$lock_sum" > "$STAMP_DIR/deps"
+fi
+
+# Generated protobuf code (committed; regenerated here so a changed .proto never goes stale).
+.venv/bin/python scripts/gen_proto.py --quiet 2>/dev/null || .venv/bin/python scripts/gen_proto.py --quiet

@@ -1,0 +1,1 @@
+"""asyncio adapters for the RIFT core."""

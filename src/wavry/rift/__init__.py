@@ -1,0 +1,1 @@
+"""RIFT/1 sans-I/O protocol core (no sockets, clocks or threads)."""
