@@ -1,0 +1,449 @@
+"""Client side of a RIFT session (sans-I/O): handshake, Hello, pairing, liveness, reconnect.
+
+The adapter feeds `receive_datagram(data, now)` and `handle_timer(now)`, sends what
+`datagrams_to_send()` returns to the host address, and reads `next_event()`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+
+from wavry.rift import rift_pb2
+from wavry.rift.channel import SecureChannel
+from wavry.rift.clock import ClockOffsetEstimator
+from wavry.rift.config import PROTOCOL_VERSION, ClientConfig
+from wavry.rift.events import (
+    ClientEvent,
+    CloseKind,
+    DisconnectReason,
+    HandshakeCompleted,
+    LinkResumed,
+    LinkStalled,
+    MessageReceived,
+    PairingFinished,
+    PongReceived,
+    Reconnecting,
+    SessionAccepted,
+    SessionClosed,
+    SessionRejected,
+)
+from wavry.rift.framing import (
+    FramingError,
+    HandshakeDatagram,
+    TransportDatagram,
+    parse_datagram,
+)
+from wavry.rift.handshake import HandshakeError, InitiatorHandshake, LocalStatic
+from wavry.rift.identity import Identity
+from wavry.rift.noise import generate_static_key
+from wavry.rift.pairing import is_valid_code_format, pairing_proof
+
+
+class ClientState(Enum):
+    IDLE = "idle"
+    HANDSHAKE = "handshake"
+    HELLO = "hello"
+    PAIRING = "pairing"
+    ACTIVE = "active"
+    RECONNECT_WAIT = "reconnect_wait"
+    CLOSED = "closed"
+
+
+class ClientSession:
+    def __init__(
+        self,
+        identity: Identity,
+        config: ClientConfig | None = None,
+        expected_host_id: str | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        static_private: bytes | None = None,
+    ) -> None:
+        self.config = config or ClientConfig()
+        self.identity = identity
+        self.expected_host_id = expected_host_id
+        self._random = random_bytes
+        self._local = LocalStatic.create(
+            identity, static_private or generate_static_key(), self.config.name
+        )
+        self.state = ClientState.IDLE
+        self.host_id: str | None = None
+        self.host_name = ""
+        self.channel: SecureChannel | None = None
+        self.ack: rift_pb2.HelloAck | None = None
+        self.clock = ClockOffsetEstimator()
+        self.drops = 0
+        self._events: deque[ClientEvent] = deque()
+        self._out: list[bytes] = []
+        self._hs: InitiatorHandshake | None = None
+        self._hs_started = 0.0
+        self._msg1_next = 0.0
+        self._msg1_delay = 0.0
+        self._hash = b""
+        self._host_confirmed = False
+        self._hello_started = 0.0
+        self._hello_next = 0.0
+        self._ping_next = 0.0
+        self._pings: dict[int, float] = {}
+        self._last_rx = 0.0
+        self._stalled = False
+        self._established_at = 0.0
+        self._ever_accepted = False
+        self._reconnect_attempt = 0
+        self._reconnect_at = 0.0
+        self._reconnect_since = 0.0
+
+    # ---- public API ------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        if self.state is not ClientState.IDLE:
+            raise RuntimeError("connect() may be called once")
+        self._start_handshake(now)
+
+    def receive_datagram(self, data: bytes, now: float) -> None:
+        try:
+            dgram = parse_datagram(data, self.config.max_datagram)
+        except FramingError:
+            self.drops += 1
+            return
+        if isinstance(dgram, HandshakeDatagram):
+            self._on_handshake(dgram, now)
+        else:
+            self._on_transport(dgram, now)
+
+    def datagrams_to_send(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> ClientEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def next_timer(self) -> float | None:
+        t = self.config.timing
+        s = self.state
+        if s is ClientState.HANDSHAKE:
+            return min(self._msg1_next, self._hs_started + t.handshake_timeout_s)
+        if s is ClientState.RECONNECT_WAIT:
+            return self._reconnect_at
+        if s in (ClientState.HELLO, ClientState.PAIRING, ClientState.ACTIVE):
+            deadlines = [
+                self._ping_next,
+                self._last_rx + (t.lost_after_s if self._stalled else t.stall_after_s),
+                self._established_at + t.max_session_age_s,
+            ]
+            if s is ClientState.HELLO:
+                deadlines.append(self._hello_next)
+            return min(deadlines)
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        t = self.config.timing
+        s = self.state
+        if s is ClientState.HANDSHAKE:
+            if now >= self._hs_started + t.handshake_timeout_s:
+                self._handshake_gave_up(now)
+            elif now >= self._msg1_next and self._hs is not None:
+                self._out.append(self._hs.msg1)
+                self._msg1_delay = min(self._msg1_delay * 2, t.msg1_max_retry_s)
+                self._msg1_next = now + self._msg1_delay
+            return
+        if s is ClientState.RECONNECT_WAIT:
+            if now >= self._reconnect_at:
+                self._start_handshake(now)
+            return
+        if s not in (ClientState.HELLO, ClientState.PAIRING, ClientState.ACTIVE):
+            return
+        silence = now - self._last_rx
+        if silence >= t.lost_after_s:
+            self._lost(now, f"no packets from the host for {silence:.0f} s")
+            return
+        if silence >= t.stall_after_s and not self._stalled:
+            self._stalled = True
+            self._events.append(LinkStalled(silence))
+        if now >= self._established_at + t.max_session_age_s:
+            # Fresh keys well before any limit: a new handshake, same host identity.
+            self._begin_reconnect(now, "session age limit reached; re-keying", immediate=True)
+            return
+        if s is ClientState.HELLO and now >= self._hello_next:
+            if now >= self._hello_started + t.hello_timeout_s:
+                self._close(CloseKind.CONNECT_FAILED, "the host did not answer Hello within 10 s")
+                return
+            self._send_hello(now)
+        if now >= self._ping_next:
+            self.ping(now)
+
+    def ping(self, now: float) -> None:
+        """Send a Ping now (the core also pings every `ping_interval_s` by itself)."""
+        if self.channel is None:
+            return
+        ts = int(now * 1_000_000)
+        while ts in self._pings:
+            ts += 1
+        self._pings[ts] = now
+        if len(self._pings) > 64:
+            del self._pings[min(self._pings)]
+        self._send(
+            rift_pb2.Message(control=rift_pb2.ControlMessage(ping=rift_pb2.Ping(timestamp_us=ts)))
+        )
+        self._ping_next = now + self.config.timing.ping_interval_s
+
+    def pair(self, code: str, now: float) -> None:
+        """Answer PAIRING_REQUIRED with the code the host shows."""
+        if self.channel is None or self.state is not ClientState.PAIRING:
+            raise RuntimeError("pairing is only possible after the host asked for it")
+        code = code.strip()
+        if not is_valid_code_format(code):
+            raise ValueError("a pairing code is 6 digits")
+        proof = pairing_proof(code, self._hash)
+        self._send(
+            rift_pb2.Message(
+                control=rift_pb2.ControlMessage(pair_request=rift_pb2.PairRequest(proof=proof))
+            )
+        )
+
+    def send_message(self, message: rift_pb2.Message) -> int:
+        """Seal and queue an application message; returns its packet id."""
+        if self.channel is None or self.state is not ClientState.ACTIVE:
+            raise RuntimeError("session is not active")
+        return self._send(message)
+
+    def close(self, now: float, message: str = "closed by user") -> None:
+        if self.channel is not None and self.state in (
+            ClientState.HELLO,
+            ClientState.PAIRING,
+            ClientState.ACTIVE,
+        ):
+            self._send_disconnect(DisconnectReason.USER, message)
+        self._close(CloseKind.USER, message)
+
+    @property
+    def clock_offset_s(self) -> float | None:
+        return self.clock.offset_s
+
+    # ---- handshake -------------------------------------------------------------------
+
+    def _start_handshake(self, now: float) -> None:
+        hid = self._random(12)
+        while hid == b"\x00" * 12:
+            hid = self._random(12)
+        self._hs = InitiatorHandshake(self._local, hid)
+        self._hs_started = now
+        t = self.config.timing
+        self._msg1_delay = t.msg1_initial_retry_s
+        self._msg1_next = now + self._msg1_delay
+        self._host_confirmed = False
+        self.channel = None
+        self.state = ClientState.HANDSHAKE
+        self._out.append(self._hs.msg1)
+
+    def _on_handshake(self, dgram: HandshakeDatagram, now: float) -> None:
+        hs = self._hs
+        if (
+            self.state is not ClientState.HANDSHAKE
+            or hs is None
+            or dgram.message_number != 2
+            or dgram.handshake_id != hs.handshake_id
+        ):
+            self.drops += 1
+            return
+        try:
+            peer = hs.on_msg2(dgram.payload)
+        except HandshakeError:
+            # Could be forged by someone who saw msg1: keep waiting for the real msg2, but a new
+            # InitiatorHandshake is needed because Noise state advanced. Restart cleanly.
+            self.drops += 1
+            self._start_handshake_retry(now)
+            return
+        if self.expected_host_id is not None and peer.wavry_id != self.expected_host_id:
+            self._close(
+                CloseKind.IDENTITY_MISMATCH,
+                f"host identity mismatch: expected {self.expected_host_id}, got {peer.wavry_id}",
+            )
+            return
+        send_key, recv_key = hs.split()
+        self._hash = hs.handshake_hash
+        self.channel = SecureChannel(
+            alias=peer.session_alias,
+            send_key=send_key,
+            recv_key=recv_key,
+            max_datagram=self.config.max_datagram,
+        )
+        self.host_id = peer.wavry_id
+        self.host_name = peer.name
+        self.expected_host_id = peer.wavry_id  # reconnects must reach the same host
+        self._events.append(
+            HandshakeCompleted(peer.wavry_id, peer.name, now - self._hs_started, self._hash)
+        )
+        self._established_at = now
+        self._last_rx = now
+        self._stalled = False
+        self._hello_started = now
+        self._ping_next = now + self.config.timing.ping_interval_s
+        self.state = ClientState.HELLO
+        self._send_hello(now)
+
+    def _start_handshake_retry(self, now: float) -> None:
+        started = self._hs_started
+        self._start_handshake(now)
+        self._hs_started = started  # the 10 s budget covers the whole attempt
+
+    def _handshake_gave_up(self, now: float) -> None:
+        if self._ever_accepted and self.config.auto_reconnect:
+            self._schedule_reconnect(now, "host not answering the handshake")
+        else:
+            self._close(
+                CloseKind.CONNECT_FAILED,
+                "no handshake answer from the host within 10 s "
+                "(is `wavry host` running, and is its UDP port reachable?)",
+            )
+
+    # ---- transport -------------------------------------------------------------------
+
+    def _on_transport(self, dgram: TransportDatagram, now: float) -> None:
+        ch = self.channel
+        if ch is None or dgram.alias != ch.alias:
+            self.drops += 1
+            return
+        msg = ch.open(dgram)
+        if msg is None:
+            return
+        self._host_confirmed = True
+        if self._stalled:
+            self._stalled = False
+            self._events.append(LinkResumed(now - self._last_rx))
+        self._last_rx = now
+        if msg.WhichOneof("content") == "control":
+            self._on_control(msg, now)
+        elif self.state is ClientState.ACTIVE:
+            self._events.append(MessageReceived(msg))
+
+    def _on_control(self, msg: rift_pb2.Message, now: float) -> None:
+        ctl = msg.control
+        kind = ctl.WhichOneof("content")
+        if kind == "pong":
+            self._on_pong(ctl.pong, now)
+        elif kind == "hello_ack":
+            self._on_hello_ack(ctl.hello_ack, now)
+        elif kind == "pair_result":
+            self._on_pair_result(ctl.pair_result, now)
+        elif kind == "disconnect":
+            if self.state is not ClientState.CLOSED:
+                d = ctl.disconnect
+                text = d.message or "the host ended the session"
+                self._close(CloseKind.PEER_DISCONNECT, text, peer_reason=d.reason)
+        elif self.state is ClientState.ACTIVE:
+            self._events.append(MessageReceived(msg))
+
+    def _on_pong(self, pong: rift_pb2.Pong, now: float) -> None:
+        sent = self._pings.pop(pong.timestamp_us, None)
+        if sent is None:
+            return
+        sample = self.clock.add(sent, now, pong.host_time_us / 1_000_000)
+        offset = self.clock.offset_s
+        self._events.append(
+            PongReceived(sample.rtt_s, sample.offset_s, offset if offset is not None else 0.0)
+        )
+
+    def _on_hello_ack(self, ack: rift_pb2.HelloAck, now: float) -> None:
+        if self.state is not ClientState.HELLO:
+            return  # duplicate answer to a retransmitted Hello
+        if ack.accepted:
+            ch = self.channel
+            if ack.session_alias and ch is not None and ack.session_alias != ch.alias:
+                self._close(CloseKind.PROTOCOL_ERROR, "HelloAck carries a different alias")
+                return
+            self.ack = ack
+            self.state = ClientState.ACTIVE
+            reconnected = self._ever_accepted
+            self._ever_accepted = True
+            self._reconnect_attempt = 0
+            self._events.append(SessionAccepted(ack, reconnected))
+            return
+        reason = ack.reject_reason
+        message = ack.message or rift_pb2.RejectReason.Name(reason)
+        self._events.append(SessionRejected(reason, message))
+        if reason == rift_pb2.PAIRING_REQUIRED:
+            self.state = ClientState.PAIRING
+        else:
+            self._close(CloseKind.REJECTED, message, peer_reason=reason)
+
+    def _on_pair_result(self, result: rift_pb2.PairResult, now: float) -> None:
+        if self.state is not ClientState.PAIRING:
+            return
+        self._events.append(PairingFinished(result.ok, result.message))
+        if result.ok:
+            self.state = ClientState.HELLO
+            self._hello_started = now
+            self._send_hello(now)
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    def _send(self, message: rift_pb2.Message) -> int:
+        assert self.channel is not None
+        pid, datagram = self.channel.seal(message)
+        self._out.append(datagram)
+        return pid
+
+    def _send_hello(self, now: float) -> None:
+        c = self.config
+        if not self._host_confirmed and self._hs is not None and self._hs.msg3 is not None:
+            self._out.append(self._hs.msg3)
+        hello = rift_pb2.Hello(
+            client_name=c.name,
+            platform=c.platform,  # type: ignore[arg-type]
+            supported_codecs=c.supported_codecs,  # type: ignore[arg-type]
+            max_resolution=rift_pb2.Resolution(width=c.max_width, height=c.max_height),
+            max_fps=c.max_fps,
+            input_caps=c.input_caps,
+            protocol_version=PROTOCOL_VERSION,
+        )
+        self._send(rift_pb2.Message(control=rift_pb2.ControlMessage(hello=hello)))
+        self._hello_next = now + c.timing.hello_retry_s
+
+    def _send_disconnect(self, reason: DisconnectReason, message: str) -> None:
+        d = rift_pb2.Disconnect(reason=int(reason), message=message[:200])
+        msg = rift_pb2.Message(control=rift_pb2.ControlMessage(disconnect=d))
+        for _ in range(self.config.timing.disconnect_repeats):
+            self._send(msg)
+
+    def _lost(self, now: float, why: str) -> None:
+        if self.config.auto_reconnect and self._ever_accepted:
+            self._begin_reconnect(now, why, immediate=False)
+        else:
+            self._close(CloseKind.CONNECT_FAILED, f"connection lost: {why}")
+
+    def _begin_reconnect(self, now: float, why: str, immediate: bool) -> None:
+        if self.state is not ClientState.RECONNECT_WAIT:
+            self._reconnect_since = now
+        self.channel = None
+        self._pings.clear()
+        if immediate:
+            self._events.append(Reconnecting(self._reconnect_attempt + 1, 0.0, why))
+            self._reconnect_attempt += 1
+            self._start_handshake(now)
+        else:
+            self._schedule_reconnect(now, why)
+
+    def _schedule_reconnect(self, now: float, why: str) -> None:
+        t = self.config.timing
+        if self.state is not ClientState.RECONNECT_WAIT and self._reconnect_attempt == 0:
+            self._reconnect_since = now
+        if now - self._reconnect_since >= t.reconnect_give_up_s:
+            self._close(CloseKind.RECONNECT_FAILED, f"could not reconnect: {why}")
+            return
+        base = min(t.reconnect_initial_s * (2**self._reconnect_attempt), t.reconnect_max_delay_s)
+        jitter = 0.8 + 0.4 * (self._random(1)[0] / 255.0)
+        delay = base * jitter
+        self._reconnect_attempt += 1
+        self._reconnect_at = now + delay
+        self.channel = None
+        self.state = ClientState.RECONNECT_WAIT
+        self._events.append(Reconnecting(self._reconnect_attempt, delay, why))
+
+    def _close(self, kind: CloseKind, message: str, peer_reason: int = 0) -> None:
+        if self.state is ClientState.CLOSED:
+            return
+        self.state = ClientState.CLOSED
+        self._events.append(SessionClosed(kind, message, peer_reason))

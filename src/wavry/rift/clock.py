@@ -1,0 +1,44 @@
+"""Clock-offset and RTT estimation from Ping/Pong (RIFT.md §6 "Clock offset")."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PingSample:
+    rtt_s: float
+    offset_s: float
+
+
+class ClockOffsetEstimator:
+    """Host-minus-client offset: `host_time` against the midpoint of the round trip, taken from
+    the lowest-RTT samples of a recent window (queueing inflates RTT asymmetrically, so the
+    quickest round trips bound the offset best)."""
+
+    def __init__(self, window: int = 32, best: int = 3) -> None:
+        self._samples: deque[PingSample] = deque(maxlen=window)
+        self._best = best
+        self.srtt_s: float | None = None
+        self.min_rtt_s: float | None = None
+
+    def add(self, sent_s: float, received_s: float, host_time_s: float) -> PingSample:
+        rtt = max(0.0, received_s - sent_s)
+        sample = PingSample(rtt, host_time_s - (sent_s + received_s) / 2.0)
+        self._samples.append(sample)
+        self.srtt_s = rtt if self.srtt_s is None else 0.875 * self.srtt_s + 0.125 * rtt
+        self.min_rtt_s = rtt if self.min_rtt_s is None else min(self.min_rtt_s, rtt)
+        return sample
+
+    @property
+    def offset_s(self) -> float | None:
+        if not self._samples:
+            return None
+        best = sorted(self._samples, key=lambda s: s.rtt_s)[: self._best]
+        offsets = sorted(s.offset_s for s in best)
+        return offsets[len(offsets) // 2]
+
+    @property
+    def samples(self) -> int:
+        return len(self._samples)

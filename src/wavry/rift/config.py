@@ -1,0 +1,72 @@
+"""Tunables of the RIFT session core. Times are seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wavry.rift import rift_pb2
+from wavry.rift.framing import DEFAULT_MAX_DATAGRAM, MIN_MAX_DATAGRAM
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(slots=True)
+class TimingConfig:
+    msg1_initial_retry_s: float = 0.25
+    msg1_max_retry_s: float = 2.0
+    handshake_timeout_s: float = 10.0
+    hello_retry_s: float = 0.2
+    hello_timeout_s: float = 10.0
+    ping_interval_s: float = 0.5
+    stall_after_s: float = 3.0
+    lost_after_s: float = 10.0
+    disconnect_repeats: int = 3
+    max_session_age_s: float = 24 * 3600.0
+    reconnect_initial_s: float = 0.25
+    reconnect_max_delay_s: float = 8.0
+    reconnect_give_up_s: float = 300.0
+
+
+@dataclass(slots=True)
+class ClientConfig:
+    name: str = "wavry-client"
+    platform: int = rift_pb2.LINUX
+    supported_codecs: list[int] = field(default_factory=lambda: [rift_pb2.H264])
+    max_width: int = 1920
+    max_height: int = 1080
+    max_fps: int = 60
+    input_caps: int = 0
+    max_datagram: int = DEFAULT_MAX_DATAGRAM
+    auto_reconnect: bool = True
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+    def __post_init__(self) -> None:
+        check_max_datagram(self.max_datagram)
+
+
+@dataclass(slots=True)
+class HostConfig:
+    name: str = "wavry-host"
+    codecs: list[int] = field(default_factory=lambda: [rift_pb2.H264, rift_pb2.HEVC, rift_pb2.AV1])
+    width: int = 1920
+    height: int = 1080
+    fps: int = 60
+    initial_bitrate_kbps: int = 8000
+    keyframe_interval_ms: int = 2000
+    max_clients: int = 8
+    max_datagram: int = DEFAULT_MAX_DATAGRAM
+    trust_any: bool = False
+    # Abuse limits: new handshakes per source IP (token bucket) and in flight overall.
+    handshake_rate_per_ip: float = 10.0
+    handshake_burst_per_ip: float = 20.0
+    max_pending_handshakes: int = 1024
+    max_tracked_sources: int = 4096
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+    def __post_init__(self) -> None:
+        check_max_datagram(self.max_datagram)
+
+
+def check_max_datagram(size: int) -> None:
+    if not MIN_MAX_DATAGRAM <= size <= 65507:
+        raise ValueError(f"maximum datagram size must be in {MIN_MAX_DATAGRAM}..65507, got {size}")

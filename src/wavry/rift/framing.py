@@ -1,0 +1,124 @@
+"""RIFT/1 datagram framing (RIFT.md §1): headers, CRC-16/KERMIT, datagram classification.
+
+All checks here run before any cryptography, in the order the spec gives: length, magic,
+version, CRC.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+from dataclasses import dataclass
+from enum import Enum
+
+MAGIC = b"RI"
+VERSION = 1
+HANDSHAKE_HEADER_LEN = 30
+TRANSPORT_HEADER_LEN = 18
+HANDSHAKE_ID_LEN = 12
+AEAD_TAG_LEN = 16
+DEFAULT_MAX_DATAGRAM = 1400
+MIN_MAX_DATAGRAM = 1200
+
+_PREFIX = MAGIC + VERSION.to_bytes(2, "big")
+_TR_STRUCT = struct.Struct(">2sHIQH")
+_TR_BODY = struct.Struct(">2sHIQ")
+
+# Bit-reversal table for one byte. CRC-16/KERMIT is the reflected form of CRC-16/XMODEM
+# (poly 0x1021), which binascii.crc_hqx computes in C. Reflecting the input bytes and the
+# 16-bit result turns one into the other, so no per-bit Python loop runs on the hot path.
+_REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
+def crc16_kermit(data: bytes) -> int:
+    """CRC-16/KERMIT (poly 0x1021 reflected, init 0, no final XOR). Check: "123456789" → 0x2189."""
+    c = binascii.crc_hqx(data.translate(_REV8), 0)
+    return (_REV8[c & 0xFF] << 8) | _REV8[c >> 8]
+
+
+class DropReason(Enum):
+    """Why a datagram was dropped before reaching the cryptographic layer."""
+
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+    BAD_MAGIC = "bad_magic"
+    BAD_VERSION = "bad_version"
+    BAD_CRC = "bad_crc"
+    BAD_HANDSHAKE_MESSAGE = "bad_handshake_message"
+    BAD_ALIAS = "bad_alias"
+
+
+class FramingError(ValueError):
+    """A datagram that fails the framing checks; `reason` says which."""
+
+    def __init__(self, reason: DropReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeDatagram:
+    handshake_id: bytes
+    message_number: int
+    header: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransportDatagram:
+    alias: int
+    packet_id: int
+    header: bytes
+    payload: bytes
+
+
+def encode_handshake_header(handshake_id: bytes, message_number: int) -> bytes:
+    if len(handshake_id) != HANDSHAKE_ID_LEN:
+        raise ValueError("handshake id must be 12 bytes")
+    body = _PREFIX + b"\x00\x00\x00\x00" + handshake_id + message_number.to_bytes(8, "big")
+    return body + crc16_kermit(body).to_bytes(2, "big")
+
+
+def encode_transport_header(alias: int, packet_id: int) -> bytes:
+    if not 0 < alias <= 0xFFFFFFFF:
+        raise ValueError("session alias must be a non-zero u32")
+    body = _TR_BODY.pack(MAGIC, VERSION, alias, packet_id)
+    return body + crc16_kermit(body).to_bytes(2, "big")
+
+
+def parse_datagram(
+    data: bytes, max_size: int = DEFAULT_MAX_DATAGRAM
+) -> HandshakeDatagram | TransportDatagram:
+    """Classify and check one datagram; raises FramingError with the reason on any failure."""
+    n = len(data)
+    if n < TRANSPORT_HEADER_LEN:
+        raise FramingError(DropReason.TOO_SHORT)
+    if n > max_size:
+        raise FramingError(DropReason.TOO_LONG)
+    if data[0:2] != MAGIC:
+        raise FramingError(DropReason.BAD_MAGIC)
+    if data[2:4] != b"\x00\x01":
+        raise FramingError(DropReason.BAD_VERSION)
+    if data[4:8] == b"\x00\x00\x00\x00":
+        if n < HANDSHAKE_HEADER_LEN:
+            # Zero alias is never valid for transport and too short for a handshake.
+            raise FramingError(DropReason.TOO_SHORT)
+        header = data[:HANDSHAKE_HEADER_LEN]
+        if crc16_kermit(header[:28]) != int.from_bytes(header[28:30], "big"):
+            raise FramingError(DropReason.BAD_CRC)
+        msg_no = int.from_bytes(header[20:28], "big")
+        if msg_no not in (1, 2, 3):
+            raise FramingError(DropReason.BAD_HANDSHAKE_MESSAGE)
+        return HandshakeDatagram(
+            handshake_id=header[8:20],
+            message_number=msg_no,
+            header=header,
+            payload=data[HANDSHAKE_HEADER_LEN:],
+        )
+    header = data[:TRANSPORT_HEADER_LEN]
+    _, _, alias, packet_id, crc = _TR_STRUCT.unpack(header)
+    if crc16_kermit(header[:16]) != crc:
+        raise FramingError(DropReason.BAD_CRC)
+    return TransportDatagram(
+        alias=alias, packet_id=packet_id, header=header, payload=data[TRANSPORT_HEADER_LEN:]
+    )

@@ -1,0 +1,145 @@
+"""RIFT handshake messages (RIFT.md §2): Noise XX in handshake datagrams with identity proofs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from wavry.rift import rift_pb2
+from wavry.rift.framing import encode_handshake_header
+from wavry.rift.identity import Identity, verify_static_key_signature, wavry_id_from_public_key
+from wavry.rift.noise import NoiseHandshakeFailed, NoiseXX, x25519_public
+
+MAX_NAME_BYTES = 64
+
+
+class HandshakeError(Exception):
+    """The peer's handshake failed verification; the attempt must be aborted."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalStatic:
+    """A Noise static key bound to a long-term identity by a signature (computed once)."""
+
+    identity: Identity
+    private: bytes
+    public: bytes
+    signature: bytes
+    name: str
+
+    @classmethod
+    def create(cls, identity: Identity, static_private: bytes, name: str) -> LocalStatic:
+        public = x25519_public(static_private)
+        clipped = name.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore")
+        return cls(identity, static_private, public, identity.sign_static_key(public), clipped)
+
+    def payload(self, session_alias: int = 0) -> bytes:
+        return rift_pb2.HandshakePayload(
+            identity_key=self.identity.public_key,
+            identity_sig=self.signature,
+            session_alias=session_alias,
+            name=self.name,
+        ).SerializeToString()
+
+
+@dataclass(frozen=True, slots=True)
+class PeerIdentity:
+    wavry_id: str
+    identity_key: bytes
+    name: str
+    session_alias: int
+
+
+def verify_peer_payload(noise: NoiseXX, payload: bytes) -> PeerIdentity:
+    """Check HandshakePayload: a valid Ed25519 signature over the peer's Noise static key."""
+    msg = rift_pb2.HandshakePayload()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as exc:
+        raise HandshakeError("handshake payload is not a HandshakePayload") from exc
+    remote_static = noise.remote_static
+    if remote_static is None:
+        raise HandshakeError("peer static key missing")
+    if len(msg.identity_key) != 32 or not verify_static_key_signature(
+        msg.identity_key, msg.identity_sig, remote_static
+    ):
+        raise HandshakeError("peer identity proof does not verify")
+    name_bytes = msg.name.encode("utf-8")
+    if len(name_bytes) > MAX_NAME_BYTES:
+        raise HandshakeError("peer name longer than 64 bytes")
+    return PeerIdentity(
+        wavry_id=wavry_id_from_public_key(msg.identity_key),
+        identity_key=msg.identity_key,
+        name=msg.name,
+        session_alias=msg.session_alias,
+    )
+
+
+def handshake_datagram(handshake_id: bytes, number: int, noise_message: bytes) -> bytes:
+    return encode_handshake_header(handshake_id, number) + noise_message
+
+
+class InitiatorHandshake:
+    """Client side: msg1 out, msg2 in (verify host), msg3 out."""
+
+    def __init__(self, local: LocalStatic, handshake_id: bytes) -> None:
+        self.local = local
+        self.handshake_id = handshake_id
+        self._noise = NoiseXX(initiator=True, static_private=local.private)
+        self.msg1 = handshake_datagram(handshake_id, 1, self._noise.write_message(b""))
+        self.msg3: bytes | None = None
+        self.peer: PeerIdentity | None = None
+
+    def on_msg2(self, noise_message: bytes) -> PeerIdentity:
+        if self.msg3 is not None:
+            raise HandshakeError("duplicate msg2")
+        try:
+            payload = self._noise.read_message(noise_message)
+        except NoiseHandshakeFailed as exc:
+            raise HandshakeError(f"msg2 rejected: {exc}") from exc
+        peer = verify_peer_payload(self._noise, payload)
+        if peer.session_alias == 0:
+            raise HandshakeError("host sent no session alias")
+        self.msg3 = handshake_datagram(
+            self.handshake_id, 3, self._noise.write_message(self.local.payload())
+        )
+        self.peer = peer
+        return peer
+
+    @property
+    def handshake_hash(self) -> bytes:
+        return self._noise.handshake_hash
+
+    def split(self) -> tuple[bytes, bytes]:
+        return self._noise.split()
+
+
+class ResponderHandshake:
+    """Host side: msg1 in, msg2 out (cached for duplicates), msg3 in (verify client)."""
+
+    def __init__(self, local: LocalStatic, handshake_id: bytes, alias: int, msg1: bytes) -> None:
+        self.handshake_id = handshake_id
+        self.alias = alias
+        self._noise = NoiseXX(initiator=False, static_private=local.private)
+        try:
+            self._noise.read_message(msg1)
+        except NoiseHandshakeFailed as exc:
+            raise HandshakeError(f"msg1 rejected: {exc}") from exc
+        self.msg2 = handshake_datagram(
+            handshake_id, 2, self._noise.write_message(local.payload(alias))
+        )
+
+    def on_msg3(self, noise_message: bytes) -> PeerIdentity:
+        try:
+            payload = self._noise.read_message(noise_message)
+        except NoiseHandshakeFailed as exc:
+            raise HandshakeError(f"msg3 rejected: {exc}") from exc
+        return verify_peer_payload(self._noise, payload)
+
+    @property
+    def handshake_hash(self) -> bytes:
+        return self._noise.handshake_hash
+
+    def split(self) -> tuple[bytes, bytes]:
+        return self._noise.split()
