@@ -2,10 +2,232 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+from wavry.net.addr import AddressError, parse_hostport
+from wavry.net.loop import run
+from wavry.store import KnownHosts, StoreError, TrustedDevices, load_or_create_identity
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Wavry: low-latency remote desktop and game streaming over RIFT.",
+)
+pins_app = typer.Typer(no_args_is_help=True, help="Host identities pinned on first use.")
+trust_app = typer.Typer(no_args_is_help=True, help="Clients this host trusts without pairing.")
+bench_app = typer.Typer(no_args_is_help=True, help="Measurements with baselines in the same run.")
+app.add_typer(pins_app, name="pins")
+app.add_typer(trust_app, name="trust")
+app.add_typer(bench_app, name="bench")
+
+DEFAULT_PORT = 47800
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _addr(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    try:
+        return parse_hostport(text, default_port)
+    except AddressError as exc:
+        fail(str(exc), 2)
+
+
+@app.command("id")
+def id_cmd(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print this device's Wavry ID (created on first use)."""
+    try:
+        identity = load_or_create_identity()
+    except StoreError as exc:
+        fail(str(exc))
+    if json_out:
+        typer.echo(json.dumps({"wavry_id": identity.wavry_id}))
+    else:
+        typer.echo(identity.wavry_id)
+
+
+class TrustMode(StrEnum):
+    paired = "paired"
+    any = "any"
+
+
+@app.command()
+def host(
+    listen: Annotated[str, typer.Option(help="UDP address to listen on (port 0 = any)")] = (
+        f"0.0.0.0:{DEFAULT_PORT}"
+    ),
+    trust: Annotated[
+        TrustMode, typer.Option(help="paired: only trusted devices; any: everyone (labs/tests)")
+    ] = TrustMode.paired,
+    pair: Annotated[bool, typer.Option("--pair", help="Show a pairing code right away")] = False,
+    name: Annotated[str, typer.Option(help="Name shown to clients")] = "",
+) -> None:
+    """Share this machine: accept RIFT sessions from clients."""
+    from wavry.runtime.host import HostOptions, serve
+
+    opts = HostOptions(listen=_addr(listen), trust_any=trust is TrustMode.any, pair=pair, name=name)
+    try:
+        run(serve(opts))
+    except StoreError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen on {listen}: {exc.strerror or exc}")
+
+
+@app.command()
+def ping(
+    target: Annotated[str, typer.Argument(help="HOST[:PORT] of a wavry host")],
+    count: Annotated[int, typer.Option(min=1, max=100000)] = 5,
+    interval: Annotated[float, typer.Option(min=0.0, help="Seconds between pings")] = 0.2,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    pair_code: Annotated[str | None, typer.Option(help="Pairing code shown by the host")] = None,
+    host_id: Annotated[str | None, typer.Option(help="Expected Wavry ID of the host")] = None,
+    timeout: Annotated[float, typer.Option(min=0.5, help="Seconds to wait for a session")] = 10.0,
+) -> None:
+    """Handshake with a host, say Hello, and measure round trips."""
+    from wavry.runtime.ping import PingFailed
+    from wavry.runtime.ping import ping as do_ping
+
+    host_addr, port = _addr(target)
+    try:
+        result = run(
+            do_ping(
+                host_addr,
+                port,
+                count,
+                interval,
+                timeout=timeout,
+                pair_code=pair_code,
+                host_id=host_id,
+                progress=not json_out,
+            )
+        )
+    except PingFailed as exc:
+        fail(str(exc))
+    except (StoreError, ConnectionError) as exc:
+        fail(str(exc))
+    data = result.as_json()
+    if json_out:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        r = data["rtt_ms"]
+        off = data["clock_offset_ms"]
+        typer.echo(f"host {data['address']}  id {data['host_id']}  name {data['host_name']!r}")
+        typer.echo(f"handshake {data['handshake_ms']:.2f} ms")
+        typer.echo(
+            f"{data['sent']} pings, {data['received']} pongs"
+            + (
+                f"; rtt min {r['min']:.3f} / p50 {r['p50']:.3f} / p95 {r['p95']:.3f} ms"
+                if data["received"]
+                else ""
+            )
+        )
+        typer.echo(f"clock offset (host - client) {off:.3f} ms" if off is not None else "")
+    if data["received"] != data["sent"]:
+        raise typer.Exit(1)
+
+
+@pins_app.command("list")
+def pins_list() -> None:
+    """Show pinned host identities."""
+    try:
+        pins = KnownHosts().load()
+    except StoreError as exc:
+        fail(str(exc))
+    if not pins:
+        typer.echo("no pinned hosts")
+    for p in pins.values():
+        when = datetime.fromtimestamp(p.first_seen, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        typer.echo(f"{p.address}  {p.wavry_id}  (first seen {when})")
+
+
+@pins_app.command("forget")
+def pins_forget(address: Annotated[str, typer.Argument(help="HOST:PORT as pinned")]) -> None:
+    """Forget the pinned identity of a host address."""
+    host_addr, port = _addr(address)
+    from wavry.net.addr import format_hostport
+
+    key = format_hostport(host_addr, port)
+    try:
+        removed = KnownHosts().forget(key)
+    except StoreError as exc:
+        fail(str(exc))
+    if not removed:
+        fail(f"no pin for {key} (see `wavry pins list`)")
+    typer.echo(f"forgot the pinned identity of {key}")
+
+
+@trust_app.command("list")
+def trust_list() -> None:
+    """Show the clients this host trusts."""
+    try:
+        devices = TrustedDevices().load()
+    except StoreError as exc:
+        fail(str(exc))
+    if not devices:
+        typer.echo("no trusted devices (clients pair with the code `wavry host` shows)")
+    for d in devices:
+        when = datetime.fromtimestamp(d.added, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        typer.echo(f"{d.wavry_id}  {d.name or '?'}  (paired {when})")
+
+
+@trust_app.command("remove")
+def trust_remove(
+    wavry_id: Annotated[str, typer.Argument(help="Wavry ID to stop trusting")],
+) -> None:
+    """Stop trusting a client (it must pair again)."""
+    try:
+        removed = TrustedDevices().remove(wavry_id)
+    except StoreError as exc:
+        fail(str(exc))
+    if not removed:
+        fail(f"{wavry_id} is not in the trusted list")
+    typer.echo(f"removed {wavry_id}; restart `wavry host` for running sessions to notice")
+
+
+@app.command()
+def demo(
+    seconds: Annotated[float, typer.Option(min=1.0, help="How long to run")] = 10.0,
+) -> None:
+    """Run a host and a client on loopback and print live session statistics."""
+    from wavry.runtime.demo import DemoFailed, run_demo
+
+    try:
+        code = run(run_demo(seconds))
+    except DemoFailed as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@bench_app.command("transport")
+def bench_transport(
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write results here")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer iterations")] = False,
+) -> None:
+    """Handshakes/s, seal+open, and per-datagram receive cost next to raw floors."""
+    from wavry.bench.transport import run_transport_bench
+
+    results = run_transport_bench(quick=quick)
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_text(json.dumps(results, indent=2) + "\n")
+        typer.echo(f"wrote {json_file}")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except asyncio.CancelledError:
+        sys.exit(130)

@@ -174,10 +174,13 @@ class ClientSession:
         if now >= self._ping_next:
             self.ping(now)
 
-    def ping(self, now: float) -> None:
-        """Send a Ping now (the core also pings every `ping_interval_s` by itself)."""
+    def ping(self, now: float) -> int | None:
+        """Send a Ping now (the core also pings every `ping_interval_s` by itself).
+
+        Returns the Ping's timestamp_us (echoed in the matching PongReceived), or None when no
+        session is up."""
         if self.channel is None:
-            return
+            return None
         ts = int(now * 1_000_000)
         while ts in self._pings:
             ts += 1
@@ -188,6 +191,7 @@ class ClientSession:
             rift_pb2.Message(control=rift_pb2.ControlMessage(ping=rift_pb2.Ping(timestamp_us=ts)))
         )
         self._ping_next = now + self.config.timing.ping_interval_s
+        return ts
 
     def pair(self, code: str, now: float) -> None:
         """Answer PAIRING_REQUIRED with the code the host shows."""
@@ -343,7 +347,12 @@ class ClientSession:
         sample = self.clock.add(sent, now, pong.host_time_us / 1_000_000)
         offset = self.clock.offset_s
         self._events.append(
-            PongReceived(sample.rtt_s, sample.offset_s, offset if offset is not None else 0.0)
+            PongReceived(
+                pong.timestamp_us,
+                sample.rtt_s,
+                sample.offset_s,
+                offset if offset is not None else 0.0,
+            )
         )
 
     def _on_hello_ack(self, ack: rift_pb2.HelloAck, now: float) -> None:

@@ -68,6 +68,7 @@ class PairingFinished:
 
 @dataclass(frozen=True, slots=True)
 class PongReceived:
+    timestamp_us: int
     rtt_s: float
     sample_offset_s: float
     clock_offset_s: float

@@ -1,0 +1,5 @@
+"""`python -m wavry` runs the CLI."""
+
+from wavry.cli import main
+
+main()

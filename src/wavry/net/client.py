@@ -1,0 +1,98 @@
+"""asyncio adapter: a ClientSession on a connected UDP socket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from wavry.net.udp import Timer, open_udp
+from wavry.rift import rift_pb2
+from wavry.rift.client import ClientSession
+from wavry.rift.events import ClientEvent
+
+
+async def resolve_udp(host: str, port: int) -> tuple[str, int]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise ConnectionError(f"cannot resolve {host!r}: {exc.strerror}") from exc
+    family, _, _, _, sockaddr = infos[0]
+    del family
+    return str(sockaddr[0]), int(sockaddr[1])
+
+
+class ClientConnection:
+    """Drives a ClientSession; events are delivered to an asyncio queue (or a callback)."""
+
+    def __init__(
+        self,
+        session: ClientSession,
+        on_event: Callable[[ClientEvent], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.core = session
+        self.events: asyncio.Queue[ClientEvent] = asyncio.Queue()
+        self._on_event = on_event
+        self._clock = clock
+        self._transport: asyncio.DatagramTransport | None = None
+        self._timer = Timer(self._on_timer)
+        self.remote: tuple[str, int] | None = None
+        self.send_errors = 0
+
+    async def start(self, host: str, port: int) -> None:
+        self.remote = await resolve_udp(host, port)
+        self._transport = await open_udp(self._on_datagram, remote=self.remote)
+        self.core.connect(self._clock())
+        self.flush()
+
+    def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.core.receive_datagram(data, self._clock())
+        self.flush()
+
+    def _on_timer(self) -> None:
+        self.core.handle_timer(self._clock())
+        self.flush()
+
+    def flush(self) -> None:
+        transport = self._transport
+        for data in self.core.datagrams_to_send():
+            if transport is not None:
+                try:
+                    transport.sendto(data)
+                except OSError:
+                    self.send_errors += 1
+        while (event := self.core.next_event()) is not None:
+            if self._on_event is not None:
+                self._on_event(event)
+            self.events.put_nowait(event)
+        self._timer.schedule(self.core.next_timer(), self._clock())
+
+    async def next_event(self, timeout: float | None = None) -> ClientEvent:
+        return await asyncio.wait_for(self.events.get(), timeout)
+
+    def send(self, message: rift_pb2.Message) -> int:
+        pid = self.core.send_message(message)
+        self.flush()
+        return pid
+
+    def ping(self) -> int | None:
+        ts = self.core.ping(self._clock())
+        self.flush()
+        return ts
+
+    def pair(self, code: str) -> None:
+        self.core.pair(code, self._clock())
+        self.flush()
+
+    async def close(self, message: str = "closed by user") -> None:
+        self.core.close(self._clock(), message)
+        self.flush()
+        self._timer.cancel()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        await asyncio.sleep(0)

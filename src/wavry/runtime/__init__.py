@@ -1,0 +1,1 @@
+"""Host and client runtimes behind the `wavry` commands."""
