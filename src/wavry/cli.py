@@ -19,6 +19,7 @@ from wavry.store import KnownHosts, StoreError, TrustedDevices, load_or_create_i
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
     help="Wavry: low-latency remote desktop and game streaming over RIFT.",
 )
 pins_app = typer.Typer(no_args_is_help=True, help="Host identities pinned on first use.")

@@ -67,8 +67,8 @@ class SecureChannel:
         self.counters.bytes_sent += len(datagram)
         return pid, datagram
 
-    def open(self, dgram: TransportDatagram) -> rift_pb2.Message | None:
-        """Authenticate, replay-check and parse one datagram; None (state unchanged) on failure."""
+    def open_bytes(self, dgram: TransportDatagram) -> bytes | None:
+        """Replay check, authenticate and decrypt; None (state unchanged) on failure."""
         pid = dgram.packet_id
         replay = self._replay
         if not replay.check(pid):
@@ -81,6 +81,13 @@ class SecureChannel:
         replay.mark(pid)
         self.counters.received += 1
         self.counters.bytes_received += TRANSPORT_HEADER_LEN + len(dgram.payload)
+        return plaintext
+
+    def open(self, dgram: TransportDatagram) -> rift_pb2.Message | None:
+        """Authenticate, replay-check and parse one datagram; None (state unchanged) on failure."""
+        plaintext = self.open_bytes(dgram)
+        if plaintext is None:
+            return None
         msg = rift_pb2.Message()
         try:
             msg.ParseFromString(plaintext)

@@ -260,6 +260,7 @@ class ClientSession:
             self.drops += 1
             self._start_handshake_retry(now)
             return
+        self.host_id = peer.wavry_id  # proven by its signature, whether expected or not
         if self.expected_host_id is not None and peer.wavry_id != self.expected_host_id:
             self._close(
                 CloseKind.IDENTITY_MISMATCH,

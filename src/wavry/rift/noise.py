@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from noise.connection import Keypair, NoiseConnection
@@ -20,7 +21,13 @@ from noise.exceptions import (
     NoiseValueError,
 )
 
-_NOISE_ERRORS = (NoiseHandshakeError, NoiseInvalidMessage, NoiseValidationError, NoiseValueError)
+_NOISE_ERRORS = (
+    NoiseHandshakeError,
+    NoiseInvalidMessage,
+    NoiseValidationError,
+    NoiseValueError,
+    InvalidTag,
+)
 PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_BLAKE2s"
 RIFT_PROLOGUE = b"RIFT/1"
 

@@ -124,7 +124,12 @@ async def ping(
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise PingFailed(f"no accepted session with {address} within {timeout:.0f} s")
+                if session.host_id is None:
+                    raise PingFailed(
+                        f"no answer from {address} within {timeout:g} s: is `wavry host` running "
+                        f"there, and is UDP port {port} reachable?"
+                    )
+                raise PingFailed(f"no accepted session with {address} within {timeout:g} s")
             try:
                 event = await conn.next_event(left)
             except TimeoutError:
@@ -160,8 +165,6 @@ async def ping(
                     raise PingFailed(
                         identity_mismatch_help(address, expected, session.host_id, pin is not None)
                     )
-                if event.kind is ev.CloseKind.IDENTITY_MISMATCH:
-                    raise PingFailed(event.message)
                 raise PingFailed(event.message)
         # Phase 2: N pings at `interval`, then wait for the stragglers.
         for i in range(count):
