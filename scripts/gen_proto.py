@@ -25,7 +25,7 @@ def generate(out_dir: Path) -> None:
 
     plugin = shutil.which("protoc-gen-mypy", path=str(Path(sys.executable).parent))
     if plugin is None:
-        raise SystemExit("protoc-gen-mypy not found next to the interpreter (install mypy-protobuf)")
+        raise SystemExit("protoc-gen-mypy not found beside the interpreter (install mypy-protobuf)")
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [
         "protoc",

@@ -44,7 +44,7 @@ def test_seal_open_ids_from_one_and_header_is_aad() -> None:
 
 def test_counter_limit() -> None:
     sealer = TransportSealer(KEY, 1)
-    sealer._next_id = MAX_PACKET_ID  # noqa: SLF001 - white-box: reach the limit without 2^63 calls
+    sealer._next_id = MAX_PACKET_ID  # white-box: reach the limit without 2^63 calls
     with pytest.raises(NonceExhausted):
         sealer.seal(b"x")
 

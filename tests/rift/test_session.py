@@ -60,7 +60,8 @@ def test_handshake_hello_accept() -> None:
     assert kinds(lb.host_events)[:2] == ["ClientConnected", "ClientAccepted"]
     assert of(lb.host_events, ev.ClientConnected)[0].client_id == CLIENT_ID.wavry_id
     # the host sends MonitorList after accepting (§4 step 5)
-    ml = [e for e in of(lb.client_events, ev.MessageReceived) if e.message.control.HasField("monitor_list")]
+    received = of(lb.client_events, ev.MessageReceived)
+    ml = [e for e in received if e.message.control.HasField("monitor_list")]
     assert ml
     assert lb.client.state is ClientState.ACTIVE
     # first transport packet ids are 1 in both directions
