@@ -29,6 +29,15 @@ app.add_typer(pins_app, name="pins")
 app.add_typer(trust_app, name="trust")
 app.add_typer(bench_app, name="bench")
 
+
+def _register_lab() -> None:
+    from wavry.bench.lab_cli import lab_app
+
+    app.add_typer(lab_app, name="lab", help="Network lab: impairment proxy, namespaces.")
+
+
+_register_lab()
+
 DEFAULT_PORT = 47800
 
 
