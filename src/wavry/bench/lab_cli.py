@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from wavry.bench.netlab.impair import ImpairmentProxy, LinkConfig, gilbert_elliott
+from wavry.bench.netlab.model import LinkConfig, gilbert_elliott
 from wavry.bench.netlab.netns import probe
+from wavry.bench.netlab.proxy import ImpairmentProxy
 
 lab_app = typer.Typer(
     help="Network lab: UDP impairment proxy and network-namespace checks.",

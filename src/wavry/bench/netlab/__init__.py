@@ -1,18 +1,17 @@
 """Network lab: a userspace UDP impairment proxy and a network-namespace/tbf harness."""
 
-from wavry.bench.netlab.impair import (
+from wavry.bench.netlab.model import (
     Decision,
     DropCause,
     GilbertElliott,
     ImpairmentModel,
-    ImpairmentProxy,
     LinkConfig,
     LinkStats,
-    ProxyStats,
     Retime,
     gilbert_elliott,
 )
 from wavry.bench.netlab.netns import NetnsError, NetnsPair, Tbf, cleanup_stale, probe
+from wavry.bench.netlab.proxy import ImpairmentProxy, ProxyStats
 
 __all__ = [
     "Decision",
