@@ -1,4 +1,4 @@
-"""Userspace UDP impairment: a deterministic link model and an asyncio proxy.
+"""Userspace UDP impairment: the deterministic link model (no I/O; see proxy.py for sockets).
 
 `ImpairmentModel` decides, without any I/O, what a link does to each datagram (loss, burst loss,
 delay, jitter, reordering, duplication, rate limit with a drop-tail queue). `ImpairmentProxy`
