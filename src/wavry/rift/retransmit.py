@@ -1,0 +1,292 @@
+"""NACK-based loss repair (RIFT.md §7). Sans-I/O: time is always a ``now`` argument.
+
+Sender side: :class:`RetransmitHistory` keeps the exact encrypted datagrams by packet id so a
+NACKed datagram is resent byte for byte (same packet id, same nonce: not a nonce reuse).
+
+Receiver side: :class:`NackTracker` finds gaps in the authenticated packet ids and says which ids
+to request, at once for a new gap (unless FEC is expected to repair it), again after about one RTT
+while the data is still useful, at most ``max_attempts`` times, at most 64 ids per ``Nack``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from wavry.rift import rift_pb2
+
+MAX_IDS_PER_NACK = 64
+
+
+@dataclass
+class _StoredDatagram:
+    datagram: bytes
+    stored_at: float
+    resends: int = 0
+
+
+@dataclass
+class RetransmitStats:
+    stored: int = 0
+    resent: int = 0
+    unknown: int = 0
+    resend_limited: int = 0
+
+
+class RetransmitHistory:
+    """Recently sent datagrams, kept while younger than ``min_age`` seconds *or* among the last
+    ``min_count`` (whichever keeps more), never more than ``max_count``.
+
+    Store only datagrams worth resending (FEC parity datagrams need not be stored: NACKing the
+    data ids is enough).
+    """
+
+    def __init__(
+        self,
+        *,
+        min_age: float = 1.0,
+        min_count: int = 4096,
+        max_count: int = 65536,
+        max_resends_per_packet: int = 4,
+    ) -> None:
+        if not 0 < min_count <= max_count:
+            raise ValueError("need 0 < min_count <= max_count")
+        self._min_age = min_age
+        self._min_count = min_count
+        self._max_count = max_count
+        self._max_resends = max_resends_per_packet
+        self._datagrams: OrderedDict[int, _StoredDatagram] = OrderedDict()
+        self.stats = RetransmitStats()
+
+    def __len__(self) -> int:
+        return len(self._datagrams)
+
+    def __contains__(self, packet_id: object) -> bool:
+        return packet_id in self._datagrams
+
+    def store(self, packet_id: int, datagram: bytes, now: float) -> None:
+        """Remember the complete datagram (header included) sent as ``packet_id``."""
+        if packet_id in self._datagrams:
+            return  # a retransmission: keep the original entry and its resend count
+        self._datagrams[packet_id] = _StoredDatagram(bytes(datagram), now)
+        self.stats.stored += 1
+        self.expire(now)
+
+    def get(self, packet_id: int) -> bytes | None:
+        entry = self._datagrams.get(packet_id)
+        return entry.datagram if entry is not None else None
+
+    def resend(self, packet_ids: Iterable[int], now: float) -> list[bytes]:
+        """Datagrams to send again for a received ``Nack`` (unknown ids are skipped; each id is
+        resent at most ``max_resends_per_packet`` times)."""
+        self.expire(now)
+        out: list[bytes] = []
+        for packet_id in dict.fromkeys(packet_ids):
+            entry = self._datagrams.get(packet_id)
+            if entry is None:
+                self.stats.unknown += 1
+            elif entry.resends >= self._max_resends:
+                self.stats.resend_limited += 1
+            else:
+                entry.resends += 1
+                self.stats.resent += 1
+                out.append(entry.datagram)
+        return out
+
+    def expire(self, now: float) -> None:
+        datagrams = self._datagrams
+        while len(datagrams) > self._max_count:
+            datagrams.popitem(last=False)
+        while len(datagrams) > self._min_count:
+            oldest = next(iter(datagrams.values()))
+            if now - oldest.stored_at <= self._min_age:
+                break
+            datagrams.popitem(last=False)
+
+
+class MissingState(enum.Enum):
+    HELD_FOR_FEC = "held_for_fec"
+    REQUESTED = "requested"
+
+
+@dataclass
+class _MissingPacket:
+    missed_at: float
+    state: MissingState = MissingState.HELD_FOR_FEC
+    requested_at: float = 0.0
+    attempts: int = 0
+
+
+@dataclass
+class NackStats:
+    ids_requested: int = 0
+    ids_rerequested: int = 0
+    held_for_fec: int = 0
+    arrived_after_request: int = 0
+    arrived_unrequested: int = 0
+    expired: int = 0
+    gave_up: int = 0
+    resets: int = 0
+
+
+WillRepair = Callable[[int], bool]
+
+
+class NackTracker:
+    """Receiver-side gap detection over packet ids.
+
+    Call :meth:`on_packet` for every authenticated datagram (after the FEC decoder saw it, so that
+    ``will_repair`` is up to date), :meth:`poll` at :meth:`next_timer` and after FEC state changed
+    (a parity arrived). Both return batches of at most 64 ids, one ``Nack`` message each.
+    """
+
+    def __init__(
+        self,
+        *,
+        rtt: float = 0.05,
+        max_age: float = 0.3,
+        max_attempts: int = 3,
+        fec_hold: float = 0.02,
+        rerequest_rtt_factor: float = 1.25,
+        min_rerequest_interval: float = 0.002,
+        max_gap: int = 1024,
+        max_missing: int = 4096,
+        will_repair: WillRepair | None = None,
+        first_expected_id: int = 1,
+    ) -> None:
+        if max_attempts < 1 or max_gap < 1 or max_missing < 1:
+            raise ValueError("max_attempts, max_gap and max_missing must be positive")
+        self._rtt = rtt
+        self._max_age = max_age
+        self._max_attempts = max_attempts
+        self._fec_hold = fec_hold
+        self._rerequest_factor = rerequest_rtt_factor
+        self._min_rerequest = min_rerequest_interval
+        self._max_gap = max_gap
+        self._max_missing = max_missing
+        self._will_repair = will_repair
+        self._highest = first_expected_id - 1
+        self._missing: OrderedDict[int, _MissingPacket] = OrderedDict()
+        self._next_due: float | None = None
+        self.stats = NackStats()
+
+    @property
+    def highest_packet_id(self) -> int:
+        return self._highest
+
+    @property
+    def missing_ids(self) -> list[int]:
+        return sorted(self._missing)
+
+    def set_rtt(self, rtt: float) -> None:
+        self._rtt = max(0.0, rtt)
+
+    def set_will_repair(self, will_repair: WillRepair | None) -> None:
+        self._will_repair = will_repair
+
+    def on_packet(self, packet_id: int, now: float) -> list[list[int]]:
+        """Note an authenticated datagram; returns NACK batches to send now."""
+        requested: list[int] = []
+        if packet_id > self._highest:
+            gap = packet_id - self._highest - 1
+            if gap > self._max_gap:
+                self.stats.resets += 1
+                self._missing.clear()
+            else:
+                for missing_id in range(self._highest + 1, packet_id):
+                    self._missing[missing_id] = entry = _MissingPacket(missed_at=now)
+                    self._decide_first(missing_id, entry, now, requested)
+                    self._fold_due(self._due_at(entry))
+                while len(self._missing) > self._max_missing:
+                    self._missing.popitem(last=False)
+                    self.stats.expired += 1
+            self._highest = packet_id
+        else:
+            late = self._missing.pop(packet_id) if packet_id in self._missing else None
+            if late is not None and late.state is MissingState.REQUESTED:
+                self.stats.arrived_after_request += 1
+            elif late is not None:
+                self.stats.arrived_unrequested += 1
+        if self._next_due is not None and now >= self._next_due:
+            requested += self._scan(now)
+        return _batches(requested)
+
+    def poll(self, now: float) -> list[list[int]]:
+        """Re-requests and FEC holds that are due; call at :meth:`next_timer`."""
+        return _batches(self._scan(now))
+
+    def next_timer(self) -> float | None:
+        return self._next_due
+
+    def _decide_first(
+        self, packet_id: int, entry: _MissingPacket, now: float, requested: list[int]
+    ) -> None:
+        if self._will_repair is not None and self._will_repair(packet_id):
+            self.stats.held_for_fec += 1
+            return
+        self._request(packet_id, entry, now, requested)
+
+    def _request(
+        self, packet_id: int, entry: _MissingPacket, now: float, requested: list[int]
+    ) -> None:
+        if entry.attempts:
+            self.stats.ids_rerequested += 1
+        else:
+            self.stats.ids_requested += 1
+        entry.state = MissingState.REQUESTED
+        entry.requested_at = now
+        entry.attempts += 1
+        requested.append(packet_id)
+
+    def _rerequest_interval(self) -> float:
+        return max(self._min_rerequest, self._rtt * self._rerequest_factor)
+
+    def _due_at(self, entry: _MissingPacket) -> float:
+        if entry.state is MissingState.HELD_FOR_FEC:
+            return min(entry.missed_at + self._fec_hold, entry.missed_at + self._max_age)
+        if entry.attempts >= self._max_attempts:
+            return entry.requested_at + self._rerequest_interval()  # then give up
+        return min(entry.requested_at + self._rerequest_interval(), entry.missed_at + self._max_age)
+
+    def _scan(self, now: float) -> list[int]:
+        requested: list[int] = []
+        next_due: float | None = None
+        rerequest_interval = self._rerequest_interval()
+        for packet_id, entry in list(self._missing.items()):
+            if now - entry.missed_at >= self._max_age:
+                del self._missing[packet_id]
+                self.stats.expired += 1
+                continue
+            if entry.state is MissingState.HELD_FOR_FEC:
+                hold_over = now >= entry.missed_at + self._fec_hold
+                if hold_over or self._will_repair is None or not self._will_repair(packet_id):
+                    self._request(packet_id, entry, now, requested)
+            elif now >= entry.requested_at + rerequest_interval:
+                still_useful = now + self._rtt <= entry.missed_at + self._max_age
+                if entry.attempts >= self._max_attempts or not still_useful:
+                    del self._missing[packet_id]
+                    self.stats.gave_up += 1
+                    continue
+                if self._will_repair is None or not self._will_repair(packet_id):
+                    self._request(packet_id, entry, now, requested)
+                else:
+                    entry.requested_at = now  # FEC can repair it now; check again later
+            due = self._due_at(entry)
+            next_due = due if next_due is None else min(next_due, due)
+        self._next_due = next_due
+        return requested
+
+    def _fold_due(self, due: float) -> None:
+        self._next_due = due if self._next_due is None else min(self._next_due, due)
+
+
+def _batches(packet_ids: list[int]) -> list[list[int]]:
+    ids = sorted(packet_ids)
+    return [ids[i : i + MAX_IDS_PER_NACK] for i in range(0, len(ids), MAX_IDS_PER_NACK)]
+
+
+def nack_messages(batches: list[list[int]]) -> list[rift_pb2.Nack]:
+    """One ``Nack`` per batch."""
+    return [rift_pb2.Nack(packet_ids=batch) for batch in batches]
