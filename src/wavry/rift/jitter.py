@@ -1,0 +1,137 @@
+"""Adaptive playout delay for complete video frames (receiver side).
+
+Sans-I/O: times are seconds, `arrival_now`/`now` on the receiver clock and `sender_timestamp`
+on the sender clock; only differences of transit times are used, so the clock offset cancels.
+
+Policy: each frame's *lateness* is its transit time (arrival - sender timestamp) minus the
+smallest transit time seen over `base_window_s`. The target delay is the `percentile` of the
+lateness over the last `jitter_window_s`, 0 when that is below `clean_threshold_ms` (a clean path
+adds no delay at all) and never above `max_delay_ms`. It rises at once and falls back by
+`shrink_ms_per_s`. A frame is released at `sender_timestamp + base transit + target` or on
+arrival if that moment has passed; frames are released in sender-timestamp order and a frame
+older than one already released is dropped (never presented after a newer one).
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from wavry.rift.delta import WindowedMin
+
+__all__ = ["JitterBuffer", "JitterBufferConfig"]
+
+FrameT = TypeVar("FrameT")
+
+
+@dataclass(frozen=True, slots=True)
+class JitterBufferConfig:
+    max_delay_ms: float = 10.0
+    clean_threshold_ms: float = 1.0
+    jitter_window_s: float = 2.0
+    percentile: float = 0.95
+    shrink_ms_per_s: float = 2.0
+    base_window_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_delay_ms < 0 or self.clean_threshold_ms < 0 or self.shrink_ms_per_s <= 0:
+            raise ValueError("delays must be >= 0 and shrink_ms_per_s > 0")
+        if not 0 < self.percentile <= 1 or self.jitter_window_s <= 0 or self.base_window_s <= 0:
+            raise ValueError("need 0 < percentile <= 1 and positive windows")
+
+
+@dataclass(order=True, slots=True)
+class _Entry(Generic[FrameT]):
+    sender_timestamp: float
+    seq: int
+    ready_at: float = field(compare=False)
+    frame: FrameT = field(compare=False)
+
+
+class JitterBuffer(Generic[FrameT]):
+    """Holds complete frames for the adaptive playout delay (0 ms on a clean path, ≤ cap)."""
+
+    def __init__(self, config: JitterBufferConfig | None = None) -> None:
+        self.config = config if config is not None else JitterBufferConfig()
+        self._base = WindowedMin(self.config.base_window_s)
+        self._lateness: deque[tuple[float, float]] = deque()  # (arrival, lateness s)
+        self._target_s = 0.0
+        self._last_target_update: float | None = None
+        self._queue: list[_Entry[FrameT]] = []
+        self._seq = 0
+        self._last_released: float | None = None
+        self.dropped_late = 0
+
+    @property
+    def delay_ms(self) -> float:
+        """Current target playout delay."""
+        return self._target_s * 1000
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def push(self, frame: FrameT, arrival_now: float, sender_timestamp: float) -> bool:
+        """Add a complete frame; False if it was dropped (older than a released frame).
+
+        `sender_timestamp` is best the time the frame left the encoder (capture timestamp plus
+        capture and encode durations), so encoder time variations do not count as jitter.
+        """
+        transit = arrival_now - sender_timestamp
+        self._base.update(transit, arrival_now)
+        base = self._base.get(arrival_now)
+        if base is None:  # unreachable: the sample was just recorded
+            base = transit
+        self._update_target(arrival_now, transit - base)
+        if self._last_released is not None and sender_timestamp <= self._last_released:
+            self.dropped_late += 1
+            return False
+        ready_at = max(arrival_now, sender_timestamp + base + self._target_s)
+        self._seq += 1
+        insort(self._queue, _Entry(sender_timestamp, self._seq, ready_at, frame))
+        return True
+
+    def pop_ready(self, now: float) -> list[FrameT]:
+        """Frames to present (decode) at `now`, oldest first.
+
+        A ready frame also releases every older queued frame, so the order never inverts.
+        """
+        last_ready = -1
+        for index, entry in enumerate(self._queue):
+            if entry.ready_at <= now + 1e-9:
+                last_ready = index
+        if last_ready < 0:
+            return []
+        released = self._queue[: last_ready + 1]
+        del self._queue[: last_ready + 1]
+        self._last_released = released[-1].sender_timestamp
+        return [entry.frame for entry in released]
+
+    def next_timer(self) -> float | None:
+        """When `pop_ready` will next release a frame; None when the buffer is empty."""
+        if not self._queue:
+            return None
+        return min(entry.ready_at for entry in self._queue)
+
+    def _update_target(self, now: float, lateness_s: float) -> None:
+        cfg = self.config
+        window = self._lateness
+        window.append((now, lateness_s))
+        while window and window[0][0] < now - cfg.jitter_window_s:
+            window.popleft()
+        ordered = sorted(lateness for _, lateness in window)
+        index = min(len(ordered) - 1, max(0, round(cfg.percentile * len(ordered)) - 1))
+        measured = ordered[index]
+        if measured * 1000 < cfg.clean_threshold_ms:
+            measured = 0.0
+        measured = min(measured, cfg.max_delay_ms / 1000)
+        last = self._last_target_update
+        self._last_target_update = now
+        if measured >= self._target_s:
+            self._target_s = measured
+        else:
+            dt = 0.0 if last is None else max(0.0, now - last)
+            shrunk = self._target_s - cfg.shrink_ms_per_s / 1000 * dt
+            self._target_s = max(measured, shrunk)

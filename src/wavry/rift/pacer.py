@@ -1,0 +1,195 @@
+"""Datagram pacing (sender side): spread each frame's datagrams instead of bursting them.
+
+Sans-I/O token bucket: time is a `now` argument in seconds. Latency first: a frame that is
+still queued a frame interval after it was enqueued is dropped as a whole when a newer frame
+arrives (never queued behind it), and the priority lane (control, input, NACK retransmits)
+always goes out at once, ahead of queued media.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["Pacer", "PacerConfig"]
+
+_EPS_BYTES = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class PacerConfig:
+    """Pacing tunables."""
+
+    #: base pacing rate = target bitrate × this
+    pacing_factor: float = 2.5
+    #: ... raised so that the queued media drains within this fraction of a frame interval
+    frame_drain_fraction: float = 0.5
+    #: hard cap on the pacing rate (kbit/s)
+    max_rate_kbps: float = 300_000.0
+    #: bucket depth: this many full datagrams may leave back to back after an idle period
+    burst_datagrams: int = 4
+    max_datagram_bytes: int = 1400
+    #: a queued frame older than this many frame intervals is dropped when a newer one arrives
+    stale_after_intervals: float = 1.0
+    #: most dropped datagrams kept for `take_dropped()`
+    max_dropped_kept: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.pacing_factor <= 0 or not 0 < self.frame_drain_fraction <= 1:
+            raise ValueError("need pacing_factor > 0 and 0 < frame_drain_fraction <= 1")
+        if self.max_rate_kbps <= 0 or self.burst_datagrams < 1 or self.max_datagram_bytes < 1:
+            raise ValueError("max_rate_kbps, burst_datagrams, max_datagram_bytes must be > 0")
+
+
+@dataclass(slots=True)
+class _Frame:
+    enqueued_at: float
+    droppable: bool
+    datagrams: deque[bytes] = field(default_factory=deque)
+
+
+class Pacer:
+    """Token-bucket pacer for media frames with a never-delayed priority lane.
+
+    The pacing rate is `min(max_rate, max(target × pacing_factor, queued media bytes /
+    (frame_drain_fraction × frame interval)))`, recomputed whenever a frame is enqueued or the
+    target changes. The bucket holds `burst_datagrams` full datagrams, so the start of a frame on
+    an idle path leaves at once. Priority datagrams are never held back; their bytes are taken
+    from the bucket (down to minus one bucket) so media after them is spaced accordingly.
+    """
+
+    def __init__(
+        self, config: PacerConfig | None = None, bitrate_kbps: float = 10_000.0, fps: float = 60.0
+    ) -> None:
+        self.config = config if config is not None else PacerConfig()
+        self._capacity = float(self.config.burst_datagrams * self.config.max_datagram_bytes)
+        self._tokens = self._capacity
+        self._target_kbps = 0.0
+        self._fps = 60.0
+        self._rate_bps = 0.0  # bytes per second
+        self._now: float | None = None
+        self._frames: deque[_Frame] = deque()
+        self._priority: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._dropped: deque[bytes] = deque(maxlen=self.config.max_dropped_kept)
+        self.dropped_frames = 0
+        self.dropped_datagrams = 0
+        self.set_target(bitrate_kbps, fps)
+
+    # ----------------------------------------------------------------- state
+    @property
+    def pacing_rate_kbps(self) -> float:
+        return self._rate_bps * 8 / 1000
+
+    @property
+    def frame_interval_s(self) -> float:
+        return 1 / self._fps
+
+    @property
+    def queued_datagrams(self) -> int:
+        return len(self._priority) + sum(len(frame.datagrams) for frame in self._frames)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Media bytes waiting (the priority lane is never waiting)."""
+        return self._queued_bytes
+
+    # ----------------------------------------------------------------- inputs
+    def set_target(self, bitrate_kbps: float, fps: float) -> None:
+        """Follow a new encoder target (e.g. a `DeltaDecision`)."""
+        if bitrate_kbps < 0 or fps <= 0:
+            raise ValueError("need bitrate_kbps >= 0 and fps > 0")
+        self._target_kbps = bitrate_kbps
+        self._fps = fps
+        self._recompute_rate()
+
+    def enqueue(self, datagrams: Iterable[bytes], now: float, *, droppable: bool = True) -> None:
+        """Queue the datagrams of one frame (media lane).
+
+        Queued frames older than `stale_after_intervals` frame intervals are dropped first
+        (whole frames, even if partly sent), unless they were enqueued with `droppable=False`
+        (e.g. a keyframe the session must not lose).
+        """
+        self._advance(now)
+        stale_age = self.config.stale_after_intervals / self._fps
+        kept: deque[_Frame] = deque()
+        for frame in self._frames:
+            if frame.droppable and now - frame.enqueued_at > stale_age:
+                self.dropped_frames += 1
+                self.dropped_datagrams += len(frame.datagrams)
+                self._queued_bytes -= sum(len(d) for d in frame.datagrams)
+                self._dropped.extend(frame.datagrams)
+            else:
+                kept.append(frame)
+        self._frames = kept
+        frame = _Frame(now, droppable, deque(datagrams))
+        if frame.datagrams:
+            self._frames.append(frame)
+            self._queued_bytes += sum(len(d) for d in frame.datagrams)
+        self._recompute_rate()
+
+    def enqueue_priority(self, datagram: bytes, now: float) -> None:
+        """Queue a control/input/retransmit datagram: returned by the next `pop_ready`."""
+        self._advance(now)
+        self._priority.append(datagram)
+
+    # ----------------------------------------------------------------- outputs
+    def pop_ready(self, now: float) -> list[bytes]:
+        """Every datagram that may be sent at `now`: the priority lane first, then paced media."""
+        self._advance(now)
+        out = list(self._priority)
+        for datagram in self._priority:
+            self._tokens = max(self._tokens - len(datagram), -self._capacity)
+        self._priority.clear()
+        while self._frames:
+            frame = self._frames[0]
+            if not frame.datagrams:
+                self._frames.popleft()
+                continue
+            head = frame.datagrams[0]
+            if self._tokens + _EPS_BYTES < min(len(head), self._capacity):
+                break
+            frame.datagrams.popleft()
+            self._tokens -= len(head)
+            self._queued_bytes -= len(head)
+            out.append(head)
+        while self._frames and not self._frames[0].datagrams:
+            self._frames.popleft()
+        return out
+
+    def next_send_time(self) -> float | None:
+        """When `pop_ready` will next return something; None when nothing is queued."""
+        if self._now is None:
+            return None
+        if self._priority:
+            return self._now
+        if not self._frames:
+            return None
+        head = self._frames[0].datagrams[0]
+        deficit = min(len(head), self._capacity) - self._tokens
+        if deficit <= _EPS_BYTES:
+            return self._now
+        if self._rate_bps <= 0:
+            return math.inf
+        return self._now + deficit / self._rate_bps
+
+    def take_dropped(self) -> list[bytes]:
+        """Datagrams dropped as stale since the last call (e.g. so they are not NACK-resent)."""
+        dropped = list(self._dropped)
+        self._dropped.clear()
+        return dropped
+
+    # ----------------------------------------------------------------- internals
+    def _advance(self, now: float) -> None:
+        if self._now is not None and now > self._now:
+            self._tokens = min(self._capacity, self._tokens + (now - self._now) * self._rate_bps)
+        if self._now is None or now > self._now:
+            self._now = now
+
+    def _recompute_rate(self) -> None:
+        cfg = self.config
+        base = self._target_kbps * 1000 / 8 * cfg.pacing_factor
+        drain = self._queued_bytes / (cfg.frame_drain_fraction / self._fps)
+        self._rate_bps = min(cfg.max_rate_kbps * 1000 / 8, max(base, drain))

@@ -1,0 +1,138 @@
+"""Adaptive jitter buffer: 0 ms on a clean path, ≤ 10 ms under jitter, shrinks back."""
+
+from __future__ import annotations
+
+import math
+import random
+from itertools import pairwise
+
+import pytest
+
+from wavry.rift.jitter import JitterBuffer, JitterBufferConfig
+
+FRAME = 1 / 60
+OFFSET = 1234.5  # receiver clock minus sender clock: must not matter
+
+
+def play(
+    buffer: JitterBuffer[float], frames: list[tuple[float, float]]
+) -> tuple[dict[float, float], list[float], list[float]]:
+    """Feed (sender ts, arrival) in arrival order, popping at every timer.
+
+    Returns {ts: release time}, the release order, and delay_ms after each push.
+    """
+    pending = sorted(frames, key=lambda f: f[1])
+    released: dict[float, float] = {}
+    order: list[float] = []
+    delays: list[float] = []
+    i = 0
+    while i < len(pending) or buffer.next_timer() is not None:
+        timer = buffer.next_timer()
+        arrival = pending[i][1] if i < len(pending) else math.inf
+        if timer is not None and timer <= arrival:
+            now = timer
+        else:
+            ts, now = pending[i]
+            i += 1
+            buffer.push(ts, now, ts)
+            delays.append(buffer.delay_ms)
+        for ts in buffer.pop_ready(now):
+            released[ts] = now
+            order.append(ts)
+    return released, order, delays
+
+
+def stream(
+    seconds: float, jitter_s: float = 0.0, seed: int = 7, start: float = 0.0
+) -> list[tuple[float, float]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(round(seconds / FRAME)):
+        ts = start + i * FRAME
+        out.append((ts, ts + OFFSET + 0.030 + rng.uniform(0.0, jitter_s)))
+    return out
+
+
+def test_clean_path_adds_no_delay() -> None:
+    buffer: JitterBuffer[float] = JitterBuffer()
+    frames = stream(3.0)
+    released, order, delays = play(buffer, frames)
+    assert max(delays) == 0.0
+    assert all(released[ts] == arrival for ts, arrival in frames)
+    assert order == sorted(order)
+
+
+def test_sub_millisecond_noise_counts_as_clean() -> None:
+    buffer: JitterBuffer[float] = JitterBuffer()
+    frames = stream(3.0, jitter_s=0.0008)
+    released, _, delays = play(buffer, frames)
+    assert max(delays) == 0.0
+    assert all(released[ts] == arrival for ts, arrival in frames)
+
+
+def test_heavy_jitter_is_capped_at_10ms() -> None:
+    buffer: JitterBuffer[float] = JitterBuffer()
+    frames = stream(4.0, jitter_s=0.030)  # 0–30 ms: more than the cap can absorb
+    released, order, delays = play(buffer, frames)
+    assert max(delays) == pytest.approx(10.0)
+    arrivals = dict(frames)
+    assert all(released[ts] - arrivals[ts] <= 0.010 + 1e-9 for ts in released)
+    assert order == sorted(order)  # never an older frame after a newer one
+    assert len(released) + buffer.dropped_late == len(frames)
+
+
+def test_moderate_jitter_sets_the_delay_to_its_95th_percentile() -> None:
+    buffer: JitterBuffer[float] = JitterBuffer()
+    released, _, delays = play(buffer, stream(4.0, jitter_s=0.004))
+    assert 3.3 <= delays[-1] <= 4.0
+    assert buffer.dropped_late == 0
+    assert len(released) == len(delays)
+
+
+def test_delay_shrinks_back_when_jitter_disappears() -> None:
+    buffer: JitterBuffer[float] = JitterBuffer()
+    frames = stream(3.0, jitter_s=0.015) + stream(10.0, start=3.0)
+    _, _, delays = play(buffer, frames)
+    jittery = round(3.0 / FRAME)
+    assert delays[jittery - 1] == pytest.approx(10.0)
+    tail = delays[jittery:]
+    assert all(b <= a + 1e-12 for a, b in pairwise(tail))  # only shrinks
+    assert tail[-1] == 0.0
+    # clean for 2 s (window) then 2 ms/s: back at 0 by about 7 s
+    assert tail[round(7.5 / FRAME)] == 0.0
+
+
+def test_frames_are_held_until_playout_then_released() -> None:
+    buffer: JitterBuffer[str] = JitterBuffer(JitterBufferConfig(clean_threshold_ms=0.0))
+    # two frames establish base transit 30 ms and a 5 ms late one makes the target > 0
+    for i, extra in enumerate([0.0] * 10 + [0.005] * 10):
+        ts = i * FRAME
+        buffer.push(f"f{i}", ts + 0.030 + extra, ts)
+        buffer.pop_ready(ts + 0.030 + extra)
+    assert buffer.delay_ms == pytest.approx(5.0)
+    ts = 20 * FRAME
+    buffer.push("on-time", ts + 0.030, ts)  # lateness 0 < target: waits 5 ms
+    assert buffer.pop_ready(ts + 0.030) == []
+    timer = buffer.next_timer()
+    assert timer is not None and timer == pytest.approx(ts + 0.035)
+    assert buffer.pop_ready(timer) == ["on-time"]
+
+
+def test_older_frame_after_a_newer_release_is_dropped() -> None:
+    buffer: JitterBuffer[str] = JitterBuffer()
+    assert buffer.push("b", 1.040, 0.010)
+    assert buffer.pop_ready(1.040) == ["b"]
+    assert not buffer.push("a", 1.045, 0.000)
+    assert buffer.dropped_late == 1
+    assert buffer.next_timer() is None
+
+
+def test_ready_newer_frame_releases_older_queued_ones_in_order() -> None:
+    buffer: JitterBuffer[str] = JitterBuffer(JitterBufferConfig(clean_threshold_ms=0.0))
+    for i in range(10):
+        buffer.push(f"w{i}", i * FRAME + 0.030 + (0.004 if i % 2 else 0.0), i * FRAME)
+        buffer.pop_ready(i * FRAME + 0.034)
+    ts = 10 * FRAME
+    buffer.push("x", ts + 0.030, ts)  # held for the target delay
+    buffer.push("y", ts + FRAME + 0.060, ts + FRAME)  # very late: ready at once
+    assert buffer.pop_ready(ts + FRAME + 0.060) == ["x", "y"]

@@ -1,0 +1,134 @@
+"""Pacer: spacing, burst, rate rules, priority lane and stale-frame dropping (fake clock)."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+
+from wavry.rift.pacer import Pacer, PacerConfig
+
+
+def frame(count: int, size: int = 1200, tag: int = 0) -> list[bytes]:
+    return [bytes([tag, i % 256]) + bytes(size - 2) for i in range(count)]
+
+
+def run_until_empty(pacer: Pacer, limit: float = 10.0) -> list[tuple[float, bytes]]:
+    sent: list[tuple[float, bytes]] = []
+    while (when := pacer.next_send_time()) is not None and when <= limit:
+        sent.extend((when, d) for d in pacer.pop_ready(when))
+    return sent
+
+
+def test_empty_pacer() -> None:
+    pacer = Pacer()
+    assert pacer.next_send_time() is None
+    assert pacer.pop_ready(1.0) == []
+    assert pacer.next_send_time() is None
+
+
+def test_small_frame_on_idle_path_leaves_at_once() -> None:
+    pacer = Pacer(bitrate_kbps=8000, fps=60)
+    pacer.enqueue(frame(3), 5.0)
+    assert len(pacer.pop_ready(5.0)) == 3
+    assert pacer.next_send_time() is None
+
+
+def test_spacing_follows_the_pacing_rate() -> None:
+    pacer = Pacer(bitrate_kbps=8000, fps=60)  # base rate 2.5 × 8 Mbit/s = 2.5 MB/s
+    pacer.enqueue(frame(10), 1.0)  # 12 kB: draining in half an interval needs only 1.44 MB/s
+    assert pacer.pacing_rate_kbps == pytest.approx(20_000)
+    sent = run_until_empty(pacer)
+    times = [t for t, _ in sent]
+    assert times[:4] == [1.0] * 4  # the burst: 4 × 1400 B bucket holds 4 datagrams
+    gaps = [b - a for a, b in pairwise(times[4:])]
+    assert all(g == pytest.approx(1200 / 2_500_000) for g in gaps)
+    assert times[4] - 1.0 == pytest.approx((1200 - 800) / 2_500_000)  # 800 B left after burst
+
+
+def test_big_frame_drains_within_half_a_frame_interval() -> None:
+    pacer = Pacer(bitrate_kbps=2000, fps=60)  # base 5 Mbit/s would take 77 ms for this frame
+    pacer.enqueue(frame(40), 0.0)  # 48 kB keyframe
+    expected = 48_000 / (0.5 / 60)  # bytes/s
+    assert pacer.pacing_rate_kbps == pytest.approx(expected * 8 / 1000)
+    sent = run_until_empty(pacer)
+    assert len(sent) == 40
+    assert sent[-1][0] <= 0.5 / 60 + 1e-9
+
+
+def test_pacing_rate_never_exceeds_the_cap() -> None:
+    pacer = Pacer(PacerConfig(max_rate_kbps=10_000), bitrate_kbps=8000, fps=60)
+    assert pacer.pacing_rate_kbps == 10_000
+    pacer.enqueue(frame(40), 0.0)
+    assert pacer.pacing_rate_kbps == 10_000
+    sent = run_until_empty(pacer)
+    gaps = [b[0] - a[0] for a, b in pairwise(sent[4:])]
+    assert min(gaps) == pytest.approx(1200 * 8 / 10_000_000)
+
+
+def test_priority_lane_is_never_delayed() -> None:
+    pacer = Pacer(PacerConfig(max_rate_kbps=5000), bitrate_kbps=4000, fps=60)
+    pacer.enqueue(frame(30), 0.0)
+    pacer.pop_ready(0.0)  # burst gone, bucket empty
+    media_next = pacer.next_send_time()
+    assert media_next is not None and media_next > 0.0005
+    pacer.enqueue_priority(b"input", 0.0005)
+    assert pacer.next_send_time() == 0.0005
+    out = pacer.pop_ready(0.0005)
+    assert out == [b"input"]  # no media due yet, input went anyway
+    # the priority bytes were charged: media is pushed back a little, not starved
+    later = pacer.next_send_time()
+    assert later is not None and later >= media_next
+    pacer.enqueue_priority(b"nack-retransmit", later)
+    assert pacer.pop_ready(later)[0] == b"nack-retransmit"
+
+
+def test_stale_frame_is_dropped_whole_when_a_newer_one_arrives() -> None:
+    pacer = Pacer(PacerConfig(max_rate_kbps=2000), bitrate_kbps=500, fps=60)
+    old = frame(20, tag=1)
+    pacer.enqueue(old, 0.0)
+    sent_old = pacer.pop_ready(0.010)
+    assert 0 < len(sent_old) < 20
+    new = frame(3, tag=2)
+    pacer.enqueue(new, 0.020)  # the old frame is 20 ms old > 16.7 ms: dropped
+    assert pacer.dropped_frames == 1
+    assert pacer.dropped_datagrams == 20 - len(sent_old)
+    assert pacer.take_dropped() == old[len(sent_old) :]
+    assert pacer.take_dropped() == []
+    sent = [d for _, d in run_until_empty(pacer)]
+    assert sent == new
+
+
+def test_recent_frame_is_kept_and_order_preserved() -> None:
+    pacer = Pacer(PacerConfig(max_rate_kbps=2000), bitrate_kbps=500, fps=60)
+    first, second = frame(6, tag=1), frame(6, tag=2)
+    pacer.enqueue(first, 0.0)
+    pacer.enqueue(second, 0.016)  # 16 ms < one interval: nothing dropped
+    assert pacer.dropped_frames == 0
+    assert [d for _, d in run_until_empty(pacer)] == first + second
+
+
+def test_non_droppable_frame_is_kept() -> None:
+    pacer = Pacer(PacerConfig(max_rate_kbps=2000), bitrate_kbps=500, fps=60)
+    keyframe = frame(20, tag=1)
+    pacer.enqueue(keyframe, 0.0, droppable=False)
+    pacer.enqueue(frame(2, tag=2), 0.050)
+    assert pacer.dropped_frames == 0
+    assert len(run_until_empty(pacer)) == 22
+
+
+def test_queued_bytes_and_datagrams() -> None:
+    pacer = Pacer(bitrate_kbps=1000, fps=30)
+    pacer.enqueue(frame(8, size=1000), 0.0)
+    pacer.enqueue_priority(b"x" * 50, 0.0)
+    assert pacer.queued_datagrams == 9
+    assert pacer.queued_bytes == 8000
+    pacer.pop_ready(0.0)
+    assert pacer.queued_bytes == 8000 - 5000  # 4 × 1400 bucket minus the 50 priority bytes
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError):
+        PacerConfig(frame_drain_fraction=0)
+    with pytest.raises(ValueError):
+        Pacer().set_target(1000, 0)
