@@ -59,7 +59,8 @@ class ClientConnection:
 
     def flush(self) -> None:
         transport = self._transport
-        for data in self.core.datagrams_to_send():
+        now = self._clock()
+        for data in self.core.datagrams_to_send(now):
             if transport is not None:
                 try:
                     transport.sendto(data)
@@ -69,7 +70,7 @@ class ClientConnection:
             if self._on_event is not None:
                 self._on_event(event)
             self.events.put_nowait(event)
-        self._timer.schedule(self.core.next_timer(), self._clock())
+        self._timer.schedule(self.core.next_timer(), now)
 
     async def next_event(self, timeout: float | None = None) -> ClientEvent:
         return await asyncio.wait_for(self.events.get(), timeout)

@@ -46,8 +46,9 @@ class HostServer:
         """Send what the core produced, deliver its events, re-arm its timer."""
         transport = self._transport
         core = self.core
+        now = self._clock()
         for _ in range(8):  # event handlers may produce more output
-            for data, addr in core.datagrams_to_send():
+            for data, addr in core.datagrams_to_send(now):
                 if transport is not None:
                     try:
                         transport.sendto(data, addr)
@@ -60,7 +61,7 @@ class HostServer:
                 if self._on_event is not None:
                     self._on_event(event)
                 event = core.next_event()
-        self._timer.schedule(core.next_timer(), self._clock())
+        self._timer.schedule(core.next_timer(), now)
 
     def send_message(self, alias: int, message: rift_pb2.Message) -> int:
         pid = self.core.send_message(alias, message)

@@ -40,6 +40,7 @@ from wavry.rift.handshake import HandshakeError, InitiatorHandshake, LocalStatic
 from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import is_valid_code_format, pairing_proof
+from wavry.rift.transport import MediaTransport
 
 
 class ClientState(Enum):
@@ -72,6 +73,8 @@ class ClientSession:
         self.host_id: str | None = None
         self.host_name = ""
         self.channel: SecureChannel | None = None
+        self.transport: MediaTransport | None = None
+        self._now = 0.0
         self.ack: rift_pb2.HelloAck | None = None
         self.clock = ClockOffsetEstimator()
         self.drops = 0
@@ -98,11 +101,13 @@ class ClientSession:
     # ---- public API ------------------------------------------------------------------
 
     def connect(self, now: float) -> None:
+        self._now = now
         if self.state is not ClientState.IDLE:
             raise RuntimeError("connect() may be called once")
         self._start_handshake(now)
 
     def receive_datagram(self, data: bytes, now: float) -> None:
+        self._now = now
         try:
             dgram = parse_datagram(data, self.config.max_datagram)
         except FramingError:
@@ -113,8 +118,13 @@ class ClientSession:
         else:
             self._on_transport(dgram, now)
 
-    def datagrams_to_send(self) -> list[bytes]:
+    def datagrams_to_send(self, now: float | None = None) -> list[bytes]:
+        """Handshake datagrams plus what the transport's pacer releases at `now`."""
+        if now is not None:
+            self._now = now
         out, self._out = self._out, []
+        if self.transport is not None:
+            out.extend(self.transport.take_output(self._now))
         return out
 
     def next_event(self) -> ClientEvent | None:
@@ -135,10 +145,13 @@ class ClientSession:
             ]
             if s is ClientState.HELLO:
                 deadlines.append(self._hello_next)
+            if self.transport is not None and (tt := self.transport.next_timer()) is not None:
+                deadlines.append(tt)
             return min(deadlines)
         return None
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         t = self.config.timing
         s = self.state
         if s is ClientState.HANDSHAKE:
@@ -166,6 +179,9 @@ class ClientSession:
             # Fresh keys well before any limit: a new handshake, same host identity.
             self._begin_reconnect(now, "session age limit reached; re-keying", immediate=True)
             return
+        if self.transport is not None:
+            self.transport.handle_timer(now)
+            self._drain_transport()
         if s is ClientState.HELLO and now >= self._hello_next:
             if now >= self._hello_started + t.hello_timeout_s:
                 self._close(CloseKind.CONNECT_FAILED, "the host did not answer Hello within 10 s")
@@ -181,6 +197,7 @@ class ClientSession:
         session is up."""
         if self.channel is None:
             return None
+        self._now = now
         ts = int(now * 1_000_000)
         while ts in self._pings:
             ts += 1
@@ -200,6 +217,7 @@ class ClientSession:
         code = code.strip()
         if not is_valid_code_format(code):
             raise ValueError("a pairing code is 6 digits")
+        self._now = now
         proof = pairing_proof(code, self._hash)
         self._send(
             rift_pb2.Message(
@@ -214,6 +232,7 @@ class ClientSession:
         return self._send(message)
 
     def close(self, now: float, message: str = "closed by user") -> None:
+        self._now = now
         if self.channel is not None and self.state in (
             ClientState.HELLO,
             ClientState.PAIRING,
@@ -239,6 +258,7 @@ class ClientSession:
         self._msg1_next = now + self._msg1_delay
         self._host_confirmed = False
         self.channel = None
+        self.transport = None
         self.state = ClientState.HANDSHAKE
         self._out.append(self._hs.msg1)
 
@@ -275,6 +295,9 @@ class ClientSession:
             recv_key=recv_key,
             max_datagram=self.config.max_datagram,
         )
+        tcfg = self.config.transport
+        tcfg.max_datagram = self.config.max_datagram
+        self.transport = MediaTransport(self.channel, tcfg, now)
         self.host_id = peer.wavry_id
         self.host_name = peer.name
         self.expected_host_id = peer.wavry_id  # reconnects must reach the same host
@@ -307,22 +330,34 @@ class ClientSession:
     # ---- transport -------------------------------------------------------------------
 
     def _on_transport(self, dgram: TransportDatagram, now: float) -> None:
-        ch = self.channel
-        if ch is None or dgram.alias != ch.alias:
+        ch, tr = self.channel, self.transport
+        if ch is None or tr is None or dgram.alias != ch.alias:
             self.drops += 1
             return
-        msg = ch.open(dgram)
-        if msg is None:
+        before = ch.counters.received
+        messages = tr.on_datagram(dgram, now)
+        if ch.counters.received != before:
+            self._host_confirmed = True
+            if self._stalled:
+                self._stalled = False
+                self._events.append(LinkResumed(now - self._last_rx))
+            self._last_rx = now
+        for msg in messages:
+            if msg.WhichOneof("content") == "control":
+                self._on_control(msg, now)
+            elif self.state is ClientState.ACTIVE:
+                self._events.append(MessageReceived(msg))
+            if self.transport is not tr:
+                return  # the session ended or restarted while dispatching
+        self._drain_transport()
+
+    def _drain_transport(self) -> None:
+        tr = self.transport
+        if tr is None:
             return
-        self._host_confirmed = True
-        if self._stalled:
-            self._stalled = False
-            self._events.append(LinkResumed(now - self._last_rx))
-        self._last_rx = now
-        if msg.WhichOneof("content") == "control":
-            self._on_control(msg, now)
-        elif self.state is ClientState.ACTIVE:
-            self._events.append(MessageReceived(msg))
+        while (e := tr.next_event()) is not None:
+            if self.state is ClientState.ACTIVE:
+                self._events.append(e)
 
     def _on_control(self, msg: rift_pb2.Message, now: float) -> None:
         ctl = msg.control
@@ -346,6 +381,8 @@ class ClientSession:
         if sent is None:
             return
         sample = self.clock.add(sent, now, pong.host_time_us / 1_000_000)
+        if self.transport is not None:
+            self.transport.on_rtt(sample.rtt_s, now)
         offset = self.clock.offset_s
         self._events.append(
             PongReceived(
@@ -391,10 +428,8 @@ class ClientSession:
     # ---- helpers ---------------------------------------------------------------------
 
     def _send(self, message: rift_pb2.Message) -> int:
-        assert self.channel is not None
-        pid, datagram = self.channel.seal(message)
-        self._out.append(datagram)
-        return pid
+        assert self.transport is not None
+        return self.transport.send_message(message, self._now)
 
     def _send_hello(self, now: float) -> None:
         c = self.config
@@ -428,6 +463,7 @@ class ClientSession:
         if self.state is not ClientState.RECONNECT_WAIT:
             self._reconnect_since = now
         self.channel = None
+        self.transport = None
         self._pings.clear()
         if immediate:
             self._events.append(Reconnecting(self._reconnect_attempt + 1, 0.0, why))
@@ -449,6 +485,7 @@ class ClientSession:
         self._reconnect_attempt += 1
         self._reconnect_at = now + delay
         self.channel = None
+        self.transport = None
         self.state = ClientState.RECONNECT_WAIT
         self._events.append(Reconnecting(self._reconnect_attempt, delay, why))
 

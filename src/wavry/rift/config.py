@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from wavry.rift import rift_pb2
 from wavry.rift.framing import DEFAULT_MAX_DATAGRAM, MIN_MAX_DATAGRAM
+from wavry.rift.transport import TransportConfig
 
 PROTOCOL_VERSION = 1
 
@@ -39,6 +40,9 @@ class ClientConfig:
     max_datagram: int = DEFAULT_MAX_DATAGRAM
     auto_reconnect: bool = True
     timing: TimingConfig = field(default_factory=TimingConfig)
+    transport: TransportConfig = field(
+        default_factory=lambda: TransportConfig(send_feedback=True, congestion_control=False)
+    )
 
     def __post_init__(self) -> None:
         check_max_datagram(self.max_datagram)
@@ -59,9 +63,11 @@ class HostConfig:
     # Abuse limits: new handshakes per source IP (token bucket) and in flight overall.
     handshake_rate_per_ip: float = 10.0
     handshake_burst_per_ip: float = 20.0
+    handshake_rate_total: float = 1000.0
     max_pending_handshakes: int = 1024
     max_tracked_sources: int = 4096
     timing: TimingConfig = field(default_factory=TimingConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
 
     def __post_init__(self) -> None:
         check_max_datagram(self.max_datagram)

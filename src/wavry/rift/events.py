@@ -7,6 +7,7 @@ from enum import IntEnum
 from typing import Any
 
 from wavry.rift import rift_pb2
+from wavry.rift.transport import TransportEvent
 
 Address = tuple[Any, ...]
 
@@ -177,8 +178,17 @@ class ClientGone:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class ClientTransportEvent:
+    """A media-transport event of one host session (keyframe request, rate change, stats)."""
+
+    alias: int
+    event: TransportEvent
+
+
 ClientEvent = (
-    HandshakeCompleted
+    TransportEvent
+    | HandshakeCompleted
     | SessionAccepted
     | SessionRejected
     | PairingFinished
@@ -190,7 +200,8 @@ ClientEvent = (
     | SessionClosed
 )
 HostEvent = (
-    ClientConnected
+    ClientTransportEvent
+    | ClientConnected
     | ClientAccepted
     | ClientRejected
     | PairingCodeIssued

@@ -39,6 +39,7 @@ from wavry.rift.chunking import (
 
 MAX_UDP_PAYLOAD = 65507
 MAX_SHARD_LEN = MAX_UDP_PAYLOAD - TRANSPORT_HEADER_SIZE
+_EXPIRE_EVERY_S = 0.005
 _REORDER_SLACK_IDS = 4
 _FEC_ACTIVE_HORIZON_IDS = 1024
 
@@ -279,6 +280,7 @@ class FecDecoder:
         self._group_starts: list[tuple[int, int]] = []  # sorted (first_packet_id, group_id)
         self._highest_id = 0
         self._latest_group: _ParityGroup | None = None
+        self._last_expire = -math.inf
         self.stats = FecDecoderStats()
 
     def on_datagram(
@@ -463,6 +465,12 @@ class FecDecoder:
             )
 
     def _expire(self, now: float) -> None:
+        if (
+            now - self._last_expire < _EXPIRE_EVERY_S
+            and len(self._shards) <= self._max_stored_shards
+        ):
+            return  # expiry is housekeeping: once per few ms is plenty
+        self._last_expire = now
         horizon = now - self._max_age
         while self._shards:
             oldest_id, (_, stored_at) = next(iter(self._shards.items()))

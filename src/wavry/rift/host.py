@@ -25,6 +25,7 @@ from wavry.rift.events import (
     ClientMigrated,
     ClientRejected,
     ClientStalled,
+    ClientTransportEvent,
     DevicePaired,
     DisconnectReason,
     HostEvent,
@@ -36,6 +37,7 @@ from wavry.rift.handshake import HandshakeError, LocalStatic, ResponderHandshake
 from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import PairingCodes, PairingVerdict
+from wavry.rift.transport import MediaTransport
 
 _COMPLETED_MEMORY_S = 30.0
 
@@ -59,6 +61,7 @@ class HostSession:
     client_id: str
     client_name: str
     channel: SecureChannel
+    transport: MediaTransport
     addr: Address
     handshake_hash: bytes
     established_at: float
@@ -125,12 +128,18 @@ class HostEndpoint:
             self.config.handshake_burst_per_ip,
             self.config.max_tracked_sources,
         )
+        # all sources together: bounds key work when sources rotate past the per-source table
+        self._global_bucket = _TokenBuckets(
+            self.config.handshake_rate_total, self.config.handshake_rate_total / 4, 1
+        )
         self._events: deque[HostEvent] = deque()
         self._out: list[tuple[bytes, Address]] = []
+        self._now = 0.0
 
     # ---- public API ------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        self._now = now
         try:
             dgram = parse_datagram(data, self.config.max_datagram)
         except FramingError:
@@ -141,8 +150,14 @@ class HostEndpoint:
         else:
             self._on_handshake(dgram, addr, now)
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+    def datagrams_to_send(self, now: float | None = None) -> list[tuple[bytes, Address]]:
+        """Handshake datagrams plus what each session's pacer releases at `now`."""
+        if now is not None:
+            self._now = now
         out, self._out = self._out, []
+        for s in self.sessions.values():
+            addr = s.addr
+            out.extend((d, addr) for d in s.transport.take_output(self._now))
         return out
 
     def next_event(self) -> HostEvent | None:
@@ -156,9 +171,12 @@ class HostEndpoint:
         for s in self.sessions.values():
             deadlines.append(s.last_rx + (t.lost_after_s if s.stalled else t.stall_after_s))
             deadlines.append(s.established_at + t.max_session_age_s)
+            if (tt := s.transport.next_timer()) is not None:
+                deadlines.append(tt)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         t = self.config.timing
         while self._pending:
             hid, p = next(iter(self._pending.items()))
@@ -178,15 +196,45 @@ class HostEndpoint:
                 self.close_session(
                     s.alias, DisconnectReason.SESSION_LIMIT, "session age limit; reconnecting"
                 )
-            elif silence >= t.stall_after_s and not s.stalled:
-                s.stalled = True
-                self._events.append(ClientStalled(s.alias, silence))
+            else:
+                if silence >= t.stall_after_s and not s.stalled:
+                    s.stalled = True
+                    self._events.append(ClientStalled(s.alias, silence))
+                s.transport.handle_timer(now)
+                self._drain_transport(s)
 
-    def send_message(self, alias: int, message: rift_pb2.Message) -> int:
+    def send_message(self, alias: int, message: rift_pb2.Message, now: float | None = None) -> int:
         s = self.sessions.get(alias)
         if s is None:
             raise KeyError(f"no session with alias {alias:#x}")
+        if now is not None:
+            self._now = now
         return self._send(s, message)
+
+    def send_frame(
+        self,
+        alias: int,
+        data: bytes,
+        now: float,
+        *,
+        keyframe: bool,
+        timestamp_us: int,
+        capture_us: int = 0,
+        encode_us: int = 0,
+    ) -> int:
+        """Send one encoded video frame to an accepted client; returns its frame id."""
+        s = self.sessions.get(alias)
+        if s is None or s.state is not HostSessionState.ACTIVE:
+            raise KeyError(f"no accepted session with alias {alias:#x}")
+        self._now = now
+        return s.transport.send_frame(
+            data,
+            now,
+            keyframe=keyframe,
+            timestamp_us=timestamp_us,
+            capture_us=capture_us,
+            encode_us=encode_us,
+        )
 
     def issue_pairing_code(self, now: float) -> str | None:
         issued = self.pairing.issue(now)
@@ -220,10 +268,19 @@ class HostEndpoint:
         if dgram.message_number == 1:
             pending = self._pending.get(hid)
             if pending is not None:
-                self.counters.duplicate_msg1 += 1
-                self._out.append((pending.hs.msg2, addr))  # cached: no new key work
+                # cached: no new key work; only to the original source, so a spoofed duplicate
+                # cannot reflect msg2 (4x larger) at somebody else
+                if addr == pending.addr:
+                    self.counters.duplicate_msg1 += 1
+                    self._out.append((pending.hs.msg2, addr))
                 return
             if hid in self._completed or hid == b"\x00" * 12:
+                return
+            if len(dgram.payload) != 32:  # msg1 is the 32-byte ephemeral key, empty payload
+                self.counters.handshakes_failed += 1
+                return
+            if not self._global_bucket.take(None, now):
+                self.counters.handshakes_rate_limited += 1
                 return
             if len(self._pending) >= self.config.max_pending_handshakes:
                 self.handle_timer(now)
@@ -243,14 +300,17 @@ class HostEndpoint:
             self._pending[hid] = _Pending(hs, addr, now)
             self._out.append((hs.msg2, addr))
         elif dgram.message_number == 3:
-            p = self._pending.pop(hid, None)
+            p = self._pending.get(hid)
             if p is None:
                 return  # unknown, or a duplicate msg3 of a completed handshake: ignore
             try:
                 peer = p.hs.on_msg3(dgram.payload)
             except HandshakeError:
                 self.counters.handshakes_failed += 1
+                if p.hs.exhausted:
+                    del self._pending[hid]
                 return
+            del self._pending[hid]
             self._completed[hid] = now
             self._establish(p, peer.wavry_id, peer.name, addr, now)
 
@@ -267,8 +327,7 @@ class HostEndpoint:
                 self.close_session(
                     old.alias, DisconnectReason.REPLACED, "replaced by a new session"
                 )
-        host_to_client = p.hs.split()[1]
-        client_to_host = p.hs.split()[0]
+        client_to_host, host_to_client = p.hs.split()
         channel = SecureChannel(
             alias=p.hs.alias,
             send_key=host_to_client,
@@ -280,6 +339,7 @@ class HostEndpoint:
             client_id=client_id,
             client_name=name,
             channel=channel,
+            transport=MediaTransport(channel, self.config.transport, now),
             addr=addr,
             handshake_hash=p.hs.handshake_hash,
             established_at=now,
@@ -296,18 +356,31 @@ class HostEndpoint:
         if s is None:
             self.counters.unknown_alias += 1
             return
-        msg = s.channel.open(dgram)
-        if msg is None:
-            return
+        before = s.channel.counters.received
+        messages = s.transport.on_datagram(dgram, now)
+        if s.channel.counters.received == before:
+            return  # nothing authentic: no state changes, not even the address
         s.last_rx = now
         s.stalled = False
         if addr != s.addr:
             old, s.addr = s.addr, addr
             self._events.append(ClientMigrated(s.alias, old, addr))
-        if msg.WhichOneof("content") == "control":
-            self._on_control(s, msg, now)
-        elif s.state is HostSessionState.ACTIVE:
-            self._events.append(ClientMessage(s.alias, msg))
+        active = s.state is HostSessionState.ACTIVE
+        for msg in messages:
+            if msg.WhichOneof("content") == "control":
+                self._on_control(s, msg, now)
+                if s.alias not in self.sessions:
+                    return
+                active = s.state is HostSessionState.ACTIVE
+            elif active:
+                self._events.append(ClientMessage(s.alias, msg))
+        if s.transport.has_events:
+            self._drain_transport(s)
+
+    def _drain_transport(self, s: HostSession) -> None:
+        while (e := s.transport.next_event()) is not None:
+            if s.state is HostSessionState.ACTIVE:
+                self._events.append(ClientTransportEvent(s.alias, e))
 
     def _on_control(self, s: HostSession, msg: rift_pb2.Message, now: float) -> None:
         ctl = msg.control
@@ -423,10 +496,10 @@ class HostEndpoint:
     # ---- helpers ---------------------------------------------------------------------
 
     def _send(self, s: HostSession, message: rift_pb2.Message) -> int:
-        pid, datagram = s.channel.seal(message)
-        self._out.append((datagram, s.addr))
-        return pid
+        return s.transport.send_message(message, self._now)
 
     def _free(self, s: HostSession, reason: DisconnectReason, message: str) -> None:
         if self.sessions.pop(s.alias, None) is not None:
+            # flush what is already queued for it (e.g. the Disconnect), then forget it
+            self._out.extend((d, s.addr) for d in s.transport.take_output(self._now))
             self._events.append(ClientGone(s.alias, s.client_id, reason, message))

@@ -36,12 +36,12 @@ class Loopback:
         """Deliver everything in flight (instantly) until both sides are quiet."""
         for _ in range(rounds):
             moved = False
-            for data in self.client.datagrams_to_send():
+            for data in self.client.datagrams_to_send(now):
                 self.to_host.append(data)
                 if self.drop is None or not self.drop("c2h", data):
                     self.host.receive_datagram(data, self.client_addr, now)
                 moved = True
-            for data, _addr in self.host.datagrams_to_send():
+            for data, _addr in self.host.datagrams_to_send(now):
                 self.to_client.append(data)
                 if self.drop is None or not self.drop("h2c", data):
                     self.client.receive_datagram(data, now)

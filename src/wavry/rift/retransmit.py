@@ -188,6 +188,9 @@ class NackTracker:
 
     def on_packet(self, packet_id: int, now: float) -> list[list[int]]:
         """Note an authenticated datagram; returns NACK batches to send now."""
+        if packet_id == self._highest + 1 and (self._next_due is None or now < self._next_due):
+            self._highest = packet_id  # in-order fast path: nothing missing, nothing due
+            return []
         requested: list[int] = []
         if packet_id > self._highest:
             gap = packet_id - self._highest - 1
@@ -283,6 +286,8 @@ class NackTracker:
 
 
 def _batches(packet_ids: list[int]) -> list[list[int]]:
+    if not packet_ids:
+        return []
     ids = sorted(packet_ids)
     return [ids[i : i + MAX_IDS_PER_NACK] for i in range(0, len(ids), MAX_IDS_PER_NACK)]
 

@@ -1,0 +1,410 @@
+"""Per-session media transport (RIFT.md §6–§8), sans-I/O.
+
+Sits between a session's SecureChannel and the application. Sending: every new datagram is
+kept for retransmission and fed to the FEC encoder; video frames are chunked and paced, control
+and input go out at once (priority lane); DELTA turns feedback into target bitrate, frame rate
+and FEC redundancy. Receiving: AEAD and replay checks, FEC repair, NACK, feedback, frame
+assembly and the jitter buffer. Transport-internal messages (Nack, TransportFeedback,
+StatsReport, FecPacket, ReferenceInvalidation, EncoderControl, CongestionControl) are handled
+here and surface as events; everything else is handed back to the session.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from wavry.rift import rift_pb2
+from wavry.rift.assembler import AssembledFrame, FrameAssembler, ReferenceInvalidationNeeded
+from wavry.rift.channel import SecureChannel
+from wavry.rift.chunking import VideoFrameInfo, split_video_frame
+from wavry.rift.delta import DeltaController, DeltaDecision, RttSpikeDetector
+from wavry.rift.fec import FecDecoder, FecEncoder, fec_params_for_ratio
+from wavry.rift.feedback import FeedbackBuilder, FeedbackError, StatsAccumulator
+from wavry.rift.framing import TRANSPORT_HEADER_LEN, TransportDatagram, encode_transport_header
+from wavry.rift.jitter import JitterBuffer
+from wavry.rift.pacer import Pacer, PacerConfig
+from wavry.rift.retransmit import NackTracker, RetransmitHistory, nack_messages
+
+
+@dataclass(slots=True)
+class TransportConfig:
+    fec: bool = True
+    nack: bool = True
+    congestion_control: bool = True  # DELTA; off = fixed bitrate (a benchmark baseline)
+    send_feedback: bool = False  # the media receiver (client) reports arrivals
+    jitter_buffer: bool = True
+    initial_bitrate_kbps: int = 8000
+    fps: int = 60
+    fec_ratio: float = 0.05
+    expected_burst: int = 2
+    max_group_shards: int = 32
+    max_datagram: int = 1400
+    frame_deadline_s: float = 0.1
+
+
+# ---- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FrameReady:
+    frame: AssembledFrame
+
+
+@dataclass(frozen=True, slots=True)
+class KeyframeRequested:
+    last_valid_frame_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkipFramesRequested:
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateChanged:
+    target_bitrate_kbps: int
+    target_fps: int
+    fec_ratio: float
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStats:
+    report: rift_pb2.StatsReport
+
+
+TransportEvent = FrameReady | KeyframeRequested | SkipFramesRequested | RateChanged | PeerStats
+
+
+@dataclass(slots=True)
+class TransportStats:
+    frames_sent: int = 0
+    datagrams_sent: int = 0
+    parity_sent: int = 0
+    retransmitted: int = 0
+    nacks_sent: int = 0
+    nacked_ids: int = 0
+    fec_recovered: int = 0
+    frames_completed: int = 0
+    frames_dropped_sender: int = 0
+    feedback_sent: int = 0
+    bytes_media: int = 0
+    bytes_overhead: int = 0
+
+
+def _packet_id(datagram: bytes) -> int:
+    return int.from_bytes(datagram[8:16], "big")
+
+
+class MediaTransport:
+    def __init__(self, channel: SecureChannel, config: TransportConfig, now: float) -> None:
+        self.channel = channel
+        self.config = config
+        self.stats = TransportStats()
+        self._events: deque[TransportEvent] = deque()
+        self._out: list[bytes] = []
+        cfg = config
+        params = fec_params_for_ratio(cfg.fec_ratio, cfg.expected_burst, cfg.max_group_shards)
+        self.fec_encoder = FecEncoder(params.k, params.m, max_datagram_size=cfg.max_datagram)
+        self._fec_params = (params.k, params.m)
+        self.fec_decoder = FecDecoder()
+        self.history = RetransmitHistory()
+        self.nack = NackTracker(will_repair=self.fec_decoder.will_repair if cfg.fec else None)
+        self.pacer = Pacer(
+            PacerConfig(max_datagram_bytes=cfg.max_datagram), cfg.initial_bitrate_kbps, cfg.fps
+        )
+        self.delta = DeltaController(cfg.initial_bitrate_kbps, max_fps=cfg.fps)
+        self.spikes = RttSpikeDetector()
+        self.feedback = FeedbackBuilder()
+        self.stats_acc = StatsAccumulator()
+        self.assembler = FrameAssembler(completion_deadline=cfg.frame_deadline_s)
+        self.jitter: JitterBuffer[AssembledFrame] = JitterBuffer()
+        self._next_frame_id = 1
+        self._unresendable: set[int] = set()
+        self.decision: DeltaDecision = self.delta.decision
+        self._fec_on = cfg.fec
+        self._nack_on = cfg.nack
+        self._feedback_on = cfg.send_feedback
+
+    # ---- sending -------------------------------------------------------------------
+
+    def send_message(self, message: rift_pb2.Message, now: float) -> int:
+        """Seal a control/input/audio message and send it at once (priority lane)."""
+        pid, datagram = self.channel.seal(message)
+        self._track_new(pid, datagram, now)
+        self.pacer.enqueue_priority(datagram, now)
+        return pid
+
+    def send_frame(
+        self,
+        data: bytes,
+        now: float,
+        *,
+        keyframe: bool,
+        timestamp_us: int,
+        capture_us: int = 0,
+        encode_us: int = 0,
+    ) -> int:
+        """Chunk, seal, protect and pace one encoded frame; returns its frame id."""
+        frame_id = self._next_frame_id
+        self._next_frame_id += 1
+        info = VideoFrameInfo(frame_id, timestamp_us, keyframe, capture_us, encode_us)
+        chunks = split_video_frame(data, info, max_datagram_size=self.config.max_datagram)
+        datagrams: list[bytes] = []
+        for chunk in chunks:
+            msg = rift_pb2.Message(media=rift_pb2.MediaMessage(video=chunk))
+            pid, datagram = self.channel.seal(msg)
+            datagrams.append(datagram)
+            datagrams.extend(self._track_new(pid, datagram, now))
+        if self.config.fec:
+            datagrams.extend(self._seal_parities(self.fec_encoder.flush()))
+        self.pacer.enqueue(datagrams, now, droppable=not keyframe)
+        self.stats.frames_sent += 1
+        self.stats.bytes_media += len(data)
+        return frame_id
+
+    def _track_new(self, pid: int, datagram: bytes, now: float) -> list[bytes]:
+        """History + FEC for a new (non-FEC) datagram; returns parity datagrams it completed."""
+        self.stats.datagrams_sent += 1
+        if self.config.nack:
+            self.history.store(pid, datagram, now)
+        if not self.config.fec:
+            return []
+        return self._seal_parities(self.fec_encoder.add(pid, datagram[TRANSPORT_HEADER_LEN:], now))
+
+    def _seal_parities(self, parities: list[rift_pb2.FecPacket]) -> list[bytes]:
+        out = []
+        for fec in parities:
+            _, datagram = self.channel.seal(rift_pb2.Message(media=rift_pb2.MediaMessage(fec=fec)))
+            out.append(datagram)
+            self.stats.parity_sent += 1
+        return out
+
+    def take_output(self, now: float) -> list[bytes]:
+        """Datagrams due now (priority first, media paced)."""
+        out = self._out
+        self._out = []
+        ready = self.pacer.pop_ready(now)
+        for d in ready:
+            self.delta.on_packet_sent(_packet_id(d), len(d), now)
+        for d in self.pacer.take_dropped():
+            self._unresendable.add(_packet_id(d))  # stale on purpose: never resend it
+        self.stats.frames_dropped_sender = self.pacer.dropped_frames
+        if len(self._unresendable) > 8192:
+            self._unresendable.clear()
+        out.extend(ready)
+        return out
+
+    # ---- receiving -----------------------------------------------------------------
+
+    def on_datagram(
+        self, dgram: TransportDatagram, now: float, recovered: bool = False
+    ) -> list[rift_pb2.Message]:
+        plaintext = self.channel.open_bytes(dgram)
+        if plaintext is None:
+            return []
+        msg = rift_pb2.Message()
+        try:
+            msg.ParseFromString(plaintext)
+        except DecodeError:
+            self.channel.counters.malformed += 1
+            return []
+        pid = dgram.packet_id
+        if recovered:
+            self.stats.fec_recovered += 1
+        elif self._feedback_on:
+            self.feedback.on_packet(pid, now)
+            self.stats_acc.on_packet(pid, now)
+        out: list[rift_pb2.Message] = []
+        repaired: list[tuple[int, bytes]] = []
+        media = msg.media if msg.WhichOneof("content") == "media" else None
+        if media is not None and media.WhichOneof("content") == "fec":
+            if self._fec_on:
+                repaired = self.fec_decoder.on_parity(media.fec, now, carrier_packet_id=pid)
+        else:
+            if self._fec_on:
+                repaired = self.fec_decoder.on_datagram(pid, dgram.payload, now)
+            self._dispatch(msg, now, out)
+        if self._nack_on:
+            batches = self.nack.on_packet(pid, now)
+            if batches:
+                self._send_nacks(batches, now)
+        if repaired:
+            alias = self.channel.alias
+            for rpid, payload in repaired:
+                header = encode_transport_header(alias, rpid)
+                rebuilt = TransportDatagram(alias, rpid, header, payload)
+                out.extend(self.on_datagram(rebuilt, now, recovered=True))
+            if self._nack_on:
+                self._send_nacks(self.nack.poll(now), now)
+        return out
+
+    def _dispatch(self, msg: rift_pb2.Message, now: float, out: list[rift_pb2.Message]) -> None:
+        kind = msg.WhichOneof("content")
+        if kind == "media":
+            media = msg.media
+            if media.WhichOneof("content") == "video":
+                chunk = media.video
+                self.stats_acc.on_media_timestamp(chunk.timestamp_us / 1e6, now)
+                self._assembled(self.assembler.push(chunk, now), now)
+                return
+        elif kind == "control":
+            ctl = msg.control
+            which = ctl.WhichOneof("content")
+            if which == "nack":
+                if self.config.nack:
+                    ids = [i for i in ctl.nack.packet_ids[:64] if i not in self._unresendable]
+                    for d in self.history.resend(ids, now):
+                        self.pacer.enqueue_priority(d, now)
+                        self.stats.retransmitted += 1
+                return
+            if which == "transport_feedback":
+                if self.config.congestion_control:
+                    try:
+                        self.delta.on_transport_feedback(ctl.transport_feedback, now)
+                    except FeedbackError:
+                        return
+                    self._apply_decision(now)
+                return
+            if which == "stats":
+                report = ctl.stats
+                if report.rtt_us:
+                    self.delta.on_rtt_sample(report.rtt_us / 1e6, now)
+                    self.nack.set_rtt(report.rtt_us / 1e6)
+                self._events.append(PeerStats(report))
+                return
+            if which == "rfi":
+                self._events.append(KeyframeRequested(ctl.rfi.last_valid_frame_id))
+                return
+            if which == "encoder_control":
+                n = min(2, ctl.encoder_control.skip_frames)
+                if n:
+                    self._events.append(SkipFramesRequested(n))
+                return
+            if which == "congestion":
+                c = ctl.congestion
+                self._events.append(RateChanged(c.target_bitrate_kbps, c.target_fps, 0.0, "peer"))
+                return
+        out.append(msg)
+
+    def _assembled(
+        self, outputs: list[AssembledFrame | ReferenceInvalidationNeeded], now: float
+    ) -> None:
+        if not outputs and not self.jitter.queued:
+            return
+        for o in outputs:
+            if isinstance(o, ReferenceInvalidationNeeded):
+                self.send_message(
+                    rift_pb2.Message(control=rift_pb2.ControlMessage(rfi=o.to_message())), now
+                )
+                continue
+            self.stats.frames_completed += 1
+            if self.config.jitter_buffer:
+                sent = (o.timestamp_us + o.capture_us + o.encode_us) / 1e6
+                self.jitter.push(o, now, sent)
+            else:
+                self._events.append(FrameReady(o))
+        if self.config.jitter_buffer:
+            for frame in self.jitter.pop_ready(now):
+                self._events.append(FrameReady(frame))
+
+    def _send_nacks(self, batches: list[list[int]], now: float) -> None:
+        for nack in nack_messages(batches):
+            self.send_message(rift_pb2.Message(control=rift_pb2.ControlMessage(nack=nack)), now)
+            self.stats.nacks_sent += 1
+            self.stats.nacked_ids += len(nack.packet_ids)
+
+    def _apply_decision(self, now: float) -> None:
+        cc = self.delta.poll_congestion_control()
+        d = self.delta.decision
+        self.decision = d
+        self.pacer.set_target(d.send_rate_kbps, d.target_fps)
+        if self.config.fec and d.fec_ratio > 0:
+            p = fec_params_for_ratio(
+                d.fec_ratio, self.config.expected_burst, self.config.max_group_shards
+            )
+            if (p.k, p.m) != self._fec_params:
+                self._fec_params = (p.k, p.m)
+                self.fec_encoder.set_params(p.k, p.m)
+        if cc is not None:
+            self.send_message(rift_pb2.Message(control=rift_pb2.ControlMessage(congestion=cc)), now)
+            self._events.append(
+                RateChanged(d.target_bitrate_kbps, d.target_fps, d.fec_ratio, d.state.value)
+            )
+
+    # ---- RTT, timers, events -------------------------------------------------------
+
+    def on_rtt(self, rtt_s: float, now: float) -> None:
+        """An RTT sample from Ping/Pong (client side)."""
+        self.nack.set_rtt(rtt_s)
+        self.stats_acc.set_rtt(rtt_s)
+        ctl = self.spikes.encoder_control(rtt_s, now) if self.config.send_feedback else None
+        if ctl is not None:
+            msg = rift_pb2.Message(control=rift_pb2.ControlMessage(encoder_control=ctl))
+            self.send_message(msg, now)
+
+    def next_timer(self) -> float | None:
+        cands = [
+            self.pacer.next_send_time(),
+            self.fec_encoder.next_timer() if self.config.fec else None,
+            self.nack.next_timer() if self.config.nack else None,
+            self.feedback.next_timer() if self.config.send_feedback else None,
+            self.stats_acc.next_timer() if self.config.send_feedback else None,
+            self.assembler.next_timer(),
+            self.jitter.next_timer() if self.config.jitter_buffer else None,
+        ]
+        times = [t for t in cands if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        cfg = self.config
+        if cfg.fec:
+            for d in self._seal_parities(self.fec_encoder.poll(now)):
+                self.pacer.enqueue_priority(d, now)
+        if cfg.nack:
+            self._send_nacks(self.nack.poll(now), now)
+            self.history.expire(now)
+        if cfg.send_feedback:
+            fb = self.feedback.build(now)
+            if fb is not None:
+                self.send_message(
+                    rift_pb2.Message(control=rift_pb2.ControlMessage(transport_feedback=fb)), now
+                )
+                self.stats.feedback_sent += 1
+            report = self.stats_acc.build(now)
+            if report is not None:
+                self.send_message(
+                    rift_pb2.Message(control=rift_pb2.ControlMessage(stats=report)), now
+                )
+        if cfg.congestion_control:
+            self.delta.tick(now)
+            self._apply_decision(now)
+        self._assembled(self.assembler.poll(now), now)
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
+
+    def next_event(self) -> TransportEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def drain_events(self) -> list[TransportEvent]:
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+
+__all__ = [
+    "FrameReady",
+    "KeyframeRequested",
+    "MediaTransport",
+    "PeerStats",
+    "RateChanged",
+    "SkipFramesRequested",
+    "TransportConfig",
+    "TransportEvent",
+    "TransportStats",
+]
