@@ -9,7 +9,7 @@ from google.protobuf.message import DecodeError
 from wavry.rift import rift_pb2
 from wavry.rift.framing import encode_handshake_header
 from wavry.rift.identity import Identity, verify_static_key_signature, wavry_id_from_public_key
-from wavry.rift.noise import NoiseHandshakeFailed, NoiseXX, x25519_public
+from wavry.rift.noise import NoiseHandshakeFailed, NoiseXX, generate_static_key, x25519_public
 
 MAX_NAME_BYTES = 64
 
@@ -116,26 +116,49 @@ class InitiatorHandshake:
 
 
 class ResponderHandshake:
-    """Host side: msg1 in, msg2 out (cached for duplicates), msg3 in (verify client)."""
+    """Host side: msg1 in, msg2 out (cached for duplicates), msg3 in (verify client).
+
+    The handshake id travels in clear, so anyone who saw msg1 can send a forged msg3. A failed
+    msg3 must not kill the genuine handshake, but a failed Noise read leaves the library's state
+    advanced. So the responder keeps its ephemeral key and msg1 and rebuilds the exact same
+    post-msg2 state (same msg2 bytes) after a failed msg3, at most `MAX_MSG3_FAILURES` times.
+    """
+
+    MAX_MSG3_FAILURES = 4
 
     def __init__(self, local: LocalStatic, handshake_id: bytes, alias: int, msg1: bytes) -> None:
         self.handshake_id = handshake_id
         self.alias = alias
-        self._noise = NoiseXX(initiator=False, static_private=local.private)
+        self._local = local
+        self._msg1 = bytes(msg1)
+        self._ephemeral = generate_static_key()  # an X25519 key like any other
+        self.failures = 0
+        self._noise = self._replay_to_msg2()
+        self.msg2 = self._msg2
+
+    def _replay_to_msg2(self) -> NoiseXX:
+        noise = NoiseXX(False, self._local.private, ephemeral_private=self._ephemeral)
         try:
-            self._noise.read_message(msg1)
+            noise.read_message(self._msg1)
+            msg2 = noise.write_message(self._local.payload(self.alias))
         except NoiseHandshakeFailed as exc:
             raise HandshakeError(f"msg1 rejected: {exc}") from exc
-        self.msg2 = handshake_datagram(
-            handshake_id, 2, self._noise.write_message(local.payload(alias))
-        )
+        self._msg2 = handshake_datagram(self.handshake_id, 2, msg2)
+        return noise
+
+    @property
+    def exhausted(self) -> bool:
+        return self.failures >= self.MAX_MSG3_FAILURES
 
     def on_msg3(self, noise_message: bytes) -> PeerIdentity:
         try:
             payload = self._noise.read_message(noise_message)
-        except NoiseHandshakeFailed as exc:
+            return verify_peer_payload(self._noise, payload)
+        except (NoiseHandshakeFailed, HandshakeError) as exc:
+            self.failures += 1
+            if not self.exhausted:
+                self._noise = self._replay_to_msg2()
             raise HandshakeError(f"msg3 rejected: {exc}") from exc
-        return verify_peer_payload(self._noise, payload)
 
     @property
     def handshake_hash(self) -> bytes:

@@ -86,6 +86,8 @@ class NoiseXX:
             return bytes(self._conn.write_message(payload))
         except _NOISE_ERRORS as exc:
             raise NoiseHandshakeFailed(str(exc)) from exc
+        except ValueError as exc:  # e.g. DH with a low-order point the peer sent
+            raise NoiseHandshakeFailed(f"key agreement failed: {exc}") from exc
 
     def read_message(self, message: bytes) -> bytes:
         try:
