@@ -38,6 +38,17 @@ def _register_lab() -> None:
 
 _register_lab()
 
+
+def _register_relay() -> None:
+    from wavry.relay.cli import relay_command
+
+    app.command("relay", help="Run a blind UDP relay for peers that cannot reach each other.")(
+        relay_command
+    )
+
+
+_register_relay()
+
 DEFAULT_PORT = 47800
 
 

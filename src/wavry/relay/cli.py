@@ -1,0 +1,307 @@
+"""``wavry relay`` — run a relay (register it as ``app.command("relay")(relay_command)``)."""
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from wavry.controlplane.lease import LeaseKeyError, LeaseVerifier, key_id, load_public_key
+from wavry.relay.http import RelayHttpServer, render_relay_metrics
+from wavry.relay.registration import (
+    GatewayClient,
+    GatewayError,
+    Registration,
+    RegistrationLoop,
+    RelayInfo,
+)
+from wavry.relay.server import RelayConfig, RelayServer
+
+__all__ = ["ConfigError", "parse_host_port", "relay_command"]
+
+log = logging.getLogger("wavry.relay")
+
+
+class ConfigError(Exception):
+    """Bad configuration: reported as one line, exit status 2."""
+
+
+class _Fatal(Exception):
+    """A runtime failure reported as one line, exit status 1."""
+
+
+def parse_host_port(value: str, what: str, allow_zero: bool = True) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` / ``[V6]:PORT``."""
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ConfigError(f"{what}: expected [IPV6]:PORT, got {value!r}")
+        port_text = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{what}: {host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host or ":" in host:
+            raise ConfigError(f"{what}: expected HOST:PORT (IPv6 as [ADDR]:PORT), got {value!r}")
+    if not port_text.isdigit() or not (0 if allow_zero else 1) <= int(port_text) <= 65535:
+        raise ConfigError(f"{what}: bad port in {value!r}")
+    return host, int(port_text)
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+@dataclass
+class _Settings:
+    listen: tuple[str, int]
+    http_listen: tuple[str, int]
+    relay_id: str
+    public_addr: str
+    region: str
+    max_sessions: int
+    max_bitrate_kbps: int
+    gateway: str | None
+    token: str | None
+    static_keys: dict[str, Any]
+
+
+def _settings(
+    listen: str,
+    public_addr: str | None,
+    gateway: str | None,
+    token: str | None,
+    http_listen: str,
+    region: str,
+    max_sessions: int,
+    max_bitrate_kbps: int,
+    lease_public_key: Path | None,
+    relay_id: str | None,
+) -> _Settings:
+    bind = parse_host_port(listen, "--listen")
+    http_bind = parse_host_port(http_listen, "--http-listen")
+    if max_sessions < 1:
+        raise ConfigError("--max-sessions must be >= 1")
+    if max_bitrate_kbps < 1:
+        raise ConfigError("--max-bitrate-kbps must be >= 1")
+    if public_addr:
+        parse_host_port(public_addr, "--public-addr", allow_zero=False)
+    elif not _is_wildcard(bind[0]) and bind[1] != 0:
+        public_addr = listen.strip()
+    static: dict[str, Any] = {}
+    if lease_public_key is not None:
+        try:
+            pub = load_public_key(lease_public_key)
+        except LeaseKeyError as exc:
+            raise ConfigError(f"--lease-public-key: {exc}") from None
+        static[key_id(pub)] = pub
+    if gateway:
+        if not token:
+            raise ConfigError("--gateway needs --token (or WAVRY_RELAY_TOKEN)")
+        if not public_addr:
+            raise ConfigError("--gateway needs --public-addr HOST:PORT (the address peers use)")
+        try:
+            GatewayClient(gateway, token)
+        except ValueError as exc:
+            raise ConfigError(f"--gateway: {exc}") from None
+        relay_id = relay_id or socket.gethostname()
+    elif not static:
+        raise ConfigError(
+            "no lease key source: give --gateway URL --token TOKEN, "
+            "or --lease-public-key FILE --relay-id ID"
+        )
+    elif not relay_id:
+        raise ConfigError("--lease-public-key needs --relay-id (the rid claim leases carry)")
+    assert relay_id is not None
+    return _Settings(
+        listen=bind,
+        http_listen=http_bind,
+        relay_id=relay_id,
+        public_addr=public_addr or "",
+        region=region,
+        max_sessions=max_sessions,
+        max_bitrate_kbps=max_bitrate_kbps,
+        gateway=gateway or None,
+        token=token,
+        static_keys=static,
+    )
+
+
+def _fmt(addr: tuple[Any, ...]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+async def _serve(s: _Settings) -> None:
+    verifier = LeaseVerifier(s.static_keys, s.relay_id)
+    config = RelayConfig(
+        relay_id=s.relay_id, max_sessions=s.max_sessions, max_bitrate_kbps=s.max_bitrate_kbps
+    )
+    server = RelayServer(config, verifier)
+    try:
+        udp = await server.start(*s.listen)
+    except OSError as exc:
+        raise _Fatal(f"cannot listen on udp {_fmt(s.listen)}: {exc.strerror or exc}") from None
+    http = RelayHttpServer(
+        lambda: render_relay_metrics(server),
+        lambda: server.running and bool(verifier.key_ids),
+    )
+    try:
+        http_addr = await http.start(*s.http_listen)
+    except OSError as exc:
+        server.close()
+        raise _Fatal(f"cannot listen on tcp {_fmt(s.http_listen)}: {exc.strerror or exc}") from None
+    print(
+        f"wavry relay {s.relay_id}: relaying on udp {_fmt(udp)}; "
+        f"health/ready/metrics on http://{_fmt(http_addr)}/",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[Any]] = [loop.create_task(stop.wait())]
+    if s.gateway and s.token:
+
+        def installed(reg: Registration) -> None:
+            verifier.add_key(reg.key_id, reg.lease_public_key)
+
+        reg_loop = RegistrationLoop(
+            GatewayClient(s.gateway, s.token),
+            RelayInfo(s.relay_id, s.public_addr, s.region, s.max_sessions, s.max_bitrate_kbps),
+            on_registered=installed,
+            load=lambda: (server.load_pct, server.session_count),
+        )
+        tasks.append(loop.create_task(reg_loop.run()))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            err = task.exception()
+            if isinstance(err, GatewayError):
+                raise _Fatal(f"gateway refused registration: {err}")
+            if err is not None:
+                raise err
+    finally:
+        for task in tasks:
+            task.cancel()
+        server.close()
+        await http.close()
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    if sys.platform != "win32":
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:
+            pass
+    runner(coro)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"wavry relay: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def relay_command(
+    listen: Annotated[
+        str, typer.Option("--listen", envvar="WAVRY_RELAY_LISTEN", help="UDP HOST:PORT.")
+    ] = "0.0.0.0:4000",
+    public_addr: Annotated[
+        str | None,
+        typer.Option(
+            "--public-addr",
+            envvar="WAVRY_RELAY_PUBLIC_ADDR",
+            help="HOST:PORT peers reach this relay at (announced to the gateway).",
+        ),
+    ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", envvar="WAVRY_RELAY_GATEWAY", help="Gateway base URL."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="WAVRY_RELAY_TOKEN", help="Relay enrolment token (prefer the env)."
+        ),
+    ] = None,
+    http_listen: Annotated[
+        str,
+        typer.Option(
+            "--http-listen", envvar="WAVRY_RELAY_HTTP_LISTEN", help="/health /ready /metrics."
+        ),
+    ] = "127.0.0.1:9091",
+    region: Annotated[
+        str, typer.Option("--region", envvar="WAVRY_RELAY_REGION", help="Region name.")
+    ] = "default",
+    max_sessions: Annotated[
+        int,
+        typer.Option("--max-sessions", envvar="WAVRY_RELAY_MAX_SESSIONS", help="Session cap."),
+    ] = 1000,
+    max_bitrate_kbps: Annotated[
+        int,
+        typer.Option(
+            "--max-bitrate-kbps",
+            envvar="WAVRY_RELAY_MAX_BITRATE_KBPS",
+            help="Highest per-session hard limit honoured; leases above are clamped.",
+        ),
+    ] = 100_000,
+    lease_public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--lease-public-key",
+            envvar="WAVRY_RELAY_LEASE_PUBLIC_KEY",
+            help="Gateway lease public key file (PEM, PASERK k4.public, hex or base64).",
+        ),
+    ] = None,
+    relay_id: Annotated[
+        str | None,
+        typer.Option("--relay-id", envvar="WAVRY_RELAY_ID", help="Relay id (lease rid claim)."),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="WAVRY_RELAY_LOG_LEVEL", help="debug/info/...")
+    ] = "info",
+) -> None:
+    """Run a Wavry relay: forwards leased sessions' datagrams between two peers."""
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise _fail(f"--log-level: unknown level {log_level!r}", 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = _settings(
+            listen,
+            public_addr,
+            gateway,
+            token,
+            http_listen,
+            region,
+            max_sessions,
+            max_bitrate_kbps,
+            lease_public_key,
+            relay_id,
+        )
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    try:
+        _run(_serve(settings))
+    except _Fatal as exc:
+        raise _fail(str(exc), 1) from None
+    except KeyboardInterrupt:
+        pass
