@@ -16,7 +16,7 @@ as_root() {
 
 # System packages the project uses. Installed only when something is missing.
 APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xdotool x11-utils
-    redis-server postgresql chromium)
+    redis-server postgresql chromium fonts-dejavu-core)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${APT_PACKAGES[@]}"; do

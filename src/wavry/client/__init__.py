@@ -1,0 +1,1 @@
+"""Client-side pieces: the video window and its input mapping."""
