@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from wavry.media.encode import EncodedFrame
+from wavry.media.types import CapturedFrame
 from wavry.net.addr import format_hostport
 from wavry.net.host import HostServer
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import HostConfig
 from wavry.rift.host import HostEndpoint
+from wavry.rift.transport import KeyframeRequested, RateChanged, SkipFramesRequested
+from wavry.runtime.sources import NO_SOURCE_HELP, SourceError, detect_source, open_source
+from wavry.runtime.streamer import CODEC_FROM_RIFT, Streamer
 from wavry.store import TrustedDevices, load_or_create_identity
 
 TRUST_ANY_WARNING = (
@@ -33,14 +38,28 @@ class HostOptions:
     pair: bool = False
     name: str = ""
     config_dir: Path | None = None
+    source: str | None = None  # synthetic | x11 | wayland | virtual; None = detect
+    codec: str = "h264"
+    bitrate_kbps: int = 8000
+    fps: int = 60
+    width: int = 1280  # synthetic source size
+    height: int = 720
+    display: str | None = None
+    monitor: int | None = None
+    virtual: tuple[int, int] | None = None
+    run: str | None = None
 
 
 def _format_code(code: str) -> str:
     return f"{code[:3]} {code[3:]}"
 
 
+_CODECS: dict[str, int] = {"h264": rift_pb2.H264, "hevc": rift_pb2.HEVC, "av1": rift_pb2.AV1}
+
+
 class HostRuntime:
-    """Wires a HostEndpoint to a socket, the trusted-devices file and the console."""
+    """Wires a HostEndpoint to a socket, the trusted-devices file, the picture source and the
+    console."""
 
     def __init__(self, opts: HostOptions, out: TextIO = sys.stdout) -> None:
         self.opts = opts
@@ -48,11 +67,43 @@ class HostRuntime:
         self.identity = load_or_create_identity(opts.config_dir)
         self.trusted = TrustedDevices(opts.config_dir)
         name = opts.name or socket.gethostname()
-        config = HostConfig(name=name, trust_any=opts.trust_any)
+        if opts.codec not in _CODECS:
+            raise SourceError(f"unknown codec {opts.codec!r} (h264, hevc, av1)")
+        preferred = _CODECS[opts.codec]
+        codecs = [preferred] + [
+            c for c in (rift_pb2.H264, rift_pb2.HEVC, rift_pb2.AV1) if c != preferred
+        ]
+        self.source = detect_source(opts.source, opts.virtual)
+        self.capture = None
+        if self.source is not None:
+            self.capture = open_source(
+                self.source.name,
+                width=opts.width,
+                height=opts.height,
+                fps=opts.fps,
+                display=opts.display,
+                monitor=opts.monitor,
+                virtual=opts.virtual,
+                run=opts.run,
+            )
+        width, height = self.capture.size if self.capture is not None else (opts.width, opts.height)
+        config = HostConfig(
+            name=name,
+            trust_any=opts.trust_any,
+            codecs=codecs,
+            width=width,
+            height=height,
+            fps=opts.fps,
+            initial_bitrate_kbps=opts.bitrate_kbps,
+        )
+        config.transport.initial_bitrate_kbps = opts.bitrate_kbps
+        config.transport.fps = opts.fps
         self.endpoint = HostEndpoint(self.identity, config, trusted=self.trusted.ids())
         self.server = HostServer(self.endpoint, on_event=self._on_event)
         self.bound: tuple[str, int] | None = None
         self.on_message: Callable[[int, rift_pb2.Message], None] | None = None
+        self.streamer: Streamer | None = None
+        self.viewers: set[int] = set()
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -76,13 +127,77 @@ class HostRuntime:
                 f"  trust: paired devices only ({n} trusted); unknown clients must enter a "
                 "pairing code"
             )
+        if self.source is None:
+            self.say(f"  {NO_SOURCE_HELP}")
+        else:
+            w, h = self.endpoint.config.width, self.endpoint.config.height
+            self.say(
+                f"  picture: {self.source.name} {w}x{h}@{self.opts.fps} ({self.source.reason})"
+            )
         if self.opts.pair:
             self.endpoint.issue_pairing_code(self.server._clock())
             self.server.flush()
         return self.bound
 
+    # ---- streaming -----------------------------------------------------------------
+
+    def _start_stream(self, alias: int, ack: rift_pb2.HelloAck) -> None:
+        self.viewers.add(alias)
+        if self.capture is None or self.streamer is not None:
+            if self.streamer is not None:
+                self.streamer.request_keyframe()  # the new viewer needs one
+            return
+        res = ack.stream_resolution
+        self.streamer = Streamer(
+            self.capture,
+            CODEC_FROM_RIFT[ack.selected_codec],
+            res.width,
+            res.height,
+            ack.fps,
+            ack.initial_bitrate_kbps,
+            self._send_frame,
+            asyncio.get_running_loop(),
+        )
+        self.streamer.start()
+
+    def _send_frame(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
+        now = self.server._clock()
+        for alias in list(self.viewers):
+            try:
+                self.endpoint.send_frame(
+                    alias,
+                    encoded.data,
+                    now,
+                    keyframe=encoded.keyframe,
+                    timestamp_us=frame.capture_ts,
+                    capture_us=frame.capture_us,
+                    encode_us=encoded.encode_us,
+                )
+            except KeyError:
+                self.viewers.discard(alias)
+        self.server.flush()
+
+    def _stop_stream_if_idle(self) -> None:
+        if self.viewers or self.streamer is None:
+            return
+        streamer, self.streamer = self.streamer, None
+        asyncio.get_running_loop().run_in_executor(None, streamer.stop)
+
+    def _on_transport(self, event: ev.ClientTransportEvent) -> None:
+        e, streamer = event.event, self.streamer
+        if streamer is None:
+            return
+        if isinstance(e, KeyframeRequested):
+            streamer.request_keyframe()
+        elif isinstance(e, RateChanged):
+            streamer.set_bitrate(e.target_bitrate_kbps)
+        elif isinstance(e, SkipFramesRequested):
+            streamer.skip_frames(e.count)
+
     def _on_event(self, event: ev.HostEvent) -> None:
-        if isinstance(event, ev.PairingCodeIssued):
+        if isinstance(event, ev.ClientTransportEvent):
+            self._on_transport(event)
+        elif isinstance(event, ev.PairingCodeIssued):
             self.say(
                 f"Pairing code: {_format_code(event.code)}  "
                 "(valid 5 minutes, 5 attempts; enter it on the client)"
@@ -99,6 +214,7 @@ class HostRuntime:
             )
         elif isinstance(event, ev.ClientAccepted):
             self.say(f"session {event.alias:08x} accepted for {event.client_id}")
+            self._start_stream(event.alias, event.ack)
         elif isinstance(event, ev.ClientRejected):
             reason = rift_pb2.RejectReason.Name(event.reason)  # type: ignore[arg-type]
             self.say(f"session {event.alias:08x} rejected: {reason}")
@@ -115,6 +231,10 @@ class HostRuntime:
 
     async def close(self) -> None:
         await self.server.close()
+        self.viewers.clear()
+        if self.streamer is not None:
+            streamer, self.streamer = self.streamer, None
+            await asyncio.get_running_loop().run_in_executor(None, streamer.stop)
 
 
 async def serve(opts: HostOptions, stop: asyncio.Event | None = None) -> None:

@@ -1,0 +1,77 @@
+"""Choosing and opening the host's picture source."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+
+from wavry.media.types import Capture, CaptureError
+
+
+class SourceError(Exception):
+    """No usable picture source; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChoice:
+    name: str
+    reason: str
+
+
+def detect_source(explicit: str | None, virtual: tuple[int, int] | None) -> SourceChoice | None:
+    """The source to use: explicit, else virtual when sized, else Wayland, else X11; None when
+    nothing is available (the host then serves control messages only)."""
+    if explicit:
+        return SourceChoice(explicit, "chosen with --source")
+    if virtual is not None:
+        return SourceChoice("virtual", "--virtual given")
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return SourceChoice("wayland", "a Wayland session is running (WAYLAND_DISPLAY)")
+    if os.environ.get("DISPLAY"):
+        return SourceChoice("x11", f"DISPLAY={os.environ['DISPLAY']}")
+    return None
+
+
+NO_SOURCE_HELP = (
+    "no picture source: no Wayland session and no DISPLAY. Use --virtual WxH to stream a private "
+    "virtual display, or --source synthetic for a test pattern. Until then sessions carry control "
+    "messages only."
+)
+
+
+def open_source(
+    name: str,
+    *,
+    width: int,
+    height: int,
+    fps: float,
+    display: str | None = None,
+    monitor: int | None = None,
+    virtual: tuple[int, int] | None = None,
+    run: str | None = None,
+) -> Capture:
+    """Create (not start) the capture backend `name`."""
+    try:
+        if name == "synthetic":
+            from wavry.media.synthetic import SyntheticCapture
+
+            return SyntheticCapture(width, height, fps, noise=12)
+        if name == "x11":
+            x11 = importlib.import_module("wavry.media.x11")
+            capture: Capture = x11.X11Capture(display=display, monitor=monitor, fps=fps)
+            return capture
+        if name == "virtual":
+            virt = importlib.import_module("wavry.media.virtual")
+            w, h = virtual or (width, height)
+            capture = virt.VirtualCapture(w, h, fps=fps, run=run)
+            return capture
+        if name == "wayland":
+            wayland = importlib.import_module("wavry.media.wayland")
+            capture = wayland.WaylandCapture(fps=fps)
+            return capture
+    except ImportError as exc:
+        raise SourceError(f"the {name} source is not available in this build: {exc}") from exc
+    except CaptureError as exc:
+        raise SourceError(f"cannot use the {name} source: {exc}") from exc
+    raise SourceError(f"unknown source {name!r} (synthetic, x11, wayland, virtual)")

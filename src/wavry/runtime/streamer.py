@@ -1,0 +1,161 @@
+"""Host media pipeline: capture thread → encode thread → session (asyncio loop).
+
+Hand-offs are one-slot overwrite buffers (LatestFrameSlot): a frame that waited while a newer one
+arrived is dropped and counted, never queued. The encoder follows DELTA (bitrate without a
+keyframe), answers ReferenceInvalidation with a keyframe and skips frames on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wavry.media.encode import Codec, EncodedFrame, Encoder, EncoderError
+from wavry.media.handoff import LatestFrameSlot, SlotClosed
+from wavry.media.types import Capture, CapturedFrame, CaptureError
+from wavry.rift import rift_pb2
+
+CODEC_FROM_RIFT = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
+
+
+@dataclass(slots=True)
+class StreamerStats:
+    captured: int = 0
+    encoded: int = 0
+    sent: int = 0
+    dropped_stale: int = 0
+    skipped: int = 0
+    keyframes: int = 0
+    capture_errors: int = 0
+    encode_errors: int = 0
+    last_error: str = ""
+    encode_us_sum: int = 0
+
+
+@dataclass(slots=True)
+class _Control:
+    bitrate_kbps: int | None = None
+    keyframe: bool = False
+    skip: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+SendFrame = Callable[[CapturedFrame, EncodedFrame], None]
+
+
+class Streamer:
+    """Runs capture and encode threads; delivers encoded frames to `on_frame` on the loop."""
+
+    def __init__(
+        self,
+        capture: Capture,
+        codec: Codec,
+        width: int,
+        height: int,
+        fps: float,
+        bitrate_kbps: int,
+        on_frame: SendFrame,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.capture = capture
+        self.encoder = Encoder(codec, width, height, fps, bitrate_kbps)
+        self.stats = StreamerStats()
+        self._on_frame = on_frame
+        self._loop = loop
+        self._slot: LatestFrameSlot[CapturedFrame] = LatestFrameSlot()
+        self._control = _Control(keyframe=True)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.capture.start()
+        for target, name in ((self._capture_loop, "capture"), (self._encode_loop, "encode")):
+            t = threading.Thread(target=target, name=f"wavry-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._slot.close()
+        for t in self._threads:
+            t.join(timeout=3)
+        self._threads.clear()
+        with contextlib.suppress(CaptureError):
+            self.capture.stop()
+        self.encoder.close()
+
+    # ---- control (any thread) ----------------------------------------------------
+
+    def request_keyframe(self) -> None:
+        with self._control.lock:
+            self._control.keyframe = True
+
+    def set_bitrate(self, kbps: int) -> None:
+        with self._control.lock:
+            self._control.bitrate_kbps = max(100, int(kbps))
+
+    def skip_frames(self, n: int) -> None:
+        with self._control.lock:
+            self._control.skip = max(self._control.skip, min(2, n))
+
+    # ---- threads -------------------------------------------------------------------
+
+    def _capture_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self.capture.grab()
+            except CaptureError as exc:
+                self.stats.capture_errors += 1
+                self.stats.last_error = str(exc)
+                time.sleep(0.05)
+                continue
+            self.stats.captured += 1
+            try:
+                if not self._slot.put(frame):
+                    self.stats.dropped_stale += 1
+            except SlotClosed:
+                return
+
+    def _encode_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self._slot.get(timeout=0.2)
+            except SlotClosed:
+                return
+            if frame is None:
+                continue
+            with self._control.lock:
+                ctl = self._control
+                bitrate, ctl.bitrate_kbps = ctl.bitrate_kbps, None
+                keyframe, ctl.keyframe = ctl.keyframe, False
+                skip = ctl.skip > 0 and not keyframe
+                if skip:
+                    ctl.skip -= 1
+            if skip:
+                self.stats.skipped += 1
+                continue
+            try:
+                if bitrate is not None:
+                    self.encoder.set_bitrate(bitrate)
+                encoded = self.encoder.encode(frame.image, force_keyframe=keyframe)
+            except (EncoderError, ValueError) as exc:
+                self.stats.encode_errors += 1
+                self.stats.last_error = str(exc)
+                self.request_keyframe()
+                continue
+            self.stats.encoded += 1
+            self.stats.encode_us_sum += encoded.encode_us
+            if encoded.keyframe:
+                self.stats.keyframes += 1
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, frame, encoded)
+            except RuntimeError:  # loop closed
+                return
+
+    def _deliver(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
+        self.stats.sent += 1
+        self._on_frame(frame, encoded)
