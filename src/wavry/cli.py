@@ -82,6 +82,31 @@ class TrustMode(StrEnum):
     any = "any"
 
 
+def _size(text: str | None, what: str) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        fail(f"{what} must look like 1280x720, got {text!r}", 2)
+    if w < 64 or h < 64 or w > 8192 or h > 8192 or w % 2 or h % 2:
+        fail(f"{what} must be even and between 64 and 8192 pixels, got {text!r}", 2)
+    return w, h
+
+
+class SourceName(StrEnum):
+    synthetic = "synthetic"
+    x11 = "x11"
+    wayland = "wayland"
+    virtual = "virtual"
+
+
+class CodecName(StrEnum):
+    h264 = "h264"
+    hevc = "hevc"
+    av1 = "av1"
+
+
 @app.command()
 def host(
     listen: Annotated[str, typer.Option(help="UDP address to listen on (port 0 = any)")] = (
@@ -92,17 +117,105 @@ def host(
     ] = TrustMode.paired,
     pair: Annotated[bool, typer.Option("--pair", help="Show a pairing code right away")] = False,
     name: Annotated[str, typer.Option(help="Name shown to clients")] = "",
+    source: Annotated[
+        SourceName | None,
+        typer.Option(help="Picture source (default: Wayland portal, else X11 from DISPLAY)"),
+    ] = None,
+    display: Annotated[str | None, typer.Option(help="X display to capture, e.g. :0")] = None,
+    monitor: Annotated[int | None, typer.Option(help="Monitor id to capture")] = None,
+    virtual: Annotated[
+        str | None, typer.Option(help="Start a private virtual display WxH and stream it")
+    ] = None,
+    run_cmd: Annotated[
+        str | None, typer.Option("--run", help="Command to start on the virtual display")
+    ] = None,
+    size: Annotated[str, typer.Option(help="Size of the synthetic source")] = "1280x720",
+    codec: Annotated[CodecName, typer.Option(help="Preferred codec")] = CodecName.h264,
+    bitrate: Annotated[int, typer.Option(min=200, max=500_000, help="Start bitrate kbit/s")] = 8000,
+    fps: Annotated[int, typer.Option(min=1, max=240)] = 60,
 ) -> None:
-    """Share this machine: accept RIFT sessions from clients."""
+    """Share this machine: accept RIFT sessions and stream the screen to clients."""
     from wavry.runtime.host import HostOptions, serve
+    from wavry.runtime.sources import SourceError
 
-    opts = HostOptions(listen=_addr(listen), trust_any=trust is TrustMode.any, pair=pair, name=name)
+    syn = _size(size, "--size")
+    assert syn is not None
+    opts = HostOptions(
+        listen=_addr(listen),
+        trust_any=trust is TrustMode.any,
+        pair=pair,
+        name=name,
+        source=source.value if source else None,
+        codec=codec.value,
+        bitrate_kbps=bitrate,
+        fps=fps,
+        width=syn[0],
+        height=syn[1],
+        display=display,
+        monitor=monitor,
+        virtual=_size(virtual, "--virtual"),
+        run=run_cmd,
+    )
     try:
         run(serve(opts))
-    except StoreError as exc:
+    except (StoreError, SourceError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
+
+
+@app.command()
+def connect(
+    target: Annotated[str, typer.Argument(help="HOST[:PORT] of a wavry host")],
+    headless: Annotated[
+        bool, typer.Option("--headless", help="No window: decode and measure only")
+    ] = False,
+    seconds: Annotated[float | None, typer.Option(min=0.1, help="Stop after N seconds")] = None,
+    stats_json: Annotated[
+        Path | None, typer.Option("--stats-json", help="Write session statistics here at the end")
+    ] = None,
+    snapshot: Annotated[
+        Path | None, typer.Option("--snapshot", help="Save the last frame as PNG at the end")
+    ] = None,
+    fullscreen: Annotated[bool, typer.Option("--fullscreen")] = False,
+    vsync: Annotated[bool, typer.Option("--vsync", help="Wait for vertical sync")] = False,
+    pair_code: Annotated[str | None, typer.Option(help="Pairing code shown by the host")] = None,
+    host_id: Annotated[str | None, typer.Option(help="Expected Wavry ID of the host")] = None,
+    timeout: Annotated[float, typer.Option(min=0.5, help="Seconds to wait for a session")] = 10.0,
+    live: Annotated[bool, typer.Option("--live-stats", help="Print stats every second")] = False,
+) -> None:
+    """See and control a host: the screen in a window, keyboard and mouse back."""
+    from wavry.runtime.connect import ConnectOptions, run_connect
+    from wavry.runtime.session import SessionFailed
+
+    host_addr, port = _addr(target)
+    opts = ConnectOptions(
+        host=host_addr,
+        port=port,
+        headless=headless,
+        seconds=seconds,
+        stats_json=stats_json,
+        snapshot=snapshot,
+        fullscreen=fullscreen,
+        vsync=vsync,
+        pair_code=pair_code,
+        host_id=host_id,
+        timeout=timeout,
+        live_stats=live,
+    )
+    try:
+        summary, ended = run(run_connect(opts))
+    except SessionFailed as exc:
+        fail(str(exc))
+    except (StoreError, ConnectionError) as exc:
+        fail(str(exc))
+    lat = summary["e2e_latency_ms"]
+    typer.echo(
+        f"{summary['frames_presented']} frames presented, {summary['frames_dropped']} dropped; "
+        f"end-to-end p50 {lat['p50']} ms, p95 {lat['p95']} ms"
+    )
+    if ended:
+        fail(f"session ended: {ended}")
 
 
 @app.command()

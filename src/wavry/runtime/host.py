@@ -99,6 +99,8 @@ class HostRuntime:
         config.transport.initial_bitrate_kbps = opts.bitrate_kbps
         config.transport.fps = opts.fps
         self.endpoint = HostEndpoint(self.identity, config, trusted=self.trusted.ids())
+        if self.capture is not None:
+            self.endpoint.monitors = list(self._monitors(width, height))
         self.server = HostServer(self.endpoint, on_event=self._on_event)
         self.bound: tuple[str, int] | None = None
         self.on_message: Callable[[int, rift_pb2.Message], None] | None = None
@@ -138,6 +140,16 @@ class HostRuntime:
             self.endpoint.issue_pairing_code(self.server._clock())
             self.server.flush()
         return self.bound
+
+    def _monitors(self, width: int, height: int) -> list[rift_pb2.MonitorInfo]:
+        listing = getattr(self.capture, "monitors", None)
+        if callable(listing):
+            return [
+                rift_pb2.MonitorInfo(id=m.id, name=m.name, width=m.width, height=m.height)
+                for m in listing()
+            ]
+        name = self.source.name if self.source else "screen"
+        return [rift_pb2.MonitorInfo(id=0, name=name, width=width, height=height)]
 
     # ---- streaming -----------------------------------------------------------------
 

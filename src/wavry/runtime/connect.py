@@ -1,0 +1,266 @@
+"""`wavry connect`: receive, repair, decode and present the host's screen; send input back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wavry.client.stats import ClientStats, frame_timing
+from wavry.media.decode import DecodedFrame, Decoder, DecoderError, snapshot
+from wavry.media.encode import Codec
+from wavry.rift import events as ev
+from wavry.rift import rift_pb2
+from wavry.rift.config import ClientConfig
+from wavry.rift.transport import FrameReady, RateChanged
+from wavry.runtime.session import Established, SessionFailed, establish
+
+_CODEC = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
+INPUT_POLL_S = 0.004
+LATENCY_REPORT_EVERY = 30  # frames between LatencyStats messages to the host
+
+
+@dataclass(slots=True)
+class ConnectOptions:
+    host: str
+    port: int
+    headless: bool = False
+    seconds: float | None = None
+    stats_json: Path | None = None
+    snapshot: Path | None = None
+    fullscreen: bool = False
+    vsync: bool = False
+    pair_code: str | None = None
+    host_id: str | None = None
+    timeout: float = 10.0
+    config_dir: Path | None = None
+    live_stats: bool = False
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class ClientRuntime:
+    def __init__(self, opts: ConnectOptions, est: Established) -> None:
+        self.opts = opts
+        self.est = est
+        self.conn = est.conn
+        self.session = est.session
+        self.stats = ClientStats()
+        ack = est.ack
+        self.decoder = Decoder(_CODEC[ack.selected_codec])
+        self.width, self.height = ack.stream_resolution.width, ack.stream_resolution.height
+        self.window: Any = None
+        self.last_frame: DecodedFrame | None = None
+        self.stop = asyncio.Event()
+        self.exit_message = ""
+        self._since_report = 0
+
+    def open_window(self) -> None:
+        if self.opts.headless:
+            return
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise SessionFailed("no display to open a window on: use --headless (or set DISPLAY)")
+        from wavry.client.window import VideoWindow, WindowError
+
+        title = f"Wavry — {self.est.host_name or self.est.address}"
+        try:
+            self.window = VideoWindow(
+                title,
+                self.width,
+                self.height,
+                fullscreen=self.opts.fullscreen,
+                vsync=self.opts.vsync,
+            )
+        except WindowError as exc:
+            raise SessionFailed(f"{exc}; use --headless to run without a window") from exc
+
+    # ---- frames --------------------------------------------------------------------
+
+    def on_frame(self, ready: FrameReady) -> None:
+        f = ready.frame
+        t0 = time.time()
+        try:
+            decoded = self.decoder.decode(f.data)
+        except DecoderError:
+            decoded = None
+        t1 = time.time()
+        if decoded is None:
+            self.stats.dropped += 1
+            return
+        self.last_frame = decoded
+        if self.window is not None:
+            planes = decoded.planes()
+            if decoded.format == "yuv420p" and len(planes) == 3:
+                self.window.present_i420(
+                    decoded.width,
+                    decoded.height,
+                    (planes[0][0], planes[1][0], planes[2][0]),
+                    (planes[0][1], planes[1][1], planes[2][1]),
+                )
+        t2 = time.time()
+        offset = self.session.clock_offset_s or 0.0
+        timing = frame_timing(
+            frame_id=f.frame_id,
+            timestamp_us=f.timestamp_us,
+            capture_us=f.capture_us,
+            encode_us=f.encode_us,
+            last_chunk_at=f.last_chunk_at,
+            decode_start=t0,
+            decode_end=t1,
+            presented_at=t2,
+            clock_offset_s=offset,
+            size_bytes=len(f.data),
+        )
+        self.stats.record(timing)
+        self._since_report += 1
+        if self._since_report >= LATENCY_REPORT_EVERY:
+            self._since_report = 0
+            msg = rift_pb2.Message(control=rift_pb2.ControlMessage(latency=timing.to_message()))
+            with contextlib.suppress(RuntimeError):
+                self.conn.send(msg)
+
+    def _refresh_counters(self) -> None:
+        tr = self.session.transport
+        ch = self.session.channel
+        if tr is None or ch is None:
+            return
+        highest = tr.nack.highest_packet_id
+        if highest:
+            received = ch.counters.received
+            self.stats.loss_pct = max(0.0, (highest - received) / highest * 100)
+        self.stats.fec_recovered = tr.stats.fec_recovered
+
+    # ---- loops ---------------------------------------------------------------------
+
+    async def events(self) -> None:
+        while not self.stop.is_set():
+            try:
+                event = await self.conn.next_event(0.25)
+            except TimeoutError:
+                continue
+            if isinstance(event, FrameReady):
+                self.on_frame(event)
+            elif isinstance(event, ev.PongReceived):
+                self.stats.rtt_ms = event.rtt_s * 1000
+            elif isinstance(event, RateChanged):
+                self.stats.bitrate_target_kbps = event.target_bitrate_kbps
+            elif isinstance(event, ev.MessageReceived):
+                ctl = event.message.control
+                if event.message.HasField("control") and ctl.HasField("monitor_list"):
+                    mons = ctl.monitor_list.monitors
+                    names = ", ".join(f"{m.id}:{m.name} {m.width}x{m.height}" for m in mons)
+                    _say(f"host monitors: {names or 'none (no picture source on the host)'}")
+            elif isinstance(event, ev.LinkStalled):
+                _say(f"link stalled ({event.silence_s:.1f} s without packets)")
+            elif isinstance(event, ev.LinkResumed):
+                _say("link resumed")
+            elif isinstance(event, ev.Reconnecting):
+                _say(f"reconnecting (attempt {event.attempt}): {event.reason}")
+            elif isinstance(event, ev.SessionAccepted) and event.reconnected:
+                _say("reconnected")
+            elif isinstance(event, ev.SessionClosed):
+                self.exit_message = event.message
+                self.stop.set()
+
+    async def input_loop(self) -> None:
+        from wavry.client.window import WindowAction
+
+        overlay_at = 0.0
+        while not self.stop.is_set() and self.window is not None:
+            batch = self.window.poll()
+            for e in batch.events:
+                with contextlib.suppress(RuntimeError):  # session re-establishing
+                    self.conn.send(rift_pb2.Message(input=e))
+            if WindowAction.QUIT in batch.actions:
+                self.stop.set()
+            now = time.time()
+            if self.window.overlay_visible and now >= overlay_at:
+                overlay_at = now + 0.25
+                self._refresh_counters()
+                self.stats.congestion_state = self._congestion_state()
+                self.window.set_overlay(self.stats.overlay_lines(now))
+            await asyncio.sleep(INPUT_POLL_S)
+
+    def _congestion_state(self) -> str:
+        return "-" if self.stats.bitrate_target_kbps is None else "adapting"
+
+    async def live(self) -> None:
+        while not self.stop.is_set():
+            await asyncio.sleep(1.0)
+            self._refresh_counters()
+            s = self.stats.summary()
+            lat = s["e2e_latency_ms"]
+            _say(
+                f"{self.stats.fps(time.time()):4.0f} fps  e2e p50 {lat['p50'] or 0:6.2f} ms "
+                f"p95 {lat['p95'] or 0:6.2f} ms  {self.stats.bitrate_kbps(time.time()):7.0f} kbit/s"
+                f"  loss {self.stats.loss_pct:4.2f} %  rtt {self.stats.rtt_ms or 0:5.2f} ms"
+            )
+
+    def finish(self) -> dict[str, Any]:
+        self._refresh_counters()
+        summary = self.stats.summary()
+        if self.opts.stats_json is not None:
+            self.opts.stats_json.parent.mkdir(parents=True, exist_ok=True)
+            self.opts.stats_json.write_text(json.dumps(summary, indent=2) + "\n")
+        if self.opts.snapshot is not None and self.last_frame is not None:
+            snapshot(self.last_frame, self.opts.snapshot)
+        if self.window is not None:
+            self.window.close()
+            self.window = None
+        return summary
+
+
+async def run_connect(opts: ConnectOptions) -> tuple[dict[str, Any], str]:
+    config = ClientConfig(
+        name=socket.gethostname(),
+        supported_codecs=[rift_pb2.H264, rift_pb2.HEVC, rift_pb2.AV1],
+    )
+    est = await establish(
+        opts.host,
+        opts.port,
+        config,
+        timeout=opts.timeout,
+        pair_code=opts.pair_code,
+        host_id=opts.host_id,
+        config_dir=opts.config_dir,
+        say=_say,
+    )
+    ack = est.ack
+    _say(
+        f"connected to {est.host_name or '?'} ({est.host_id}): "
+        f"{rift_pb2.Codec.Name(ack.selected_codec)} {ack.stream_resolution.width}x"
+        f"{ack.stream_resolution.height}@{ack.fps}, handshake {est.handshake_ms:.1f} ms"
+    )
+    rt = ClientRuntime(opts, est)
+    try:
+        rt.open_window()
+        tasks = [asyncio.create_task(rt.events())]
+        if rt.window is not None:
+            tasks.append(asyncio.create_task(rt.input_loop()))
+        if opts.live_stats:
+            tasks.append(asyncio.create_task(rt.live()))
+        if opts.seconds is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rt.stop.wait(), opts.seconds)
+        else:
+            await rt.stop.wait()
+        rt.stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if rt.window is not None:
+            for e in rt.window.release_all():
+                with contextlib.suppress(RuntimeError):
+                    rt.conn.send(rift_pb2.Message(input=e))
+        await est.conn.close("client closed")
+    return rt.finish(), rt.exit_message
