@@ -1,28 +1,28 @@
-"""`wavry demo`: a real host process and a client on loopback, with live session statistics.
+"""`wavry demo`: a real host process streaming to a client on loopback, with live statistics.
 
-The host runs as a separate `wavry host` process with its own configuration directory; the client
-is paired with it beforehand (its Wavry ID is written to the host's trusted devices), so the demo
-exercises the normal trust path, not the open lab mode.
+The host runs as a separate `wavry host` process with its own configuration directory, on a
+private virtual display with something moving on it when Xvfb is available (else the synthetic
+test pattern). The client is paired with it beforehand (its Wavry ID is written to the host's
+trusted devices), so the demo exercises the normal trust path, not the open lab mode. The client
+opens a window when a display exists, else runs headless; it prints live stats every second and
+a per-stage latency table at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from wavry.net.client import ClientConnection
 from wavry.net.loop import loop_name
-from wavry.rift import events as ev
-from wavry.rift import rift_pb2
-from wavry.rift.client import ClientSession
-from wavry.rift.config import ClientConfig
-from wavry.runtime.ping import percentile
+from wavry.runtime.session import SessionFailed
 from wavry.store import TrustedDevices, load_or_create_identity
 
 _LISTEN_RE = re.compile(r"listening on udp://(\S+):(\d+)")
@@ -32,7 +32,7 @@ class DemoFailed(Exception):
     pass
 
 
-async def _start_host(home: Path) -> tuple[asyncio.subprocess.Process, int]:
+async def _start_host(home: Path, source_args: list[str]) -> tuple[asyncio.subprocess.Process, int]:
     env = dict(os.environ, XDG_CONFIG_HOME=str(home / "host"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -43,6 +43,7 @@ async def _start_host(home: Path) -> tuple[asyncio.subprocess.Process, int]:
         "127.0.0.1:0",
         "--name",
         "demo-host",
+        *source_args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -71,16 +72,43 @@ async def _echo_host(proc: asyncio.subprocess.Process) -> None:
         print(f"  [host] {line.decode(errors='replace').rstrip()}", flush=True)
 
 
+def _source_args() -> list[str]:
+    """A virtual display with a moving picture when possible, else the synthetic pattern."""
+    if importlib.util.find_spec("wavry.media.virtual") is None or shutil.which("Xvfb") is None:
+        return ["--source", "synthetic", "--size", "1280x720"]
+    return ["--virtual", "1280x720", "--run", DEMO_APP]
+
+
+# Something that moves on the virtual display: a small SDL animation (wavry/runtime/demo_app.py).
+DEMO_APP = f"{sys.executable} -m wavry.runtime.demo_app"
+
+
 async def run_demo(seconds: float) -> int:
+    from wavry.runtime.connect import ConnectOptions, run_connect
+
     with tempfile.TemporaryDirectory(prefix="wavry-demo-") as tmp:
         home = Path(tmp)
-        client_identity = load_or_create_identity(home / "client" / "wavry")
+        client_dir = home / "client" / "wavry"
+        client_identity = load_or_create_identity(client_dir)
         TrustedDevices(home / "host" / "wavry").add(client_identity.wavry_id, "demo-client")
         print(f"wavry demo: host process + client on loopback ({loop_name()} event loop)")
-        proc, port = await _start_host(home)
+        proc, port = await _start_host(home, _source_args())
         echo = asyncio.create_task(_echo_host(proc))
+        display = os.environ.get("DISPLAY")
+        headless = not display
+        print(f"client: {'window on ' + display if display else 'headless (no DISPLAY)'}")
+        opts = ConnectOptions(
+            host="127.0.0.1",
+            port=port,
+            headless=headless,
+            seconds=seconds,
+            live_stats=True,
+            config_dir=client_dir,
+        )
         try:
-            return await _client(client_identity, port, seconds)
+            summary, ended = await run_connect(opts)
+        except SessionFailed as exc:
+            raise DemoFailed(str(exc)) from exc
         finally:
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
@@ -90,68 +118,25 @@ async def run_demo(seconds: float) -> int:
                 proc.kill()
             with contextlib.suppress(asyncio.CancelledError):
                 await echo
-
-
-async def _client(identity: object, port: int, seconds: float) -> int:
-    from wavry.rift.identity import Identity
-
-    assert isinstance(identity, Identity)
-    cfg = ClientConfig(name="demo-client", auto_reconnect=True)
-    cfg.timing.ping_interval_s = 0.05
-    session = ClientSession(identity, cfg)
-    conn = ClientConnection(session)
-    await conn.start("127.0.0.1", port)
-    rtts: list[float] = []
-    window: list[float] = []
-    start = time.monotonic()
-    next_report = start + 1.0
-    accepted = False
-    try:
-        while time.monotonic() - start < seconds:
-            try:
-                event = await conn.next_event(max(0.0, next_report - time.monotonic()))
-            except TimeoutError:
-                event = None
-            if isinstance(event, ev.HandshakeCompleted):
-                print(f"handshake with {event.host_id} in {event.duration_s * 1000:.2f} ms")
-            elif isinstance(event, ev.SessionAccepted):
-                accepted = True
-                a = event.ack
-                print(
-                    f"session accepted: codec {rift_pb2.Codec.Name(a.selected_codec)}, "
-                    f"{a.stream_resolution.width}x{a.stream_resolution.height}@{a.fps}"
-                )
-            elif isinstance(event, ev.PongReceived):
-                rtts.append(event.rtt_s * 1000)
-                window.append(event.rtt_s * 1000)
-            elif isinstance(event, ev.SessionClosed):
-                raise DemoFailed(f"session ended: {event.message}")
-            elif isinstance(event, (ev.LinkStalled, ev.Reconnecting, ev.SessionRejected)):
-                print(f"event: {event}")
-            if time.monotonic() >= next_report:
-                next_report += 1.0
-                ch = session.channel
-                off = session.clock_offset_s
-                off_ms = off * 1000 if off is not None else float("nan")
-                tx, rx = (ch.counters.sent, ch.counters.received) if ch else (0, 0)
-                p50, p95 = percentile(window, 0.5), percentile(window, 0.95)
-                print(
-                    f"t={time.monotonic() - start:4.1f}s  state {session.state.value:<7} "
-                    f"rtt p50 {p50:6.3f} ms  p95 {p95:6.3f} ms  offset {off_ms:+7.3f} ms"
-                    f"  tx {tx:5d}  rx {rx:5d}",
-                    flush=True,
-                )
-                window.clear()
-    finally:
-        await conn.close("demo finished")
-    if not accepted or not rtts:
-        raise DemoFailed("no session was established")
-    print()
-    print("summary")
-    print(f"  pings answered   {len(rtts)}")
-    print(
-        f"  rtt min/p50/p95  {min(rtts):.3f} / {percentile(rtts, 0.5):.3f} / "
-        f"{percentile(rtts, 0.95):.3f} ms"
-    )
-    print("  (video, input and per-stage latency join this demo with the media pipeline)")
+    _print_summary(summary)
+    if ended:
+        raise DemoFailed(f"session ended early: {ended}")
+    if not summary["frames_presented"]:
+        raise DemoFailed("no frame was presented")
     return 0
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    stages = summary["stages_ms"]
+    lat = summary["e2e_latency_ms"]
+    assert isinstance(stages, dict) and isinstance(lat, dict)
+    print()
+    print("per-stage latency (mean ms per presented frame)")
+    for name in ("capture", "encode", "network", "decode", "present"):
+        print(f"  {name:<10} {stages[name]:8.2f}")
+    print(f"  {'end-to-end':<10} p50 {lat['p50']} / p95 {lat['p95']} / p99 {lat['p99']} ms")
+    print(
+        f"  frames {summary['frames_presented']} presented, {summary['frames_dropped']} dropped; "
+        f"{summary['bitrate_kbps']} kbit/s, loss {summary['loss_pct']} %, "
+        f"FEC recovered {summary['fec_recovered']}, rtt {summary['rtt_ms']} ms"
+    )
