@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from wavry.media.encode import EncodedFrame
 from wavry.media.types import CapturedFrame
@@ -52,6 +52,14 @@ class HostOptions:
 
 def _format_code(code: str) -> str:
     return f"{code[:3]} {code[3:]}"
+
+
+class InputSink(Protocol):
+    """Applies RIFT input messages on this machine (XTest, uinput, portal)."""
+
+    def handle(self, event: rift_pb2.InputMessage) -> None: ...
+
+    def release_all(self) -> None: ...
 
 
 _CODECS: dict[str, int] = {"h264": rift_pb2.H264, "hevc": rift_pb2.HEVC, "av1": rift_pb2.AV1}
@@ -106,6 +114,9 @@ class HostRuntime:
         self.on_message: Callable[[int, rift_pb2.Message], None] | None = None
         self.streamer: Streamer | None = None
         self.viewers: set[int] = set()
+        self.injector: InputSink | None = None
+        self._latency: list[float] = []
+        self._latency_log_at = 0.0
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -195,6 +206,28 @@ class HostRuntime:
         streamer, self.streamer = self.streamer, None
         asyncio.get_running_loop().run_in_executor(None, streamer.stop)
 
+    def _on_client_message(self, alias: int, msg: rift_pb2.Message) -> None:
+        kind = msg.WhichOneof("content")
+        if kind == "control":
+            ctl = msg.control
+            which = ctl.WhichOneof("content")
+            if which == "select_monitor" and self.streamer is not None:
+                self.say(f"session {alias:08x} selects monitor {ctl.select_monitor.monitor_id}")
+                self.streamer.select_monitor(ctl.select_monitor.monitor_id)
+            elif which == "latency":
+                self._latency.append(ctl.latency.total_us / 1000)
+                now = self.server._clock()
+                if now >= self._latency_log_at and self._latency:
+                    self._latency_log_at = now + 10.0
+                    lat = sorted(self._latency)
+                    self._latency.clear()
+                    self.say(
+                        f"session {alias:08x} end-to-end latency p50 {lat[len(lat) // 2]:.1f} ms,"
+                        f" max {lat[-1]:.1f} ms (client reports)"
+                    )
+        elif kind == "input" and self.injector is not None:
+            self.injector.handle(msg.input)
+
     def _on_transport(self, event: ev.ClientTransportEvent) -> None:
         e, streamer = event.event, self.streamer
         if streamer is None:
@@ -238,8 +271,10 @@ class HostRuntime:
             self.say(
                 f"session {event.alias:08x} ended: {event.reason.name.lower()} ({event.message})"
             )
-        elif isinstance(event, ev.ClientMessage) and self.on_message is not None:
-            self.on_message(event.alias, event.message)
+        elif isinstance(event, ev.ClientMessage):
+            self._on_client_message(event.alias, event.message)
+            if self.on_message is not None:
+                self.on_message(event.alias, event.message)
 
     async def close(self) -> None:
         await self.server.close()

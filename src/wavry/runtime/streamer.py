@@ -41,6 +41,7 @@ class _Control:
     bitrate_kbps: int | None = None
     keyframe: bool = False
     skip: int = 0
+    monitor: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -98,6 +99,11 @@ class Streamer:
         with self._control.lock:
             self._control.bitrate_kbps = max(100, int(kbps))
 
+    def select_monitor(self, monitor_id: int) -> None:
+        """Switch the captured monitor between two grabs (capture thread), then a keyframe."""
+        with self._control.lock:
+            self._control.monitor = monitor_id
+
     def skip_frames(self, n: int) -> None:
         with self._control.lock:
             self._control.skip = max(self._control.skip, min(2, n))
@@ -106,6 +112,10 @@ class Streamer:
 
     def _capture_loop(self) -> None:
         while not self._stop.is_set():
+            with self._control.lock:
+                monitor, self._control.monitor = self._control.monitor, None
+            if monitor is not None:
+                self._switch_monitor(monitor)
             try:
                 frame = self.capture.grab()
             except CaptureError as exc:
@@ -119,6 +129,18 @@ class Streamer:
                     self.stats.dropped_stale += 1
             except SlotClosed:
                 return
+
+    def _switch_monitor(self, monitor_id: int) -> None:
+        switch = getattr(self.capture, "select_monitor", None)
+        if switch is None:
+            self.stats.last_error = f"this source has one monitor; cannot select {monitor_id}"
+            return
+        try:
+            switch(monitor_id)
+        except (CaptureError, ValueError, KeyError) as exc:
+            self.stats.last_error = f"monitor {monitor_id}: {exc}"
+            return
+        self.request_keyframe()
 
     def _encode_loop(self) -> None:
         while not self._stop.is_set():
