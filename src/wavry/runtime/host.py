@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from wavry.media.encode import EncodedFrame
-from wavry.media.types import CapturedFrame
+from wavry.media.types import Capture, CapturedFrame
 from wavry.net.addr import format_hostport
 from wavry.net.host import HostServer
 from wavry.rift import events as ev
@@ -21,7 +21,13 @@ from wavry.rift import rift_pb2
 from wavry.rift.config import HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.transport import KeyframeRequested, RateChanged, SkipFramesRequested
-from wavry.runtime.sources import NO_SOURCE_HELP, SourceError, detect_source, open_source
+from wavry.runtime.sources import (
+    NO_SOURCE_HELP,
+    SourceError,
+    detect_source,
+    open_source,
+    source_size,
+)
 from wavry.runtime.streamer import CODEC_FROM_RIFT, Streamer
 from wavry.store import TrustedDevices, load_or_create_identity
 
@@ -82,19 +88,30 @@ class HostRuntime:
             c for c in (rift_pb2.H264, rift_pb2.HEVC, rift_pb2.AV1) if c != preferred
         ]
         self.source = detect_source(opts.source, opts.virtual)
-        self.capture = None
+        self.capture: Capture | None = None
+        self.capture_size = (opts.width, opts.height)
+        self.source_problem = ""
         if self.source is not None:
-            self.capture = open_source(
-                self.source.name,
-                width=opts.width,
-                height=opts.height,
-                fps=opts.fps,
-                display=opts.display,
-                monitor=opts.monitor,
-                virtual=opts.virtual,
-                run=opts.run,
-            )
-        width, height = self.capture.size if self.capture is not None else (opts.width, opts.height)
+            try:
+                self.capture = open_source(
+                    self.source.name,
+                    width=opts.width,
+                    height=opts.height,
+                    fps=opts.fps,
+                    display=opts.display,
+                    monitor=opts.monitor,
+                    virtual=opts.virtual,
+                    run=opts.run,
+                )
+                self.capture_size = source_size(self.capture)
+            except SourceError as exc:
+                if opts.source is not None or opts.virtual is not None:
+                    raise  # asked for explicitly: a clear error
+                # detected, not asked for: keep serving sessions and say why there is no picture
+                self.source_problem = f"{exc} ({self.source.reason})"
+                self.source = None
+                self.capture = None
+        width, height = self.capture_size if self.capture is not None else (opts.width, opts.height)
         config = HostConfig(
             name=name,
             trust_any=opts.trust_any,
@@ -141,6 +158,8 @@ class HostRuntime:
                 "pairing code"
             )
         if self.source is None:
+            if self.source_problem:
+                self.say(f"  picture source unavailable: {self.source_problem}")
             self.say(f"  {NO_SOURCE_HELP}")
         else:
             w, h = self.endpoint.config.width, self.endpoint.config.height

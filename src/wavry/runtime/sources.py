@@ -34,9 +34,9 @@ def detect_source(explicit: str | None, virtual: tuple[int, int] | None) -> Sour
 
 
 NO_SOURCE_HELP = (
-    "no picture source: no Wayland session and no DISPLAY. Use --virtual WxH to stream a private "
-    "virtual display, or --source synthetic for a test pattern. Until then sessions carry control "
-    "messages only."
+    "no picture source (no usable Wayland session or X display). Use --virtual WxH to stream a "
+    "private virtual display, or --source synthetic for a test pattern. Until then sessions carry "
+    "control messages only."
 )
 
 
@@ -75,3 +75,20 @@ def open_source(
     except CaptureError as exc:
         raise SourceError(f"cannot use the {name} source: {exc}") from exc
     raise SourceError(f"unknown source {name!r} (synthetic, x11, wayland, virtual)")
+
+
+def source_size(capture: Capture) -> tuple[int, int]:
+    """The source's picture size. Backends that only know it once started are started briefly
+    (which also proves the source works before any client connects)."""
+    try:
+        return capture.size
+    except CaptureError:
+        pass
+    try:
+        capture.start()
+        try:
+            return capture.size
+        finally:
+            capture.stop()
+    except CaptureError as exc:
+        raise SourceError(f"cannot use the {capture.name} source: {exc}") from exc
