@@ -1,0 +1,291 @@
+"""Video encoders (PyAV): low-latency H.264 (libx264), HEVC (libx265), AV1 (libsvtav1)."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
+
+from wavry.media.avopts import AvOptUnavailable, set_int_options
+from wavry.media.types import ProbeResult
+
+__all__ = [
+    "Codec",
+    "EncodedFrame",
+    "Encoder",
+    "EncoderError",
+    "HardwareChoice",
+    "probe_encoder",
+    "probe_hardware_h264",
+]
+
+
+# SVT-AV1 prints its banner and settings at info level on every open; keep errors only.
+os.environ.setdefault("SVT_LOG", "1")
+
+
+class EncoderError(RuntimeError):
+    """The encoder could not be opened or failed on a frame."""
+
+
+class Codec(enum.Enum):
+    H264 = "h264"
+    HEVC = "hevc"
+    AV1 = "av1"
+
+
+_SOFTWARE = {Codec.H264: "libx264", Codec.HEVC: "libx265", Codec.AV1: "libsvtav1"}
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """One access unit: Annex-B for H.264/HEVC (parameter sets on keyframes), a TU for AV1."""
+
+    data: bytes
+    keyframe: bool
+    encode_us: int
+
+
+def _software_options(codec: Codec, fps: float, gop_frames: int) -> dict[str, str]:
+    keyint = str(gop_frames) if gop_frames > 0 else "infinite"
+    if codec is Codec.H264:
+        params = [
+            "repeat-headers=1",  # SPS/PPS in front of every keyframe
+            "annexb=1",
+            "bframes=0",
+            "sliced-threads=1",  # one packet per frame, slices encoded in parallel
+            "rc-lookahead=0",
+            "sync-lookahead=0",
+            "scenecut=0",
+            f"keyint={keyint}",
+            "aud=0",
+        ]
+        return {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "forced-idr": "1",
+            "x264-params": ":".join(params),
+        }
+    if codec is Codec.HEVC:
+        k = str(gop_frames) if gop_frames > 0 else "-1"
+        return {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "forced-idr": "1",
+            "x265-params": (
+                f"repeat-headers=1:annexb=1:bframes=0:keyint={k}:scenecut=0:log-level=error"
+            ),
+        }
+    # SVT-AV1: fastest preset, low-delay prediction structure, no periodic keyframes unless asked.
+    # Low delay needs CBR (rc=2) and a finite intra period in SVT-AV1; rtc=1 turns off the
+    # hierarchical layers whose low-quality frames otherwise alternate with good ones.
+    k = str(gop_frames) if gop_frames > 0 else str(int(fps * 3600))
+    return {"preset": "11", "svtav1-params": f"pred-struct=1:rc=2:rtc=1:keyint={k}:scd=0:lp=2"}
+
+
+class Encoder:
+    """One encoder per stream. ``encode()`` returns one :class:`EncodedFrame` per input frame.
+
+    The input is any ``av.VideoFrame`` (yuv420p passes straight through; bgr0/bgra from X11 are
+    converted by one reused swscale context). ``set_bitrate`` takes effect on the next frame
+    without a keyframe for H.264 (x264_encoder_reconfig); HEVC and AV1 reopen the encoder, which
+    costs a keyframe (FFmpeg's wrappers do not reconfigure them).
+    """
+
+    def __init__(
+        self,
+        codec: Codec | str = Codec.H264,
+        width: int = 1280,
+        height: int = 720,
+        fps: float = 60.0,
+        bitrate_kbps: int = 8000,
+        *,
+        encoder_name: str | None = None,
+        gop_frames: int = 0,
+        threads: int = 2,
+        vbv_frames: float = 2.0,
+    ) -> None:
+        self.codec = Codec(codec)
+        if width % 2 or height % 2 or width <= 0 or height <= 0:
+            raise EncoderError(f"frame size must be positive and even, got {width}x{height}")
+        self.width, self.height, self.fps = width, height, float(fps)
+        self.encoder_name = encoder_name or _SOFTWARE[self.codec]
+        self.gop_frames = gop_frames
+        self.threads = threads
+        self._bitrate_kbps = int(bitrate_kbps)
+        self.vbv_frames = float(vbv_frames)
+        self.reconfigures_in_place = self.encoder_name == "libx264"
+        self._reformatter = VideoReformatter()
+        self._force_key = False
+        self._pending_kbps: int | None = None
+        self.reconfig_fallback_reason = ""
+        self._pts = 0
+        self.frames_encoded = 0
+        self._ctx = self._open()
+
+    def _open(self) -> Any:
+        try:
+            ctx: Any = av.CodecContext.create(self.encoder_name, "w")
+        except (av.FFmpegError, ValueError) as exc:  # unknown encoder name
+            raise EncoderError(f"encoder {self.encoder_name} is not available: {exc}") from exc
+        ctx.width, ctx.height = self.width, self.height
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = Fraction(1, 1_000_000)
+        ctx.framerate = Fraction(self.fps).limit_denominator(1001)
+        ctx.bit_rate = self._bitrate_kbps * 1000
+        ctx.thread_type = "SLICE"
+        ctx.thread_count = self.threads
+        if self.encoder_name.startswith("lib"):
+            opts = _software_options(self.codec, self.fps, self.gop_frames)
+            if self.encoder_name == "libx264":
+                opts.update({k: str(v) for k, v in self._vbv().items()})
+            ctx.options = opts
+        elif "nvenc" in self.encoder_name:
+            ctx.options = {"preset": "p1", "tune": "ull", "zerolatency": "1", "bf": "0"}
+        elif "qsv" in self.encoder_name:
+            ctx.options = {"preset": "veryfast", "async_depth": "1", "bf": "0", "low_power": "1"}
+        try:
+            ctx.open()
+        except av.FFmpegError as exc:
+            raise EncoderError(f"cannot open {self.encoder_name}: {exc}") from exc
+        return ctx
+
+    def _vbv(self) -> dict[str, int]:
+        # CBR-like VBV: max rate = target, buffer = ``vbv_frames`` frames. It caps every frame
+        # (keyframes too) near the per-frame budget, and x264 only retargets its bitrate at run
+        # time in this mode.
+        bps = self._bitrate_kbps * 1000
+        return {"b": bps, "maxrate": bps, "bufsize": int(bps * self.vbv_frames / self.fps)}
+
+    @property
+    def bitrate_kbps(self) -> int:
+        """The target in force (or requested, when a change waits for the next frame)."""
+        return self._pending_kbps or self._bitrate_kbps
+
+    def set_bitrate(self, kbps: int) -> None:
+        """Retarget rate control from the next frame on (DELTA, RIFT.md §8).
+
+        Safe to call from another thread than the one encoding: the change is applied by
+        ``encode()`` before its next frame.
+        """
+        kbps = int(kbps)
+        if kbps <= 0:
+            raise ValueError(f"bitrate must be positive, got {kbps}")
+        self._pending_kbps = kbps
+
+    def _apply_bitrate(self, kbps: int) -> None:
+        if kbps == self._bitrate_kbps:
+            return
+        self._bitrate_kbps = kbps
+        if self.reconfigures_in_place:
+            try:
+                # FFmpeg's libx264 wrapper sees the new b/maxrate/bufsize on the next frame and
+                # calls x264_encoder_reconfig: no new stream, no keyframe.
+                set_int_options(self._ctx, self._vbv())
+                return
+            except AvOptUnavailable as exc:
+                self.reconfigures_in_place = False
+                self.reconfig_fallback_reason = str(exc)
+        self._ctx = self._open()
+        self._force_key = True
+
+    def request_keyframe(self) -> None:
+        """Make the next frame an IDR (answer to ReferenceInvalidation)."""
+        self._force_key = True
+
+    def _to_yuv(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if (
+            frame.format.name == "yuv420p"
+            and frame.width == self.width
+            and frame.height == self.height
+        ):
+            return frame
+        return self._reformatter.reformat(frame, self.width, self.height, "yuv420p")
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> EncodedFrame:
+        """Encode one picture; returns the whole access unit for it."""
+        t0 = time.perf_counter_ns()
+        pending, self._pending_kbps = self._pending_kbps, None
+        if pending is not None:
+            self._apply_bitrate(pending)
+        yuv = self._to_yuv(frame)
+        yuv.pts = self._pts
+        self._pts += max(1, round(1_000_000 / self.fps))
+        if force_keyframe or self._force_key:
+            yuv.pict_type = PictureType.I
+            self._force_key = False
+        else:
+            yuv.pict_type = PictureType.NONE
+        try:
+            packets = self._ctx.encode(yuv)
+        except av.FFmpegError as exc:
+            raise EncoderError(f"{self.encoder_name} failed on a frame: {exc}") from exc
+        if not packets:
+            raise EncoderError(
+                f"{self.encoder_name} buffered a frame (encoder delay); "
+                "expected one packet per frame"
+            )
+        data = b"".join(bytes(p) for p in packets)
+        self.frames_encoded += 1
+        key = any(p.is_keyframe for p in packets)
+        return EncodedFrame(data, key, (time.perf_counter_ns() - t0) // 1000)
+
+    def close(self) -> None:
+        """Flush and drop the encoder (nothing is pending: one packet per frame)."""
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            with contextlib.suppress(av.FFmpegError):
+                ctx.encode(None)
+
+
+@dataclass(frozen=True)
+class HardwareChoice:
+    encoder_name: str
+    probes: list[ProbeResult]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(p.line() for p in self.probes)
+
+
+def probe_encoder(name: str, width: int = 640, height: int = 360) -> ProbeResult:
+    """Open ``name`` for real and encode one frame; report why it failed if it does."""
+    codec = Codec.H264
+    if "265" in name or "hevc" in name:
+        codec = Codec.HEVC
+    elif "av1" in name:
+        codec = Codec.AV1
+    try:
+        enc = Encoder(codec, width, height, 30, 1000, encoder_name=name)
+        enc.encode(av.VideoFrame(width, height, "yuv420p"))
+        enc.close()
+    except (EncoderError, av.FFmpegError) as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, av.FFmpegError) else exc
+        reason = getattr(cause, "strerror", None) or str(exc).splitlines()[0][:200]
+        remedy = ""
+        if "nvenc" in name:
+            remedy = "needs an NVIDIA GPU with the proprietary driver (libnvidia-encode)"
+        elif "qsv" in name:
+            remedy = "needs an Intel GPU with oneVPL/libmfx runtime and /dev/dri access"
+        return ProbeResult(name, False, f"opening {name} failed: {reason}", remedy)
+    return ProbeResult(name, True, f"opened and encoded a {width}x{height} frame")
+
+
+def probe_hardware_h264(candidates: tuple[str, ...] = ("h264_nvenc", "h264_qsv")) -> HardwareChoice:
+    """Try the hardware H.264 encoders in order; fall back to libx264 with the reasons."""
+    probes: list[ProbeResult] = []
+    for name in candidates:
+        result = probe_encoder(name)
+        probes.append(result)
+        if result.ok:
+            return HardwareChoice(name, probes)
+    probes.append(probe_encoder("libx264"))
+    return HardwareChoice("libx264", probes)

@@ -1,0 +1,137 @@
+"""Virtual display capture: a private Xvfb at the requested size, captured with x11grab."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Sequence
+
+from wavry.media.types import Capture, CapturedFrame, CaptureError, ProbeResult
+from wavry.media.x11 import X11Capture
+from wavry.platform import xvfb
+from wavry.platform.xvfb import XvfbError, XvfbServer
+
+__all__ = ["VirtualCapture", "parse_size", "probe"]
+
+
+def probe() -> ProbeResult:
+    result = xvfb.probe()
+    if not result.ok:
+        return ProbeResult("virtual", False, result.detail, result.remedy)
+    return ProbeResult("virtual", True, f"private Xvfb ({result.detail}) captured with x11grab")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' → (1280, 720), with a message a user can act on."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise CaptureError(f"virtual display size must look like 1280x720, got {text!r}") from None
+    if not (64 <= w <= 8192 and 64 <= h <= 8192):
+        raise CaptureError(f"virtual display size {w}x{h} is out of range 64..8192")
+    return w & ~1, h & ~1
+
+
+class VirtualCapture(Capture):
+    """Start Xvfb at ``width``x``height``, optionally run ``run`` on it, capture it.
+
+    ``stop()`` ends the command's process group and the server. ``display`` and ``env()`` let a
+    host runtime point an input injector (XTest) at the same display.
+    """
+
+    name = "virtual"
+
+    def __init__(
+        self,
+        width: int = 1280,
+        height: int = 720,
+        fps: float = 60.0,
+        *,
+        run: str | Sequence[str] | None = None,
+        draw_mouse: bool = True,
+    ) -> None:
+        self._w, self._h = width & ~1, height & ~1
+        self._fps = float(fps)
+        self._run = run
+        self._draw_mouse = draw_mouse
+        self.server: XvfbServer | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._x11: X11Capture | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._w, self._h
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def display(self) -> str:
+        if self.server is None:
+            raise CaptureError("virtual display is not started")
+        return self.server.display
+
+    def env(self) -> dict[str, str]:
+        if self.server is None:
+            raise CaptureError("virtual display is not started")
+        return self.server.env()
+
+    def start(self) -> None:
+        if self.server is not None:
+            return
+        try:
+            self.server = XvfbServer(self._w, self._h).start()
+        except XvfbError as exc:
+            self.server = None
+            raise CaptureError(f"cannot start the virtual display: {exc}") from exc
+        try:
+            env = self.server.env()
+            if self._run:
+                argv = shlex.split(self._run) if isinstance(self._run, str) else list(self._run)
+                try:
+                    self.process = subprocess.Popen(
+                        argv,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    raise CaptureError(
+                        f"cannot run {argv[0]!r} on the virtual display: {exc}"
+                    ) from exc
+            self._x11 = X11Capture(
+                self.server.display,
+                fps=self._fps,
+                draw_mouse=self._draw_mouse,
+                auth=str(self.server.auth_file),
+            )
+            self._x11.start()
+        except Exception:
+            self.stop()
+            raise
+
+    def grab(self) -> CapturedFrame:
+        if self._x11 is None:
+            raise CaptureError("virtual display is not started")
+        return self._x11.grab()
+
+    def stop(self) -> None:
+        if self._x11 is not None:
+            self._x11.stop()
+            self._x11 = None
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(3)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(3)
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
