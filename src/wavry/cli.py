@@ -183,6 +183,9 @@ def connect(
     host_id: Annotated[str | None, typer.Option(help="Expected Wavry ID of the host")] = None,
     timeout: Annotated[float, typer.Option(min=0.5, help="Seconds to wait for a session")] = 10.0,
     live: Annotated[bool, typer.Option("--live-stats", help="Print stats every second")] = False,
+    monitor: Annotated[
+        int | None, typer.Option(help="Ask the host to show this monitor (see its list)")
+    ] = None,
 ) -> None:
     """See and control a host: the screen in a window, keyboard and mouse back."""
     from wavry.runtime.connect import ConnectOptions, run_connect
@@ -202,6 +205,7 @@ def connect(
         host_id=host_id,
         timeout=timeout,
         live_stats=live,
+        monitor=monitor,
     )
     try:
         summary, ended = run(run_connect(opts))
@@ -356,6 +360,19 @@ def bench_transport(
         json_file.parent.mkdir(parents=True, exist_ok=True)
         json_file.write_text(json.dumps(results, indent=2) + "\n")
         typer.echo(f"wrote {json_file}")
+
+
+@bench_app.command("net")
+def bench_net(
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write results here (PNG plots next to it)")
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Short runs (under 5 minutes)")] = False,
+) -> None:
+    """Synthetic video through real sessions over lossy, jittery and bottlenecked links."""
+    from wavry.bench.net import run_net_bench
+
+    run_net_bench(quick=quick, json_file=json_file)
 
 
 def main() -> None:

@@ -28,6 +28,10 @@ _NOISE_ERRORS = (
     NoiseValueError,
     InvalidTag,
 )
+# We set the responder's ephemeral key ourselves (handshake.py rebuilds the post-msg2 state after
+# a forged msg3 and needs the same key); the library warns about that at every handshake.
+warnings.filterwarnings("ignore", message="One of ephemeral keypairs is already set")
+
 PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_BLAKE2s"
 RIFT_PROLOGUE = b"RIFT/1"
 

@@ -42,6 +42,7 @@ class ConnectOptions:
     timeout: float = 10.0
     config_dir: Path | None = None
     live_stats: bool = False
+    monitor: int | None = None
 
 
 def _say(text: str) -> None:
@@ -71,7 +72,7 @@ class ClientRuntime:
             raise SessionFailed("no display to open a window on: use --headless (or set DISPLAY)")
         from wavry.client.window import VideoWindow, WindowError
 
-        title = f"Wavry — {self.est.host_name or self.est.address}"
+        title = f"Wavry: {self.est.host_name or self.est.address}"
         try:
             self.window = VideoWindow(
                 title,
@@ -241,6 +242,9 @@ async def run_connect(opts: ConnectOptions) -> tuple[dict[str, Any], str]:
         f"{ack.stream_resolution.height}@{ack.fps}, handshake {est.handshake_ms:.1f} ms"
     )
     rt = ClientRuntime(opts, est)
+    if opts.monitor is not None:
+        select = rift_pb2.SelectMonitor(monitor_id=opts.monitor)
+        est.conn.send(rift_pb2.Message(control=rift_pb2.ControlMessage(select_monitor=select)))
     try:
         rt.open_window()
         tasks = [asyncio.create_task(rt.events())]

@@ -10,17 +10,19 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from wavry.media.encode import EncodedFrame
-from wavry.media.types import Capture, CapturedFrame
+from wavry.media.types import Capture, CapturedFrame, CaptureError
 from wavry.net.addr import format_hostport
 from wavry.net.host import HostServer
+from wavry.platform.input import InjectionError
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.transport import KeyframeRequested, RateChanged, SkipFramesRequested
+from wavry.runtime.injection import InjectorSink, injector_for
 from wavry.runtime.sources import (
     NO_SOURCE_HELP,
     SourceError,
@@ -58,14 +60,6 @@ class HostOptions:
 
 def _format_code(code: str) -> str:
     return f"{code[:3]} {code[3:]}"
-
-
-class InputSink(Protocol):
-    """Applies RIFT input messages on this machine (XTest, uinput, portal)."""
-
-    def handle(self, event: rift_pb2.InputMessage) -> None: ...
-
-    def release_all(self) -> None: ...
 
 
 _CODECS: dict[str, int] = {"h264": rift_pb2.H264, "hevc": rift_pb2.HEVC, "av1": rift_pb2.AV1}
@@ -131,7 +125,7 @@ class HostRuntime:
         self.on_message: Callable[[int, rift_pb2.Message], None] | None = None
         self.streamer: Streamer | None = None
         self.viewers: set[int] = set()
-        self.injector: InputSink | None = None
+        self.injector: InjectorSink | None = None
         self._latency: list[float] = []
         self._latency_log_at = 0.0
 
@@ -172,12 +166,16 @@ class HostRuntime:
         return self.bound
 
     def _monitors(self, width: int, height: int) -> list[rift_pb2.MonitorInfo]:
-        listing = getattr(self.capture, "monitors", None)
-        if callable(listing):
-            return [
-                rift_pb2.MonitorInfo(id=m.id, name=m.name, width=m.width, height=m.height)
-                for m in listing()
-            ]
+        if self.source is not None and self.source.name == "x11":
+            from wavry.media.x11 import list_monitors
+
+            try:
+                return [
+                    rift_pb2.MonitorInfo(id=m.id, name=m.name, width=m.width, height=m.height)
+                    for m in list_monitors(self.opts.display)
+                ]
+            except CaptureError:
+                pass
         name = self.source.name if self.source else "screen"
         return [rift_pb2.MonitorInfo(id=0, name=name, width=width, height=height)]
 
@@ -201,6 +199,14 @@ class HostRuntime:
             asyncio.get_running_loop(),
         )
         self.streamer.start()
+        if self.injector is None and self.source is not None:
+            try:
+                self.injector = injector_for(self.source.name, self.capture, self.opts.display)
+            except InjectionError as exc:
+                self.say(f"  input from clients cannot be applied: {exc}")
+            else:
+                if self.injector is None:
+                    self.say("  input from clients is ignored: the synthetic source has no desktop")
 
     def _send_frame(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
         now = self.server._clock()
@@ -297,6 +303,9 @@ class HostRuntime:
 
     async def close(self) -> None:
         await self.server.close()
+        if self.injector is not None:
+            self.injector.close()
+            self.injector = None
         self.viewers.clear()
         if self.streamer is not None:
             streamer, self.streamer = self.streamer, None
