@@ -49,6 +49,25 @@ def _register_relay() -> None:
 
 _register_relay()
 
+
+def _register_gateway() -> None:
+    from wavry.gateway.bench_gateway import bench_gateway_command
+    from wavry.gateway.bench_relay import bench_relay_command
+    from wavry.gateway.cli import gateway_command
+
+    app.command(
+        "gateway", help="Run the control plane: accounts, signaling, relay leases, STUN, admin."
+    )(gateway_command)
+    bench_app.command("relay", help="Relay forwarding rate and added latency vs a bare echo.")(
+        bench_relay_command
+    )
+    bench_app.command("gateway", help="Signaling sockets, round trips, loop lag under login load.")(
+        bench_gateway_command
+    )
+
+
+_register_gateway()
+
 DEFAULT_PORT = 47800
 
 

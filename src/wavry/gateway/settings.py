@@ -1,0 +1,127 @@
+"""Gateway configuration: flags and ``WAVRY_GATEWAY_*`` environment variables."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wavry.store import data_dir
+
+__all__ = ["ConfigError", "GatewaySettings", "parse_host_port"]
+
+
+class ConfigError(Exception):
+    """Bad configuration: reported as one line, exit status 2."""
+
+
+def parse_host_port(value: str, what: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` / ``[V6]:PORT`` (port 0 = any free port)."""
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ConfigError(f"{what}: expected [IPV6]:PORT, got {value!r}")
+        port_text = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{what}: {host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host or ":" in host:
+            raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{what}: bad port in {value!r}")
+    return host, int(port_text)
+
+
+class GatewaySettings(BaseSettings):
+    """Every setting; the CLI fills them from flags, the environment fills the rest."""
+
+    model_config = SettingsConfigDict(env_prefix="WAVRY_GATEWAY_", extra="ignore")
+
+    listen: str = "127.0.0.1:3000"
+    database_url: str = ""
+    redis_url: str = ""
+    stun_listen: str = "0.0.0.0:3478"
+    relay_token: str = ""
+    admin_token: str = ""
+    lease_key: str = ""
+    public_url: str = ""
+    totp_key: str = ""
+    production: bool = False
+    data_dir: str = ""
+    allowed_origins: str = ""  # comma separated; empty = only same host / non-browser clients
+    token_ttl: float = Field(default=24 * 3600, gt=0)
+    lease_ttl: float = Field(default=300, gt=0)
+    lockout_failures: int = Field(default=5, ge=1)
+    lockout_seconds: float = Field(default=15 * 60, gt=0)
+    rate_per_ip: float = Field(default=20.0, gt=0)  # requests/s per IP, all routes
+    rate_burst: float = Field(default=60.0, gt=0)
+    auth_rate_per_ip: float = Field(default=2.0, gt=0)  # /v1/auth/* per IP
+    auth_rate_burst: float = Field(default=20.0, gt=0)
+    ws_per_ip: int = Field(default=64, ge=1)  # concurrent signaling sockets per IP
+    ws_msg_rate: float = Field(default=50.0, gt=0)  # messages/s per socket
+    ws_msg_burst: float = Field(default=200.0, gt=0)
+    heartbeat_interval_ms: int = Field(default=5000, ge=100)
+    argon2_concurrency: int = Field(default=2, ge=1)
+    log_json: bool = False
+    log_level: str = "info"
+
+    def base_dir(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else data_dir()
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.base_dir() / 'gateway.db'}"
+
+    def resolved_lease_key(self) -> Path:
+        return Path(self.lease_key) if self.lease_key else self.base_dir() / "gateway-lease.key"
+
+    def origins(self) -> set[str]:
+        return {o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()}
+
+    def validate_all(self) -> None:
+        """Raise :class:`ConfigError` with one clear line on anything unusable."""
+        parse_host_port(self.listen, "--listen")
+        parse_host_port(self.stun_listen, "--stun-listen")
+        url = self.resolved_database_url()
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql://")):
+            raise ConfigError(
+                "--database-url: use sqlite+aiosqlite:///FILE or postgresql+asyncpg://..."
+            )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("--redis-url: expected redis://HOST:PORT[/DB]")
+        if self.admin_token and len(self.admin_token) < 32:
+            raise ConfigError("--admin-token must be at least 32 characters")
+        if self.relay_token and len(self.relay_token) < 16:
+            raise ConfigError("--relay-token must be at least 16 characters")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("--public-url must start with http:// or https://")
+        if self.totp_key:
+            try:
+                raw = base64.urlsafe_b64decode(self.totp_key.encode("ascii"))
+            except (binascii.Error, ValueError, UnicodeEncodeError):
+                raw = b""
+            if len(raw) != 32:
+                raise ConfigError(
+                    "WAVRY_GATEWAY_TOTP_KEY must be 32 bytes in url-safe base64 (a Fernet key)"
+                )
+        elif self.production:
+            raise ConfigError(
+                "--production needs WAVRY_GATEWAY_TOTP_KEY (TOTP secrets are encrypted at rest)"
+            )
+        if self.production and not self.admin_token:
+            raise ConfigError("--production needs --admin-token (or WAVRY_GATEWAY_ADMIN_TOKEN)")
+
+    def db_url(self) -> str:
+        url = self.resolved_database_url()
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+        return url

@@ -1,0 +1,493 @@
+"""WebSocket signaling ``GET /v1/signal`` (CONTROL_PLANE.md §3) and cross-instance delivery.
+
+A session (uuid chosen by the client in ``connect``) is remembered on every instance that
+forwards one of its messages, so later messages route without a shared table. With Redis,
+messages for a peer not connected here are published on one channel; the instance holding the
+peer delivers them. Presence (``devices.online_instance``) lives in the shared database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, WebSocket
+from sqlalchemy import update
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from wavry.controlplane import TokenBucket
+from wavry.gateway.api import authenticate
+from wavry.gateway.errors import ApiError
+from wavry.gateway.models import Device
+from wavry.gateway.shares import may_connect
+from wavry.gateway.state import GatewayState
+
+__all__ = ["MAX_FRAME", "Hub", "router"]
+
+log = logging.getLogger("wavry.gateway.signal")
+router = APIRouter()
+
+MAX_FRAME = 64 * 1024
+CHANNEL = "wavry:signal"
+AUTH_TIMEOUT = 10.0
+SEND_TIMEOUT = 5.0
+MAX_CANDIDATES = 32
+MAX_SESSIONS = 100_000
+SESSION_TTL = 3600.0
+TYPES = {"auth", "connect", "accept", "candidate", "relay_request", "reject"}
+
+
+class BadMessage(Exception):
+    def __init__(self, code: str, message: str, close: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.close = close
+
+
+@dataclass
+class Conn:
+    ws: WebSocket
+    wavry_id: str
+    user_id: str
+    role: str
+    ip: str
+    bucket: TokenBucket
+    lock: asyncio.Lock
+
+
+@dataclass
+class SignalSession:
+    client: str
+    host: str
+    created: float
+
+
+def _session_id(msg: dict[str, Any]) -> str:
+    sid = msg.get("session")
+    try:
+        if not isinstance(sid, str):
+            raise ValueError
+        return str(uuid.UUID(sid))
+    except ValueError:
+        raise BadMessage("invalid_message", "session must be a UUID string") from None
+
+
+def _candidate(obj: Any) -> dict[str, str]:
+    if (
+        not isinstance(obj, dict)
+        or obj.get("kind") not in ("host", "srflx", "relay")
+        or not isinstance(obj.get("addr"), str)
+        or not 3 <= len(obj["addr"]) <= 64
+        or ":" not in obj["addr"]
+    ):
+        raise BadMessage("invalid_message", 'candidate must be {"kind", "addr": "ip:port"}')
+    return {"kind": obj["kind"], "addr": obj["addr"]}
+
+
+def _candidates(msg: dict[str, Any]) -> list[dict[str, str]]:
+    raw = msg.get("candidates", [])
+    if not isinstance(raw, list) or len(raw) > MAX_CANDIDATES:
+        raise BadMessage("invalid_message", f"candidates must be a list of ≤ {MAX_CANDIDATES}")
+    return [_candidate(c) for c in raw]
+
+
+class Hub:
+    """Local sockets, per-IP counts, remembered sessions and the Redis bridge."""
+
+    def __init__(self, state: GatewayState | None = None) -> None:
+        self.state: GatewayState | None = state
+        self.local: dict[str, Conn] = {}
+        self.per_ip: Counter[str] = Counter()
+        self.sessions: OrderedDict[str, SignalSession] = OrderedDict()
+        self._redis: Any = None
+        self._listener: asyncio.Task[None] | None = None
+
+    @property
+    def gw(self) -> GatewayState:
+        assert self.state is not None
+        return self.state
+
+    async def start(self) -> None:
+        url = self.gw.settings.redis_url
+        if not url:
+            return
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(url, decode_responses=True)
+        await self._redis.ping()
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(CHANNEL)
+        self._listener = asyncio.get_running_loop().create_task(self._listen(pubsub))
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        for conn in list(self.local.values()):
+            with contextlib.suppress(Exception):
+                await conn.ws.close(1001)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def _listen(self, pubsub: Any) -> None:
+        while True:
+            try:
+                item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("redis pub/sub: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if item is None or item.get("type") != "message":
+                continue
+            try:
+                env = json.loads(item["data"])
+                await self._remote(env)
+            except Exception:
+                log.exception("bad pub/sub message")
+
+    async def _remote(self, env: dict[str, Any]) -> None:
+        if env.get("origin") == self.gw.instance_id:
+            return
+        if env.get("op") == "kick":
+            conn = self.local.get(env["wid"])
+            if conn is not None:
+                code = env.get("code", "replaced")
+                await self._close(conn, code, env.get("message", "this device connected elsewhere"))
+            return
+        if env.get("op") == "kick_user":
+            await self._kick_local_user(env["uid"], env.get("message", "sessions revoked"))
+            return
+        conn = self.local.get(env.get("to", ""))
+        if conn is None:
+            return
+        sess = env.get("sess")
+        if sess:
+            self._remember(sess[0], sess[1], sess[2])
+        await self._send(conn, env["msg"])
+
+    def _remember(self, sid: str, client: str, host: str) -> None:
+        now = time.time()
+        self.sessions[sid] = SignalSession(client, host, now)
+        self.sessions.move_to_end(sid)
+        while self.sessions and (
+            len(self.sessions) > MAX_SESSIONS
+            or next(iter(self.sessions.values())).created < now - SESSION_TTL
+        ):
+            self.sessions.popitem(last=False)
+
+    async def _send(self, conn: Conn, msg: dict[str, Any]) -> None:
+        try:
+            async with conn.lock:
+                await asyncio.wait_for(conn.ws.send_text(json.dumps(msg)), SEND_TIMEOUT)
+            self.gw.metrics.signal_messages.labels(str(msg.get("type")), "out").inc()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await conn.ws.close(1011)
+
+    async def deliver(
+        self, to: str, msg: dict[str, Any], sess: tuple[str, str, str] | None = None
+    ) -> bool:
+        """Send to a local peer, or publish for the instance that holds it."""
+        conn = self.local.get(to)
+        if conn is not None:
+            await self._send(conn, msg)
+            return True
+        if self._redis is None:
+            return False
+        env = {"op": "deliver", "to": to, "msg": msg, "sess": sess, "origin": self.gw.instance_id}
+        await self._redis.publish(CHANNEL, json.dumps(env))
+        return True
+
+    async def kick(self, wavry_id: str, reason: str) -> None:
+        conn = self.local.get(wavry_id)
+        if conn is not None:
+            await self._close(conn, "removed", reason)
+        if self._redis is not None:
+            env = {
+                "op": "kick",
+                "wid": wavry_id,
+                "code": "removed",
+                "message": reason,
+                "origin": self.gw.instance_id,
+            }
+            await self._redis.publish(CHANNEL, json.dumps(env))
+
+    async def kick_user(self, user_id: str, reason: str) -> None:
+        """Close every socket of this user, on every instance."""
+        await self._kick_local_user(user_id, reason)
+        if self._redis is not None:
+            env = {"op": "kick_user", "uid": user_id, "message": reason}
+            await self._redis.publish(CHANNEL, json.dumps({**env, "origin": self.gw.instance_id}))
+
+    async def _kick_local_user(self, user_id: str, reason: str) -> None:
+        for conn in [c for c in self.local.values() if c.user_id == user_id]:
+            await self._close(conn, "suspended", reason)
+
+    async def _close(self, conn: Conn, code: str, message: str) -> None:
+        await self._send(conn, {"type": "error", "code": code, "message": message})
+        with contextlib.suppress(Exception):
+            await conn.ws.close(1008)
+
+    async def refresh_presence(self) -> None:
+        """Keep ``last_seen`` of this instance's devices fresh (see ``PRESENCE_TTL``)."""
+        gw = self.gw
+        async with gw.db() as s, s.begin():
+            await s.execute(
+                update(Device)
+                .where(Device.online_instance == gw.instance_id)
+                .values(last_seen=time.time())
+            )
+
+    async def _set_online(self, wavry_id: str, online: bool) -> None:
+        gw = self.gw
+        q = update(Device).where(Device.wavry_id == wavry_id)
+        if online:
+            q = q.values(online_instance=gw.instance_id, last_seen=time.time())
+        else:
+            q = q.where(Device.online_instance == gw.instance_id).values(
+                online_instance=None, last_seen=time.time()
+            )
+        async with gw.db() as s, s.begin():
+            await s.execute(q)
+
+    # --- message handling -----------------------------------------------------------------
+
+    async def _peer_device(self, wavry_id: str) -> Device | None:
+        async with self.gw.db() as s:
+            dev: Device | None = await s.get(Device, wavry_id)
+            return dev
+
+    async def handle(self, conn: Conn, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "connect":
+            await self._connect(conn, msg)
+            return
+        if kind == "auth":
+            raise BadMessage("invalid_message", "already authenticated")
+        sid = _session_id(msg)
+        sess = self.sessions.get(sid)
+        if sess is None or conn.wavry_id not in (sess.client, sess.host):
+            raise BadMessage("unknown_session", "no such session for this device")
+        other = sess.host if conn.wavry_id == sess.client else sess.client
+        triple = (sid, sess.client, sess.host)
+        if kind in ("accept", "reject"):
+            if conn.wavry_id != sess.host:
+                raise BadMessage("not_allowed", f"only the host sends {kind}")
+            out: dict[str, Any]
+            if kind == "accept":
+                out = {
+                    "type": "accept",
+                    "session": sid,
+                    "candidates": _candidates(msg),
+                    "host_wavry_id": conn.wavry_id,
+                }
+            else:
+                reason = msg.get("reason", "")
+                if not isinstance(reason, str) or len(reason) > 200:
+                    raise BadMessage("invalid_message", "reason must be a string ≤ 200 chars")
+                out = {"type": "reject", "session": sid, "reason": reason}
+            await self.deliver(other, out, triple)
+        elif kind == "candidate":
+            out = {
+                "type": "candidate",
+                "session": sid,
+                "candidate": _candidate(msg.get("candidate")),
+            }
+            await self.deliver(other, out, triple)
+        elif kind == "relay_request":
+            grant = await self.gw.relays.grant(sid, sess.client, sess.host)
+            if grant is None:
+                raise BadMessage("no_relay", "no healthy relay is available")
+            for wid, role, lease in (
+                (sess.client, "client", grant.client_lease),
+                (sess.host, "host", grant.host_lease),
+            ):
+                out = {
+                    "type": "relay_grant",
+                    "session": sid,
+                    "relay_id": grant.relay_id,
+                    "relay_addr": grant.relay_addr,
+                    "lease": lease,
+                    "role": role,
+                    "expires_at": grant.expires_at,
+                }
+                await self.deliver(wid, out, triple)
+
+    async def _connect(self, conn: Conn, msg: dict[str, Any]) -> None:
+        sid = _session_id(msg)
+        target = msg.get("host")
+        if conn.role != "client":
+            raise BadMessage("not_allowed", "only clients send connect")
+        if not isinstance(target, str) or len(target) != 43:
+            raise BadMessage("invalid_message", "host must be the target Wavry ID")
+        candidates = _candidates(msg)
+        known = self.sessions.get(sid)
+        if known is not None and (known.client, known.host) != (conn.wavry_id, target):
+            raise BadMessage("not_allowed", "this session id is in use")
+        dev = await self._peer_device(target)
+        if dev is None or dev.kind != "host" or not await may_connect(self.gw, dev, conn.user_id):
+            raise BadMessage("not_allowed", "you may not connect to this host")
+        if target not in self.local and (not dev.is_online() or self._redis is None):
+            raise BadMessage("host_offline", "the host is not connected to the gateway")
+        self._remember(sid, conn.wavry_id, target)
+        out = {
+            "type": "connect",
+            "session": sid,
+            "host": target,
+            "candidates": candidates,
+            "from": conn.wavry_id,
+        }
+        await self.deliver(target, out, (sid, conn.wavry_id, target))
+
+    # --- socket lifecycle -----------------------------------------------------------------
+
+    def origin_ok(self, ws: WebSocket) -> bool:
+        origin = ws.headers.get("origin")
+        if origin is None:
+            return True  # not a browser
+        origin = origin.rstrip("/")
+        allowed = self.gw.settings.origins()
+        if self.gw.settings.public_url:
+            parts = urlsplit(self.gw.settings.public_url)
+            allowed.add(f"{parts.scheme}://{parts.netloc}")
+        host = ws.headers.get("host", "")
+        allowed.update({f"http://{host}", f"https://{host}"})
+        return origin in allowed
+
+    async def _first(self, ws: WebSocket, ip: str) -> Conn:
+        raw = await asyncio.wait_for(_receive(ws), AUTH_TIMEOUT)
+        if raw.get("type") != "auth":
+            raise BadMessage("auth_required", "the first message must be auth", close=True)
+        token, wid, role = raw.get("token"), raw.get("wavry_id"), raw.get("role")
+        if not isinstance(token, str) or not isinstance(wid, str) or role not in ("host", "client"):
+            raise BadMessage("invalid_message", "auth needs token, wavry_id, role", close=True)
+        try:
+            user = await authenticate(self.gw, token)
+        except ApiError as exc:
+            self.gw.metrics.auth.labels("signal_" + exc.code).inc()
+            raise BadMessage(exc.code, exc.message, close=True) from None
+        dev = await self._peer_device(wid)
+        if dev is None or dev.user_id != user.id:
+            raise BadMessage("unknown_device", "register this device first", close=True)
+        if dev.kind != role:
+            raise BadMessage("invalid_message", f"this device is registered as {dev.kind}", True)
+        s = self.gw.settings
+        conn = Conn(
+            ws,
+            wid,
+            user.id,
+            role,
+            ip,
+            TokenBucket(s.ws_msg_rate, s.ws_msg_burst, time.monotonic()),
+            asyncio.Lock(),
+        )
+        old = self.local.get(wid)
+        if old is not None:
+            await self._close(old, "replaced", "this device connected again")
+        elif self._redis is not None and dev.online_instance not in (None, self.gw.instance_id):
+            await self._redis.publish(
+                CHANNEL, json.dumps({"op": "kick", "wid": wid, "origin": self.gw.instance_id})
+            )
+        self.local[wid] = conn
+        await self._set_online(wid, True)
+        user_info = {"id": user.id, "username": user.username, "display_name": user.display_name}
+        await self._send(conn, {"type": "ready", "user": user_info, "wavry_id": wid})
+        return conn
+
+    async def serve(self, ws: WebSocket) -> None:
+        gw = self.gw
+        ip = ws.client.host if ws.client else "unknown"
+        if not self.origin_ok(ws):
+            await ws.close(1008)
+            return
+        if self.per_ip[ip] >= gw.settings.ws_per_ip:
+            gw.metrics.rate_limited.labels("signal_ip").inc()
+            await ws.accept()
+            await ws.send_text(_err("too_many_connections", "too many sockets from this address"))
+            await ws.close(1008)
+            return
+        self.per_ip[ip] += 1
+        gw.metrics.connections.inc()
+        conn: Conn | None = None
+        await ws.accept()
+        try:
+            conn = await self._first(ws, ip)
+            while True:
+                msg = await _receive(ws)
+                gw.metrics.signal_messages.labels(str(msg.get("type"))[:20], "in").inc()
+                if not conn.bucket.take(time.monotonic()):
+                    gw.metrics.rate_limited.labels("signal_msg").inc()
+                    raise BadMessage("rate_limited", "too many messages", close=True)
+                try:
+                    await self.handle(conn, msg)
+                except BadMessage as exc:
+                    if exc.close:
+                        raise
+                    await self._send(
+                        conn, {"type": "error", "code": exc.code, "message": exc.message}
+                    )
+        except BadMessage as exc:
+            with contextlib.suppress(Exception):
+                await ws.send_text(_err(exc.code, exc.message))
+                await ws.close(1008)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                await ws.send_text(_err("auth_timeout", "no auth message in time"))
+                await ws.close(1008)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self.per_ip[ip] -= 1
+            if self.per_ip[ip] <= 0:
+                del self.per_ip[ip]
+            gw.metrics.connections.dec()
+            if conn is not None and self.local.get(conn.wavry_id) is conn:
+                del self.local[conn.wavry_id]
+                with contextlib.suppress(Exception):
+                    await self._set_online(conn.wavry_id, False)
+            if ws.application_state != WebSocketState.DISCONNECTED:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+
+
+def _err(code: str, message: str) -> str:
+    return json.dumps({"type": "error", "code": code, "message": message})
+
+
+async def _receive(ws: WebSocket) -> dict[str, Any]:
+    """One text frame as a JSON object; binary, oversized, or non-object frames are fatal."""
+    event = await ws.receive()
+    if event["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(event.get("code", 1000))
+    if event.get("text") is None:
+        raise BadMessage("binary_frame", "only text frames are accepted", close=True)
+    text: str = event["text"]
+    if len(text) > MAX_FRAME or len(text.encode("utf-8")) > MAX_FRAME:
+        raise BadMessage("too_large", f"frames are limited to {MAX_FRAME} bytes", close=True)
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        raise BadMessage("invalid_message", "frames must be JSON objects", close=True) from None
+    if not isinstance(msg, dict):
+        raise BadMessage("invalid_message", "frames must be JSON objects", close=True)
+    if msg.get("type") not in TYPES:
+        raise BadMessage("unknown_type", f"unknown message type {msg.get('type')!r}", close=True)
+    return msg
+
+
+@router.websocket("/v1/signal")
+async def signal(ws: WebSocket) -> None:
+    state: GatewayState = ws.app.state.gw
+    await state.hub.serve(ws)

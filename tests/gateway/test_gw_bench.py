@@ -1,0 +1,57 @@
+"""The benchmarks run end to end (tiny sizes; the numbers are not asserted against targets)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.testing import CliRunner
+
+from wavry.gateway.bench_gateway import bench_gateway_command
+from wavry.gateway.bench_relay import bench_relay_command
+
+
+def _invoke(fn: Any, args: list[str]) -> str:
+    app = typer.Typer()
+    app.command()(fn)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_bench_relay_small(tmp_path: Path) -> None:
+    out = _invoke(
+        bench_relay_command,
+        ["--rate", "2000", "--duration", "0.3", "--json", str(tmp_path / "r.json")],
+    )
+    assert "wavry relay" in out and "bare asyncio forwarder" in out
+    r = json.loads((tmp_path / "r.json").read_text())["results"]
+    for kind in ("baseline", "relay"):
+        assert r[kind]["received"] > 0.9 * r[kind]["sent"] > 0
+        assert r[kind]["forward_rate"] > 0 and not math.isnan(r[kind]["p99_us"])
+
+
+def test_bench_gateway_small(tmp_path: Path, redis_url: str) -> None:
+    out = _invoke(
+        bench_gateway_command,
+        [
+            "--sockets",
+            "20",
+            "--messages",
+            "20",
+            "--logins",
+            "4",
+            "--redis-url",
+            redis_url,
+            "--json",
+            str(tmp_path / "g.json"),
+        ],
+    )
+    assert "signaling sockets held" in out
+    r = json.loads((tmp_path / "g.json").read_text())["results"]
+    assert r["sockets"]["alive_after_2s"] == 20
+    assert r["rtt_ms"]["n"] == 20 and r["rtt_ms"]["p99"] > 0
+    assert r["flood"]["ok"] == 4
