@@ -394,6 +394,17 @@ def bench_net(
     run_net_bench(quick=quick, json_file=json_file)
 
 
+@bench_app.command("latency")
+def bench_latency(
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write results here")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Shorter runs")] = False,
+) -> None:
+    """Glass-to-glass latency from the synthetic marker: floor, wavry and aiortc side by side."""
+    from wavry.bench.latency import bench_latency_command
+
+    bench_latency_command(json_file, quick)
+
+
 def main() -> None:
     try:
         app()
