@@ -64,6 +64,9 @@ class ClientRuntime:
         self.stop = asyncio.Event()
         self.exit_message = ""
         self._since_report = 0
+        self._need_keyframe = False
+        self._last_good_frame = 0
+        self._rfi_at = 0.0
 
     def open_window(self) -> None:
         if self.opts.headless:
@@ -86,8 +89,14 @@ class ClientRuntime:
 
     # ---- frames --------------------------------------------------------------------
 
-    def on_frame(self, ready: FrameReady) -> None:
+    def on_frame(self, ready: FrameReady, present: bool = True) -> None:
+        """Decode every frame (later ones reference it); present it only when no newer frame
+        is already waiting (`present`), so nothing is ever shown behind a newer picture."""
         f = ready.frame
+        if self._need_keyframe and not f.keyframe:
+            self.stats.dropped += 1  # undecodable until the keyframe we asked for
+            self._ask_keyframe()
+            return
         t0 = time.time()
         try:
             decoded = self.decoder.decode(f.data)
@@ -96,8 +105,15 @@ class ClientRuntime:
         t1 = time.time()
         if decoded is None:
             self.stats.dropped += 1
+            self._need_keyframe = True
+            self._ask_keyframe()
             return
+        self._need_keyframe = False
+        self._last_good_frame = f.frame_id
         self.last_frame = decoded
+        if not present:
+            self.stats.dropped += 1  # superseded by a newer frame in the same burst
+            return
         if self.window is not None:
             planes = decoded.planes()
             if decoded.format == "yuv420p" and len(planes) == 3:
@@ -129,6 +145,16 @@ class ClientRuntime:
             with contextlib.suppress(RuntimeError):
                 self.conn.send(msg)
 
+    def _ask_keyframe(self) -> None:
+        """ReferenceInvalidation to the host, at most every 250 ms while waiting."""
+        now = time.monotonic()
+        if now < self._rfi_at:
+            return
+        self._rfi_at = now + 0.25
+        rfi = rift_pb2.ReferenceInvalidation(last_valid_frame_id=self._last_good_frame)
+        with contextlib.suppress(RuntimeError):
+            self.conn.send(rift_pb2.Message(control=rift_pb2.ControlMessage(rfi=rfi)))
+
     def _refresh_counters(self) -> None:
         tr = self.session.transport
         ch = self.session.channel
@@ -145,32 +171,45 @@ class ClientRuntime:
     async def events(self) -> None:
         while not self.stop.is_set():
             try:
-                event = await self.conn.next_event(0.25)
+                first = await self.conn.next_event(0.25)
             except TimeoutError:
                 continue
-            if isinstance(event, FrameReady):
-                self.on_frame(event)
-            elif isinstance(event, ev.PongReceived):
-                self.stats.rtt_ms = event.rtt_s * 1000
-            elif isinstance(event, RateChanged):
-                self.stats.bitrate_target_kbps = event.target_bitrate_kbps
-            elif isinstance(event, ev.MessageReceived):
-                ctl = event.message.control
-                if event.message.HasField("control") and ctl.HasField("monitor_list"):
-                    mons = ctl.monitor_list.monitors
-                    names = ", ".join(f"{m.id}:{m.name} {m.width}x{m.height}" for m in mons)
-                    _say(f"host monitors: {names or 'none (no picture source on the host)'}")
-            elif isinstance(event, ev.LinkStalled):
-                _say(f"link stalled ({event.silence_s:.1f} s without packets)")
-            elif isinstance(event, ev.LinkResumed):
-                _say("link resumed")
-            elif isinstance(event, ev.Reconnecting):
-                _say(f"reconnecting (attempt {event.attempt}): {event.reason}")
-            elif isinstance(event, ev.SessionAccepted) and event.reconnected:
-                _say("reconnected")
-            elif isinstance(event, ev.SessionClosed):
-                self.exit_message = event.message
-                self.stop.set()
+            batch = [first]
+            while True:  # everything that arrived meanwhile: present only the newest frame
+                try:
+                    batch.append(self.conn.events.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            newest = next((e for e in reversed(batch) if isinstance(e, FrameReady)), None)
+            for event in batch:
+                if isinstance(event, FrameReady):
+                    self.on_frame(event, present=event is newest)
+                else:
+                    self._on_event(event)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, ev.PongReceived):
+            self.stats.rtt_ms = event.rtt_s * 1000
+        elif isinstance(event, RateChanged):
+            self.stats.bitrate_target_kbps = event.target_bitrate_kbps
+        elif isinstance(event, ev.MessageReceived):
+            ctl = event.message.control
+            if event.message.HasField("control") and ctl.HasField("monitor_list"):
+                mons = ctl.monitor_list.monitors
+                names = ", ".join(f"{m.id}:{m.name} {m.width}x{m.height}" for m in mons)
+                _say(f"host monitors: {names or 'none (no picture source on the host)'}")
+        elif isinstance(event, ev.LinkStalled):
+            _say(f"link stalled ({event.silence_s:.1f} s without packets)")
+        elif isinstance(event, ev.LinkResumed):
+            _say("link resumed")
+        elif isinstance(event, ev.Reconnecting):
+            _say(f"reconnecting (attempt {event.attempt}): {event.reason}")
+        elif isinstance(event, ev.SessionAccepted) and event.reconnected:
+            _say("reconnected")
+            self._need_keyframe = True  # a new session: the decoder needs a fresh keyframe
+        elif isinstance(event, ev.SessionClosed):
+            self.exit_message = event.message
+            self.stop.set()
 
     async def input_loop(self) -> None:
         from wavry.client.window import WindowAction
