@@ -285,13 +285,13 @@ async def _wavry_client(
     gap = [False]
 
     class BenchRuntime(ClientRuntime):
-        def on_frame(self, ready: FrameReady) -> None:
+        def on_frame(self, ready: FrameReady, present: bool = True) -> None:
             t_start = time.time()
             self.last_frame = None
-            super().on_frame(ready)  # the product's decode + stats path
+            super().on_frame(ready, present)  # the product's decode + stats path
             now_us = time.time_ns() // 1000
-            if self.last_frame is None or not measuring:
-                return
+            if self.last_frame is None or not measuring or not present:
+                return  # superseded frames are decoded but never shown
             f = ready.frame
             diag["keyframes"] += int(f.keyframe)
             if last_fid[0] is not None and f.frame_id != last_fid[0] + 1:

@@ -5,6 +5,8 @@ Measured in one run, on one core:
   HostEndpoint, and both sides together; floor = the bare public-key operations a responder
   cannot avoid (X25519 key generation, 3 DH, one Ed25519 signature check);
 - seal+open of a 1200-byte payload through SecureChannel; floor = bare ChaCha20Poly1305;
+- sending a paced run of equal datagrams: plain sendto per datagram vs one UDP_SEGMENT (GSO)
+  sendmsg per run (the floor column is plain sendto);
 - per-datagram receive cost on real loopback sockets: recvfrom + header parse + replay check +
   decrypt + protobuf parse + dispatch to an event; floor = recvfrom + bare decrypt. Bare
   recvfrom and sendto are reported too.
@@ -238,6 +240,56 @@ def _bench_path(
     }
 
 
+def _bench_gso(rounds: int, run: int = 40, size: int = 1400) -> dict[str, Any]:
+    """Sending one paced run of `run` equal datagrams: plain sendto each vs one GSO sendmsg.
+
+    Median over `rounds` of the per-datagram send cost; the receiver is drained between rounds
+    (not timed), so neither path ever meets a full buffer.
+    """
+    from wavry.net.gso import GsoSender, gso_supported
+
+    tx, rx = _socket_pair()
+    tx.setblocking(False)
+    addr = rx.getsockname()
+    datagrams = [os.urandom(size) for _ in range(run)]
+
+    def plain(d: bytes, a: tuple[Any, ...]) -> None:
+        tx.sendto(d, a)
+
+    gso = GsoSender(tx, plain)
+
+    def drain() -> None:
+        while True:
+            try:
+                rx.recv(2048, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+
+    plain_us, gso_us = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for d in datagrams:
+            tx.sendto(d, addr)
+        plain_us.append((time.perf_counter() - t0) / run * 1e6)
+        drain()
+        t0 = time.perf_counter()
+        gso.send_run(datagrams, addr)
+        gso_us.append((time.perf_counter() - t0) / run * 1e6)
+        drain()
+    tx.close()
+    rx.close()
+    p, g = statistics.median(plain_us), statistics.median(gso_us)
+    return {
+        "supported": gso_supported(),
+        "run_datagrams": run,
+        "datagram_bytes": size,
+        "sendto_us_p50": p,
+        "gso_us_p50": g,
+        "speedup": p / g if g > 0 else None,
+        "gso_calls": gso.gso_calls,
+    }
+
+
 def _bench_datagrams(batches: int, batch: int) -> dict[str, Any]:
     """The secure-session receive path: input datagrams arriving at the host."""
     client, host, _alias = _active_pair()
@@ -277,6 +329,7 @@ def run_transport_bench(quick: bool = False) -> dict[str, Any]:
     so = _bench_seal_open(5000 if quick else 30000)
     dg = _bench_datagrams(5 if quick else 20, 1000)
     media = _bench_media(300 if quick else 1200, 1000)
+    gso = _bench_gso(200 if quick else 1000)
     targets = {
         "handshakes_per_s_ge_500": hs["host_side_per_s"] >= 500,
         "per_datagram_le_15us": dg["full_us_p50"] <= 15.0,
@@ -313,6 +366,12 @@ def run_transport_bench(quick: bool = False) -> dict[str, Any]:
             ],
             ["bare recvfrom (us)", f"{dg['bare_recvfrom_us_p50']:.2f}", "", ""],
             ["bare sendto (us)", f"{dg['bare_sendto_us']:.2f}", "", ""],
+            [
+                f"sendto vs GSO per datagram (us, runs of {gso['run_datagrams']})",
+                f"{gso['gso_us_p50']:.2f}" if gso["supported"] else "n/a",
+                f"{gso['sendto_us_p50']:.2f}",
+                f"{gso['speedup']:.2f}x faster" if gso["supported"] and gso["speedup"] else "",
+            ],
         ],
     )
     for k, v in targets.items():
@@ -324,5 +383,6 @@ def run_transport_bench(quick: bool = False) -> dict[str, Any]:
         "seal_open": so,
         "datagram": dg,
         "media_datagram": media,
+        "gso": gso,
         "targets": targets,
     }

@@ -7,12 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from wavry.net.gso import GsoSender, dup_socket
 from wavry.net.udp import Timer, open_udp
 from wavry.rift import rift_pb2
 from wavry.rift.events import DisconnectReason, HostEvent
 from wavry.rift.host import HostEndpoint
 
 HostEventHandler = Callable[[HostEvent], None]
+SentHook = Callable[[list[bytes], float], None]
 
 
 class HostServer:
@@ -21,6 +23,7 @@ class HostServer:
         endpoint: HostEndpoint,
         on_event: HostEventHandler | None = None,
         clock: Callable[[], float] = time.time,
+        gso: bool = True,
     ) -> None:
         self.core = endpoint
         self._on_event = on_event
@@ -28,10 +31,25 @@ class HostServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._timer = Timer(self._on_timer)
         self.send_errors = 0
+        self.datagrams_sent = 0
+        self.bytes_sent = 0
+        #: called with each run of datagrams and the send time (benchmarks log packet ids)
+        self.on_sent: SentHook | None = None
+        self._gso_wanted = gso
+        self.gso: GsoSender | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._transport = await open_udp(self._on_datagram, local=(host, port))
         sockname = self._transport.get_extra_info("sockname")
+        transport = self._transport
+        raw = dup_socket(transport.get_extra_info("socket")) if self._gso_wanted else None
+        buffered: Callable[[], int] | None = getattr(transport, "get_write_buffer_size", None)
+        self.gso = GsoSender(
+            raw,
+            self._sendto,
+            can_bypass=(lambda: buffered() == 0) if buffered is not None else (lambda: False),
+            enabled=self._gso_wanted and buffered is not None,
+        )
         return str(sockname[0]), int(sockname[1])
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
@@ -48,12 +66,9 @@ class HostServer:
         core = self.core
         now = self._clock()
         for _ in range(8):  # event handlers may produce more output
-            for data, addr in core.datagrams_to_send(now):
-                if transport is not None:
-                    try:
-                        transport.sendto(data, addr)
-                    except OSError:
-                        self.send_errors += 1
+            out = core.datagrams_to_send(now)
+            if transport is not None and out:
+                self._send_runs(out, now)
             event = core.next_event()
             if event is None:
                 break
@@ -62,6 +77,35 @@ class HostServer:
                     self._on_event(event)
                 event = core.next_event()
         self._timer.schedule(core.next_timer(), now)
+
+    def _send_runs(self, out: list[tuple[bytes, Any]], now: float) -> None:
+        """Consecutive datagrams to one address go out together (GSO where supported)."""
+        i = 0
+        while i < len(out):
+            addr = out[i][1]
+            j = i + 1
+            while j < len(out) and out[j][1] == addr:
+                j += 1
+            run = [d for d, _ in out[i:j]]
+            if self.gso is not None:
+                self.gso.send_run(run, addr)
+            else:
+                for d in run:
+                    self._sendto(d, addr)
+            self.datagrams_sent += len(run)
+            self.bytes_sent += sum(len(d) for d in run)
+            if self.on_sent is not None:
+                self.on_sent(run, now)
+            i = j
+
+    def _sendto(self, data: bytes, addr: Any) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        try:
+            transport.sendto(data, addr)
+        except OSError:
+            self.send_errors += 1
 
     def send_message(self, alias: int, message: rift_pb2.Message) -> int:
         pid = self.core.send_message(alias, message)
@@ -72,6 +116,8 @@ class HostServer:
         self.core.close_all(DisconnectReason.SHUTDOWN, "host is shutting down")
         self.flush()
         self._timer.cancel()
+        if self.gso is not None:
+            self.gso.close()
         if self._transport is not None:
             self._transport.close()
             self._transport = None

@@ -276,6 +276,9 @@ class FecDecoder:
         self._max_shard_len = max_shard_len
         self._shards: OrderedDict[int, tuple[bytes, float]] = OrderedDict()
         self._carrier_ids: OrderedDict[int, float] = OrderedDict()
+        #: ids that probably carry the other parities of a group seen (parities of a group are
+        #: sent back to back): a receiver need not NACK them (they are never resent anyway)
+        self._sibling_ids: OrderedDict[int, None] = OrderedDict()
         self._groups: dict[int, _ParityGroup] = {}
         self._group_starts: list[tuple[int, int]] = []  # sorted (first_packet_id, group_id)
         self._highest_id = 0
@@ -313,6 +316,13 @@ class FecDecoder:
             self._highest_id = max(self._highest_id, carrier_packet_id)
             while len(self._carrier_ids) > self._max_stored_shards:
                 self._carrier_ids.popitem(last=False)
+            first_carrier = carrier_packet_id - fec.parity_index
+            for i in range(group.parity_count):
+                sibling = first_carrier + i
+                if sibling != carrier_packet_id and sibling > group.last_packet_id:
+                    self._sibling_ids[sibling] = None
+            while len(self._sibling_ids) > self._max_stored_shards:
+                self._sibling_ids.popitem(last=False)
         if group.last_packet_id + self._max_stored_shards < self._highest_id:
             self.stats.parities_stale += 1
             return []
@@ -337,6 +347,11 @@ class FecDecoder:
         known.parities[fec.parity_index] = bytes(fec.payload)
         self.stats.parities_accepted += 1
         return self._try_recover(known, fec.parity_index)
+
+    def likely_parity(self, packet_id: int) -> bool:
+        """Whether ``packet_id`` is probably a parity datagram of a group already seen (one of
+        its sibling parities arrived next to it)."""
+        return packet_id in self._sibling_ids
 
     def will_repair(self, packet_id: int) -> bool:
         """Whether FEC is expected to rebuild the missing datagram ``packet_id``: its parity

@@ -73,13 +73,19 @@ class JitterBuffer(Generic[FrameT]):
     def queued(self) -> int:
         return len(self._queue)
 
-    def push(self, frame: FrameT, arrival_now: float, sender_timestamp: float) -> bool:
+    def push(
+        self, frame: FrameT, arrival_now: float, sender_timestamp: float, spread_s: float = 0.0
+    ) -> bool:
         """Add a complete frame; False if it was dropped (older than a released frame).
 
         `sender_timestamp` is best the time the frame left the encoder (capture timestamp plus
         capture and encode durations), so encoder time variations do not count as jitter.
+        `spread_s` is how long after its first chunk the frame became ready (the transport
+        passes `now - first chunk arrival`): pacing out a big frame, a chunk repaired by NACK
+        and waiting for the predecessor are not network jitter, so the spread is taken out of
+        the lateness (frames are still ordered by `sender_timestamp`).
         """
-        transit = arrival_now - sender_timestamp
+        transit = arrival_now - sender_timestamp - max(0.0, spread_s)
         self._base.update(transit, arrival_now)
         base = self._base.get(arrival_now)
         if base is None:  # unreachable: the sample was just recorded
@@ -88,7 +94,7 @@ class JitterBuffer(Generic[FrameT]):
         if self._last_released is not None and sender_timestamp <= self._last_released:
             self.dropped_late += 1
             return False
-        ready_at = max(arrival_now, sender_timestamp + base + self._target_s)
+        ready_at = max(arrival_now, sender_timestamp + max(0.0, spread_s) + base + self._target_s)
         self._seq += 1
         insort(self._queue, _Entry(sender_timestamp, self._seq, ready_at, frame))
         return True

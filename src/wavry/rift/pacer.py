@@ -184,7 +184,12 @@ class Pacer:
     # ----------------------------------------------------------------- internals
     def _advance(self, now: float) -> None:
         if self._now is not None and now > self._now:
-            self._tokens = min(self._capacity, self._tokens + (now - self._now) * self._rate_bps)
+            limit = self._capacity
+            if self._frames:
+                # backlogged: a late wake-up (a busy event loop) catches up on the schedule
+                # instead of losing the sending time (and then dropping the frame as stale)
+                limit = max(limit, float(self._queued_bytes))
+            self._tokens = min(limit, self._tokens + (now - self._now) * self._rate_bps)
         if self._now is None or now > self._now:
             self._now = now
 

@@ -129,6 +129,7 @@ class NackStats:
     expired: int = 0
     gave_up: int = 0
     resets: int = 0
+    not_needed: int = 0
 
 
 WillRepair = Callable[[int], bool]
@@ -155,6 +156,7 @@ class NackTracker:
         max_missing: int = 4096,
         will_repair: WillRepair | None = None,
         first_expected_id: int = 1,
+        not_needed: WillRepair | None = None,
     ) -> None:
         if max_attempts < 1 or max_gap < 1 or max_missing < 1:
             raise ValueError("max_attempts, max_gap and max_missing must be positive")
@@ -167,9 +169,13 @@ class NackTracker:
         self._max_gap = max_gap
         self._max_missing = max_missing
         self._will_repair = will_repair
+        #: ids never worth requesting (e.g. lost FEC parities: the sender does not keep them)
+        self._not_needed = not_needed
         self._highest = first_expected_id - 1
         self._missing: OrderedDict[int, _MissingPacket] = OrderedDict()
         self._next_due: float | None = None
+        #: ids that arrived ahead of the in-order media lane (priority-lane messages)
+        self._ahead: set[int] = set()
         self.stats = NackStats()
 
     @property
@@ -186,10 +192,26 @@ class NackTracker:
     def set_will_repair(self, will_repair: WillRepair | None) -> None:
         self._will_repair = will_repair
 
-    def on_packet(self, packet_id: int, now: float) -> list[list[int]]:
-        """Note an authenticated datagram; returns NACK batches to send now."""
+    def on_packet(
+        self, packet_id: int, now: float, *, reveals_gaps: bool = True
+    ) -> list[list[int]]:
+        """Note an authenticated datagram; returns NACK batches to send now.
+
+        `reveals_gaps=False` is for datagrams of the sender's priority lane (control, input,
+        audio): they may overtake media the sender sealed earlier but still paces, so the ids
+        they skip are not missing yet. Such an id is remembered and only the in-order lane
+        (video chunks, FEC) advances the gap detection.
+        """
         if packet_id == self._highest + 1 and (self._next_due is None or now < self._next_due):
             self._highest = packet_id  # in-order fast path: nothing missing, nothing due
+            if self._ahead:
+                self._absorb_ahead()
+            return []
+        if not reveals_gaps and packet_id > self._highest + 1:
+            if len(self._ahead) < self._max_missing:
+                self._ahead.add(packet_id)
+            if self._next_due is not None and now >= self._next_due:
+                return _batches(self._scan(now))
             return []
         requested: list[int] = []
         if packet_id > self._highest:
@@ -198,7 +220,14 @@ class NackTracker:
                 self.stats.resets += 1
                 self._missing.clear()
             else:
+                ahead = self._ahead
                 for missing_id in range(self._highest + 1, packet_id):
+                    if ahead and missing_id in ahead:
+                        ahead.discard(missing_id)
+                        continue
+                    if self._not_needed is not None and self._not_needed(missing_id):
+                        self.stats.not_needed += 1
+                        continue
                     self._missing[missing_id] = entry = _MissingPacket(missed_at=now)
                     self._decide_first(missing_id, entry, now, requested)
                     self._fold_due(self._due_at(entry))
@@ -206,6 +235,8 @@ class NackTracker:
                     self._missing.popitem(last=False)
                     self.stats.expired += 1
             self._highest = packet_id
+            if self._ahead:
+                self._absorb_ahead()
         else:
             late = self._missing.pop(packet_id) if packet_id in self._missing else None
             if late is not None and late.state is MissingState.REQUESTED:
@@ -215,6 +246,14 @@ class NackTracker:
         if self._next_due is not None and now >= self._next_due:
             requested += self._scan(now)
         return _batches(requested)
+
+    def _absorb_ahead(self) -> None:
+        ahead = self._ahead
+        while self._highest + 1 in ahead:
+            self._highest += 1
+            ahead.discard(self._highest)
+        if ahead and min(ahead) <= self._highest:
+            self._ahead = {i for i in ahead if i > self._highest}
 
     def poll(self, now: float) -> list[list[int]]:
         """Re-requests and FEC holds that are due; call at :meth:`next_timer`."""

@@ -112,7 +112,10 @@ class MediaTransport:
         self._fec_params = (params.k, params.m)
         self.fec_decoder = FecDecoder()
         self.history = RetransmitHistory()
-        self.nack = NackTracker(will_repair=self.fec_decoder.will_repair if cfg.fec else None)
+        self.nack = NackTracker(
+            will_repair=self.fec_decoder.will_repair if cfg.fec else None,
+            not_needed=self.fec_decoder.likely_parity if cfg.fec else None,
+        )
         self.pacer = Pacer(
             PacerConfig(max_datagram_bytes=cfg.max_datagram), cfg.initial_bitrate_kbps, cfg.fps
         )
@@ -161,6 +164,9 @@ class MediaTransport:
             datagrams.extend(self._track_new(pid, datagram, now))
         if self.config.fec:
             datagrams.extend(self._seal_parities(self.fec_encoder.flush()))
+        # what the pacer may send by now leaves first, so only media that really could not go
+        # out in time counts as stale when this frame is queued
+        self._release(now)
         self.pacer.enqueue(datagrams, now, droppable=not keyframe)
         self.stats.frames_sent += 1
         self.stats.bytes_media += len(data)
@@ -185,8 +191,12 @@ class MediaTransport:
 
     def take_output(self, now: float) -> list[bytes]:
         """Datagrams due now (priority first, media paced)."""
+        self._release(now)
         out = self._out
         self._out = []
+        return out
+
+    def _release(self, now: float) -> None:
         ready = self.pacer.pop_ready(now)
         for d in ready:
             self.delta.on_packet_sent(_packet_id(d), len(d), now)
@@ -195,8 +205,7 @@ class MediaTransport:
         self.stats.frames_dropped_sender = self.pacer.dropped_frames
         if len(self._unresendable) > 8192:
             self._unresendable.clear()
-        out.extend(ready)
-        return out
+        self._out.extend(ready)
 
     # ---- receiving -----------------------------------------------------------------
 
@@ -228,17 +237,21 @@ class MediaTransport:
             if self._fec_on:
                 repaired = self.fec_decoder.on_datagram(pid, dgram.payload, now)
             self._dispatch(msg, now, out)
-        if self._nack_on:
-            batches = self.nack.on_packet(pid, now)
-            if batches:
-                self._send_nacks(batches, now)
         if repaired:
+            # rebuilt datagrams first, so the NACK tracker never requests what FEC just repaired
             alias = self.channel.alias
             for rpid, payload in repaired:
                 header = encode_transport_header(alias, rpid)
                 rebuilt = TransportDatagram(alias, rpid, header, payload)
                 out.extend(self.on_datagram(rebuilt, now, recovered=True))
-            if self._nack_on:
+        if self._nack_on:
+            # only the paced media lane is in packet-id order; priority-lane messages may
+            # overtake it (see NackTracker.on_packet)
+            in_order = media is not None or recovered
+            batches = self.nack.on_packet(pid, now, reveals_gaps=in_order)
+            if batches:
+                self._send_nacks(batches, now)
+            if repaired:
                 self._send_nacks(self.nack.poll(now), now)
         return out
 
@@ -304,7 +317,9 @@ class MediaTransport:
             self.stats.frames_completed += 1
             if self.config.jitter_buffer:
                 sent = (o.timestamp_us + o.capture_us + o.encode_us) / 1e6
-                self.jitter.push(o, now, sent)
+                # lateness counts from the first chunk: waiting for the rest of the frame (its
+                # size, a repair) or for its predecessor (in-order release) is not jitter
+                self.jitter.push(o, now, sent, now - o.first_chunk_at)
             else:
                 self._events.append(FrameReady(o))
         if self.config.jitter_buffer:
@@ -362,8 +377,14 @@ class MediaTransport:
     def handle_timer(self, now: float) -> None:
         cfg = self.config
         if cfg.fec:
-            for d in self._seal_parities(self.fec_encoder.poll(now)):
-                self.pacer.enqueue_priority(d, now)
+            # parities of a group closed by its timer go behind any media still queued: in the
+            # priority lane they would overtake it and look like a gap (spurious NACKs)
+            parities = self._seal_parities(self.fec_encoder.poll(now))
+            if parities and self.pacer.queued_bytes > 0:
+                self.pacer.enqueue(parities, now, droppable=False)
+            else:
+                for d in parities:
+                    self.pacer.enqueue_priority(d, now)
         if cfg.nack:
             self._send_nacks(self.nack.poll(now), now)
             self.history.expire(now)

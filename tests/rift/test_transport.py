@@ -1,0 +1,298 @@
+"""The integrated media transport (RIFT.md §6–§8) through a real ClientSession and HostEndpoint.
+
+A scripted network on a fake clock: per-datagram propagation delay, scripted loss by packet id
+(host → client), and an optional rate-limited FIFO bottleneck. No sockets, no wall clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wavry.rift.client import ClientSession
+from wavry.rift.config import ClientConfig, HostConfig
+from wavry.rift.events import ClientTransportEvent
+from wavry.rift.host import HostEndpoint
+from wavry.rift.identity import Identity
+from wavry.rift.transport import (
+    FrameReady,
+    KeyframeRequested,
+    PeerStats,
+    RateChanged,
+    TransportConfig,
+)
+
+T0 = 1_700_000_000.0
+HOST_ID = Identity.generate()
+CLIENT_ID = Identity.generate()
+ADDR = ("10.0.0.2", 50000)
+STEP = 0.0005
+
+
+def pid_of(data: bytes) -> int:
+    return int.from_bytes(data[8:16], "big")
+
+
+@dataclass
+class Net:
+    client: ClientSession
+    host: HostEndpoint
+    delay_s: float = 0.005
+    drop_h2c: Callable[[int], bool] = lambda pid: False
+    rate_kbps: float | None = None  # host → client bottleneck (FIFO, no drops)
+    now: float = T0
+    client_events: list[object] = field(default_factory=list)
+    host_events: list[object] = field(default_factory=list)
+    frames: list[tuple[float, FrameReady]] = field(default_factory=list)
+    h2c_sent: dict[int, list[bytes]] = field(default_factory=dict)
+    dropped: list[int] = field(default_factory=list)
+    _heap: list[tuple[float, int, str, bytes]] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+    _link_free: float = 0.0
+    streaming: bool = False
+
+    def _collect(self) -> None:
+        now = self.now
+        for data in self.client.datagrams_to_send(now):
+            heapq.heappush(self._heap, (now + self.delay_s, next(self._seq), "h", data))
+        for data, _ in self.host.datagrams_to_send(now):
+            pid = pid_of(data)
+            if self.streaming:
+                self.h2c_sent.setdefault(pid, []).append(data)
+                if self.drop_h2c(pid) and len(self.h2c_sent[pid]) == 1:
+                    self.dropped.append(pid)  # only the first copy: retransmissions get through
+                    continue
+            at = now
+            if self.rate_kbps is not None:
+                self._link_free = max(self._link_free, now) + len(data) * 8 / (
+                    self.rate_kbps * 1000
+                )
+                at = self._link_free
+            heapq.heappush(self._heap, (at + self.delay_s, next(self._seq), "c", data))
+
+    def _deliver(self) -> None:
+        while self._heap and self._heap[0][0] <= self.now + 1e-12:
+            _, _, to, data = heapq.heappop(self._heap)
+            if to == "h":
+                self.host.receive_datagram(data, ADDR, self.now)
+            else:
+                self.client.receive_datagram(data, self.now)
+            self._collect()
+        while (ce := self.client.next_event()) is not None:
+            self.client_events.append(ce)
+            if isinstance(ce, FrameReady):
+                self.frames.append((self.now, ce))
+        while (he := self.host.next_event()) is not None:
+            self.host_events.append(he)
+
+    def advance(self, until: float, on_tick: Callable[[float], None] | None = None) -> None:
+        while self.now < until - 1e-12:
+            self.now = min(until, self.now + STEP)
+            if on_tick is not None:
+                on_tick(self.now)
+            for side in (self.client, self.host):
+                t = side.next_timer()
+                if t is not None and t <= self.now:
+                    side.handle_timer(self.now)
+            self._collect()
+            self._deliver()
+            self._collect()
+
+    @property
+    def alias(self) -> int:
+        return next(iter(self.host.sessions))
+
+    def stream(
+        self, seconds: float, size: int | Callable[[int], int] = 12_000, fps: int = 60
+    ) -> list[int]:
+        """Send frames at `fps` for `seconds` (keyframe first); returns their frame ids."""
+        self.streaming = True
+        ids: list[int] = []
+        end = self.now + seconds
+        next_at = [self.now]
+
+        def tick(now: float) -> None:
+            if now + 1e-9 >= next_at[0] and now < end:
+                n = len(ids)
+                nbytes = size(n) if callable(size) else size
+                data = bytes([n % 251]) * nbytes
+                fid = self.host.send_frame(
+                    self.alias, data, now, keyframe=n == 0, timestamp_us=round(now * 1e6)
+                )
+                ids.append(fid)
+                next_at[0] += 1 / fps
+
+        self.advance(end, tick)
+        self.advance(end + 0.3)  # drain: repairs, feedback, jitter buffer
+        return ids
+
+
+def make(
+    host_t: TransportConfig | None = None, client_t: TransportConfig | None = None, **kw: object
+) -> Net:
+    host = HostEndpoint(HOST_ID, HostConfig(trust_any=True, transport=host_t or TransportConfig()))
+    ccfg = ClientConfig(
+        transport=client_t or TransportConfig(send_feedback=True, congestion_control=False)
+    )
+    net = Net(ClientSession(CLIENT_ID, ccfg), host, **kw)  # type: ignore[arg-type]
+    net.client.connect(net.now)
+    net._collect()
+    net.advance(net.now + 0.1)
+    assert net.host.sessions, "session not established"
+    return net
+
+
+def presented_ids(net: Net) -> list[int]:
+    return [f.frame.frame_id for _, f in net.frames]
+
+
+def host_transport_events(net: Net, cls: type) -> list[object]:
+    return [
+        e.event
+        for e in net.host_events
+        if isinstance(e, ClientTransportEvent) and isinstance(e.event, cls)
+    ]
+
+
+def test_frames_arrive_complete_and_in_order() -> None:
+    net = make()
+    ids = net.stream(0.5, size=lambda n: 3_000 + 997 * (n % 7))
+    got = [f.frame for _, f in net.frames]
+    assert [f.frame_id for f in got] == ids
+    for n, f in enumerate(got):
+        assert f.data == bytes([n % 251]) * (3_000 + 997 * (n % 7))
+    assert got[0].keyframe and not any(f.keyframe for f in got[1:])
+
+
+def test_fec_repairs_scattered_losses_and_bursts_up_to_m_without_nack() -> None:
+    # default FEC: m = 2 interleaved parities per group (one group per ~12-id frame); every 40
+    # ids a single loss and a burst of 2 consecutive ids, 20 ids apart (never two in one group)
+    net = make(drop_h2c=lambda pid: pid > 40 and pid % 40 in (0, 20, 21))
+    client_tr = net.client.transport
+    assert client_tr is not None
+    nacked: set[int] = set()
+    send_nacks = client_tr._send_nacks
+
+    def record(batches: list[list[int]], now: float) -> None:
+        for b in batches:
+            nacked.update(b)
+        send_nacks(batches, now)
+
+    client_tr._send_nacks = record  # type: ignore[method-assign]
+    ids = net.stream(1.0)
+    host_s = net.host.sessions[net.alias]
+    assert len(net.dropped) >= 30
+    assert presented_ids(net) == ids
+    recovered = client_tr.stats.fec_recovered
+    assert recovered >= 0.8 * len(net.dropped)
+    # a NACK only for what FEC could not rebuild (a group that lost both of its parities)
+    assert nacked <= set(net.dropped)
+    assert len(nacked) <= len(net.dropped) - recovered
+    assert host_s.transport.stats.retransmitted <= len(nacked)
+
+
+def test_unrepairable_loss_is_nacked_at_once_and_resent_byte_identical() -> None:
+    lost: set[int] = set()
+
+    def drop(pid: int) -> bool:
+        # 4 consecutive ids of one frame: two losses in each of the m = 2 parity classes
+        if not lost and pid > 200:
+            lost.update(range(pid, pid + 4))
+        return pid in lost
+
+    net = make(drop_h2c=drop)
+    nack_seen_at: list[float] = []
+    first_drop_at: list[float] = []
+
+    def watch(now: float) -> None:
+        tr = net.client.transport
+        if net.dropped and not first_drop_at:
+            first_drop_at.append(now)
+        if tr is not None and tr.stats.nacks_sent and not nack_seen_at:
+            nack_seen_at.append(now)
+
+    net.streaming = True
+    ids: list[int] = []
+    end = net.now + 0.5
+    nxt = [net.now]
+
+    def tick(now: float) -> None:
+        watch(now)
+        if now + 1e-9 >= nxt[0] and now < end:
+            ids.append(
+                net.host.send_frame(
+                    net.alias, bytes(12_000), now, keyframe=not ids, timestamp_us=round(now * 1e6)
+                )
+            )
+            nxt[0] += 1 / 60
+
+    net.advance(end, tick)
+    net.advance(end + 0.3)
+    assert sorted(net.dropped) == sorted(lost)
+    # the gap is NACKed as soon as the client sees it (one-way delay after the loss), without
+    # waiting for the FEC hold (20 ms) or any timer
+    assert nack_seen_at and nack_seen_at[0] - first_drop_at[0] < net.delay_s + 0.003
+    host_tr = net.host.sessions[net.alias].transport
+    assert host_tr.stats.retransmitted >= 2
+    resent = [pid for pid, copies in net.h2c_sent.items() if len(copies) > 1]
+    assert resent and set(resent) <= lost
+    for pid in resent:
+        assert all(c == net.h2c_sent[pid][0] for c in net.h2c_sent[pid])  # identical bytes
+    assert presented_ids(net) == ids
+
+
+def test_no_repair_baseline_loses_frames_and_requests_a_keyframe() -> None:
+    off = TransportConfig(fec=False, nack=False)
+    client_off = TransportConfig(
+        fec=False, nack=False, send_feedback=True, congestion_control=False
+    )
+    net = make(off, client_off, drop_h2c=lambda pid: pid > 40 and pid % 31 == 0)
+    ids = net.stream(1.0)
+    shown = presented_ids(net)
+    assert len(shown) < len(ids)
+    assert shown == sorted(shown)
+    client_tr = net.client.transport
+    assert client_tr is not None and client_tr.stats.fec_recovered == 0
+    assert net.host.sessions[net.alias].transport.stats.retransmitted == 0
+    requests = host_transport_events(net, KeyframeRequested)
+    assert requests, "ReferenceInvalidation did not reach the host"
+
+
+def test_feedback_every_50ms_and_stats_every_second() -> None:
+    net = make()
+    tr = net.client.transport
+    assert tr is not None
+    before = tr.stats.feedback_sent
+    net.stream(2.0)
+    sent = tr.stats.feedback_sent - before
+    assert 30 <= sent <= 50  # ~2.3 s of media at one report per ~50 ms
+    stats = host_transport_events(net, PeerStats)
+    assert 2 <= len(stats) <= 3
+
+
+def test_delta_backs_off_when_a_bottleneck_queue_grows() -> None:
+    # 8 Mbit/s of media into a 4 Mbit/s FIFO: the one-way delay climbs
+    net = make(TransportConfig(initial_bitrate_kbps=8000), rate_kbps=4000)
+    net.stream(3.0, size=8_000_000 // 8 // 60)
+    changes = host_transport_events(net, RateChanged)
+    assert changes, "DELTA never changed the rate"
+    assert min(c.target_bitrate_kbps for c in changes) < 4000  # type: ignore[attr-defined]
+    assert any(c.state == "congested" for c in changes)  # type: ignore[attr-defined]
+    # announced to the client with CongestionControl
+    peer = [e for e in net.client_events if isinstance(e, RateChanged)]
+    assert peer and peer[-1].state == "peer"
+    announced = {c.target_bitrate_kbps for c in changes}  # type: ignore[attr-defined]
+    assert all(p.target_bitrate_kbps in announced for p in peer)
+
+
+def test_jitter_buffer_stays_at_zero_on_a_clean_path() -> None:
+    net = make(delay_s=0.01)
+    ids = net.stream(1.5, size=lambda n: 6_000 + 4_000 * (n % 3))
+    tr = net.client.transport
+    assert tr is not None
+    assert presented_ids(net) == ids
+    assert tr.jitter.delay_ms == 0.0
+    # every frame is presented the moment its last chunk arrives
+    assert all(t == f.frame.last_chunk_at for t, f in net.frames)
