@@ -53,8 +53,11 @@ class _Entry(Generic[FrameT]):
 class JitterBuffer(Generic[FrameT]):
     """Holds complete frames for the adaptive playout delay (0 ms on a clean path, ≤ cap)."""
 
-    def __init__(self, config: JitterBufferConfig | None = None) -> None:
+    def __init__(self, config: JitterBufferConfig | None = None, *, in_order: bool = False) -> None:
+        """`in_order`: the caller pushes frames in decode order and every frame must be released
+        (never reordered or dropped); only the playout delay adapts."""
         self.config = config if config is not None else JitterBufferConfig()
+        self._in_order = in_order
         self._base = WindowedMin(self.config.base_window_s)
         self._lateness: deque[tuple[float, float]] = deque()  # (arrival, lateness s)
         self._target_s = 0.0
@@ -91,11 +94,17 @@ class JitterBuffer(Generic[FrameT]):
         if base is None:  # unreachable: the sample was just recorded
             base = transit
         self._update_target(arrival_now, transit - base)
+        ready_at = max(arrival_now, sender_timestamp + max(0.0, spread_s) + base + self._target_s)
+        self._seq += 1
+        if self._in_order:
+            # The caller delivers frames in decode order (the frame assembler does). Sender
+            # timestamps that include encode time may invert between neighbours (a slow encode
+            # then a fast one); reordering or dropping then would break the reference chain.
+            self._queue.append(_Entry(sender_timestamp, self._seq, ready_at, frame))
+            return True
         if self._last_released is not None and sender_timestamp <= self._last_released:
             self.dropped_late += 1
             return False
-        ready_at = max(arrival_now, sender_timestamp + max(0.0, spread_s) + base + self._target_s)
-        self._seq += 1
         insort(self._queue, _Entry(sender_timestamp, self._seq, ready_at, frame))
         return True
 

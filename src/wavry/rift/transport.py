@@ -124,7 +124,7 @@ class MediaTransport:
         self.feedback = FeedbackBuilder()
         self.stats_acc = StatsAccumulator()
         self.assembler = FrameAssembler(completion_deadline=cfg.frame_deadline_s)
-        self.jitter: JitterBuffer[AssembledFrame] = JitterBuffer()
+        self.jitter: JitterBuffer[AssembledFrame] = JitterBuffer(in_order=True)
         self._next_frame_id = 1
         self._unresendable: set[int] = set()
         self.decision: DeltaDecision = self.delta.decision
