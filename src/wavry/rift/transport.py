@@ -12,7 +12,7 @@ here and surface as events; everything else is handed back to the session.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from google.protobuf.message import DecodeError
 
@@ -20,7 +20,7 @@ from wavry.rift import rift_pb2
 from wavry.rift.assembler import AssembledFrame, FrameAssembler, ReferenceInvalidationNeeded
 from wavry.rift.channel import SecureChannel
 from wavry.rift.chunking import VideoFrameInfo, split_video_frame
-from wavry.rift.delta import DeltaController, DeltaDecision, RttSpikeDetector
+from wavry.rift.delta import DeltaController, DeltaDecision, DeltaTunables, RttSpikeDetector
 from wavry.rift.fec import FecDecoder, FecEncoder, fec_params_for_ratio
 from wavry.rift.feedback import FeedbackBuilder, FeedbackError, StatsAccumulator
 from wavry.rift.framing import TRANSPORT_HEADER_LEN, TransportDatagram, encode_transport_header
@@ -37,6 +37,7 @@ class TransportConfig:
     send_feedback: bool = False  # the media receiver (client) reports arrivals
     jitter_buffer: bool = True
     initial_bitrate_kbps: int = 8000
+    max_bitrate_kbps: int | None = None  # DELTA's ceiling (None: DeltaTunables' default)
     fps: int = 60
     fec_ratio: float = 0.05
     expected_burst: int = 2
@@ -119,7 +120,13 @@ class MediaTransport:
         self.pacer = Pacer(
             PacerConfig(max_datagram_bytes=cfg.max_datagram), cfg.initial_bitrate_kbps, cfg.fps
         )
-        self.delta = DeltaController(cfg.initial_bitrate_kbps, max_fps=cfg.fps)
+        tunables = DeltaTunables()
+        if cfg.max_bitrate_kbps is not None:
+            tunables = replace(
+                tunables,
+                max_bitrate_kbps=max(tunables.min_bitrate_kbps, cfg.max_bitrate_kbps),
+            )
+        self.delta = DeltaController(cfg.initial_bitrate_kbps, max_fps=cfg.fps, tunables=tunables)
         self.spikes = RttSpikeDetector()
         self.feedback = FeedbackBuilder()
         self.stats_acc = StatsAccumulator()

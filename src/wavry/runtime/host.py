@@ -116,6 +116,9 @@ class HostRuntime:
             initial_bitrate_kbps=opts.bitrate_kbps,
         )
         config.transport.initial_bitrate_kbps = opts.bitrate_kbps
+        # DELTA may raise the bitrate when the path allows, up to a ceiling that still makes
+        # sense for the picture (more only costs encode/decode time and latency).
+        config.transport.max_bitrate_kbps = 2 * opts.bitrate_kbps
         config.transport.fps = opts.fps
         self.endpoint = HostEndpoint(self.identity, config, trusted=self.trusted.ids())
         if self.capture is not None:
