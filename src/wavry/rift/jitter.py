@@ -29,7 +29,7 @@ FrameT = TypeVar("FrameT")
 @dataclass(frozen=True, slots=True)
 class JitterBufferConfig:
     max_delay_ms: float = 10.0
-    clean_threshold_ms: float = 1.0
+    clean_threshold_ms: float = 2.5
     jitter_window_s: float = 2.0
     percentile: float = 0.95
     shrink_ms_per_s: float = 2.0
