@@ -108,6 +108,9 @@ class _Session:
         self.bucket: TokenBucket | None = None
 
 
+_FORWARD_PREFIX = bytes((wire.MAGIC, wire.VERSION, PacketType.FORWARD, 0))
+
+
 class RelayServer(asyncio.DatagramProtocol):
     """Asyncio UDP relay. ``clock`` is wall time (lease claims), ``monotonic`` drives rate
     limiters and idle timeouts; both are injectable for tests."""
@@ -135,6 +138,8 @@ class RelayServer(asyncio.DatagramProtocol):
             config.identity_lease_rate, config.identity_lease_burst, cap
         )
         self._transport: asyncio.DatagramTransport | None = None
+        # FORWARD hot path: sessions by the raw 16 header bytes (no UUID object per datagram)
+        self._by_raw: dict[bytes, _Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.started_at = monotonic()
 
@@ -216,7 +221,8 @@ class RelayServer(asyncio.DatagramProtocol):
             self._check_alive(self._sessions[sid], wall, mono)
 
     def _check_alive(self, s: _Session, wall: float, mono: float) -> bool:
-        for role in [r for r, b in s.bindings.items() if wall >= b.expires_at]:
+        expired = [r for r, b in s.bindings.items() if wall >= b.expires_at]
+        for role in expired:
             del s.bindings[role]
         if not s.bindings:
             self._end(s, "expired")
@@ -228,6 +234,7 @@ class RelayServer(asyncio.DatagramProtocol):
 
     def _end(self, s: _Session, why: str) -> None:
         if self._sessions.pop(s.sid, None) is not None:
+            self._by_raw.pop(s.sid.bytes, None)
             self.stats.sessions_ended[why] += 1
             log.debug("session %s ended (%s)", s.sid, why)
 
@@ -242,6 +249,14 @@ class RelayServer(asyncio.DatagramProtocol):
         if not self._ip_packets.allow(ip, mono):
             stats.dropped["ip_rate"] += 1
             return
+        if data[:4] == _FORWARD_PREFIX and HEADER_LEN < len(data) <= wire.MAX_DATAGRAM:
+            # hot path: a well-formed FORWARD header, session found by its raw id bytes
+            s = self._by_raw.get(data[4:HEADER_LEN])
+            if s is None:
+                stats.dropped["unknown_session"] += 1
+            else:
+                self._forward_session(data, s, addr, mono)
+            return
         try:
             header = wire.decode_header(data)
         except WireError:
@@ -255,11 +270,14 @@ class RelayServer(asyncio.DatagramProtocol):
             stats.dropped["unexpected_type"] += 1
 
     def _forward(self, data: bytes, sid: uuid.UUID, addr: Addr, mono: float) -> None:
-        stats = self.stats
         s = self._sessions.get(sid)
         if s is None:
-            stats.dropped["unknown_session"] += 1
+            self.stats.dropped["unknown_session"] += 1
             return
+        self._forward_session(data, s, addr, mono)
+
+    def _forward_session(self, data: bytes, s: _Session, addr: Addr, mono: float) -> None:
+        stats = self.stats
         if not self._check_alive(s, self.clock(), mono):
             stats.dropped["unknown_session"] += 1
             return
@@ -345,6 +363,7 @@ class RelayServer(asyncio.DatagramProtocol):
                 return
             s = _Session(sid, mono)
             self._sessions[sid] = s
+            self._by_raw[sid.bytes] = s
             self.stats.sessions_created += 1
 
         hard = claims.hlimit
