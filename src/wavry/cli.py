@@ -83,6 +83,21 @@ def _addr(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
         fail(str(exc), 2)
 
 
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    display: Annotated[str | None, typer.Option(help="X display to probe, e.g. :0")] = None,
+) -> None:
+    """Probe capture, encoders, decoders, input, audio, clipboard and network; say what to fix."""
+    from wavry.doctor import render_table, run_doctor, to_json
+
+    results = run_doctor(display)
+    if as_json:
+        typer.echo(json.dumps(to_json(results), indent=2))
+    else:
+        typer.echo(render_table(results))
+
+
 @app.command("id")
 def id_cmd(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print this device's Wavry ID (created on first use)."""
@@ -152,6 +167,28 @@ def host(
     codec: Annotated[CodecName, typer.Option(help="Preferred codec")] = CodecName.h264,
     bitrate: Annotated[int, typer.Option(min=200, max=500_000, help="Start bitrate kbit/s")] = 8000,
     fps: Annotated[int, typer.Option(min=1, max=240)] = 60,
+    send_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--send-file", help="Send this file to each client that connects (repeatable)"
+        ),
+    ] = None,
+    file_out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where files from clients land (default: ~/Downloads/wavry)"),
+    ] = None,
+    file_share: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="File transfer share of the video bitrate")
+    ] = 0.15,
+    max_file_size: Annotated[
+        int, typer.Option(min=0, help="Largest file accepted from a client, in bytes")
+    ] = 4 * 1024**3,
+    record: Annotated[
+        bool, typer.Option("--record", help="Record the stream to MP4 (no re-encoding)")
+    ] = False,
+    record_dir: Annotated[
+        Path | None, typer.Option(help="Where recordings go (default: ~/Videos/wavry)")
+    ] = None,
 ) -> None:
     """Share this machine: accept RIFT sessions and stream the screen to clients."""
     from wavry.runtime.host import HostOptions, serve
@@ -174,6 +211,12 @@ def host(
         monitor=monitor,
         virtual=_size(virtual, "--virtual"),
         run=run_cmd,
+        file_out_dir=file_out_dir,
+        send_files=list(send_file or []),
+        file_share=file_share,
+        max_file_size=max_file_size,
+        record=record,
+        record_dir=record_dir,
     )
     try:
         run(serve(opts))
@@ -205,6 +248,26 @@ def connect(
     monitor: Annotated[
         int | None, typer.Option(help="Ask the host to show this monitor (see its list)")
     ] = None,
+    send_file: Annotated[
+        list[Path] | None,
+        typer.Option("--send-file", help="Send this file to the host (repeatable)"),
+    ] = None,
+    file_out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where files from the host land (default: ~/Downloads/wavry)"),
+    ] = None,
+    file_share: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="File transfer share of the video bitrate")
+    ] = 0.15,
+    max_file_size: Annotated[
+        int, typer.Option(min=0, help="Largest file accepted from the host, in bytes")
+    ] = 4 * 1024**3,
+    record: Annotated[
+        bool, typer.Option("--record", help="Record the stream to MP4 (no re-encoding)")
+    ] = False,
+    record_dir: Annotated[
+        Path | None, typer.Option(help="Where recordings go (default: ~/Videos/wavry)")
+    ] = None,
 ) -> None:
     """See and control a host: the screen in a window, keyboard and mouse back."""
     from wavry.runtime.connect import ConnectOptions, run_connect
@@ -225,6 +288,12 @@ def connect(
         timeout=timeout,
         live_stats=live,
         monitor=monitor,
+        send_files=list(send_file or []),
+        file_out_dir=file_out_dir,
+        file_share=file_share,
+        max_file_size=max_file_size,
+        record=record,
+        record_dir=record_dir,
     )
     try:
         summary, ended = run(run_connect(opts))

@@ -9,13 +9,27 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wavry.client.stats import ClientStats, frame_timing
+from wavry.files.transfer import (
+    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_SHARE,
+    FileReceiver,
+    FileSender,
+    FileTransfers,
+    Outgoing,
+    Role,
+    SenderState,
+    TransferError,
+    default_download_dir,
+    sha256_file,
+)
 from wavry.media.decode import DecodedFrame, Decoder, DecoderError, snapshot
 from wavry.media.encode import Codec
+from wavry.media.record import Recorder, RecorderError, default_record_dir
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import ClientConfig
@@ -43,6 +57,15 @@ class ConnectOptions:
     config_dir: Path | None = None
     live_stats: bool = False
     monitor: int | None = None
+    send_files: list[Path] = field(default_factory=list)
+    file_out_dir: Path | None = None  # None: default_download_dir()
+    file_share: float = DEFAULT_SHARE
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    record: bool = False
+    record_dir: Path | None = None  # None: default_record_dir()
+
+
+FILE_TICK_S = 0.01
 
 
 def _say(text: str) -> None:
@@ -67,6 +90,121 @@ class ClientRuntime:
         self._need_keyframe = False
         self._last_good_frame = 0
         self._rfi_at = 0.0
+        receiver = FileReceiver(
+            opts.file_out_dir or default_download_dir(), Role.CLIENT, max_size=opts.max_file_size
+        )
+        max_dgram = self.session.transport.config.max_datagram if self.session.transport else 1400
+        self.files = FileTransfers(
+            Role.CLIENT, receiver, share=opts.file_share, max_datagram_size=max_dgram
+        )
+        self.files_failed = 0
+        self._offering = bool(opts.send_files)
+        self._files_reported: set[int] = set()
+        self._progress_at = 0.0
+        self.recorder: Recorder | None = None
+        if opts.record:
+            self.recorder = Recorder(
+                opts.record_dir or default_record_dir(),
+                on_file=lambda p: _say(f"recording saved: {p}"),
+            )
+
+    def _record(self, f: Any, decoded: DecodedFrame) -> None:
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.write(
+                f.data,
+                keyframe=f.keyframe,
+                timestamp_us=f.timestamp_us,
+                codec=self.decoder.codec,
+                width=decoded.width,
+                height=decoded.height,
+            )
+        except RecorderError as exc:
+            _say(f"recording stopped: {exc}")
+            self.recorder = None
+
+    # ---- files ---------------------------------------------------------------------
+
+    async def offer_files(self) -> None:
+        """Offer every --send-file (hashed in a thread: the event loop keeps receiving video)."""
+        loop = asyncio.get_running_loop()
+        try:
+            for path in self.opts.send_files:
+                try:
+                    digest = await loop.run_in_executor(None, sha256_file, path)
+                    sender, out = self.files.send_file(path, self.conn._clock(), digest)
+                except TransferError as exc:
+                    _say(f"cannot send {path}: {exc}")
+                    self.files_failed += 1
+                    continue
+                _say(f"offering {sender.name} ({sender.size} bytes) to the host")
+                self._send_files_out(out, self.conn._clock())
+        finally:
+            self._offering = False
+
+    def _send_files_out(self, out: list[Outgoing], now: float) -> None:
+        tr = self.session.transport
+        with contextlib.suppress(RuntimeError):  # session re-establishing
+            for o in out:
+                if o.bulk:
+                    if tr is not None:
+                        tr.send_bulk(o.message, now)
+                else:
+                    self.session.send_message(o.message)
+        self.conn.flush()
+
+    def _report_sender(self, s: FileSender) -> None:
+        if s.file_id in self._files_reported:
+            return
+        self._files_reported.add(s.file_id)
+        if s.state is SenderState.COMPLETE:
+            _say(f"sent {s.name}: 100 %, host {s.message}")
+        else:
+            self.files_failed += 1
+            _say(f"sending {s.name} failed: {s.message}")
+
+    async def file_loop(self) -> None:
+        ack = self.est.ack
+        while not self.stop.is_set():
+            await asyncio.sleep(FILE_TICK_S)
+            now = self.conn._clock()
+            kbps = self.stats.bitrate_target_kbps or ack.initial_bitrate_kbps
+            out = self.files.poll(now, kbps)
+            if out:
+                self._send_files_out(out, now)
+            for s in self.files.senders.values():
+                if s.done:
+                    self._report_sender(s)
+                elif s.state is SenderState.SENDING and now >= self._progress_at:
+                    _say(f"sending {s.name}: {s.progress * 100:.0f} % ({s.bytes_sent} bytes)")
+            if now >= self._progress_at:
+                self._progress_at = now + 1.0
+            assert self.files.receiver is not None
+            for _peer, text in self.files.receiver.take_notices():
+                _say(text)
+            for r in self.files.receiver.take_results():
+                if r.ok:
+                    _say(f"received {r.name} -> {r.path}")
+                else:
+                    _say(f"file {r.name or '?'} from the host not saved: {r.message}")
+            if (
+                self.opts.headless
+                and self.opts.seconds is None
+                and self.opts.send_files
+                and not self._offering
+                and not self.files.sending
+            ):
+                self.stop.set()  # headless --send-file: done when every file is
+
+    def _on_file_message(self, msg: rift_pb2.Message) -> bool:
+        now = self.conn._clock()
+        replies = self.files.handle(msg, now)
+        if replies is None:
+            return False
+        if replies:
+            self._send_files_out(replies, now)
+        return True
 
     def open_window(self) -> None:
         if self.opts.headless:
@@ -111,6 +249,7 @@ class ClientRuntime:
         self._need_keyframe = False
         self._last_good_frame = f.frame_id
         self.last_frame = decoded
+        self._record(f, decoded)
         if not present:
             self.stats.dropped += 1  # superseded by a newer frame in the same burst
             return
@@ -193,6 +332,8 @@ class ClientRuntime:
         elif isinstance(event, RateChanged):
             self.stats.bitrate_target_kbps = event.target_bitrate_kbps
         elif isinstance(event, ev.MessageReceived):
+            if self._on_file_message(event.message):
+                return
             ctl = event.message.control
             if event.message.HasField("control") and ctl.HasField("monitor_list"):
                 mons = ctl.monitor_list.monitors
@@ -207,6 +348,11 @@ class ClientRuntime:
         elif isinstance(event, ev.SessionAccepted) and event.reconnected:
             _say("reconnected")
             self._need_keyframe = True  # a new session: the decoder needs a fresh keyframe
+            now = self.conn._clock()
+            assert self.files.receiver is not None
+            self.files.receiver.peer_gone(0)  # the host's offers continue as new transfers
+            for s in self.files.senders.values():  # resume: the host keeps our partial files
+                self._send_files_out(s.reoffer(now), now)
         elif isinstance(event, ev.SessionClosed):
             self.exit_message = event.message
             self.stop.set()
@@ -247,6 +393,12 @@ class ClientRuntime:
 
     def finish(self) -> dict[str, Any]:
         self._refresh_counters()
+        if self.recorder is not None:
+            try:
+                self.recorder.close()
+            except RecorderError as exc:
+                _say(f"recording not finished: {exc}")
+            self.recorder = None
         summary = self.stats.summary()
         if self.opts.stats_json is not None:
             self.opts.stats_json.parent.mkdir(parents=True, exist_ok=True)
@@ -286,7 +438,11 @@ async def run_connect(opts: ConnectOptions) -> tuple[dict[str, Any], str]:
         est.conn.send(rift_pb2.Message(control=rift_pb2.ControlMessage(select_monitor=select)))
     try:
         rt.open_window()
-        tasks = [asyncio.create_task(rt.events())]
+        tasks = [
+            asyncio.create_task(rt.events()),
+            asyncio.create_task(rt.file_loop()),
+            asyncio.create_task(rt.offer_files()),
+        ]
         if rt.window is not None:
             tasks.append(asyncio.create_task(rt.input_loop()))
         if opts.live_stats:
@@ -305,5 +461,9 @@ async def run_connect(opts: ConnectOptions) -> tuple[dict[str, Any], str]:
             for e in rt.window.release_all():
                 with contextlib.suppress(RuntimeError):
                     rt.conn.send(rift_pb2.Message(input=e))
+        if rt.files.receiver is not None:
+            rt.files.receiver.close()
         await est.conn.close("client closed")
+    if rt.files_failed and not rt.exit_message:
+        rt.exit_message = f"{rt.files_failed} file transfer(s) failed"
     return rt.finish(), rt.exit_message

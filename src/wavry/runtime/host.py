@@ -8,11 +8,24 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from wavry.files.transfer import (
+    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_SHARE,
+    FileReceiver,
+    FileTransfers,
+    Outgoing,
+    Role,
+    SenderState,
+    TransferError,
+    default_download_dir,
+    sha256_file,
+)
 from wavry.media.encode import EncodedFrame
+from wavry.media.record import Recorder, RecorderError, default_record_dir
 from wavry.media.types import Capture, CapturedFrame, CaptureError
 from wavry.net.addr import format_hostport
 from wavry.net.host import HostServer
@@ -56,6 +69,15 @@ class HostOptions:
     monitor: int | None = None
     virtual: tuple[int, int] | None = None
     run: str | None = None
+    file_out_dir: Path | None = None  # None: default_download_dir()
+    send_files: list[Path] = field(default_factory=list)
+    file_share: float = DEFAULT_SHARE
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    record: bool = False
+    record_dir: Path | None = None  # None: default_record_dir()
+
+
+FILE_TICK_S = 0.01
 
 
 def _format_code(code: str) -> str:
@@ -131,6 +153,22 @@ class HostRuntime:
         self.injector: InjectorSink | None = None
         self._latency: list[float] = []
         self._latency_log_at = 0.0
+        self.file_receiver = FileReceiver(
+            opts.file_out_dir or default_download_dir(), Role.HOST, max_size=opts.max_file_size
+        )
+        self.files: dict[int, FileTransfers] = {}
+        self._file_task: asyncio.Task[None] | None = None
+        self._progress_at = 0.0
+        self._reported: set[int] = set()
+        self._offer_tasks: set[asyncio.Task[None]] = set()
+        self._digests: dict[tuple[str, int, int], str] = {}
+        self.recorder: Recorder | None = None
+        if opts.record:
+            self.recorder = Recorder(
+                opts.record_dir or default_record_dir(),
+                prefix="wavry-host",
+                on_file=lambda p: self.say(f"recording saved: {p}"),
+            )
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -211,8 +249,34 @@ class HostRuntime:
                 if self.injector is None:
                     self.say("  input from clients is ignored: the synthetic source has no desktop")
 
+    def _record(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
+        if self.recorder is None or self.streamer is None:
+            return
+        enc = self.streamer.encoder
+        try:
+            self.recorder.write(
+                encoded.data,
+                keyframe=encoded.keyframe,
+                timestamp_us=frame.capture_ts,
+                codec=enc.codec,
+                width=enc.width,
+                height=enc.height,
+            )
+        except RecorderError as exc:
+            self.say(f"recording stopped: {exc}")
+            self.recorder = None
+
+    def _close_recording(self) -> None:
+        if self.recorder is not None:
+            try:
+                self.recorder.close()
+            except RecorderError as exc:
+                self.say(f"recording not finished: {exc}")
+                self.recorder = None
+
     def _send_frame(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
         now = self.server._clock()
+        self._record(frame, encoded)
         for alias in list(self.viewers):
             try:
                 self.endpoint.send_frame(
@@ -233,8 +297,107 @@ class HostRuntime:
             return
         streamer, self.streamer = self.streamer, None
         asyncio.get_running_loop().run_in_executor(None, streamer.stop)
+        self._close_recording()  # the next stream goes to a new file
+
+    # ---- files ---------------------------------------------------------------------
+
+    def _start_files(self, alias: int) -> None:
+        ft = FileTransfers(
+            Role.HOST,
+            self.file_receiver,
+            share=self.opts.file_share,
+            max_datagram_size=self.endpoint.config.transport.max_datagram,
+            peer=alias,
+        )
+        self.files[alias] = ft
+        loop = asyncio.get_running_loop()
+        if self.opts.send_files:
+            task = loop.create_task(self._offer_files(alias, ft))
+            self._offer_tasks.add(task)
+            task.add_done_callback(self._offer_tasks.discard)
+        if self._file_task is None:
+            self._file_task = loop.create_task(self._file_loop())
+
+    async def _offer_files(self, alias: int, ft: FileTransfers) -> None:
+        """Offer every --send-file to a new session; digests are computed in a thread (once per
+        file version) so the event loop keeps streaming."""
+        loop = asyncio.get_running_loop()
+        for path in self.opts.send_files:
+            try:
+                st = path.stat()
+                key = (str(path), st.st_size, st.st_mtime_ns)
+                digest = self._digests.get(key)
+                if digest is None:
+                    digest = await loop.run_in_executor(None, sha256_file, path)
+                    self._digests[key] = digest
+                if self.files.get(alias) is not ft:
+                    return  # the session ended meanwhile
+                now = self.server._clock()
+                sender, out = ft.send_file(path, now, digest)
+            except (OSError, TransferError) as exc:
+                self.say(f"session {alias:08x} cannot send {path}: {exc}")
+                continue
+            self.say(f"session {alias:08x} offering {sender.name} ({sender.size} bytes)")
+            self._send_file_messages(alias, out, now)
+            self.server.flush()
+
+    def _send_file_messages(self, alias: int, out: list[Outgoing], now: float) -> None:
+        s = self.endpoint.sessions.get(alias)
+        if s is None:
+            return
+        for o in out:
+            if o.bulk:
+                s.transport.send_bulk(o.message, now)
+            else:
+                self.endpoint.send_message(alias, o.message, now)
+
+    async def _file_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FILE_TICK_S)
+            now = self.server._clock()
+            sent = False
+            for alias, ft in list(self.files.items()):
+                s = self.endpoint.sessions.get(alias)
+                if s is None:
+                    continue
+                out = ft.poll(now, s.transport.decision.target_bitrate_kbps)
+                if out:
+                    self._send_file_messages(alias, out, now)
+                    sent = True
+                for sender in ft.senders.values():
+                    if sender.done and sender.file_id not in self._reported:
+                        self._reported.add(sender.file_id)
+                        verb = (
+                            "sent" if sender.state is SenderState.COMPLETE else sender.state.value
+                        )
+                        self.say(f"session {alias:08x} {verb} {sender.name}: {sender.message}")
+            if now >= self._progress_at:
+                self._progress_at = now + 1.0
+                for alias, ft in self.files.items():
+                    for sender in ft.senders.values():
+                        if sender.state is SenderState.SENDING:
+                            self.say(
+                                f"session {alias:08x} sending {sender.name}: "
+                                f"{sender.progress * 100:.0f} %"
+                            )
+            for peer, text in self.file_receiver.take_notices():
+                self.say(f"session {peer:08x} {text}")
+            for r in self.file_receiver.take_results():
+                if r.ok:
+                    self.say(f"session {r.peer:08x} received {r.name} -> {r.path}")
+                else:
+                    self.say(f"session {r.peer:08x} file {r.name or '?'} not saved: {r.message}")
+            if sent:
+                self.server.flush()
 
     def _on_client_message(self, alias: int, msg: rift_pb2.Message) -> None:
+        ft = self.files.get(alias)
+        if ft is not None:
+            now = self.server._clock()
+            replies = ft.handle(msg, now)
+            if replies is not None:
+                self._send_file_messages(alias, replies, now)
+                return
         kind = msg.WhichOneof("content")
         if kind == "control":
             ctl = msg.control
@@ -288,6 +451,7 @@ class HostRuntime:
         elif isinstance(event, ev.ClientAccepted):
             self.say(f"session {event.alias:08x} accepted for {event.client_id}")
             self._start_stream(event.alias, event.ack)
+            self._start_files(event.alias)
         elif isinstance(event, ev.ClientRejected):
             reason = rift_pb2.RejectReason.Name(event.reason)  # type: ignore[arg-type]
             self.say(f"session {event.alias:08x} rejected: {reason}")
@@ -296,6 +460,8 @@ class HostRuntime:
         elif isinstance(event, ev.ClientStalled):
             self.say(f"session {event.alias:08x} stalled ({event.silence_s:.1f} s silent)")
         elif isinstance(event, ev.ClientGone):
+            self.files.pop(event.alias, None)
+            self.file_receiver.peer_gone(event.alias)
             self.say(
                 f"session {event.alias:08x} ended: {event.reason.name.lower()} ({event.message})"
             )
@@ -305,6 +471,12 @@ class HostRuntime:
                 self.on_message(event.alias, event.message)
 
     async def close(self) -> None:
+        if self._file_task is not None:
+            self._file_task.cancel()
+            self._file_task = None
+        for task in list(self._offer_tasks):
+            task.cancel()
+        self.file_receiver.close()
         await self.server.close()
         if self.injector is not None:
             self.injector.close()
@@ -313,6 +485,7 @@ class HostRuntime:
         if self.streamer is not None:
             streamer, self.streamer = self.streamer, None
             await asyncio.get_running_loop().run_in_executor(None, streamer.stop)
+        self._close_recording()
 
 
 async def serve(opts: HostOptions, stop: asyncio.Event | None = None) -> None:

@@ -1,0 +1,123 @@
+"""Recording: remux received access units into MP4 with PyAV, without re-encoding.
+
+One file per segment: a new file starts when the codec or the resolution changes, and every
+segment starts at a keyframe (frames before the first keyframe of a segment are skipped).
+Timestamps come from the host capture clock (``timestamp_us``), so the file keeps the real
+timing of the stream, gaps included. The MP4 index is written when a segment closes; call
+:meth:`Recorder.close` at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from wavry.media.encode import Codec
+
+__all__ = ["Recorder", "RecorderError", "default_record_dir"]
+
+_MUX_CODEC = {Codec.H264: "h264", Codec.HEVC: "hevc", Codec.AV1: "libsvtav1"}
+_US = Fraction(1, 1_000_000)
+
+
+class RecorderError(RuntimeError):
+    """A recording file cannot be created or written."""
+
+
+def default_record_dir() -> Path:
+    """``$XDG_VIDEOS_DIR/wavry`` if set, else ``~/Videos/wavry``."""
+    env = os.environ.get("XDG_VIDEOS_DIR")
+    return (Path(env) if env else Path.home() / "Videos") / "wavry"
+
+
+class Recorder:
+    """Write access units to ``directory/<prefix>-<time>-<n>-<codec>-<w>x<h>.mp4``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str = "wavry",
+        *,
+        on_file: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.prefix = prefix
+        self.on_file = on_file
+        self.files: list[Path] = []
+        self.frames_written = 0
+        self.frames_skipped = 0
+        self._container: Any = None
+        self._stream: Any = None
+        self._key: tuple[Codec, int, int] | None = None
+        self._first_ts = 0
+        self._last_pts = -1
+        self._path: Path | None = None
+
+    def write(
+        self,
+        data: bytes,
+        *,
+        keyframe: bool,
+        timestamp_us: int,
+        codec: Codec,
+        width: int,
+        height: int,
+    ) -> None:
+        key = (Codec(codec), width, height)
+        if key != self._key:
+            self._close_segment()
+            if not keyframe:
+                self.frames_skipped += 1
+                return
+            self._open_segment(key, timestamp_us)
+        pts = max(timestamp_us - self._first_ts, self._last_pts + 1)
+        self._last_pts = pts
+        packet = av.Packet(data)
+        packet.stream = self._stream
+        packet.time_base = _US
+        packet.pts = packet.dts = pts
+        packet.is_keyframe = keyframe
+        try:
+            self._container.mux(packet)
+        except av.FFmpegError as exc:
+            raise RecorderError(f"cannot write {self._path}: {exc}") from exc
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._close_segment()
+
+    def _open_segment(self, key: tuple[Codec, int, int], timestamp_us: int) -> None:
+        codec, width, height = key
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        n = len(self.files) + 1
+        path = self.directory / f"{self.prefix}-{stamp}-{n:02d}-{codec.value}-{width}x{height}.mp4"
+        try:
+            container: Any = av.open(str(path), "w", format="mp4")
+            stream = container.add_stream(_MUX_CODEC[codec])
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise RecorderError(f"cannot create {path}: {exc}") from exc
+        stream.width, stream.height = width, height
+        stream.time_base = _US
+        self._container, self._stream, self._key, self._path = container, stream, key, path
+        self._first_ts = timestamp_us
+        self._last_pts = -1
+
+    def _close_segment(self) -> None:
+        container, path = self._container, self._path
+        self._container = self._stream = self._key = self._path = None
+        if container is None or path is None:
+            return
+        try:
+            container.close()
+        except av.FFmpegError as exc:
+            raise RecorderError(f"cannot finish {path}: {exc}") from exc
+        self.files.append(path)
+        if self.on_file is not None:
+            self.on_file(path)
