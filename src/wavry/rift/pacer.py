@@ -74,6 +74,7 @@ class Pacer:
         self._priority: deque[bytes] = deque()
         self._queued_bytes = 0
         self._dropped: deque[bytes] = deque(maxlen=self.config.max_dropped_kept)
+        self._clean_drain: float | None = None
         self.dropped_frames = 0
         self.dropped_datagrams = 0
         self.set_target(bitrate_kbps, fps)
@@ -103,6 +104,16 @@ class Pacer:
             raise ValueError("need bitrate_kbps >= 0 and fps > 0")
         self._target_kbps = bitrate_kbps
         self._fps = fps
+        self._recompute_rate()
+
+    def set_clean_path(self, drain_fraction: float | None) -> None:
+        """While the path shows no queueing (DELTA says so), drain each frame within this
+        fraction of a frame interval instead of `frame_drain_fraction`: pacing only protects a
+        bottleneck queue, and spreading a frame on a clean path is pure added latency.
+        None restores the normal pacing."""
+        if drain_fraction is not None and not 0 < drain_fraction <= 1:
+            raise ValueError("need 0 < drain_fraction <= 1")
+        self._clean_drain = drain_fraction
         self._recompute_rate()
 
     def enqueue(self, datagrams: Iterable[bytes], now: float, *, droppable: bool = True) -> None:
@@ -196,5 +207,6 @@ class Pacer:
     def _recompute_rate(self) -> None:
         cfg = self.config
         base = self._target_kbps * 1000 / 8 * cfg.pacing_factor
-        drain = self._queued_bytes / (cfg.frame_drain_fraction / self._fps)
+        fraction = self._clean_drain if self._clean_drain is not None else cfg.frame_drain_fraction
+        drain = self._queued_bytes / (fraction / self._fps)
         self._rate_bps = min(cfg.max_rate_kbps * 1000 / 8, max(base, drain))
