@@ -41,7 +41,7 @@ def test_schemathesis_finds_no_server_errors(
             "--checks", "not_a_server_error",
             "--max-examples", "8",
             "--header", f"Authorization: Bearer {token}",
-            "--workers", "2",
+            "--workers", "1",  # CPython 3.11 ast + threads: hypothesis once raised SystemError
             "--request-timeout", "10",
             "--no-color",
             *filters,
