@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wavry.net.addr import AddressError, parse_endpoint
 from wavry.store import data_dir
 
 __all__ = ["ConfigError", "GatewaySettings", "parse_host_port"]
@@ -19,25 +19,12 @@ class ConfigError(Exception):
     """Bad configuration: reported as one line, exit status 2."""
 
 
-def parse_host_port(value: str, what: str) -> tuple[str, int]:
-    """Parse ``HOST:PORT`` / ``[V6]:PORT`` (port 0 = any free port)."""
-    text = value.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ConfigError(f"{what}: expected [IPV6]:PORT, got {value!r}")
-        port_text = rest[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ConfigError(f"{what}: {host!r} is not an IPv6 address") from None
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host or ":" in host:
-            raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(f"{what}: bad port in {value!r}")
-    return host, int(port_text)
+def parse_host_port(value: str, what: str, allow_zero: bool = True) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` / ``[V6]:PORT`` (port 0 = any free port unless refused)."""
+    try:
+        return parse_endpoint(value, allow_zero=allow_zero)
+    except AddressError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
 
 
 class GatewaySettings(BaseSettings):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 
 class AddressError(ValueError):
     """A HOST:PORT string that cannot be used."""
@@ -35,3 +37,24 @@ def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
 
 def format_hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_endpoint(text: str, *, allow_zero: bool = True) -> tuple[str, int]:
+    """A listen/connect endpoint that must name its port: 'HOST:PORT' or '[IPV6]:PORT'."""
+    value = text.strip()
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise AddressError(f"expected [IPV6]:PORT, got {text!r}")
+        port_text = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise AddressError(f"{host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep or not host or ":" in host:
+            raise AddressError(f"expected HOST:PORT (IPv6 as [ADDR]:PORT), got {text!r}")
+    if not port_text.isdigit() or not (0 if allow_zero else 1) <= int(port_text) <= 65535:
+        raise AddressError(f"bad port in {text!r}")
+    return host, int(port_text)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from wavry.controlplane.lease import LeaseKeyError, LeaseVerifier, key_id, load_public_key
+from wavry.net.addr import AddressError, parse_endpoint
 from wavry.relay.http import RelayHttpServer, render_relay_metrics
 from wavry.relay.registration import (
     GatewayClient,
@@ -39,24 +40,11 @@ class _Fatal(Exception):
 
 
 def parse_host_port(value: str, what: str, allow_zero: bool = True) -> tuple[str, int]:
-    """Parse ``HOST:PORT`` / ``[V6]:PORT``."""
-    text = value.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ConfigError(f"{what}: expected [IPV6]:PORT, got {value!r}")
-        port_text = rest[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ConfigError(f"{what}: {host!r} is not an IPv6 address") from None
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host or ":" in host:
-            raise ConfigError(f"{what}: expected HOST:PORT (IPv6 as [ADDR]:PORT), got {value!r}")
-    if not port_text.isdigit() or not (0 if allow_zero else 1) <= int(port_text) <= 65535:
-        raise ConfigError(f"{what}: bad port in {value!r}")
-    return host, int(port_text)
+    """Parse ``HOST:PORT`` / ``[V6]:PORT`` (port 0 = any free port unless refused)."""
+    try:
+        return parse_endpoint(value, allow_zero=allow_zero)
+    except AddressError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
 
 
 def _is_wildcard(host: str) -> bool:
