@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -20,52 +17,6 @@ from wavry.media.encode import Codec, Encoder
 from wavry.media.record import Recorder
 
 US = 1_000_000
-WAVRY = [sys.executable, "-m", "wavry"]
-
-
-def env_for(home: Path) -> dict[str, str]:
-    return dict(os.environ, XDG_CONFIG_HOME=str(home), PYTHONUNBUFFERED="1")
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def host_process(home: Path, *args: str) -> Iterator[tuple[int, list[str]]]:
-    port = free_udp_port()
-    proc = subprocess.Popen(
-        [*WAVRY, "host", "--listen", f"127.0.0.1:{port}", *args],
-        env=env_for(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "listening on udp://" in line:
-            break
-    else:
-        proc.kill()
-        raise AssertionError("host did not start: " + "".join(lines))
-    try:
-        yield port, lines
-    finally:
-        proc.terminate()
-        try:
-            out, _ = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        lines.append(out)
 
 
 def encoded(codec: Codec, w: int, h: int, n: int) -> list[tuple[bytes, bool]]:
@@ -121,15 +72,15 @@ def test_new_file_on_resolution_change_and_starts_at_keyframe(tmp_path: Path) ->
     assert probe(b)[0] == 10 and probe(b)[3] == (256, 144)
 
 
-def test_connect_record_end_to_end(tmp_path: Path) -> None:
+def test_connect_record_end_to_end(tmp_path: Path, proc: Any) -> None:
     args = ("--trust", "any", "--source", "synthetic", "--size", "320x240", "--fps", "30")
     stats = tmp_path / "stats.json"
-    with host_process(tmp_path / "h", *args) as (port, _lines):
+    with proc.host_process(tmp_path / "h", *args) as (port, _lines):
         r = subprocess.run(
             [sys.executable, "-m", "wavry", "connect", f"127.0.0.1:{port}", "--headless",
              "--seconds", "3", "--record", "--record-dir", str(tmp_path / "rec"),
              "--stats-json", str(stats)],
-            env=env_for(tmp_path / "c"), capture_output=True, text=True, timeout=25,
+            env=proc.env_for(tmp_path / "c"), capture_output=True, text=True, timeout=25,
         )  # fmt: skip
     assert r.returncode == 0, r.stderr
     [path] = list((tmp_path / "rec").glob("*.mp4"))
@@ -143,17 +94,17 @@ def test_connect_record_end_to_end(tmp_path: Path) -> None:
     assert os.path.getsize(path) > 1000
 
 
-def test_host_record_end_to_end(tmp_path: Path) -> None:
+def test_host_record_end_to_end(tmp_path: Path, proc: Any) -> None:
     args = ("--trust", "any", "--source", "synthetic", "--size", "320x240", "--fps", "30")
     rec_dir = tmp_path / "hrec"
-    with host_process(tmp_path / "h", *args, "--record", "--record-dir", str(rec_dir)) as (
+    with proc.host_process(tmp_path / "h", *args, "--record", "--record-dir", str(rec_dir)) as (
         port,
         lines,
     ):
         r = subprocess.run(
             [sys.executable, "-m", "wavry", "connect", f"127.0.0.1:{port}", "--headless",
              "--seconds", "2"],
-            env=env_for(tmp_path / "c"), capture_output=True, text=True, timeout=25,
+            env=proc.env_for(tmp_path / "c"), capture_output=True, text=True, timeout=25,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
     assert "recording saved" in "".join(lines)  # written when the host shuts down

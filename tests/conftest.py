@@ -1,4 +1,4 @@
-"""Helpers for the file-transfer tests with real processes."""
+"""Shared helpers for tests that run real `wavry` processes (fixture `proc`)."""
 
 from __future__ import annotations
 
