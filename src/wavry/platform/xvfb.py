@@ -79,6 +79,8 @@ class XvfbServer:
         return env
 
     def start(self, timeout: float = 10.0) -> XvfbServer:
+        if self.running:
+            return self  # `with XvfbServer(...).start() as s:` must not start a second server
         result = probe()
         if not result.ok:
             raise XvfbError(f"{result.detail}; {result.remedy}")
