@@ -125,6 +125,16 @@ class VideoWindow:
         self._held_keys: set[int] = set()
         self._held_buttons: set[int] = set()
         self.frames_presented = 0
+        self.gamepads: Any = None
+        try:
+            from wavry.client.gamepad import GamepadError, GamepadManager
+
+            try:
+                self.gamepads = GamepadManager(clock=clock)
+            except GamepadError:
+                self.gamepads = None  # no game controller support here: keyboard/mouse only
+        except ImportError:
+            self.gamepads = None
 
     # ---- video ---------------------------------------------------------------------
 
@@ -216,8 +226,13 @@ class VideoWindow:
         """Drain SDL events into RIFT input messages and window actions."""
         batch = InputBatch()
         event = sdl2.SDL_Event()
+        pads = self.gamepads
         while sdl2.SDL_PollEvent(ctypes.byref(event)):
             self._handle(event, batch)
+            if pads is not None:
+                batch.events.extend(pads.handle_event(event))
+        if pads is not None:
+            batch.events.extend(pads.flush())
         for action in batch.actions:
             self._apply(action, batch)
         return batch
@@ -323,6 +338,8 @@ class VideoWindow:
         ]
         self._held_keys.clear()
         self._held_buttons.clear()
+        if self.gamepads is not None:
+            out += self.gamepads.release_all()
         return out
 
     def _apply(self, action: WindowAction, batch: InputBatch) -> None:
@@ -352,6 +369,9 @@ class VideoWindow:
         return int(info.info.x11.window)
 
     def close(self) -> None:
+        if self.gamepads is not None:
+            self.gamepads.close()
+            self.gamepads = None
         if self._overlay_texture is not None:
             sdl2.SDL_DestroyTexture(self._overlay_texture)
             self._overlay_texture = None

@@ -30,6 +30,13 @@ from wavry.files.transfer import (
 from wavry.media.decode import DecodedFrame, Decoder, DecoderError, snapshot
 from wavry.media.encode import Codec
 from wavry.media.record import Recorder, RecorderError, default_record_dir
+from wavry.platform.clipboard import (
+    ClipboardError,
+    ClipboardSync,
+    clipboard_message,
+    clipboard_text_budget,
+    text_from_message,
+)
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import ClientConfig
@@ -87,6 +94,7 @@ class ClientRuntime:
         self.stop = asyncio.Event()
         self.exit_message = ""
         self._since_report = 0
+        self.clipboard: ClipboardSync | None = None
         self._need_keyframe = False
         self._last_good_frame = 0
         self._rfi_at = 0.0
@@ -205,6 +213,33 @@ class ClientRuntime:
         if replies:
             self._send_files_out(replies, now)
         return True
+
+    def _clipboard_budget(self) -> int:
+        ch = self.session.channel
+        return clipboard_text_budget(ch.max_plaintext) if ch is not None else 0
+
+    def start_clipboard(self) -> None:
+        """Sync the clipboard with the host when the client runs in an X session (window)."""
+        display = os.environ.get("DISPLAY")
+        if self.window is None or not display:
+            return
+        loop = asyncio.get_running_loop()
+
+        def changed(text: str) -> None:  # on the clipboard's X thread
+            loop.call_soon_threadsafe(self._send_clipboard, text)
+
+        try:
+            self.clipboard = ClipboardSync(
+                changed, display, max_bytes=self._clipboard_budget() or 1024
+            ).start()
+        except (ClipboardError, OSError) as exc:
+            _say(f"clipboard sync off: {exc}")
+        else:
+            _say(f"clipboard sync on ({display})")
+
+    def _send_clipboard(self, text: str) -> None:
+        with contextlib.suppress(RuntimeError, ValueError):
+            self.conn.send(clipboard_message(text))
 
     def open_window(self) -> None:
         if self.opts.headless:
@@ -335,7 +370,12 @@ class ClientRuntime:
             if self._on_file_message(event.message):
                 return
             ctl = event.message.control
-            if event.message.HasField("control") and ctl.HasField("monitor_list"):
+            if event.message.HasField("control") and ctl.HasField("clipboard"):
+                if self.clipboard is not None:
+                    text = text_from_message(event.message, self._clipboard_budget())
+                    if text is not None:
+                        self.clipboard.set_remote_text(text)
+            elif event.message.HasField("control") and ctl.HasField("monitor_list"):
                 mons = ctl.monitor_list.monitors
                 names = ", ".join(f"{m.id}:{m.name} {m.width}x{m.height}" for m in mons)
                 _say(f"host monitors: {names or 'none (no picture source on the host)'}")
@@ -405,6 +445,9 @@ class ClientRuntime:
             self.opts.stats_json.write_text(json.dumps(summary, indent=2) + "\n")
         if self.opts.snapshot is not None and self.last_frame is not None:
             snapshot(self.last_frame, self.opts.snapshot)
+        if self.clipboard is not None:
+            self.clipboard.close()
+            self.clipboard = None
         if self.window is not None:
             self.window.close()
             self.window = None
@@ -438,6 +481,7 @@ async def run_connect(opts: ConnectOptions) -> tuple[dict[str, Any], str]:
         est.conn.send(rift_pb2.Message(control=rift_pb2.ControlMessage(select_monitor=select)))
     try:
         rt.open_window()
+        rt.start_clipboard()
         tasks = [
             asyncio.create_task(rt.events()),
             asyncio.create_task(rt.file_loop()),

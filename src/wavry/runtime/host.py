@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
@@ -29,6 +30,15 @@ from wavry.media.record import Recorder, RecorderError, default_record_dir
 from wavry.media.types import Capture, CapturedFrame, CaptureError
 from wavry.net.addr import format_hostport
 from wavry.net.host import HostServer
+from wavry.platform.clipboard import (
+    ClipboardError,
+    ClipboardSync,
+    clipboard_message,
+    clipboard_text_budget,
+    text_from_message,
+)
+from wavry.platform.gamepad_uinput import VirtualGamepads
+from wavry.platform.gamepad_uinput import probe as gamepad_probe
 from wavry.platform.input import InjectionError
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
@@ -151,6 +161,9 @@ class HostRuntime:
         self.streamer: Streamer | None = None
         self.viewers: set[int] = set()
         self.injector: InjectorSink | None = None
+        self.gamepads: VirtualGamepads | None = None
+        self._gamepad_note = False
+        self.clipboard: ClipboardSync | None = None
         self._latency: list[float] = []
         self._latency_log_at = 0.0
         self.file_receiver = FileReceiver(
@@ -248,6 +261,7 @@ class HostRuntime:
             else:
                 if self.injector is None:
                     self.say("  input from clients is ignored: the synthetic source has no desktop")
+        self._start_clipboard()
 
     def _record(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
         if self.recorder is None or self.streamer is None:
@@ -416,8 +430,75 @@ class HostRuntime:
                         f"session {alias:08x} end-to-end latency p50 {lat[len(lat) // 2]:.1f} ms,"
                         f" max {lat[-1]:.1f} ms (client reports)"
                     )
-        elif kind == "input" and self.injector is not None:
-            self.injector.handle(msg.input)
+            elif which == "clipboard" and self.clipboard is not None:
+                text = text_from_message(msg, self._clipboard_budget(alias))
+                if text is not None:
+                    self.clipboard.set_remote_text(text)
+        elif kind == "input":
+            if msg.input.WhichOneof("event") == "gamepad":
+                self._gamepad(msg.input.gamepad)
+            elif self.injector is not None:
+                self.injector.handle(msg.input)
+
+    def _gamepad(self, pad: rift_pb2.GamepadMessage) -> None:
+        if self.gamepads is None:
+            if self._gamepad_note:
+                return
+            try:
+                self.gamepads = VirtualGamepads()
+                self.gamepads.handle(pad)
+            except InjectionError as exc:
+                self.gamepads = None
+                self._gamepad_note = True
+                self.say(f"  gamepad input ignored: {exc} ({gamepad_probe().remedy})")
+            return
+        try:
+            self.gamepads.handle(pad)
+        except InjectionError as exc:
+            self.say(f"  gamepad input failed: {exc}")
+
+    # ---- clipboard -----------------------------------------------------------------
+
+    def _clipboard_budget(self, alias: int) -> int:
+        s = self.endpoint.sessions.get(alias)
+        return clipboard_text_budget(s.channel.max_plaintext) if s is not None else 0
+
+    def _start_clipboard(self) -> None:
+        if self.clipboard is not None or self.source is None or self.capture is None:
+            return
+        if self.source.name not in ("x11", "virtual"):
+            return
+        if self.source.name == "virtual":
+            env = self.capture.env()  # type: ignore[attr-defined]
+            display, auth = env["DISPLAY"], env.get("XAUTHORITY")
+        else:
+            display, auth = self.opts.display or os.environ.get("DISPLAY"), None
+        loop = asyncio.get_running_loop()
+        budget = clipboard_text_budget(self.endpoint.config.max_datagram - 34)
+
+        def changed(text: str) -> None:  # on the clipboard's X thread
+            loop.call_soon_threadsafe(self._send_clipboard, text)
+
+        try:
+            self.clipboard = ClipboardSync(
+                changed,
+                display,
+                auth,
+                max_bytes=budget,
+            ).start()
+        except (ClipboardError, OSError) as exc:
+            self.say(f"  clipboard sync off: {exc}")
+        else:
+            self.say(f"  clipboard sync on ({display})")
+
+    def _send_clipboard(self, text: str) -> None:
+        msg = clipboard_message(text)
+        for alias in list(self.viewers):
+            try:
+                self.endpoint.send_message(alias, msg, self.server._clock())
+            except (KeyError, ValueError):
+                continue
+        self.server.flush()
 
     def _on_transport(self, event: ev.ClientTransportEvent) -> None:
         e, streamer = event.event, self.streamer
@@ -465,6 +546,13 @@ class HostRuntime:
             self.say(
                 f"session {event.alias:08x} ended: {event.reason.name.lower()} ({event.message})"
             )
+            self.viewers.discard(event.alias)
+            # RIFT.md §4: nothing the client held stays pressed after its session ends
+            if self.injector is not None:
+                self.injector.release_all()
+            if self.gamepads is not None:
+                self.gamepads.release_all()
+            self._stop_stream_if_idle()
         elif isinstance(event, ev.ClientMessage):
             self._on_client_message(event.alias, event.message)
             if self.on_message is not None:
@@ -481,6 +569,12 @@ class HostRuntime:
         if self.injector is not None:
             self.injector.close()
             self.injector = None
+        if self.gamepads is not None:
+            self.gamepads.close()
+            self.gamepads = None
+        if self.clipboard is not None:
+            self.clipboard.close()
+            self.clipboard = None
         self.viewers.clear()
         if self.streamer is not None:
             streamer, self.streamer = self.streamer, None
