@@ -49,6 +49,9 @@ def test_session_end_releases_input_and_stops_idle_stream(tmp_path: Path) -> Non
         rt = HostRuntime(opts)
         await rt.start()
         sink, pads = RecordingSink(), RecordingPads()
+        sent: list[int] = []
+        # the aliases below have no RIFT session behind them: record what would be sent
+        rt.endpoint.send_frame = lambda alias, *a, **k: sent.append(alias) or 1  # type: ignore[method-assign]
         rt.injector = sink  # type: ignore[assignment]
         rt.gamepads = pads  # type: ignore[assignment]
         ack = rift_pb2.HelloAck(
@@ -63,7 +66,15 @@ def test_session_end_releases_input_and_stops_idle_stream(tmp_path: Path) -> Non
         rt._on_event(ev.ClientGone(7, "id", ev.DisconnectReason.TIMEOUT, "gone"))
         assert sink.released == 1 and pads.released == 1
         assert rt.viewers == set() and rt.streamer is None
-        await asyncio.sleep(0.1)
+        # a client arriving while the old stream still stops gets a stream once it has stopped
+        rt._on_event(ev.ClientAccepted(8, "id2", rift_pb2.Hello(), ack))
+        assert rt._stopping is not None
+        await rt._stopping
+        for _ in range(50):  # the restart runs from the stop's done-callback
+            if rt.streamer is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert rt.streamer is not None and rt.viewers == {8}
         await rt.close()
 
     asyncio.run(run())

@@ -159,6 +159,7 @@ class HostRuntime:
         self.bound: tuple[str, int] | None = None
         self.on_message: Callable[[int, rift_pb2.Message], None] | None = None
         self.streamer: Streamer | None = None
+        self._stopping: asyncio.Future[None] | None = None
         self.viewers: set[int] = set()
         self.injector: InjectorSink | None = None
         self.gamepads: VirtualGamepads | None = None
@@ -237,6 +238,16 @@ class HostRuntime:
 
     def _start_stream(self, alias: int, ack: rift_pb2.HelloAck) -> None:
         self.viewers.add(alias)
+        stopping = self._stopping
+        if stopping is not None and not stopping.done():
+            # the previous stream still releases the capture: start once it has
+            stopping.add_done_callback(lambda _f: self._start_stream_now(ack))
+            return
+        self._start_stream_now(ack)
+
+    def _start_stream_now(self, ack: rift_pb2.HelloAck) -> None:
+        if not self.viewers:
+            return  # the viewer left while the previous stream was stopping
         if self.capture is None or self.streamer is not None:
             if self.streamer is not None:
                 self.streamer.request_keyframe()  # the new viewer needs one
@@ -310,7 +321,7 @@ class HostRuntime:
         if self.viewers or self.streamer is None:
             return
         streamer, self.streamer = self.streamer, None
-        asyncio.get_running_loop().run_in_executor(None, streamer.stop)
+        self._stopping = asyncio.get_running_loop().run_in_executor(None, streamer.stop)
         self._close_recording()  # the next stream goes to a new file
 
     # ---- files ---------------------------------------------------------------------
@@ -576,6 +587,8 @@ class HostRuntime:
             self.clipboard.close()
             self.clipboard = None
         self.viewers.clear()
+        if self._stopping is not None:
+            await self._stopping
         if self.streamer is not None:
             streamer, self.streamer = self.streamer, None
             await asyncio.get_running_loop().run_in_executor(None, streamer.stop)
