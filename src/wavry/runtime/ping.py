@@ -9,23 +9,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wavry.client.stats import percentile
 from wavry.net.client import ClientConnection
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import ClientConfig
 from wavry.runtime.session import SessionFailed, establish
 
+
+def _pct(values: list[float], q: float) -> float:
+    p = percentile(values, q)
+    assert p is not None  # callers pass non-empty lists
+    return p
+
+
 PingFailed = SessionFailed
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 @dataclass(slots=True)
@@ -50,8 +48,8 @@ class PingResult:
             "received": len(r),
             "rtt_ms": {
                 "min": round(min(r), 3) if r else None,
-                "p50": round(percentile(r, 0.5), 3) if r else None,
-                "p95": round(percentile(r, 0.95), 3) if r else None,
+                "p50": round(_pct(r, 0.5), 3) if r else None,
+                "p95": round(_pct(r, 0.95), 3) if r else None,
                 "max": round(max(r), 3) if r else None,
             },
             "clock_offset_ms": (
