@@ -141,7 +141,8 @@ class PipeWireSession:
     def _check_alive(self) -> None:
         for p in self._procs:
             if p.poll() is not None:
-                raise PipeWireError(f"{p.args[0]} exited with {p.returncode} during start-up")
+                name = p.args[0] if isinstance(p.args, list) else p.args
+                raise PipeWireError(f"{name!s} exited with {p.returncode} during start-up")
 
     def _wait_for(self, path: Path, what: str) -> None:
         deadline = time.monotonic() + self.startup_timeout
