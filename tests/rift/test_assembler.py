@@ -258,3 +258,36 @@ def test_random_loss_and_reordering_invariants(
         keyframes = [f.frame_id for f in emitted if f.keyframe]
         for missing in set(range(1, frames + 1)) - set(ids):
             assert any(k > missing for k in keyframes)
+
+
+def test_a_frame_still_arriving_past_the_deadline_is_not_given_up() -> None:
+    # a keyframe paced out at a bottleneck's rate: one chunk every 20 ms for 200 ms
+    a = FrameAssembler(completion_deadline=DEADLINE, progress_grace=0.03, max_frame_time=1.0)
+    chunks = make_chunks(1, 11, keyframe=True)
+    out: list[AssemblerOutput] = []
+    for i, chunk in enumerate(chunks):
+        now = i * 0.02
+        out += a.poll(now)
+        out += a.push(chunk, now)
+    assert frames_of(out) == [1]
+    assert rfis_of(out) == []
+
+
+def test_a_stalled_frame_is_given_up_after_the_grace() -> None:
+    a = FrameAssembler(completion_deadline=DEADLINE, progress_grace=0.03, max_frame_time=1.0)
+    chunks = make_chunks(1, 4, keyframe=True)
+    out = push_all(a, chunks[:2], 0.0)
+    out += a.push(chunks[2], 0.04)  # still progressing at 40 ms (past the 50 ms? not yet)
+    out += a.poll(0.069)
+    assert a.pending_frames == 1  # last chunk 40 ms ago + 30 ms grace = 70 ms
+    out += a.poll(0.071)
+    assert a.pending_frames == 0 and frames_of(out) == []
+
+
+def test_a_trickling_frame_is_bounded_by_max_frame_time() -> None:
+    a = FrameAssembler(completion_deadline=DEADLINE, progress_grace=0.03, max_frame_time=0.2)
+    chunks = make_chunks(1, 60, keyframe=True)
+    for i, chunk in enumerate(chunks[:-1]):
+        a.poll(i * 0.02)
+        a.push(chunk, i * 0.02)
+    assert a.pending_frames == 0  # given up at 200 ms although chunks kept coming

@@ -347,3 +347,36 @@ def test_feedback_builder_is_what_the_simulation_uses() -> None:
     result = simulate(link, 1.0, DeltaController(2000))
     assert 15 <= result.feedback_messages <= 25
     assert isinstance(FeedbackBuilder().config.interval_s, float)
+
+
+def test_capacity_estimate_is_the_delivery_rate_at_congestion_and_is_forgotten() -> None:
+    link = LinkSpec.constant(8000.0, one_way_delay_s=OWD)
+    ctl = DeltaController(20_000)
+    result = simulate(link, 3.0, ctl)
+    assert result.decisions[-1].state is not None
+    now = result.decisions[-1].time
+    cap = ctl.capacity_kbps(now)
+    assert cap is not None and 6000 <= cap <= 9000
+    assert ctl.capacity_kbps(now + ctl.tunables.capacity_memory_s + 1) is None
+
+
+def test_heavy_loss_without_a_queue_is_not_congestion() -> None:
+    ctl = DeltaController(8000)
+    t = 0.0
+    pid = 0
+    for _ in range(20):  # a clean path: 10 packets per 50 ms, constant delay
+        batch = []
+        for _ in range(10):
+            pid += 1
+            ctl.on_packet_sent(pid, 1200, t)
+            batch.append((pid, t + 0.01))
+        t += 0.05
+        ctl.on_feedback(batch, t)
+    assert ctl.state is DeltaState.STABLE
+    batch2: list[tuple[int, float | None]] = []
+    for i in range(10):  # then half of a batch vanishes (a flushed queue), delay unchanged
+        pid += 1
+        ctl.on_packet_sent(pid, 1200, t)
+        batch2.append((pid, None if i % 2 else t + 0.01))
+    ctl.on_feedback(batch2, t + 0.05)
+    assert ctl.state is DeltaState.STABLE

@@ -132,3 +132,31 @@ def test_config_validation() -> None:
         PacerConfig(frame_drain_fraction=0)
     with pytest.raises(ValueError):
         Pacer().set_target(1000, 0)
+
+
+def test_rate_cap_paces_keyframes_at_the_capacity_and_frames_at_their_own_cap() -> None:
+    pacer = Pacer(bitrate_kbps=8000, fps=60)
+    pacer.set_rate_cap(8000, 12_000)  # 1 MB/s for keyframes, 1.5 MB/s for ordinary frames
+    key = frame(100)  # 120 kB keyframe
+    pacer.enqueue(key, 0.0, droppable=False)
+    assert pacer.backlog_s() == pytest.approx((120_000 - 4 * 1400) / 1_000_000, rel=0.05)
+    sent = run_until_empty(pacer)
+    assert len(sent) == 100
+    # 120 kB at 1 MB/s (less the initial bucket): ~114 ms instead of half a frame interval
+    assert sent[-1][0] == pytest.approx(0.1144, abs=0.003)
+    pacer.enqueue(frame(10), 1.0)  # an ordinary 12 kB frame: capped at 1.5 MB/s, not 1 MB/s
+    sent = run_until_empty(pacer)
+    assert sent[-1][0] - 1.0 == pytest.approx((12_000 - 4 * 1400) / 1_500_000, abs=0.001)
+    pacer.set_rate_cap(None)
+    pacer.enqueue(frame(10), 2.0)
+    sent = run_until_empty(pacer)
+    assert sent[-1][0] - 2.0 < 0.005  # uncapped: drains within half an interval
+
+
+def test_backlog_is_zero_when_idle_and_rejects_bad_caps() -> None:
+    pacer = Pacer()
+    assert pacer.backlog_s() == 0.0
+    with pytest.raises(ValueError):
+        pacer.set_rate_cap(0)
+    with pytest.raises(ValueError):
+        pacer.set_rate_cap(1000, -1)

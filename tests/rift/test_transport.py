@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from wavry.rift import rift_pb2
 from wavry.rift.client import ClientSession
 from wavry.rift.config import ClientConfig, HostConfig
 from wavry.rift.events import ClientTransportEvent
@@ -296,3 +297,32 @@ def test_jitter_buffer_stays_at_zero_on_a_clean_path() -> None:
     assert tr.jitter.delay_ms == 0.0
     # every frame is presented the moment its last chunk arrives
     assert all(t == f.frame.last_chunk_at for t, f in net.frames)
+
+
+def test_a_keyframe_request_already_answered_is_absorbed() -> None:
+    net = make()
+    host_tr = net.host.sessions[net.alias].transport
+    net.stream(0.2)  # frame 1 is the keyframe
+    rfi = rift_pb2.Message(control=rift_pb2.ControlMessage(rfi=rift_pb2.ReferenceInvalidation()))
+    # the client lost everything before the keyframe it is about to get: absorbed
+    host_tr._last_keyframe_id, host_tr._keyframe_guard_until = 5, net.now + 1.0
+    out: list[rift_pb2.Message] = []
+    host_tr._dispatch(rfi, net.now, out)
+    assert host_tr.stats.keyframe_requests_absorbed == 1
+    assert not any(isinstance(e, KeyframeRequested) for e in host_tr._events)
+    # after the guard, or for a frame after that keyframe, it is a real request
+    host_tr._keyframe_guard_until = net.now - 0.001
+    host_tr._dispatch(rfi, net.now, out)
+    assert any(isinstance(e, KeyframeRequested) for e in host_tr._events)
+
+
+def test_sender_skips_frames_while_a_capped_keyframe_drains() -> None:
+    net = make()
+    host_tr = net.host.sessions[net.alias].transport
+    host_tr.pacer.set_rate_cap(4000, 6000)  # a known 4 Mbit/s bottleneck
+    net.host.send_frame(net.alias, bytes(100_000), net.now, keyframe=True, timestamp_us=1)
+    assert net.host.media_backlog_s(net.alias, net.now) > 0.1
+    assert host_tr.should_skip_frame(net.now)
+    assert host_tr.stats.frames_skipped_backlog == 1
+    net.advance(net.now + 0.3)
+    assert not host_tr.should_skip_frame(net.now)

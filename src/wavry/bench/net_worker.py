@@ -46,6 +46,7 @@ class Variant:
     ceiling_kbps: int = 8000  # what the "encoder" wants at most (content bitrate)
     fps: int = 60
     keyframe_interval_s: float = 2.0
+    backpressure: bool = True  # skip encoding while the pacer is backlogged (as the host does)
 
 
 @dataclass(slots=True)
@@ -57,6 +58,7 @@ class HostLog:
     targets: list[tuple[float, int, int, str]] = field(default_factory=list)  # t, kbps, fps, st
     keyframe_requests: int = 0
     skip_requests: int = 0
+    skipped_backlog: int = 0
     media_bytes: int = 0
     wire_bytes: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +153,15 @@ class HostRole:
                     (time.time(), te.target_bitrate_kbps, te.target_fps, te.state)
                 )
 
+    def _backlogged(self, now: float) -> bool:
+        """The transport still needs more than half a frame interval for queued media (a
+        keyframe paced at a bottleneck's rate): skip encoding this frame, as the host does."""
+        try:
+            backlog = self.endpoint.media_backlog_s(self.alias, now)
+        except KeyError:
+            return False
+        return backlog > 0.5 / self.fps
+
     async def stream(self) -> HostLog:
         await self.accepted.wait()
         loop = asyncio.get_running_loop()
@@ -167,6 +178,8 @@ class HostRole:
                 break
             if self.skip > 0:
                 self.skip -= 1
+            elif self.v.backpressure and not self.force_key and self._backlogged(now):
+                self.log.skipped_backlog += 1
             else:
                 key = self.force_key or now >= next_key
                 if key:

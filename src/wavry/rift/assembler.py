@@ -6,7 +6,10 @@ Policy (see docs/rift-media.md):
   a non-keyframe only right after its predecessor (``frame_id - 1``) was emitted, a keyframe at
   any time (older pending frames are then dropped);
 * a frame that is not complete ``completion_deadline`` seconds after its first chunk arrived is
-  given up; a frame id never seen at all is given up at the deadline of the first later frame;
+  given up — unless its chunks are still arriving (one came within ``progress_grace``): a
+  keyframe paced out at a bottleneck's rate may take longer than the deadline, and giving it up
+  would only ask for another one; ``max_frame_time`` bounds that; a frame id never seen at
+  all is given up at the deadline of the first later frame;
 * giving up the next frame of a decodable chain breaks the chain: the assembler asks once for a
   ``ReferenceInvalidation{last_valid_frame_id}`` (again after ``rfi_retry_interval`` if frames
   keep being dropped and no keyframe is in sight) and drops non-keyframes until a keyframe is
@@ -116,12 +119,16 @@ class FrameAssembler:
         self,
         *,
         completion_deadline: float = 0.08,
+        progress_grace: float = 0.04,
+        max_frame_time: float = 1.0,
         rfi_retry_interval: float = 0.25,
         max_pending_frames: int = 64,
         max_frame_bytes: int = 32 * 1024 * 1024,
         max_chunks_per_frame: int = MAX_CHUNKS_PER_FRAME,
     ) -> None:
         self.completion_deadline = completion_deadline
+        self.progress_grace = progress_grace
+        self.max_frame_time = max_frame_time
         self.rfi_retry_interval = rfi_retry_interval
         self._max_pending = max_pending_frames
         self._max_frame_bytes = max_frame_bytes
@@ -165,7 +172,7 @@ class FrameAssembler:
         if self._state is ChainState.DECODABLE:
             times = [self._next_frame_deadline()]
         else:
-            times = [f.first_chunk_at + self.completion_deadline for f in self._pending.values()]
+            times = [self._deadline(f) for f in self._pending.values()]
         times.append(self._rfi_retry_due_at())
         due = [t for t in times if t is not None]
         return min(due) if due else None
@@ -240,10 +247,15 @@ class FrameAssembler:
         assert self._last_emitted is not None
         frame = self._pending.get(self._last_emitted + 1)
         if frame is not None:
-            return frame.first_chunk_at + self.completion_deadline
+            return self._deadline(frame)
         if not self._pending:
             return None
         return min(f.first_chunk_at for f in self._pending.values()) + self.completion_deadline
+
+    def _deadline(self, frame: _PendingFrame) -> float:
+        base = frame.first_chunk_at + self.completion_deadline
+        progressing = frame.last_chunk_at + self.progress_grace
+        return min(frame.first_chunk_at + self.max_frame_time, max(base, progressing))
 
     def _step_decodable(self, now: float) -> bool:
         assert self._last_emitted is not None
@@ -272,7 +284,7 @@ class FrameAssembler:
         newest_keyframe = max(pending_keyframes, default=None)
         for frame in sorted(self._pending.values(), key=lambda f: f.frame_id):
             too_old = newest_keyframe is not None and frame.frame_id < newest_keyframe
-            expired = now >= frame.first_chunk_at + self.completion_deadline
+            expired = now >= self._deadline(frame)
             if (too_old and not frame.keyframe) or expired:
                 self._give_up(frame.frame_id, now)
                 return True

@@ -75,7 +75,7 @@ class DeltaTunables:
     min_bitrate_kbps: int = 500
     max_bitrate_kbps: int = 80_000
     # queueing delay (one-way delay above its windowed minimum)
-    queue_delay_budget_ms: float = 10.0
+    queue_delay_budget_ms: float = 8.0
     base_delay_window_s: float = 10.0
     #: the standing queue is the lowest queueing delay over the last max(this, 1.2 frame
     #: intervals) of a feedback batch, so the pacer's intra-frame bursts are not counted.
@@ -132,6 +132,9 @@ class DeltaTunables:
     #: lost > expected + sigmas × sqrt(expected) + 1, expected = random loss × batch size
     fec_loss_sigmas: float = 3.0
     loss_ewma_alpha: float = 0.05
+    #: the path's capacity estimate (delivery rate at the last congestion) is forgotten after
+    #: this long without congestion
+    capacity_memory_s: float = 30.0
     # CongestionControl messages
     report_change_fraction: float = 0.05
     # bookkeeping
@@ -215,6 +218,7 @@ class DeltaController:
         self._last_fec_update: float | None = None
         self._last_feedback: float | None = None
         self._congested_rate: float | None = None
+        self._congested_at = -math.inf
         self._episode_start: float | None = None
         self._stable_since: float | None = None
         self._last_fps_change = -math.inf
@@ -248,6 +252,15 @@ class DeltaController:
     @property
     def smoothed_rtt_s(self) -> float | None:
         return self._srtt
+
+    def capacity_kbps(self, now: float) -> float | None:
+        """Estimated bottleneck capacity: the delivery rate measured at the last congestion
+        (a standing queue drains at the link's rate), or None if there was none recently."""
+        if self._congested_rate is None:
+            return None
+        if now - self._congested_at > self.tunables.capacity_memory_s:
+            return None
+        return self._congested_rate
 
     @property
     def delivery_rate_kbps(self) -> float | None:
@@ -322,7 +335,10 @@ class DeltaController:
             self._trend.append((now, self._queue_ms))
             self._slope = _slope(self._trend)
         predicted = self._queue_ms + max(self._slope, 0.0) * t.queue_prediction_s
-        over = predicted > t.queue_delay_budget_ms or batch_loss >= t.heavy_loss_fraction
+        # heavy loss with no queue at all is not a full bottleneck buffer (e.g. a route or
+        # link change that flushed it): the delay signal decides then
+        heavy = batch_loss >= t.heavy_loss_fraction and self._queue_ms >= t.rising_min_queue_ms
+        over = predicted > t.queue_delay_budget_ms or heavy
         self._transition(now, over)
         if not over and self._state is DeltaState.STABLE:
             self._random_loss += t.loss_ewma_alpha * (batch_loss - self._random_loss)
@@ -456,6 +472,7 @@ class DeltaController:
         # The anchor for the gentle increase is the rate the path delivered when it congested
         # (its capacity), also when we were already sending below it to drain the queue.
         self._congested_rate = self._rate if delivered is None else delivered
+        self._congested_at = now
         self._set_rate(basis * self.tunables.decrease_factor)
         self._last_decrease = now
         self._delivered.clear()  # measure the new rate afresh

@@ -236,6 +236,14 @@ class HostEndpoint:
             encode_us=encode_us,
         )
 
+    def media_backlog_s(self, alias: int, now: float) -> float:
+        """How long the media queued for this client needs to leave (0 if no session)."""
+        s = self.sessions.get(alias)
+        if s is None or s.state is not HostSessionState.ACTIVE:
+            return 0.0
+        self._now = now
+        return s.transport.media_backlog_s(now)
+
     def issue_pairing_code(self, now: float) -> str | None:
         issued = self.pairing.issue(now)
         if issued is None:

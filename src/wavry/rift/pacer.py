@@ -75,6 +75,8 @@ class Pacer:
         self._queued_bytes = 0
         self._dropped: deque[bytes] = deque(maxlen=self.config.max_dropped_kept)
         self._clean_drain: float | None = None
+        self._cap_bps: float | None = None
+        self._frame_cap_bps: float | None = None
         self.dropped_frames = 0
         self.dropped_datagrams = 0
         self.set_target(bitrate_kbps, fps)
@@ -115,6 +117,39 @@ class Pacer:
             raise ValueError("need 0 < drain_fraction <= 1")
         self._clean_drain = drain_fraction
         self._recompute_rate()
+
+    def set_rate_cap(self, kbps: float | None, frame_kbps: float | None = None) -> None:
+        """Never pace non-droppable media (keyframes, bulk data) faster than this — the path's
+        estimated capacity: a keyframe on a known bottleneck then leaves at the link's rate
+        instead of overflowing its queue (the sender skips encoding frames meanwhile, see
+        `backlog_s`). Ordinary frames keep the normal rate: at the cap, a frame of the target
+        bitrate would take a whole frame interval to leave; ``frame_kbps`` (if given, e.g. 1.5×
+        the capacity) caps them, so a frame's burst never queues more than a fraction of its own
+        duration at the bottleneck. None removes the caps."""
+        if (kbps is not None and kbps <= 0) or (frame_kbps is not None and frame_kbps <= 0):
+            raise ValueError("need kbps > 0")
+        self._cap_bps = None if kbps is None else kbps * 1000 / 8
+        self._frame_cap_bps = None if frame_kbps is None else frame_kbps * 1000 / 8
+        self._recompute_rate()
+
+    @property
+    def rate_cap_kbps(self) -> float | None:
+        return None if self._cap_bps is None else self._cap_bps * 8 / 1000
+
+    def backlog_s(self) -> float:
+        """Time the queued media needs to leave at the current pacing rate."""
+        if self._queued_bytes <= 0:
+            return 0.0
+        rate = self._effective_rate()
+        if rate <= 0:
+            return math.inf
+        return max(0.0, self._queued_bytes - max(self._tokens, 0.0)) / rate
+
+    def _effective_rate(self) -> float:
+        if not self._frames:
+            return self._rate_bps
+        cap = self._frame_cap_bps if self._frames[0].droppable else self._cap_bps
+        return self._rate_bps if cap is None else min(self._rate_bps, cap)
 
     def enqueue(self, datagrams: Iterable[bytes], now: float, *, droppable: bool = True) -> None:
         """Queue the datagrams of one frame (media lane).
@@ -182,9 +217,10 @@ class Pacer:
         deficit = min(len(head), self._capacity) - self._tokens
         if deficit <= _EPS_BYTES:
             return self._now
-        if self._rate_bps <= 0:
+        rate = self._effective_rate()
+        if rate <= 0:
             return math.inf
-        return self._now + deficit / self._rate_bps
+        return self._now + deficit / rate
 
     def take_dropped(self) -> list[bytes]:
         """Datagrams dropped as stale since the last call (e.g. so they are not NACK-resent)."""
@@ -200,7 +236,7 @@ class Pacer:
                 # backlogged: a late wake-up (a busy event loop) catches up on the schedule
                 # instead of losing the sending time (and then dropping the frame as stale)
                 limit = max(limit, float(self._queued_bytes))
-            self._tokens = min(limit, self._tokens + (now - self._now) * self._rate_bps)
+            self._tokens = min(limit, self._tokens + (now - self._now) * self._effective_rate())
         if self._now is None or now > self._now:
             self._now = now
 

@@ -11,6 +11,7 @@ here and surface as events; everything else is handed back to the session.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, replace
 
@@ -41,6 +42,16 @@ CLEAN_QUEUE_MS = 1.0
 CLEAN_LOSS = 0.002
 CLEAN_DRAIN_FRACTION = 0.1
 CLEAN_HOLD_S = 3.0
+# Media is never paced faster than PACE_CAP_HEADROOM × max(capacity estimate, send rate) once
+# DELTA has measured the path's capacity (or while the path has not proven clean yet): a
+# keyframe then leaves at about the link's rate instead of overflowing its queue.
+PACE_CAP_HEADROOM = 0.95
+# ... and ordinary frames no faster than this × the capacity (a short burst the link absorbs)
+PACE_FRAME_CAP = 1.5
+# After a keyframe, requests for one (ReferenceInvalidation) that it already answers are ignored
+# for its pacing time + this many RTTs (at least KEYFRAME_GUARD_MIN_S).
+KEYFRAME_GUARD_RTTS = 2.0
+KEYFRAME_GUARD_MIN_S = 0.1
 
 
 @dataclass(slots=True)
@@ -108,6 +119,8 @@ class TransportStats:
     feedback_sent: int = 0
     bytes_media: int = 0
     bytes_overhead: int = 0
+    keyframe_requests_absorbed: int = 0
+    frames_skipped_backlog: int = 0
 
 
 def _packet_id(datagram: bytes) -> int:
@@ -148,11 +161,15 @@ class MediaTransport:
         self.jitter: JitterBuffer[AssembledFrame] = JitterBuffer(in_order=True)
         self._next_frame_id = 1
         self._unresendable: set[int] = set()
+        self._bulk: deque[rift_pb2.Message] = deque()
         self.decision: DeltaDecision = self.delta.decision
         self._last_unclean = now  # conservative pacing until the path has proven clean
         self._fec_on = cfg.fec
         self._nack_on = cfg.nack
         self._feedback_on = cfg.send_feedback
+        self._last_keyframe_id = 0
+        self._last_queued = now
+        self._keyframe_guard_until = -math.inf
 
     # ---- sending -------------------------------------------------------------------
 
@@ -163,14 +180,21 @@ class MediaTransport:
         self.pacer.enqueue_priority(datagram, now)
         return pid
 
-    def send_bulk(self, message: rift_pb2.Message, now: float) -> int:
-        """Seal a bulk message (e.g. a ``FileChunk``) and queue it on the paced media lane as
-        one non-droppable datagram; the caller limits its rate. Returns its packet id."""
-        pid, datagram = self.channel.seal(message)
-        datagrams = [datagram, *self._track_new(pid, datagram, now)]
+    def send_bulk(self, message: rift_pb2.Message, now: float) -> None:
+        """Queue a bulk message (e.g. a ``FileChunk``); the caller limits its rate.
+
+        Video first: bulk messages wait here *unsealed* while any media datagram is queued in
+        the pacer and are sealed and sent (in order, after it) once the media lane is empty. So
+        a file chunk never sits in front of a video frame, and packet ids stay in send order
+        (no reordering for the receiver's NACK logic to mistake for loss).
+        """
+        self._bulk.append(message)
         self._release(now)
-        self.pacer.enqueue(datagrams, now, droppable=False)
-        return pid
+
+    @property
+    def bulk_pending(self) -> int:
+        """Bulk messages waiting for the media lane to empty."""
+        return len(self._bulk)
 
     def send_frame(
         self,
@@ -199,6 +223,11 @@ class MediaTransport:
         # out in time counts as stale when this frame is queued
         self._release(now)
         self.pacer.enqueue(datagrams, now, droppable=not keyframe)
+        if keyframe:
+            rtt = self.delta.smoothed_rtt_s or 0.05
+            guard = max(KEYFRAME_GUARD_MIN_S, KEYFRAME_GUARD_RTTS * rtt)
+            self._last_keyframe_id = frame_id
+            self._keyframe_guard_until = now + self.pacer.backlog_s() + guard
         self.stats.frames_sent += 1
         self.stats.bytes_media += len(data)
         return frame_id
@@ -220,6 +249,21 @@ class MediaTransport:
             self.stats.parity_sent += 1
         return out
 
+    def media_backlog_s(self, now: float) -> float:
+        """How long the media already queued needs to leave; a sender should skip encoding a
+        frame while this exceeds a fraction of the frame interval (drop, never queue: a frame
+        not encoded breaks no reference chain, a frame dropped after encoding does)."""
+        self._release(now)
+        return self.pacer.backlog_s()
+
+    def should_skip_frame(self, now: float, fraction: float = 0.5) -> bool:
+        """True when the pacer is so backlogged that a new frame would wait more than
+        ``fraction`` of a frame interval; counts the skip."""
+        if self.media_backlog_s(now) > fraction * self.pacer.frame_interval_s:
+            self.stats.frames_skipped_backlog += 1
+            return True
+        return False
+
     def take_output(self, now: float) -> list[bytes]:
         """Datagrams due now (priority first, media paced)."""
         self._release(now)
@@ -237,6 +281,16 @@ class MediaTransport:
         if len(self._unresendable) > 8192:
             self._unresendable.clear()
         self._out.extend(ready)
+        if self._bulk and self.pacer.queued_datagrams == 0:
+            self._release_bulk(now)
+
+    def _release_bulk(self, now: float) -> None:
+        bulk, self._bulk = self._bulk, deque()
+        for message in bulk:
+            pid, datagram = self.channel.seal(message)
+            for d in (datagram, *self._track_new(pid, datagram, now)):
+                self.delta.on_packet_sent(_packet_id(d), len(d), now)
+                self._out.append(d)
 
     # ---- receiving -----------------------------------------------------------------
 
@@ -278,7 +332,8 @@ class MediaTransport:
         if self._nack_on:
             # only the paced media lane is in packet-id order; priority-lane messages may
             # overtake it (see NackTracker.on_packet)
-            in_order = media is not None or recovered
+            # (audio is media but rides the priority lane: it reveals no gaps either)
+            in_order = (media is not None and not media.HasField("audio")) or recovered
             batches = self.nack.on_packet(pid, now, reveals_gaps=in_order)
             if batches:
                 self._send_nacks(batches, now)
@@ -321,7 +376,12 @@ class MediaTransport:
                 self._events.append(PeerStats(report))
                 return
             if which == "rfi":
-                self._events.append(KeyframeRequested(ctl.rfi.last_valid_frame_id))
+                last_valid = ctl.rfi.last_valid_frame_id
+                if last_valid < self._last_keyframe_id and now < self._keyframe_guard_until:
+                    # a keyframe after the receiver's last good frame is on its way
+                    self.stats.keyframe_requests_absorbed += 1
+                    return
+                self._events.append(KeyframeRequested(last_valid))
                 return
             if which == "encoder_control":
                 n = min(2, ctl.encoder_control.skip_frames)
@@ -376,8 +436,19 @@ class MediaTransport:
         )
         if not clean_now:
             self._last_unclean = now
+        if d.state is not DeltaState.STABLE or delta.queue_delay_ms >= CLEAN_QUEUE_MS:
+            self._last_queued = now
         clean = now - self._last_unclean >= CLEAN_HOLD_S
         self.pacer.set_clean_path(CLEAN_DRAIN_FRACTION if clean else None)
+        capacity = delta.capacity_kbps(now)
+        if capacity is None and now - self._last_queued < CLEAN_HOLD_S:
+            # no queue-free stretch seen yet (e.g. the session's start): conservative
+            capacity = d.send_rate_kbps
+        if capacity is None:
+            self.pacer.set_rate_cap(None)
+        else:
+            capacity = max(capacity, d.send_rate_kbps)
+            self.pacer.set_rate_cap(PACE_CAP_HEADROOM * capacity, PACE_FRAME_CAP * capacity)
         if self.config.fec and d.fec_ratio > 0:
             p = fec_params_for_ratio(
                 d.fec_ratio, self.config.expected_burst, self.config.max_group_shards

@@ -29,6 +29,7 @@ class StreamerStats:
     sent: int = 0
     dropped_stale: int = 0
     skipped: int = 0
+    skipped_backlog: int = 0
     keyframes: int = 0
     capture_errors: int = 0
     encode_errors: int = 0
@@ -71,6 +72,9 @@ class Streamer:
         self._control = _Control(keyframe=True)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: time.monotonic() until which the sender is still busy with earlier frames (a big
+        #: keyframe paced at a bottleneck's rate): frames captured before then are not encoded
+        self._backlog_until = 0.0
 
     def start(self) -> None:
         self.capture.start()
@@ -103,6 +107,11 @@ class Streamer:
         """Switch the captured monitor between two grabs (capture thread), then a keyframe."""
         with self._control.lock:
             self._control.monitor = monitor_id
+
+    def set_send_backlog(self, until_monotonic: float) -> None:
+        """The transport cannot send a new frame before this time: skip encoding until then
+        (drop, never queue; a frame never encoded breaks no reference chain)."""
+        self._backlog_until = until_monotonic
 
     def skip_frames(self, n: int) -> None:
         with self._control.lock:
@@ -157,12 +166,15 @@ class Streamer:
                 skip = ctl.skip > 0 and not keyframe
                 if skip:
                     ctl.skip -= 1
-            if skip:
-                self.stats.skipped += 1
-                continue
             try:
                 if bitrate is not None:
-                    self.encoder.set_bitrate(bitrate)
+                    self.encoder.set_bitrate(bitrate)  # also when this frame is skipped
+                if skip:
+                    self.stats.skipped += 1
+                    continue
+                if not keyframe and time.monotonic() < self._backlog_until:
+                    self.stats.skipped_backlog += 1
+                    continue
                 encoded = self.encoder.encode(frame.image, force_keyframe=keyframe)
             except (EncoderError, ValueError) as exc:
                 self.stats.encode_errors += 1
