@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import sys
 import time
@@ -45,7 +46,9 @@ class Variant:
     initial_kbps: int = 8000
     ceiling_kbps: int = 8000  # what the "encoder" wants at most (content bitrate)
     fps: int = 60
-    keyframe_interval_s: float = 2.0
+    #: 0 = keyframes on demand only (the first frame and KeyframeRequested), as `wavry host`
+    #: encodes (infinite GOP); > 0 adds a periodic keyframe every this many seconds
+    keyframe_interval_s: float = 0.0
     backpressure: bool = True  # skip encoding while the pacer is backlogged (as the host does)
 
 
@@ -184,8 +187,10 @@ class HostRole:
                 key = self.force_key or now >= next_key
                 if key:
                     self.force_key = False
-                    next_key = now + self.v.keyframe_interval_s
-                gop = self.v.keyframe_interval_s * self.fps
+                    interval = self.v.keyframe_interval_s
+                    next_key = now + interval if interval > 0 else math.inf
+                # periodic keyframes: the GOP mean matches the bitrate; on demand: P ≈ average
+                gop = self.v.keyframe_interval_s * self.fps or 1e6
                 size = self.encoder.size(self.kbps, self.fps, key, gop)
                 ts = int(now * 1e6)
                 try:

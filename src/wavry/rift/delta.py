@@ -219,6 +219,7 @@ class DeltaController:
         self._last_feedback: float | None = None
         self._congested_rate: float | None = None
         self._congested_at = -math.inf
+        self._capacity: float | None = None
         self._episode_start: float | None = None
         self._stable_since: float | None = None
         self._last_fps_change = -math.inf
@@ -256,11 +257,11 @@ class DeltaController:
     def capacity_kbps(self, now: float) -> float | None:
         """Estimated bottleneck capacity: the delivery rate measured at the last congestion
         (a standing queue drains at the link's rate), or None if there was none recently."""
-        if self._congested_rate is None:
+        if self._capacity is None:
             return None
         if now - self._congested_at > self.tunables.capacity_memory_s:
             return None
-        return self._congested_rate
+        return self._capacity
 
     @property
     def delivery_rate_kbps(self) -> float | None:
@@ -472,7 +473,11 @@ class DeltaController:
         # The anchor for the gentle increase is the rate the path delivered when it congested
         # (its capacity), also when we were already sending below it to drain the queue.
         self._congested_rate = self._rate if delivered is None else delivered
-        self._congested_at = now
+        if delivered is not None and self._queue_ms > self.tunables.queue_delay_budget_ms:
+            # a standing queue over budget: the path delivered at its capacity (without one,
+            # e.g. a jitter spike, the delivery rate is only what we happened to send)
+            self._capacity = delivered
+            self._congested_at = now
         self._set_rate(basis * self.tunables.decrease_factor)
         self._last_decrease = now
         self._delivered.clear()  # measure the new rate afresh

@@ -42,12 +42,11 @@ CLEAN_QUEUE_MS = 1.0
 CLEAN_LOSS = 0.002
 CLEAN_DRAIN_FRACTION = 0.1
 CLEAN_HOLD_S = 3.0
-# Media is never paced faster than PACE_CAP_HEADROOM × max(capacity estimate, send rate) once
-# DELTA has measured the path's capacity (or while the path has not proven clean yet): a
-# keyframe then leaves at about the link's rate instead of overflowing its queue.
+# Keyframes (and bulk data) are never paced faster than PACE_CAP_HEADROOM × max(capacity
+# estimate, send rate) once DELTA has measured the path's capacity at a standing queue: a
+# keyframe then leaves at about the link's rate instead of overflowing its queue. Ordinary
+# frames keep the normal pacing (half a frame interval): their burst is a few ms of queue.
 PACE_CAP_HEADROOM = 0.95
-# ... and ordinary frames no faster than this × the capacity (a short burst the link absorbs)
-PACE_FRAME_CAP = 1.5
 # After a keyframe, requests for one (ReferenceInvalidation) that it already answers are ignored
 # for its pacing time + this many RTTs (at least KEYFRAME_GUARD_MIN_S).
 KEYFRAME_GUARD_RTTS = 2.0
@@ -168,7 +167,6 @@ class MediaTransport:
         self._nack_on = cfg.nack
         self._feedback_on = cfg.send_feedback
         self._last_keyframe_id = 0
-        self._last_queued = now
         self._keyframe_guard_until = -math.inf
 
     # ---- sending -------------------------------------------------------------------
@@ -436,19 +434,13 @@ class MediaTransport:
         )
         if not clean_now:
             self._last_unclean = now
-        if d.state is not DeltaState.STABLE or delta.queue_delay_ms >= CLEAN_QUEUE_MS:
-            self._last_queued = now
         clean = now - self._last_unclean >= CLEAN_HOLD_S
         self.pacer.set_clean_path(CLEAN_DRAIN_FRACTION if clean else None)
         capacity = delta.capacity_kbps(now)
-        if capacity is None and now - self._last_queued < CLEAN_HOLD_S:
-            # no queue-free stretch seen yet (e.g. the session's start): conservative
-            capacity = d.send_rate_kbps
         if capacity is None:
             self.pacer.set_rate_cap(None)
         else:
-            capacity = max(capacity, d.send_rate_kbps)
-            self.pacer.set_rate_cap(PACE_CAP_HEADROOM * capacity, PACE_FRAME_CAP * capacity)
+            self.pacer.set_rate_cap(PACE_CAP_HEADROOM * max(capacity, d.send_rate_kbps))
         if self.config.fec and d.fec_ratio > 0:
             p = fec_params_for_ratio(
                 d.fec_ratio, self.config.expected_burst, self.config.max_group_shards
