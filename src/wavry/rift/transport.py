@@ -40,7 +40,7 @@ from wavry.rift.retransmit import NackTracker, RetransmitHistory, nack_messages
 # or loss restores normal pacing at once (a bottleneck keeps resetting the hold).
 CLEAN_QUEUE_MS = 1.0
 CLEAN_LOSS = 0.002
-CLEAN_DRAIN_FRACTION = 0.1
+CLEAN_DRAIN_FRACTION = 0.03
 CLEAN_HOLD_S = 3.0
 # Keyframes (and bulk data) are never paced faster than PACE_CAP_HEADROOM × max(capacity
 # estimate, send rate) once DELTA has measured the path's capacity at a standing queue: a
