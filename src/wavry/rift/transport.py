@@ -35,9 +35,11 @@ from wavry.rift.jitter import JitterBuffer
 from wavry.rift.pacer import Pacer, PacerConfig
 from wavry.rift.retransmit import NackTracker, RetransmitHistory, nack_messages
 
-# A path that has shown no standing queue and no loss (per DELTA) for CLEAN_HOLD_S gets frames
-# drained within 10 % of a frame interval instead of spread over half of it; any sign of a queue
-# or loss restores normal pacing at once (a bottleneck keeps resetting the hold).
+# A path that has shown no standing queue and no congestion loss (per DELTA) for CLEAN_HOLD_S
+# gets frames drained within 3 % of a frame interval instead of spread over half of it; any sign
+# of a queue or of loss beyond the path's random loss restores normal pacing at once (a
+# bottleneck keeps resetting the hold). Random loss without a queue is no reason to pace: the
+# spread only delays every frame, and with it every repair a NACK could still make in time.
 CLEAN_QUEUE_MS = 1.0
 CLEAN_LOSS = 0.002
 CLEAN_DRAIN_FRACTION = 0.03
@@ -430,7 +432,7 @@ class MediaTransport:
         clean_now = (
             d.state is DeltaState.STABLE
             and delta.queue_delay_ms < CLEAN_QUEUE_MS
-            and delta.loss_fraction < CLEAN_LOSS
+            and delta.loss_fraction - delta.random_loss_fraction < CLEAN_LOSS
         )
         if not clean_now:
             self._last_unclean = now
