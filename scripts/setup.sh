@@ -18,7 +18,8 @@ as_root() {
 APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xdotool x11-utils
     redis-server postgresql chromium fonts-dejavu-core
     pipewire pipewire-bin wireplumber pipewire-pulse pulseaudio-utils dbus-daemon
-    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-pipewire
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly gstreamer1.0-pipewire
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev pkg-config
     sway wl-clipboard)
 missing=()

@@ -220,7 +220,11 @@ def test_parse_size_and_wayland_probe() -> None:
     assert parse_size("1281x721") == (1280, 720)
     with pytest.raises(CaptureError):
         parse_size("big")
-    result = wayland.probe()
-    assert not result.ok and "not implemented" in result.detail and result.remedy
-    with pytest.raises(CaptureError, match="not implemented"):
-        wayland.WaylandCapture(fps=30)
+    # no portal on this bus address: the probe and the backend say so (tests/test_wayland_*.py
+    # cover the working portal path against a fake portal)
+    no_bus = "unix:path=/nonexistent/wavry-test-bus"
+    result = wayland.probe(no_bus)
+    assert not result.ok and "D-Bus session bus" in result.detail and result.remedy
+    if not wayland.gstreamer_problem():
+        with pytest.raises(CaptureError, match="D-Bus session bus"):
+            wayland.WaylandCapture(fps=30, bus_address=no_bus).start()

@@ -23,6 +23,7 @@ __all__ = [
     "Encoder",
     "EncoderError",
     "HardwareChoice",
+    "open_encoder",
     "probe_encoder",
     "probe_hardware_h264",
 ]
@@ -279,13 +280,47 @@ def probe_encoder(name: str, width: int = 640, height: int = 360) -> ProbeResult
     return ProbeResult(name, True, f"opened and encoded a {width}x{height} frame")
 
 
-def probe_hardware_h264(candidates: tuple[str, ...] = ("h264_nvenc", "h264_qsv")) -> HardwareChoice:
-    """Try the hardware H.264 encoders in order; fall back to libx264 with the reasons."""
+def probe_hardware_h264(
+    candidates: tuple[str, ...] = ("h264_nvenc", "h264_qsv"),
+    gst_elements: tuple[str, ...] | None = None,
+) -> HardwareChoice:
+    """Try the hardware H.264 encoders in order: FFmpeg's (``candidates``), then GStreamer's
+    VA-API/NVENC/QSV elements (``gst:vah264enc`` …, each only when its element and device node
+    exist); fall back to libx264 with the reasons."""
     probes: list[ProbeResult] = []
     for name in candidates:
         result = probe_encoder(name)
         probes.append(result)
         if result.ok:
             return HardwareChoice(name, probes)
+    try:
+        from wavry.media.gst_encode import GST_HW_ELEMENTS, probe_gst_encoder
+    except ImportError:  # pragma: no cover - numpy/av missing would fail earlier
+        elements: tuple[str, ...] = ()
+    else:
+        elements = GST_HW_ELEMENTS if gst_elements is None else gst_elements
+    for element in elements:
+        result = probe_gst_encoder(element)
+        probes.append(result)
+        if result.ok:
+            return HardwareChoice(result.name, probes)
     probes.append(probe_encoder("libx264"))
     return HardwareChoice("libx264", probes)
+
+
+def open_encoder(
+    codec: Codec | str,
+    width: int,
+    height: int,
+    fps: float,
+    bitrate_kbps: int,
+    encoder_name: str | None = None,
+) -> Any:
+    """An encoder by name: ``gst:ELEMENT`` is a GStreamer pipeline
+    (:class:`wavry.media.gst_encode.GstEncoder`), anything else a PyAV :class:`Encoder`. Both
+    have the same ``encode`` / ``set_bitrate`` / ``request_keyframe`` / ``close``."""
+    if encoder_name and encoder_name.startswith("gst:"):
+        from wavry.media.gst_encode import GstEncoder
+
+        return GstEncoder(codec, width, height, fps, bitrate_kbps, element=encoder_name[4:])
+    return Encoder(codec, width, height, fps, bitrate_kbps, encoder_name=encoder_name)

@@ -21,6 +21,10 @@ def encoder_probes() -> list[ProbeResult]:
     for name in ("libx264", "libx265", "libsvtav1"):
         if name not in names:
             results.append(probe_encoder(name))
+    if "gst:x264enc" not in names:
+        from wavry.media.gst_encode import probe_gst_encoder
+
+        results.append(probe_gst_encoder("x264enc"))  # the GStreamer encoder path, in software
     return results
 
 

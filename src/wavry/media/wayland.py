@@ -1,62 +1,388 @@
-"""Wayland capture (xdg-desktop-portal ScreenCast → PipeWire): probe only for now."""
+"""Wayland capture: xdg-desktop-portal ScreenCast → PipeWire → GStreamer appsink.
+
+``start()`` runs the portal dialog through :class:`wavry.platform.portal.PortalSession`
+(CreateSession → SelectSources (monitor, embedded cursor, persist_mode 2 with the last restore
+token) → Start), then ``OpenPipeWireRemote`` gives a PipeWire fd and this pipeline consumes the
+granted node::
+
+    pipewiresrc fd=FD path=NODE do-timestamp=true ! videoconvert
+      ! video/x-raw,format=I420 ! appsink drop=true max-buffers=1 sync=false
+
+I420 is what the encoder takes without another conversion (``yuv420p`` passes straight through
+:class:`wavry.media.encode.Encoder`); the colour conversion from the compositor's BGRx runs in
+GStreamer's streaming thread, next to (not inside) the encode thread. The appsink keeps only the
+newest picture: a slow consumer drops, never queues.
+
+Compositors send a frame only when something changed, so ``grab()`` re-sends the last picture
+after ``idle_repeat_s`` without news (a static desktop still answers keyframe requests and new
+viewers); after ``reconnect_after_s`` of silence it reconnects the PipeWire stream (same portal
+session, no dialog), which also recovers a stream that stopped moving buffers. When the portal
+closes the session (the user pressed "stop sharing") or the stream
+ends, ``grab()`` raises :class:`CaptureError` saying so.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
+import time
+from typing import Any
+
+import av
+import numpy as np
 
 from wavry.media.types import Capture, CapturedFrame, CaptureError, ProbeResult
+from wavry.platform.portal import (
+    PortalCancelled,
+    PortalError,
+    PortalSession,
+    RestoreTokenStore,
+    StartResult,
+    probe_portal,
+)
 
-__all__ = ["WaylandCapture", "probe"]
+__all__ = ["WaylandCapture", "gstreamer_problem", "probe"]
+
+def _gst() -> Any:
+    """The initialised Gst module (see wavry.media.gst for why it is loaded there)."""
+    from wavry.media.gst import gst
+
+    return gst()
 
 
-def probe() -> ProbeResult:
-    """Say why portal capture cannot run here. The portal/PipeWire backend is not written yet."""
-    missing: list[str] = []
-    if not os.environ.get("WAYLAND_DISPLAY"):
-        missing.append("no Wayland session (WAYLAND_DISPLAY unset)")
-    if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
-        missing.append("no D-Bus session bus")
-    if not shutil.which("pipewire"):
-        missing.append("PipeWire not installed")
-    if not os.path.exists("/dev/dri"):
-        missing.append("no GPU (/dev/dri) for a compositor to render into")
-    detail = "; ".join(missing) if missing else "session found"
-    detail += "; the portal ScreenCast backend is not implemented in this build"
-    return ProbeResult(
-        "wayland",
-        False,
-        detail,
-        "use --source x11 (XWayland/X11 session) or --virtual WxH on a headless machine",
+def gstreamer_problem(
+    elements: tuple[str, ...] = ("pipewiresrc", "videoconvert", "appsink"),
+) -> str:
+    """Why GStreamer cannot build the capture pipeline here ('' when it can)."""
+    try:
+        Gst = _gst()
+    except (ImportError, ValueError) as exc:
+        return f"GStreamer for Python (PyGObject + gir1.2-gstreamer-1.0) is not usable: {exc}"
+    missing = [e for e in elements if Gst.ElementFactory.find(e) is None]
+    if missing:
+        return "GStreamer elements missing: " + ", ".join(missing)
+    return ""
+
+
+def probe(bus_address: str | None = None) -> ProbeResult:
+    """Can portal capture run here? Says exactly what is missing and what to install/do."""
+    problems: list[str] = []
+    remedies: list[str] = []
+    gst = gstreamer_problem()
+    if gst:
+        problems.append(gst)
+        remedies.append(
+            "apt install gstreamer1.0-pipewire gstreamer1.0-plugins-base gir1.2-gstreamer-1.0"
+        )
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    remote = os.environ.get("PIPEWIRE_REMOTE") or (
+        os.path.join(runtime, "pipewire-0") if runtime else ""
     )
+    if not shutil.which("pipewire"):
+        problems.append("PipeWire is not installed")
+        remedies.append("apt install pipewire wireplumber")
+    elif not remote:
+        problems.append("no PipeWire socket to use (XDG_RUNTIME_DIR and PIPEWIRE_REMOTE unset)")
+        remedies.append("run inside the user's login session, where XDG_RUNTIME_DIR is set")
+    elif not os.path.exists(remote):
+        problems.append(f"no PipeWire daemon (no socket at {remote})")
+        remedies.append("start PipeWire in the session (systemctl --user start pipewire)")
+    portal = probe_portal(bus_address)
+    if not portal.ok:
+        problems.insert(0, portal.detail)
+        remedies.insert(0, portal.remedy)
+    if problems:
+        return ProbeResult(
+            "wayland", False, "; ".join(problems), "; ".join(dict.fromkeys(remedies))
+        )
+    session = os.environ.get("WAYLAND_DISPLAY") or "no WAYLAND_DISPLAY"
+    return ProbeResult("wayland", True, f"{portal.detail}; PipeWire at {remote} ({session})")
+
+
+def _even(n: int) -> int:
+    return max(2, n & ~1)
 
 
 class WaylandCapture(Capture):
-    """Placeholder that refuses to construct: raises CaptureError with the probe's reason.
+    """Capture the monitor the user picks in the portal dialog (or the restored one).
 
-    Lets a runtime ask for the wayland source and get one clear, actionable error instead of an
-    AttributeError, until the portal/PipeWire backend exists.
+    ``session`` lets a caller supply a prepared :class:`PortalSession`; by default one is made
+    per ``start()`` (with RemoteDesktop input when the portal offers it, see ``input``) and closed
+    by ``stop()``. ``portal`` is the open session while running (the input injector uses it).
     """
 
     name = "wayland"
 
-    def __init__(self, fps: float = 60.0, **_: object) -> None:
-        result = probe()
-        raise CaptureError(f"{result.detail} (fix: {result.remedy})")
+    def __init__(
+        self,
+        fps: float = 60.0,
+        *,
+        input: bool | None = None,
+        cursor: bool = True,
+        tokens: RestoreTokenStore | None = None,
+        bus_address: str | None = None,
+        idle_repeat_s: float = 0.25,
+        reconnect_after_s: float = 3.0,
+        first_frame_timeout: float = 10.0,
+        pixel_format: str = "I420",
+    ) -> None:
+        if fps <= 0:
+            raise CaptureError(f"fps must be positive, got {fps}")
+        if pixel_format not in ("I420", "BGRx"):
+            raise CaptureError(f"pixel_format must be I420 or BGRx, got {pixel_format!r}")
+        problem = gstreamer_problem()
+        if problem:
+            raise CaptureError(
+                f"{problem} (fix: apt install gstreamer1.0-pipewire gstreamer1.0-plugins-base)"
+            )
+        self._fps = float(fps)
+        self._input = input
+        self._cursor = cursor
+        self._tokens = tokens
+        self._bus_address = bus_address
+        self.idle_repeat_s = idle_repeat_s
+        self.first_frame_timeout = first_frame_timeout
+        self.pixel_format = pixel_format
+        self.portal: PortalSession | None = None
+        self.grant: StartResult | None = None
+        self._pipeline: Any = None
+        self._sink: Any = None
+        self._fd = -1
+        self._size: tuple[int, int] | None = None
+        self._last: CapturedFrame | None = None
+        self._last_at = 0.0
+        self._next_due = 0.0
+        self._index = 0
+        self._ended = ""
+        self._lock = threading.Lock()
+        self.frames_received = 0
+        self.frames_repeated = 0
+        self.reconnects = 0
+        self.reconnect_after_s = reconnect_after_s
+        self._last_new = 0.0
+
+    # ---- Capture -------------------------------------------------------------------------
 
     @property
-    def size(self) -> tuple[int, int]:  # pragma: no cover - never constructed
-        raise CaptureError("wayland capture is not available")
+    def size(self) -> tuple[int, int]:
+        if self._size is None:
+            raise CaptureError("wayland capture is not started (size comes from the portal)")
+        return self._size
 
     @property
-    def fps(self) -> float:  # pragma: no cover
-        raise CaptureError("wayland capture is not available")
+    def fps(self) -> float:
+        return self._fps
 
-    def start(self) -> None:  # pragma: no cover
-        raise CaptureError("wayland capture is not available")
+    @property
+    def node_id(self) -> int:
+        if self.grant is None:
+            raise CaptureError("wayland capture is not started")
+        return self.grant.streams[0].node_id
 
-    def stop(self) -> None:  # pragma: no cover
-        return None
+    @property
+    def stream_size(self) -> tuple[int, int]:
+        """The stream's size in the compositor's logical coordinates (pointer coordinates)."""
+        if self.grant is not None and self.grant.streams[0].size:
+            return self.grant.streams[0].size
+        return self.size
 
-    def grab(self) -> CapturedFrame:  # pragma: no cover
-        raise CaptureError("wayland capture is not available")
+    def start(self) -> None:
+        if self._pipeline is not None:
+            return
+        self._ended = ""
+        portal = PortalSession(
+            remote_desktop=self._input,
+            cursor_embedded=self._cursor,
+            tokens=self._tokens,
+            bus_address=self._bus_address,
+        )
+        try:
+            self.grant = portal.open()
+        except PortalCancelled as exc:
+            raise CaptureError(str(exc)) from exc
+        except PortalError as exc:
+            raise CaptureError(f"screen cast through the portal failed: {exc}") from exc
+        self.portal = portal
+        portal.on_closed = self._portal_closed
+        try:
+            self._fd = portal.open_pipewire_remote()
+            self._start_pipeline(self.grant.streams[0].node_id)
+            first = self._pull(self.first_frame_timeout)
+            if first is None:
+                raise CaptureError(
+                    f"no picture from PipeWire node {self.node_id} within "
+                    f"{self.first_frame_timeout:.0f} s ({self._bus_problem() or 'no error'})"
+                )
+            self._last = first
+        except PortalError as exc:
+            self.stop()
+            raise CaptureError(f"cannot open the PipeWire stream: {exc}") from exc
+        except BaseException:
+            self.stop()
+            raise
+        self._next_due = self._last_new = time.monotonic()
+
+    def _portal_closed(self, reason: str) -> None:
+        self._ended = reason
+
+    def _start_pipeline(self, node: int) -> None:
+        Gst = _gst()
+        desc = (
+            f"pipewiresrc name=src fd={self._fd} path={node} do-timestamp=true "
+            "always-copy=true ! videoconvert ! "
+            f"video/x-raw,format={self.pixel_format} ! "
+            "appsink name=sink drop=true max-buffers=1 sync=false emit-signals=false"
+        )
+        try:
+            pipeline = Gst.parse_launch(desc)
+        except Exception as exc:  # GLib.Error
+            raise CaptureError(f"cannot build the PipeWire pipeline: {exc}") from exc
+        self._pipeline = pipeline
+        self._sink = pipeline.get_by_name("sink")
+        if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            raise CaptureError(
+                f"the PipeWire pipeline for node {node} did not start: {self._bus_problem()}"
+            )
+
+    def _bus_problem(self) -> str:
+        """First error/EOS on the pipeline bus ('' when none)."""
+        if self._pipeline is None:
+            return ""
+        Gst = _gst()
+        bus = self._pipeline.get_bus()
+        while True:
+            msg = bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.EOS)
+            if msg is None:
+                return ""
+            if msg.type == Gst.MessageType.EOS:
+                return "the PipeWire stream ended (EOS)"
+            err, _debug = msg.parse_error()
+            return f"PipeWire stream error: {err.message}"
+
+    def _pull(self, timeout_s: float) -> CapturedFrame | None:
+        Gst = _gst()
+        sample = self._sink.emit("try-pull-sample", int(timeout_s * Gst.SECOND))
+        if sample is None:
+            return None
+        now_us = time.time_ns() // 1000
+        buf = sample.get_buffer()
+        # do-timestamp: pts is the running time at which pipewiresrc received the picture;
+        # the difference to the running time now is how long conversion + hand-off took.
+        age_us = 0
+        clock = self._pipeline.get_clock()
+        if clock is not None and buf.pts != Gst.CLOCK_TIME_NONE:
+            running = clock.get_time() - self._pipeline.get_base_time()
+            age_us = max(0, (running - buf.pts) // 1000)
+        image = self._to_frame(sample)
+        self.frames_received += 1
+        index = self._index
+        self._index += 1
+        return CapturedFrame(image, now_us - age_us, age_us, index)
+
+    def _to_frame(self, sample: Any) -> Any:
+        from gi.repository import GstVideo
+
+        Gst = _gst()
+        info = GstVideo.VideoInfo.new_from_caps(sample.get_caps())
+        w, h = _even(info.width), _even(info.height)
+        buf = sample.get_buffer()
+        ok, mapinfo = buf.map(Gst.MapFlags.READ)
+        if not ok:
+            raise CaptureError("cannot map a PipeWire buffer")
+        try:
+            data = np.frombuffer(mapinfo.data, dtype=np.uint8)
+            frame: Any
+            if self.pixel_format == "I420":
+                frame = av.VideoFrame(w, h, "yuv420p")
+                for i, (pw, ph) in enumerate(((w, h), (w // 2, h // 2), (w // 2, h // 2))):
+                    stride, offset = info.stride[i], info.offset[i]
+                    src = np.lib.stride_tricks.as_strided(
+                        data[offset:], shape=(ph, pw), strides=(stride, 1)
+                    )
+                    plane = frame.planes[i]
+                    dst = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
+                    dst[:ph, :pw] = src
+            else:
+                frame = av.VideoFrame(w, h, "bgr0")
+                stride = info.stride[0]
+                src = np.lib.stride_tricks.as_strided(data, shape=(h, w * 4), strides=(stride, 1))
+                plane = frame.planes[0]
+                dst = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
+                dst[:h, : w * 4] = src
+        finally:
+            buf.unmap(mapinfo)
+        if self._size is None:
+            self._size = (w, h)
+        return frame
+
+    def grab(self) -> CapturedFrame:
+        if self._pipeline is None:
+            raise CaptureError("wayland capture is not started")
+        # Pace to fps by waiting, then take the newest picture (older ones were dropped).
+        delay = self._next_due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next_due = max(self._next_due + 1.0 / self._fps, time.monotonic() - 1.0)
+        deadline = time.monotonic() + self.idle_repeat_s
+        while True:
+            if self._ended:
+                raise CaptureError(self._ended)
+            frame = self._pull(min(0.05, max(0.0, deadline - time.monotonic())))
+            if frame is not None:
+                self._last = frame
+                self._last_new = time.monotonic()
+                return frame
+            problem = self._bus_problem()
+            if problem:
+                self._ended = f"{problem}; restart the host to share again"
+                raise CaptureError(self._ended)
+            if time.monotonic() >= deadline:
+                break
+        last = self._last
+        if last is None:
+            raise CaptureError("no picture from the compositor yet")
+        if self.reconnect_after_s and time.monotonic() - self._last_new > self.reconnect_after_s:
+            self._reconnect()
+        # Nothing changed on screen: the last picture is still what is shown now.
+        self.frames_repeated += 1
+        index = self._index
+        self._index += 1
+        return CapturedFrame(last.image, time.time_ns() // 1000, 0, index)
+
+    def _reconnect(self) -> None:
+        """Reconnect the PipeWire stream (same portal session) after a long silence.
+
+        A connected stream that has gone quiet is either a still desktop or a stream that
+        stopped moving buffers (seen with pipewiresrc 0.3.65 under load); reconnecting costs
+        one picture and brings the current one either way.
+        """
+        if self.portal is None or self.grant is None or self.portal.closed.is_set():
+            return
+        self._last_new = time.monotonic()
+        self._stop_pipeline()
+        try:
+            self._fd = self.portal.open_pipewire_remote()
+            self._start_pipeline(self.grant.streams[0].node_id)
+        except (PortalError, CaptureError) as exc:
+            self._ended = f"the PipeWire stream could not be reconnected: {exc}"
+            raise CaptureError(self._ended) from exc
+        self.reconnects += 1
+
+    def _stop_pipeline(self) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        self._sink = None
+        if pipeline is not None:
+            pipeline.set_state(_gst().State.NULL)
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+
+    def stop(self) -> None:
+        self._stop_pipeline()
+        portal, self.portal = self.portal, None
+        if portal is not None:
+            portal.close()
+        self._last = None

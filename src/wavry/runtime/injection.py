@@ -88,4 +88,9 @@ def injector_for(source: str, capture: Capture, display: str | None) -> Injector
 
         env = capture.env()  # type: ignore[attr-defined]
         return InjectorSink(XTestInjector(env["DISPLAY"], auth=env.get("XAUTHORITY")))
+    if source == "wayland":
+        from wavry.platform.portal_input import PortalInputInjector
+
+        # the RemoteDesktop grant of the capture's portal session (else a session of its own)
+        return InjectorSink(PortalInputInjector.for_capture(capture))
     return None

@@ -20,14 +20,25 @@ class SourceChoice:
 
 
 def detect_source(explicit: str | None, virtual: tuple[int, int] | None) -> SourceChoice | None:
-    """The source to use: explicit, else virtual when sized, else Wayland, else X11; None when
-    nothing is available (the host then serves control messages only)."""
+    """The source to use: explicit, else virtual when sized, else Wayland (WAYLAND_DISPLAY set
+    and the ScreenCast portal reachable), else X11; None when nothing is available (the host
+    then serves control messages only)."""
     if explicit:
         return SourceChoice(explicit, "chosen with --source")
     if virtual is not None:
         return SourceChoice("virtual", "--virtual given")
     if os.environ.get("WAYLAND_DISPLAY"):
-        return SourceChoice("wayland", "a Wayland session is running (WAYLAND_DISPLAY)")
+        from wavry.platform.portal import probe_portal
+
+        portal = probe_portal()
+        if portal.ok:
+            return SourceChoice("wayland", "a Wayland session with the ScreenCast portal")
+        if not os.environ.get("DISPLAY"):
+            # no fallback: the wayland source's error says what the portal lacks
+            return SourceChoice("wayland", f"WAYLAND_DISPLAY is set ({portal.detail})")
+        return SourceChoice(
+            "x11", f"DISPLAY={os.environ['DISPLAY']} (Wayland portal unusable: {portal.detail})"
+        )
     if os.environ.get("DISPLAY"):
         return SourceChoice("x11", f"DISPLAY={os.environ['DISPLAY']}")
     return None
