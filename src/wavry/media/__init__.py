@@ -1,7 +1,8 @@
 """Media building blocks: capture backends, encoder, decoder, frame hand-off.
 
 Backends (one module each, each with ``probe()``): :mod:`~wavry.media.synthetic`,
-:mod:`~wavry.media.x11`, :mod:`~wavry.media.virtual`, :mod:`~wavry.media.wayland` (probe only).
+:mod:`~wavry.media.x11`, :mod:`~wavry.media.virtual`, :mod:`~wavry.media.wayland`
+(xdg-desktop-portal ScreenCast → PipeWire → GStreamer).
 """
 
 from wavry.media.decode import DecodedFrame, Decoder, snapshot
