@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wavry.media.encode import Codec, EncodedFrame, Encoder, EncoderError
+from wavry.media.encode import (
+    Codec,
+    EncodedFrame,
+    EncoderError,
+    open_encoder,
+    probe_hardware_h264,
+)
 from wavry.media.handoff import LatestFrameSlot, SlotClosed
 from wavry.media.types import Capture, CapturedFrame, CaptureError
 from wavry.rift import rift_pb2
@@ -48,6 +54,17 @@ class _Control:
 
 SendFrame = Callable[[CapturedFrame, EncodedFrame], None]
 
+_HW_CHOICE: str | None = None
+
+
+def hardware_h264_choice() -> str:
+    """The H.264 encoder to stream with, probed once per process (`probe_hardware_h264`:
+    FFmpeg's NVENC/QSV, GStreamer's VA-API/NVENC/QSV, each actually opened; else libx264)."""
+    global _HW_CHOICE
+    if _HW_CHOICE is None:
+        _HW_CHOICE = probe_hardware_h264().encoder_name
+    return _HW_CHOICE
+
 
 class Streamer:
     """Runs capture and encode threads; delivers encoded frames to `on_frame` on the loop."""
@@ -64,7 +81,11 @@ class Streamer:
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.capture = capture
-        self.encoder = Encoder(codec, width, height, fps, bitrate_kbps)
+        #: H.264: the hardware encoder the probe found (NVENC, QSV, GStreamer VA-API …), else
+        #: libx264; other codecs: PyAV's default for the codec
+        self.encoder_name = hardware_h264_choice() if codec is Codec.H264 else None
+        name = None if self.encoder_name == "libx264" else self.encoder_name
+        self.encoder = open_encoder(codec, width, height, fps, bitrate_kbps, encoder_name=name)
         self.stats = StreamerStats()
         self._on_frame = on_frame
         self._loop = loop
