@@ -183,12 +183,32 @@ def host(
     max_file_size: Annotated[
         int, typer.Option(min=0, help="Largest file accepted from a client, in bytes")
     ] = 4 * 1024**3,
+    file_spare: Annotated[
+        bool,
+        typer.Option(
+            "--file-spare/--no-file-spare",
+            help="Let files use spare path capacity beyond --file-share (docs/files.md)",
+        ),
+    ] = True,
+    clipboard_max: Annotated[
+        int, typer.Option(min=0, help="Largest clipboard text synced, in bytes")
+    ] = 1 << 20,
     record: Annotated[
         bool, typer.Option("--record", help="Record the stream to MP4 (no re-encoding)")
     ] = False,
     record_dir: Annotated[
         Path | None, typer.Option(help="Where recordings go (default: ~/Videos/wavry)")
     ] = None,
+    audio: Annotated[
+        str | None,
+        typer.Option(
+            help="Audio to stream: system (the mix), mic, source:NAME, app:NAME or off "
+            "(default: system when PipeWire/PulseAudio answers)"
+        ),
+    ] = None,
+    audio_frame_ms: Annotated[
+        int, typer.Option(min=5, max=10, help="Opus frame duration: 5 or 10 ms")
+    ] = 10,
 ) -> None:
     """Share this machine: accept RIFT sessions and stream the screen to clients."""
     from wavry.runtime.host import HostOptions, serve
@@ -196,6 +216,15 @@ def host(
 
     syn = _size(size, "--size")
     assert syn is not None
+    if audio is not None:
+        from wavry.platform.audio import AudioSpec
+
+        try:
+            AudioSpec.parse(audio)
+        except ValueError as exc:
+            fail(str(exc), 2)
+    if audio_frame_ms not in (5, 10):
+        fail(f"--audio-frame-ms must be 5 or 10, got {audio_frame_ms}", 2)
     opts = HostOptions(
         listen=_addr(listen),
         trust_any=trust is TrustMode.any,
@@ -215,8 +244,12 @@ def host(
         send_files=list(send_file or []),
         file_share=file_share,
         max_file_size=max_file_size,
+        file_spare=file_spare,
+        clipboard_max=clipboard_max,
         record=record,
         record_dir=record_dir,
+        audio=audio,
+        audio_frame_ms=audio_frame_ms,
     )
     try:
         run(serve(opts))
@@ -262,11 +295,34 @@ def connect(
     max_file_size: Annotated[
         int, typer.Option(min=0, help="Largest file accepted from the host, in bytes")
     ] = 4 * 1024**3,
+    file_spare: Annotated[
+        bool,
+        typer.Option(
+            "--file-spare/--no-file-spare",
+            help="Let files use spare path capacity beyond --file-share (docs/files.md)",
+        ),
+    ] = True,
+    clipboard_max: Annotated[
+        int, typer.Option(min=0, help="Largest clipboard text synced, in bytes")
+    ] = 1 << 20,
     record: Annotated[
         bool, typer.Option("--record", help="Record the stream to MP4 (no re-encoding)")
     ] = False,
     record_dir: Annotated[
         Path | None, typer.Option(help="Where recordings go (default: ~/Videos/wavry)")
+    ] = None,
+    no_audio: Annotated[
+        bool, typer.Option("--no-audio", help="Do not play the host's audio")
+    ] = False,
+    mic: Annotated[
+        bool, typer.Option("--mic", help="Send this machine's default microphone to the host")
+    ] = False,
+    hwdecode: Annotated[
+        str | None,
+        typer.Option(
+            help="Hardware video decode: auto, or a device type (cuda, vaapi, qsv…); "
+            "falls back to software with the reason in the stats"
+        ),
     ] = None,
 ) -> None:
     """See and control a host: the screen in a window, keyboard and mouse back."""
@@ -292,8 +348,13 @@ def connect(
         file_out_dir=file_out_dir,
         file_share=file_share,
         max_file_size=max_file_size,
+        file_spare=file_spare,
+        clipboard_max=clipboard_max,
         record=record,
         record_dir=record_dir,
+        audio=not no_audio,
+        mic=mic,
+        hwdecode=hwdecode,
     )
     try:
         summary, ended = run(run_connect(opts))
@@ -472,6 +533,17 @@ def bench_latency(
     from wavry.bench.latency import bench_latency_command
 
     bench_latency_command(json_file, quick)
+
+
+@bench_app.command("extras")
+def bench_extras(
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write results here")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="256 MiB file, fewer changes")] = False,
+) -> None:
+    """Files (1 GiB while video streams), clipboard latency (X11, Wayland), audio if present."""
+    from wavry.bench.extras import run_extras_command
+
+    run_extras_command(quick, json_file)
 
 
 def main() -> None:

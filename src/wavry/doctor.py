@@ -101,7 +101,30 @@ def probe_decoders() -> list[ProbeResult]:
             )
             continue
         out.append(ProbeResult(f"decoder-{codec}", True, f"{name} decoder available"))
+    out.append(probe_hw_decode())
     return out
+
+
+def probe_hw_decode() -> ProbeResult:
+    """Hardware H.264 decode (`wavry connect --hwdecode auto`): which device, or why none."""
+    import logging
+
+    from wavry.media.decode import Decoder
+
+    logging.getLogger("wavry.decode").disabled = True  # the probe reports the reason itself
+    try:
+        info = Decoder("h264", hwaccel="auto").describe()
+    finally:
+        logging.getLogger("wavry.decode").disabled = False
+    if info["device"] != "software":
+        return ProbeResult("decoder-hw", True, f"h264 on {info['device']} (--hwdecode auto)")
+    return ProbeResult(
+        "decoder-hw",
+        False,
+        f"no hardware h264 decode: {info['fallback_reason']}",
+        "a GPU with its driver (NVIDIA: CUDA; Intel/AMD: VA-API /dev/dri) is needed; "
+        "software decode is used meanwhile",
+    )
 
 
 def probe_input_portal() -> ProbeResult:
@@ -183,6 +206,10 @@ def probe_audio() -> list[ProbeResult]:
                 "" if ok else "systemctl --user start pipewire wireplumber",
             )
         )
+    # open the system-mix capture and the default output for a moment (each says what to fix)
+    from wavry.platform.audio import probe_capture, probe_playback
+
+    out += [probe_capture(), probe_playback()]
     import av
 
     if "libopus" in av.codecs_available:

@@ -40,7 +40,7 @@ def test_transfer_resumes_after_interruption(tmp_path: Path, proc: SimpleNamespa
             t.start()
             r = subprocess.run(
                 [*proc.WAVRY, "connect", f"127.0.0.1:{pport}", "--headless",
-                 "--send-file", str(src)],
+                 "--send-file", str(src), "--no-file-spare"],
                 env=proc.env_for(tmp_path / "c"), capture_output=True, text=True, timeout=28,
             )  # fmt: skip
             t.join()

@@ -4,6 +4,8 @@ The GPU (or SDL's software renderer) converts colour: frames are uploaded as I42
 Frames are presented as soon as they are decoded; vsync only when asked for.
 Hotkeys (Ctrl+Alt+Shift + key, as in Moonlight): S stats overlay, X fullscreen, Z pointer lock
 (relative mouse for games), Q quit. Hotkeys are never sent to the host.
+Files dropped on the window (SDL_DROPFILE) are reported in ``InputBatch.dropped_files``; the
+client sends them to the host like ``--send-file``.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ _HOTKEYS = {
 class InputBatch:
     events: list[rift_pb2.InputMessage] = field(default_factory=list)
     actions: list[WindowAction] = field(default_factory=list)
+    dropped_files: list[str] = field(default_factory=list)  # local paths dropped on the window
 
 
 def _plane_pointer(buf: bytes | memoryview) -> Any:
@@ -72,6 +75,17 @@ def _plane_pointer(buf: bytes | memoryview) -> Any:
     if mv.readonly or not mv.c_contiguous:
         return ctypes.cast(ctypes.c_char_p(mv.tobytes()), ctypes.POINTER(ctypes.c_ubyte))
     return (ctypes.c_ubyte * mv.nbytes).from_buffer(mv)
+
+
+def _take_drop_file(e: sdl2.SDL_Event) -> str | None:
+    """The path of an SDL_DROPFILE event; frees SDL's copy of it (the event owns it)."""
+    slot = ctypes.c_void_p.from_address(ctypes.addressof(e.drop) + sdl2.SDL_DropEvent.file.offset)
+    if not slot.value:
+        return None
+    raw = ctypes.string_at(slot.value)
+    sdl2.SDL_free(slot.value)
+    slot.value = None
+    return os.fsdecode(raw)
 
 
 def _sdl_error() -> str:
@@ -244,6 +258,10 @@ class VideoWindow:
         t = e.type
         if t == sdl2.SDL_QUIT:
             batch.actions.append(WindowAction.QUIT)
+        elif t == sdl2.SDL_DROPFILE:
+            path = _take_drop_file(e)
+            if path:
+                batch.dropped_files.append(path)
         elif t == sdl2.SDL_WINDOWEVENT:
             if e.window.event == sdl2.SDL_WINDOWEVENT_FOCUS_LOST:
                 batch.events.extend(self.release_all())

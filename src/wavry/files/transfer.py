@@ -5,7 +5,9 @@ Protocol (see docs/files.md):
 * the sender offers a file with ``FileHeader`` (priority lane) and waits;
 * the receiver accepts with ``FileStatus{IN_PROGRESS, "next=<N>"}`` (send chunks from index N
   on; N > 0 when it resumes a partial file) or refuses with ``FileStatus{ERROR, "<reason>"}``;
-* the sender sends ``FileChunk``s from N on, paced to a share of the video bitrate (bulk lane);
+* the sender sends ``FileChunk``s from N on, rate-limited to a floor of ``share`` × video
+  bitrate plus the spare capacity the congestion signals allow (:class:`SpareCapacity`), on the
+  bulk lane, which only sends while no video datagram is waiting;
 * whenever the receiver misses chunks (a gap that transport repair did not fill) it asks again
   with ``IN_PROGRESS "next=<first missing>"``; the sender rewinds to that chunk;
 * at the end the receiver verifies SHA-256 and answers ``COMPLETE "saved as <name>"`` or
@@ -16,6 +18,11 @@ Protocol (see docs/files.md):
 
 File ids carry the role of the side that allocated them in the lowest bit (host: 0, client: 1),
 so a ``FileStatus`` is unambiguous when both sides send files at once.
+
+Clipboard text too large for one ``ClipboardMessage`` (RIFT.md §1: only video and file chunks
+are split) travels as a file named :data:`CLIPBOARD_FILENAME`; a receiver with a clipboard sink
+keeps it in memory (≤ ``clipboard_max`` bytes, UTF-8) and hands it to the clipboard instead of
+writing it to disk (docs/protocol-notes.md).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import io
 import os
 import re
 import secrets
@@ -30,12 +38,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from wavry.rift import rift_pb2
 from wavry.rift.chunking import DEFAULT_MAX_DATAGRAM_SIZE, plan_file_chunks
 
 __all__ = [
+    "CLIPBOARD_FILENAME",
+    "DEFAULT_CLIPBOARD_MAX",
     "DEFAULT_MAX_FILE_SIZE",
     "DEFAULT_SHARE",
     "FileReceiver",
@@ -44,24 +54,40 @@ __all__ = [
     "Outgoing",
     "Role",
     "SenderState",
+    "SpareCapacity",
     "TransferError",
     "UnsafeFilename",
     "default_download_dir",
     "format_next",
     "parse_next",
+    "path_is_clean",
     "sanitize_filename",
     "sha256_file",
 ]
 
 DEFAULT_MAX_FILE_SIZE = 4 * 1024**3
 DEFAULT_SHARE = 0.15
+CLIPBOARD_FILENAME = ".wavry-clipboard.txt"
+"""Reserved offer name: the content is clipboard text (UTF-8), not a file for the disk."""
+DEFAULT_CLIPBOARD_MAX = 1 << 20
+WRITEBACK_BYTES = 16 << 20  # start writeback of received data every this many bytes
+# Spare capacity for file data beyond the floor (see SpareCapacity)
+SPARE_START_KBPS = 2_000.0
+SPARE_GROWTH = 1.3  # per SPARE_STEP_S while the path is clean, below the last back-off
+SPARE_PROBE = 1.05  # per SPARE_STEP_S above it
+SPARE_DECREASE = 0.7  # on a congestion sign (at most once per SPARE_HOLD_S)
+SPARE_STEP_S = 0.1
+SPARE_HOLD_S = 0.3  # no growth (and no further decrease) for this long after a congestion sign
+SPARE_MAX_KBPS = 800_000.0  # 100 MB/s: more than a loopback session's CPU can seal anyway
+CLEAN_QUEUE_MS = 10.0  # DELTA's queueing-delay estimate below this: no standing queue
+CLEAN_LOSS = 0.01
 MAX_FILENAME_BYTES = 200
 MAX_CHUNK_SIZE = 65507
 MAX_INCOMING = 8
 HEADER_REPEAT_S = 1.0
 GIVE_UP_S = 30.0
 STALL_S = 0.5
-BURST_S = 0.05
+BURST_S = 0.02
 ADOPT_IDLE_S = 2.0
 
 _Status = rift_pb2.FileStatus
@@ -167,6 +193,56 @@ def new_file_id(role: Role) -> int:
     return value if value > 1 else 2 | int(role)
 
 
+class SpareCapacity:
+    """How much *more* than the floor file data may use: a scavenger driven by congestion signals.
+
+    The floor (``share`` × video bitrate, default 15 %) is always allowed, so a transfer never
+    stops. On top of it, while the path looks clean (the caller's signal: the session's DELTA
+    controller STABLE with no standing queue and no loss; on the client, whose uplink has no
+    controller, no bitrate cut from the host and no RTT growth), the spare rate grows every
+    ``SPARE_STEP_S``: ×``SPARE_GROWTH`` from ``SPARE_START_KBPS`` up to the rate of the last
+    back-off ("slow start"), then ×``SPARE_PROBE`` above it, up to ``max_kbps``. A congestion
+    sign — DELTA leaving STABLE, queueing delay or loss, the host lowering the video bitrate, RTT
+    growth, or the receiver asking for chunks again (a gap) — cuts it by ×``SPARE_DECREASE`` (at
+    most once per ``SPARE_HOLD_S``) and holds growth for ``SPARE_HOLD_S``: file data yields to
+    video first,
+    then probes again. ``enabled=False`` keeps files at the floor (the strict "share of the video
+    bitrate" mode, ``--no-file-spare``).
+    """
+
+    def __init__(self, *, enabled: bool = True, max_kbps: float = SPARE_MAX_KBPS) -> None:
+        self.enabled = enabled
+        self.max_kbps = max_kbps
+        self.kbps = 0.0
+        self.threshold_kbps = max_kbps  # where slow start ends (last back-off)
+        self._hold_until = 0.0
+        self._step_at = 0.0
+        self.backoffs = 0
+
+    def update(self, now: float, clean: bool) -> float:
+        """Feed the current path signal (call every tick); returns the spare rate in kbit/s."""
+        if not self.enabled:
+            self.kbps = 0.0
+            return 0.0
+        if not clean:
+            self.congested(now)
+        elif now >= self._hold_until and now >= self._step_at:
+            self._step_at = now + SPARE_STEP_S
+            growth = SPARE_GROWTH if self.kbps < self.threshold_kbps else SPARE_PROBE
+            self.kbps = min(self.max_kbps, max(SPARE_START_KBPS, self.kbps * growth))
+        return self.kbps
+
+    def congested(self, now: float) -> None:
+        """A congestion sign: cut the spare rate (once per hold period) and hold growth."""
+        if now < self._hold_until:
+            return
+        if self.kbps > 0:
+            self.backoffs += 1
+        self.kbps = self.kbps * SPARE_DECREASE if self.kbps > 2 * SPARE_START_KBPS else 0.0
+        self.threshold_kbps = max(self.kbps, SPARE_START_KBPS)
+        self._hold_until = now + SPARE_HOLD_S
+
+
 # ---------------------------------------------------------------------------- sending
 
 
@@ -197,18 +273,26 @@ class FileSender:
         max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
         name: str | None = None,
         sha256: str | None = None,
+        data: bytes | None = None,
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.path = Path(path)
-        try:
-            st = self.path.stat()
-        except OSError as exc:
-            raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        if not self.path.is_file():
-            raise TransferError(f"{path} is not a regular file")
+        self._data = data  # in-memory content (clipboard text); `path` is then only a label
+        if data is None:
+            try:
+                st = self.path.stat()
+            except OSError as exc:
+                raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            if not self.path.is_file():
+                raise TransferError(f"{path} is not a regular file")
+            size = st.st_size
+        else:
+            size = len(data)
+            if sha256 is None:
+                sha256 = hashlib.sha256(data).hexdigest()
         self.file_id = file_id
-        self.size = st.st_size
+        self.size = size
         self.share = share
         plan = plan_file_chunks(file_id, self.size, max_datagram_size=max_datagram_size)
         self.plan = plan
@@ -220,6 +304,9 @@ class FileSender:
         self.next_index = 0
         self.bytes_sent = 0
         self.highest_sent = 0  # chunks below this have left at least once
+        self.rewinds = 0  # receiver asked for chunks already sent: a gap (a loss signal)
+        self.started_at: float | None = None  # first chunk
+        self.finished_at: float | None = None
         self._tokens = 0.0
         self._last_tick: float | None = None
         self._last_heard = now
@@ -291,6 +378,8 @@ class FileSender:
             if index is None or index > self.plan.total_chunks:
                 self._finish(SenderState.FAILED, f"receiver sent a bad status {st.message!r}")
                 return [Outgoing(_status(self.file_id, _Status.ERROR, "bad status"))]
+            if index < self.next_index and self.state in (SenderState.SENDING, SenderState.WAITING):
+                self.rewinds += 1
             self.next_index = index
             if self.state in (SenderState.OFFERED, SenderState.WAITING):
                 self.state = SenderState.SENDING
@@ -302,8 +391,15 @@ class FileSender:
         return []
 
     # ---- time
-    def poll(self, now: float, video_bitrate_kbps: float) -> list[Outgoing]:
-        """Chunks (and repeated headers) due at ``now``."""
+    @property
+    def is_clipboard(self) -> bool:
+        return self.name == CLIPBOARD_FILENAME
+
+    def poll(
+        self, now: float, video_bitrate_kbps: float, spare_kbps: float = 0.0
+    ) -> list[Outgoing]:
+        """Chunks (and repeated headers) due at ``now``: at most ``share`` × video bitrate (the
+        floor) + ``spare_kbps`` (see :class:`SpareCapacity`)."""
         if self.done:
             return []
         out: list[Outgoing] = []
@@ -317,7 +413,9 @@ class FileSender:
             return out
         if self.state is not SenderState.SENDING:
             return out
-        rate = self.share * max(video_bitrate_kbps, 0.0) * 1000 / 8  # bytes per second
+        rate = (self.share * max(video_bitrate_kbps, 0.0) + max(spare_kbps, 0.0)) * 1000 / 8
+        if self.started_at is None:
+            self.started_at = now
         if self._last_tick is not None and now > self._last_tick:
             self._tokens += (now - self._last_tick) * rate
         self._last_tick = now
@@ -339,17 +437,21 @@ class FileSender:
         return out
 
     def _read_chunk(self, index: int) -> rift_pb2.Message:
-        if self._file is None:
-            self._file = self.path.open("rb")
         start, end = self.plan.chunk_range(index, self.size)
-        self._file.seek(start)
-        data = self._file.read(end - start)
+        if self._data is not None:
+            data = self._data[start:end]
+        else:
+            if self._file is None:
+                self._file = self.path.open("rb")
+            self._file.seek(start)
+            data = self._file.read(end - start)
         fc = rift_pb2.FileChunk(file_id=self.file_id, chunk_index=index, payload=data)
         return rift_pb2.Message(media=rift_pb2.MediaMessage(file_chunk=fc))
 
     def _finish(self, state: SenderState, message: str) -> None:
         self.state = state
         self.message = message
+        self.finished_at = self._last_heard
         self._close_file()
 
     def _close_file(self) -> None:
@@ -382,6 +484,10 @@ class _Incoming:
     verdict: rift_pb2.Message | None = None
     saved_as: Path | None = None
     peer_gone: bool = False
+    clipboard: bool = False  # kept in memory (handle is a BytesIO), handed to the clipboard
+    digest: Any = None  # running SHA-256 of chunks [0, hashed)
+    hashed: int = 0
+    written_since_flush: int = 0
 
     def chunk_len(self, index: int) -> int:
         if index == self.total - 1:
@@ -399,6 +505,7 @@ class ReceiveResult:
     ok: bool
     path: Path | None
     message: str
+    text: str | None = None  # clipboard text (CLIPBOARD_FILENAME offers), never written to disk
 
 
 class FileReceiver:
@@ -416,10 +523,13 @@ class FileReceiver:
         max_size: int = DEFAULT_MAX_FILE_SIZE,
         max_incoming: int = MAX_INCOMING,
         free_space: Callable[[Path], int] | None = None,
+        clipboard_max: int = 0,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.role = role
         self.max_size = max_size
+        #: > 0: accept CLIPBOARD_FILENAME offers up to this many bytes into memory; 0: refuse them
+        self.clipboard_max = clipboard_max
         self.max_incoming = max_incoming
         self._free_space = free_space or (lambda p: shutil.disk_usage(p).free)
         self.incoming: dict[tuple[int, int], _Incoming] = {}
@@ -445,6 +555,8 @@ class FileReceiver:
         cur = self.incoming.get(key)
         if cur is not None:  # a repeated offer: our current status
             return [Outgoing(self._ask(cur, now))]
+        if h.filename == CLIPBOARD_FILENAME:
+            return self._on_clipboard_header(peer, h, now)
         try:
             name = self._check_offer(h)
         except UnsafeFilename as exc:
@@ -485,11 +597,48 @@ class FileReceiver:
             return self._verify(t)
         return [Outgoing(self._ask(t, now))]
 
-    def _check_offer(self, h: rift_pb2.FileHeader) -> str:
+    def _on_clipboard_header(self, peer: int, h: rift_pb2.FileHeader, now: float) -> list[Outgoing]:
+        """Clipboard text sent as a file: checked like any offer, kept in memory."""
+        if self.clipboard_max <= 0:
+            return [self._refuse(peer, h.file_id, "refused: clipboard sync is off here", True)]
+        if h.file_size > self.clipboard_max:
+            return [
+                self._refuse(
+                    peer,
+                    h.file_id,
+                    f"refused: clipboard text of {h.file_size} bytes is larger than the limit "
+                    f"of {self.clipboard_max} bytes",
+                    True,
+                )
+            ]
+        try:
+            self._check_offer(h, check_name=False)
+        except ValueError as exc:
+            return [self._refuse(peer, h.file_id, f"refused: {exc}", True)]
+        t = _Incoming(
+            peer=peer,
+            file_id=h.file_id,
+            name=CLIPBOARD_FILENAME,
+            size=h.file_size,
+            sha256=h.checksum_sha256,
+            chunk_size=h.chunk_size,
+            total=h.total_chunks,
+            part=Path(CLIPBOARD_FILENAME),
+            handle=io.BytesIO(),
+            have=bytearray(h.total_chunks),
+            last_chunk_at=now,
+            clipboard=True,
+        )
+        self.incoming[(peer, h.file_id)] = t
+        if t.total == 0:
+            return self._verify(t)
+        return [Outgoing(self._ask(t, now))]
+
+    def _check_offer(self, h: rift_pb2.FileHeader, check_name: bool = True) -> str:
         if h.file_id & 1 == int(self.role):
             raise ValueError("file id of the wrong role")
-        name = sanitize_filename(h.filename)
-        if h.file_size > self.max_size:
+        name = sanitize_filename(h.filename) if check_name else h.filename
+        if check_name and h.file_size > self.max_size:
             raise ValueError(
                 f"file of {h.file_size} bytes is larger than the limit of {self.max_size} bytes"
             )
@@ -536,10 +685,11 @@ class FileReceiver:
             return part, os.fdopen(fd, "r+b")
         raise OSError(0, "no free file name")
 
-    def _refuse(self, peer: int, file_id: int, message: str) -> Outgoing:
+    def _refuse(self, peer: int, file_id: int, message: str, clipboard: bool = False) -> Outgoing:
         msg = _status(file_id, _Status.ERROR, message)
         self._finished[(peer, file_id)] = msg
-        self._results.append(ReceiveResult(peer, file_id, "", False, None, message))
+        name = CLIPBOARD_FILENAME if clipboard else ""
+        self._results.append(ReceiveResult(peer, file_id, name, False, None, message))
         return Outgoing(msg)
 
     def _ask(self, t: _Incoming, now: float) -> rift_pb2.Message:
@@ -577,6 +727,10 @@ class FileReceiver:
         t.received += 1
         while t.first_missing < t.total and t.have[t.first_missing]:
             t.first_missing += 1
+        try:
+            self._hash_ahead(t, c.chunk_index, c.payload)
+        except OSError as exc:
+            return self._abort(t, f"cannot read back: {exc.strerror}")
         if t.received == t.total:
             return self._verify(t)
         if c.chunk_index == t.total - 1 and now - t.asked_at >= STALL_S:
@@ -631,23 +785,50 @@ class FileReceiver:
                 if t.handle is not None:
                     t.handle.close()
                     t.handle = None
-                with contextlib.suppress(OSError):
-                    t.part.unlink()
+                if not t.clipboard:
+                    with contextlib.suppress(OSError):
+                        t.part.unlink()
+
+    def _hash_ahead(self, t: _Incoming, index: int, payload: bytes) -> None:
+        """Keep a running SHA-256 over the contiguous prefix, so the final check needs no read
+        back of a large file (which would block the event loop for seconds); chunks that arrived
+        out of order are read back from the part file when the prefix reaches them. Also starts
+        writeback of what is written every ``WRITEBACK_BYTES`` so the final fsync is short."""
+        assert t.handle is not None
+        if t.digest is None:
+            t.digest = hashlib.sha256()
+        while t.hashed < t.first_missing:
+            if t.hashed == index:
+                t.digest.update(payload)
+            else:
+                t.handle.seek(t.hashed * t.chunk_size)
+                t.digest.update(t.handle.read(t.chunk_len(t.hashed)))
+            t.hashed += 1
+        t.written_since_flush += len(payload)
+        if not t.clipboard and t.written_since_flush >= WRITEBACK_BYTES:
+            t.written_since_flush = 0
+            with contextlib.suppress(OSError, AttributeError):
+                t.handle.flush()
+                os.posix_fadvise(t.handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
     # ---- the end
     def _verify(self, t: _Incoming) -> list[Outgoing]:
         assert t.handle is not None
         try:
             t.handle.flush()
-            os.fsync(t.handle.fileno())
-            t.handle.seek(0)
-            digest = hashlib.sha256()
-            while block := t.handle.read(1 << 20):
-                digest.update(block)
+            if not t.clipboard:
+                os.fsync(t.handle.fileno())
+            digest = t.digest if t.digest is not None else hashlib.sha256()
+            while t.hashed < t.total:  # normally nothing left: hashed as chunks arrived
+                t.handle.seek(t.hashed * t.chunk_size)
+                digest.update(t.handle.read(t.chunk_len(t.hashed)))
+                t.hashed += 1
         except OSError as exc:
             return self._abort(t, f"cannot read back: {exc.strerror}")
         if digest.hexdigest() != t.sha256:
             return self._abort(t, "SHA-256 mismatch: the received file is corrupt")
+        if t.clipboard:
+            return self._deliver_clipboard(t)
         t.handle.close()
         t.handle = None
         try:
@@ -659,6 +840,22 @@ class FileReceiver:
         msg = _status(t.file_id, _Status.COMPLETE, f"saved as {final.name}")
         self._finished[(t.peer, t.file_id)] = msg
         self._results.append(ReceiveResult(t.peer, t.file_id, t.name, True, final, "saved"))
+        return [Outgoing(msg)]
+
+    def _deliver_clipboard(self, t: _Incoming) -> list[Outgoing]:
+        assert isinstance(t.handle, io.BytesIO)
+        raw = t.handle.getvalue()
+        t.handle = None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._abort(t, "refused: clipboard text is not valid UTF-8")
+        t.done = True
+        msg = _status(t.file_id, _Status.COMPLETE, "clipboard updated")
+        self._finished[(t.peer, t.file_id)] = msg
+        self._results.append(
+            ReceiveResult(t.peer, t.file_id, t.name, True, None, "clipboard", text=text)
+        )
         return [Outgoing(msg)]
 
     def _publish(self, t: _Incoming) -> Path:
@@ -689,8 +886,9 @@ class FileReceiver:
         if t.handle is not None:
             t.handle.close()
             t.handle = None
-        with contextlib.suppress(OSError):
-            t.part.unlink()
+        if not t.clipboard:
+            with contextlib.suppress(OSError):
+                t.part.unlink()
         self._results.append(ReceiveResult(t.peer, t.file_id, t.name, False, None, reason))
 
 
@@ -708,6 +906,7 @@ class FileTransfers:
         share: float = DEFAULT_SHARE,
         max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
         peer: int = 0,
+        spare: SpareCapacity | None = None,
     ) -> None:
         self.role = role
         self.receiver = receiver
@@ -715,6 +914,8 @@ class FileTransfers:
         self.max_datagram_size = max_datagram_size
         self.peer = peer
         self.senders: dict[int, FileSender] = {}
+        self.spare = spare if spare is not None else SpareCapacity()
+        self._rewinds = 0
 
     def send_file(
         self, path: Path, now: float, sha256: str | None = None
@@ -732,6 +933,33 @@ class FileTransfers:
         )
         self.senders[file_id] = s
         return s, s.offer(now)
+
+    def send_clipboard(self, text: str, now: float) -> tuple[FileSender, list[Outgoing]]:
+        """Offer clipboard text too large for one ``ClipboardMessage`` as a
+        :data:`CLIPBOARD_FILENAME` file (kept in memory on both sides)."""
+        file_id = new_file_id(self.role)
+        while file_id in self.senders:
+            file_id = new_file_id(self.role)
+        s = FileSender(
+            Path(CLIPBOARD_FILENAME),
+            file_id,
+            now,
+            share=self.share,
+            max_datagram_size=self.max_datagram_size,
+            name=CLIPBOARD_FILENAME,
+            data=text.encode("utf-8"),
+        )
+        # a newer copy supersedes an unfinished older one; finished ones are forgotten (copies
+        # can be frequent in a long session)
+        out: list[Outgoing] = []
+        for fid, old in list(self.senders.items()):
+            if old.is_clipboard:
+                if not old.done:
+                    out += old.cancel("superseded by a newer clipboard copy")
+                elif old.finished_at is not None and now - old.finished_at > 5.0:
+                    del self.senders[fid]
+        self.senders[file_id] = s
+        return s, out + s.offer(now)
 
     def handle(self, msg: rift_pb2.Message, now: float) -> list[Outgoing] | None:
         """The replies to a file message, or None when ``msg`` is not about files."""
@@ -758,10 +986,26 @@ class FileTransfers:
             return self.receiver.on_status(self.peer, st, now)
         return None
 
-    def poll(self, now: float, video_bitrate_kbps: float) -> list[Outgoing]:
+    def poll(
+        self, now: float, video_bitrate_kbps: float, path_clean: bool | None = None
+    ) -> list[Outgoing]:
+        """Due messages of every transfer. ``path_clean`` is the session's congestion signal for
+        :class:`SpareCapacity` (None: no signal, files stay at the floor); a receiver asking for
+        chunks again counts as congestion too."""
         out: list[Outgoing] = []
+        rewinds = sum(s.rewinds for s in self.senders.values())
+        if rewinds != self._rewinds:
+            self._rewinds = rewinds
+            self.spare.congested(now)
+        spare = 0.0
+        if path_clean is not None and self.sending:
+            spare = self.spare.update(now, path_clean)
+        elif not self.sending:
+            self.spare.kbps = 0.0  # the next transfer probes the path afresh
+        active = [s for s in self.senders.values() if s.state is SenderState.SENDING]
+        share = spare / len(active) if active else 0.0
         for s in self.senders.values():
-            out.extend(s.poll(now, video_bitrate_kbps))
+            out.extend(s.poll(now, video_bitrate_kbps, share))
         if self.receiver is not None:
             out.extend(o for peer, o in self.receiver.poll(now) if peer == self.peer)
         return out
@@ -769,3 +1013,16 @@ class FileTransfers:
     @property
     def sending(self) -> bool:
         return any(not s.done for s in self.senders.values())
+
+
+def path_is_clean(delta: Any) -> bool:
+    """The congestion signal for :class:`SpareCapacity` from a session's DELTA controller
+    (``wavry.rift.delta.DeltaController``): STABLE, queueing delay under ``CLEAN_QUEUE_MS`` and
+    loss under ``CLEAN_LOSS``."""
+    from wavry.rift.delta import DeltaState
+
+    return bool(
+        delta.state is DeltaState.STABLE
+        and delta.queue_delay_ms < CLEAN_QUEUE_MS
+        and delta.loss_fraction < CLEAN_LOSS
+    )

@@ -217,7 +217,7 @@ class GstEncoder:
         self._pts = 0
         self._duration = max(1, round(1_000_000_000 / self.fps))
         Gst = _gst()
-        from gi.repository import GstVideo
+        from gi.repository import GstVideo  # type: ignore[import-untyped]
 
         self._GstVideo = GstVideo
         fps_frac = f"{max(1, round(self.fps))}/1"

@@ -45,6 +45,7 @@ from wavry.platform.portal import (
 
 __all__ = ["WaylandCapture", "gstreamer_problem", "probe"]
 
+
 def _gst() -> Any:
     """The initialised Gst module (see wavry.media.gst for why it is loaded there)."""
     from wavry.media.gst import gst
@@ -282,7 +283,7 @@ class WaylandCapture(Capture):
         return CapturedFrame(image, now_us - age_us, age_us, index)
 
     def _to_frame(self, sample: Any) -> Any:
-        from gi.repository import GstVideo
+        from gi.repository import GstVideo  # type: ignore[import-untyped]
 
         Gst = _gst()
         info = GstVideo.VideoInfo.new_from_caps(sample.get_caps())

@@ -12,8 +12,14 @@ daemon thread:
   UTF8_STRING, STRING and TEXT (INCR above ``INCR_CHUNK``) until another client takes over.
 
 No loops: our own ownership changes are ignored, text equal to the last text synced in either
-direction is not sent again, and texts over ``max_bytes`` (UTF-8) are skipped and counted.
-Clipboard contents are never logged; only sizes and counters are.
+direction is not sent again, and texts over ``max_bytes`` (UTF-8) are skipped, counted and
+reported through ``on_too_large(size)``. Clipboard contents are never logged; only sizes and
+counters are.
+
+An X server without XFIXES gets polling instead (``mode == "poll"``): every ``POLL_S`` the
+CLIPBOARD owner is asked for its text and a change is detected by comparison.
+:func:`open_clipboard` picks the backend: wl-clipboard on a Wayland session
+(:mod:`wavry.platform.wlclipboard`), this one on X11.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ __all__ = [
     "ClipboardSync",
     "clipboard_message",
     "clipboard_text_budget",
+    "open_clipboard",
     "probe",
     "text_from_message",
 ]
@@ -55,6 +62,9 @@ INCR_CHUNK = 64 * 1024
 
 CONVERT_TIMEOUT = 2.0
 """Seconds to wait for a selection owner to answer (or for the next INCR chunk)."""
+
+POLL_S = 0.25
+"""Polling interval when the X server has no XFIXES (no selection-owner events)."""
 
 
 class ClipboardError(RuntimeError):
@@ -157,6 +167,7 @@ class _Convert:
     incr: bytearray | None = None
     incr_type: int = 0
     incr_over: bool = False
+    announced: int = 0
 
 
 @dataclass
@@ -187,8 +198,14 @@ class ClipboardSync:
         *,
         primary: bool = False,
         max_bytes: int = MAX_TEXT_BYTES,
+        on_too_large: Callable[[int], None] | None = None,
+        poll: bool | None = None,
     ) -> None:
         self._on_local_change = on_local_change
+        self._on_too_large = on_too_large
+        self._force_poll = poll  # None: poll only when the server has no XFIXES
+        self.mode = ""
+        self._poll_at = 0.0
         self._display_name = display
         self._auth = auth
         self._primary = primary
@@ -206,6 +223,7 @@ class ClipboardSync:
         self._win: Any = None
         self._convert: _Convert | None = None
         self._outgoing: dict[tuple[int, int], _Outgoing] = {}
+        self._last_too_large = -1
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
@@ -228,9 +246,11 @@ class ClipboardSync:
             return self
         d = open_display(self._display_name, self._auth)
         try:
-            if d.query_extension("XFIXES") is None:
-                raise ClipboardError("X server has no XFIXES extension")
-            d.xfixes_query_version()  # required before any other XFIXES request
+            has_xfixes = d.query_extension("XFIXES") is not None
+            poll = self._force_poll if self._force_poll is not None else not has_xfixes
+            if not poll:
+                d.xfixes_query_version()  # required before any other XFIXES request
+            self.mode = "poll" if poll else "xfixes"
             self._setup(d)
         except Exception:
             d.close()
@@ -320,13 +340,16 @@ class ClipboardSync:
         self._win = screen.root.create_window(
             -10, -10, 1, 1, 0, X.CopyFromParent, event_mask=X.PropertyChangeMask
         )
-        mask = (
-            xfixes.XFixesSetSelectionOwnerNotifyMask
-            | xfixes.XFixesSelectionWindowDestroyNotifyMask
-            | xfixes.XFixesSelectionClientCloseNotifyMask
-        )
-        self._xfixes_event = d.query_extension("XFIXES").first_event + xfixes.XFixesSelectionNotify
-        d.xfixes_select_selection_input(self._win, self._atoms["CLIPBOARD"], mask)
+        self._xfixes_event = -1
+        if self.mode == "xfixes":
+            mask = (
+                xfixes.XFixesSetSelectionOwnerNotifyMask
+                | xfixes.XFixesSelectionWindowDestroyNotifyMask
+                | xfixes.XFixesSelectionClientCloseNotifyMask
+            )
+            ext = d.query_extension("XFIXES")
+            self._xfixes_event = ext.first_event + xfixes.XFixesSelectionNotify
+            d.xfixes_select_selection_input(self._win, self._atoms["CLIPBOARD"], mask)
         d.set_error_handler(self._on_x_error)
         d.sync()
 
@@ -347,11 +370,14 @@ class ClipboardSync:
                 while d.pending_events():
                     self._safely(self._handle, d.next_event())
                 self._expire()
+                if self.mode == "poll":
+                    self._safely(self._poll, time.monotonic())
                 d.flush()
                 if d.pending_events():
                     continue
                 try:
-                    readable, _, _ = select.select([fd, self._wake_r], [], [], 0.25)
+                    wait = POLL_S if self.mode == "poll" else 0.25
+                    readable, _, _ = select.select([fd, self._wake_r], [], [], wait)
                 except (OSError, ValueError):
                     break
                 if self._wake_r in readable:
@@ -419,6 +445,19 @@ class ClipboardSync:
 
     # ---- local → peer
 
+    def _poll(self, now: float) -> None:
+        """No XFIXES: ask the current CLIPBOARD owner for its text every POLL_S (a change is
+        found by comparison with the last synced text in ``_deliver``)."""
+        from Xlib import X
+
+        if now < self._poll_at or self._convert is not None:
+            return
+        self._poll_at = now + POLL_S
+        owner = self._d.get_selection_owner(self._atoms["CLIPBOARD"])
+        if owner is None or owner == X.NONE or owner.id == self._win.id:
+            return
+        self._request(self._atoms["UTF8_STRING"], X.CurrentTime)
+
     def _on_owner_change(self, e: Any) -> None:
         from Xlib import X
 
@@ -464,6 +503,7 @@ class ClipboardSync:
             conv.started = time.monotonic()
             announced = int(prop.value[0]) if len(prop.value) else 0
             conv.incr_over = announced > self.max_bytes
+            conv.announced = announced
             return
         self._convert = None
         self._deliver(prop.property_type, prop.format, prop.value)
@@ -496,7 +536,7 @@ class ClipboardSync:
         if len(value) == 0:  # end of INCR
             self._convert = None
             if conv.incr_over:
-                self._count("too_large")
+                self._too_large(max(conv.announced, self.max_bytes + 1))
                 return
             self._deliver(conv.incr_type, 8, bytes(conv.incr))
             return
@@ -516,7 +556,7 @@ class ClipboardSync:
             return
         raw = bytes(value)
         if len(raw) > self.max_bytes:
-            self._count("too_large")
+            self._too_large(len(raw))
             return
         try:
             text = raw.decode("latin-1" if ptype == self._atoms["STRING"] else "utf-8")
@@ -524,13 +564,14 @@ class ClipboardSync:
             self._count("invalid")
             return
         if len(text.encode("utf-8")) > self.max_bytes:
-            self._count("too_large")
+            self._too_large(len(text.encode("utf-8")))
             return
         if not text:
             return
         with self._lock:
             if text == self._last:
-                self._count("duplicates")
+                if self.mode != "poll":
+                    self._count("duplicates")
                 return
             self._last = text
         self._count("sent")
@@ -540,6 +581,19 @@ class ClipboardSync:
         except Exception as exc:
             self._count("errors")
             log.warning("clipboard: on_local_change failed: %s", type(exc).__name__)
+
+    def _too_large(self, size: int) -> None:
+        with self._lock:
+            if self.mode == "poll" and size == self._last_too_large:
+                return  # polling sees the same oversized copy again and again: report it once
+            self._last_too_large = size
+        self._count("too_large")
+        if self._on_too_large is not None:
+            try:
+                self._on_too_large(size)
+            except Exception as exc:
+                self._count("errors")
+                log.warning("clipboard: on_too_large failed: %s", type(exc).__name__)
 
     # ---- peer → local
 
@@ -633,3 +687,47 @@ class ClipboardSync:
             if now - out.started > CONVERT_TIMEOUT:
                 del self._outgoing[key]
                 self._count("timeouts")
+
+
+def open_clipboard(
+    on_local_change: Callable[[str], None],
+    *,
+    display: str | None = None,
+    auth: str | None = None,
+    wayland_display: str | None = None,
+    runtime_dir: str | None = None,
+    max_bytes: int = MAX_TEXT_BYTES,
+    on_too_large: Callable[[int], None] | None = None,
+) -> Any:
+    """Start the clipboard backend for this session and return it (``ClipboardSync`` or
+    ``WlClipboardSync``; both have ``set_remote_text``, ``close``, ``stats``, ``mode``).
+
+    A Wayland display (``wayland_display`` or ``$WAYLAND_DISPLAY``) gets wl-clipboard
+    (change-driven with ``wl-paste --watch``, polling where the compositor lacks data-control);
+    otherwise X11 (XFIXES events, polling without XFIXES). Raises :class:`ClipboardError` when
+    neither can run.
+    """
+    wl = wayland_display or (None if display else os.environ.get("WAYLAND_DISPLAY"))
+    problems: list[str] = []
+    if wl:
+        from wavry.platform.wlclipboard import WlClipboardSync
+
+        try:
+            return WlClipboardSync(
+                on_local_change,
+                wl,
+                runtime_dir,
+                max_bytes=max_bytes,
+                on_too_large=on_too_large,
+            ).start()
+        except ClipboardError as exc:
+            problems.append(f"Wayland: {exc}")
+    x = display or os.environ.get("DISPLAY")
+    if x:
+        try:
+            return ClipboardSync(
+                on_local_change, x, auth, max_bytes=max_bytes, on_too_large=on_too_large
+            ).start()
+        except (ClipboardError, XDisplayError, OSError) as exc:
+            problems.append(f"X11: {exc}")
+    raise ClipboardError("; ".join(problems) or "no display (neither WAYLAND_DISPLAY nor DISPLAY)")

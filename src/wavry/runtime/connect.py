@@ -15,6 +15,8 @@ from typing import Any
 
 from wavry.client.stats import ClientStats, frame_timing
 from wavry.files.transfer import (
+    CLIPBOARD_FILENAME,
+    DEFAULT_CLIPBOARD_MAX,
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_SHARE,
     FileReceiver,
@@ -23,18 +25,20 @@ from wavry.files.transfer import (
     Outgoing,
     Role,
     SenderState,
+    SpareCapacity,
     TransferError,
     default_download_dir,
     sha256_file,
 )
+from wavry.media.audio_session import ClientAudio
 from wavry.media.decode import DecodedFrame, Decoder, DecoderError, snapshot
 from wavry.media.encode import Codec
 from wavry.media.record import Recorder, RecorderError, default_record_dir
 from wavry.platform.clipboard import (
     ClipboardError,
-    ClipboardSync,
     clipboard_message,
     clipboard_text_budget,
+    open_clipboard,
     text_from_message,
 )
 from wavry.rift import events as ev
@@ -68,11 +72,21 @@ class ConnectOptions:
     file_out_dir: Path | None = None  # None: default_download_dir()
     file_share: float = DEFAULT_SHARE
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    file_spare: bool = True  # files may use spare path capacity beyond file_share
+    clipboard_max: int = DEFAULT_CLIPBOARD_MAX
     record: bool = False
     record_dir: Path | None = None  # None: default_record_dir()
+    audio: bool = True  # play the host's audio (--no-audio: False)
+    mic: bool = False  # --mic: send the default microphone to the host
+    hwdecode: str | None = None  # --hwdecode auto|cuda|vaapi|qsv…: hardware decode, else software
 
 
 FILE_TICK_S = 0.01
+# the host cutting the video bitrate is a congestion sign for client → host files: on a shared
+# CPU (loopback) or a shared link it is often the files' doing (docs/benchmarks.md shows video
+# on-time falling from 0.99 to 0.81 when it is ignored)
+FILE_BACKOFF_ON_BITRATE_CUT = True
+FILE_RTT_BACKOFF_MS = 50.0  # Ping RTT this far above its minimum: a congestion sign for files
 
 
 def _say(text: str) -> None:
@@ -87,14 +101,14 @@ class ClientRuntime:
         self.session = est.session
         self.stats = ClientStats()
         ack = est.ack
-        self.decoder = Decoder(_CODEC[ack.selected_codec])
+        self.decoder = Decoder(_CODEC[ack.selected_codec], hwaccel=opts.hwdecode)
         self.width, self.height = ack.stream_resolution.width, ack.stream_resolution.height
         self.window: Any = None
         self.last_frame: DecodedFrame | None = None
         self.stop = asyncio.Event()
         self.exit_message = ""
         self._since_report = 0
-        self.clipboard: ClipboardSync | None = None
+        self.clipboard: Any = None  # ClipboardSync | WlClipboardSync
         self._need_keyframe = False
         self._last_good_frame = 0
         self._rfi_at = 0.0
@@ -103,8 +117,16 @@ class ClientRuntime:
         )
         max_dgram = self.session.transport.config.max_datagram if self.session.transport else 1400
         self.files = FileTransfers(
-            Role.CLIENT, receiver, share=opts.file_share, max_datagram_size=max_dgram
+            Role.CLIENT,
+            receiver,
+            share=opts.file_share,
+            max_datagram_size=max_dgram,
+            spare=SpareCapacity(enabled=opts.file_spare),
         )
+        self._rate_drop_at = -1e9  # last congestion sign for file traffic (see file_loop)
+        self._min_rtt_ms = float("inf")
+        self._file_signs = {"bitrate cut": 0, "rtt": 0}  # congestion signs seen (progress lines)
+        self._drop_tasks: set[asyncio.Task[None]] = set()
         self.files_failed = 0
         self._offering = bool(opts.send_files)
         self._files_reported: set[int] = set()
@@ -114,7 +136,24 @@ class ClientRuntime:
             self.recorder = Recorder(
                 opts.record_dir or default_record_dir(),
                 on_file=lambda p: _say(f"recording saved: {p}"),
+                audio=opts.audio,
             )
+        self.audio = ClientAudio(_say, play=opts.audio, mic=opts.mic)
+
+    def send_mic(self, timestamp_us: int, packet: bytes) -> None:
+        """One Opus packet of our microphone to the host (priority lane)."""
+        audio = rift_pb2.AudioPacket(timestamp_us=timestamp_us, payload=packet)
+        with contextlib.suppress(RuntimeError):  # session re-establishing
+            self.conn.send(rift_pb2.Message(media=rift_pb2.MediaMessage(audio=audio)))
+
+    def _on_audio(self, packet: rift_pb2.AudioPacket) -> None:
+        self.audio.on_packet(packet.timestamp_us, packet.payload, self.session.clock_offset_s)
+        if self.recorder is not None:
+            try:
+                self.recorder.write_audio(packet.payload, timestamp_us=packet.timestamp_us)
+            except RecorderError as exc:
+                _say(f"recording stopped: {exc}")
+                self.recorder = None
 
     def _record(self, f: Any, decoded: DecodedFrame) -> None:
         if self.recorder is None:
@@ -162,10 +201,40 @@ class ClientRuntime:
                     self.session.send_message(o.message)
         self.conn.flush()
 
+    def send_dropped(self, path: Path) -> None:
+        """A file dropped on the window: offered to the host like a --send-file."""
+        task = asyncio.get_running_loop().create_task(self._offer_dropped(path))
+        self._drop_tasks.add(task)
+        task.add_done_callback(self._drop_tasks.discard)
+
+    async def _offer_dropped(self, path: Path) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            digest = await loop.run_in_executor(None, sha256_file, path)
+            sender, out = self.files.send_file(path, self.conn._clock(), digest)
+        except TransferError as exc:
+            _say(f"cannot send dropped file {path}: {exc}")
+            self.files_failed += 1
+            return
+        _say(f"offering {sender.name} ({sender.size} bytes) to the host (dropped on the window)")
+        self._send_files_out(out, self.conn._clock())
+
+    def transfer_lines(self) -> list[str]:
+        """Overlay lines for file transfers in progress."""
+        return [
+            f"sending {s.name}: {s.progress * 100:.0f} %"
+            for s in self.files.senders.values()
+            if not s.done and not s.is_clipboard
+        ]
+
     def _report_sender(self, s: FileSender) -> None:
         if s.file_id in self._files_reported:
             return
         self._files_reported.add(s.file_id)
+        if s.is_clipboard:
+            if s.state is not SenderState.COMPLETE:
+                _say(f"clipboard ({s.size} bytes) not synced: {s.message}")
+            return
         if s.state is SenderState.COMPLETE:
             _say(f"sent {s.name}: 100 %, host {s.message}")
         else:
@@ -178,21 +247,38 @@ class ClientRuntime:
             await asyncio.sleep(FILE_TICK_S)
             now = self.conn._clock()
             kbps = self.stats.bitrate_target_kbps or ack.initial_bitrate_kbps
-            out = self.files.poll(now, kbps)
+            # the client has no congestion controller of its own for the uplink: the host
+            # cutting the video bitrate or the Ping RTT growing (see _on_event), and chunk gaps
+            # (FileTransfers.poll) are the congestion signs for file data (docs/files.md)
+            clean = now - self._rate_drop_at >= 0.3
+            out = self.files.poll(now, kbps, clean)
             if out:
                 self._send_files_out(out, now)
             for s in self.files.senders.values():
                 if s.done:
                     self._report_sender(s)
+                elif s.is_clipboard:
+                    continue
                 elif s.state is SenderState.SENDING and now >= self._progress_at:
-                    _say(f"sending {s.name}: {s.progress * 100:.0f} % ({s.bytes_sent} bytes)")
+                    limit = (s.share * kbps + self.files.spare.kbps) / 8000  # MB/s
+                    _say(
+                        f"sending {s.name}: {s.progress * 100:.0f} % ({s.bytes_sent} bytes; "
+                        f"limit {limit:.1f} MB/s; {self.files.spare.backoffs} back-offs; signs: "
+                        f"{self._file_signs['bitrate cut']} bitrate cuts, "
+                        f"{self._file_signs['rtt']} RTT, {s.rewinds} gaps)"
+                    )
             if now >= self._progress_at:
                 self._progress_at = now + 1.0
             assert self.files.receiver is not None
             for _peer, text in self.files.receiver.take_notices():
                 _say(text)
             for r in self.files.receiver.take_results():
-                if r.ok:
+                if r.name == CLIPBOARD_FILENAME:
+                    if r.ok and r.text is not None and self.clipboard is not None:
+                        self.clipboard.set_remote_text(r.text)
+                    elif not r.ok:
+                        _say(f"clipboard from the host not applied: {r.message}")
+                elif r.ok:
                     _say(f"received {r.name} -> {r.path}")
                 else:
                     _say(f"file {r.name or '?'} from the host not saved: {r.message}")
@@ -219,27 +305,44 @@ class ClientRuntime:
         return clipboard_text_budget(ch.max_plaintext) if ch is not None else 0
 
     def start_clipboard(self) -> None:
-        """Sync the clipboard with the host when the client runs in an X session (window)."""
-        display = os.environ.get("DISPLAY")
-        if self.window is None or not display:
+        """Sync the clipboard with the host when the client runs with a window on a desktop:
+        wl-clipboard on Wayland (WAYLAND_DISPLAY), X11 selections otherwise."""
+        if self.window is None:
+            return
+        if not (os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")):
             return
         loop = asyncio.get_running_loop()
+        limit = self.opts.clipboard_max
 
-        def changed(text: str) -> None:  # on the clipboard's X thread
+        def changed(text: str) -> None:  # on the clipboard's thread
             loop.call_soon_threadsafe(self._send_clipboard, text)
 
+        def too_large(size: int) -> None:  # on the clipboard's thread
+            loop.call_soon_threadsafe(
+                _say,
+                f"clipboard: local copy of {size} bytes not synced: larger than the limit "
+                f"of {limit} bytes (--clipboard-max)",
+            )
+
         try:
-            self.clipboard = ClipboardSync(
-                changed, display, max_bytes=self._clipboard_budget() or 1024
-            ).start()
+            self.clipboard = open_clipboard(changed, max_bytes=limit, on_too_large=too_large)
         except (ClipboardError, OSError) as exc:
             _say(f"clipboard sync off: {exc}")
         else:
-            _say(f"clipboard sync on ({display})")
+            assert self.files.receiver is not None
+            self.files.receiver.clipboard_max = limit
+            _say(f"clipboard sync on ({self.clipboard.mode})")
 
     def _send_clipboard(self, text: str) -> None:
-        with contextlib.suppress(RuntimeError, ValueError):
-            self.conn.send(clipboard_message(text))
+        """One ClipboardMessage when the text fits a datagram (RIFT.md §1), else the file path
+        under the reserved name (docs/protocol-notes.md)."""
+        with contextlib.suppress(RuntimeError, ValueError, TransferError):
+            if len(text.encode("utf-8")) <= self._clipboard_budget():
+                self.conn.send(clipboard_message(text))
+                return
+            now = self.conn._clock()
+            _sender, out = self.files.send_clipboard(text, now)
+            self._send_files_out(out, now)
 
     def open_window(self) -> None:
         if self.opts.headless:
@@ -284,6 +387,7 @@ class ClientRuntime:
         self._need_keyframe = False
         self._last_good_frame = f.frame_id
         self.last_frame = decoded
+        self.audio.video_ts_us = f.timestamp_us  # for the A/V offset of the next audio packets
         self._record(f, decoded)
         if not present:
             self.stats.dropped += 1  # superseded by a newer frame in the same burst
@@ -364,10 +468,23 @@ class ClientRuntime:
     def _on_event(self, event: object) -> None:
         if isinstance(event, ev.PongReceived):
             self.stats.rtt_ms = event.rtt_s * 1000
+            self._min_rtt_ms = min(self._min_rtt_ms, self.stats.rtt_ms)
+            if self.stats.rtt_ms > self._min_rtt_ms + FILE_RTT_BACKOFF_MS:
+                self._rate_drop_at = self.conn._clock()  # a queue (or a busy host): files yield
+                self._file_signs["rtt"] += 1
         elif isinstance(event, RateChanged):
+            old = self.stats.bitrate_target_kbps
+            if old is not None and event.target_bitrate_kbps < 0.9 * old:
+                if FILE_BACKOFF_ON_BITRATE_CUT:
+                    self._rate_drop_at = self.conn._clock()
+                self._file_signs["bitrate cut"] += 1
             self.stats.bitrate_target_kbps = event.target_bitrate_kbps
         elif isinstance(event, ev.MessageReceived):
             if self._on_file_message(event.message):
+                return
+            media = event.message.media
+            if event.message.HasField("media") and media.HasField("audio"):
+                self._on_audio(media.audio)
                 return
             ctl = event.message.control
             if event.message.HasField("control") and ctl.HasField("clipboard"):
@@ -408,12 +525,14 @@ class ClientRuntime:
                     self.conn.send(rift_pb2.Message(input=e))
             if WindowAction.QUIT in batch.actions:
                 self.stop.set()
+            for dropped in batch.dropped_files:
+                self.send_dropped(Path(dropped))
             now = time.time()
             if self.window.overlay_visible and now >= overlay_at:
                 overlay_at = now + 0.25
                 self._refresh_counters()
                 self.stats.congestion_state = self._congestion_state()
-                self.window.set_overlay(self.stats.overlay_lines(now))
+                self.window.set_overlay(self.stats.overlay_lines(now) + self.transfer_lines())
             await asyncio.sleep(INPUT_POLL_S)
 
     def _congestion_state(self) -> str:
@@ -440,6 +559,9 @@ class ClientRuntime:
                 _say(f"recording not finished: {exc}")
             self.recorder = None
         summary = self.stats.summary()
+        self.audio.close()
+        summary["audio"] = self.audio.summary()
+        summary["decoder"] = self.decoder.describe()
         if self.opts.stats_json is not None:
             self.opts.stats_json.parent.mkdir(parents=True, exist_ok=True)
             self.opts.stats_json.write_text(json.dumps(summary, indent=2) + "\n")
@@ -476,6 +598,7 @@ async def run_connect(opts: ConnectOptions) -> tuple[dict[str, Any], str]:
         f"{ack.stream_resolution.height}@{ack.fps}, handshake {est.handshake_ms:.1f} ms"
     )
     rt = ClientRuntime(opts, est)
+    rt.audio.start(asyncio.get_running_loop(), rt.send_mic)
     if opts.monitor is not None:
         select = rift_pb2.SelectMonitor(monitor_id=opts.monitor)
         est.conn.send(rift_pb2.Message(control=rift_pb2.ControlMessage(select_monitor=select)))
@@ -507,6 +630,7 @@ async def run_connect(opts: ConnectOptions) -> tuple[dict[str, Any], str]:
                     rt.conn.send(rift_pb2.Message(input=e))
         if rt.files.receiver is not None:
             rt.files.receiver.close()
+        rt.audio.close()
         await est.conn.close("client closed")
     if rt.files_failed and not rt.exit_message:
         rt.exit_message = f"{rt.files_failed} file transfer(s) failed"

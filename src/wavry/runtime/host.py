@@ -8,12 +8,15 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from wavry.files.transfer import (
+    CLIPBOARD_FILENAME,
+    DEFAULT_CLIPBOARD_MAX,
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_SHARE,
     FileReceiver,
@@ -21,20 +24,24 @@ from wavry.files.transfer import (
     Outgoing,
     Role,
     SenderState,
+    SpareCapacity,
     TransferError,
     default_download_dir,
+    path_is_clean,
     sha256_file,
 )
+from wavry.media.audio_session import HostAudio, default_audio_spec
 from wavry.media.encode import EncodedFrame
 from wavry.media.record import Recorder, RecorderError, default_record_dir
 from wavry.media.types import Capture, CapturedFrame, CaptureError
 from wavry.net.addr import format_hostport
 from wavry.net.host import HostServer
+from wavry.platform.audio import AudioSpec
 from wavry.platform.clipboard import (
     ClipboardError,
-    ClipboardSync,
     clipboard_message,
     clipboard_text_budget,
+    open_clipboard,
     text_from_message,
 )
 from wavry.platform.gamepad_uinput import VirtualGamepads
@@ -83,8 +90,13 @@ class HostOptions:
     send_files: list[Path] = field(default_factory=list)
     file_share: float = DEFAULT_SHARE
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    file_spare: bool = True  # files may use spare path capacity beyond file_share
+    clipboard_max: int = DEFAULT_CLIPBOARD_MAX
     record: bool = False
     record_dir: Path | None = None  # None: default_record_dir()
+    audio: str | None = None  # --audio system|mic|source:NAME|app:NAME|off; None: system if a
+    # PipeWire/Pulse server answers, else off
+    audio_frame_ms: int = 10  # Opus frame: 5 or 10 ms
 
 
 FILE_TICK_S = 0.01
@@ -159,12 +171,13 @@ class HostRuntime:
         self.bound: tuple[str, int] | None = None
         self.on_message: Callable[[int, rift_pb2.Message], None] | None = None
         self.streamer: Streamer | None = None
+        self._announced_encoder: str | None = None
         self._stopping: asyncio.Future[None] | None = None
         self.viewers: set[int] = set()
         self.injector: InjectorSink | None = None
         self.gamepads: VirtualGamepads | None = None
         self._gamepad_note = False
-        self.clipboard: ClipboardSync | None = None
+        self.clipboard: Any = None  # ClipboardSync | WlClipboardSync
         self._latency: list[float] = []
         self._latency_log_at = 0.0
         self.file_receiver = FileReceiver(
@@ -183,6 +196,14 @@ class HostRuntime:
                 prefix="wavry-host",
                 on_file=lambda p: self.say(f"recording saved: {p}"),
             )
+        self.audio_note = ""
+        if opts.audio is None:
+            audio_spec, self.audio_note = default_audio_spec()
+        else:
+            audio_spec = AudioSpec.parse(opts.audio)
+        self.audio = HostAudio(audio_spec, self.say, frame_ms=opts.audio_frame_ms)
+        if self.recorder is not None:
+            self.recorder.audio = audio_spec.kind != "off"  # an Opus track next to the video
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -215,6 +236,10 @@ class HostRuntime:
             self.say(
                 f"  picture: {self.source.name} {w}x{h}@{self.opts.fps} ({self.source.reason})"
             )
+        if self.audio.spec.kind == "off":
+            self.say(f"  audio: off{f' ({self.audio_note})' if self.audio_note else ''}")
+        else:
+            self.say(f"  audio: {self.audio.spec} (captured while a client is connected)")
         if self.opts.pair:
             self.endpoint.issue_pairing_code(self.server._clock())
             self.server.flush()
@@ -238,6 +263,7 @@ class HostRuntime:
 
     def _start_stream(self, alias: int, ack: rift_pb2.HelloAck) -> None:
         self.viewers.add(alias)
+        self.audio.start(asyncio.get_running_loop(), self._send_audio)
         stopping = self._stopping
         if stopping is not None and not stopping.done():
             # the previous stream still releases the capture: start once it has
@@ -264,6 +290,9 @@ class HostRuntime:
             asyncio.get_running_loop(),
         )
         self.streamer.start()
+        if self.streamer.encoder_name is not None and self._announced_encoder is None:
+            self._announced_encoder = self.streamer.encoder_name
+            self.say(f"  video encoder: {self.streamer.encoder_name} (see `wavry doctor`)")
         if self.injector is None and self.source is not None:
             try:
                 self.injector = injector_for(self.source.name, self.capture, self.opts.display)
@@ -302,6 +331,11 @@ class HostRuntime:
     def _send_frame(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
         now = self.server._clock()
         self._record(frame, encoded)
+        # encode_us on the wire covers everything from the end of capture until the frame
+        # enters the transport (waiting for the encoder, encoding, the thread hand-off): the
+        # client's jitter buffer then sees network jitter only, not this host's scheduling
+        ready_us = time.time_ns() // 1000 - frame.capture_ts - frame.capture_us
+        encode_us = max(encoded.encode_us, ready_us)
         for alias in list(self.viewers):
             try:
                 self.endpoint.send_frame(
@@ -311,11 +345,35 @@ class HostRuntime:
                     keyframe=encoded.keyframe,
                     timestamp_us=frame.capture_ts,
                     capture_us=frame.capture_us,
-                    encode_us=encoded.encode_us,
+                    encode_us=encode_us,
                 )
             except KeyError:
                 self.viewers.discard(alias)
         self.server.flush()
+        streamer = self.streamer
+        if streamer is not None and self.viewers:
+            backlog = max(self.endpoint.media_backlog_s(a, now) for a in self.viewers)
+            if backlog > 0:
+                interval = 1 / max(1.0, streamer.encoder.fps)
+                streamer.set_send_backlog(time.monotonic() + backlog - 0.5 * interval)
+
+    def _send_audio(self, timestamp_us: int, packet: bytes) -> None:
+        """One Opus packet to every viewer on the priority lane (never behind video)."""
+        audio = rift_pb2.AudioPacket(timestamp_us=timestamp_us, payload=packet)
+        msg = rift_pb2.Message(media=rift_pb2.MediaMessage(audio=audio))
+        now = self.server._clock()
+        for alias in list(self.viewers):
+            try:
+                self.endpoint.send_message(alias, msg, now)
+            except KeyError:
+                self.viewers.discard(alias)
+        self.server.flush()
+        if self.recorder is not None:
+            try:
+                self.recorder.write_audio(packet, timestamp_us=timestamp_us)
+            except RecorderError as exc:
+                self.say(f"recording stopped: {exc}")
+                self.recorder = None
 
     def _stop_stream_if_idle(self) -> None:
         if self.viewers or self.streamer is None:
@@ -333,6 +391,7 @@ class HostRuntime:
             share=self.opts.file_share,
             max_datagram_size=self.endpoint.config.transport.max_datagram,
             peer=alias,
+            spare=SpareCapacity(enabled=self.opts.file_spare),
         )
         self.files[alias] = ft
         loop = asyncio.get_running_loop()
@@ -385,13 +444,22 @@ class HostRuntime:
                 s = self.endpoint.sessions.get(alias)
                 if s is None:
                     continue
-                out = ft.poll(now, s.transport.decision.target_bitrate_kbps)
+                tr = s.transport
+                clean = path_is_clean(tr.delta)
+                out = ft.poll(now, tr.decision.target_bitrate_kbps, clean)
                 if out:
                     self._send_file_messages(alias, out, now)
                     sent = True
                 for sender in ft.senders.values():
                     if sender.done and sender.file_id not in self._reported:
                         self._reported.add(sender.file_id)
+                        if sender.is_clipboard:
+                            if sender.state is not SenderState.COMPLETE:
+                                self.say(
+                                    f"session {alias:08x} clipboard ({sender.size} bytes) not "
+                                    f"synced: {sender.message}"
+                                )
+                            continue
                         verb = (
                             "sent" if sender.state is SenderState.COMPLETE else sender.state.value
                         )
@@ -400,7 +468,7 @@ class HostRuntime:
                 self._progress_at = now + 1.0
                 for alias, ft in self.files.items():
                     for sender in ft.senders.values():
-                        if sender.state is SenderState.SENDING:
+                        if sender.state is SenderState.SENDING and not sender.is_clipboard:
                             self.say(
                                 f"session {alias:08x} sending {sender.name}: "
                                 f"{sender.progress * 100:.0f} %"
@@ -408,7 +476,9 @@ class HostRuntime:
             for peer, text in self.file_receiver.take_notices():
                 self.say(f"session {peer:08x} {text}")
             for r in self.file_receiver.take_results():
-                if r.ok:
+                if r.name == CLIPBOARD_FILENAME:
+                    self._clipboard_file_result(r.peer, r.ok, r.text, r.message)
+                elif r.ok:
                     self.say(f"session {r.peer:08x} received {r.name} -> {r.path}")
                 else:
                     self.say(f"session {r.peer:08x} file {r.name or '?'} not saved: {r.message}")
@@ -424,7 +494,9 @@ class HostRuntime:
                 self._send_file_messages(alias, replies, now)
                 return
         kind = msg.WhichOneof("content")
-        if kind == "control":
+        if kind == "media" and msg.media.WhichOneof("content") == "audio":
+            self.audio.on_client_audio(alias, msg.media.audio.payload)  # the client's microphone
+        elif kind == "control":
             ctl = msg.control
             which = ctl.WhichOneof("content")
             if which == "select_monitor" and self.streamer is not None:
@@ -477,39 +549,73 @@ class HostRuntime:
     def _start_clipboard(self) -> None:
         if self.clipboard is not None or self.source is None or self.capture is None:
             return
-        if self.source.name not in ("x11", "virtual"):
+        if self.source.name not in ("x11", "virtual", "wayland"):
             return
+        wayland = None
         if self.source.name == "virtual":
             env = self.capture.env()  # type: ignore[attr-defined]
             display, auth = env["DISPLAY"], env.get("XAUTHORITY")
+        elif self.source.name == "wayland":
+            display, auth = None, None
+            wayland = os.environ.get("WAYLAND_DISPLAY")
         else:
             display, auth = self.opts.display or os.environ.get("DISPLAY"), None
         loop = asyncio.get_running_loop()
-        budget = clipboard_text_budget(self.endpoint.config.max_datagram - 34)
+        limit = self.opts.clipboard_max
+        self.file_receiver.clipboard_max = limit
 
-        def changed(text: str) -> None:  # on the clipboard's X thread
+        def changed(text: str) -> None:  # on the clipboard's thread
             loop.call_soon_threadsafe(self._send_clipboard, text)
 
+        def too_large(size: int) -> None:  # on the clipboard's thread
+            loop.call_soon_threadsafe(
+                self.say,
+                f"clipboard: local copy of {size} bytes not synced: larger than the limit "
+                f"of {limit} bytes (--clipboard-max)",
+            )
+
         try:
-            self.clipboard = ClipboardSync(
+            self.clipboard = open_clipboard(
                 changed,
-                display,
-                auth,
-                max_bytes=budget,
-            ).start()
+                display=display,
+                auth=auth,
+                wayland_display=wayland,
+                max_bytes=limit,
+                on_too_large=too_large,
+            )
         except (ClipboardError, OSError) as exc:
+            self.file_receiver.clipboard_max = 0
             self.say(f"  clipboard sync off: {exc}")
         else:
-            self.say(f"  clipboard sync on ({display})")
+            where = display or wayland
+            self.say(f"  clipboard sync on ({where}, {self.clipboard.mode})")
 
     def _send_clipboard(self, text: str) -> None:
-        msg = clipboard_message(text)
+        """A local copy: one ClipboardMessage when it fits a datagram (RIFT.md §1), else the
+        file-transfer path under the reserved name (docs/protocol-notes.md)."""
+        size = len(text.encode("utf-8"))
+        now = self.server._clock()
         for alias in list(self.viewers):
             try:
-                self.endpoint.send_message(alias, msg, self.server._clock())
-            except (KeyError, ValueError):
+                if size <= self._clipboard_budget(alias):
+                    self.endpoint.send_message(alias, clipboard_message(text), now)
+                    continue
+                ft = self.files.get(alias)
+                if ft is None:
+                    continue
+                _sender, out = ft.send_clipboard(text, now)
+                self._send_file_messages(alias, out, now)
+            except (KeyError, ValueError, TransferError):
                 continue
         self.server.flush()
+
+    def _clipboard_file_result(self, alias: int, ok: bool, text: str | None, why: str) -> None:
+        """Large clipboard text that arrived over the file path (never written to disk)."""
+        if not ok or text is None:
+            self.say(f"session {alias:08x} clipboard from the client not applied: {why}")
+            return
+        if self.clipboard is not None:
+            self.clipboard.set_remote_text(text)
 
     def _on_transport(self, event: ev.ClientTransportEvent) -> None:
         e, streamer = event.event, self.streamer
@@ -558,6 +664,9 @@ class HostRuntime:
                 f"session {event.alias:08x} ended: {event.reason.name.lower()} ({event.message})"
             )
             self.viewers.discard(event.alias)
+            self.audio.client_gone(event.alias)
+            if not self.viewers:
+                self.audio.stop()
             # RIFT.md §4: nothing the client held stays pressed after its session ends
             if self.injector is not None:
                 self.injector.release_all()
@@ -587,6 +696,7 @@ class HostRuntime:
             self.clipboard.close()
             self.clipboard = None
         self.viewers.clear()
+        await asyncio.get_running_loop().run_in_executor(None, self.audio.close)
         if self._stopping is not None:
             await self._stopping
         if self.streamer is not None:
