@@ -229,11 +229,9 @@ def probe_audio() -> list[ProbeResult]:
 def probe_clipboard(display: str | None = None) -> ProbeResult:
     name = "clipboard"
     if os.environ.get("WAYLAND_DISPLAY") and not (display or os.environ.get("DISPLAY")):
-        if shutil.which("wl-copy") and shutil.which("wl-paste"):
-            return ProbeResult(name, True, "wl-clipboard (wl-copy/wl-paste) on Wayland")
-        return ProbeResult(
-            name, False, "Wayland session without wl-clipboard", "apt install wl-clipboard"
-        )
+        from wavry.platform import wlclipboard
+
+        return wlclipboard.probe()  # change-driven (data-control) or polling, and why
     dname = display or os.environ.get("DISPLAY")
     if not dname:
         return ProbeResult(
