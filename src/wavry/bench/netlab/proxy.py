@@ -8,6 +8,7 @@ import contextlib
 import heapq
 import itertools
 import math
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -315,7 +316,7 @@ class ImpairmentProxy:
             # hand-written spin: no event loop offers sub-millisecond timers
             due = self._heap[0][0]
             while time.monotonic() < due - _SLACK and due - time.monotonic() <= 2 * _EARLY:
-                pass
+                os.sched_yield()  # spin, but let the processes under test run first
         self._run_due()
 
     def _run_due(self) -> None:
