@@ -52,7 +52,12 @@ def build_state(settings: GatewaySettings) -> GatewayState:
         settings=settings,
         engine=engine,
         db=sessionmaker(engine),
-        passwords=Passwords(settings.argon2_concurrency),
+        passwords=Passwords(
+            settings.argon2_concurrency,
+            executor=settings.argon2_executor,
+            nice=settings.argon2_nice,
+            queue=settings.argon2_queue,
+        ),
         totp=TotpBox(load_totp_key(settings)),
         signer=LeaseSigner(key),
         metrics=Metrics(),
@@ -104,6 +109,7 @@ async def startup(state: GatewayState) -> asyncio.DatagramTransport | None:
     state.stun_transport = transport
     state.stun_addr = tuple(transport.get_extra_info("sockname"))
     await state.relays.listing()
+    await state.passwords.warm_up()
     return transport
 
 
@@ -128,9 +134,25 @@ async def _loop_lag(state: GatewayState, period: float = 0.02) -> None:
         state.metrics.loop_lag.observe(max(0.0, loop.time() - start - period))
 
 
+def raise_fd_limit() -> int:
+    """Raise the soft open-files limit to the hard one (each signaling socket is a file)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = max(soft, 1 << 20)
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except (ImportError, OSError, ValueError):
+        return -1
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     """Build the gateway app; the lifespan connects, migrates and starts STUN."""
     settings.validate_all()
+    raise_fd_limit()
     Path(settings.base_dir()).mkdir(parents=True, exist_ok=True)
     state = build_state(settings)
 

@@ -57,6 +57,9 @@ class GatewaySettings(BaseSettings):
     ws_msg_burst: float = Field(default=200.0, gt=0)
     heartbeat_interval_ms: int = Field(default=5000, ge=100)
     argon2_concurrency: int = Field(default=2, ge=1)
+    argon2_executor: str = "process"  # "process" (niced worker processes) or "thread"
+    argon2_nice: int = Field(default=10, ge=0, le=19)  # niceness of the worker processes
+    argon2_queue: int = Field(default=64, ge=0)  # waiting beyond the running ones, then 503
     log_json: bool = False
     log_level: str = "info"
 
@@ -85,6 +88,8 @@ class GatewaySettings(BaseSettings):
             )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("--redis-url: expected redis://HOST:PORT[/DB]")
+        if self.argon2_executor not in ("process", "thread"):
+            raise ConfigError("WAVRY_GATEWAY_ARGON2_EXECUTOR must be 'process' or 'thread'")
         if self.admin_token and len(self.admin_token) < 32:
             raise ConfigError("--admin-token must be at least 32 characters")
         if self.relay_token and len(self.relay_token) < 16:

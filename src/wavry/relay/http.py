@@ -86,6 +86,13 @@ def render_relay_metrics(server: Any) -> str:
     w.single(p + "lease_renewals_total", "counter", "Accepted LEASE_RENEW.", st.renewals)
     w.single(p + "rebinds_total", "counter", "Role bindings moved to a new address.", st.rebinds)
     w.single(p + "sessions_created_total", "counter", "Sessions created.", st.sessions_created)
+    w.single(
+        p + "gro_runs_total",
+        "counter",
+        "Coalesced runs (UDP_GRO) checked once and forwarded whole.",
+        st.gro_runs,
+    )
+    w.single(p + "gso_sends_total", "counter", "UDP_SEGMENT sendmsg calls.", st.gso_sends)
     w.family(
         p + "sessions_ended_total",
         "counter",
