@@ -75,7 +75,7 @@ class DeltaTunables:
     min_bitrate_kbps: int = 500
     max_bitrate_kbps: int = 80_000
     # queueing delay (one-way delay above its windowed minimum)
-    queue_delay_budget_ms: float = 8.0
+    queue_delay_budget_ms: float = 7.0
     base_delay_window_s: float = 10.0
     #: the standing queue is the lowest queueing delay over the last max(this, 1.2 frame
     #: intervals) of a feedback batch, so the pacer's intra-frame bursts are not counted.
@@ -96,7 +96,7 @@ class DeltaTunables:
     #: short, so a decrease right after a capacity drop sees the new delivery rate
     delivery_rate_window_s: float = 0.15
     # increase: a step of rate × fraction × dt × headroom, headroom = 1 - queue / budget
-    increase_fraction_per_s: float = 0.5
+    increase_fraction_per_s: float = 0.65
     near_increase_fraction_per_s: float = 0.1
     #: "near" = from (1 - near_band_below) to (1 + near_band_above) × the rate at the last
     #: congestion; past the upper edge the capacity has probably grown: fast increase again

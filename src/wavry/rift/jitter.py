@@ -31,7 +31,7 @@ class JitterBufferConfig:
     max_delay_ms: float = 10.0
     clean_threshold_ms: float = 2.5
     jitter_window_s: float = 2.0
-    percentile: float = 0.95
+    percentile: float = 0.9
     shrink_ms_per_s: float = 2.0
     base_window_s: float = 10.0
 

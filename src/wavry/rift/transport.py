@@ -47,8 +47,11 @@ CLEAN_HOLD_S = 3.0
 # Keyframes (and bulk data) are never paced faster than PACE_CAP_HEADROOM × max(capacity
 # estimate, send rate) once DELTA has measured the path's capacity at a standing queue: a
 # keyframe then leaves at about the link's rate instead of overflowing its queue. Ordinary
-# frames keep the normal pacing (half a frame interval): their burst is a few ms of queue.
+# frames are paced at no more than PACE_FRAME_CAP × that capacity: their burst then queues at
+# most a third of their own duration at the bottleneck, and they still leave well within a
+# frame interval at the target bitrate.
 PACE_CAP_HEADROOM = 0.95
+PACE_FRAME_CAP = 1.25
 # After a keyframe, requests for one (ReferenceInvalidation) that it already answers are ignored
 # for its pacing time + this many RTTs (at least KEYFRAME_GUARD_MIN_S).
 KEYFRAME_GUARD_RTTS = 2.0
@@ -442,7 +445,8 @@ class MediaTransport:
         if capacity is None:
             self.pacer.set_rate_cap(None)
         else:
-            self.pacer.set_rate_cap(PACE_CAP_HEADROOM * max(capacity, d.send_rate_kbps))
+            capacity = max(capacity, d.send_rate_kbps)
+            self.pacer.set_rate_cap(PACE_CAP_HEADROOM * capacity, PACE_FRAME_CAP * capacity)
         if self.config.fec and d.fec_ratio > 0:
             p = fec_params_for_ratio(
                 d.fec_ratio, self.config.expected_burst, self.config.max_group_shards
