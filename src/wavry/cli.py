@@ -166,6 +166,14 @@ def host(
     size: Annotated[str, typer.Option(help="Size of the synthetic source")] = "1280x720",
     codec: Annotated[CodecName, typer.Option(help="Preferred codec")] = CodecName.h264,
     bitrate: Annotated[int, typer.Option(min=200, max=500_000, help="Start bitrate kbit/s")] = 8000,
+    max_bitrate: Annotated[
+        int | None,
+        typer.Option(
+            min=200,
+            max=1_000_000,
+            help="Highest bitrate DELTA may raise to, kbit/s (default: 2 × --bitrate)",
+        ),
+    ] = None,
     fps: Annotated[int, typer.Option(min=1, max=240)] = 60,
     send_file: Annotated[
         list[Path] | None,
@@ -233,6 +241,7 @@ def host(
         source=source.value if source else None,
         codec=codec.value,
         bitrate_kbps=bitrate,
+        max_bitrate_kbps=max_bitrate,
         fps=fps,
         width=syn[0],
         height=syn[1],

@@ -610,8 +610,13 @@ def table_rows(doc: dict[str, Any]) -> list[list[str]]:
         if "skipped" in a or "error" in a:
             out.append(["audio", "skipped", str(a.get("skipped") or a.get("error"))[:60]])
         else:
-            shown = {k: v for k, v in a.items() if k != "name" and not isinstance(v, dict | list)}
-            out.append(["audio", json.dumps(shown)[:80], ""])
+            w, base = a.get("wavry") or {}, a.get("baseline") or {}
+            out.append([
+                f"audio host out -> client out p50/p95 ({a.get('frame_ms')} ms frames)",
+                f"{_f(w.get('p50_ms'))}/{_f(w.get('p95_ms'))} ms ({w.get('count')} bursts)",
+                f"PipeWire alone: {_f(base.get('p50_ms'))}/{_f(base.get('p95_ms'))} ms; "
+                f"target p50 <= {_f(a.get('target_p50_ms'))} ms",
+            ])  # fmt: skip
     return out
 
 

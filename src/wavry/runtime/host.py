@@ -79,6 +79,7 @@ class HostOptions:
     source: str | None = None  # synthetic | x11 | wayland | virtual; None = detect
     codec: str = "h264"
     bitrate_kbps: int = 8000
+    max_bitrate_kbps: int | None = None  # DELTA's ceiling; None = 2 × bitrate_kbps
     fps: int = 60
     width: int = 1280  # synthetic source size
     height: int = 720
@@ -162,7 +163,7 @@ class HostRuntime:
         config.transport.initial_bitrate_kbps = opts.bitrate_kbps
         # DELTA may raise the bitrate when the path allows, up to a ceiling that still makes
         # sense for the picture (more only costs encode/decode time and latency).
-        config.transport.max_bitrate_kbps = 2 * opts.bitrate_kbps
+        config.transport.max_bitrate_kbps = opts.max_bitrate_kbps or 2 * opts.bitrate_kbps
         config.transport.fps = opts.fps
         self.endpoint = HostEndpoint(self.identity, config, trusted=self.trusted.ids())
         if self.capture is not None:
