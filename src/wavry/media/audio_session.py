@@ -290,6 +290,18 @@ class ClientAudio:
         if self._loop is not None:
             _post(self._loop, self.say, f"audio playback stopped: {message}; video continues")
 
+    def overlay_lines(self) -> list[str]:
+        """The stats-overlay line: A/V offset of the latest audio (audio timestamp minus the
+        latest presented frame's, both host clock), its arrival delay, and playback trouble."""
+        if not self.play or not self.packets:
+            return []
+        if self.error:
+            return [f"audio: stopped ({self.error[:40]})"]
+        av = f"A/V {self.av_offsets[-1]:+.0f} ms" if self.av_offsets else "A/V -"
+        arrival = f", arrives {self.arrival_ms[-1]:.0f} ms" if self.arrival_ms else ""
+        drops = self.player.stats.dropped_packets if self.player is not None else 0
+        return [f"audio: {av}{arrival}, drops {drops}"]
+
     def summary(self) -> dict[str, Any]:
         p = self.player.stats if self.player is not None else None
         buf = p.buffer_ms_samples if p is not None else []

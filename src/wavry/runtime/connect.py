@@ -532,7 +532,8 @@ class ClientRuntime:
                 overlay_at = now + 0.25
                 self._refresh_counters()
                 self.stats.congestion_state = self._congestion_state()
-                self.window.set_overlay(self.stats.overlay_lines(now) + self.transfer_lines())
+                lines = self.stats.overlay_lines(now) + self.audio.overlay_lines()
+                self.window.set_overlay(lines + self.transfer_lines())
             await asyncio.sleep(INPUT_POLL_S)
 
     def _congestion_state(self) -> str:
