@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from wavry.bench.report import machine_facts, print_table
+from wavry.client.stats import percentile
 
 WAVRY = [sys.executable, "-m", "wavry"]
 FILE_TARGET_S = 120.0
@@ -76,13 +77,8 @@ def _free_udp_port() -> int:
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return round(s[lo] + (s[hi] - s[lo]) * (k - lo), 3)
+    p = percentile(values, q)
+    return None if p is None else round(p, 3)
 
 
 def make_random_file(path: Path, size: int) -> str:

@@ -42,6 +42,7 @@ from typing import Annotated, Any
 import typer
 
 from wavry.bench.report import machine_facts, print_table
+from wavry.client.stats import percentile
 from wavry.media.decode import Decoder
 from wavry.media.encode import Encoder
 from wavry.media.marker import read_marker
@@ -66,13 +67,7 @@ TARGET_CLIENT_CORES = 0.5
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+    return percentile(values, q)
 
 
 @dataclass

@@ -423,17 +423,8 @@ class RelayServer(asyncio.DatagramProtocol):
         if not self._check_alive(s, self.clock(), mono):
             stats.dropped["unknown_session"] += count
             return
-        client = s.bindings.get(Role.CLIENT)
-        host = s.bindings.get(Role.HOST)
-        if client is not None and client.addr == addr:
-            dest = host
-        elif host is not None and host.addr == addr:
-            dest = client
-        else:
-            stats.dropped["unbound_source"] += count
-            return
+        dest = self._peer_of(s, addr, count)
         if dest is None:
-            stats.dropped["no_peer"] += count
             return
         bucket = s.bucket
         if bucket is not None and not bucket.take(mono, n):
@@ -527,6 +518,19 @@ class RelayServer(asyncio.DatagramProtocol):
         if len(data) == HEADER_LEN:
             stats.dropped["malformed"] += 1
             return
+        dest = self._peer_of(s, addr, 1)
+        if dest is None:
+            return
+        if s.bucket is not None and not s.bucket.take(mono, len(data)):
+            stats.dropped["bitrate"] += 1
+            return
+        s.last_activity = mono
+        self._send(data, dest.addr, "forward")
+
+    def _peer_of(self, s: _Session, addr: Addr, count: int) -> _Binding | None:
+        """The binding FORWARD from ``addr`` goes to: the other role's. None (the ``count``
+        datagrams counted as dropped) if ``addr`` is bound to neither role or the peer is not
+        bound yet."""
         client = s.bindings.get(Role.CLIENT)
         host = s.bindings.get(Role.HOST)
         if client is not None and client.addr == addr:
@@ -534,16 +538,11 @@ class RelayServer(asyncio.DatagramProtocol):
         elif host is not None and host.addr == addr:
             dest = client
         else:
-            stats.dropped["unbound_source"] += 1
-            return
+            self.stats.dropped["unbound_source"] += count
+            return None
         if dest is None:
-            stats.dropped["no_peer"] += 1
-            return
-        if s.bucket is not None and not s.bucket.take(mono, len(data)):
-            stats.dropped["bitrate"] += 1
-            return
-        s.last_activity = mono
-        self._send(data, dest.addr, "forward")
+            self.stats.dropped["no_peer"] += count
+        return dest
 
     def _send(self, data: bytes, addr: Addr, what: str) -> None:
         g = self._gro
