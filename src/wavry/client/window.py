@@ -3,7 +3,8 @@
 The GPU (or SDL's software renderer) converts colour: frames are uploaded as I420 planes.
 Frames are presented as soon as they are decoded; vsync only when asked for.
 Hotkeys (Ctrl+Alt+Shift + key, as in Moonlight): S stats overlay, X fullscreen, Z pointer lock
-(relative mouse for games), Q quit. Hotkeys are never sent to the host.
+(relative mouse for games), P pause/resume outgoing file transfers, C cancel them, Q quit.
+Hotkeys are never sent to the host.
 Files dropped on the window (SDL_DROPFILE) are reported in ``InputBatch.dropped_files``; the
 client sends them to the host like ``--send-file``.
 """
@@ -50,6 +51,8 @@ class WindowAction(Enum):
     TOGGLE_OVERLAY = "toggle_overlay"
     TOGGLE_FULLSCREEN = "toggle_fullscreen"
     TOGGLE_POINTER_LOCK = "toggle_pointer_lock"
+    TOGGLE_FILE_PAUSE = "toggle_file_pause"
+    CANCEL_FILES = "cancel_files"
 
 
 _HOTKEYS = {
@@ -57,6 +60,8 @@ _HOTKEYS = {
     sdl2.SDL_SCANCODE_X: WindowAction.TOGGLE_FULLSCREEN,
     sdl2.SDL_SCANCODE_Z: WindowAction.TOGGLE_POINTER_LOCK,
     sdl2.SDL_SCANCODE_Q: WindowAction.QUIT,
+    sdl2.SDL_SCANCODE_P: WindowAction.TOGGLE_FILE_PAUSE,
+    sdl2.SDL_SCANCODE_C: WindowAction.CANCEL_FILES,
 }
 
 

@@ -219,6 +219,34 @@ class ClientRuntime:
         _say(f"offering {sender.name} ({sender.size} bytes) to the host (dropped on the window)")
         self._send_files_out(out, self.conn._clock())
 
+    def toggle_file_pause(self) -> None:
+        """Pause every outgoing transfer that is sending; if none is, resume the paused ones."""
+        now = self.conn._clock()
+        active = [s for s in self.files.senders.values() if s.state is SenderState.SENDING]
+        out: list[Outgoing] = []
+        if active:
+            for s in active:
+                out += s.pause()
+            _say(f"paused {len(active)} file transfer(s) (Ctrl+Alt+Shift+P resumes)")
+        else:
+            paused = [s for s in self.files.senders.values() if s.state is SenderState.PAUSED]
+            for s in paused:
+                out += s.resume(now)
+            if paused:
+                _say(f"resumed {len(paused)} file transfer(s)")
+        self._send_files_out(out, now)
+
+    def cancel_files(self) -> None:
+        """Cancel every outgoing transfer that has not finished (the host drops the .part)."""
+        now = self.conn._clock()
+        out: list[Outgoing] = []
+        cancelled = [s for s in self.files.senders.values() if not s.done]
+        for s in cancelled:
+            out += s.cancel("cancelled by the user")
+        if cancelled:
+            _say(f"cancelled {len(cancelled)} file transfer(s)")
+        self._send_files_out(out, now)
+
     def transfer_lines(self) -> list[str]:
         """Overlay lines for file transfers in progress."""
         return [
@@ -525,6 +553,10 @@ class ClientRuntime:
                     self.conn.send(rift_pb2.Message(input=e))
             if WindowAction.QUIT in batch.actions:
                 self.stop.set()
+            if WindowAction.TOGGLE_FILE_PAUSE in batch.actions:
+                self.toggle_file_pause()
+            if WindowAction.CANCEL_FILES in batch.actions:
+                self.cancel_files()
             for dropped in batch.dropped_files:
                 self.send_dropped(Path(dropped))
             now = time.time()
