@@ -83,6 +83,28 @@ def _addr(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
         fail(str(exc), 2)
 
 
+# Options `wavry host` and `wavry connect` share (one definition each).
+FileShareOpt = Annotated[
+    float, typer.Option(min=0.01, max=1.0, help="File transfer share of the video bitrate")
+]
+FileSpareOpt = Annotated[
+    bool,
+    typer.Option(
+        "--file-spare/--no-file-spare",
+        help="Let files use spare path capacity beyond --file-share (docs/files.md)",
+    ),
+]
+ClipboardMaxOpt = Annotated[
+    int, typer.Option(min=0, help="Largest clipboard text synced, in bytes")
+]
+RecordOpt = Annotated[
+    bool, typer.Option("--record", help="Record the stream to MP4 (no re-encoding)")
+]
+RecordDirOpt = Annotated[
+    Path | None, typer.Option(help="Where recordings go (default: ~/Videos/wavry)")
+]
+
+
 @app.command()
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
@@ -185,28 +207,14 @@ def host(
         Path | None,
         typer.Option(help="Where files from clients land (default: ~/Downloads/wavry)"),
     ] = None,
-    file_share: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="File transfer share of the video bitrate")
-    ] = 0.15,
+    file_share: FileShareOpt = 0.15,
     max_file_size: Annotated[
         int, typer.Option(min=0, help="Largest file accepted from a client, in bytes")
     ] = 4 * 1024**3,
-    file_spare: Annotated[
-        bool,
-        typer.Option(
-            "--file-spare/--no-file-spare",
-            help="Let files use spare path capacity beyond --file-share (docs/files.md)",
-        ),
-    ] = True,
-    clipboard_max: Annotated[
-        int, typer.Option(min=0, help="Largest clipboard text synced, in bytes")
-    ] = 1 << 20,
-    record: Annotated[
-        bool, typer.Option("--record", help="Record the stream to MP4 (no re-encoding)")
-    ] = False,
-    record_dir: Annotated[
-        Path | None, typer.Option(help="Where recordings go (default: ~/Videos/wavry)")
-    ] = None,
+    file_spare: FileSpareOpt = True,
+    clipboard_max: ClipboardMaxOpt = 1 << 20,
+    record: RecordOpt = False,
+    record_dir: RecordDirOpt = None,
     audio: Annotated[
         str | None,
         typer.Option(
@@ -298,28 +306,14 @@ def connect(
         Path | None,
         typer.Option(help="Where files from the host land (default: ~/Downloads/wavry)"),
     ] = None,
-    file_share: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="File transfer share of the video bitrate")
-    ] = 0.15,
+    file_share: FileShareOpt = 0.15,
     max_file_size: Annotated[
         int, typer.Option(min=0, help="Largest file accepted from the host, in bytes")
     ] = 4 * 1024**3,
-    file_spare: Annotated[
-        bool,
-        typer.Option(
-            "--file-spare/--no-file-spare",
-            help="Let files use spare path capacity beyond --file-share (docs/files.md)",
-        ),
-    ] = True,
-    clipboard_max: Annotated[
-        int, typer.Option(min=0, help="Largest clipboard text synced, in bytes")
-    ] = 1 << 20,
-    record: Annotated[
-        bool, typer.Option("--record", help="Record the stream to MP4 (no re-encoding)")
-    ] = False,
-    record_dir: Annotated[
-        Path | None, typer.Option(help="Where recordings go (default: ~/Videos/wavry)")
-    ] = None,
+    file_spare: FileSpareOpt = True,
+    clipboard_max: ClipboardMaxOpt = 1 << 20,
+    record: RecordOpt = False,
+    record_dir: RecordDirOpt = None,
     no_audio: Annotated[
         bool, typer.Option("--no-audio", help="Do not play the host's audio")
     ] = False,
