@@ -43,12 +43,16 @@ def play(
 
 
 def stream(
-    seconds: float, jitter_s: float = 0.0, seed: int = 7, start: float = 0.0
+    seconds: float,
+    jitter_s: float = 0.0,
+    seed: int = 7,
+    start: float = 0.0,
+    frame: float = FRAME,
 ) -> list[tuple[float, float]]:
     rng = random.Random(seed)
     out = []
-    for i in range(round(seconds / FRAME)):
-        ts = start + i * FRAME
+    for i in range(round(seconds / frame)):
+        ts = start + i * frame
         out.append((ts, ts + OFFSET + 0.030 + rng.uniform(0.0, jitter_s)))
     return out
 
@@ -81,10 +85,10 @@ def test_heavy_jitter_is_capped_at_10ms() -> None:
     assert len(released) + buffer.dropped_late == len(frames)
 
 
-def test_moderate_jitter_sets_the_delay_to_its_95th_percentile() -> None:
+def test_moderate_jitter_sets_the_delay_to_its_90th_percentile() -> None:
     buffer: JitterBuffer[float] = JitterBuffer()
-    released, _, delays = play(buffer, stream(4.0, jitter_s=0.004))
-    assert 3.3 <= delays[-1] <= 4.0
+    released, _, delays = play(buffer, stream(4.0, jitter_s=0.008))
+    assert 6.6 <= delays[-1] <= 8.0
     assert buffer.dropped_late == 0
     assert len(released) == len(delays)
 
@@ -151,3 +155,24 @@ def test_in_order_mode_never_drops_or_reorders() -> None:
     out += buffer.pop_ready(t + 1.0)
     assert out == [0, 1, 2, 3, 4]
     assert buffer.dropped_late == 0
+
+
+def test_jitter_under_a_quarter_frame_interval_is_clean() -> None:
+    """3 ms of jitter is invisible at 60 fps (a quarter frame is 4.2 ms): no delay. At 240 fps
+    the same jitter is most of a frame interval, and the buffer absorbs it."""
+    at_60: JitterBuffer[float] = JitterBuffer()
+    _, _, delays = play(at_60, stream(3.0, jitter_s=0.003))
+    assert at_60.frame_interval_s == pytest.approx(FRAME)
+    assert max(delays) == 0.0
+    at_240: JitterBuffer[float] = JitterBuffer()
+    _, _, delays_240 = play(at_240, stream(3.0, jitter_s=0.003, frame=1 / 240))
+    assert at_240.frame_interval_s == pytest.approx(1 / 240)
+    assert 2.5 <= delays_240[-1] <= 3.0
+
+
+def test_clean_threshold_never_falls_below_the_configured_floor() -> None:
+    buffer: JitterBuffer[float] = JitterBuffer(JitterBufferConfig(clean_interval_fraction=0.0))
+    assert buffer.frame_interval_s is None
+    assert buffer.clean_threshold_s == pytest.approx(0.0025)
+    with pytest.raises(ValueError):
+        JitterBufferConfig(clean_interval_fraction=1.5)

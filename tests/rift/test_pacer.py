@@ -160,3 +160,31 @@ def test_backlog_is_zero_when_idle_and_rejects_bad_caps() -> None:
         pacer.set_rate_cap(0)
     with pytest.raises(ValueError):
         pacer.set_rate_cap(1000, -1)
+
+
+def test_clean_path_sends_a_whole_frame_at_once() -> None:
+    """On a clean path the bucket holds a whole ordinary frame (one GSO batch, no timer waits);
+    leaving the clean path restores the 4-datagram burst at once."""
+    pacer = Pacer(bitrate_kbps=8000, fps=60)
+    pacer.set_clean_path(0.03)
+    pacer.pop_ready(0.0)
+    pacer.enqueue(frame(20), 0.02)  # 24 kB after 20 ms idle: 2.5 MB/s refilled 50 kB
+    assert len(pacer.pop_ready(0.02)) == 20
+    pacer.enqueue(frame(20, tag=1), 0.04)
+    assert len(pacer.pop_ready(0.04)) == 20
+    pacer.set_clean_path(None)
+    pacer.enqueue(frame(20, tag=2), 0.06)
+    assert len(pacer.pop_ready(0.06)) == 4  # normal pacing spreads the rest
+    rest = run_until_empty(pacer)
+    assert len(rest) == 16
+    assert rest[-1][0] <= 0.06 + 0.5 / 60 + 1e-9
+
+
+def test_clean_burst_is_still_bounded_by_the_refill() -> None:
+    pacer = Pacer(PacerConfig(clean_burst_bytes=6000), bitrate_kbps=8000, fps=60)
+    pacer.set_clean_path(0.03)
+    pacer.pop_ready(0.0)
+    pacer.enqueue(frame(20), 1.0)  # after a long idle the bucket is full: 6000 B
+    assert len(pacer.pop_ready(1.0)) == 5
+    with pytest.raises(ValueError):
+        PacerConfig(clean_burst_bytes=-1)

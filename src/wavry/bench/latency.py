@@ -47,6 +47,7 @@ from wavry.media.decode import Decoder
 from wavry.media.encode import Encoder
 from wavry.media.marker import read_marker
 from wavry.media.synthetic import SyntheticCapture
+from wavry.net.loop import run as run_loop
 
 __all__ = [
     "DEFAULT_RESOLUTIONS",
@@ -397,9 +398,8 @@ def _run_wavry(
         host = _HostProcess(w, h, fps, kbps, Path(tmp) / "host")
         try:
             addr = host.wait_bound()
-            out, col = asyncio.run(
-                _wavry_client(host, addr, Path(tmp) / "client", warmup_s, seconds)
-            )
+            # the product's event loop (uvloop, as `wavry connect` runs)
+            out, col = run_loop(_wavry_client(host, addr, Path(tmp) / "client", warmup_s, seconds))
         finally:
             host.stop()
     return out, col.latencies_ms
@@ -589,7 +589,8 @@ def run_latency_bench(
     With ``json_file`` the JSON and a CDF plot (same stem, ``.png``) are written."""
     resolutions = resolutions or DEFAULT_RESOLUTIONS
     seconds = seconds if seconds is not None else (5.0 if quick else 20.0)
-    warmup_s = warmup_s if warmup_s is not None else (1.0 if quick else 2.0)
+    # steady state: a new session's path proves clean after 1 s (transport.CLEAN_START_S)
+    warmup_s = warmup_s if warmup_s is not None else 2.0
     load0 = os.getloadavg()
     res_out: list[dict[str, Any]] = []
     cdfs: dict[str, list[float]] = {}

@@ -5,10 +5,15 @@ on the sender clock; only differences of transit times are used, so the clock of
 
 Policy: each frame's *lateness* is its transit time (arrival - sender timestamp) minus the
 smallest transit time seen over `base_window_s`. The target delay is the `percentile` of the
-lateness over the last `jitter_window_s`, 0 when that is below `clean_threshold_ms` (a clean path
-adds no delay at all) and never above `max_delay_ms`. It rises at once and falls back by
-`shrink_ms_per_s`. A frame is released at `sender_timestamp + base transit + target` or on
-arrival if that moment has passed; frames are released in sender-timestamp order and a frame
+lateness over the last `jitter_window_s`, 0 when that is below the clean threshold (a clean path
+adds no delay at all) and never above `max_delay_ms`. The clean threshold is the larger of
+`clean_threshold_ms` and `clean_interval_fraction` of the frame interval (the median gap between
+sender timestamps): jitter of a quarter frame is invisible — a display shows frames on its own
+refresh grid anyway — while holding every frame for it costs latency on every frame, and on a
+busy host or client (two processes sharing two cores) scheduling alone reaches a few ms.
+The target rises at once and falls back by `shrink_ms_per_s`. A frame is released at
+`sender_timestamp + base transit + target` or on arrival if that moment has passed; frames
+are released in sender-timestamp order and a frame
 older than one already released is dropped (never presented after a newer one).
 """
 
@@ -25,11 +30,17 @@ __all__ = ["JitterBuffer", "JitterBufferConfig"]
 
 FrameT = TypeVar("FrameT")
 
+# the frame interval is the median of this many recent sender-timestamp gaps; longer gaps (a
+# paused stream) are not frame intervals
+_GAP_SAMPLES = 31
+_MAX_GAP_S = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class JitterBufferConfig:
     max_delay_ms: float = 10.0
     clean_threshold_ms: float = 2.5
+    clean_interval_fraction: float = 0.25
     jitter_window_s: float = 2.0
     percentile: float = 0.9
     shrink_ms_per_s: float = 2.0
@@ -40,6 +51,8 @@ class JitterBufferConfig:
             raise ValueError("delays must be >= 0 and shrink_ms_per_s > 0")
         if not 0 < self.percentile <= 1 or self.jitter_window_s <= 0 or self.base_window_s <= 0:
             raise ValueError("need 0 < percentile <= 1 and positive windows")
+        if not 0 <= self.clean_interval_fraction <= 1:
+            raise ValueError("need 0 <= clean_interval_fraction <= 1")
 
 
 @dataclass(order=True, slots=True)
@@ -65,12 +78,29 @@ class JitterBuffer(Generic[FrameT]):
         self._queue: list[_Entry[FrameT]] = []
         self._seq = 0
         self._last_released: float | None = None
+        self._last_sender_ts: float | None = None
+        self._gaps: deque[float] = deque(maxlen=_GAP_SAMPLES)
         self.dropped_late = 0
 
     @property
     def delay_ms(self) -> float:
         """Current target playout delay."""
         return self._target_s * 1000
+
+    @property
+    def frame_interval_s(self) -> float | None:
+        """Median gap between consecutive sender timestamps (None before two frames)."""
+        if not self._gaps:
+            return None
+        ordered = sorted(self._gaps)
+        return ordered[len(ordered) // 2]
+
+    @property
+    def clean_threshold_s(self) -> float:
+        """Lateness below this counts as a clean path (no delay)."""
+        cfg = self.config
+        interval = self.frame_interval_s or 0.0
+        return max(cfg.clean_threshold_ms / 1000, cfg.clean_interval_fraction * interval)
 
     @property
     def queued(self) -> int:
@@ -89,6 +119,11 @@ class JitterBuffer(Generic[FrameT]):
         the lateness (frames are still ordered by `sender_timestamp`).
         """
         transit = arrival_now - sender_timestamp - max(0.0, spread_s)
+        last = self._last_sender_ts
+        if last is not None and 0 < sender_timestamp - last < _MAX_GAP_S:
+            self._gaps.append(sender_timestamp - last)
+        if last is None or sender_timestamp > last:
+            self._last_sender_ts = sender_timestamp
         self._base.update(transit, arrival_now)
         base = self._base.get(arrival_now)
         if base is None:  # unreachable: the sample was just recorded
@@ -139,7 +174,7 @@ class JitterBuffer(Generic[FrameT]):
         ordered = sorted(lateness for _, lateness in window)
         index = min(len(ordered) - 1, max(0, round(cfg.percentile * len(ordered)) - 1))
         measured = ordered[index]
-        if measured * 1000 < cfg.clean_threshold_ms:
+        if measured < self.clean_threshold_s:
             measured = 0.0
         measured = min(measured, cfg.max_delay_ms / 1000)
         last = self._last_target_update

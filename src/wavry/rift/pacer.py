@@ -30,6 +30,9 @@ class PacerConfig:
     max_rate_kbps: float = 300_000.0
     #: bucket depth: this many full datagrams may leave back to back after an idle period
     burst_datagrams: int = 4
+    #: ... and this many bytes while the path is clean (`set_clean_path`): a whole ordinary
+    #: frame then leaves in one batch (one GSO send) instead of being spread by timers
+    clean_burst_bytes: int = 64_000
     max_datagram_bytes: int = 1400
     #: a queued frame older than this many frame intervals is dropped when a newer one arrives
     stale_after_intervals: float = 1.0
@@ -41,6 +44,8 @@ class PacerConfig:
             raise ValueError("need pacing_factor > 0 and 0 < frame_drain_fraction <= 1")
         if self.max_rate_kbps <= 0 or self.burst_datagrams < 1 or self.max_datagram_bytes < 1:
             raise ValueError("max_rate_kbps, burst_datagrams, max_datagram_bytes must be > 0")
+        if self.clean_burst_bytes < 0:
+            raise ValueError("clean_burst_bytes must be >= 0")
 
 
 @dataclass(slots=True)
@@ -110,12 +115,15 @@ class Pacer:
 
     def set_clean_path(self, drain_fraction: float | None) -> None:
         """While the path shows no queueing (DELTA says so), drain each frame within this
-        fraction of a frame interval instead of `frame_drain_fraction`: pacing only protects a
+        fraction of a frame interval instead of `frame_drain_fraction`, and let the bucket hold
+        `clean_burst_bytes` (an ordinary frame leaves at once): pacing only protects a
         bottleneck queue, and spreading a frame on a clean path is pure added latency.
-        None restores the normal pacing."""
+        None restores the normal pacing (and bucket depth)."""
         if drain_fraction is not None and not 0 < drain_fraction <= 1:
             raise ValueError("need 0 < drain_fraction <= 1")
         self._clean_drain = drain_fraction
+        if drain_fraction is None:
+            self._tokens = min(self._tokens, self._capacity)
         self._recompute_rate()
 
     def set_rate_cap(self, kbps: float | None, frame_kbps: float | None = None) -> None:
@@ -232,6 +240,8 @@ class Pacer:
     def _advance(self, now: float) -> None:
         if self._now is not None and now > self._now:
             limit = self._capacity
+            if self._clean_drain is not None:
+                limit = max(limit, float(self.config.clean_burst_bytes))
             if self._frames:
                 # backlogged: a late wake-up (a busy event loop) catches up on the schedule
                 # instead of losing the sending time (and then dropping the frame as stale)

@@ -44,6 +44,8 @@ CLEAN_QUEUE_MS = 1.0
 CLEAN_LOSS = 0.002
 CLEAN_DRAIN_FRACTION = 0.03
 CLEAN_HOLD_S = 3.0
+# A new session's path counts as clean after CLEAN_START_S of clean feedback (20 reports).
+CLEAN_START_S = 1.0
 # Keyframes (and bulk data) are never paced faster than PACE_CAP_HEADROOM × max(capacity
 # estimate, send rate) once DELTA has measured the path's capacity at a standing queue: a
 # keyframe then leaves at about the link's rate instead of overflowing its queue. Ordinary
@@ -167,7 +169,8 @@ class MediaTransport:
         self._unresendable: set[int] = set()
         self._bulk: deque[rift_pb2.Message] = deque()
         self.decision: DeltaDecision = self.delta.decision
-        self._last_unclean = now  # conservative pacing until the path has proven clean
+        # conservative pacing until the path has proven clean
+        self._last_unclean = now - (CLEAN_HOLD_S - CLEAN_START_S)
         self._fec_on = cfg.fec
         self._nack_on = cfg.nack
         self._feedback_on = cfg.send_feedback
