@@ -32,9 +32,10 @@ class ClientConnection:
     """Drives a ClientSession; events are delivered to an asyncio queue, or synchronously to a
     batch handler (`set_batch_handler`).
 
-    Datagrams that arrive together (uvloop reads up to 32 per wake-up) are all handed to the core
-    before one flush: the output, the events and the timer are dealt with once per batch, not
-    once per datagram — a 15-datagram frame is then complete about 0.3 ms sooner.
+    Datagrams that arrive together (uvloop reads up to 32 per wake-up) are handed to the core
+    with one flush per batch (output, events, timer), not one per datagram; a datagram that
+    produces an event (the last chunk of a frame) is flushed at once, ahead of the rest of the
+    batch (e.g. the frame's FEC parities).
     """
 
     def __init__(
@@ -64,7 +65,9 @@ class ClientConnection:
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.core.receive_datagram(data, self._clock())
-        if not self._flush_scheduled:
+        if self.core.has_events:  # e.g. a frame is complete: hand it over now
+            self.flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 

@@ -130,6 +130,11 @@ class ClientSession:
     def next_event(self) -> ClientEvent | None:
         return self._events.popleft() if self._events else None
 
+    @property
+    def has_events(self) -> bool:
+        """Whether `next_event` has something (e.g. a frame just became complete)."""
+        return bool(self._events)
+
     def next_timer(self) -> float | None:
         t = self.config.timing
         s = self.state
