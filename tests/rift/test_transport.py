@@ -326,3 +326,47 @@ def test_sender_skips_frames_while_a_capped_keyframe_drains() -> None:
     assert host_tr.stats.frames_skipped_backlog == 1
     net.advance(net.now + 0.3)
     assert not host_tr.should_skip_frame(net.now)
+
+
+def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
+    """`send_frame(on_batch=...)` on a clean path: the adapter can send the first datagrams
+    while the rest are sealed; the wire carries the same datagrams as a whole-frame send and the
+    client assembles the frame. Without a clean path the frame is queued whole."""
+    from wavry.rift.loopback import Loopback
+    from wavry.rift.transport import SEND_STEP_DATAGRAMS, FrameReady
+
+    host = HostEndpoint(Identity.generate(), HostConfig(trust_any=True))
+    client = ClientSession(Identity.generate(), ClientConfig())
+    lb = Loopback(client, host)
+    client.connect(T0)
+    lb.pump(T0)
+    alias = next(iter(host.sessions))
+    transport = host.sessions[alias].transport
+    now = T0 + 0.1
+    steps: list[int] = []
+    wire: list[bytes] = []
+
+    def on_batch() -> None:
+        out = host.datagrams_to_send(now)
+        steps.append(len(out))
+        wire.extend(d for d, _ in out)
+
+    data = bytes(range(256)) * 120  # 30 kB: about 23 chunks + parities
+    transport.pacer.set_clean_path(None)
+    host.send_frame(alias, data, now, keyframe=True, timestamp_us=1, on_batch=on_batch)
+    assert steps == []  # not clean: queued whole
+    lb.run_until(now, now + 0.05, step=0.001)
+    transport.pacer.set_clean_path(0.03)  # (the transport's own DELTA decisions say so later)
+    transport.pacer.pop_ready(now + 0.05)
+    now += 0.1  # an idle path refills the clean bucket
+    fid = host.send_frame(alias, data, now, keyframe=False, timestamp_us=2, on_batch=on_batch)
+    wire.extend(d for d, _ in host.datagrams_to_send(now))
+    assert len(steps) >= 2 and all(n >= SEND_STEP_DATAGRAMS for n in steps)
+    assert sum(steps) < len(wire)  # the parities and last chunks came after the steps
+    ids = [int.from_bytes(d[2:10], "big") for d in wire]
+    assert ids == sorted(ids)  # packet ids still leave in order
+    for d in wire:
+        client.receive_datagram(d, now)
+    frames = [e for e in iter(client.next_event, None) if isinstance(e, FrameReady)]
+    assert [f.frame.frame_id for f in frames] == [fid]
+    assert frames[0].frame.data == data

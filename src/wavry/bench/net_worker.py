@@ -195,7 +195,12 @@ class HostRole:
                 ts = int(now * 1e6)
                 try:
                     fid = self.endpoint.send_frame(
-                        self.alias, bytes(size), now, keyframe=key, timestamp_us=ts
+                        self.alias,
+                        bytes(size),
+                        now,
+                        keyframe=key,
+                        timestamp_us=ts,
+                        on_batch=self.server.send_output,  # as `wavry host` sends
                     )
                 except KeyError:
                     break  # the session ended

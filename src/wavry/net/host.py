@@ -78,6 +78,16 @@ class HostServer:
                 event = core.next_event()
         self._timer.schedule(core.next_timer(), now)
 
+    def send_output(self) -> None:
+        """Send the datagrams the core has ready, nothing else (no events, no timer): safe to
+        call while the core is inside `send_frame` (its ``on_batch``)."""
+        if self._transport is None:
+            return
+        now = self._clock()
+        out = self.core.datagrams_to_send(now)
+        if out:
+            self._send_runs(out, now)
+
     def _send_runs(self, out: list[tuple[bytes, Any]], now: float) -> None:
         """Consecutive datagrams to one address go out together (GSO where supported)."""
         i = 0

@@ -221,8 +221,11 @@ class HostEndpoint:
         timestamp_us: int,
         capture_us: int = 0,
         encode_us: int = 0,
+        on_batch: Callable[[], None] | None = None,
     ) -> int:
-        """Send one encoded video frame to an accepted client; returns its frame id."""
+        """Send one encoded video frame to an accepted client; returns its frame id.
+        ``on_batch``: see `MediaTransport.send_frame` (the adapter sends what is ready; it must
+        not feed anything back into this endpoint)."""
         s = self.sessions.get(alias)
         if s is None or s.state is not HostSessionState.ACTIVE:
             raise KeyError(f"no accepted session with alias {alias:#x}")
@@ -234,6 +237,7 @@ class HostEndpoint:
             timestamp_us=timestamp_us,
             capture_us=capture_us,
             encode_us=encode_us,
+            on_batch=on_batch,
         )
 
     def media_backlog_s(self, alias: int, now: float) -> float:

@@ -141,6 +141,11 @@ class Pacer:
         self._recompute_rate()
 
     @property
+    def clean_path(self) -> bool:
+        """Whether clean-path pacing (`set_clean_path`) is on."""
+        return self._clean_drain is not None
+
+    @property
     def rate_cap_kbps(self) -> float | None:
         return None if self._cap_bps is None else self._cap_bps * 8 / 1000
 

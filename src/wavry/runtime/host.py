@@ -347,6 +347,7 @@ class HostRuntime:
                     timestamp_us=frame.capture_ts,
                     capture_us=frame.capture_us,
                     encode_us=encode_us,
+                    on_batch=self.server.send_output,  # first chunks leave while sealing goes on
                 )
             except KeyError:
                 self.viewers.discard(alias)
