@@ -188,3 +188,16 @@ def test_clean_burst_is_still_bounded_by_the_refill() -> None:
     assert len(pacer.pop_ready(1.0)) == 5
     with pytest.raises(ValueError):
         PacerConfig(clean_burst_bytes=-1)
+
+
+def test_clean_path_without_burst_keeps_the_small_bucket() -> None:
+    """Next to a known bottleneck the transport asks for clean-path pacing without the burst."""
+    pacer = Pacer(bitrate_kbps=8000, fps=60)
+    pacer.set_clean_path(0.03, burst=False)
+    assert pacer.clean_path
+    pacer.pop_ready(0.0)
+    pacer.enqueue(frame(20), 0.02)
+    assert len(pacer.pop_ready(0.02)) == 4
+    sent = run_until_empty(pacer)
+    assert len(sent) == 16
+    assert sent[-1][0] <= 0.02 + 0.03 / 60 + 1e-9  # still drained within 3 % of an interval

@@ -589,8 +589,8 @@ def run_latency_bench(
     With ``json_file`` the JSON and a CDF plot (same stem, ``.png``) are written."""
     resolutions = resolutions or DEFAULT_RESOLUTIONS
     seconds = seconds if seconds is not None else (5.0 if quick else 20.0)
-    # steady state: a new session's path proves clean after 1 s (transport.CLEAN_START_S)
-    warmup_s = warmup_s if warmup_s is not None else 2.0
+    # steady state: a new session's path proves clean after 3 s (transport.CLEAN_HOLD_S)
+    warmup_s = warmup_s if warmup_s is not None else 3.5
     load0 = os.getloadavg()
     res_out: list[dict[str, Any]] = []
     cdfs: dict[str, list[float]] = {}

@@ -80,6 +80,7 @@ class Pacer:
         self._queued_bytes = 0
         self._dropped: deque[bytes] = deque(maxlen=self.config.max_dropped_kept)
         self._clean_drain: float | None = None
+        self._clean_burst = False
         self._cap_bps: float | None = None
         self._frame_cap_bps: float | None = None
         self.dropped_frames = 0
@@ -113,16 +114,18 @@ class Pacer:
         self._fps = fps
         self._recompute_rate()
 
-    def set_clean_path(self, drain_fraction: float | None) -> None:
+    def set_clean_path(self, drain_fraction: float | None, *, burst: bool = True) -> None:
         """While the path shows no queueing (DELTA says so), drain each frame within this
         fraction of a frame interval instead of `frame_drain_fraction`, and let the bucket hold
-        `clean_burst_bytes` (an ordinary frame leaves at once): pacing only protects a
-        bottleneck queue, and spreading a frame on a clean path is pure added latency.
-        None restores the normal pacing (and bucket depth)."""
+        `clean_burst_bytes` (an ordinary frame leaves at once; ``burst=False``: not, e.g. on a
+        path with a known bottleneck): pacing only protects a bottleneck queue, and spreading a
+        frame on a clean path is pure added latency. None restores the normal pacing (and
+        bucket depth)."""
         if drain_fraction is not None and not 0 < drain_fraction <= 1:
             raise ValueError("need 0 < drain_fraction <= 1")
         self._clean_drain = drain_fraction
-        if drain_fraction is None:
+        self._clean_burst = burst and drain_fraction is not None
+        if not self._clean_burst:
             self._tokens = min(self._tokens, self._capacity)
         self._recompute_rate()
 
@@ -245,7 +248,7 @@ class Pacer:
     def _advance(self, now: float) -> None:
         if self._now is not None and now > self._now:
             limit = self._capacity
-            if self._clean_drain is not None:
+            if self._clean_burst:
                 limit = max(limit, float(self.config.clean_burst_bytes))
             if self._frames:
                 # backlogged: a late wake-up (a busy event loop) catches up on the schedule

@@ -53,8 +53,6 @@ CLEAN_QUEUE_NOISE_MS = 2.0
 CLEAN_LOSS = 0.002
 CLEAN_DRAIN_FRACTION = 0.03
 CLEAN_HOLD_S = 3.0
-# A new session's path counts as clean after CLEAN_START_S of clean feedback (20 reports).
-CLEAN_START_S = 1.0
 # Keyframes (and bulk data) are never paced faster than PACE_CAP_HEADROOM × max(capacity
 # estimate, send rate) once DELTA has measured the path's capacity at a standing queue: a
 # keyframe then leaves at about the link's rate instead of overflowing its queue. Ordinary
@@ -181,8 +179,7 @@ class MediaTransport:
         self._unresendable: set[int] = set()
         self._bulk: deque[rift_pb2.Message] = deque()
         self.decision: DeltaDecision = self.delta.decision
-        # conservative pacing until the path has proven clean
-        self._last_unclean = now - (CLEAN_HOLD_S - CLEAN_START_S)
+        self._last_unclean = now  # conservative pacing until the path has proven clean
         self._queue_reports = 0  # consecutive feedback reports with a queue ≥ CLEAN_QUEUE_MS
         self._fec_on = cfg.fec
         self._nack_on = cfg.nack
@@ -469,7 +466,7 @@ class MediaTransport:
         self.pacer.set_target(d.send_rate_kbps, d.target_fps)
         delta = self.delta
         queue_ms = delta.queue_delay_ms
-        noise_ok = delta.capacity_kbps(now) is None and self._queue_reports <= 1
+        noise_ok = self._queue_reports <= 1 and delta.capacity_kbps(now) is None
         no_queue = queue_ms < CLEAN_QUEUE_MS or (queue_ms < CLEAN_QUEUE_NOISE_MS and noise_ok)
         clean_now = (
             d.state is DeltaState.STABLE
@@ -479,8 +476,10 @@ class MediaTransport:
         if not clean_now:
             self._last_unclean = now
         clean = now - self._last_unclean >= CLEAN_HOLD_S
-        self.pacer.set_clean_path(CLEAN_DRAIN_FRACTION if clean else None)
         capacity = delta.capacity_kbps(now)
+        # whole-frame bursts only where no bottleneck is known: next to one (e.g. just after its
+        # capacity went up) they slowed DELTA's convergence (capacity-steps: 2.2 → 3.2 s)
+        self.pacer.set_clean_path(CLEAN_DRAIN_FRACTION if clean else None, burst=capacity is None)
         if capacity is None:
             self.pacer.set_rate_cap(None)
         else:
