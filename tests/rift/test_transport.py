@@ -370,3 +370,42 @@ def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
     frames = [e for e in iter(client.next_event, None) if isinstance(e, FrameReady)]
     assert [f.frame.frame_id for f in frames] == [fid]
     assert frames[0].frame.data == data
+
+
+def test_one_noisy_feedback_report_keeps_a_clean_path_unless_a_bottleneck_is_known() -> None:
+    """The clean-path rule: < 1 ms of queue is clean; 1-2 ms in one isolated report is host
+    noise while DELTA knows no bottleneck; a queue that persists, or any queue next to a
+    measured bottleneck, ends the clean state."""
+    from wavry.rift.loopback import Loopback
+    from wavry.rift.transport import CLEAN_HOLD_S
+
+    host = HostEndpoint(Identity.generate(), HostConfig(trust_any=True))
+    client = ClientSession(Identity.generate(), ClientConfig())
+
+    lb = Loopback(client, host)
+    client.connect(T0)
+    lb.pump(T0)
+    tr = host.sessions[next(iter(host.sessions))].transport
+    now = T0 + 1.0
+
+    def decide(queue_ms: float, reports: int) -> bool:
+        nonlocal now
+        now += 0.05
+        tr.delta._queue_ms = queue_ms
+        tr._queue_reports = reports
+        tr._apply_decision(now)
+        return tr.pacer.clean_path
+
+    tr._last_unclean = now - CLEAN_HOLD_S - 1  # clean for long enough
+    assert decide(0.5, 0)
+    assert decide(1.5, 1)  # one report: noise
+    assert not decide(1.5, 2)  # it persisted
+    assert not decide(0.5, 0)  # and the 3 s hold restarts
+    tr._last_unclean = -1e9
+    assert decide(0.5, 0)
+    assert not decide(2.5, 1)  # over DELTA's own 2 ms threshold: a queue at once
+    tr._last_unclean = -1e9
+    tr.delta._capacity = 8000.0  # a bottleneck measured just now
+    tr.delta._congested_at = now
+    assert not decide(1.5, 1)  # next to a known bottleneck: no tolerance
+    assert not tr.pacer._clean_burst
