@@ -409,3 +409,26 @@ def test_one_noisy_feedback_report_keeps_a_clean_path_unless_a_bottleneck_is_kno
     tr.delta._congested_at = now
     assert not decide(1.5, 1)  # next to a known bottleneck: no tolerance
     assert not tr.pacer._clean_burst
+
+
+def test_a_clean_loss_free_path_sends_one_parity_per_group() -> None:
+    """FEC follows the path: one parity per group once the path is clean and loses nothing,
+    the expected burst's worth (2) as soon as DELTA sees loss, and before the path is proven."""
+    from wavry.rift.loopback import Loopback
+    from wavry.rift.transport import CLEAN_HOLD_S
+
+    host = HostEndpoint(Identity.generate(), HostConfig(trust_any=True))
+    client = ClientSession(Identity.generate(), ClientConfig())
+    lb = Loopback(client, host)
+    client.connect(T0)
+    lb.pump(T0)
+    tr = host.sessions[next(iter(host.sessions))].transport
+    now = T0 + 0.5
+    tr._apply_decision(now)
+    assert tr._fec_params[1] == 2  # not yet proven clean
+    tr._last_unclean = now - CLEAN_HOLD_S - 1
+    tr._apply_decision(now)
+    assert tr._fec_params[1] == 1
+    tr.delta._loss = 0.01  # losses reported
+    tr._apply_decision(now + 0.05)
+    assert tr._fec_params[1] == 2

@@ -68,6 +68,8 @@ KEYFRAME_GUARD_MIN_S = 0.1
 # On a clean path `send_frame(on_batch=...)` hands datagrams to the pacer in steps of this many
 # as they are sealed (sealing costs ~17 µs a datagram: 0.7 ms for a 1080p frame of 42).
 SEND_STEP_DATAGRAMS = 8
+# DELTA's smoothed loss below this: the path loses nothing (FEC drops to one parity a group).
+LOSS_FREE = 0.001
 
 
 @dataclass(slots=True)
@@ -486,9 +488,12 @@ class MediaTransport:
             capacity = max(capacity, d.send_rate_kbps)
             self.pacer.set_rate_cap(PACE_CAP_HEADROOM * capacity, PACE_FRAME_CAP * capacity)
         if self.config.fec and d.fec_ratio > 0:
-            p = fec_params_for_ratio(
-                d.fec_ratio, self.config.expected_burst, self.config.max_group_shards
-            )
+            # a clean path that loses nothing gets one parity per group (any single loss is
+            # still repaired) instead of one per datagram of the expected burst: 8 % less
+            # bandwidth on a 12-datagram frame; the first losses bring the burst protection back
+            loss_free = clean and delta.loss_fraction < LOSS_FREE
+            burst = 1 if loss_free else self.config.expected_burst
+            p = fec_params_for_ratio(d.fec_ratio, burst, self.config.max_group_shards)
             if (p.k, p.m) != self._fec_params:
                 self._fec_params = (p.k, p.m)
                 self.fec_encoder.set_params(p.k, p.m)
