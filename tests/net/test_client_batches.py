@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+from tests.net.hostside import AcceptingHost
 from wavry.net.client import ClientConnection
-from wavry.net.host import HostServer
 from wavry.net.loop import run
 from wavry.rift import rift_pb2
 from wavry.rift.client import ClientSession
-from wavry.rift.config import ClientConfig, HostConfig
-from wavry.rift.events import ClientAccepted, ClientEvent, HostEvent, SessionAccepted
-from wavry.rift.host import HostEndpoint
+from wavry.rift.config import ClientConfig
+from wavry.rift.events import ClientEvent, SessionAccepted
 from wavry.rift.identity import Identity
 from wavry.rift.transport import FrameReady
 
@@ -22,19 +21,12 @@ FRAMES = 40
 
 
 async def _session() -> dict[str, object]:
-    accepted = asyncio.Event()
-    alias = [0]
-
-    def on_host(e: HostEvent) -> None:
-        if isinstance(e, ClientAccepted):
-            alias[0] = e.alias
-            accepted.set()
-
-    host = HostServer(HostEndpoint(Identity.generate(), HostConfig(trust_any=True)), on_host)
-    addr = await host.start("127.0.0.1", 0)
+    side = AcceptingHost()
+    host = side.server
+    addr = await side.start()
     client = ClientConnection(ClientSession(Identity.generate(), ClientConfig()))
     await client.start(*addr)
-    await asyncio.wait_for(accepted.wait(), 10)
+    alias = await side.wait_accepted()
     first = await client.next_event(5)  # handshake events arrive through the queue
     batches: list[list[ClientEvent]] = []
     nested: list[int] = []
@@ -53,7 +45,7 @@ async def _session() -> dict[str, object]:
         data = bytes([n]) * (12_000 + 97 * n)  # about 9 datagrams + FEC parities
         ids.append(
             host.core.send_frame(
-                alias[0], data, host._clock(), keyframe=n == 0, timestamp_us=int(loop.time() * 1e6)
+                alias, data, host._clock(), keyframe=n == 0, timestamp_us=int(loop.time() * 1e6)
             )
         )
         host.flush()
@@ -64,7 +56,7 @@ async def _session() -> dict[str, object]:
             break
         await asyncio.sleep(0.02)
     client.set_batch_handler(None)
-    host.send_message(alias[0], rift_pb2.Message(control=rift_pb2.ControlMessage()))
+    host.send_message(alias, rift_pb2.Message(control=rift_pb2.ControlMessage()))
     after = await client.next_event(5)  # the queue is back
     await client.close()
     await host.close()

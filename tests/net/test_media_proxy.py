@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.net.hostside import AcceptingHost
 from wavry.bench.netlab import ImpairmentProxy, LinkConfig
 from wavry.net.client import ClientConnection
 from wavry.net.host import HostServer
 from wavry.rift.client import ClientSession
-from wavry.rift.config import ClientConfig, HostConfig
-from wavry.rift.events import ClientAccepted, HostEvent
-from wavry.rift.host import HostEndpoint
+from wavry.rift.config import ClientConfig
 from wavry.rift.identity import Identity
 from wavry.rift.transport import FrameReady
 
@@ -21,16 +20,9 @@ FRAMES = 150
 
 
 async def _stream() -> tuple[list[int], list[tuple[int, bytes]], HostServer]:
-    accepted = asyncio.Event()
-    alias = [0]
-
-    def on_host(e: HostEvent) -> None:
-        if isinstance(e, ClientAccepted):
-            alias[0] = e.alias
-            accepted.set()
-
-    host = HostServer(HostEndpoint(Identity.generate(), HostConfig(trust_any=True)), on_host)
-    addr = await host.start("127.0.0.1", 0)
+    side = AcceptingHost()
+    host = side.server
+    addr = await side.start()
     link = LinkConfig(delay_ms=5, loss=0.02)
     presented: list[tuple[int, bytes]] = []
 
@@ -41,7 +33,7 @@ async def _stream() -> tuple[list[int], list[tuple[int, bytes]], HostServer]:
     async with ImpairmentProxy(("127.0.0.1", 0), addr, link, link, seed=7) as proxy:
         client = ClientConnection(ClientSession(Identity.generate(), ClientConfig()), on_client)
         await client.start(*proxy.address)
-        await asyncio.wait_for(accepted.wait(), 10)
+        alias = await side.wait_accepted()
         loop = asyncio.get_running_loop()
         ids = []
         for n in range(FRAMES):
@@ -49,7 +41,7 @@ async def _stream() -> tuple[list[int], list[tuple[int, bytes]], HostServer]:
             data = bytes([n % 251]) * (6000 + 50 * (n % 40))
             ids.append(
                 host.core.send_frame(
-                    alias[0], data, host._clock(), keyframe=n == 0, timestamp_us=int(now * 1e6)
+                    alias, data, host._clock(), keyframe=n == 0, timestamp_us=int(now * 1e6)
                 )
             )
             host.flush()

@@ -175,20 +175,25 @@ class ClientRuntime:
 
     async def offer_files(self) -> None:
         """Offer every --send-file (hashed in a thread: the event loop keeps receiving video)."""
-        loop = asyncio.get_running_loop()
         try:
             for path in self.opts.send_files:
-                try:
-                    digest = await loop.run_in_executor(None, sha256_file, path)
-                    sender, out = self.files.send_file(path, self.conn._clock(), digest)
-                except TransferError as exc:
-                    _say(f"cannot send {path}: {exc}")
-                    self.files_failed += 1
-                    continue
-                _say(f"offering {sender.name} ({sender.size} bytes) to the host")
-                self._send_files_out(out, self.conn._clock())
+                await self._offer(path, f"cannot send {path}", "")
         finally:
             self._offering = False
+
+    async def _offer(self, path: Path, failed: str, how: str) -> None:
+        """Hash `path` in a thread, then offer it to the host (``failed``: the error's prefix,
+        ``how``: appended to the offering line)."""
+        loop = asyncio.get_running_loop()
+        try:
+            digest = await loop.run_in_executor(None, sha256_file, path)
+            sender, out = self.files.send_file(path, self.conn._clock(), digest)
+        except TransferError as exc:
+            _say(f"{failed}: {exc}")
+            self.files_failed += 1
+            return
+        _say(f"offering {sender.name} ({sender.size} bytes) to the host{how}")
+        self._send_files_out(out, self.conn._clock())
 
     def _send_files_out(self, out: list[Outgoing], now: float) -> None:
         tr = self.session.transport
@@ -208,16 +213,7 @@ class ClientRuntime:
         task.add_done_callback(self._drop_tasks.discard)
 
     async def _offer_dropped(self, path: Path) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            digest = await loop.run_in_executor(None, sha256_file, path)
-            sender, out = self.files.send_file(path, self.conn._clock(), digest)
-        except TransferError as exc:
-            _say(f"cannot send dropped file {path}: {exc}")
-            self.files_failed += 1
-            return
-        _say(f"offering {sender.name} ({sender.size} bytes) to the host (dropped on the window)")
-        self._send_files_out(out, self.conn._clock())
+        await self._offer(path, f"cannot send dropped file {path}", " (dropped on the window)")
 
     def toggle_file_pause(self) -> None:
         """Pause every outgoing transfer that is sending; if none is, resume the paused ones."""
