@@ -56,8 +56,10 @@ class ClientConnection:
         self._pending: list[ClientEvent] = []
         self._delivering = False
         self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, host: str, port: int) -> None:
+        self._loop = asyncio.get_running_loop()
         self.remote = await resolve_udp(host, port)
         self._transport = await open_udp(self._on_datagram, remote=self.remote)
         self.core.connect(self._clock())
@@ -67,9 +69,9 @@ class ClientConnection:
         self.core.receive_datagram(data, self._clock())
         if self.core.has_events:  # e.g. a frame is complete: hand it over now
             self.flush()
-        elif not self._flush_scheduled:
+        elif not self._flush_scheduled and self._loop is not None:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._loop.call_soon(self.flush)
 
     def _on_timer(self) -> None:
         self.core.handle_timer(self._clock())

@@ -12,9 +12,9 @@ sender timestamps): jitter of a quarter frame is invisible — a display shows f
 refresh grid anyway — while holding every frame for it costs latency on every frame, and on a
 busy host or client (two processes sharing two cores) scheduling alone reaches a few ms.
 The target rises at once and falls back by `shrink_ms_per_s`. A frame is released at
-`sender_timestamp + base transit + target` or on arrival if that moment has passed; frames
-are released in sender-timestamp order and a frame
-older than one already released is dropped (never presented after a newer one).
+`sender_timestamp + base transit + target` or on arrival if that moment has passed; frames are
+released in sender-timestamp order and a frame older than one already released is dropped
+(never presented after a newer one).
 """
 
 from __future__ import annotations
