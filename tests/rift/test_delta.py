@@ -256,6 +256,69 @@ def test_random_loss_sets_a_fec_floor() -> None:
     assert 0.17 <= decision.fec_ratio <= 0.21
 
 
+# --------------------------------------------------------------------------- loss bursts
+def _report(
+    ctrl: DeltaController, now: float, pattern: str, first_id: int, queue_ms: float = 0.0
+) -> DeltaDecision:
+    """Feedback for len(pattern) packets sent just before `now`: '.' arrived, 'x' lost."""
+    report: list[tuple[int, float | None]] = []
+    for i, c in enumerate(pattern):
+        sent = now - 0.04 + i * 1e-4
+        ctrl.on_packet_sent(first_id + i, PACKET, sent)
+        report.append((first_id + i, None if c == "x" else sent + OWD + queue_ms / 1000))
+    return ctrl.on_feedback(report, now)
+
+
+def test_loss_burst_is_the_90th_percentile_run_outside_congestion() -> None:
+    ctrl = DeltaController(4000)
+    pid, now = 1, 0.0
+    # 9 runs of 4 and one of 1, a report each: the 90th percentile run is 4
+    for i in range(10):
+        now += 0.05
+        pattern = "." * 30 + ("x" if i == 0 else "xxxx") + "." * 30
+        _report(ctrl, now, pattern, pid)
+        pid += len(pattern)
+        if i < 7:  # fewer than burst_min_runs (8) runs seen: no estimate
+            assert ctrl.loss_burst(now) == 1
+    assert ctrl.state is DeltaState.STABLE
+    assert ctrl.loss_burst(now) == 4
+    # runs are forgotten after burst_window_s
+    assert ctrl.loss_burst(now + ctrl.tunables.burst_window_s + 0.1) == 1
+
+
+def test_a_loss_run_across_two_reports_counts_once() -> None:
+    ctrl = DeltaController(4000, tunables=DeltaTunables(burst_min_runs=1))
+    _report(ctrl, 0.05, "." * 40 + "xxx", 1)
+    assert ctrl.loss_burst(0.05) == 1  # still open: its length is not known yet
+    _report(ctrl, 0.10, "xxx" + "." * 40, 44)
+    assert ctrl.loss_burst(0.10) == 6
+    # a hole in the ids (records that expired, not ours) splits what would look like one run
+    ctrl2 = DeltaController(4000, tunables=DeltaTunables(burst_min_runs=1, burst_quantile=1.0))
+    _report(ctrl2, 0.05, "." * 40 + "xxx", 1)
+    _report(ctrl2, 0.10, "xxx" + "." * 40, 50)
+    assert ctrl2.loss_burst(0.10) == 3
+
+
+def test_drops_at_a_full_queue_are_not_loss_bursts() -> None:
+    ctrl = DeltaController(4000, tunables=DeltaTunables(burst_min_runs=1))
+    _report(ctrl, 0.05, "." * 60, 1)  # the path's base delay
+    pid, now = 61, 0.05
+    for _ in range(10):
+        now += 0.05
+        _report(ctrl, now, "." * 30 + "xxxxxx" + "." * 30, pid, queue_ms=40.0)
+        pid += 66
+    assert ctrl.state is DeltaState.CONGESTED
+    assert ctrl.loss_burst(now) == 1
+
+
+@pytest.mark.parametrize(
+    "bad", [{"burst_quantile": 0.0}, {"burst_window_s": 0.0}, {"burst_min_runs": 0}]
+)
+def test_bad_burst_tunables_are_rejected(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="burst"):
+        DeltaTunables(**bad)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- RTT spikes
 def test_rtt_spike_detector() -> None:
     det = RttSpikeDetector()

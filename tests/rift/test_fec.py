@@ -227,6 +227,42 @@ def test_any_burst_up_to_m_is_recovered_byte_exact(
         assert decoder.stats.recovered == burst
 
 
+def test_bursts_across_the_data_parity_boundary_are_recovered() -> None:
+    """In send order (shards, then parities as the encoder emits them) every window of m
+    datagrams holds m distinct classes, so a burst of up to m losses anywhere in the group,
+    lost parities included, leaves every shard rebuildable; and the receiver marks the lost
+    parity ids as parities (not to be NACKed) from one sibling that arrived."""
+    rng = random.Random(7)
+    first = 500
+    for k in range(1, 21):
+        shards = [rng.randbytes(rng.randint(20, 60)) for _ in range(k)]
+        for m in range(1, min(k, 8) + 1):
+            parities = _encode_group(shards, k, m, first)
+            # the classes go on cycling after the last shard
+            assert [f.parity_index for f in parities] == [(k + i) % m for i in range(m)]
+            sequence = [("shard", i) for i in range(k)] + [("parity", j) for j in range(m)]
+            for burst in range(1, m + 1):
+                for start in range(0, k + m - burst + 1):
+                    lost = set(range(start, start + burst))
+                    decoder = FecDecoder()
+                    recovered: dict[int, bytes] = {}
+                    for pos, (kind, index) in enumerate(sequence):
+                        if pos in lost:
+                            continue
+                        if kind == "shard":
+                            out = decoder.on_datagram(first + index, shards[index], 0.0)
+                        else:
+                            out = decoder.on_parity(parities[index], 0.0, first + pos)
+                        recovered.update(out)
+                    lost_shards = {first + p for p in lost if p < k}
+                    assert set(recovered) == lost_shards, (k, m, burst, start)
+                    assert all(recovered[pid] == shards[pid - first] for pid in lost_shards)
+                    if any(p < k for p in lost) or len(lost) == m:
+                        continue
+                    for p in lost:  # only parities lost, at least one arrived
+                        assert decoder.likely_parity(first + p), (k, m, burst, start)
+
+
 def test_parity_before_last_shards_recovers_when_a_shard_arrives() -> None:
     shards = [bytes([i + 1]) * (20 + i) for i in range(4)]
     parities = _encode_group(shards, 4, 1, first=50)

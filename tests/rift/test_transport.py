@@ -432,3 +432,57 @@ def test_a_clean_loss_free_path_sends_one_parity_per_group() -> None:
     tr.delta._loss = 0.01  # losses reported
     tr._apply_decision(now + 0.05)
     assert tr._fec_params[1] == 2
+
+
+def test_parities_follow_the_loss_bursts_of_a_lossy_link() -> None:
+    """Bursts of 4 lost ids (no queue: a lossy link, not congestion) are beyond m = 2 and need
+    NACKs at first; once DELTA has seen enough of them the groups carry 4 parities (capped to
+    half of a 9-datagram frame) and the same bursts are rebuilt by FEC with no NACK."""
+    drop_times: dict[int, float] = {}
+
+    def drop(pid: int) -> bool:
+        lost = pid > 40 and pid % 60 in (10, 11, 12, 13)
+        if lost:
+            drop_times.setdefault(pid, net.now)
+        return lost
+
+    net = make(drop_h2c=drop)
+    client_tr = net.client.transport
+    assert client_tr is not None
+    nacked: list[tuple[float, int]] = []
+    send_nacks = client_tr._send_nacks
+
+    def record(batches: list[list[int]], now: float) -> None:
+        nacked.extend((now, pid) for b in batches for pid in b)
+        send_nacks(batches, now)
+
+    client_tr._send_nacks = record  # type: ignore[method-assign]
+    start = net.now
+    ids = net.stream(3.0)
+    host_tr = net.host.sessions[net.alias].transport
+    assert presented_ids(net) == ids
+    assert host_tr._fec_params[1] == 4
+    assert any(t < start + 1.0 for t, _ in nacked)  # m = 2 at first: bursts of 4 were NACKed
+    late_dropped = {pid for pid, t in drop_times.items() if t > start + 1.5}
+    late_nacked = {pid for t, pid in nacked if t > start + 1.5}
+    assert len(late_dropped) >= 60
+    # left to NACK: bursts that took all 4 parities of a group and nothing else (the receiver
+    # cannot tell a lost parity from a lost message); every lost video chunk was rebuilt
+    assert late_nacked <= late_dropped
+    assert len(late_nacked) <= 0.25 * len(late_dropped)
+
+
+def test_burst_parities_are_capped_to_half_an_ordinary_frame() -> None:
+    net = make()
+    tr = net.host.sessions[net.alias].transport
+    tr._frame_datagrams = 6.0
+    tr.delta._loss = 0.02  # a lossy path: no single-parity rule
+    tr.delta._runs.extend((net.now, 10) for _ in range(20))
+    tr._apply_decision(net.now)
+    assert tr._fec_params[1] == 3
+    tr._frame_datagrams = 40.0
+    tr._apply_decision(net.now)
+    assert tr._fec_params[1] == 10
+    tr.delta._runs.clear()
+    tr._apply_decision(net.now)
+    assert tr._fec_params[1] == 2  # no bursts seen: the configured expected burst

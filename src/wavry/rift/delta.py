@@ -132,6 +132,11 @@ class DeltaTunables:
     #: lost > expected + sigmas × sqrt(expected) + 1, expected = random loss × batch size
     fec_loss_sigmas: float = 3.0
     loss_ewma_alpha: float = 0.05
+    #: loss bursts (runs of consecutive lost packet ids) seen outside congestion are kept this
+    #: long; `loss_burst` is their `burst_quantile` run length once `burst_min_runs` were seen
+    burst_window_s: float = 10.0
+    burst_quantile: float = 0.9
+    burst_min_runs: int = 8
     #: the path's capacity estimate (delivery rate at the last congestion) is forgotten after
     #: this long without congestion
     capacity_memory_s: float = 30.0
@@ -150,6 +155,10 @@ class DeltaTunables:
             raise ValueError("need 0 <= fec_base <= fec_max <= 1")
         if self.fec_growth < 1 or self.queue_delay_budget_ms <= 0:
             raise ValueError("fec_growth must be >= 1 and queue_delay_budget_ms > 0")
+        if not 0 < self.burst_quantile <= 1 or self.burst_window_s <= 0 or self.burst_min_runs < 1:
+            raise ValueError(
+                "need 0 < burst_quantile <= 1, burst_window_s > 0, burst_min_runs >= 1"
+            )
         if not self.fps_steps or min(self.fps_steps) <= 0:
             raise ValueError("fps_steps must be positive frame rates")
         if min(self.trend_samples, self.samples_to_rising, self.samples_to_stable) < 1:
@@ -209,6 +218,9 @@ class DeltaController:
         self._slope = 0.0
         self._loss = 0.0
         self._random_loss = 0.0
+        self._runs: deque[tuple[float, int]] = deque()  # (when, length) of closed loss runs
+        self._open_run = 0  # lost ids in a row at the end of the last batch
+        self._prev_id: int | None = None
         self._srtt: float | None = None
         self._rising_count = 0
         self._calm_count = 0
@@ -249,6 +261,19 @@ class DeltaController:
     def random_loss_fraction(self) -> float:
         """Smoothed loss fraction of the feedback batches that showed no congestion."""
         return self._random_loss
+
+    def loss_burst(self, now: float) -> int:
+        """The run length of lost consecutive packets that covers `burst_quantile` of the loss
+        bursts seen outside congestion in the last `burst_window_s` (1 until `burst_min_runs`
+        were seen): FEC sizes its parity count (the burst it repairs) from it."""
+        t = self.tunables
+        runs = self._runs
+        while runs and now - runs[0][0] > t.burst_window_s:
+            runs.popleft()
+        if len(runs) < t.burst_min_runs:
+            return 1
+        lengths = sorted(n for _, n in runs)
+        return lengths[max(0, math.ceil(t.burst_quantile * len(lengths)) - 1)]
 
     @property
     def smoothed_rtt_s(self) -> float | None:
@@ -306,13 +331,22 @@ class DeltaController:
         samples: list[tuple[float, float]] = []  # (send time, one-way delay incl. clock offset)
         batch: list[tuple[float, int]] = []  # (arrival, size)
         lost = 0
+        runs: list[int] = []  # loss runs this batch closed
+        run = self._open_run
         for packet_id, arrival in arrivals:
             record = self._sent.pop(packet_id, None)
             if record is None:
                 continue  # not ours, expired, or already reported
+            if self._prev_id is None or packet_id != self._prev_id + 1:
+                run = 0  # a hole in what we can judge: a run across it is unknown
+            self._prev_id = packet_id
             if arrival is None:
                 lost += 1
+                run += 1
                 continue
+            if run:
+                runs.append(run)
+                run = 0
             owd = arrival - record.send_time
             samples.append((record.send_time, owd))
             self._base_delay.update(owd, now)
@@ -341,8 +375,11 @@ class DeltaController:
         heavy = batch_loss >= t.heavy_loss_fraction and self._queue_ms >= t.rising_min_queue_ms
         over = predicted > t.queue_delay_budget_ms or heavy
         self._transition(now, over)
+        self._open_run = run
         if not over and self._state is DeltaState.STABLE:
             self._random_loss += t.loss_ewma_alpha * (batch_loss - self._random_loss)
+            # bursts of a lossy link; a full bottleneck queue's drops are congestion's business
+            self._runs.extend((now, n) for n in runs)
         self._update_rate(now)
         expected = self._random_loss * (lost + len(samples))
         self._update_fec(now, lost > expected + t.fec_loss_sigmas * math.sqrt(expected) + 1)

@@ -198,6 +198,12 @@ class FecEncoder:
         if self._pending_params is not None:
             self._k, self._m = self._pending_params
             self._pending_params = None
+        # Send order: the classes go on cycling after the last shard (shard i is class i mod m,
+        # so parity (count mod m) comes first). Any m consecutive datagrams of the group, the
+        # data/parity boundary included, then hit m distinct classes, and a burst of up to m
+        # losses there is repairable too; in index order a burst of 2 across the boundary
+        # (the last shard and parity 0, both class 0 when count mod m == 1) would not be.
+        order = [(count + i) % parity_count for i in range(parity_count)]
         return [
             rift_pb2.FecPacket(
                 group_id=group_id,
@@ -205,10 +211,10 @@ class FecEncoder:
                 shard_count=count,
                 parity_index=j,
                 parity_count=parity_count,
-                payload=parity,
+                payload=parities[j],
                 shard_lengths=lengths,
             )
-            for j, parity in enumerate(parities)
+            for j in order
         ]
 
 
@@ -316,7 +322,11 @@ class FecDecoder:
             self._highest_id = max(self._highest_id, carrier_packet_id)
             while len(self._carrier_ids) > self._max_stored_shards:
                 self._carrier_ids.popitem(last=False)
-            first_carrier = carrier_packet_id - fec.parity_index
+            # parities usually ride right after the group's ids, in whatever order (ours: see
+            # FecEncoder._close); otherwise assume index order from the carrier
+            first_carrier = group.last_packet_id + 1
+            if not first_carrier <= carrier_packet_id < first_carrier + group.parity_count:
+                first_carrier = carrier_packet_id - fec.parity_index
             for i in range(group.parity_count):
                 sibling = first_carrier + i
                 if sibling != carrier_packet_id and sibling > group.last_packet_id:

@@ -70,6 +70,8 @@ KEYFRAME_GUARD_MIN_S = 0.1
 SEND_STEP_DATAGRAMS = 8
 # DELTA's smoothed loss below this: the path loses nothing (FEC drops to one parity a group).
 LOSS_FREE = 0.001
+# Smoothing of the datagrams per ordinary frame (the cap on burst parities follows it).
+FRAME_SIZE_ALPHA = 0.1
 
 
 @dataclass(slots=True)
@@ -84,6 +86,9 @@ class TransportConfig:
     fps: int = 60
     fec_ratio: float = 0.05
     expected_burst: int = 2
+    #: bursts longer than expected_burst seen on a lossy (not congested) path raise the parity
+    #: count up to this fraction of an ordinary frame's datagrams (RIFT.md §8: at most 50 %)
+    max_burst_fraction: float = 0.5
     max_group_shards: int = 32
     max_datagram: int = 1400
     frame_deadline_s: float = 0.1
@@ -156,6 +161,7 @@ class MediaTransport:
         params = fec_params_for_ratio(cfg.fec_ratio, cfg.expected_burst, cfg.max_group_shards)
         self.fec_encoder = FecEncoder(params.k, params.m, max_datagram_size=cfg.max_datagram)
         self._fec_params = (params.k, params.m)
+        self._frame_datagrams = 0.0  # smoothed datagrams per ordinary (non-key) frame
         self.fec_decoder = FecDecoder()
         self.history = RetransmitHistory()
         self.nack = NackTracker(
@@ -236,6 +242,8 @@ class MediaTransport:
         self._next_frame_id += 1
         info = VideoFrameInfo(frame_id, timestamp_us, keyframe, capture_us, encode_us)
         chunks = split_video_frame(data, info, max_datagram_size=self.config.max_datagram)
+        if not keyframe:
+            self._frame_datagrams += FRAME_SIZE_ALPHA * (len(chunks) - self._frame_datagrams)
         # what the pacer may send by now leaves first, so only media that really could not go
         # out in time counts as stale when this frame is queued
         self._release(now)
@@ -492,7 +500,7 @@ class MediaTransport:
             # still repaired) instead of one per datagram of the expected burst: 8 % less
             # bandwidth on a 12-datagram frame; the first losses bring the burst protection back
             loss_free = clean and delta.loss_fraction < LOSS_FREE
-            burst = 1 if loss_free else self.config.expected_burst
+            burst = 1 if loss_free else self._burst_parities(now)
             p = fec_params_for_ratio(d.fec_ratio, burst, self.config.max_group_shards)
             if (p.k, p.m) != self._fec_params:
                 self._fec_params = (p.k, p.m)
@@ -502,6 +510,16 @@ class MediaTransport:
             self._events.append(
                 RateChanged(d.target_bitrate_kbps, d.target_fps, d.fec_ratio, d.state.value)
             )
+
+    def _burst_parities(self, now: float) -> int:
+        """Parities a group carries on a lossy path: the expected burst, or the loss bursts
+        DELTA saw outside congestion (its 90th percentile) when longer, capped to
+        `max_burst_fraction` of an ordinary frame. Interleaved XOR repairs a burst of up to m
+        consecutive losses, so on a link that drops runs of 3–6 datagrams m = 2 loses the frame
+        (burst-3pct: 0.90 of frames on time with m = 2, see docs/rate-control.md)."""
+        cfg = self.config
+        cap = max(cfg.expected_burst, int(cfg.max_burst_fraction * self._frame_datagrams))
+        return max(cfg.expected_burst, min(self.delta.loss_burst(now), cap))
 
     # ---- RTT, timers, events -------------------------------------------------------
 
