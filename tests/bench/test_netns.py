@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -69,6 +70,21 @@ while time.monotonic() < end:
     if sent % 4 == 0:
         time.sleep(0.0005)
 print(sent, flush=True)
+"""
+
+
+BLAST_GSO = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 103, 1100)  # UDP_SEGMENT: one 3-datagram GSO skb per send
+s.connect((sys.argv[1], int(sys.argv[2])))
+end = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    try:
+        s.send(b"x" * 3300)
+    except OSError:
+        pass
+    time.sleep(0.002)
 """
 
 
@@ -176,3 +192,30 @@ def test_tbf_limits_throughput_and_set_rate() -> None:
         assert 0.6 * 500 <= kbps <= 1.3 * 500, (kbps, sent, total)
         pair.set_tbf("a", None)
         assert "tbf" not in pair.qdisc_stats("a")
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(not OK, reason=REASON)
+def test_lowering_the_rate_under_gso_traffic_keeps_the_link_flowing() -> None:
+    """A GSO skb of 3 datagrams (3 × 1142 B on the wire) fits the 8 Mbit/s bucket (4000 B) and
+    is queued whole; had `set_rate` shrunk the bucket to the 4 Mbit/s default (3200 B), tbf could
+    never send it and the link would stall until the next change."""
+    with NetnsPair(tbf_a=Tbf(8000)) as pair:
+        assert "burst 4000b" in pair.qdisc_stats("a")
+        sink = start_server(pair, SINK, 5002)
+        blast = pair.popen(
+            "a", [sys.executable, "-I", "-c", BLAST_GSO, pair.addr("b"), "5002", "2.0"]
+        )
+        try:
+            time.sleep(0.5)  # the queue is full of whole GSO skbs by now
+            pair.set_rate("a", 4000)
+            assert "rate 4Mbit" in pair.qdisc_stats("a")
+            assert "burst 4000b" in pair.qdisc_stats("a")  # the bucket never shrinks
+            blast.wait(timeout=10)
+        finally:
+            blast.kill()
+        out, _ = sink.communicate(timeout=15)
+    total, span = out.split()
+    # 0.5 s at 8 Mbit/s, then 1.5 s at 4 Mbit/s: ~1.2 MB; a stalled link gets ~0.5 MB
+    assert float(span) >= 1.7
+    assert int(total) >= 0.8 * (0.5 * 1_000_000 + 1.5 * 500_000)

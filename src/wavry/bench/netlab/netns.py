@@ -220,13 +220,19 @@ class NetnsPair:
         self._tbf[side] = cfg
 
     def set_rate(self, side: Side, kbps: float) -> None:
-        """Change the tbf rate mid-run (`tc qdisc change`); adds a tbf if there is none."""
+        """Change the tbf rate mid-run (`tc qdisc change`); adds a tbf if there is none.
+
+        The bucket never shrinks: veth hands tbf whole GSO skbs (several datagrams), and tbf
+        queues one whole when it fits the bucket at enqueue time. A smaller bucket afterwards
+        can never hold enough tokens for it, and the link stalls until the next change (seen
+        as 6 s of silence in capacity-steps at 8 → 4 Mbit/s)."""
         side = _side(side)
         cur = self._tbf[side]
         if cur is None:
             self.set_tbf(side, Tbf(kbps))
             return
-        cfg = replace(cur, rate_kbps=kbps)
+        burst = max(cur.burst, Tbf(kbps).burst)
+        cfg = replace(cur, rate_kbps=kbps, burst_bytes=burst)
         self._qdisc(side, "change", cfg)
         self._tbf[side] = cfg
 
