@@ -198,9 +198,6 @@ def test_unrepairable_loss_is_nacked_at_once_and_resent_byte_identical() -> None
     lost: set[int] = set()
 
     def drop(pid: int) -> bool:
-        # 4 consecutive ids of one frame: two losses in each of the m = 2 parity classes
-        if not lost and pid > 200:
-            lost.update(range(pid, pid + 4))
         return pid in lost
 
     net = make(drop_h2c=drop)
@@ -222,6 +219,11 @@ def test_unrepairable_loss_is_nacked_at_once_and_resent_byte_identical() -> None
     def tick(now: float) -> None:
         watch(now)
         if now + 1e-9 >= nxt[0] and now < end:
+            host_tr = net.host.sessions[net.alias].transport
+            first = host_tr.channel.next_packet_id
+            if not lost and first > 200:
+                # the first 4 chunks of this frame: two losses in each of the m = 2 classes
+                lost.update(range(first, first + 4))
             ids.append(
                 net.host.send_frame(
                     net.alias, bytes(12_000), now, keyframe=not ids, timestamp_us=round(now * 1e6)
