@@ -11,6 +11,8 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
+
 from wavry.rift import rift_pb2
 from wavry.rift.client import ClientSession
 from wavry.rift.config import ClientConfig, HostConfig
@@ -49,7 +51,11 @@ class Net:
     frames: list[tuple[float, FrameReady]] = field(default_factory=list)
     h2c_sent: dict[int, list[bytes]] = field(default_factory=dict)
     dropped: list[int] = field(default_factory=list)
-    _heap: list[tuple[float, int, str, bytes]] = field(default_factory=list)
+    #: host → client: extra time before the client *reads* a datagram (a busy client), and
+    #: whether it is told the true arrival time (a kernel receive timestamp)
+    rx_lag_s: Callable[[int], float] = lambda pid: 0.0
+    kernel_stamps: bool = True
+    _heap: list[tuple[float, int, str, bytes, float]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
     _link_free: float = 0.0
     streaming: bool = False
@@ -57,7 +63,8 @@ class Net:
     def _collect(self) -> None:
         now = self.now
         for data in self.client.datagrams_to_send(now):
-            heapq.heappush(self._heap, (now + self.delay_s, next(self._seq), "h", data))
+            at = now + self.delay_s
+            heapq.heappush(self._heap, (at, next(self._seq), "h", data, at))
         for data, _ in self.host.datagrams_to_send(now):
             pid = pid_of(data)
             if self.streaming:
@@ -71,15 +78,18 @@ class Net:
                     self.rate_kbps * 1000
                 )
                 at = self._link_free
-            heapq.heappush(self._heap, (at + self.delay_s, next(self._seq), "c", data))
+            arrival = at + self.delay_s
+            read_at = arrival + self.rx_lag_s(pid)
+            heapq.heappush(self._heap, (read_at, next(self._seq), "c", data, arrival))
 
     def _deliver(self) -> None:
         while self._heap and self._heap[0][0] <= self.now + 1e-12:
-            _, _, to, data = heapq.heappop(self._heap)
+            _, _, to, data, arrival = heapq.heappop(self._heap)
             if to == "h":
                 self.host.receive_datagram(data, ADDR, self.now)
             else:
-                self.client.receive_datagram(data, self.now)
+                stamp = arrival if self.kernel_stamps else None
+                self.client.receive_datagram(data, self.now, stamp)
             self._collect()
         while (ce := self.client.next_event()) is not None:
             self.client_events.append(ce)
@@ -488,3 +498,36 @@ def test_burst_parities_are_capped_to_half_an_ordinary_frame() -> None:
     tr.delta._runs.clear()
     tr._apply_decision(net.now)
     assert tr._fec_params[1] == 2  # no bursts seen: the configured expected burst
+
+
+def _queue_seen_by_host(stamps: bool) -> list[float]:
+    # ~11 ids a frame at 60 fps: 165 ids ≈ a quarter second
+    net = make(rx_lag_s=lambda pid: 0.0025 if (pid // 165) % 2 else 0.0, kernel_stamps=stamps)
+    host_tr = net.host.sessions[net.alias].transport
+    queue: list[float] = []
+    net.streaming = True
+    end = net.now + 2.0
+    nxt = [net.now]
+
+    def tick(now: float) -> None:
+        if now + 1e-9 >= nxt[0] and now < end:
+            first = nxt[0] == net.now
+            net.host.send_frame(net.alias, bytes(12_000), now, keyframe=first, timestamp_us=0)
+            nxt[0] += 1 / 60
+        queue.append(host_tr.delta.queue_delay_ms)
+
+    net.advance(end, tick)
+    return queue[len(queue) // 2 :]
+
+
+@pytest.mark.parametrize("stamps", [True, False])
+def test_a_busy_client_reports_kernel_arrival_times_so_delta_sees_no_queue(stamps: bool) -> None:
+    """Every other quarter second the client reads datagrams 2.5 ms late (busy), network
+    unchanged. With the kernel's arrival time in the feedback the host's DELTA sees an empty
+    queue; told the read time instead, it takes the client's work for a queue."""
+    late = _queue_seen_by_host(stamps)
+    if stamps:
+        assert max(late) < 0.2
+    else:
+        assert max(late) > 2.0
+        assert sum(q > 1.0 for q in late) > 0.25 * len(late)

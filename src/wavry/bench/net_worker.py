@@ -229,10 +229,13 @@ class _LoggingClient(ClientConnection):
         self.log = log
         self.accepted = asyncio.Event()
 
-    def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+    def _on_datagram(self, data: bytes, addr: tuple[Any, ...], arrival: float | None) -> None:
         if len(data) >= 18 and data[4:8] != b"\0\0\0\0":
-            self.log.arrivals.append((int.from_bytes(data[8:16], "big"), time.time(), len(data)))
-        super()._on_datagram(data, addr)
+            # the kernel's receive time: queueing is measured at the bottleneck, not behind
+            # this process's own work
+            at = time.time() if arrival is None else arrival
+            self.log.arrivals.append((int.from_bytes(data[8:16], "big"), at, len(data)))
+        super()._on_datagram(data, addr, arrival)
 
     def _event(self, e: object) -> None:
         if isinstance(e, FrameReady):

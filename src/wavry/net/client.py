@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wavry.net.udp import Timer, open_udp
+from wavry.net.udp import Timer, TimestampedUdp, open_udp_timestamped
 from wavry.rift import rift_pb2
 from wavry.rift.client import ClientSession
 from wavry.rift.events import ClientEvent
@@ -32,10 +32,11 @@ class ClientConnection:
     """Drives a ClientSession; events are delivered to an asyncio queue, or synchronously to a
     batch handler (`set_batch_handler`).
 
-    Datagrams that arrive together (uvloop reads up to 32 per wake-up) are handed to the core
-    with one flush per batch (output, events, timer), not one per datagram; a datagram that
-    produces an event (the last chunk of a frame) is flushed at once, ahead of the rest of the
-    batch (e.g. the frame's FEC parities).
+    Datagrams that arrive together (up to 64 per wake-up) are handed to the core with one flush
+    per batch (output, events, timer), not one per datagram; a datagram that produces an event
+    (the last chunk of a frame) is flushed at once, ahead of the rest of the batch (e.g. the
+    frame's FEC parities). The socket is read with kernel receive timestamps
+    (`TimestampedUdp`), which the core reports to the host as arrival times.
     """
 
     def __init__(
@@ -48,37 +49,40 @@ class ClientConnection:
         self.events: asyncio.Queue[ClientEvent] = asyncio.Queue()
         self._on_event = on_event
         self._clock = clock
-        self._transport: asyncio.DatagramTransport | None = None
+        self._transport: TimestampedUdp | None = None
         self._timer = Timer(self._on_timer)
         self.remote: tuple[str, int] | None = None
         self.send_errors = 0
         self._handler: BatchHandler | None = None
         self._pending: list[ClientEvent] = []
         self._delivering = False
-        self._flush_scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_due = False
 
     async def start(self, host: str, port: int) -> None:
-        self._loop = asyncio.get_running_loop()
         self.remote = await resolve_udp(host, port)
-        self._transport = await open_udp(self._on_datagram, remote=self.remote)
+        self._transport = await open_udp_timestamped(
+            self._on_datagram, self.remote, on_batch=self._end_of_batch
+        )
         self.core.connect(self._clock())
         self.flush()
 
-    def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.core.receive_datagram(data, self._clock())
+    def _on_datagram(self, data: bytes, addr: tuple[Any, ...], arrival: float | None) -> None:
+        self.core.receive_datagram(data, self._clock(), arrival)
         if self.core.has_events:  # e.g. a frame is complete: hand it over now
             self.flush()
-        elif not self._flush_scheduled and self._loop is not None:
-            self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
+        else:
+            self._flush_due = True
+
+    def _end_of_batch(self) -> None:
+        if self._flush_due:
+            self.flush()
 
     def _on_timer(self) -> None:
         self.core.handle_timer(self._clock())
         self.flush()
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_due = False
         transport = self._transport
         now = self._clock()
         for data in self.core.datagrams_to_send(now):

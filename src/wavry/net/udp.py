@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,126 @@ async def open_udp(
     if sock is not None:
         tune_socket(sock, tos)
     return transport
+
+
+ArrivalSink = Callable[[bytes, tuple[Any, ...], "float | None"], None]
+
+#: Linux's SO_TIMESTAMPNS (Python exposes the constant only on some builds)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+class TimestampedUdp:
+    """A UDP socket the event loop reads with the kernel's receive timestamp of every datagram.
+
+    Written by hand because asyncio's datagram endpoints (uvloop's too) hand the protocol
+    `(data, addr)` only: the time the kernel queued a datagram is lost, and a process that was
+    busy (decoding a frame) or slow to be scheduled when it arrived reads it late by that much.
+    A media receiver reports arrival times to the sender's congestion control, which would take
+    that as network queueing. Here each readiness callback drains up to `MAX_BATCH` datagrams
+    with `recvmsg` + SO_TIMESTAMPNS (CLOCK_REALTIME, the clock of `time.time()`), calls `sink`
+    for each with its arrival time (None when the kernel gave none), then `on_batch`.
+
+    Sending never queues in user space: a full socket buffer raises (BlockingIOError), and the
+    caller drops the datagram, as a latency-first sender should.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        sink: ArrivalSink,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
+        self._sock = sock
+        self._sink = sink
+        self._on_batch = on_batch
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self.timestamps = True
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            self.timestamps = False
+        sock.setblocking(False)
+        self.receive_errors = 0
+        self._loop.add_reader(sock.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        sock = self._sock
+        failed = False
+        for _ in range(self.MAX_BATCH):
+            try:
+                data, ancdata, _flags, addr = sock.recvmsg(65535, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                # ICMP errors (port unreachable after the peer left) must never stop the reader
+                self.receive_errors += 1
+                failed = True
+                continue
+            arrival = None
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = _TIMESPEC.unpack_from(payload)
+                    arrival = sec + nsec * 1e-9
+            self._sink(data, addr, arrival)
+            if self._closed:
+                return
+        if failed:
+            # uvloop (libuv) stops polling a descriptor that reported an error: watch it again
+            self._loop.remove_reader(sock.fileno())
+            self._loop.add_reader(sock.fileno(), self._ready)
+        if self._on_batch is not None:
+            self._on_batch()
+
+    def sendto(self, data: bytes, addr: tuple[Any, ...] | None = None) -> None:
+        if self._closed:
+            raise OSError("socket is closed")
+        if addr is None:
+            self._sock.send(data)
+        else:
+            self._sock.sendto(data, addr)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            return self._sock
+        if name == "sockname":
+            return self._sock.getsockname()
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+
+
+async def open_udp_timestamped(
+    sink: ArrivalSink,
+    remote: tuple[str, int],
+    on_batch: Callable[[], None] | None = None,
+    tos: int | None = DSCP_EF_TOS,
+) -> TimestampedUdp:
+    """A UDP socket connected to `remote`, read with kernel receive timestamps."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(remote[0], remote[1], type=socket.SOCK_DGRAM)
+    family = infos[0][0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        tune_socket(sock, tos)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, infos[0][4])
+        return TimestampedUdp(sock, sink, on_batch)
+    except BaseException:
+        sock.close()
+        raise
 
 
 class Timer:

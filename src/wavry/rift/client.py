@@ -106,7 +106,9 @@ class ClientSession:
             raise RuntimeError("connect() may be called once")
         self._start_handshake(now)
 
-    def receive_datagram(self, data: bytes, now: float) -> None:
+    def receive_datagram(self, data: bytes, now: float, arrival: float | None = None) -> None:
+        """One datagram from the host, processed at `now`; `arrival` is when it reached the
+        socket if the adapter knows (see `MediaTransport.on_datagram`)."""
         self._now = now
         try:
             dgram = parse_datagram(data, self.config.max_datagram)
@@ -116,7 +118,7 @@ class ClientSession:
         if isinstance(dgram, HandshakeDatagram):
             self._on_handshake(dgram, now)
         else:
-            self._on_transport(dgram, now)
+            self._on_transport(dgram, now, arrival)
 
     def datagrams_to_send(self, now: float | None = None) -> list[bytes]:
         """Handshake datagrams plus what the transport's pacer releases at `now`."""
@@ -334,13 +336,15 @@ class ClientSession:
 
     # ---- transport -------------------------------------------------------------------
 
-    def _on_transport(self, dgram: TransportDatagram, now: float) -> None:
+    def _on_transport(
+        self, dgram: TransportDatagram, now: float, arrival: float | None = None
+    ) -> None:
         ch, tr = self.channel, self.transport
         if ch is None or tr is None or dgram.alias != ch.alias:
             self.drops += 1
             return
         before = ch.counters.received
-        messages = tr.on_datagram(dgram, now)
+        messages = tr.on_datagram(dgram, now, arrival=arrival)
         if ch.counters.received != before:
             self._host_confirmed = True
             if self._stalled:

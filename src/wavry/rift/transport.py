@@ -336,8 +336,18 @@ class MediaTransport:
     # ---- receiving -----------------------------------------------------------------
 
     def on_datagram(
-        self, dgram: TransportDatagram, now: float, recovered: bool = False
+        self,
+        dgram: TransportDatagram,
+        now: float,
+        recovered: bool = False,
+        arrival: float | None = None,
     ) -> list[rift_pb2.Message]:
+        """Process one received datagram at `now`. `arrival` (same clock) is when it reached
+        the host's socket, if the I/O adapter knows (kernel receive timestamp): what the peer
+        is told in `TransportFeedback` and the jitter statistics, so that time this process
+        spent busy before reading it (decoding, being scheduled) does not look like network
+        queueing to the sender's DELTA. Everything else runs on `now`."""
+        rx = now if arrival is None else arrival
         plaintext = self.channel.open_bytes(dgram)
         if plaintext is None:
             return []
@@ -351,8 +361,8 @@ class MediaTransport:
         if recovered:
             self.stats.fec_recovered += 1
         elif self._feedback_on:
-            self.feedback.on_packet(pid, now)
-            self.stats_acc.on_packet(pid, now)
+            self.feedback.on_packet(pid, rx)
+            self.stats_acc.on_packet(pid, rx)
         out: list[rift_pb2.Message] = []
         repaired: list[tuple[int, bytes]] = []
         media = msg.media if msg.WhichOneof("content") == "media" else None
@@ -362,7 +372,7 @@ class MediaTransport:
         else:
             if self._fec_on:
                 repaired = self.fec_decoder.on_datagram(pid, dgram.payload, now)
-            self._dispatch(msg, now, out)
+            self._dispatch(msg, now, out, rx)
         if repaired:
             # rebuilt datagrams first, so the NACK tracker never requests what FEC just repaired
             alias = self.channel.alias
@@ -382,13 +392,21 @@ class MediaTransport:
                 self._send_nacks(self.nack.poll(now), now)
         return out
 
-    def _dispatch(self, msg: rift_pb2.Message, now: float, out: list[rift_pb2.Message]) -> None:
+    def _dispatch(
+        self,
+        msg: rift_pb2.Message,
+        now: float,
+        out: list[rift_pb2.Message],
+        rx: float | None = None,
+    ) -> None:
         kind = msg.WhichOneof("content")
         if kind == "media":
             media = msg.media
             if media.WhichOneof("content") == "video":
                 chunk = media.video
-                self.stats_acc.on_media_timestamp(chunk.timestamp_us / 1e6, now)
+                self.stats_acc.on_media_timestamp(
+                    chunk.timestamp_us / 1e6, now if rx is None else rx
+                )
                 self._assembled(self.assembler.push(chunk, now), now)
                 return
         elif kind == "control":
