@@ -489,13 +489,15 @@ def test_burst_parities_are_capped_to_half_an_ordinary_frame() -> None:
     tr = net.host.sessions[net.alias].transport
     tr._frame_datagrams = 6.0
     tr.delta._loss = 0.02  # a lossy path: no single-parity rule
-    tr.delta._runs.extend((net.now, 10) for _ in range(20))
+    tr.delta._runs.extend((net.now, 10) for _ in range(20))  # what lossy feedback leaves
+    tr.delta._burst = None
     tr._apply_decision(net.now)
     assert tr._fec_params[1] == 3
     tr._frame_datagrams = 40.0
     tr._apply_decision(net.now)
     assert tr._fec_params[1] == 10
     tr.delta._runs.clear()
+    tr.delta._burst = None
     tr._apply_decision(net.now)
     assert tr._fec_params[1] == 2  # no bursts seen: the configured expected burst
 

@@ -220,6 +220,7 @@ class DeltaController:
         self._random_loss = 0.0
         self._runs: deque[tuple[float, int]] = deque()  # (when, length) of closed loss runs
         self._open_run = 0  # lost ids in a row at the end of the last batch
+        self._burst: int | None = None  # loss_burst() of the current runs
         self._prev_id: int | None = None
         self._srtt: float | None = None
         self._rising_count = 0
@@ -270,10 +271,14 @@ class DeltaController:
         runs = self._runs
         while runs and now - runs[0][0] > t.burst_window_s:
             runs.popleft()
-        if len(runs) < t.burst_min_runs:
-            return 1
-        lengths = sorted(n for _, n in runs)
-        return lengths[max(0, math.ceil(t.burst_quantile * len(lengths)) - 1)]
+            self._burst = None
+        if self._burst is None:  # the transport asks on every decision: sort only on change
+            if len(runs) < t.burst_min_runs:
+                self._burst = 1
+            else:
+                lengths = sorted(n for _, n in runs)
+                self._burst = lengths[max(0, math.ceil(t.burst_quantile * len(lengths)) - 1)]
+        return self._burst
 
     @property
     def smoothed_rtt_s(self) -> float | None:
@@ -379,7 +384,9 @@ class DeltaController:
         if not over and self._state is DeltaState.STABLE:
             self._random_loss += t.loss_ewma_alpha * (batch_loss - self._random_loss)
             # bursts of a lossy link; a full bottleneck queue's drops are congestion's business
-            self._runs.extend((now, n) for n in runs)
+            if runs:
+                self._runs.extend((now, n) for n in runs)
+                self._burst = None
         self._update_rate(now)
         expected = self._random_loss * (lost + len(samples))
         self._update_fec(now, lost > expected + t.fec_loss_sigmas * math.sqrt(expected) + 1)
