@@ -19,6 +19,7 @@ from wavry.rift.config import ClientConfig, HostConfig
 from wavry.rift.events import ClientTransportEvent
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
+from wavry.rift.loopback import Loopback
 from wavry.rift.transport import (
     FrameReady,
     KeyframeRequested,
@@ -153,6 +154,16 @@ def make(
     net.advance(net.now + 0.1)
     assert net.host.sessions, "session not established"
     return net
+
+
+def loopback_session() -> tuple[HostEndpoint, ClientSession, Loopback]:
+    """A host and a client with an established session over the scripted `Loopback`."""
+    host = HostEndpoint(Identity.generate(), HostConfig(trust_any=True))
+    client = ClientSession(Identity.generate(), ClientConfig())
+    lb = Loopback(client, host)
+    client.connect(T0)
+    lb.pump(T0)
+    return host, client, lb
 
 
 def presented_ids(net: Net) -> list[int]:
@@ -344,14 +355,9 @@ def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
     """`send_frame(on_batch=...)` on a clean path: the adapter can send the first datagrams
     while the rest are sealed; the wire carries the same datagrams as a whole-frame send and the
     client assembles the frame. Without a clean path the frame is queued whole."""
-    from wavry.rift.loopback import Loopback
     from wavry.rift.transport import SEND_STEP_DATAGRAMS, FrameReady
 
-    host = HostEndpoint(Identity.generate(), HostConfig(trust_any=True))
-    client = ClientSession(Identity.generate(), ClientConfig())
-    lb = Loopback(client, host)
-    client.connect(T0)
-    lb.pump(T0)
+    host, client, lb = loopback_session()
     alias = next(iter(host.sessions))
     transport = host.sessions[alias].transport
     now = T0 + 0.1
@@ -388,15 +394,9 @@ def test_one_noisy_feedback_report_keeps_a_clean_path_unless_a_bottleneck_is_kno
     """The clean-path rule: < 1 ms of queue is clean; 1-2 ms in one isolated report is host
     noise while DELTA knows no bottleneck; a queue that persists, or any queue next to a
     measured bottleneck, ends the clean state."""
-    from wavry.rift.loopback import Loopback
     from wavry.rift.transport import CLEAN_HOLD_S
 
-    host = HostEndpoint(Identity.generate(), HostConfig(trust_any=True))
-    client = ClientSession(Identity.generate(), ClientConfig())
-
-    lb = Loopback(client, host)
-    client.connect(T0)
-    lb.pump(T0)
+    host, _, _ = loopback_session()
     tr = host.sessions[next(iter(host.sessions))].transport
     now = T0 + 1.0
 
@@ -426,14 +426,9 @@ def test_one_noisy_feedback_report_keeps_a_clean_path_unless_a_bottleneck_is_kno
 def test_a_clean_loss_free_path_sends_one_parity_per_group() -> None:
     """FEC follows the path: one parity per group once the path is clean and loses nothing,
     the expected burst's worth (2) as soon as DELTA sees loss, and before the path is proven."""
-    from wavry.rift.loopback import Loopback
     from wavry.rift.transport import CLEAN_HOLD_S
 
-    host = HostEndpoint(Identity.generate(), HostConfig(trust_any=True))
-    client = ClientSession(Identity.generate(), ClientConfig())
-    lb = Loopback(client, host)
-    client.connect(T0)
-    lb.pump(T0)
+    host, _, _ = loopback_session()
     tr = host.sessions[next(iter(host.sessions))].transport
     now = T0 + 0.5
     tr._apply_decision(now)
