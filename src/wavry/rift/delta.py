@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 
+_MAX_LOSS_RUNS = 1024
+
+
 class WindowedMin:
     """Minimum of the samples of the last `window_s` seconds, kept in `buckets` time buckets.
 
@@ -218,7 +221,9 @@ class DeltaController:
         self._slope = 0.0
         self._loss = 0.0
         self._random_loss = 0.0
-        self._runs: deque[tuple[float, int]] = deque()  # (when, length) of closed loss runs
+        # (when, length) of closed loss runs; bounded, so heavy loss on a fast link does not
+        # make loss_burst() sort tens of thousands of runs
+        self._runs: deque[tuple[float, int]] = deque(maxlen=_MAX_LOSS_RUNS)
         self._open_run = 0  # lost ids in a row at the end of the last batch
         self._burst: int | None = None  # loss_burst() of the current runs
         self._prev_id: int | None = None
