@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wavry.rift import rift_pb2
-from wavry.rift.chunking import MAX_GROUP_SHARDS
+from wavry.rift.chunking import MAX_GROUP_SHARDS, fec_message_size, varint_size
 from wavry.rift.fec import (
     AdaptiveFecPolicy,
     FecDecoder,
     FecEncoder,
     FecParams,
+    _OpenGroup,
     fec_params_for_ratio,
 )
 
@@ -168,6 +169,37 @@ def test_parity_datagrams_always_fit(lengths: list[int], k: int, data: st.DataOb
         assert 18 + message.ByteSize() + 16 <= 1400
     covered = sum(f.shard_count for f in parities if f.parity_index == 0)
     assert covered + encoder.stats.unprotected_datagrams == len(lengths)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 3000), min_size=0, max_size=70),
+    extra=st.integers(0, 70_000),
+    m=st.integers(1, MAX_GROUP_SHARDS),
+    ids=st.sampled_from([(1, 1), (200, 16_500), (2**64 - 100, 2**63 - 200)]),
+    max_datagram=st.sampled_from([1200, 1400, 9000, 65_507]),
+)
+def test_group_size_check_matches_the_exact_parity_size(
+    lengths: list[int], extra: int, m: int, ids: tuple[int, int], max_datagram: int
+) -> None:
+    """The encoder's inline size sum agrees with `fec_message_size` in every state."""
+    encoder = FecEncoder(MAX_GROUP_SHARDS, m, max_datagram_size=max_datagram, first_group_id=ids[0])
+    group = _OpenGroup(first_packet_id=ids[1], started_at=0.0)
+    for length in lengths:
+        group.shards.append(bytes(length))
+        group.lengths_varint_bytes += varint_size(length)
+        group.longest = max(group.longest, length)
+    count = len(lengths) + 1
+    size = fec_message_size(
+        group_id=ids[0],
+        first_packet_id=ids[1],
+        shard_lengths_varint_bytes=group.lengths_varint_bytes + varint_size(extra),
+        shard_count=count,
+        parity_count=min(m, count),
+        parity_len=max([*lengths, extra]),
+    )
+    assert encoder._parity_message_size(group, extra) == size
+    assert encoder._fits(group, extra) == (18 + size + 16 <= max_datagram)
 
 
 def test_too_large_shard_is_left_unprotected() -> None:

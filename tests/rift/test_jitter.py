@@ -176,3 +176,14 @@ def test_clean_threshold_never_falls_below_the_configured_floor() -> None:
     assert buffer.clean_threshold_s == pytest.approx(0.0025)
     with pytest.raises(ValueError):
         JitterBufferConfig(clean_interval_fraction=1.5)
+
+
+def test_the_lateness_percentile_is_read_from_the_current_window_only() -> None:
+    """The sorted lateness list (read once per frame) always holds exactly the window's values."""
+    buffer: JitterBuffer[float] = JitterBuffer()
+    frames = stream(2.5, jitter_s=0.012, seed=3) + stream(3.0, jitter_s=0.002, start=2.5, seed=4)
+    for ts, arrival in sorted(frames, key=lambda f: f[1]):
+        buffer.push(ts, arrival, ts)
+        buffer.pop_ready(arrival)
+        assert buffer._lateness_sorted == sorted(late for _, late in buffer._lateness)
+    assert len(buffer._lateness) < len(frames)  # the window did slide

@@ -214,6 +214,8 @@ class DeltaController:
         self._set_rate(initial_bitrate_kbps * (1 + self._fec))
         self._state = DeltaState.STABLE
         self._sent: OrderedDict[int, _SendRecord] = OrderedDict()
+        #: `on_packet_sent` skips `_expire_records` before this time
+        self._records_expire_at = -math.inf
         self._base_delay = WindowedMin(t.base_delay_window_s)
         self._trend: deque[tuple[float, float]] = deque(maxlen=t.trend_samples)
         self._delivered: deque[tuple[float, int]] = deque()  # (receiver arrival s, bytes)
@@ -320,9 +322,12 @@ class DeltaController:
 
         A retransmission (same packet id as a recorded datagram) keeps the original record.
         """
-        if packet_id not in self._sent:
-            self._sent[packet_id] = _SendRecord(now, size_bytes)
-        self._expire_records(now)
+        sent = self._sent
+        if packet_id not in sent:
+            sent[packet_id] = _SendRecord(now, size_bytes)
+        # runs for every datagram sent: the full check only when a record may be due
+        if now >= self._records_expire_at or len(sent) > self.tunables.max_send_records:
+            self._expire_records(now)
 
     def on_rtt_sample(self, rtt_s: float, now: float) -> None:
         if rtt_s <= 0:
@@ -432,8 +437,11 @@ class DeltaController:
         while sent:
             oldest = next(iter(sent.values()))
             if now - oldest.send_time <= t.send_record_ttl_s and len(sent) <= t.max_send_records:
-                break
+                # nothing turns stale before the oldest record does
+                self._records_expire_at = oldest.send_time + t.send_record_ttl_s
+                return
             sent.popitem(last=False)
+        self._records_expire_at = -math.inf
 
     def _trim_delivered(self) -> None:
         delivered = self._delivered

@@ -33,7 +33,6 @@ from wavry.rift.chunking import (
     MAX_GROUP_SHARDS,
     MAX_PACKET_ID,
     TRANSPORT_HEADER_SIZE,
-    fec_message_size,
     varint_size,
 )
 
@@ -56,13 +55,29 @@ def xor_parities(shards: list[bytes], parity_count: int) -> list[bytes]:
     ]
 
 
-@dataclass
+def _varint_size(value: int) -> int:
+    """`varint_size` with the common sizes first (it runs several times per datagram)."""
+    if value < 0x80:
+        return 1
+    if value < 0x4000:
+        return 2
+    return varint_size(value)
+
+
+def _uint_size(value: int) -> int:
+    """Size of a proto3 scalar field with a one-byte tag (0 for the default 0)."""
+    return 1 + _varint_size(value) if value else 0
+
+
+@dataclass(slots=True)
 class _OpenGroup:
     first_packet_id: int
     started_at: float
     shards: list[bytes] = field(default_factory=list)
     lengths_varint_bytes: int = 0
     longest: int = 0
+    #: size of the group_id and first_packet_id fields of its parities (-1: not yet known)
+    ids_size: int = -1
 
     @property
     def last_packet_id(self) -> int:
@@ -148,8 +163,9 @@ class FecEncoder:
                 return out
             self._group = group
         group.shards.append(bytes(encrypted_payload))
-        group.lengths_varint_bytes += varint_size(length)
-        group.longest = max(group.longest, length)
+        group.lengths_varint_bytes += _varint_size(length)
+        if length > group.longest:
+            group.longest = length
         if len(group.shards) >= self._k:
             out += self._close()
         return out
@@ -169,16 +185,35 @@ class FecEncoder:
         return self._group.started_at + self._max_group_delay
 
     def _fits(self, group: _OpenGroup, extra_len: int) -> bool:
-        count = len(group.shards) + 1
-        size = fec_message_size(
-            group_id=self._next_group_id,
-            first_packet_id=group.first_packet_id,
-            shard_lengths_varint_bytes=group.lengths_varint_bytes + varint_size(extra_len),
-            shard_count=count,
-            parity_count=min(self._m, count),
-            parity_len=max(group.longest, extra_len),
-        )
+        """Whether the group's largest parity datagram still fits with one more shard."""
+        size = self._parity_message_size(group, extra_len)
         return TRANSPORT_HEADER_SIZE + size + AEAD_TAG_SIZE <= self._max_datagram_size
+
+    def _parity_message_size(self, group: _OpenGroup, extra_len: int) -> int:
+        """`fec_message_size` of the group's last parity with one more shard of `extra_len`.
+
+        Runs for every datagram sent, so it adds up the field sizes inline (the group's two id
+        fields once per group); a test holds it equal to `fec_message_size`."""
+        count = len(group.shards) + 1
+        lengths = group.lengths_varint_bytes + _varint_size(extra_len)
+        longest = group.longest if group.longest > extra_len else extra_len
+        pc = self._m if self._m < count else count
+        if group.ids_size < 0:
+            group.ids_size = _uint_size(self._next_group_id) + _uint_size(group.first_packet_id)
+        body = (
+            group.ids_size
+            + 1
+            + _varint_size(count)  # shard_count >= 1
+            + (1 + _varint_size(pc - 1) if pc > 1 else 0)  # parity_index of the last parity
+            + (1 + _varint_size(longest) + longest if longest else 0)  # payload
+            + 1
+            + _varint_size(lengths)
+            + lengths  # shard_lengths (never empty)
+            + 1
+            + _varint_size(pc)  # parity_count >= 1
+        )
+        media = 1 + _varint_size(body) + body
+        return 1 + _varint_size(media) + media
 
     def _close(self) -> list[rift_pb2.FecPacket]:
         group = self._group

@@ -19,7 +19,7 @@ released in sender-timestamp order and a frame older than one already released i
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -73,6 +73,8 @@ class JitterBuffer(Generic[FrameT]):
         self._in_order = in_order
         self._base = WindowedMin(self.config.base_window_s)
         self._lateness: deque[tuple[float, float]] = deque()  # (arrival, lateness s)
+        #: the same lateness values, kept sorted (the percentile is read once per frame)
+        self._lateness_sorted: list[float] = []
         self._target_s = 0.0
         self._last_target_update: float | None = None
         self._queue: list[_Entry[FrameT]] = []
@@ -168,10 +170,11 @@ class JitterBuffer(Generic[FrameT]):
     def _update_target(self, now: float, lateness_s: float) -> None:
         cfg = self.config
         window = self._lateness
+        ordered = self._lateness_sorted
         window.append((now, lateness_s))
+        insort(ordered, lateness_s)
         while window and window[0][0] < now - cfg.jitter_window_s:
-            window.popleft()
-        ordered = sorted(lateness for _, lateness in window)
+            del ordered[bisect_left(ordered, window.popleft()[1])]
         index = min(len(ordered) - 1, max(0, round(cfg.percentile * len(ordered)) - 1))
         measured = ordered[index]
         if measured < self.clean_threshold_s:

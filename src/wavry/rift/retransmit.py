@@ -11,6 +11,7 @@ while the data is still useful, at most ``max_attempts`` times, at most 64 ids p
 from __future__ import annotations
 
 import enum
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class RetransmitHistory:
         self._max_count = max_count
         self._max_resends = max_resends_per_packet
         self._datagrams: OrderedDict[int, _StoredDatagram] = OrderedDict()
+        #: `store` skips `expire` before this time (the oldest entry is younger than min_age)
+        self._expire_at = -math.inf
         self.stats = RetransmitStats()
 
     def __len__(self) -> int:
@@ -70,9 +73,13 @@ class RetransmitHistory:
         """Remember the complete datagram (header included) sent as ``packet_id``."""
         if packet_id in self._datagrams:
             return  # a retransmission: keep the original entry and its resend count
-        self._datagrams[packet_id] = _StoredDatagram(bytes(datagram), now)
+        datagrams = self._datagrams
+        datagrams[packet_id] = _StoredDatagram(bytes(datagram), now)
         self.stats.stored += 1
-        self.expire(now)
+        # runs for every datagram sent: the full check only when something may be due
+        n = len(datagrams)
+        if (n > self._min_count and now >= self._expire_at) or n > self._max_count:
+            self.expire(now)
 
     def get(self, packet_id: int) -> bytes | None:
         entry = self._datagrams.get(packet_id)
@@ -102,8 +109,11 @@ class RetransmitHistory:
         while len(datagrams) > self._min_count:
             oldest = next(iter(datagrams.values()))
             if now - oldest.stored_at <= self._min_age:
-                break
+                # nothing is due before the oldest entry turns min_age old
+                self._expire_at = oldest.stored_at + self._min_age
+                return
             datagrams.popitem(last=False)
+        self._expire_at = -math.inf
 
 
 class MissingState(enum.Enum):

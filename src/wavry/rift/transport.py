@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from wavry.rift import rift_pb2
 from wavry.rift.assembler import AssembledFrame, FrameAssembler, ReferenceInvalidationNeeded
 from wavry.rift.channel import SecureChannel
-from wavry.rift.chunking import VideoFrameInfo, split_video_frame
+from wavry.rift.chunking import VideoFrameInfo, video_chunk_messages
 from wavry.rift.delta import (
     DeltaController,
     DeltaDecision,
@@ -236,12 +236,13 @@ class MediaTransport:
         ``on_batch`` (the I/O adapter's "send what is ready"): on a clean path the datagrams go to
         the pacer every ``SEND_STEP_DATAGRAMS`` as they are sealed, and ``on_batch`` is called
         after each step, so the first datagrams are on the wire (and being read by the peer)
-        while the rest are still being sealed. Elsewhere the frame is queued whole, as without.
+        while the rest are still being sealed; the last data datagrams are sent before the
+        last group's parities are computed. Elsewhere the frame is queued whole, as without.
         """
         frame_id = self._next_frame_id
         self._next_frame_id += 1
         info = VideoFrameInfo(frame_id, timestamp_us, keyframe, capture_us, encode_us)
-        chunks = split_video_frame(data, info, max_datagram_size=self.config.max_datagram)
+        chunks = video_chunk_messages(data, info, max_datagram_size=self.config.max_datagram)
         if not keyframe:
             self._frame_datagrams += FRAME_SIZE_ALPHA * (len(chunks) - self._frame_datagrams)
         # what the pacer may send by now leaves first, so only media that really could not go
@@ -251,9 +252,9 @@ class MediaTransport:
         droppable = not keyframe
         last = len(chunks) - 1
         datagrams: list[bytes] = []
+        seal = self.channel.seal_bytes  # the chunks fit by construction (chunking.py)
         for index, chunk in enumerate(chunks):
-            msg = rift_pb2.Message(media=rift_pb2.MediaMessage(video=chunk))
-            pid, datagram = self.channel.seal(msg)
+            pid, datagram = seal(chunk)
             datagrams.append(datagram)
             datagrams.extend(self._track_new(pid, datagram, now))
             step = stepwise and len(datagrams) >= SEND_STEP_DATAGRAMS and index < last
@@ -262,6 +263,12 @@ class MediaTransport:
                 datagrams = []
                 on_batch()
         if self.config.fec:
+            if stepwise and on_batch is not None:
+                # the frame's last data leaves before its parities are computed: the receiver
+                # can assemble the frame without them, and they are only needed on a loss
+                self.pacer.enqueue(datagrams, now, droppable=droppable)
+                datagrams = []
+                on_batch()
             datagrams.extend(self._seal_parities(self.fec_encoder.flush()))
         self.pacer.enqueue(datagrams, now, droppable=droppable)
         if keyframe:
