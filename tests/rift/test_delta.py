@@ -443,3 +443,44 @@ def test_heavy_loss_without_a_queue_is_not_congestion() -> None:
         batch2.append((pid, None if i % 2 else t + 0.01))
     ctl.on_feedback(batch2, t + 0.05)
     assert ctl.state is DeltaState.STABLE
+
+
+def test_the_media_target_leaves_room_for_what_the_sender_really_adds() -> None:
+    """Media plus the measured overhead (parities at real group sizes, headers) is the rate."""
+    ctrl = DeltaController(4000)
+    rate = ctrl.decision.send_rate_kbps
+    assert ctrl.decision.target_bitrate_kbps == round(rate / (1 + ctrl.decision.fec_ratio))
+    ctrl.set_send_overhead(0.4)  # e.g. 2 parities on 5-datagram frames
+    assert ctrl.decision.send_rate_kbps == rate
+    assert ctrl.decision.target_bitrate_kbps == round(rate / 1.4)
+    ctrl.set_send_overhead(0.01)  # less than the FEC ratio asks for: the ratio still counts
+    assert ctrl.decision.target_bitrate_kbps == round(rate / (1 + ctrl.decision.fec_ratio))
+
+
+def _busy_batch(ctrl: DeltaController, t0: float, first_id: int, kbps: float) -> float:
+    """20 datagrams that left a standing 40 ms queue at `kbps` (the link's rate); returns the
+    time the feedback arrived."""
+    report: list[tuple[int, float | None]] = []
+    for i in range(20):
+        ctrl.on_packet_sent(first_id + i, PACKET, t0 + i * 0.001)
+        report.append((first_id + i, t0 + OWD + 0.040 + i * PACKET * 8 / kbps / 1000 + RX_OFFSET))
+    now = t0 + 0.1
+    ctrl.on_feedback(report, now)
+    return now
+
+
+def test_the_first_congestion_keeps_its_highest_capacity_later_ones_believe_a_drop() -> None:
+    ctrl = DeltaController(20_000)
+    script = Scripted(ctrl)
+    script.run(0.5)
+    t = _busy_batch(ctrl, script.now, 10_000, 8000)
+    assert ctrl.state is DeltaState.CONGESTED
+    assert ctrl.capacity_kbps(t) == pytest.approx(8000, rel=0.06)
+    t = _busy_batch(ctrl, t, 10_100, 5000)  # a short, noisy batch at start-up
+    assert ctrl.capacity_kbps(t) == pytest.approx(8000, rel=0.06)
+    script.now = t
+    script.run(3.0)  # calm: the episode ends
+    assert ctrl.state is DeltaState.STABLE
+    t = _busy_batch(ctrl, script.now, script.next_id + 1000, 8000)
+    t = _busy_batch(ctrl, t, script.next_id + 1100, 4000)  # the capacity dropped
+    assert ctrl.capacity_kbps(t) == pytest.approx(4000, rel=0.06)

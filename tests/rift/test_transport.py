@@ -532,3 +532,26 @@ def test_a_busy_client_reports_kernel_arrival_times_so_delta_sees_no_queue(stamp
     else:
         assert max(late) > 2.0
         assert sum(q > 1.0 for q in late) > 0.25 * len(late)
+
+
+def test_the_host_tells_delta_what_its_frames_really_cost_on_the_wire() -> None:
+    """Small frames carry proportionally many parities; DELTA's media target leaves room."""
+    host, _, _ = loopback_session()
+    alias = next(iter(host.sessions))
+    transport = host.sessions[alias].transport
+    now = T0 + 0.1
+    media = wire = 0
+    host.send_frame(alias, bytes(20_000), now, keyframe=True, timestamp_us=1)
+    now += 0.5
+    host.datagrams_to_send(now)  # the keyframe has left
+    for n in range(60):
+        now += 1 / 60
+        host.send_frame(alias, bytes(4_000), now, keyframe=False, timestamp_us=2 + n)
+        out = host.datagrams_to_send(now + 0.015)
+        media += 4_000
+        wire += sum(len(d) for d, _ in out)
+    measured = wire / media - 1  # 3 or 4 datagrams and their parities per 4 kB frame
+    assert measured > 0.2
+    assert transport.delta._send_overhead == pytest.approx(measured, rel=0.05)
+    d = transport.delta.decision
+    assert d.target_bitrate_kbps == pytest.approx(d.send_rate_kbps / (1 + measured), rel=0.05)

@@ -210,6 +210,8 @@ class DeltaController:
         self._fps_ladder = sorted({max_fps, *(s for s in t.fps_steps if s < max_fps)}, reverse=True)
         self._fps_index = 0
         self._fec = t.fec_base
+        #: wire bytes per media byte - 1 as the sender measured it (`set_send_overhead`)
+        self._send_overhead = 0.0
         self._rate = 0.0  # total sending rate (media + FEC), kbit/s
         self._set_rate(initial_bitrate_kbps * (1 + self._fec))
         self._state = DeltaState.STABLE
@@ -241,6 +243,7 @@ class DeltaController:
         self._congested_at = -math.inf
         self._capacity: float | None = None
         self._episode_start: float | None = None
+        self._episodes = 0  # congestion episodes so far
         self._stable_since: float | None = None
         self._last_fps_change = -math.inf
         self._last_sustained = -math.inf  # last moment of an episode >= fps_down_after_s
@@ -307,7 +310,7 @@ class DeltaController:
 
     @property
     def decision(self) -> DeltaDecision:
-        media = self._rate / (1 + self._fec)
+        media = self._rate / (1 + max(self._fec, self._send_overhead))
         return DeltaDecision(
             target_bitrate_kbps=round(media),
             target_fps=self._fps_ladder[self._fps_index],
@@ -317,6 +320,14 @@ class DeltaController:
         )
 
     # ----------------------------------------------------------------- inputs
+    def set_send_overhead(self, ratio: float) -> None:
+        """What the sender really puts on the wire per media byte, minus 1: the parities at the
+        group sizes frames actually give (a 5-datagram frame with one parity is 20 %, whatever
+        the FEC ratio asked for), datagram headers and tags. The media target then leaves room
+        for it, so that media plus overhead is the rate DELTA controls; without it a sender
+        over its own estimate probes past the capacity before the gentle band near it starts."""
+        self._send_overhead = min(max(ratio, 0.0), 1.0)
+
     def on_packet_sent(self, packet_id: int, size_bytes: int, now: float) -> None:
         """Record a new transport datagram (any kind) leaving the host at `now`.
 
@@ -391,6 +402,12 @@ class DeltaController:
         over = predicted > t.queue_delay_budget_ms or heavy
         self._transition(now, over)
         self._open_run = run
+        if (
+            self._state is DeltaState.CONGESTED
+            and self._batch_delivery is not None
+            and self._queue_ms > t.queue_delay_budget_ms
+        ):
+            self._note_capacity(self._batch_delivery, now)  # every busy batch, not only decreases
         if not over and self._state is DeltaState.STABLE:
             self._random_loss += t.loss_ewma_alpha * (batch_loss - self._random_loss)
             # bursts of a lossy link; a full bottleneck queue's drops are congestion's business
@@ -462,6 +479,7 @@ class DeltaController:
         if state is DeltaState.CONGESTED:
             if self._episode_start is None:
                 self._episode_start = now
+                self._episodes += 1
             self._decrease(now, use_delivery=True)
 
     def _transition(self, now: float, over: bool) -> None:
@@ -533,11 +551,26 @@ class DeltaController:
         if delivered is not None and self._queue_ms > self.tunables.queue_delay_budget_ms:
             # a standing queue over budget: the path delivered at its capacity (without one,
             # e.g. a jitter spike, the delivery rate is only what we happened to send)
-            self._capacity = delivered
-            self._congested_at = now
+            self._note_capacity(delivered, now)
         self._set_rate(basis * self.tunables.decrease_factor)
         self._last_decrease = now
         self._delivered.clear()  # measure the new rate afresh
+
+    def _note_capacity(self, delivered: float, now: float) -> None:
+        """A delivery rate measured while a standing queue was over budget: the link's capacity.
+
+        In the session's first congestion episode (the start-up, when the sender's first rate
+        met the path) the highest figure is kept: the first batches there are a few datagrams
+        from before the queue stood, and one such figure anchored the gentle increase at
+        3.5 Mbit/s below an 8 Mbit/s link, which then took 2 s to pass. Later episodes take the
+        newest figure: a capacity that dropped within an episode must be believed at once."""
+        episode = self._episode_start
+        first = self._episodes == 1 and episode is not None and self._congested_at >= episode
+        if self._capacity is not None and first:
+            delivered = max(delivered, self._capacity)
+        self._capacity = delivered
+        self._congested_at = now
+        self._congested_rate = delivered
 
     def _set_rate(self, total_kbps: float) -> None:
         t = self.tunables

@@ -162,6 +162,9 @@ class MediaTransport:
         self.fec_encoder = FecEncoder(params.k, params.m, max_datagram_size=cfg.max_datagram)
         self._fec_params = (params.k, params.m)
         self._frame_datagrams = 0.0  # smoothed datagrams per ordinary (non-key) frame
+        # smoothed media bytes and wire bytes (datagrams, parities included) per frame
+        self._media_ewma = 0.0
+        self._wire_ewma = 0.0
         self.fec_decoder = FecDecoder()
         self.history = RetransmitHistory()
         self.nack = NackTracker(
@@ -252,6 +255,7 @@ class MediaTransport:
         droppable = not keyframe
         last = len(chunks) - 1
         datagrams: list[bytes] = []
+        wire = 0  # bytes of the datagrams already handed to the pacer
         seal = self.channel.seal_bytes  # the chunks fit by construction (chunking.py)
         for index, chunk in enumerate(chunks):
             pid, datagram = seal(chunk)
@@ -259,6 +263,7 @@ class MediaTransport:
             datagrams.extend(self._track_new(pid, datagram, now))
             step = stepwise and len(datagrams) >= SEND_STEP_DATAGRAMS and index < last
             if step and on_batch is not None:
+                wire += sum(len(d) for d in datagrams)
                 self.pacer.enqueue(datagrams, now, droppable=droppable)
                 datagrams = []
                 on_batch()
@@ -266,6 +271,7 @@ class MediaTransport:
             if stepwise and on_batch is not None:
                 # the frame's last data leaves before its parities are computed: the receiver
                 # can assemble the frame without them, and they are only needed on a loss
+                wire += sum(len(d) for d in datagrams)
                 self.pacer.enqueue(datagrams, now, droppable=droppable)
                 datagrams = []
                 on_batch()
@@ -278,6 +284,13 @@ class MediaTransport:
             self._keyframe_guard_until = now + self.pacer.backlog_s() + guard
         self.stats.frames_sent += 1
         self.stats.bytes_media += len(data)
+        if self.config.congestion_control and data and not keyframe:
+            # what an ordinary frame really costs on the wire (its parities, headers, tags):
+            # DELTA sizes the media target so that media plus this is its rate
+            self._media_ewma += FRAME_SIZE_ALPHA * (len(data) - self._media_ewma)
+            wire += sum(len(d) for d in datagrams)
+            self._wire_ewma += FRAME_SIZE_ALPHA * (wire - self._wire_ewma)
+            self.delta.set_send_overhead(self._wire_ewma / self._media_ewma - 1)
         return frame_id
 
     def _track_new(self, pid: int, datagram: bytes, now: float) -> list[bytes]:
