@@ -101,6 +101,7 @@ def max_protectable_shard_len(max_datagram_size: int, shard_count: int) -> int:
     return length
 
 
+@functools.lru_cache(maxsize=64)
 def media_message_limit(max_datagram_size: int, fec_reserve_shards: int) -> int:
     """Largest serialized ``rift.Message`` that fits one chunk datagram (and, with a reserve,
     whose encrypted payload still has room for parity over ``fec_reserve_shards`` shards)."""
@@ -116,6 +117,7 @@ def media_message_limit(max_datagram_size: int, fec_reserve_shards: int) -> int:
     return limit
 
 
+@functools.lru_cache(maxsize=256)  # per frame on the send path; pure in two small ints
 def _largest_payload(limit: int, fixed_fields: int) -> int:
     """Largest payload ``p`` such that a message with ``fixed_fields`` bytes of other fields
     plus a ``p``-byte bytes field, wrapped in ``MediaMessage`` and ``Message``, is ``<= limit``."""
