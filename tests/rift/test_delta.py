@@ -146,6 +146,8 @@ def test_bitrate_bounds() -> None:
     ctrl = DeltaController(3000, tunables=tunables)
     script = Scripted(ctrl)
     assert script.run(6.0).target_bitrate_kbps == 6000
+    ctrl.set_send_overhead(0.3)  # the bounds are on the media target, whatever the overhead
+    assert script.run(1.0).target_bitrate_kbps == 6000
     assert script.run(3.0, queue_ms=60.0).target_bitrate_kbps == 1000
 
 

@@ -326,7 +326,10 @@ class DeltaController:
         the FEC ratio asked for), datagram headers and tags. The media target then leaves room
         for it, so that media plus overhead is the rate DELTA controls; without it a sender
         over its own estimate probes past the capacity before the gentle band near it starts."""
-        self._send_overhead = min(max(ratio, 0.0), 1.0)
+        ratio = min(max(ratio, 0.0), 1.0)
+        if ratio != self._send_overhead:
+            self._send_overhead = ratio
+            self._set_rate(self._rate)  # the bounds apply to the media target
 
     def on_packet_sent(self, packet_id: int, size_bytes: int, now: float) -> None:
         """Record a new transport datagram (any kind) leaving the host at `now`.
@@ -574,7 +577,7 @@ class DeltaController:
 
     def _set_rate(self, total_kbps: float) -> None:
         t = self.tunables
-        scale = 1 + self._fec
+        scale = 1 + max(self._fec, self._send_overhead)
         self._rate = min(max(total_kbps, t.min_bitrate_kbps * scale), t.max_bitrate_kbps * scale)
 
     def _update_fec(self, now: float, congestion_loss: bool) -> None:
