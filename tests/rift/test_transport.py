@@ -577,25 +577,3 @@ def test_a_sessions_first_keyframe_leaves_at_twice_the_rate_not_in_one_burst() -
     host.datagrams_to_send(later)
     host.handle_timer(later)
     assert transport.pacer.rate_cap_kbps is None
-
-
-def test_no_frame_is_encoded_while_a_keyframe_is_still_leaving() -> None:
-    """Ordinary backlog: encoding resumes once the rest needs ≤ half a frame interval; behind a
-    keyframe it waits until the keyframe has left (a frame queued behind its tail would be
-    late for the receiver, or dropped as stale when the keyframe slows)."""
-    host, _, _ = loopback_session()
-    alias = next(iter(host.sessions))
-    transport = host.sessions[alias].transport
-    now = T0 + 0.1
-    host.send_frame(alias, bytes(120_000), now, keyframe=True, timestamp_us=1)
-    backlog = host.media_backlog_s(alias, now)
-    assert backlog > transport.pacer.frame_interval_s
-    assert host.encode_hold_s(alias, now) == pytest.approx(backlog)
-    # near the keyframe's end the hold is what is left of it, not zero
-    t = now + backlog - 0.3 * transport.pacer.frame_interval_s
-    host.datagrams_to_send(t)
-    assert transport.pacer.keyframe_queued
-    assert host.encode_hold_s(alias, t) > 0
-    assert transport.should_skip_frame(t)
-    host.datagrams_to_send(now + backlog + 0.001)
-    assert host.encode_hold_s(alias, now + backlog + 0.001) == 0

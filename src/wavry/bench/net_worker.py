@@ -157,13 +157,13 @@ class HostRole:
                 )
 
     def _backlogged(self, now: float) -> bool:
-        """The transport still needs more than half a frame interval for queued media, or a
-        keyframe is still leaving (e.g. paced at a bottleneck's rate): skip encoding this
-        frame, as the host does (`encode_hold_s`)."""
+        """The transport still needs more than half a frame interval for queued media (a
+        keyframe paced at a bottleneck's rate): skip encoding this frame, as the host does."""
         try:
-            return self.endpoint.encode_hold_s(self.alias, now) > 0
+            backlog = self.endpoint.media_backlog_s(self.alias, now)
         except KeyError:
             return False
+        return backlog > 0.5 / self.fps
 
     async def stream(self) -> HostLog:
         await self.accepted.wait()

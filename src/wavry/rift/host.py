@@ -248,15 +248,6 @@ class HostEndpoint:
         self._now = now
         return s.transport.media_backlog_s(now)
 
-    def encode_hold_s(self, alias: int, now: float) -> float:
-        """How long the host should not encode frames for this client (see
-        `MediaTransport.encode_hold_s`; 0 if no session)."""
-        s = self.sessions.get(alias)
-        if s is None or s.state is not HostSessionState.ACTIVE:
-            return 0.0
-        self._now = now
-        return s.transport.encode_hold_s(now)
-
     def issue_pairing_code(self, now: float) -> str | None:
         issued = self.pairing.issue(now)
         if issued is None:

@@ -152,11 +152,6 @@ class Pacer:
     def rate_cap_kbps(self) -> float | None:
         return None if self._cap_bps is None else self._cap_bps * 8 / 1000
 
-    @property
-    def keyframe_queued(self) -> bool:
-        """Whether a non-droppable frame (a keyframe) still has datagrams queued."""
-        return any(not frame.droppable and frame.datagrams for frame in self._frames)
-
     def backlog_s(self) -> float:
         """Time the queued media needs to leave at the current pacing rate."""
         if self._queued_bytes <= 0:

@@ -326,21 +326,10 @@ class MediaTransport:
         self._release(now)
         return self.pacer.backlog_s()
 
-    def encode_hold_s(self, now: float, fraction: float = 0.5) -> float:
-        """How long a sender should not encode new frames: until the queued media needs no more
-        than ``fraction`` of a frame interval to leave, or until all of it has left while a
-        keyframe is still leaving. A frame encoded behind a keyframe's tail waits there: the
-        receiver's jitter buffer counts that as lateness (a session's first keyframe, paced at
-        2x the rate, grew it to 7.8 ms on a clean path), and if DELTA slows the keyframe the
-        frame is dropped as stale, which breaks the reference chain."""
-        backlog = self.media_backlog_s(now)
-        if backlog <= 0 or self.pacer.keyframe_queued:
-            return backlog
-        return max(0.0, backlog - fraction * self.pacer.frame_interval_s)
-
     def should_skip_frame(self, now: float, fraction: float = 0.5) -> bool:
-        """True while `encode_hold_s` is not over; counts the skip."""
-        if self.encode_hold_s(now, fraction) > 0:
+        """True when the pacer is so backlogged that a new frame would wait more than
+        ``fraction`` of a frame interval; counts the skip."""
+        if self.media_backlog_s(now) > fraction * self.pacer.frame_interval_s:
             self.stats.frames_skipped_backlog += 1
             return True
         return False

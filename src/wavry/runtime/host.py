@@ -354,9 +354,10 @@ class HostRuntime:
         self.server.flush()
         streamer = self.streamer
         if streamer is not None and self.viewers:
-            hold = max(self.endpoint.encode_hold_s(a, now) for a in self.viewers)
-            if hold > 0:
-                streamer.set_send_backlog(time.monotonic() + hold)
+            backlog = max(self.endpoint.media_backlog_s(a, now) for a in self.viewers)
+            if backlog > 0:
+                interval = 1 / max(1.0, streamer.encoder.fps)
+                streamer.set_send_backlog(time.monotonic() + backlog - 0.5 * interval)
 
     def _send_audio(self, timestamp_us: int, packet: bytes) -> None:
         """One Opus packet to every viewer on the priority lane (never behind video)."""
