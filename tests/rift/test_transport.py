@@ -555,25 +555,3 @@ def test_the_host_tells_delta_what_its_frames_really_cost_on_the_wire() -> None:
     assert transport.delta._send_overhead == pytest.approx(measured, rel=0.05)
     d = transport.delta.decision
     assert d.target_bitrate_kbps == pytest.approx(d.send_rate_kbps / (1 + measured), rel=0.05)
-
-
-def test_a_sessions_first_keyframe_leaves_at_twice_the_rate_not_in_one_burst() -> None:
-    """Until the path is known (proved clean, or a bottleneck measured), media leaves at no more
-    than STARTUP_KEYFRAME_CAP × DELTA's rate: an 8× keyframe then fits a bottleneck's queue."""
-    from wavry.rift.transport import STARTUP_KEYFRAME_CAP
-
-    host, _, _ = loopback_session()
-    alias = next(iter(host.sessions))
-    transport = host.sessions[alias].transport
-    now = T0 + 0.1
-    rate_bytes_s = transport.decision.send_rate_kbps * 1000 / 8
-    host.send_frame(alias, bytes(120_000), now, keyframe=True, timestamp_us=1)
-    sent = sum(len(d) for d, _ in host.datagrams_to_send(now + 0.02))
-    # without the cap the whole keyframe leaves within half a frame interval (8.3 ms)
-    assert sent <= STARTUP_KEYFRAME_CAP * rate_bytes_s * 0.02 + 4 * 1400
-    assert sent >= 0.8 * STARTUP_KEYFRAME_CAP * rate_bytes_s * 0.02
-    # once the start-up window is over with nothing measured, keyframes go at full speed again
-    later = now + 5.0
-    host.datagrams_to_send(later)
-    host.handle_timer(later)
-    assert transport.pacer.rate_cap_kbps is None

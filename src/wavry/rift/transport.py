@@ -61,13 +61,6 @@ CLEAN_HOLD_S = 3.0
 # frame interval at the target bitrate.
 PACE_CAP_HEADROOM = 0.95
 PACE_FRAME_CAP = 1.25
-# While the path is unknown (the first CLEAN_HOLD_S of a session, until it proved clean or a
-# bottleneck was measured), keyframes and bulk data leave at no more than this × DELTA's rate
-# instead of within half a frame interval: a session's first keyframe (8× a frame) then fits
-# a bottleneck's queue instead of overflowing it. On bottleneck-8mbit it burst at ~130 Mbit/s
-# into the 100 ms tbf queue, was lost, and the first picture came after a keyframe request
-# (0.32-0.41 s). On a fast path the first picture waits ~4 frame intervals more, once.
-STARTUP_KEYFRAME_CAP = 2.0
 # After a keyframe, requests for one (ReferenceInvalidation) that it already answers are ignored
 # for its pacing time + this many RTTs (at least KEYFRAME_GUARD_MIN_S).
 KEYFRAME_GUARD_RTTS = 2.0
@@ -198,8 +191,6 @@ class MediaTransport:
         self._bulk: deque[rift_pb2.Message] = deque()
         self.decision: DeltaDecision = self.delta.decision
         self._last_unclean = now  # conservative pacing until the path has proven clean
-        self._started_at = now
-        self.pacer.set_rate_cap(STARTUP_KEYFRAME_CAP * self.decision.send_rate_kbps)
         self._queue_reports = 0  # consecutive feedback reports with a queue ≥ CLEAN_QUEUE_MS
         self._fec_on = cfg.fec
         self._nack_on = cfg.nack
@@ -538,8 +529,7 @@ class MediaTransport:
         # capacity went up) they slowed DELTA's convergence (capacity-steps: 2.2 → 3.2 s)
         self.pacer.set_clean_path(CLEAN_DRAIN_FRACTION if clean else None, burst=capacity is None)
         if capacity is None:
-            unknown = not clean and now - self._started_at < CLEAN_HOLD_S
-            self.pacer.set_rate_cap(STARTUP_KEYFRAME_CAP * d.send_rate_kbps if unknown else None)
+            self.pacer.set_rate_cap(None)
         else:
             capacity = max(capacity, d.send_rate_kbps)
             self.pacer.set_rate_cap(PACE_CAP_HEADROOM * capacity, PACE_FRAME_CAP * capacity)
