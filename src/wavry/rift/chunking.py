@@ -37,10 +37,15 @@ class ChunkingError(ValueError):
 
 def varint_size(value: int) -> int:
     """Bytes of the protobuf base-128 varint encoding of a non-negative ``value``."""
-    return max(1, (value.bit_length() + 6) // 7)
+    # the common sizes first: the sender's FEC size check runs this several times per datagram
+    if value < 0x80:
+        return 1
+    if value < 0x4000:
+        return 2
+    return (value.bit_length() + 6) // 7
 
 
-def _uint_field(value: int) -> int:
+def uint_field_size(value: int) -> int:
     """Size of a proto3 scalar field with a one-byte tag (0 when it holds the default)."""
     return 1 + varint_size(value) if value else 0
 
@@ -68,13 +73,13 @@ def fec_message_size(
     ``parity_index`` (``parity_count - 1``); ``shard_lengths_varint_bytes`` is the sum of the
     varint sizes of the shard lengths (the packed ``shard_lengths`` field body)."""
     body = (
-        _uint_field(group_id)
-        + _uint_field(first_packet_id)
-        + _uint_field(shard_count)
-        + _uint_field(parity_count - 1)
+        uint_field_size(group_id)
+        + uint_field_size(first_packet_id)
+        + uint_field_size(shard_count)
+        + uint_field_size(parity_count - 1)
         + _bytes_field(parity_len)
         + _bytes_field(shard_lengths_varint_bytes)
-        + _uint_field(parity_count)
+        + uint_field_size(parity_count)
     )
     return _wrapped_media_size(body)
 
@@ -146,13 +151,13 @@ class VideoFrameInfo:
     def fixed_fields_size(self, max_chunk_index: int, chunk_count: int) -> int:
         """Encoded size of every ``VideoChunk`` field except ``payload``."""
         return (
-            _uint_field(self.frame_id)
-            + _uint_field(max_chunk_index)
-            + _uint_field(chunk_count)
-            + _uint_field(self.timestamp_us)
+            uint_field_size(self.frame_id)
+            + uint_field_size(max_chunk_index)
+            + uint_field_size(chunk_count)
+            + uint_field_size(self.timestamp_us)
             + (2 if self.keyframe else 0)
-            + _uint_field(self.capture_us)
-            + _uint_field(self.encode_us)
+            + uint_field_size(self.capture_us)
+            + uint_field_size(self.encode_us)
         )
 
 
@@ -308,7 +313,7 @@ def file_chunk_size(
     """Largest ``FileChunk`` payload that fits one datagram for any ``chunk_index`` (u32)."""
     _check_uint(file_id, _U64_MAX, "file_id")
     limit = media_message_limit(max_datagram_size, fec_reserve_shards)
-    fixed = _uint_field(file_id) + _uint_field(_U32_MAX)
+    fixed = uint_field_size(file_id) + uint_field_size(_U32_MAX)
     return _largest_payload(limit, fixed)
 
 

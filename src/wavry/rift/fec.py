@@ -33,6 +33,7 @@ from wavry.rift.chunking import (
     MAX_GROUP_SHARDS,
     MAX_PACKET_ID,
     TRANSPORT_HEADER_SIZE,
+    uint_field_size,
     varint_size,
 )
 
@@ -53,20 +54,6 @@ def xor_parities(shards: list[bytes], parity_count: int) -> list[bytes]:
         np.bitwise_xor.reduce(matrix[j::parity_count], axis=0).tobytes()
         for j in range(parity_count)
     ]
-
-
-def _varint_size(value: int) -> int:
-    """`varint_size` with the common sizes first (it runs several times per datagram)."""
-    if value < 0x80:
-        return 1
-    if value < 0x4000:
-        return 2
-    return varint_size(value)
-
-
-def _uint_size(value: int) -> int:
-    """Size of a proto3 scalar field with a one-byte tag (0 for the default 0)."""
-    return 1 + _varint_size(value) if value else 0
 
 
 @dataclass(slots=True)
@@ -163,7 +150,7 @@ class FecEncoder:
                 return out
             self._group = group
         group.shards.append(bytes(encrypted_payload))
-        group.lengths_varint_bytes += _varint_size(length)
+        group.lengths_varint_bytes += varint_size(length)
         if length > group.longest:
             group.longest = length
         if len(group.shards) >= self._k:
@@ -195,25 +182,27 @@ class FecEncoder:
         Runs for every datagram sent, so it adds up the field sizes inline (the group's two id
         fields once per group); a test holds it equal to `fec_message_size`."""
         count = len(group.shards) + 1
-        lengths = group.lengths_varint_bytes + _varint_size(extra_len)
+        lengths = group.lengths_varint_bytes + varint_size(extra_len)
         longest = group.longest if group.longest > extra_len else extra_len
         pc = self._m if self._m < count else count
         if group.ids_size < 0:
-            group.ids_size = _uint_size(self._next_group_id) + _uint_size(group.first_packet_id)
+            group.ids_size = uint_field_size(self._next_group_id) + uint_field_size(
+                group.first_packet_id
+            )
         body = (
             group.ids_size
             + 1
-            + _varint_size(count)  # shard_count >= 1
-            + (1 + _varint_size(pc - 1) if pc > 1 else 0)  # parity_index of the last parity
-            + (1 + _varint_size(longest) + longest if longest else 0)  # payload
+            + varint_size(count)  # shard_count >= 1
+            + (1 + varint_size(pc - 1) if pc > 1 else 0)  # parity_index of the last parity
+            + (1 + varint_size(longest) + longest if longest else 0)  # payload
             + 1
-            + _varint_size(lengths)
+            + varint_size(lengths)
             + lengths  # shard_lengths (never empty)
             + 1
-            + _varint_size(pc)  # parity_count >= 1
+            + varint_size(pc)  # parity_count >= 1
         )
-        media = 1 + _varint_size(body) + body
-        return 1 + _varint_size(media) + media
+        media = 1 + varint_size(body) + body
+        return 1 + varint_size(media) + media
 
     def _close(self) -> list[rift_pb2.FecPacket]:
         group = self._group

@@ -255,27 +255,31 @@ class MediaTransport:
         droppable = not keyframe
         last = len(chunks) - 1
         datagrams: list[bytes] = []
-        wire = 0  # bytes of the datagrams already handed to the pacer
+        wire = 0  # bytes of the frame's datagrams (parities included), for DELTA's overhead
+
+        def hand_out() -> None:
+            """Queue what is sealed so far; on a clean path, let the adapter send it now."""
+            nonlocal datagrams, wire
+            wire += sum(len(d) for d in datagrams)
+            self.pacer.enqueue(datagrams, now, droppable=droppable)
+            datagrams = []
+            if stepwise and on_batch is not None:
+                on_batch()
+
         seal = self.channel.seal_bytes  # the chunks fit by construction (chunking.py)
         for index, chunk in enumerate(chunks):
             pid, datagram = seal(chunk)
             datagrams.append(datagram)
             datagrams.extend(self._track_new(pid, datagram, now))
-            step = stepwise and len(datagrams) >= SEND_STEP_DATAGRAMS and index < last
-            if step and on_batch is not None:
-                wire += sum(len(d) for d in datagrams)
-                self.pacer.enqueue(datagrams, now, droppable=droppable)
-                datagrams = []
-                on_batch()
+            if stepwise and len(datagrams) >= SEND_STEP_DATAGRAMS and index < last:
+                hand_out()
         if self.config.fec:
-            if stepwise and on_batch is not None:
+            if stepwise:
                 # the frame's last data leaves before its parities are computed: the receiver
                 # can assemble the frame without them, and they are only needed on a loss
-                wire += sum(len(d) for d in datagrams)
-                self.pacer.enqueue(datagrams, now, droppable=droppable)
-                datagrams = []
-                on_batch()
+                hand_out()
             datagrams.extend(self._seal_parities(self.fec_encoder.flush()))
+        wire += sum(len(d) for d in datagrams)
         self.pacer.enqueue(datagrams, now, droppable=droppable)
         if keyframe:
             rtt = self.delta.smoothed_rtt_s or 0.05
@@ -288,7 +292,6 @@ class MediaTransport:
             # what an ordinary frame really costs on the wire (its parities, headers, tags):
             # DELTA sizes the media target so that media plus this is its rate
             self._media_ewma += FRAME_SIZE_ALPHA * (len(data) - self._media_ewma)
-            wire += sum(len(d) for d in datagrams)
             self._wire_ewma += FRAME_SIZE_ALPHA * (wire - self._wire_ewma)
             self.delta.set_send_overhead(self._wire_ewma / self._media_ewma - 1)
         return frame_id
