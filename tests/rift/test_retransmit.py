@@ -44,9 +44,19 @@ def test_resend_returns_identical_bytes_with_limits() -> None:
     history.store(8, b"datagram-8", now=0.0)
     history.store(7, b"other", now=0.0)  # a retransmission is not stored again
     assert history.resend([7, 8, 7, 99], now=0.1) == [b"datagram-7", b"datagram-8"]
-    assert history.resend([7], now=0.2) == [b"datagram-7"]
+    assert history.resend([7], now=0.2) == [b"datagram-7", b"datagram-7"]  # asked again: 2 copies
     assert history.resend([7], now=0.3) == []
     assert (history.stats.unknown, history.stats.resend_limited) == (1, 1)
+
+
+def test_a_rerequested_datagram_goes_out_twice_with_its_copy_after_the_batch() -> None:
+    history = RetransmitHistory()
+    for pid in (1, 2, 3):
+        history.store(pid, b"d%d" % pid, now=0.0)
+    assert history.resend([1, 2], now=0.01) == [b"d1", b"d2"]  # first request: once each
+    # 1 and 2 are asked again (their resends were lost), 3 for the first time
+    assert history.resend([1, 2, 3], now=0.04) == [b"d1", b"d2", b"d3", b"d1", b"d2"]
+    assert (history.stats.resent, history.stats.duplicated) == (5, 2)
 
 
 # --- receiver tracker ---------------------------------------------------------------------------

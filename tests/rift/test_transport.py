@@ -555,3 +555,30 @@ def test_the_host_tells_delta_what_its_frames_really_cost_on_the_wire() -> None:
     assert transport.delta._send_overhead == pytest.approx(measured, rel=0.05)
     d = transport.delta.decision
     assert d.target_bitrate_kbps == pytest.approx(d.send_rate_kbps / (1 + measured), rel=0.05)
+
+
+def test_pings_pongs_and_nacks_are_never_resent_but_input_is() -> None:
+    """Karn's rule: an RTT sample from a resent Ping or Pong is inflated by the repair, and the
+    NACK tracker spaces its re-requests by that RTT."""
+    net = make()
+    client_tr = net.client.transport
+    host_tr = net.host.sessions[net.alias].transport
+    assert client_tr is not None
+    now = net.now
+    ctl = rift_pb2.ControlMessage
+    ping = client_tr.send_message(
+        rift_pb2.Message(control=ctl(ping=rift_pb2.Ping(timestamp_us=1))), now
+    )
+    nack = client_tr.send_message(
+        rift_pb2.Message(control=ctl(nack=rift_pb2.Nack(packet_ids=[9]))), now
+    )
+    key = client_tr.send_message(
+        rift_pb2.Message(input=rift_pb2.InputMessage(key=rift_pb2.Key(keycode=30, pressed=True))),
+        now,
+    )
+    pong = host_tr.send_message(
+        rift_pb2.Message(control=ctl(pong=rift_pb2.Pong(timestamp_us=1))), now
+    )
+    assert client_tr.history.resend([ping, nack], now) == []
+    assert host_tr.history.resend([pong], now) == []
+    assert len(client_tr.history.resend([key], now)) == 1

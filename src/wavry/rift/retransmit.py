@@ -34,6 +34,8 @@ class RetransmitStats:
     resent: int = 0
     unknown: int = 0
     resend_limited: int = 0
+    #: extra copies of re-requested datagrams (see :meth:`RetransmitHistory.resend`)
+    duplicated: int = 0
 
 
 class RetransmitHistory:
@@ -87,9 +89,17 @@ class RetransmitHistory:
 
     def resend(self, packet_ids: Iterable[int], now: float) -> list[bytes]:
         """Datagrams to send again for a received ``Nack`` (unknown ids are skipped; each id is
-        resent at most ``max_resends_per_packet`` times)."""
+        resent at most ``max_resends_per_packet`` times).
+
+        An id asked for again (its first resend was lost as well) goes out twice: both copies
+        carry the same bytes, the receiver drops the second as a replay. The copies follow the
+        whole batch, so a loss burst that takes a resend is less likely to take its copy too.
+        A frame whose resend is lost has waited about two RTTs already; a third request would
+        come too late to spare the picture a freeze.
+        """
         self.expire(now)
         out: list[bytes] = []
+        copies: list[bytes] = []
         for packet_id in dict.fromkeys(packet_ids):
             entry = self._datagrams.get(packet_id)
             if entry is None:
@@ -100,7 +110,10 @@ class RetransmitHistory:
                 entry.resends += 1
                 self.stats.resent += 1
                 out.append(entry.datagram)
-        return out
+                if entry.resends > 1:
+                    copies.append(entry.datagram)
+        self.stats.duplicated += len(copies)
+        return out + copies
 
     def expire(self, now: float) -> None:
         datagrams = self._datagrams
@@ -159,7 +172,7 @@ class NackTracker:
         rtt: float = 0.05,
         max_age: float = 0.3,
         max_attempts: int = 3,
-        fec_hold: float = 0.02,
+        fec_hold: float = 0.005,
         rerequest_rtt_factor: float = 1.25,
         min_rerequest_interval: float = 0.002,
         max_gap: int = 1024,

@@ -72,6 +72,12 @@ SEND_STEP_DATAGRAMS = 8
 LOSS_FREE = 0.001
 # Smoothing of the datagrams per ordinary frame (the cap on burst parities follows it).
 FRAME_SIZE_ALPHA = 0.1
+# Control messages that are never resent on a NACK. A resent Ping or Pong would yield an RTT
+# sample inflated by the repair (Karn's rule: measure RTT on first transmissions only); the
+# client's NACK tracker spaces its re-requests by that RTT, so one such sample (89 ms on the
+# 20 ms burst-3pct path) delayed every re-request for half a second and froze the picture. A
+# resent Nack is pointless: the tracker asks again itself.
+NOT_RESENT_CONTROL = frozenset({"ping", "pong", "nack"})
 
 
 @dataclass(slots=True)
@@ -203,7 +209,11 @@ class MediaTransport:
     def send_message(self, message: rift_pb2.Message, now: float) -> int:
         """Seal a control/input/audio message and send it at once (priority lane)."""
         pid, datagram = self.channel.seal(message)
-        self._track_new(pid, datagram, now)
+        resend = not (
+            message.WhichOneof("content") == "control"
+            and message.control.WhichOneof("content") in NOT_RESENT_CONTROL
+        )
+        self._track_new(pid, datagram, now, resend=resend)
         self.pacer.enqueue_priority(datagram, now)
         return pid
 
@@ -296,10 +306,12 @@ class MediaTransport:
             self.delta.set_send_overhead(self._wire_ewma / self._media_ewma - 1)
         return frame_id
 
-    def _track_new(self, pid: int, datagram: bytes, now: float) -> list[bytes]:
+    def _track_new(
+        self, pid: int, datagram: bytes, now: float, *, resend: bool = True
+    ) -> list[bytes]:
         """History + FEC for a new (non-FEC) datagram; returns parity datagrams it completed."""
         self.stats.datagrams_sent += 1
-        if self.config.nack:
+        if self.config.nack and resend:
             self.history.store(pid, datagram, now)
         if not self.config.fec:
             return []
