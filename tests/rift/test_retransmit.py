@@ -59,6 +59,17 @@ def test_a_rerequested_datagram_goes_out_twice_with_its_copy_after_the_batch() -
     assert (history.stats.resent, history.stats.duplicated) == (5, 2)
 
 
+def test_a_repeated_nack_is_answered_once() -> None:
+    history = RetransmitHistory(min_resend_interval=0.001)
+    history.store(1, b"d1", now=0.0)
+    assert history.resend([1], now=0.01) == [b"d1"]
+    # the receiver re-requests 1 in two messages that arrive together: one answer (two copies)
+    assert history.resend([1], now=0.04) == [b"d1", b"d1"]
+    assert history.resend([1], now=0.0402) == []
+    assert history.stats.repeated == 1
+    assert history.resend([1], now=0.07) == [b"d1", b"d1"]  # a later re-request is answered
+
+
 # --- receiver tracker ---------------------------------------------------------------------------
 
 
@@ -83,13 +94,14 @@ def test_rerequest_after_about_one_rtt_at_most_n_times() -> None:
     assert nack.on_packet(3, 0.0) == [[2]]
     assert nack.next_timer() == 0.025
     assert nack.poll(0.024) == []
-    assert nack.poll(0.025) == [[2]]
+    assert nack.poll(0.025) == [[2], [2]]  # a re-request goes out in two messages
     nack.set_rtt(0.04)
     assert nack.poll(0.05) == []
-    assert nack.poll(0.076) == [[2]]
+    assert nack.poll(0.076) == [[2], [2]]
     assert nack.poll(0.2) == []  # three attempts made: give up
     assert nack.missing_ids == []
     assert (nack.stats.ids_requested, nack.stats.ids_rerequested, nack.stats.gave_up) == (1, 2, 1)
+    assert nack.stats.repeated_ids == 2
 
 
 def test_no_rerequest_when_too_late_to_be_useful() -> None:
@@ -208,15 +220,20 @@ def test_random_arrivals_invariants(count: int, loss: float, reorder: float, see
     received: set[int] = set()
     attempts: Counter[int] = Counter()
     for now, pid in arrivals:
-        batches = []
+        calls = []
         timer = nack.next_timer()
         if timer is not None and timer <= now:
-            batches += nack.poll(timer)
-        batches += nack.on_packet(pid, now)
-        for batch in batches:
-            assert 1 <= len(batch) <= 64 and batch == sorted(batch)
-            for requested in batch:
+            calls.append(nack.poll(timer))
+        calls.append(nack.on_packet(pid, now))
+        for batches in calls:
+            in_call: Counter[int] = Counter()
+            for batch in batches:
+                assert 1 <= len(batch) <= 64 and batch == sorted(batch)
+                in_call.update(batch)
+            for requested, times in in_call.items():
                 assert requested not in received
+                # a first request goes out once, a re-request twice (its own second message)
+                assert times == (2 if attempts[requested] else 1)
                 attempts[requested] += 1
         received.add(pid)
         assert pid not in nack.missing_ids

@@ -582,3 +582,11 @@ def test_pings_pongs_and_nacks_are_never_resent_but_input_is() -> None:
     assert client_tr.history.resend([ping, nack], now) == []
     assert host_tr.history.resend([pong], now) == []
     assert len(client_tr.history.resend([key], now)) == 1
+
+
+def test_the_client_measures_the_rtt_as_soon_as_the_session_is_accepted() -> None:
+    """The NACK tracker spaces re-requests by the RTT; it must not run on a guess (50 ms)
+    until the periodic Ping (every 0.5 s)."""
+    net = make()  # connected, then 0.1 s of nothing but the session set-up
+    assert net.client.clock.samples == 1
+    assert net.client.clock.srtt_s == pytest.approx(2 * net.delay_s, abs=0.002)

@@ -416,6 +416,10 @@ class ClientSession:
             self._ever_accepted = True
             self._reconnect_attempt = 0
             self._events.append(SessionAccepted(ack, reconnected))
+            # An RTT and a clock sample before the first frames: until the first Pong the NACK
+            # tracker spaces its re-requests by a guessed 50 ms RTT (62 ms at 20 ms RTT, where
+            # a lost first resend then froze the session's first second).
+            self.ping(now)
             return
         reason = ack.reject_reason
         message = ack.message or rift_pb2.RejectReason.Name(reason)
