@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -242,3 +243,36 @@ def test_random_arrivals_invariants(count: int, loss: float, reorder: float, see
     highest = max(received, default=0)
     never_arrived = set(range(1, highest)) - received
     assert never_arrived <= set(attempts)  # every real loss below the top was requested
+
+
+def test_a_held_id_waits_while_the_media_lane_delivers_and_goes_when_it_idles() -> None:
+    """On a slow link a group's parity arrives well after the gap showed: the FEC hold lasts
+    while datagrams keep coming, and ends `fec_hold` after the lane went quiet."""
+    repairable = {5}
+    nack = NackTracker(rtt=0.02, fec_hold=0.005, will_repair=lambda pid: pid in repairable)
+    for pid in range(1, 5):
+        nack.on_packet(pid, pid * 0.001)
+    assert nack.on_packet(6, 0.006) == []  # 5 is missing: held for its parity
+    for i, pid in enumerate(range(7, 20)):  # 13 ms of datagrams, one a ms: still held
+        assert nack.on_packet(pid, 0.007 + i * 0.001) == []
+    assert nack.next_timer() == pytest.approx(0.019 + 0.005)
+    assert nack.poll(0.0235) == []
+    assert nack.poll(0.0245) == [[5]]  # the lane idled 5 ms: the parity was lost
+
+
+def test_a_held_id_is_requested_once_the_lane_passes_its_parity() -> None:
+    repairable = {5}
+    nack = NackTracker(rtt=0.02, fec_hold=0.005, will_repair=lambda pid: pid in repairable)
+    for pid in range(1, 5):
+        nack.on_packet(pid, 0.0)
+    assert nack.on_packet(6, 0.001) == []
+    repairable.clear()  # e.g. ids beyond the group's parities arrived: no parity is coming
+    assert nack.on_packet(7, 0.002) == [[5]]
+
+
+def test_no_copies_when_the_sender_asks_for_none() -> None:
+    history = RetransmitHistory()
+    history.store(1, b"d1", now=0.0)
+    assert history.resend([1], now=0.01, copies=False) == [b"d1"]
+    assert history.resend([1], now=0.04, copies=False) == [b"d1"]  # congested: no copy
+    assert history.stats.duplicated == 0

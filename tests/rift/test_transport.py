@@ -590,3 +590,17 @@ def test_the_client_measures_the_rtt_as_soon_as_the_session_is_accepted() -> Non
     net = make()  # connected, then 0.1 s of nothing but the session set-up
     assert net.client.clock.samples == 1
     assert net.client.clock.srtt_s == pytest.approx(2 * net.delay_s, abs=0.002)
+
+
+def test_rerequests_wait_for_the_queue_the_media_waits_in() -> None:
+    """A resend waits in the same queue as the media: the NACK tracker's RTT is at least the
+    smallest ping RTT plus the queueing delay frames show now, not the last (pre-queue) ping."""
+    host_cfg = TransportConfig(initial_bitrate_kbps=8000, congestion_control=False)
+    net = make(host_cfg, rate_kbps=4000)  # 8 Mbit/s into a 4 Mbit/s FIFO: a queue builds
+    client_tr = net.client.transport
+    assert client_tr is not None
+    net.stream(0.35, size=8_000_000 // 8 // 60)
+    assert net.client.clock.samples == 1  # the ping at acceptance, before the queue
+    ping_rtt = net.client.clock.srtt_s
+    assert ping_rtt is not None and ping_rtt < 0.02
+    assert client_tr.nack.rtt > ping_rtt + 0.08

@@ -92,21 +92,22 @@ class RetransmitHistory:
         entry = self._datagrams.get(packet_id)
         return entry.datagram if entry is not None else None
 
-    def resend(self, packet_ids: Iterable[int], now: float) -> list[bytes]:
+    def resend(self, packet_ids: Iterable[int], now: float, *, copies: bool = True) -> list[bytes]:
         """Datagrams to send again for a received ``Nack`` (unknown ids are skipped; each id is
         resent at most ``max_resends_per_packet`` times; an id resent less than
         ``min_resend_interval`` ago is not sent again: the receiver repeats re-requests in a
         second ``Nack``, and both copies are answered once).
 
-        An id asked for again (its first resend was lost as well) goes out twice: both copies
-        carry the same bytes, the receiver drops the second as a replay. The copies follow the
-        whole batch, so a loss burst that takes a resend is less likely to take its copy too.
-        A frame whose resend is lost has waited about two RTTs already; a third request would
-        come too late to spare the picture a freeze.
+        With `copies`, an id asked for again (its first resend was lost as well) goes out
+        twice: both copies carry the same bytes, the receiver drops the second as a replay. The
+        copies follow the whole batch, so a loss burst that takes a resend is less likely to
+        take its copy too. A frame whose resend is lost has waited about two RTTs already; a
+        third request would come too late to spare the picture a freeze. (The transport asks
+        for no copies while the path is congested: there a copy only lengthens the queue.)
         """
         self.expire(now)
         out: list[bytes] = []
-        copies: list[bytes] = []
+        extra: list[bytes] = []
         for packet_id in dict.fromkeys(packet_ids):
             entry = self._datagrams.get(packet_id)
             if entry is None:
@@ -120,10 +121,10 @@ class RetransmitHistory:
                 entry.resent_at = now
                 self.stats.resent += 1
                 out.append(entry.datagram)
-                if entry.resends > 1:
-                    copies.append(entry.datagram)
-        self.stats.duplicated += len(copies)
-        return out + copies
+                if copies and entry.resends > 1:
+                    extra.append(entry.datagram)
+        self.stats.duplicated += len(extra)
+        return out + extra
 
     def expire(self, now: float) -> None:
         datagrams = self._datagrams
@@ -185,6 +186,7 @@ class NackTracker:
         max_age: float = 0.3,
         max_attempts: int = 3,
         fec_hold: float = 0.005,
+        fec_hold_max: float = 0.05,
         rerequest_rtt_factor: float = 1.25,
         min_rerequest_interval: float = 0.002,
         max_gap: int = 1024,
@@ -199,6 +201,7 @@ class NackTracker:
         self._max_age = max_age
         self._max_attempts = max_attempts
         self._fec_hold = fec_hold
+        self._fec_hold_max = fec_hold_max
         self._rerequest_factor = rerequest_rtt_factor
         self._min_rerequest = min_rerequest_interval
         self._max_gap = max_gap
@@ -211,6 +214,11 @@ class NackTracker:
         self._next_due: float | None = None
         #: ids that arrived ahead of the in-order media lane (priority-lane messages)
         self._ahead: set[int] = set()
+        #: when the last in-order (media lane) datagram arrived: a held id waits for its parity
+        #: while the lane still delivers (see `_scan`)
+        self._last_arrival = -math.inf
+        #: whether an id may be held for FEC (a stale True costs one extra scan)
+        self._holding = False
         #: re-requested ids, sent in a second message as well (see `_out`)
         self._repeat: list[int] = []
         self.stats = NackStats()
@@ -222,6 +230,11 @@ class NackTracker:
     @property
     def missing_ids(self) -> list[int]:
         return sorted(self._missing)
+
+    @property
+    def rtt(self) -> float:
+        """The RTT re-requests are spaced by."""
+        return self._rtt
 
     def set_rtt(self, rtt: float) -> None:
         self._rtt = max(0.0, rtt)
@@ -239,7 +252,13 @@ class NackTracker:
         they skip are not missing yet. Such an id is remembered and only the in-order lane
         (video chunks, FEC) advances the gap detection.
         """
-        if packet_id == self._highest + 1 and (self._next_due is None or now < self._next_due):
+        if reveals_gaps:
+            self._last_arrival = now
+        if (
+            packet_id == self._highest + 1
+            and not self._holding
+            and (self._next_due is None or now < self._next_due)
+        ):
             self._highest = packet_id  # in-order fast path: nothing missing, nothing due
             if self._ahead:
                 self._absorb_ahead()
@@ -256,6 +275,7 @@ class NackTracker:
             if gap > self._max_gap:
                 self.stats.resets += 1
                 self._missing.clear()
+                self._holding = False
             else:
                 ahead = self._ahead
                 for missing_id in range(self._highest + 1, packet_id):
@@ -280,7 +300,7 @@ class NackTracker:
                 self.stats.arrived_after_request += 1
             elif late is not None:
                 self.stats.arrived_unrequested += 1
-        if self._next_due is not None and now >= self._next_due:
+        if self._holding or (self._next_due is not None and now >= self._next_due):
             requested += self._scan(now)
         return self._out(requested)
 
@@ -320,6 +340,7 @@ class NackTracker:
     ) -> None:
         if self._will_repair is not None and self._will_repair(packet_id):
             self.stats.held_for_fec += 1
+            self._holding = True
             return
         self._request(packet_id, entry, now, requested)
 
@@ -341,7 +362,10 @@ class NackTracker:
 
     def _due_at(self, entry: _MissingPacket) -> float:
         if entry.state is MissingState.HELD_FOR_FEC:
-            return min(entry.missed_at + self._fec_hold, entry.missed_at + self._max_age)
+            return min(
+                self._last_arrival + self._fec_hold,
+                entry.missed_at + min(self._fec_hold_max, self._max_age),
+            )
         if entry.attempts >= self._max_attempts:
             return entry.requested_at + self._rerequest_interval()  # then give up
         return min(entry.requested_at + self._rerequest_interval(), entry.missed_at + self._max_age)
@@ -350,15 +374,25 @@ class NackTracker:
         requested: list[int] = []
         next_due: float | None = None
         rerequest_interval = self._rerequest_interval()
+        # The hold for a parity lasts while the media lane still delivers: on a slow link a
+        # group's parities arrive well after the gap (12 datagrams take 14 ms at 8 Mbit/s), and
+        # requesting earlier resends what FEC repairs anyway, into the congested queue. It ends
+        # when the lane has been idle for `fec_hold` (the parities were lost with the frame's
+        # tail), when `will_repair` turns false (the ids passed the parity: it was lost), or
+        # after `fec_hold_max`.
+        idle = now >= self._last_arrival + self._fec_hold
+        holding = False
         for packet_id, entry in list(self._missing.items()):
             if now - entry.missed_at >= self._max_age:
                 del self._missing[packet_id]
                 self.stats.expired += 1
                 continue
             if entry.state is MissingState.HELD_FOR_FEC:
-                hold_over = now >= entry.missed_at + self._fec_hold
+                hold_over = idle or now >= entry.missed_at + self._fec_hold_max
                 if hold_over or self._will_repair is None or not self._will_repair(packet_id):
                     self._request(packet_id, entry, now, requested)
+                else:
+                    holding = True
             elif now >= entry.requested_at + rerequest_interval:
                 still_useful = now + self._rtt <= entry.missed_at + self._max_age
                 if entry.attempts >= self._max_attempts or not still_useful:
@@ -372,6 +406,7 @@ class NackTracker:
             due = self._due_at(entry)
             next_due = due if next_due is None else min(next_due, due)
         self._next_due = next_due
+        self._holding = holding
         return requested
 
     def _fold_due(self, due: float) -> None:

@@ -28,6 +28,7 @@ from wavry.rift.delta import (
     DeltaState,
     DeltaTunables,
     RttSpikeDetector,
+    WindowedMin,
 )
 from wavry.rift.fec import FecDecoder, FecEncoder, fec_params_for_ratio
 from wavry.rift.feedback import FeedbackBuilder, FeedbackError, StatsAccumulator
@@ -194,6 +195,13 @@ class MediaTransport:
         self.jitter: JitterBuffer[AssembledFrame] = JitterBuffer(in_order=True)
         self._next_frame_id = 1
         self._unresendable: set[int] = set()
+        # re-request spacing (client side): ping RTTs and the media path's queueing delay
+        self._ping_rtt: float | None = None
+        self._min_rtt = math.inf
+        self._transit_min = WindowedMin(10.0)
+        self._recent_transits: deque[float] = deque(maxlen=2)
+        self._media_queue_s = 0.0
+        self._queue_ts_us = -1
         self._bulk: deque[rift_pb2.Message] = deque()
         self.decision: DeltaDecision = self.delta.decision
         self._last_unclean = now  # conservative pacing until the path has proven clean
@@ -439,9 +447,11 @@ class MediaTransport:
             media = msg.media
             if media.WhichOneof("content") == "video":
                 chunk = media.video
-                self.stats_acc.on_media_timestamp(
-                    chunk.timestamp_us / 1e6, now if rx is None else rx
-                )
+                arrival = now if rx is None else rx
+                self.stats_acc.on_media_timestamp(chunk.timestamp_us / 1e6, arrival)
+                if chunk.timestamp_us > self._queue_ts_us:  # a newer frame's first chunk
+                    self._queue_ts_us = chunk.timestamp_us
+                    self._note_media_transit(arrival - chunk.timestamp_us / 1e6, now)
                 self._assembled(self.assembler.push(chunk, now), now)
                 return
         elif kind == "control":
@@ -450,7 +460,11 @@ class MediaTransport:
             if which == "nack":
                 if self.config.nack:
                     ids = [i for i in ctl.nack.packet_ids[:64] if i not in self._unresendable]
-                    for d in self.history.resend(ids, now):
+                    # a second copy of a re-requested datagram only where losses are not
+                    # congestion: on a bottleneck it would only lengthen the queue
+                    delta = self.delta
+                    copies = delta.state is DeltaState.STABLE and delta.capacity_kbps(now) is None
+                    for d in self.history.resend(ids, now, copies=copies):
                         self.pacer.enqueue_priority(d, now)
                         self.stats.retransmitted += 1
                 return
@@ -578,12 +592,34 @@ class MediaTransport:
 
     def on_rtt(self, rtt_s: float, now: float) -> None:
         """An RTT sample from Ping/Pong (client side)."""
-        self.nack.set_rtt(rtt_s)
+        self._ping_rtt = rtt_s
+        self._min_rtt = min(self._min_rtt, rtt_s)
+        self._set_nack_rtt()
         self.stats_acc.set_rtt(rtt_s)
         ctl = self.spikes.encoder_control(rtt_s, now) if self.config.send_feedback else None
         if ctl is not None:
             msg = rift_pb2.Message(control=rift_pb2.ControlMessage(encoder_control=ctl))
             self.send_message(msg, now)
+
+    def _note_media_transit(self, transit: float, now: float) -> None:
+        """Queueing delay on the media path right now: the smallest first-chunk transit of the
+        last few frames over the 10 s minimum (the clock offset cancels). A queue holds for
+        many frames; one late first chunk (lost, then resent) is not a queue."""
+        self._transit_min.update(transit, now)
+        base = self._transit_min.get(now)
+        recent = self._recent_transits
+        recent.append(transit)
+        self._media_queue_s = 0.0 if base is None else max(0.0, min(recent) - base)
+        self._set_nack_rtt()
+
+    def _set_nack_rtt(self) -> None:
+        """The NACK tracker expects a resend one RTT after its request. Pings come every 0.5 s
+        and the first one before any queue: on a bottleneck that fills at start-up (100 ms of
+        queue) re-requests spaced by it asked 3 times for every keyframe datagram lost. A resend
+        waits in the same queue as the media, so the RTT is at least the smallest ping RTT plus
+        the queueing the media sees now."""
+        if self._ping_rtt is not None:
+            self.nack.set_rtt(max(self._ping_rtt, self._min_rtt + self._media_queue_s))
 
     def next_timer(self) -> float | None:
         cands = [
