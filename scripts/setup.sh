@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for Wavry on Debian 12: system packages, the virtual environment at .venv/,
-# pinned Python dependencies from requirements.lock, generated protobuf code, and the `wavry`
+# pinned Python dependencies from requirements/dev.lock, generated protobuf code, and the `wavry`
 # command (.venv/bin/wavry). Safe to run again; it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +28,12 @@ if command -v dpkg-query >/dev/null 2>&1; then
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
 fi
-# A python3 >= 3.11 with venv already on PATH (e.g. pyenv) is good enough for the python packages.
-if python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+# A python3 >= 3.11 with venv, ensurepip and its C headers already on PATH (e.g. pyenv) is good
+# enough for the python packages (pygobject and pycairo compile against the headers). Debian's own
+# python3 has venv only with python3-venv and headers only with python3-dev, so those stay.
+if python3 -c 'import sys, venv, ensurepip, sysconfig, os
+sys.exit(sys.version_info < (3, 11) or sys.prefix == "/usr"
+         or not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
     filtered=()
     for p in "${missing[@]}"; do
         case "$p" in python3|python3-venv|python3-dev) ;; *) filtered+=("$p");; esac
@@ -50,12 +54,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 mkdir -p "$STAMP_DIR"
-lock_sum=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+lock_sum=$(sha256sum requirements/dev.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP_DIR/deps" 2>/dev/null)" != "$lock_sum" ]; then
-    log "installing pinned dependencies (requirements.lock)"
+    log "installing pinned dependencies (requirements/dev.lock)"
     pip_log=$(mktemp)
     if ! .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
-            -r requirements.lock >"$pip_log" 2>&1; then
+            -r requirements/dev.lock >"$pip_log" 2>&1; then
         grep -v "is ignored: it is neither a file nor a directory" "$pip_log" >&2 || true
         rm -f "$pip_log"; log "dependency installation failed"; exit 1
     fi

@@ -1,5 +1,5 @@
 """Host runtime wiring: a session's end releases everything its client held and stops idle
-streaming (RIFT.md §4 step 8)."""
+streaming (docs/spec/RIFT.md §4 step 8)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ ALL_UP = {i: False for i in range(15)}
 
 
 def test_sdl_to_rift_numbering() -> None:
-    # SDL_GameControllerAxis / SDL_GameControllerButton → RIFT.md §9
+    # SDL_GameControllerAxis / SDL_GameControllerButton → docs/spec/RIFT.md §9
     assert SDL_AXIS_TO_RIFT[sdl2.SDL_CONTROLLER_AXIS_LEFTX] == 0
     assert SDL_AXIS_TO_RIFT[sdl2.SDL_CONTROLLER_AXIS_LEFTY] == 1
     assert SDL_AXIS_TO_RIFT[sdl2.SDL_CONTROLLER_AXIS_RIGHTX] == 2

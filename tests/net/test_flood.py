@@ -1,4 +1,5 @@
-"""RIFT.md §2: a host MUST keep serving established sessions while flooded with handshake or
+"""docs/spec/RIFT.md §2: a host MUST keep serving established sessions while flooded with handshake
+or
 garbage datagrams, and MUST rate-limit new handshakes per source address.
 
 A HostServer and a ClientConnection run on one event loop over real UDP on 127.0.0.1; the client

@@ -1,4 +1,5 @@
-"""RIFT.md §11 interop: an independent minimal client, written from RIFT.md alone, against the
+"""docs/spec/RIFT.md §12 interop: an independent minimal client, written from docs/spec/RIFT.md
+alone, against the
 real `wavry host` process over UDP.
 
 Nothing of wavry's RIFT implementation is imported here: framing, CRC-16/KERMIT, the handshake
@@ -50,7 +51,7 @@ def wavry_exe() -> str:
     return str(exe if exe.exists() else REPO / ".venv" / "bin" / "wavry")
 
 
-# ---- RIFT.md §1: framing -----------------------------------------------------------------
+# ---- docs/spec/RIFT.md §1: framing ---------------------------------------------------------------
 
 
 def crc16_kermit(data: bytes) -> int:
@@ -554,7 +555,7 @@ def test_wavry_ping_cli_against_the_host(host: HostProc, tmp_path: Path) -> None
     assert data["rtt_ms"]["min"] is not None and data["rtt_ms"]["min"] >= 0
 
 
-# ---- RIFT.md §7: the host's FEC parities, checked byte for byte ---------------------------
+# ---- docs/spec/RIFT.md §7.1: the host's FEC parities, checked byte for byte ----------------------
 
 
 def xor_class(shards: list[bytes], parity_index: int, parity_count: int) -> bytes:

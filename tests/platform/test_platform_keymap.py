@@ -1,4 +1,4 @@
-"""evdev ↔ X keysym tables (RIFT.md §9)."""
+"""evdev ↔ X keysym tables (docs/spec/RIFT.md §9)."""
 
 from __future__ import annotations
 

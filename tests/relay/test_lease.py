@@ -35,7 +35,9 @@ from wavry.controlplane.lease import (
     verify_v4_public,
 )
 
-VECTORS = json.loads(Path("/work/shared/vectors/paseto/v4.json").read_text())["tests"]
+VECTORS = json.loads(
+    (Path(__file__).resolve().parents[1] / "vectors" / "paseto" / "v4.json").read_text()
+)["tests"]
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 SID = uuid.UUID("6f1e3c2a-9b8d-4c7e-a5f4-0123456789ab")
 

@@ -1,4 +1,4 @@
-"""Relay header and payload codecs (CONTROL_PLANE.md §4)."""
+"""Relay header and payload codecs (docs/spec/CONTROL_PLANE.md §4)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from aioice import stun
 
 from wavry.controlplane.stun import StunResponder, start_stun_server
 
-VECTORS = Path("/work/shared/vectors/stun")
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "stun"
 REQUESTS = ["binding_request.bin", "binding_request_ice_controlled.bin"]
 REQUESTS += ["binding_request_ice_controlling.bin"]
 

@@ -1,4 +1,5 @@
-"""FrameAssembler on a fake clock: ordering, deadlines, reference invalidation (RIFT.md §6)."""
+"""FrameAssembler on a fake clock: ordering, deadlines, reference invalidation (docs/spec/RIFT.md
+§6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Frame and file chunking: every chunk datagram fits, budgets are tight (RIFT.md §1, §6)."""
+"""Frame and file chunking: every chunk datagram fits, budgets are tight (docs/spec/RIFT.md §1,
+§6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Codec negotiation (RIFT.md §4): the host's first preference that the client can decode."""
+"""Codec negotiation (docs/spec/RIFT.md §4): the host's first preference that the client can
+decode."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RIFT.md §3: packet-id nonces, header as AAD, replay window semantics."""
+"""docs/spec/RIFT.md §3: packet-id nonces, header as AAD, replay window semantics."""
 
 from __future__ import annotations
 

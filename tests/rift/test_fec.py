@@ -1,4 +1,4 @@
-"""Interleaved XOR FEC (RIFT.md §7): encoder, decoder, validation, adaptive policy."""
+"""Interleaved XOR FEC (docs/spec/RIFT.md §7.1): encoder, decoder, validation, adaptive policy."""
 
 from __future__ import annotations
 

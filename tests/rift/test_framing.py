@@ -1,4 +1,4 @@
-"""RIFT.md §1: CRC-16/KERMIT, golden headers, classification and drop reasons."""
+"""docs/spec/RIFT.md §1: CRC-16/KERMIT, golden headers, classification and drop reasons."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RetransmitHistory and NackTracker on a fake clock (RIFT.md §7)."""
+"""RetransmitHistory and NackTracker on a fake clock (docs/spec/RIFT.md §7.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""RIFT.md §2–§4 session flow on a fake clock: handshake, Hello, pairing, liveness, reconnect."""
+"""docs/spec/RIFT.md §2–§4 session flow on a fake clock: handshake, Hello, pairing, liveness,
+reconnect."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The integrated media transport (RIFT.md §6–§8) through a real ClientSession and HostEndpoint.
+"""The integrated media transport (docs/spec/RIFT.md §6–§8) through a real ClientSession and
+HostEndpoint.
 
 A scripted network on a fake clock: per-datagram propagation delay, scripted loss by packet id
 (host → client), and an optional rate-limited FIFO bottleneck. No sockets, no wall clock.

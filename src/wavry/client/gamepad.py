@@ -1,4 +1,4 @@
-"""Client gamepads: SDL GameController → RIFT ``GamepadMessage`` (RIFT.md §9).
+"""Client gamepads: SDL GameController → RIFT ``GamepadMessage`` (docs/spec/RIFT.md §9).
 
 Two layers. :class:`GamepadMapper` is pure (no SDL): it keeps each pad's raw state, applies the
 radial stick deadzone and the trigger threshold, and coalesces everything that changed since the
@@ -49,10 +49,11 @@ __all__ = [
     "trigger_threshold",
 ]
 
-# RIFT.md §9 axes: sticks in [-1, 1] (positive = right/down), triggers in [0, 1]
+# docs/spec/RIFT.md §9 axes: sticks in [-1, 1] (positive = right/down), triggers in [0, 1]
 AXIS_LX, AXIS_LY, AXIS_RX, AXIS_RY, AXIS_LT, AXIS_RT = 0, 1, 2, 3, 4, 5
 AXIS_COUNT = 6
-# RIFT.md §9 buttons: 0 A, 1 B, 2 X, 3 Y, 4 LB, 5 RB, 6 back, 7 start, 8 guide, 9 L3, 10 R3,
+# docs/spec/RIFT.md §9 buttons: 0 A, 1 B, 2 X, 3 Y, 4 LB, 5 RB, 6 back, 7 start, 8 guide, 9 L3, 10
+# R3,
 # 11 d-pad up, 12 down, 13 left, 14 right
 BUTTON_COUNT = 15
 MAX_PADS = 16  # gamepad_id 0..15

@@ -1,4 +1,5 @@
-"""SDL scancodes (USB HID usage ids) → Linux evdev KEY_* codes (RIFT.md §9 keys are evdev).
+"""SDL scancodes (USB HID usage ids) → Linux evdev KEY_* codes (docs/spec/RIFT.md §9 keys are
+evdev).
 
 Written out by hand: it is a fixed table between two published code spaces (USB HID usage
 tables and linux/input-event-codes.h) and no maintained Python package carries it.

@@ -32,7 +32,7 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/TTF/DejaVuSansMono.ttf",
 )
 _HOTKEY_MOD_GROUPS = (sdl2.KMOD_CTRL, sdl2.KMOD_ALT, sdl2.KMOD_SHIFT)  # either side of each
-# SDL mouse buttons → RIFT.md §9 buttons (1 left, 2 middle, 3 right, 4 back, 5 forward)
+# SDL mouse buttons → docs/spec/RIFT.md §9 buttons (1 left, 2 middle, 3 right, 4 back, 5 forward)
 _BUTTONS = {
     sdl2.SDL_BUTTON_LEFT: 1,
     sdl2.SDL_BUTTON_MIDDLE: 2,

@@ -1,6 +1,6 @@
 """Relay leases: PASETO ``v4.public`` tokens signed with the gateway's Ed25519 lease key.
 
-Claims (CONTROL_PLANE.md §4), all in the signed JSON payload, no footer:
+Claims (docs/spec/CONTROL_PLANE.md §4), all in the signed JSON payload, no footer:
 
 =========  ==============================================================
 ``sub``    wavry_id of the peer the lease was granted to
@@ -76,7 +76,7 @@ _B64URL_RE = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
 class RejectReason(enum.IntEnum):
-    """LEASE_REJECT reason codes (CONTROL_PLANE.md §4)."""
+    """LEASE_REJECT reason codes (docs/spec/CONTROL_PLANE.md §4)."""
 
     EXPIRED = 1
     INVALID_SIGNATURE = 2

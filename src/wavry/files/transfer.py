@@ -19,7 +19,8 @@ Protocol (see docs/files.md):
 File ids carry the role of the side that allocated them in the lowest bit (host: 0, client: 1),
 so a ``FileStatus`` is unambiguous when both sides send files at once.
 
-Clipboard text too large for one ``ClipboardMessage`` (RIFT.md §1: only video and file chunks
+Clipboard text too large for one ``ClipboardMessage`` (docs/spec/RIFT.md §1: only video and file
+chunks
 are split) travels as a file named :data:`CLIPBOARD_FILENAME`; a receiver with a clipboard sink
 keeps it in memory (≤ ``clipboard_max`` bytes, UTF-8) and hands it to the clipboard instead of
 writing it to disk (docs/protocol-notes.md).

@@ -1,4 +1,5 @@
-"""The Wavry gateway: accounts, devices, signaling, relay registry and leases (CONTROL_PLANE.md)."""
+"""The Wavry gateway: accounts, devices, signaling, relay registry and leases
+(docs/spec/CONTROL_PLANE.md)."""
 
 from __future__ import annotations
 

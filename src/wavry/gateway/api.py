@@ -1,4 +1,4 @@
-"""Accounts and devices: the HTTP routes of CONTROL_PLANE.md §2."""
+"""Accounts and devices: the HTTP routes of docs/spec/CONTROL_PLANE.md §2."""
 
 from __future__ import annotations
 

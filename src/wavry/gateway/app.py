@@ -187,7 +187,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(
         title="Wavry gateway",
         version="1",
-        description="Accounts, devices, relay registry (CONTROL_PLANE.md §2, §4).",
+        description="Accounts, devices, relay registry (docs/spec/CONTROL_PLANE.md §2, §4).",
         lifespan=lifespan,
     )
     app.state.gw = state

@@ -1,4 +1,4 @@
-"""The error format of CONTROL_PLANE.md §2: ``{"error": code, "message": text}``."""
+"""The error format of docs/spec/CONTROL_PLANE.md §2: ``{"error": code, "message": text}``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sharing a host with another account (CONTROL_PLANE.md §2: "clients the owner shared the
+"""Sharing a host with another account (docs/spec/CONTROL_PLANE.md §2: "clients the owner shared the
 host with"). An extension of the §2 table: ``PUT``/``DELETE /v1/devices/{id}/shares/{user}``."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""WebSocket signaling ``GET /v1/signal`` (CONTROL_PLANE.md §3) and cross-instance delivery.
+"""WebSocket signaling ``GET /v1/signal`` (docs/spec/CONTROL_PLANE.md §3) and cross-instance
+delivery.
 
 A session (uuid chosen by the client in ``connect``) is remembered on every instance that
 forwards one of its messages, so later messages route without a shared table. With Redis,

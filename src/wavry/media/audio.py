@@ -1,6 +1,7 @@
 """Audio media: Opus packets (PyAV libopus), the capture→encode sender and the bounded player.
 
-RIFT.md §6: an ``AudioPacket`` carries exactly one raw Opus packet, 48 kHz stereo, 5 or 10 ms;
+docs/spec/RIFT.md §6: an ``AudioPacket`` carries exactly one raw Opus packet, 48 kHz stereo, 5 or
+10 ms;
 ``timestamp_us`` is the sender's wall clock at its first sample; receivers play with ≤ 20 ms
 buffering and drop the oldest audio when late.
 

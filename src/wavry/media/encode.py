@@ -172,7 +172,7 @@ class Encoder:
         return self._pending_kbps or self._bitrate_kbps
 
     def set_bitrate(self, kbps: int) -> None:
-        """Retarget rate control from the next frame on (DELTA, RIFT.md §8).
+        """Retarget rate control from the next frame on (DELTA, docs/spec/RIFT.md §8).
 
         Safe to call from another thread than the one encoding: the change is applied by
         ``encode()`` before its next frame.

@@ -21,7 +21,7 @@ class CapturedFrame:
 
     ``image`` is an ``av.VideoFrame`` (yuv420p for the synthetic source, bgr0 for X11) that
     :class:`wavry.media.encode.Encoder` takes without another copy. ``capture_ts`` is the host
-    wall clock (Unix epoch, µs) when the picture was taken (RIFT.md §6 ``timestamp_us``);
+    wall clock (Unix epoch, µs) when the picture was taken (docs/spec/RIFT.md §6 ``timestamp_us``);
     ``capture_us`` is how long taking it cost.
     """
 

@@ -1,4 +1,5 @@
-"""Text clipboard sync with the peer (RIFT.md §5 ``ClipboardMessage``): X11 backend over XFIXES.
+"""Text clipboard sync with the peer (docs/spec/RIFT.md §5 ``ClipboardMessage``): X11 backend over
+XFIXES.
 
 ``ClipboardSync`` owns a hidden window on its own X connection and runs the X event loop in a
 daemon thread:
@@ -81,7 +82,8 @@ def clipboard_message(text: str) -> rift_pb2.Message:
 def clipboard_text_budget(max_plaintext: int) -> int:
     """Largest UTF-8 text (bytes) whose ``clipboard_message`` fits in ``max_plaintext`` bytes.
 
-    RIFT.md §1: only video and file chunks are split, every other message fits in one datagram,
+    docs/spec/RIFT.md §1: only video and file chunks are split, every other message fits in one
+    datagram,
     so a session can carry at most this much clipboard text per ``ClipboardMessage`` (1357 bytes
     at the default 1400-byte datagram). Pass it as ``ClipboardSync(max_bytes=...)`` so larger
     changes are skipped and counted instead of failing in ``SecureChannel.seal``.

@@ -3,7 +3,8 @@
 Each pad looks like what the Linux ``xpad`` driver makes of a wired Xbox 360 controller
 (USB 045e:028e, version 0x0110), so SDL, Steam and games pick their stock X360 mapping by GUID:
 
-* sticks ABS_X/ABS_Y (left), ABS_RX/ABS_RY (right), -32768..32767, +Y = down (RIFT.md §9 too);
+* sticks ABS_X/ABS_Y (left), ABS_RX/ABS_RY (right), -32768..32767, +Y = down (docs/spec/RIFT.md §9
+too);
 * triggers ABS_Z (left), ABS_RZ (right), 0..1023;
 * d-pad as the hat ABS_HAT0X/ABS_HAT0Y (-1..1), as xpad reports it for 360 pads (SDL's
   database maps ``dpup:h0.1`` etc. for this GUID);
@@ -74,10 +75,10 @@ BTN_TL, BTN_TR = 0x136, 0x137
 BTN_SELECT, BTN_START, BTN_MODE = 0x13A, 0x13B, 0x13C
 BTN_THUMBL, BTN_THUMBR = 0x13D, 0x13E
 
-# RIFT.md §9 axis → evdev ABS code
+# docs/spec/RIFT.md §9 axis → evdev ABS code
 ABS_CODES = {0: ABS_X, 1: ABS_Y, 2: ABS_RX, 3: ABS_RY, 4: ABS_Z, 5: ABS_RZ}
 _TRIGGERS = (4, 5)
-# RIFT.md §9 button → evdev key code (11..14, the d-pad, go to the hat instead)
+# docs/spec/RIFT.md §9 button → evdev key code (11..14, the d-pad, go to the hat instead)
 BUTTON_CODES = {
     0: BTN_A,
     1: BTN_B,
@@ -158,7 +159,7 @@ class VirtualGamepads:
         self._opener = opener or FileDevice
         self._clock = clock
         self._pads: dict[int, _Pad] = {}
-        self.ignored = 0  # axes/buttons outside RIFT.md §9 (skipped, counted)
+        self.ignored = 0  # axes/buttons outside docs/spec/RIFT.md §9 (skipped, counted)
 
     @property
     def pads(self) -> list[int]:

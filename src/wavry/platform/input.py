@@ -1,4 +1,5 @@
-"""Input injection interface (RIFT.md §9) and the held-state bookkeeping every backend shares."""
+"""Input injection interface (docs/spec/RIFT.md §9) and the held-state bookkeeping every backend
+shares."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ __all__ = [
     "ScrollAccumulator",
 ]
 
-# RIFT.md §9 MouseButton.button
+# docs/spec/RIFT.md §9 MouseButton.button
 BUTTON_LEFT, BUTTON_MIDDLE, BUTTON_RIGHT, BUTTON_BACK, BUTTON_FORWARD = 1, 2, 3, 4, 5
 
 
@@ -45,7 +46,7 @@ class ScrollAccumulator:
 
 
 class InputInjector(abc.ABC):
-    """Injects the events of RIFT.md §9 into the host.
+    """Injects the events of docs/spec/RIFT.md §9 into the host.
 
     Keys are Linux evdev ``KEY_*`` codes; buttons 1 left, 2 middle, 3 right, 4 back, 5 forward;
     ``mouse_move_abs`` takes x, y in [0, 1] over the streamed area; ``scroll`` takes notches with
@@ -70,7 +71,7 @@ class InputInjector(abc.ABC):
 
     def button(self, button: int, pressed: bool) -> None:
         if button not in (1, 2, 3, 4, 5):
-            raise InjectionError(f"mouse button must be 1..5 (RIFT.md §9), got {button}")
+            raise InjectionError(f"mouse button must be 1..5 (docs/spec/RIFT.md §9), got {button}")
         if not pressed and button not in self.held_buttons:
             return
         self._button(button, pressed)

@@ -1,4 +1,4 @@
-"""Linux evdev KEY_* codes (RIFT.md §9) and their X keysyms, for the full keyboard.
+"""Linux evdev KEY_* codes (docs/spec/RIFT.md §9) and their X keysyms, for the full keyboard.
 
 The X side maps through keysyms rather than assuming ``keycode = evdev + 8``: that holds on
 evdev-driven X servers, but Xvfb and others load their own keymaps. :mod:`wavry.platform.xtest`

@@ -1,6 +1,6 @@
 """Input injection through the xdg-desktop-portal RemoteDesktop interface (Wayland).
 
-The portal takes the same evdev codes RIFT carries (RIFT.md §9): ``NotifyKeyboardKeycode``
+The portal takes the same evdev codes RIFT carries (docs/spec/RIFT.md §9): ``NotifyKeyboardKeycode``
 with ``KEY_*`` codes, ``NotifyPointerButton`` with ``BTN_*`` codes,
 ``NotifyPointerMotionAbsolute`` in the cast stream's logical pixels (it needs the stream's
 PipeWire node id, so absolute moves work on a session that also casts the screen),

@@ -2,7 +2,8 @@
 
 Two virtual devices are created: a keyboard (every evdev key code 1..255) and a pointer with
 relative axes (motion, wheel, hi-res wheel), absolute axes (0..65535, for ``MouseMove``) and the
-five buttons of RIFT.md §9. Everything below :class:`UinputDevice` is plain bytes and ioctls, so
+five buttons of docs/spec/RIFT.md §9. Everything below :class:`UinputDevice` is plain bytes and
+ioctls, so
 tests can stand a recorder there; the real device is used whenever /dev/uinput can be opened.
 """
 
@@ -40,7 +41,7 @@ ABS_X, ABS_Y = 0x00, 0x01
 ABS_MAX = 65535
 BTN_LEFT, BTN_RIGHT, BTN_MIDDLE, BTN_SIDE, BTN_EXTRA = 0x110, 0x111, 0x112, 0x113, 0x114
 BUS_VIRTUAL = 0x06
-# RIFT.md §9 buttons (1 left, 2 middle, 3 right, 4 back, 5 forward) → evdev
+# docs/spec/RIFT.md §9 buttons (1 left, 2 middle, 3 right, 4 back, 5 forward) → evdev
 EVDEV_BUTTON = {1: BTN_LEFT, 2: BTN_MIDDLE, 3: BTN_RIGHT, 4: BTN_SIDE, 5: BTN_EXTRA}
 
 
@@ -201,7 +202,8 @@ class UinputInjector(InputInjector):
             self._emit(self.pointer, events)
 
     def _scroll(self, dx: float, dy: float) -> None:
-        # evdev: REL_WHEEL > 0 scrolls up, REL_HWHEEL > 0 right — the same signs as RIFT.md §9.
+        # evdev: REL_WHEEL > 0 scrolls up, REL_HWHEEL > 0 right — the same signs as
+        # docs/spec/RIFT.md §9.
         # Hi-res axes carry the exact amount (120 per notch); the classic axes whole notches.
         events = []
         hx, hy = round(dx * 120), round(dy * 120)

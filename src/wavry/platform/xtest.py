@@ -12,7 +12,7 @@ from wavry.platform.xdisplay import XDisplayError, open_display
 
 __all__ = ["XTestInjector", "probe"]
 
-# RIFT.md §9 buttons → X core buttons (4..7 are the wheel in X; back/forward are 8/9).
+# docs/spec/RIFT.md §9 buttons → X core buttons (4..7 are the wheel in X; back/forward are 8/9).
 X_BUTTON = {1: 1, 2: 2, 3: 3, 4: 8, 5: 9}
 WHEEL_UP, WHEEL_DOWN, WHEEL_LEFT, WHEEL_RIGHT = 4, 5, 6, 7
 

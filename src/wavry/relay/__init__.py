@@ -1,4 +1,5 @@
-"""Wavry UDP relay: forwards leased sessions' datagrams between two peers (CONTROL_PLANE.md §4).
+"""Wavry UDP relay: forwards leased sessions' datagrams between two peers
+(docs/spec/CONTROL_PLANE.md §4).
 
 - :mod:`wavry.relay.wire` — 20-byte relay header and payload codecs.
 - :mod:`wavry.relay.server` — the asyncio UDP relay.

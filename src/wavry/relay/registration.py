@@ -1,4 +1,4 @@
-"""Relay → gateway registration and heartbeats (CONTROL_PLANE.md §4).
+"""Relay → gateway registration and heartbeats (docs/spec/CONTROL_PLANE.md §4).
 
 ``POST /v1/relays/register`` (``Authorization: Bearer <enrolment token>``) with
 ``{relay_id, public_addr, region, max_sessions, max_bitrate_kbps}`` answers

@@ -1,4 +1,4 @@
-"""The Wavry UDP relay (CONTROL_PLANE.md §4).
+"""The Wavry UDP relay (docs/spec/CONTROL_PLANE.md §4).
 
 Peers that cannot reach each other directly present a gateway-signed lease for their role of
 a session; the relay binds that role to the presenting address and then forwards FORWARD

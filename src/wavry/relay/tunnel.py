@@ -1,4 +1,4 @@
-"""A peer's side of a relayed path (CONTROL_PLANE.md §4, RIFT.md §10).
+"""A peer's side of a relayed path (docs/spec/CONTROL_PLANE.md §4, docs/spec/RIFT.md §10).
 
 `RelayTunnel` opens a local UDP port for a RIFT endpoint that does not speak the relay format
 itself: it presents the peer's lease to the relay (and re-presents it, which also keeps NAT

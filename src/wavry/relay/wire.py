@@ -1,4 +1,4 @@
-"""Relay datagram codec (CONTROL_PLANE.md §4).
+"""Relay datagram codec (docs/spec/CONTROL_PLANE.md §4).
 
 Every datagram to or from a relay starts with a 20-byte header::
 

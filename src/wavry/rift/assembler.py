@@ -1,4 +1,5 @@
-"""Reassembly of video frames from ``VideoChunk``s (RIFT.md §6). Sans-I/O: time is ``now``.
+"""Reassembly of video frames from ``VideoChunk``s (docs/spec/RIFT.md §6). Sans-I/O: time is
+``now``.
 
 Policy (see docs/rift-media.md):
 

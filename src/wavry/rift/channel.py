@@ -28,7 +28,8 @@ class ChannelCounters:
 
 @dataclass(slots=True)
 class SecureChannel:
-    """Send and receive keys, packet ids and the replay window of one session (RIFT.md §3)."""
+    """Send and receive keys, packet ids and the replay window of one session (docs/spec/RIFT.md
+    §3)."""
 
     alias: int
     send_key: bytes

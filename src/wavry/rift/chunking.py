@@ -1,4 +1,4 @@
-"""Splitting encoded frames and files into chunks that fit one datagram (RIFT.md §1, §6).
+"""Splitting encoded frames and files into chunks that fit one datagram (docs/spec/RIFT.md §1, §6).
 
 A chunk datagram is ``header (18) || ciphertext(Message(media=MediaMessage(...))) || tag (16)``
 and must not exceed the session's maximum datagram size. The payload budget is computed exactly

@@ -1,4 +1,4 @@
-"""Clock-offset and RTT estimation from Ping/Pong (RIFT.md §6 "Clock offset")."""
+"""Clock-offset and RTT estimation from Ping/Pong (docs/spec/RIFT.md §6 "Clock offset")."""
 
 from __future__ import annotations
 

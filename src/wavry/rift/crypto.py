@@ -1,4 +1,4 @@
-"""RIFT transport encryption (RIFT.md §3) and the replay window."""
+"""RIFT transport encryption (docs/spec/RIFT.md §3) and the replay window."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from wavry.rift.framing import encode_transport_header
 
-# A sender must never let the counter reach 2^63 (RIFT.md §3).
+# A sender must never let the counter reach 2^63 (docs/spec/RIFT.md §3).
 MAX_PACKET_ID = (1 << 63) - 1
 REPLAY_WINDOW_SIZE = 4096
 _NONCE = struct.Struct("<4xQ")
@@ -65,7 +65,7 @@ class TransportOpener:
 
 
 class ReplayWindow:
-    """Highest authenticated id plus a bitmap of the `size` ids below it (RIFT.md §3).
+    """Highest authenticated id plus a bitmap of the `size` ids below it (docs/spec/RIFT.md §3).
 
     `check` runs before decryption and changes nothing; `mark` runs only after the tag verified.
     The bitmap is one Python int: bit i set means id (highest - i) was seen.

@@ -13,7 +13,8 @@ Address = tuple[Any, ...]
 
 
 class DisconnectReason(IntEnum):
-    """`Disconnect.reason` values (RIFT.md leaves the numbering to the profile; see docs)."""
+    """`Disconnect.reason` values (docs/spec/RIFT.md leaves the numbering to the profile; see
+    docs)."""
 
     UNSPECIFIED = 0
     USER = 1

@@ -1,4 +1,4 @@
-"""Interleaved XOR forward error correction over encrypted payloads (RIFT.md §7).
+"""Interleaved XOR forward error correction over encrypted payloads (docs/spec/RIFT.md §7.1).
 
 Sans-I/O: no sockets, no clocks; time is always a ``now`` argument in seconds.
 

@@ -1,4 +1,4 @@
-"""RIFT/1 datagram framing (RIFT.md §1): headers, CRC-16/KERMIT, datagram classification.
+"""RIFT/1 datagram framing (docs/spec/RIFT.md §1): headers, CRC-16/KERMIT, datagram classification.
 
 All checks here run before any cryptography, in the order the spec gives: length, magic,
 version, CRC.

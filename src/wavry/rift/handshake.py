@@ -1,4 +1,5 @@
-"""RIFT handshake messages (RIFT.md §2): Noise XX in handshake datagrams with identity proofs."""
+"""RIFT handshake messages (docs/spec/RIFT.md §2): Noise XX in handshake datagrams with identity
+proofs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Long-term device identity (Ed25519) and the Wavry ID (RIFT.md §2)."""
+"""Long-term device identity (Ed25519) and the Wavry ID (docs/spec/RIFT.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Noise_XX_25519_ChaChaPoly_BLAKE2s handshake primitive (RIFT.md §2), on `noiseprotocol`.
+"""Noise_XX_25519_ChaChaPoly_BLAKE2s handshake primitive (docs/spec/RIFT.md §2), on `noiseprotocol`.
 
 `noiseprotocol` runs the handshake; this wrapper adds what RIFT needs from it: the remote static
 key and the `Split()` keys (the library keeps both internal), and deterministic ephemeral keys for

@@ -1,4 +1,4 @@
-"""Pairing codes and proofs (RIFT.md §4 step 4)."""
+"""Pairing codes and proofs (docs/spec/RIFT.md §4 step 4)."""
 
 from __future__ import annotations
 

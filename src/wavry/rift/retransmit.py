@@ -1,4 +1,4 @@
-"""NACK-based loss repair (RIFT.md §7). Sans-I/O: time is always a ``now`` argument.
+"""NACK-based loss repair (docs/spec/RIFT.md §7.3). Sans-I/O: time is always a ``now`` argument.
 
 Sender side: :class:`RetransmitHistory` keeps the exact encrypted datagrams by packet id so a
 NACKed datagram is resent byte for byte (same packet id, same nonce: not a nonce reuse).

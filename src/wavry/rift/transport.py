@@ -1,4 +1,4 @@
-"""Per-session media transport (RIFT.md §6–§8), sans-I/O.
+"""Per-session media transport (docs/spec/RIFT.md §6–§8), sans-I/O.
 
 Sits between a session's SecureChannel and the application. Sending: every new datagram is
 kept for retransmission and fed to the FEC encoder; video frames are chunked and paced, control
@@ -94,7 +94,8 @@ class TransportConfig:
     fec_ratio: float = 0.05
     expected_burst: int = 2
     #: bursts longer than expected_burst seen on a lossy (not congested) path raise the parity
-    #: count up to this fraction of an ordinary frame's datagrams (RIFT.md §8: at most 50 %)
+    #: count up to this fraction of an ordinary frame's datagrams (docs/spec/RIFT.md §8: at
+    #: most 50 %)
     max_burst_fraction: float = 0.5
     max_group_shards: int = 32
     max_datagram: int = 1400

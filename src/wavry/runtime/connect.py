@@ -358,7 +358,8 @@ class ClientRuntime:
             _say(f"clipboard sync on ({self.clipboard.mode})")
 
     def _send_clipboard(self, text: str) -> None:
-        """One ClipboardMessage when the text fits a datagram (RIFT.md §1), else the file path
+        """One ClipboardMessage when the text fits a datagram (docs/spec/RIFT.md §1), else the file
+        path
         under the reserved name (docs/protocol-notes.md)."""
         with contextlib.suppress(RuntimeError, ValueError, TransferError):
             if len(text.encode("utf-8")) <= self._clipboard_budget():

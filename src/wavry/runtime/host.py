@@ -593,7 +593,8 @@ class HostRuntime:
             self.say(f"  clipboard sync on ({where}, {self.clipboard.mode})")
 
     def _send_clipboard(self, text: str) -> None:
-        """A local copy: one ClipboardMessage when it fits a datagram (RIFT.md §1), else the
+        """A local copy: one ClipboardMessage when it fits a datagram (docs/spec/RIFT.md §1), else
+        the
         file-transfer path under the reserved name (docs/protocol-notes.md)."""
         size = len(text.encode("utf-8"))
         now = self.server._clock()
@@ -669,7 +670,7 @@ class HostRuntime:
             self.audio.client_gone(event.alias)
             if not self.viewers:
                 self.audio.stop()
-            # RIFT.md §4: nothing the client held stays pressed after its session ends
+            # docs/spec/RIFT.md §4: nothing the client held stays pressed after its session ends
             if self.injector is not None:
                 self.injector.release_all()
             if self.gamepads is not None:

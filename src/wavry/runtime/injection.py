@@ -1,4 +1,5 @@
-"""Applying a client's RIFT input on the host (RIFT.md §9) through an InputInjector backend."""
+"""Applying a client's RIFT input on the host (docs/spec/RIFT.md §9) through an InputInjector
+backend."""
 
 from __future__ import annotations
 
