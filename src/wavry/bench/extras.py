@@ -282,7 +282,7 @@ def run_file_row(opts: ExtrasOptions) -> dict[str, Any]:
         row["generate_s"] = round(time.monotonic() - t0, 2)
         out_dir = tmp / "received"
         host_args = ["--source", "synthetic", "--size", f"{opts.width}x{opts.height}",
-                     "--fps", str(opts.fps), "--bitrate", str(opts.bitrate_kbps),
+                     "--fps", str(opts.fps), "--bitrate-kbps", str(opts.bitrate_kbps),
                      "--file-out-dir", str(out_dir)]  # fmt: skip
         with _host(tmp / "h", host_args) as (port, host):
             observer = _Observer(port, tmp / "o").start()

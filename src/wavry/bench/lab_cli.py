@@ -99,8 +99,8 @@ def proxy(
     down_only: Annotated[
         bool, typer.Option("--down-only", help="Impair upstream→client only.")
     ] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between stats lines.")] = 1.0,
-    duration: Annotated[float | None, typer.Option(help="Stop after N seconds.")] = None,
+    interval_seconds: Annotated[float, typer.Option(help="Seconds between stats lines.")] = 1.0,
+    seconds: Annotated[float | None, typer.Option(help="Stop after N seconds.")] = None,
     uvloop: Annotated[bool, typer.Option(help="Use uvloop when installed.")] = True,
 ) -> None:
     """Run a UDP impairment proxy until Ctrl-C, printing stats every interval."""
@@ -110,8 +110,8 @@ def proxy(
         raise typer.BadParameter("give --queue-packets or --queue-bytes, not both")
     if jitter_dist not in ("uniform", "normal"):
         raise typer.BadParameter("--jitter-dist must be uniform or normal")
-    if not interval > 0:
-        raise typer.BadParameter("--interval must be > 0")
+    if not interval_seconds > 0:
+        raise typer.BadParameter("--interval-seconds must be > 0")
     try:
         burst = gilbert_elliott(_pct("burst-loss", burst_loss), mean_burst) if burst_loss else None
         cfg = LinkConfig(
@@ -139,7 +139,7 @@ def proxy(
         asyncio.Runner(loop_factory=_event_loop_factory(uvloop)) as runner,
     ):
         try:
-            runner.run(_serve(server, interval, duration))
+            runner.run(_serve(server, interval_seconds, seconds))
         except OSError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
