@@ -270,6 +270,8 @@ def connect(
     P pause/resume and C cancel outgoing file transfers, Q quit. A hotkey sends nothing to the
     host.
     """
+    from wavry.client.live import startup_line, totals_line
+    from wavry.client.runtime import Interrupted
     from wavry.runtime.connect import options_from_settings, run_connect
     from wavry.runtime.session import SessionFailed
 
@@ -305,19 +307,21 @@ def connect(
     )
     opts = options_from_settings(s, host_addr, port)
     try:
-        summary, ended = run(run_connect(opts))
+        result = run(run_connect(opts))
+    except Interrupted:
+        raise typer.Exit(130) from None
     except SessionFailed as exc:
         fail(str(exc))
     except (StoreError, ConnectionError) as exc:
         fail(str(exc))
-    lat = summary["e2e_latency_ms"]
-    say(
-        f"{summary['frames_presented']} frames presented, {summary['frames_dropped']} dropped; "
-        f"end-to-end p50 {lat['p50']} ms, p95 {lat['p95']} ms (whole session)",
-        s.stats_json,
-    )
-    if ended:
-        fail(f"session ended: {ended}")
+    summary = result.summary
+    if summary["frames_presented"]:
+        say(startup_line(summary["startup"]), s.stats_json)
+    say(totals_line(summary), s.stats_json)
+    if result.interrupted:
+        raise typer.Exit(130)
+    if result.ended:
+        fail(f"session ended: {result.ended}")
 
 
 def ping(

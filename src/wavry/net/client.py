@@ -66,6 +66,11 @@ class ClientConnection:
         self.core.connect(self._clock())
         self.flush()
 
+    @property
+    def receive_errors(self) -> int:
+        """Errors the socket reported (ICMP port/host unreachable for what we sent)."""
+        return self._transport.receive_errors if self._transport is not None else 0
+
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...], arrival: float | None) -> None:
         self.core.receive_datagram(data, self._clock(), arrival)
         if self.core.has_events:  # e.g. a frame is complete: hand it over now
