@@ -112,7 +112,8 @@ class DecodeWorker:
         self._closed = False
         self._broken = False  # waiting for a keyframe
         self.last_decoded: DecodedFrame | None = None
-        self.decode_seconds: deque[tuple[float, float]] = deque(maxlen=240)  # (at, seconds)
+        # (at, seconds) per frame: decoding plus, for the newest, preparing it for the window
+        self.decode_seconds: deque[tuple[float, float]] = deque(maxlen=240)
         # counters (each frame lands in exactly one of: shown later, or one of these)
         self.decoded = 0
         self.superseded = 0  # prepared, replaced in the slot by a newer one before shown
@@ -178,8 +179,8 @@ class DecodeWorker:
         t0 = self._clock()
         decoded = self.decoder.decode(job.frame.data)
         t1 = self._clock()
-        self.decode_seconds.append((t1, t1 - t0))
         if decoded is None:
+            self.decode_seconds.append((t1, t1 - t0))
             if self.decoder.errors != errors:
                 self.errors += 1
                 with self._cond:
@@ -194,6 +195,7 @@ class DecodeWorker:
             newest = not self._queue
         if not newest:
             self.not_prepared += 1
+            self.decode_seconds.append((t1, t1 - t0))
             return
         prepared = None
         if self._prepare is not None:
@@ -204,15 +206,23 @@ class DecodeWorker:
                     self._prepare_failed = True
                     _log.warning("cannot prepare pictures for the window: %s", exc)
                 return
-        ready = ReadyFrame(job, decoded, prepared, t0, t1, self._clock())
+        t2 = self._clock()
+        self.decode_seconds.append((t2, t2 - t0))  # the thread's whole time for this frame
+        ready = ReadyFrame(job, decoded, prepared, t0, t1, t2)
         if self.slot.put(ready) is not None:
             self.superseded += 1
         else:
             self._on_ready()
 
     def close(self, timeout: float = 1.0) -> None:
+        """Stop the thread; frames still waiting or never taken count as dropped."""
         with self._cond:
+            if self._closed:
+                return
             self._closed = True
+            self.flushed += len(self._queue)
             self._queue.clear()
             self._cond.notify_all()
         self._thread.join(timeout)
+        if self.slot.take() is not None:
+            self.superseded += 1

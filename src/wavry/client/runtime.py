@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -58,6 +59,7 @@ from wavry.runtime.session import Established, Prompts, SessionFailed, establish
 
 __all__ = ["Backends", "ClientCallbacks", "ClientResult", "ClientRuntime", "Interrupted"]
 
+_log = logging.getLogger("wavry.client")
 _CODEC = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
 _RIFT_CODEC = {v: k for k, v in _CODEC.items()}
 INPUT_POLL_S = 0.004
@@ -86,7 +88,9 @@ class ClientCallbacks:
 def _decoder(codec: Codec, hwaccel: str | None) -> Any:
     from wavry.media.decode import Decoder
 
-    return Decoder(codec, hwaccel=hwaccel)
+    # one thread: our streams carry one slice per frame, and a second thread only adds waiting
+    # when the CPU is busy (p95 17 ms vs 11 ms at 1280×720 with both cores loaded)
+    return Decoder(codec, threads=1, hwaccel=hwaccel)
 
 
 def _window(title: str, w: int, h: int, opts: ConnectOptions) -> Any:
@@ -559,6 +563,7 @@ class ClientRuntime:
     # ---- the end ------------------------------------------------------------------------
 
     async def _shutdown(self, est: Established) -> None:
+        _log.debug("shutting down")
         if self.window is not None and self.input is not None:
             self.input.send(self.window.release_all(), time.monotonic())
         if self.video is not None:
@@ -567,6 +572,7 @@ class ClientRuntime:
         self._sample_counters(time.monotonic())
         est.conn.set_batch_handler(None)
         await est.conn.close("client closed")
+        _log.debug("session closed")
 
     def _finish(self) -> dict[str, Any]:
         summary = self.stats.summary()
@@ -592,4 +598,5 @@ class ClientRuntime:
         if self.window is not None:
             self.window.close()
             self.window = None
+        _log.debug("finished")
         return summary

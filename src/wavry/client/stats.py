@@ -185,6 +185,7 @@ class ClientStats:
         self.steady_totals: list[float] = []  # after the start-up second
         self.startup_totals: list[float] = []
         self.presented = 0
+        self.received = 0  # complete frames from the transport
         self.drops: dict[str, int] = {}
         self.bytes_total = 0
         self._arrivals: deque[tuple[float, int]] = deque()
@@ -221,6 +222,7 @@ class ClientStats:
 
     def arrived(self, now: float, size_bytes: int) -> None:
         """A complete frame arrived (whether it will be shown or not): the bitrate counts it."""
+        self.received += 1
         self._arrivals.append((now, size_bytes))
         while self._arrivals and self._arrivals[0][0] < now - 5.0:
             self._arrivals.popleft()
@@ -323,6 +325,7 @@ class ClientStats:
             else 0.0
         )
         return {
+            "frames_received": self.received,
             "frames_presented": self.presented,
             "frames_dropped": self.dropped,
             "drops": dict(sorted(self.drops.items())),

@@ -192,8 +192,7 @@ class VideoFeature(Feature):
         if not ok:
             self.stats.drop("waiting for keyframe")
             return
-        if not self.worker.submit(DecodeJob(frame, mono)):
-            self.stats.drop("decoder too far behind")
+        if not self.worker.submit(DecodeJob(frame, mono)):  # counted by the worker
             self._ask_keyframe(mono)
 
     def _decoder_broken(self, frame_id: int) -> None:
