@@ -68,6 +68,17 @@ def _register_gateway() -> None:
 
 _register_gateway()
 
+
+def _register_bench_peers() -> None:
+    from wavry.bench.peers.command import bench_peers_command
+
+    bench_app.command("peers", help="Glass to glass next to VNC, RDP, Selkies and aiortc.")(
+        bench_peers_command
+    )
+
+
+_register_bench_peers()
+
 DEFAULT_PORT = 47800
 
 
