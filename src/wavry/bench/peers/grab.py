@@ -43,12 +43,14 @@ class Grabber:
         return np.frombuffer(reply.data, dtype=np.uint8).reshape(h, w, 4)
 
 
-def locate(g: Grabber, source_width: int, timeout_s: float) -> tuple[int, int] | None:
+def locate(
+    g: Grabber, source_width: int, source_height: int | None, timeout_s: float
+) -> tuple[int, int] | None:
     """Grab the whole screen until a readable marker shows (the viewer may still be starting)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         luma = g.grab(0, 0, g.width, g.height)[..., 1]
-        where = locate_marker(luma, source_width)
+        where = locate_marker(luma, source_width, source_height)
         if where is not None:
             return where
         time.sleep(0.2)
@@ -119,6 +121,7 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source-width", type=int, required=True)
+    p.add_argument("--source-height", type=int, default=None)
     p.add_argument("--warmup-seconds", type=float, default=3.0)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--interval-ms", type=float, default=1.0)
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # python-xlib raises several unrelated types on connect
         print(f"error: cannot open display {os.environ.get('DISPLAY')}: {exc}", flush=True)
         return 1
-    where = locate(g, a.source_width, a.locate_timeout_seconds)
+    where = locate(g, a.source_width, a.source_height, a.locate_timeout_seconds)
     if where is None:
         print(
             f"error: no readable marker on {os.environ.get('DISPLAY')} within "

@@ -63,16 +63,21 @@ def read_marker_at(
     return read_marker(padded)
 
 
-def locate_marker(luma: npt.NDArray[np.uint8], source_width: int) -> tuple[int, int] | None:
+def locate_marker(
+    luma: npt.NDArray[np.uint8], source_width: int, source_height: int | None = None
+) -> tuple[int, int] | None:
     """Top-left corner (x, y) of a readable marker in a grabbed screen, or None.
 
-    Tries the corner, then the centred position (where a window the size of the picture lands
-    when placed centred), then every offset (bounded by :data:`MAX_LOCATE_CANDIDATES`)."""
+    Tries the corner, then the centred positions (where a window the size of the picture lands
+    when placed centred; the vertical one needs ``source_height``), then every offset (bounded
+    by :data:`MAX_LOCATE_CANDIDATES`)."""
     lay = marker_layout(source_width)
     h, w = luma.shape
     if h < lay.height or w < lay.width:
         return None
     likely = [(0, 0), ((w - source_width) // 2, 0)]
+    if source_height is not None:
+        likely.append(((w - source_width) // 2, (h - source_height) // 2))
     for x, y in likely:
         if x >= 0 and read_marker_at(luma, x, y, source_width) is not None:
             return x, y

@@ -24,6 +24,7 @@ __all__ = ["FLOOR", "MeasureSettings", "measure_one"]
 
 FLOOR = "grabber floor"
 _LOCATE_TIMEOUT_S = 40.0
+VIEWER_MARGIN = 64  # pixels display B has beyond the picture, in each direction
 
 
 class MeasureSettings:
@@ -85,7 +86,10 @@ def measure_one(
     running = Running()
     drawer = grabber = None
     try:
-        with XvfbServer(st.width, st.height) as disp_a, XvfbServer(st.width, st.height) as disp_b:
+        # display B has room around the picture: a viewer's window frame, menu bar or
+        # scrollbars must not hide part of it (nor make the viewer scale it)
+        disp_b = XvfbServer(st.width + VIEWER_MARGIN, st.height + VIEWER_MARGIN)
+        with XvfbServer(st.width, st.height) as disp_a, disp_b:
             drawer = Proc(
                 "animate",
                 _python_module(
@@ -104,7 +108,8 @@ def measure_one(
                 "grab",
                 _python_module(
                     "wavry.bench.peers.grab",
-                    *("--source-width", str(st.width), "--seconds", str(st.seconds)),
+                    *("--source-width", str(st.width), "--source-height", str(st.height)),
+                    *("--seconds", str(st.seconds)),
                     *("--warmup-seconds", str(st.warmup_s)),
                     *("--interval-ms", str(st.grab_interval_ms)),
                     *("--locate-timeout-seconds", str(_LOCATE_TIMEOUT_S)),
