@@ -23,7 +23,9 @@ def bench_peers_command(
     ] = None,
     path: Annotated[
         list[str] | None,
-        typer.Option("--path", help="loopback (repeatable; default: every path)"),
+        typer.Option(
+            "--path", help="loopback or bottleneck (repeatable; default: both, in that order)"
+        ),
     ] = None,
     systems: Annotated[
         str,

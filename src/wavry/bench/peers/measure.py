@@ -117,7 +117,7 @@ def measure_one(
                 watched.env(),
                 stdout_pipe=True,
             )
-            result.update(_follow(grabber, running, st))
+            result.update(_follow(grabber, running, path, st))
             drawer_out = drawer.finish()
             if drawer_out.strip():
                 result["animation"] = json.loads(drawer_out.strip().splitlines()[-1])
@@ -137,7 +137,7 @@ def measure_one(
     return result
 
 
-def _follow(grabber: Proc, running: Running, st: MeasureSettings) -> dict[str, Any]:
+def _follow(grabber: Proc, running: Running, path: NetPath, st: MeasureSettings) -> dict[str, Any]:
     lines = _Lines(grabber)
     first = lines.next(_LOCATE_TIMEOUT_S + 15)
     if first is None or not first.startswith("located"):
@@ -152,10 +152,13 @@ def _follow(grabber: Proc, running: Running, st: MeasureSettings) -> dict[str, A
     wall0 = time.monotonic()
     cpu_s0, cpu_v0 = tree_cpu_s(servers), tree_cpu_s(viewers)
     load0 = os.getloadavg()
+    counters = path.counters if running.servers else None
+    link0 = counters() if counters else None
     final = lines.next(st.seconds + 20)
     wall = time.monotonic() - wall0
     cpu_s1, cpu_v1 = tree_cpu_s(servers), tree_cpu_s(viewers)
     load1 = os.getloadavg()
+    link1 = counters() if counters else None
     if final is None or not final.startswith("{"):
         raise NotRunnable(f"grabber: {final or 'silent'}; {grabber.log_tail()}")
     grab = json.loads(final)
@@ -170,6 +173,15 @@ def _follow(grabber: Proc, running: Running, st: MeasureSettings) -> dict[str, A
     out["loadavg_end"] = list(load1)
     out["grabber"] = grab
     out["facts"] = running.facts
+    if link0 is not None and link1 is not None:
+        out["link"] = {
+            direction: {
+                "mbit_s": (link1[direction]["bytes"] - c["bytes"]) * 8 / wall / 1e6,
+                "dropped": link1[direction]["dropped"] - c["dropped"],
+            }
+            for direction, c in link0.items()
+            if direction in link1
+        }
     if died:
         out["note"] = f"a process exited during the run: {died}"
     t0 = sightings[0].seen_us if sightings else 0

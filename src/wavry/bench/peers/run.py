@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from wavry.bench.peers.measure import FLOOR, MeasureSettings, measure_one
-from wavry.bench.peers.stage import NetPath, SystemUnderTest
+from wavry.bench.peers.stage import NetPath, NotRunnable, SystemUnderTest
 from wavry.bench.peers.systems import RdpSystem, VncSystem, WavrySystem
 from wavry.bench.report import machine_facts, print_table
 
@@ -23,7 +23,7 @@ SYSTEMS: dict[str, Callable[[], SystemUnderTest]] = {
     "vnc": VncSystem,
     "rdp": RdpSystem,
 }
-PATHS = ("loopback",)
+PATHS = ("loopback", "bottleneck")
 
 
 def default_cache_dir() -> Path:
@@ -33,10 +33,19 @@ def default_cache_dir() -> Path:
 
 @contextmanager
 def open_path(name: str, link_settings: dict[str, Any]) -> Iterator[NetPath]:
-    del link_settings
-    if name != "loopback":
-        raise ValueError(f"unknown path {name!r}")
-    yield NetPath("loopback")
+    if name == "loopback":
+        yield NetPath("loopback")
+        return
+    from wavry.bench.peers.link import BottleneckLink
+
+    with BottleneckLink(**link_settings) as link:
+        yield NetPath(
+            "bottleneck",
+            server_addr=link.server_addr,
+            server_ns=link.server_ns,
+            viewer_ns=link.viewer_ns,
+            counters=link.counters,
+        )
 
 
 def _fmt(v: float | None, digits: int = 1) -> str:
@@ -64,10 +73,11 @@ def _rows(results: dict[str, Any]) -> list[list[str]]:
                     _fmt(r["fps_shown"]),
                     _fmt(r["trend_ms_per_s"], 2),
                     cpu,
+                    _fmt(r["link"]["to_viewer"]["mbit_s"]) if "link" in r else "-",
                     f"{r['loadavg_start'][0]:.1f}",
                 ]
             )
-    width = 10
+    width = 11
     return [row + [""] * (width - len(row)) for row in rows]
 
 
@@ -86,6 +96,7 @@ def print_results(results: dict[str, Any]) -> None:
             "shown/s",
             "trend ms/s",
             "CPU srv/view",
+            "Mbit/s",
             "load",
         ],
         _rows(results),
@@ -111,7 +122,7 @@ def run_peers_bench(
     settings = MeasureSettings(
         width, height, fps, seconds, warmup_s, grab_interval_ms, cache_dir or default_cache_dir()
     )
-    link = {"rate_kbps": 20_000.0, "delay_ms": 10.0, **(link_settings or {})}
+    link = {"rate_kbps": 20_000.0, "delay_ms": 10.0, "queue_ms": 50.0, **(link_settings or {})}
     results: dict[str, Any] = {
         "bench": "peers",
         "machine": machine_facts(),
@@ -122,7 +133,11 @@ def run_peers_bench(
             "seconds": seconds,
             "warmup_s": warmup_s,
             "grab_interval_ms": grab_interval_ms,
-            "bottleneck": link,
+            "bottleneck": {
+                **link,
+                "how": "two network namespaces joined by tun devices: tbf (rate, queue of "
+                "queue_ms) on each egress, a forwarding process adds delay_ms each way",
+            },
             "loadavg_before": list(os.getloadavg()),
         },
         "paths": {},
@@ -136,7 +151,7 @@ def run_peers_bench(
                     by_system[FLOOR] = _one(None, path, settings, verbose)
                 for name in systems:
                     by_system[name] = _one(SYSTEMS[name](), path, settings, verbose)
-        except OSError as exc:
+        except (OSError, NotRunnable) as exc:
             for name in systems:
                 by_system.setdefault(
                     name, {"system": name, "status": "not run", "reason": f"{path_name}: {exc}"}

@@ -4,7 +4,7 @@ a scratch directory; and what it hands back: its server and viewer processes."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +29,8 @@ class NetPath:
     server_addr: str = "127.0.0.1"
     server_ns: str | None = None
     viewer_ns: str | None = None
+    #: the link's byte/packet/drop counters per direction (bottleneck only)
+    counters: Callable[[], dict[str, Any]] | None = field(default=None, compare=False)
 
     def server_argv(self, argv: Sequence[str]) -> list[str]:
         return _in_ns(self.server_ns, argv)
