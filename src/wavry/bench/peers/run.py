@@ -18,10 +18,17 @@ from wavry.bench.report import machine_facts, print_table
 __all__ = ["PATHS", "SYSTEMS", "default_cache_dir", "run_peers_bench"]
 
 
+def _selkies() -> SystemUnderTest:
+    from wavry.bench.peers.selkies import SelkiesSystem
+
+    return SelkiesSystem()
+
+
 SYSTEMS: dict[str, Callable[[], SystemUnderTest]] = {
     "wavry": WavrySystem,
     "vnc": VncSystem,
     "rdp": RdpSystem,
+    "selkies": _selkies,
 }
 PATHS = ("loopback", "bottleneck")
 
