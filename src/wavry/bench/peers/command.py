@@ -29,8 +29,8 @@ def bench_peers_command(
     ] = None,
     systems: Annotated[
         str,
-        typer.Option(help="Comma-separated systems to run: wavry,vnc,rdp"),
-    ] = "wavry,vnc,rdp",
+        typer.Option(help="Comma-separated systems to run: wavry,vnc,rdp,selkies,aiortc"),
+    ] = "wavry,vnc,rdp,selkies,aiortc",
     size: Annotated[str, typer.Option(help="Picture size WxH (display A and B)")] = "1280x720",
     fps: Annotated[int, typer.Option(min=1, max=240, help="Animation frame rate")] = 60,
     seconds: Annotated[float, typer.Option(min=1, help="Measured seconds per system")] = 20.0,

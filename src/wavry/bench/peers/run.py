@@ -24,11 +24,18 @@ def _selkies() -> SystemUnderTest:
     return SelkiesSystem()
 
 
+def _aiortc() -> SystemUnderTest:
+    from wavry.bench.peers.aiortc_peer import AiortcSystem
+
+    return AiortcSystem()
+
+
 SYSTEMS: dict[str, Callable[[], SystemUnderTest]] = {
     "wavry": WavrySystem,
     "vnc": VncSystem,
     "rdp": RdpSystem,
     "selkies": _selkies,
+    "aiortc": _aiortc,
 }
 PATHS = ("loopback", "bottleneck")
 
