@@ -543,7 +543,7 @@ def bench_latency(
     json_file: Annotated[Path | None, typer.Option("--json", help="Write results here")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Shorter runs")] = False,
 ) -> None:
-    """Glass-to-glass latency from the synthetic marker: floor, wavry and aiortc side by side."""
+    """Glass-to-glass latency from the synthetic marker: floor, wavry headless+windowed, aiortc."""
     from wavry.bench.latency import bench_latency_command
 
     bench_latency_command(json_file, quick)

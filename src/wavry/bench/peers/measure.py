@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from wavry.bench.peers.procs import Proc, tree_cpu_s
 from wavry.bench.peers.stage import NetPath, NotRunnable, Running, Stage, SystemUnderTest
 from wavry.platform.xvfb import XvfbError, XvfbServer
 
-__all__ = ["FLOOR", "MeasureSettings", "measure_one"]
+__all__ = [
+    "FLOOR",
+    "VIEWER_MARGIN",
+    "MeasureSettings",
+    "follow_grabber",
+    "measure_one",
+    "start_grabber",
+]
 
 FLOOR = "grabber floor"
 _LOCATE_TIMEOUT_S = 40.0
@@ -103,21 +111,8 @@ def measure_one(
             stage = Stage(st.width, st.height, st.fps, disp_a, disp_b, path, workdir, st.cache_dir)
             if system is not None:
                 running = system.start(stage)
-            watched = disp_a if system is None else disp_b
-            grabber = Proc(
-                "grab",
-                _python_module(
-                    "wavry.bench.peers.grab",
-                    *("--source-width", str(st.width), "--source-height", str(st.height)),
-                    *("--seconds", str(st.seconds)),
-                    *("--warmup-seconds", str(st.warmup_s)),
-                    *("--interval-ms", str(st.grab_interval_ms)),
-                    *("--locate-timeout-seconds", str(_LOCATE_TIMEOUT_S)),
-                ),
-                watched.env(),
-                stdout_pipe=True,
-            )
-            result.update(_follow(grabber, running, path, st))
+            grabber = start_grabber(disp_a if system is None else disp_b, st)
+            result.update(follow_grabber(grabber, running, st, path.counters))
             drawer_out = drawer.finish()
             if drawer_out.strip():
                 result["animation"] = json.loads(drawer_out.strip().splitlines()[-1])
@@ -137,7 +132,31 @@ def measure_one(
     return result
 
 
-def _follow(grabber: Proc, running: Running, path: NetPath, st: MeasureSettings) -> dict[str, Any]:
+def start_grabber(display: XvfbServer, st: MeasureSettings) -> Proc:
+    """The grabber process watching ``display`` for a ``st.width``-wide picture's marker."""
+    return Proc(
+        "grab",
+        _python_module(
+            "wavry.bench.peers.grab",
+            *("--source-width", str(st.width), "--source-height", str(st.height)),
+            *("--seconds", str(st.seconds)),
+            *("--warmup-seconds", str(st.warmup_s)),
+            *("--interval-ms", str(st.grab_interval_ms)),
+            *("--locate-timeout-seconds", str(_LOCATE_TIMEOUT_S)),
+        ),
+        display.env(),
+        stdout_pipe=True,
+    )
+
+
+def follow_grabber(
+    grabber: Proc,
+    running: Running,
+    st: MeasureSettings,
+    link_counters: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Wait for the grabber's measured window, sampling CPU (per side), load average and the
+    link's counters at its start and end; returns the figures (raises NotRunnable)."""
     lines = _Lines(grabber)
     first = lines.next(_LOCATE_TIMEOUT_S + 15)
     if first is None or not first.startswith("located"):
@@ -152,7 +171,7 @@ def _follow(grabber: Proc, running: Running, path: NetPath, st: MeasureSettings)
     wall0 = time.monotonic()
     cpu_s0, cpu_v0 = tree_cpu_s(servers), tree_cpu_s(viewers)
     load0 = os.getloadavg()
-    counters = path.counters if running.servers else None
+    counters = link_counters if running.servers else None
     link0 = counters() if counters else None
     final = lines.next(st.seconds + 20)
     wall = time.monotonic() - wall0

@@ -12,7 +12,7 @@ import time
 from wavry.bench.peers.procs import Proc, free_tcp_port, wait_tcp
 from wavry.bench.peers.stage import NotRunnable, Running, Stage, missing_tools
 
-__all__ = ["RdpSystem", "VncSystem", "WavrySystem"]
+__all__ = ["RdpSystem", "VncSystem", "WavrySystem", "wait_line"]
 
 _START_TIMEOUT_S = 30.0
 
@@ -45,7 +45,7 @@ class WavrySystem:
         host_argv += ["--audio", "off", *self.extra_host_args]
         host = Proc("wavry-host", stage.path.server_argv(host_argv), env_a, stdout_pipe=True)
         run.servers.append(host)
-        bound = _wait_line(host, re.compile(r"listening on udp://\[?([^\]\s]+?)\]?:(\d+)\s*$"))
+        bound = wait_line(host, re.compile(r"listening on udp://\[?([^\]\s]+?)\]?:(\d+)\s*$"))
         if bound is None:
             run.stop()
             raise NotRunnable(f"wavry host did not start: {host.log_tail()}")
@@ -58,7 +58,7 @@ class WavrySystem:
         return run
 
 
-def _wait_line(proc: Proc, pattern: re.Pattern[str]) -> re.Match[str] | None:
+def wait_line(proc: Proc, pattern: re.Pattern[str]) -> re.Match[str] | None:
     """Read ``proc``'s stdout until a line matches (then keep draining it in a thread)."""
     stdout = proc.popen.stdout
     assert stdout is not None
