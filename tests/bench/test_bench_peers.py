@@ -19,8 +19,8 @@ from wavry.bench.peers.marks import (
     summarize,
     trend_ms_per_s,
 )
-from wavry.client.stats import percentile
 from wavry.media.marker import draw_marker, marker_layout
+from wavry.percentile import percentile
 
 
 def _screen_with_marker(

@@ -49,8 +49,8 @@ def run_windowed(
             # the host the headless `wavry` variant runs (same flags), as a process of ours
             env = dict(os.environ, XDG_CONFIG_HOME=str(tmp / "host"), PYTHONUNBUFFERED="1")
             argv = [sys.executable, "-m", "wavry", "host", "--source", "synthetic"]
-            argv += ["--size", f"{w}x{h}", "--fps", str(fps), "--bitrate", str(kbps)]
-            argv += ["--max-bitrate", str(kbps), "--trust", "any", "--listen", "127.0.0.1:0"]
+            argv += ["--size", f"{w}x{h}", "--fps", str(fps), "--bitrate-kbps", str(kbps)]
+            argv += ["--max-bitrate-kbps", str(kbps), "--trust", "any", "--listen", "127.0.0.1:0"]
             host = Proc("wavry-host", argv, env, stdout_pipe=True)
             running.servers.append(host)
             bound = wait_line(host, re.compile(r"listening on udp://\[?([^\]\s]+?)\]?:(\d+)\s*$"))
@@ -58,7 +58,7 @@ def run_windowed(
                 raise NotRunnable(f"wavry host did not start: {host.log_tail()}")
             env = dict(display.env(), XDG_CONFIG_HOME=str(tmp / "client"))
             argv = [sys.executable, "-m", "wavry", "connect", f"{bound[1]}:{bound[2]}"]
-            argv += ["--no-audio", "--timeout", "20"]
+            argv += ["--no-audio", "--timeout-seconds", "20", "--fps", str(fps)]
             running.viewers.append(Proc("wavry-connect", argv, env))
             grabber = start_grabber(display, settings)
             out = follow_grabber(grabber, running, settings)

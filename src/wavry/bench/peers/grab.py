@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from wavry.bench.peers.marks import locate_marker, read_marker_at
-from wavry.client.stats import percentile
 from wavry.media.marker import marker_layout
+from wavry.percentile import percentile
 
 
 class Grabber:

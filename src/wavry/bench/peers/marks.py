@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from wavry.client.stats import percentile
 from wavry.media.marker import marker_layout, read_marker
+from wavry.percentile import percentile
 
 __all__ = [
     "MAX_LOCATE_CANDIDATES",

@@ -52,7 +52,7 @@ class WavrySystem:
         port = int(bound.group(2))
         env_b = dict(stage.display_b.env(), XDG_CONFIG_HOME=str(stage.workdir / "client"))
         connect = [sys.executable, "-m", "wavry", "connect", f"{stage.path.server_addr}:{port}"]
-        connect += ["--no-audio", "--timeout", "20"]
+        connect += ["--no-audio", "--timeout-seconds", "20", "--fps", str(stage.fps)]
         run.viewers.append(Proc("wavry-connect", stage.path.viewer_argv(connect), env_b))
         run.facts["port"] = port
         return run
