@@ -160,6 +160,10 @@ async def run_sender(host: str, port: int, width: int, height: int, fps: int, kb
     peers: list[Any] = []
 
     async def on_viewer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await reader.readline()  # the viewer's first line; a port probe sends none
+        if not hello.strip():
+            writer.close()
+            return
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         peers.append(pc)
         transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -242,6 +246,7 @@ async def run_viewer(host: str, port: int, width: int, height: int) -> None:
     presenter = _Presenter(width, height)
     presenter.start()
     reader, writer = await asyncio.open_connection(host, port)
+    await _send_line(writer, {"hello": "aiortc viewer"})
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     tracks: asyncio.Queue[Any] = asyncio.Queue()
     pc.on("track", tracks.put_nowait)

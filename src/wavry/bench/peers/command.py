@@ -19,7 +19,10 @@ def _fail(message: str, code: int) -> typer.Exit:
 def bench_peers_command(
     json_file: Annotated[
         Path | None,
-        typer.Option("--json", help="Write results here (+ -timeline.png and -cdf.png beside it)"),
+        typer.Option(
+            "--json",
+            help="Write results to FILE (- = stdout); plots FILE-timeline.png, FILE-cdf.png",
+        ),
     ] = None,
     path: Annotated[
         list[str] | None,

@@ -98,24 +98,32 @@ def measure_one(
         # scrollbars must not hide part of it (nor make the viewer scale it)
         disp_b = XvfbServer(st.width + VIEWER_MARGIN, st.height + VIEWER_MARGIN)
         with XvfbServer(st.width, st.height) as disp_a, disp_b:
-            drawer = Proc(
-                "animate",
-                _python_module(
-                    "wavry.bench.peers.animate",
-                    *("--width", str(st.width), "--height", str(st.height)),
-                    *("--fps", str(st.fps)),
-                ),
-                disp_a.env(),
-                stdout_pipe=True,
-            )
-            stage = Stage(st.width, st.height, st.fps, disp_a, disp_b, path, workdir, st.cache_dir)
-            if system is not None:
-                running = system.start(stage)
-            grabber = start_grabber(disp_a if system is None else disp_b, st)
-            result.update(follow_grabber(grabber, running, st, path.counters))
-            drawer_out = drawer.finish()
-            if drawer_out.strip():
-                result["animation"] = json.loads(drawer_out.strip().splitlines()[-1])
+            try:
+                drawer = Proc(
+                    "animate",
+                    _python_module(
+                        "wavry.bench.peers.animate",
+                        *("--width", str(st.width), "--height", str(st.height)),
+                        *("--fps", str(st.fps)),
+                    ),
+                    disp_a.env(),
+                    stdout_pipe=True,
+                )
+                stage = Stage(
+                    st.width, st.height, st.fps, disp_a, disp_b, path, workdir, st.cache_dir
+                )
+                if system is not None:
+                    running = system.start(stage)
+                grabber = start_grabber(disp_a if system is None else disp_b, st)
+                result.update(follow_grabber(grabber, running, st, path.counters))
+                drawer_out = drawer.finish()
+                if drawer_out.strip():
+                    result["animation"] = json.loads(drawer_out.strip().splitlines()[-1])
+            finally:
+                # while the displays are still up: viewers see a clean end, not a dead X server
+                for proc in (grabber, *running.all(), drawer):
+                    if proc is not None:
+                        proc.stop()
     except NotRunnable as exc:
         result.update(status="failed", reason=str(exc))
     except XvfbError as exc:
@@ -123,7 +131,6 @@ def measure_one(
     finally:
         for p in (grabber, *running.all(), drawer):
             if p is not None:
-                p.stop()
                 if result.get("status") == "ok":
                     p.remove_log()
                 else:

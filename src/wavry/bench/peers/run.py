@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +171,15 @@ def run_peers_bench(
                     name, {"system": name, "status": "not run", "reason": f"{path_name}: {exc}"}
                 )
     results["settings"]["loadavg_after"] = list(os.getloadavg())
+    to_stdout = json_file is not None and str(json_file) == "-"
     if verbose:
-        print_results(results)
-    if json_file is not None:
+        # `--json -`: the JSON owns stdout, the human table goes to stderr
+        with redirect_stdout(sys.stderr if to_stdout else sys.stdout):
+            print_results(results)
+    if to_stdout:
+        sys.stdout.write(json.dumps(results, indent=1) + "\n")
+        sys.stdout.flush()
+    elif json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         json_file.write_text(json.dumps(results, indent=1) + "\n")
         from wavry.bench.peers.plots import write_peers_plots
