@@ -71,3 +71,13 @@ fi
 
 # Generated protobuf code (committed; regenerated here so a changed .proto never goes stale).
 .venv/bin/python scripts/gen_proto.py --quiet 2>/dev/null || .venv/bin/python scripts/gen_proto.py --quiet
+
+# `wavry bench peers` compares wavry with Selkies, which lives in its own virtual environment under
+# the cache directory (never among Wavry's dependencies). Best effort: without it the benchmark
+# reports Selkies as "not run" (and installs it on first use). WAVRY_SETUP_SELKIES=0 skips it.
+if [ "${WAVRY_SETUP_SELKIES:-1}" != 0 ]; then
+    .venv/bin/python -c 'from wavry.bench.peers.run import default_cache_dir
+from wavry.bench.peers.selkies import ensure_selkies
+ensure_selkies(default_cache_dir())' 2>/dev/null \
+        || log "Selkies not installed (wavry bench peers will try again, or report it as not run)"
+fi

@@ -198,6 +198,8 @@ def follow_grabber(
     out["loadavg_start"] = list(load0)
     out["loadavg_end"] = list(load1)
     out["grabber"] = grab
+    for key, probe in running.probes.items():
+        running.facts[key] = probe()
     out["facts"] = running.facts
     if link0 is not None and link1 is not None:
         out["link"] = {

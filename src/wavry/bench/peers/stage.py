@@ -62,6 +62,8 @@ class Running:
     servers: list[Proc] = field(default_factory=list)
     viewers: list[Proc] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    #: read at the end of the measured window into ``facts`` (e.g. what a log says was used)
+    probes: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
     def all(self) -> list[Proc]:
         return [*self.viewers, *self.servers]

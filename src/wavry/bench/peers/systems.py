@@ -165,8 +165,20 @@ class RdpSystem:
         viewer = ["xfreerdp", f"/v:{addr}:{port}", "/cert:ignore", "/u:bench", "/p:bench"]
         viewer += ["/gfx:AVC420", "/network:lan", "-clipboard", "-decorations"]
         viewer += ["/window-position:0x0", f"/size:{stage.width}x{stage.height}"]
-        viewer += ["-grab-keyboard", "/log-level:WARN"]
+        # the graphics channel's debug log names each H.264 (AVC420) metablock it decodes:
+        # counted below as proof that the stream really is H.264, not a fallback codec
+        viewer += ["-grab-keyboard", "/log-filters:com.freerdp.channels.rdpgfx.client:DEBUG"]
         env_b = dict(stage.display_b.env(), HOME=str(home))
-        run.viewers.append(Proc("xfreerdp", stage.path.viewer_argv(viewer), env_b))
+        client = Proc("xfreerdp", stage.path.viewer_argv(viewer), env_b)
+        run.viewers.append(client)
         run.facts["port"] = port
+        run.probes["avc420_frames_decoded"] = lambda: _count_in_log(client, "H264_METABLOCK")
         return run
+
+
+def _count_in_log(proc: Proc, needle: str) -> int:
+    try:
+        with open(proc.log_path, errors="replace") as f:
+            return sum(needle in line for line in f)
+    except OSError:
+        return 0
