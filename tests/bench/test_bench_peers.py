@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +131,67 @@ def test_smoke_floor_wavry_and_vnc_json_shape(tmp_path: Path) -> None:
             assert r["cpu_server_cores"] > 0 and r["cpu_viewer_cores"] > 0
     for kind in ("timeline", "cdf"):
         assert (tmp_path / f"peers-{kind}.png").stat().st_size > 1000
+
+
+@pytest.mark.timeout(60)
+def test_bottleneck_link_delays_and_limits_both_directions() -> None:
+    """The bottleneck path: packets cross between the two namespaces with the configured one-way
+    delay each way, and a bulk TCP transfer is held to the tbf rate."""
+    from wavry.bench.peers.link import BottleneckLink, link_missing
+
+    why = link_missing()
+    if why is not None:
+        pytest.skip(why)
+    echo = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5002))\n"
+        "for _ in range(20):\n"
+        "    d, a = s.recvfrom(2000); s.sendto(d, a)\n"
+    )
+    probe = (
+        "import socket, time, sys\n"
+        "c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(2)\n"
+        "rtts = []\n"
+        "for _ in range(20):\n"
+        "    t = time.perf_counter(); c.sendto(b'x' * 100, (sys.argv[1], 5002)); c.recvfrom(2000)\n"
+        "    rtts.append((time.perf_counter() - t) * 1000); time.sleep(0.01)\n"
+        "print(sorted(rtts)[10])\n"
+    )
+    sink = (
+        "import socket, time\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('0.0.0.0', 5003)); s.listen(); c, _ = s.accept(); t = time.time()\n"
+        "while time.time() - t < 2: c.sendall(b'x' * 65536)\n"
+        "c.close()\n"
+    )
+    drain = (
+        "import socket, sys, time\n"
+        "c = socket.create_connection((sys.argv[1], 5003)); t = time.time(); n = 0\n"
+        "while (d := c.recv(65536)): n += len(d)\n"
+        "print(n * 8 / (time.time() - t) / 1e6)\n"
+    )
+    with BottleneckLink(rate_kbps=4000, delay_ms=15) as link:
+        ns_exec = ["ip", "netns", "exec"]
+        server = subprocess.Popen([*ns_exec, link.server_ns, sys.executable, "-c", echo])
+        time.sleep(0.3)
+        rtt = subprocess.run(
+            [*ns_exec, link.viewer_ns, sys.executable, "-c", probe, link.server_addr],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        server.wait(5)
+        assert 30.0 <= float(rtt.stdout) < 80.0  # 15 ms each way
+        server = subprocess.Popen([*ns_exec, link.server_ns, sys.executable, "-c", sink])
+        time.sleep(0.3)
+        bulk = subprocess.run(
+            [*ns_exec, link.viewer_ns, sys.executable, "-c", drain, link.server_addr],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        server.wait(5)
+        assert 2.0 < float(bulk.stdout) <= 4.2  # Mbit/s of payload through a 4 Mbit/s tbf
+        assert link.counters()["to_viewer"]["bytes"] > 500_000
