@@ -236,9 +236,18 @@ def connect(
         str | None,
         typer.Option(help="Largest picture WxH to ask the host for (default: the screen)"),
     ] = None,
-    fps: FpsOpt = None,
-    bitrate_kbps: BitrateOpt = None,
-    max_bitrate_kbps: MaxBitrateOpt = None,
+    fps: Annotated[
+        int | None, typer.Option(help="Highest frame rate to ask the host for, 1..240")
+    ] = None,
+    bitrate_kbps: Annotated[
+        int | None,
+        typer.Option(
+            help="Highest bitrate to ask the host for, kbit/s (its rate control may go lower)"
+        ),
+    ] = None,
+    max_bitrate_kbps: Annotated[
+        int | None, typer.Option(help="Same as --bitrate-kbps; wins when both are given")
+    ] = None,
     send_file: SendFileOpt = None,
     file_out_dir: FileOutDirOpt = None,
     file_share: FileShareOpt = None,
