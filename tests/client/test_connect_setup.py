@@ -190,3 +190,20 @@ def test_hello_states_what_the_client_wants(tmp_path: Path, proc: SimpleNamespac
 
 def test_session_failed_is_expected_failure() -> None:
     assert issubclass(SessionFailed, Exception)
+
+
+def test_hello_offers_only_decodable_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wavry.client import runtime as client_runtime
+    from wavry.client.options import ConnectOptions
+    from wavry.media import decode
+    from wavry.media.encode import Codec
+    from wavry.rift import rift_pb2
+
+    monkeypatch.setattr(decode, "decodable_codecs", lambda: [Codec.H264])
+    rt = client_runtime.ClientRuntime(ConnectOptions("127.0.0.1", 1, fps=30))
+    cfg = rt._config((1920, 1200))
+    assert cfg.supported_codecs == [rift_pb2.H264]
+    assert (cfg.max_width, cfg.max_height, cfg.max_fps) == (1920, 1200, 30)
+    monkeypatch.setattr(decode, "decodable_codecs", lambda: [])
+    with pytest.raises(SessionFailed, match="no video decoder"):
+        rt._config((0, 0))
