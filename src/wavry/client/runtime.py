@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ from wavry.client.pipeline import DecodeJob, ReadyFrame
 from wavry.client.recording import RecordingFeature
 from wavry.client.stats import ClientStats
 from wavry.client.video import VideoFeature
+from wavry.client.window_thread import WindowThread
 from wavry.media.decode import DecodedFrame, snapshot
 from wavry.media.encode import Codec
 from wavry.rift import events as ev
@@ -62,9 +64,12 @@ __all__ = ["Backends", "ClientCallbacks", "ClientResult", "ClientRuntime", "Inte
 _log = logging.getLogger("wavry.client")
 _CODEC = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
 _RIFT_CODEC = {v: k for k, v in _CODEC.items()}
-INPUT_POLL_S = 0.004
 OVERLAY_EVERY_S = 0.25
 TIMER_MAX_S = 0.05
+
+
+def _set_overlay(window: Any, lines: list[str]) -> None:
+    window.set_overlay(lines)
 
 
 class Interrupted(SessionFailed):
@@ -120,12 +125,15 @@ def _clipboard(*args: Any, **kw: Any) -> Any:
 
 
 def _screen_size() -> tuple[int, int]:
+    from wavry.client.sdl import sdl2
     from wavry.client.window import WindowError, init_video
 
     try:
-        return init_video()
+        size = init_video()
     except WindowError as exc:
         raise SessionFailed(f"{exc}; use --headless to run without a window") from None
+    sdl2.SDL_QuitSubSystem(sdl2.SDL_INIT_VIDEO)  # the window thread opens it again, for itself
+    return size
 
 
 @dataclass(slots=True)
@@ -163,6 +171,7 @@ class ClientRuntime:
         self.router = Router()
         self.est: Established | None = None
         self.window: Any = None
+        self.window_thread: WindowThread | None = None
         self.video: VideoFeature | None = None
         self.input: InputFeature | None = None
         self.files: FilesFeature | None = None
@@ -221,6 +230,8 @@ class ClientRuntime:
         )
         tasks: list[asyncio.Task[None]] = []
         try:
+            if not opts.headless:
+                await self._open_window(est)
             self._build(est)
             self._set_state("streaming")
             self.router.accepted(self._peer(reconnected=False), time.monotonic())
@@ -229,7 +240,7 @@ class ClientRuntime:
             est.conn.set_batch_handler(self._on_batch)
             tasks.append(asyncio.create_task(self._timers()))
             if self.window is not None:
-                tasks.append(asyncio.create_task(self._input_loop()))
+                tasks.append(asyncio.create_task(self._overlay_loop()))
             tasks.append(asyncio.create_task(self._live_loop()))
             assert self.files is not None
             if opts.send_files:
@@ -307,19 +318,31 @@ class ClientRuntime:
         assert est is not None
         return PeerInfo(0, est.host_id, est.host_name, extra={"reconnected": reconnected})
 
+    async def _open_window(self, est: Established) -> None:
+        """The window, created on its own thread (wavry.client.window_thread)."""
+        from wavry.client.window import WindowError
+        from wavry.client.window_thread import WindowThread
+
+        ack = est.ack
+        width, height = ack.stream_resolution.width, ack.stream_resolution.height
+        title = f"Wavry: {est.host_name or est.address}"
+        opts = self.opts
+        self.window_thread = WindowThread(
+            lambda: self.backends.window(title, width, height, opts),
+            asyncio.get_running_loop(),
+            on_input=self._on_input,
+            on_shown=self._on_window_shown,
+            take=lambda: self.video.worker.take() if self.video is not None else None,
+        )
+        try:
+            self.window = await asyncio.wrap_future(self.window_thread.start())
+        except WindowError as exc:
+            raise SessionFailed(f"{exc}; use --headless to run without a window") from exc
+
     def _build(self, est: Established) -> None:
         opts, say = self.opts, self.cb.say
         ack = est.ack
         codec = _CODEC[ack.selected_codec]
-        width, height = ack.stream_resolution.width, ack.stream_resolution.height
-        if not opts.headless:
-            title = f"Wavry: {est.host_name or est.address}"
-            from wavry.client.window import WindowError
-
-            try:
-                self.window = self.backends.window(title, width, height, opts)
-            except WindowError as exc:
-                raise SessionFailed(f"{exc}; use --headless to run without a window") from exc
         loop = asyncio.get_running_loop()
         if opts.record:
             self.recording = RecordingFeature(self.backends.recorder(opts, say), codec, say)
@@ -347,9 +370,11 @@ class ClientRuntime:
             on_clipboard=self.clipboard.remote_text,
             send_files=opts.send_files,
         )
+        window, wt = self.window, self.window_thread
         self.video = VideoFeature(
             decoder=self.backends.decoder(codec, opts.hwdecode),
-            window=self.window,
+            prepare=window.prepare if window is not None else None,
+            wake=wt.wake if wt is not None else None,
             stats=self.stats,
             send=self._send,
             call_soon=lambda fn: self._call_soon(fn),
@@ -496,33 +521,44 @@ class ClientRuntime:
         if o.headless and o.seconds is None and o.send_files and done:
             self.stop()
 
-    async def _input_loop(self) -> None:
+    def _on_input(self, batch: Any) -> None:
+        """What the window thread saw (typed input, hotkey actions, dropped files)."""
         from wavry.client.window import WindowAction
 
-        assert self._stop is not None and self.input is not None and self.files is not None
-        overlay_at = 0.0
-        while not self._stop.is_set() and self.window is not None:
-            batch = self.window.poll()
+        if self.input is None or self.files is None:
+            return
+        self.input.send(batch.events, time.monotonic())
+        if WindowAction.QUIT in batch.actions:
+            self.stop()
+        if WindowAction.TOGGLE_FILE_PAUSE in batch.actions:
+            self.files.toggle_pause()
+        if WindowAction.CANCEL_FILES in batch.actions:
+            self.files.cancel()
+        for dropped in batch.dropped_files:
+            self.files.send_dropped(Path(dropped))
+
+    def _on_window_shown(self, ready: ReadyFrame, start: float, shown: float, wall: float) -> None:
+        if self.video is not None and self._stop is not None and not self._stop.is_set():
+            self.video.shown(ready, start, shown, wall)
+
+    async def _overlay_loop(self) -> None:
+        """The stats overlay's text, while it is shown (refreshed every 0.25 s)."""
+        assert self._stop is not None
+        while not self._stop.is_set():
+            await asyncio.sleep(OVERLAY_EVERY_S)
+            window, wt = self.window, self.window_thread
+            if window is None or wt is None or not window.overlay_visible:
+                continue
             now = time.monotonic()
-            self.input.send(batch.events, now)
-            if WindowAction.QUIT in batch.actions:
-                self.stop()
-            if WindowAction.TOGGLE_FILE_PAUSE in batch.actions:
-                self.files.toggle_pause()
-            if WindowAction.CANCEL_FILES in batch.actions:
-                self.files.cancel()
-            for dropped in batch.dropped_files:
-                self.files.send_dropped(Path(dropped))
-            if self.window.overlay_visible and now >= overlay_at:
-                overlay_at = now + OVERLAY_EVERY_S
-                self._sample_counters(now)
-                lines = self.stats.overlay_lines(now, self._stream_fps)
-                assert self.audio is not None
-                lines += self.audio.overlay_lines() + self.files.overlay_lines()
-                lines.append(f"presenter {self.window.presenter_name}, decode queue "
-                             f"{self.video.worker.queue_depth if self.video else 0}")  # fmt: skip
-                self.window.set_overlay(lines)
-            await asyncio.sleep(INPUT_POLL_S)
+            self._sample_counters(now)
+            lines = self.stats.overlay_lines(now, self._stream_fps)
+            if self.audio is not None:
+                lines += self.audio.overlay_lines()
+            if self.files is not None:
+                lines += self.files.overlay_lines()
+            depth = self.video.worker.queue_depth if self.video is not None else 0
+            lines.append(f"presenter {window.presenter_name}, decode queue {depth}")
+            wt.post(functools.partial(_set_overlay, lines=lines))
 
     def _sample_counters(self, now: float) -> None:
         """Loss and FEC figures from the session's receive counters."""
@@ -564,8 +600,11 @@ class ClientRuntime:
 
     async def _shutdown(self, est: Established) -> None:
         _log.debug("shutting down")
-        if self.window is not None and self.input is not None:
-            self.input.send(self.window.release_all(), time.monotonic())
+        wt = self.window_thread
+        if wt is not None:
+            released = wt.call(lambda w: w.release_all(), timeout=0.5)
+            if released and self.input is not None:
+                self.input.send(released, time.monotonic())
         if self.video is not None:
             self.video.worker.close()
             self.video.sync_counters()
@@ -595,8 +634,8 @@ class ClientRuntime:
                 self.opts.stats_json.write_text(text)
         if self.opts.snapshot is not None and last is not None:
             snapshot(last, self.opts.snapshot)
-        if self.window is not None:
-            self.window.close()
+        if self.window_thread is not None:
+            self.window_thread.close()  # the window closes on its thread
             self.window = None
         _log.debug("finished")
         return summary

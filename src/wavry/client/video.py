@@ -136,7 +136,9 @@ Send = Callable[[AppEvent], None]
 
 
 class VideoFeature(Feature):
-    """Frames in, pictures out. ``window`` None: headless (decode and measure)."""
+    """Frames in, pictures out. With a window, ``prepare`` (thread-safe) readies each newest
+    frame on the decode thread and ``wake`` tells the window thread one is waiting; it shows it
+    and reports back through :meth:`shown`. Headless (``prepare`` None): decode and measure."""
 
     name = "video"
 
@@ -144,23 +146,22 @@ class VideoFeature(Feature):
         self,
         *,
         decoder: Any,
-        window: Any | None,
         stats: ClientStats,
         send: Send,
         call_soon: Callable[[Callable[[], None]], None],
         core_clock: Callable[[], float],
         clock_offset: Callable[[], float | None],
         stream_fps: int,
+        prepare: Callable[[Any], Any] | None = None,
+        wake: Callable[[], None] | None = None,
         max_bitrate_kbps: int = 0,
         on_shown: Callable[[ReadyFrame, float], None] | None = None,
         on_decoded: Callable[[DecodeJob, Any], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self.window = window
         self.stats = stats
         self._send = send
-        self._call_soon = call_soon
         self._core_clock = core_clock
         self._offset = clock_offset
         self._mono = monotonic
@@ -171,10 +172,15 @@ class VideoFeature(Feature):
         self._on_shown = on_shown
         self._since_report = 0
         self._load_at = 0.0
+        if prepare is not None and wake is not None:
+            on_ready = wake
+        else:
+            prepare = None
+            on_ready = lambda: call_soon(self.show_newest)  # noqa: E731
         self.worker = DecodeWorker(
             decoder,
-            prepare=window.prepare if window is not None else None,
-            on_ready=lambda: call_soon(self.show_newest),
+            prepare=prepare,
+            on_ready=on_ready,
             on_broken=lambda fid: call_soon(lambda: self._decoder_broken(fid)),
             on_decoded=on_decoded,
             clock=monotonic,
@@ -184,16 +190,15 @@ class VideoFeature(Feature):
 
     def on_frame(self, frame: Any, now: float) -> None:
         """A complete access unit from the transport (rift AssembledFrame); ``now`` monotonic."""
-        mono = now
-        self.stats.arrived(mono, len(frame.data))
-        ok, request = self.keyframes.frame(frame.keyframe, mono)
+        self.stats.arrived(now, len(frame.data))
+        ok, request = self.keyframes.frame(frame.keyframe, now)
         if request is not None:
             self._send(request)
         if not ok:
             self.stats.drop("waiting for keyframe")
             return
-        if not self.worker.submit(DecodeJob(frame, mono)):  # counted by the worker
-            self._ask_keyframe(mono)
+        if not self.worker.submit(DecodeJob(frame, now)):  # counted by the worker
+            self._ask_keyframe(now)
 
     def _decoder_broken(self, frame_id: int) -> None:
         self.stats.drop("undecodable")
@@ -207,26 +212,26 @@ class VideoFeature(Feature):
     # ---- pictures out (event loop) ----------------------------------------------------
 
     def show_newest(self) -> None:
-        """Show the newest decoded frame (called when the decode thread has one)."""
+        """Headless: take the newest decoded frame as shown now."""
         ready = self.worker.take()
-        if ready is None:
-            return
-        show_start = self._mono()
-        if self.window is not None and ready.prepared is not None:
-            self.window.show(ready.prepared)
-        shown = self._mono()
-        shown_wall = self._wall()
+        if ready is not None:
+            now = self._mono()
+            self.shown(ready, now, now, self._wall())
+
+    def shown(self, ready: ReadyFrame, show_start: float, shown: float, shown_wall: float) -> None:
+        """A frame reached the screen (the window thread's times): stats, LatencyStats."""
         f = ready.job.frame
         self.keyframes.decoded(f.frame_id)
         # the transport's clock may differ from ours: its arrival time, as an age, on ours
         age = max(0.0, self._core_clock() - f.last_chunk_at)
+        wall_now, mono_now = self._wall(), self._mono()
         timing = frame_timing(
             frame_id=f.frame_id,
             timestamp_us=f.timestamp_us,
             capture_us=f.capture_us,
             encode_us=f.encode_us,
-            arrived_wall=shown_wall - age,
-            arrived=min(ready.job.handed_at, shown - age),
+            arrived_wall=wall_now - age,
+            arrived=min(ready.job.handed_at, mono_now - age),
             decode_start=ready.decode_start,
             decode_end=ready.decode_end,
             prepared=ready.prepared_at if ready.prepared is not None else ready.decode_end,
