@@ -39,6 +39,8 @@ class KeyframeRequests:
 
     def lost(self, now: float) -> KeyframeNeeded | None:
         """The decoder cannot go on without a keyframe; the request to send now, if any."""
+        if not self.waiting or self._next_at == float("inf"):
+            self._next_at = min(self._next_at, now)
         self.waiting = True
         return self._due(now)
 
@@ -67,8 +69,10 @@ class KeyframeRequests:
         return self._due(now) if self.waiting else None
 
     def expect_keyframe(self) -> None:
-        """A new session: its first frame is a keyframe; nothing to ask for."""
+        """A new session: its first frame is a keyframe (nothing to ask for), and its frame
+        ids start again."""
         self.waiting = True
+        self.last_good = 0
         self._next_at = float("inf")
 
 
