@@ -218,7 +218,7 @@ def test_hello_offers_only_decodable_codecs(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(decode, "decodable_codecs", lambda: [Codec.H264])
     rt = client_runtime.ClientRuntime(ConnectOptions("127.0.0.1", 1, fps=30))
-    cfg = rt._config((1920, 1200))
+    cfg = rt._config((1920, 1200))  # what run() puts in Hello
     assert cfg.supported_codecs == [rift_pb2.H264]
     assert (cfg.max_width, cfg.max_height, cfg.max_fps) == (1920, 1200, 30)
     monkeypatch.setattr(decode, "decodable_codecs", lambda: [])

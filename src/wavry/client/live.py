@@ -8,13 +8,22 @@ it); :func:`live_line`, :func:`startup_line` and :func:`totals_line` are the CLI
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from wavry.client.stats import STARTUP_S, ClientStats
 from wavry.percentile import percentile
+from wavry.runtime.features import Feature
 
-__all__ = ["LiveFigures", "live_figures", "live_line", "startup_line", "totals_line"]
+__all__ = [
+    "LiveFigures",
+    "LiveStatsFeature",
+    "live_figures",
+    "live_line",
+    "startup_line",
+    "totals_line",
+]
 
 RTT_STALE_S = 1.5  # pings go every 0.5 s: an RTT older than this is not the link's now
 
@@ -115,3 +124,52 @@ def totals_line(summary: dict[str, Any]) -> str:
         f"e2e p50 {lat['p50']} p95 {lat['p95']} ms; "
         f"after the start-up second: p50 {steady['p50']} p95 {steady['p95']} ms"
     )
+
+
+class LiveStatsFeature(Feature):
+    """Once a second: sample the counters, hand :class:`LiveFigures` to ``on_stats``, and (for
+    the CLI, ``lines``) say the live line — and, once, the start-up line."""
+
+    name = "live stats"
+
+    def __init__(
+        self,
+        stats: ClientStats,
+        sample: Callable[[float], None],
+        state: Callable[[], str],
+        stream_fps: int,
+        on_stats: Callable[[LiveFigures], None] | None,
+        say: Callable[[str], None] | None,
+        period_s: float = 1.0,
+    ) -> None:
+        self.stats = stats
+        self._sample = sample
+        self._state = state
+        self._stream_fps = stream_fps
+        self._on_stats = on_stats
+        self._say = say
+        self.period_s = period_s
+        self._next: float | None = None
+        self._dropped_before = 0
+        self._startup_said = False
+
+    def next_timer(self) -> float | None:
+        return self._next
+
+    def start(self, now: float) -> None:
+        self._next = now + self.period_s
+
+    def on_timer(self, now: float) -> None:
+        self._next = now + self.period_s
+        self._sample(now)
+        s = self.stats
+        figures = live_figures(s, now, self._dropped_before, self._state(), self._stream_fps)
+        self._dropped_before = s.dropped
+        if self._on_stats is not None:
+            self._on_stats(figures)
+        if self._say is None:
+            return
+        if not self._startup_said and s.first_at is not None and now - s.first_at >= STARTUP_S:
+            self._startup_said = True
+            self._say(startup_line(s.startup()))
+        self._say(live_line(figures))

@@ -3,13 +3,20 @@ built directly by the desktop app, a web endpoint or a benchmark."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wavry.files.transfer import DEFAULT_CLIPBOARD_MAX, DEFAULT_MAX_FILE_SIZE, DEFAULT_SHARE
+from wavry.media.encode import Codec
+from wavry.rift import rift_pb2
+from wavry.rift.config import ClientConfig
+from wavry.runtime.session import SessionFailed
 from wavry.settings import ConnectSettings
 
-__all__ = ["ConnectOptions", "options_from_settings"]
+__all__ = ["ConnectOptions", "hello_config", "options_from_settings"]
+
+_RIFT_CODEC = {Codec.H264: rift_pb2.H264, Codec.HEVC: rift_pb2.HEVC, Codec.AV1: rift_pb2.AV1}
 
 
 @dataclass(slots=True)
@@ -84,4 +91,22 @@ def options_from_settings(s: ConnectSettings, host: str, port: int) -> ConnectOp
         fps=s.fps,
         bitrate_kbps=s.bitrate_kbps,
         max_bitrate_kbps=s.max_bitrate_kbps,
+    )
+
+
+def hello_config(opts: ConnectOptions, screen: tuple[int, int]) -> ClientConfig:
+    """What the client states in Hello: the codecs it can decode, the largest picture
+    (``--resolution``, else its screen; (0, 0) states none) and the frame rate (``--fps``)."""
+    from wavry.media.decode import decodable_codecs
+
+    codecs = [int(_RIFT_CODEC[c]) for c in decodable_codecs()]
+    if not codecs:
+        raise SessionFailed("no video decoder works here (PyAV has no H.264/HEVC/AV1)")
+    w, h = opts.resolution or screen
+    return ClientConfig(
+        name=socket.gethostname(),
+        supported_codecs=codecs,
+        max_width=w,
+        max_height=h,
+        max_fps=opts.fps or 0,
     )

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import logging
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -38,16 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from wavry.client.audio import AudioFeature
+from wavry.client.backends import Backends
 from wavry.client.clipboard import ClipboardFeature
 from wavry.client.files import FilesFeature
 from wavry.client.input import InputFeature
-from wavry.client.live import LiveFigures, live_figures
-from wavry.client.options import ConnectOptions
+from wavry.client.live import LiveFigures, LiveStatsFeature
+from wavry.client.options import ConnectOptions, hello_config
 from wavry.client.pipeline import DecodeJob, ReadyFrame
 from wavry.client.recording import RecordingFeature
-from wavry.client.stats import ClientStats
+from wavry.client.screen import WindowFeature
+from wavry.client.stats import ClientStats, sample_session, write_summary
 from wavry.client.video import VideoFeature
-from wavry.client.window_thread import WindowThread
 from wavry.media.decode import DecodedFrame, snapshot
 from wavry.media.encode import Codec
 from wavry.rift import events as ev
@@ -63,13 +61,7 @@ __all__ = ["Backends", "ClientCallbacks", "ClientResult", "ClientRuntime", "Inte
 
 _log = logging.getLogger("wavry.client")
 _CODEC = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
-_RIFT_CODEC = {v: k for k, v in _CODEC.items()}
-OVERLAY_EVERY_S = 0.25
 TIMER_MAX_S = 0.05
-
-
-def _set_overlay(window: Any, lines: list[str]) -> None:
-    window.set_overlay(lines)
 
 
 class Interrupted(SessionFailed):
@@ -88,65 +80,6 @@ class ClientCallbacks:
     prompts: Prompts = field(default_factory=Prompts)
     #: every shown frame with its wall-clock show time (benchmarks read the picture)
     on_frame_shown: Callable[[ReadyFrame, float], None] | None = None
-
-
-def _decoder(codec: Codec, hwaccel: str | None) -> Any:
-    from wavry.media.decode import Decoder
-
-    # one thread: our streams carry one slice per frame, and a second thread only adds waiting
-    # when the CPU is busy (p95 17 ms vs 11 ms at 1280×720 with both cores loaded)
-    return Decoder(codec, threads=1, hwaccel=hwaccel)
-
-
-def _window(title: str, w: int, h: int, opts: ConnectOptions) -> Any:
-    from wavry.client.window import VideoWindow
-
-    return VideoWindow(title, w, h, fullscreen=opts.fullscreen, vsync=opts.vsync,
-                       presenter=opts.presenter)  # fmt: skip
-
-
-def _audio(say: Callable[[str], None], play: bool, mic: bool) -> Any:
-    from wavry.media.audio_session import ClientAudio
-
-    return ClientAudio(say, play=play, mic=mic)
-
-
-def _recorder(opts: ConnectOptions, say: Callable[[str], None]) -> Any:
-    from wavry.media.record import Recorder, default_record_dir
-
-    return Recorder(opts.record_dir or default_record_dir(),
-                    on_file=lambda p: say(f"recording saved: {p}"), audio=opts.audio)  # fmt: skip
-
-
-def _clipboard(*args: Any, **kw: Any) -> Any:
-    from wavry.platform.clipboard import open_clipboard
-
-    return open_clipboard(*args, **kw)
-
-
-def _screen_size() -> tuple[int, int]:
-    from wavry.client.sdl import sdl2
-    from wavry.client.window import WindowError, init_video
-
-    try:
-        size = init_video()
-    except WindowError as exc:
-        raise SessionFailed(f"{exc}; use --headless to run without a window") from None
-    sdl2.SDL_QuitSubSystem(sdl2.SDL_INIT_VIDEO)  # the window thread opens it again, for itself
-    return size
-
-
-@dataclass(slots=True)
-class Backends:
-    """Factories of everything that touches the machine (tests and other front-ends swap
-    them). ``screen`` answers the desktop size (and fails when no display can be opened)."""
-
-    decoder: Callable[[Codec, str | None], Any] = _decoder
-    window: Callable[[str, int, int, ConnectOptions], Any] = _window
-    audio: Callable[[Callable[[str], None], bool, bool], Any] = _audio
-    recorder: Callable[[ConnectOptions, Callable[[str], None]], Any] = _recorder
-    clipboard: Callable[..., Any] = _clipboard
-    screen: Callable[[], tuple[int, int]] = _screen_size
 
 
 @dataclass(slots=True)
@@ -171,20 +104,19 @@ class ClientRuntime:
         self.router = Router()
         self.est: Established | None = None
         self.window: Any = None
-        self.window_thread: WindowThread | None = None
+        self.screen: WindowFeature | None = None
         self.video: VideoFeature | None = None
         self.input: InputFeature | None = None
         self.files: FilesFeature | None = None
         self.audio: AudioFeature | None = None
         self.clipboard: ClipboardFeature | None = None
         self.recording: RecordingFeature | None = None
+        self.live: LiveStatsFeature | None = None
         self.exit_message = ""
         self.interrupted = False
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stream_fps = 0
-        self._dropped_at_last_live = 0
-        self._startup_said = False
 
     # ---- the public surface -------------------------------------------------------------
 
@@ -239,9 +171,6 @@ class ClientRuntime:
                 self._send(MonitorSelected(opts.monitor))
             est.conn.set_batch_handler(self._on_batch)
             tasks.append(asyncio.create_task(self._timers()))
-            if self.window is not None:
-                tasks.append(asyncio.create_task(self._overlay_loop()))
-            tasks.append(asyncio.create_task(self._live_loop()))
             assert self.files is not None
             if opts.send_files:
                 self.files.start_offers()
@@ -297,21 +226,7 @@ class ClientRuntime:
         return connecting.result()
 
     def _config(self, screen: tuple[int, int]) -> ClientConfig:
-        """Hello: the decoders we have, the largest picture (--resolution, else our screen)
-        and the frame rate we want (--fps)."""
-        from wavry.media.decode import decodable_codecs
-
-        codecs = [int(_RIFT_CODEC[c]) for c in decodable_codecs()]
-        if not codecs:
-            raise SessionFailed("no video decoder works here (PyAV has no H.264/HEVC/AV1)")
-        w, h = self.opts.resolution or screen
-        return ClientConfig(
-            name=socket.gethostname(),
-            supported_codecs=codecs,
-            max_width=w,
-            max_height=h,
-            max_fps=self.opts.fps or 0,
-        )
+        return hello_config(self.opts, screen)
 
     def _peer(self, reconnected: bool) -> PeerInfo:
         est = self.est
@@ -319,25 +234,18 @@ class ClientRuntime:
         return PeerInfo(0, est.host_id, est.host_name, extra={"reconnected": reconnected})
 
     async def _open_window(self, est: Established) -> None:
-        """The window, created on its own thread (wavry.client.window_thread)."""
-        from wavry.client.window import WindowError
-        from wavry.client.window_thread import WindowThread
-
         ack = est.ack
         width, height = ack.stream_resolution.width, ack.stream_resolution.height
         title = f"Wavry: {est.host_name or est.address}"
         opts = self.opts
-        self.window_thread = WindowThread(
+        self.screen = WindowFeature(
             lambda: self.backends.window(title, width, height, opts),
-            asyncio.get_running_loop(),
             on_input=self._on_input,
             on_shown=self._on_window_shown,
             take=lambda: self.video.worker.take() if self.video is not None else None,
+            overlay_lines=self._overlay_lines,
         )
-        try:
-            self.window = await asyncio.wrap_future(self.window_thread.start())
-        except WindowError as exc:
-            raise SessionFailed(f"{exc}; use --headless to run without a window") from exc
+        self.window = await self.screen.open()
 
     def _build(self, est: Established) -> None:
         opts, say = self.opts, self.cb.say
@@ -370,11 +278,11 @@ class ClientRuntime:
             on_clipboard=self.clipboard.remote_text,
             send_files=opts.send_files,
         )
-        window, wt = self.window, self.window_thread
+        screen = self.screen
         self.video = VideoFeature(
             decoder=self.backends.decoder(codec, opts.hwdecode),
-            prepare=window.prepare if window is not None else None,
-            wake=wt.wake if wt is not None else None,
+            prepare=screen.prepare if screen is not None else None,
+            wake=screen.wake if screen is not None else None,
             stats=self.stats,
             send=self._send,
             call_soon=lambda fn: self._call_soon(fn),
@@ -386,10 +294,17 @@ class ClientRuntime:
             on_decoded=self._on_decoded,
         )
         self.input = InputFeature(
-            self._send, self._keepalive, lambda: self.window is not None and self.window.held
+            self._send, self._keepalive, lambda: screen is not None and screen.held
         )
-        for f in (self.video, self.input, self.audio, self.clipboard, self.files):
+        self.live = LiveStatsFeature(
+            self.stats, self._sample_counters, lambda: self.state, ack.fps, self.cb.on_stats,
+            say if opts.live_stats else None,
+        )  # fmt: skip
+        self.live.start(time.monotonic())
+        for f in (self.video, self.input, self.audio, self.clipboard, self.files, self.live):
             self.router.add(f)
+        if screen is not None:
+            self.router.add(screen)
         if self.recording is not None:
             self.router.add(self.recording)
         self.audio.start(loop)
@@ -541,70 +456,29 @@ class ClientRuntime:
         if self.video is not None and self._stop is not None and not self._stop.is_set():
             self.video.shown(ready, start, shown, wall)
 
-    async def _overlay_loop(self) -> None:
-        """The stats overlay's text, while it is shown (refreshed every 0.25 s)."""
-        assert self._stop is not None
-        while not self._stop.is_set():
-            await asyncio.sleep(OVERLAY_EVERY_S)
-            window, wt = self.window, self.window_thread
-            if window is None or wt is None or not window.overlay_visible:
-                continue
-            now = time.monotonic()
-            self._sample_counters(now)
-            lines = self.stats.overlay_lines(now, self._stream_fps)
-            if self.audio is not None:
-                lines += self.audio.overlay_lines()
-            if self.files is not None:
-                lines += self.files.overlay_lines()
-            depth = self.video.worker.queue_depth if self.video is not None else 0
-            lines.append(f"presenter {window.presenter_name}, decode queue {depth}")
-            wt.post(functools.partial(_set_overlay, lines=lines))
+    def _overlay_lines(self, now: float) -> list[str]:
+        self._sample_counters(now)
+        lines = self.stats.overlay_lines(now, self._stream_fps)
+        if self.audio is not None:
+            lines += self.audio.overlay_lines()
+        if self.files is not None:
+            lines += self.files.overlay_lines()
+        if self.video is not None:
+            lines.append(f"decode queue {self.video.worker.queue_depth}")
+        return lines
 
     def _sample_counters(self, now: float) -> None:
-        """Loss and FEC figures from the session's receive counters."""
-        est = self.est
-        if est is None:
-            return
-        tr, ch = est.session.transport, est.session.channel
-        if tr is None or ch is None:
-            return
-        receiver = getattr(tr, "receiver", None) or tr
-        highest = int(getattr(receiver, "highest_packet_id", 0) or tr.nack.highest_packet_id)
-        self.stats.loss.sample(now, highest, ch.counters.received)
-        self.stats.fec_recovered = tr.stats.fec_recovered
+        if self.est is not None:
+            sample_session(self.stats, self.est.session, now)
         if self.video is not None:
             self.video.sync_counters()
-
-    async def _live_loop(self) -> None:
-        assert self._stop is not None
-        while not self._stop.is_set():
-            await asyncio.sleep(1.0)
-            now = time.monotonic()
-            self._sample_counters(now)
-            figures = live_figures(
-                self.stats, now, self._dropped_at_last_live, self.state, self._stream_fps
-            )
-            self._dropped_at_last_live = self.stats.dropped
-            if self.cb.on_stats is not None:
-                self.cb.on_stats(figures)
-            if self.opts.live_stats:
-                from wavry.client.live import live_line, startup_line
-
-                s = self.stats
-                if not self._startup_said and s.first_at is not None and now - s.first_at >= 1:
-                    self._startup_said = True
-                    self.cb.say(startup_line(s.startup()))
-                self.cb.say(live_line(figures))
 
     # ---- the end ------------------------------------------------------------------------
 
     async def _shutdown(self, est: Established) -> None:
         _log.debug("shutting down")
-        wt = self.window_thread
-        if wt is not None:
-            released = wt.call(lambda w: w.release_all(), timeout=0.5)
-            if released and self.input is not None:
-                self.input.send(released, time.monotonic())
+        if self.screen is not None and self.input is not None:
+            self.input.send(self.screen.release_all(), time.monotonic())
         if self.video is not None:
             self.video.worker.close()
             self.video.sync_counters()
@@ -618,24 +492,16 @@ class ClientRuntime:
         last = self.video.worker.last_decoded if self.video is not None else None
         if self.video is not None:
             summary["decoder"] = self.video.worker.decoder.describe()
-            summary["presenter"] = self.window.presenter_name if self.window else "headless"
+            summary["presenter"] = self.screen.presenter_name if self.screen else "headless"
         for f in reversed(self.router.features):
             if isinstance(f, AudioFeature):
                 f.close()
                 summary["audio"] = f.summary()
         self.router.close()
         if self.opts.stats_json is not None:
-            text = json.dumps(summary, indent=2) + "\n"
-            if str(self.opts.stats_json) == "-":
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            else:
-                self.opts.stats_json.parent.mkdir(parents=True, exist_ok=True)
-                self.opts.stats_json.write_text(text)
+            write_summary(self.opts.stats_json, summary)
         if self.opts.snapshot is not None and last is not None:
             snapshot(last, self.opts.snapshot)
-        if self.window_thread is not None:
-            self.window_thread.close()  # the window closes on its thread
-            self.window = None
+        self.window = None  # closed with the router (WindowFeature.close)
         _log.debug("finished")
         return summary

@@ -15,8 +15,11 @@ Percentiles are :func:`wavry.percentile.percentile` (the project's one rank rule
 
 from __future__ import annotations
 
+import json
+import sys
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from wavry.percentile import percentile, percentiles
@@ -29,6 +32,8 @@ __all__ = [
     "FrameTiming",
     "LossMeter",
     "frame_timing",
+    "sample_session",
+    "write_summary",
 ]
 
 STAGES = ("capture", "encode", "network", "queue", "decode", "convert", "wait", "show")
@@ -348,3 +353,29 @@ class ClientStats:
             "fec_recovered": self.fec_recovered,
             "rtt_ms": _r(self.rtt_ms),
         }
+
+
+def write_summary(target: Path | str, summary: dict[str, Any]) -> None:
+    """``--stats-json FILE`` (``-``: stdout)."""
+    text = json.dumps(summary, indent=2) + "\n"
+    if str(target) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def sample_session(stats: ClientStats, session: Any, now: float) -> None:
+    """Loss and FEC figures from the session's receive counters (``ClientSession``): the one
+    place the client reads them."""
+    tr, ch = session.transport, session.channel
+    if tr is None or ch is None:
+        return
+    receiver = getattr(tr, "receiver", None) or tr
+    highest = getattr(receiver, "highest_packet_id", None)
+    if highest is None:
+        highest = tr.nack.highest_packet_id
+    stats.loss.sample(now, int(highest), ch.counters.received)
+    stats.fec_recovered = tr.stats.fec_recovered
