@@ -202,3 +202,59 @@ def test_busy_machine_drops_instead_of_queueing(tmp_path: Path) -> None:
     p95_busy = busy["e2e_after_startup_ms"]["p95"]
     assert p95_busy <= p95_quiet + 100, (p95_quiet, p95_busy, busy["drops"])
     assert exit_quiet <= 1.0 and exit_busy <= 1.0, (exit_quiet, exit_busy)
+
+
+@pytest.mark.slow
+def test_client_keeps_alive_while_a_key_is_held(tmp_path: Path) -> None:
+    """The client half of the killed-client test, in-process: a key held in the real window
+    makes the runtime ping at least every 100 ms (≥ 4 Hz asked for), and stop once released."""
+    import asyncio
+
+    from wavry.client.options import ConnectOptions
+    from wavry.client.runtime import ClientCallbacks, ClientRuntime
+    from wavry.net.loop import run
+
+    b = XvfbServer(800, 600).start()
+    keys = ("DISPLAY", "XAUTHORITY", "SDL_VIDEODRIVER", "XDG_CONFIG_HOME")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: v for k, v in _env(b, tmp_path / "c").items() if k in keys})
+    counts: dict[str, int] = {}
+    try:
+        with _host(tmp_path / "h", "--source", "synthetic", "--size", "640x360") as port:
+            opts = ConnectOptions("127.0.0.1", port, seconds=30, config_dir=tmp_path / "c",
+                                  audio=False)  # fmt: skip
+            rt = ClientRuntime(opts, ClientCallbacks(say=lambda _t: None))
+
+            async def drive() -> None:
+                task = asyncio.create_task(rt.run())
+                while rt.input is None or rt.window is None:
+                    await asyncio.sleep(0.05)
+                xid = await asyncio.to_thread(_client_window, b)
+                env = _env(b, tmp_path / "c")
+                xdo = ["xdotool", "windowfocus", "--sync", xid, "keydown", "a"]
+                await asyncio.to_thread(subprocess.run, xdo, env=env, check=True)
+                while not rt.window.held:
+                    await asyncio.sleep(0.01)
+                n0 = rt.input.keepalives
+                await asyncio.sleep(1.0)
+                counts["held"] = rt.input.keepalives - n0
+                await asyncio.to_thread(subprocess.run, ["xdotool", "keyup", "a"], env=env)
+                while rt.window.held:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.2)
+                n1 = rt.input.keepalives
+                await asyncio.sleep(1.0)
+                counts["released"] = rt.input.keepalives - n1
+                rt.stop()
+                await task
+
+            run(drive())
+    finally:
+        b.stop()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert counts["held"] >= 8, counts  # 10 Hz
+    assert counts["released"] == 0, counts
