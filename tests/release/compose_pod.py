@@ -84,8 +84,14 @@ class Project:
     # --- podman -------------------------------------------------------------------------------
 
     def podman(self, *args: str, timeout: float = 120, check: bool = True) -> str:
-        r = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout,
-                           env=self.podman_env, check=False)  # fmt: skip
+        r = subprocess.run(
+            ["podman", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.podman_env,
+            check=False,
+        )
         if check and r.returncode != 0:
             raise ComposeError(f"podman {' '.join(args[:3])}: {r.stderr.strip()[-800:]}")
         return r.stdout
@@ -117,8 +123,16 @@ class Project:
 
     def run_args(self, service: str) -> list[str]:
         svc = self.services[service]
-        args = ["run", "-d", "--name", self.container(service), "--network",
-                f"ns:/run/netns/{self.netns}", "--no-healthcheck", "--pull=never"]  # fmt: skip
+        args = [
+            "run",
+            "-d",
+            "--name",
+            self.container(service),
+            "--network",
+            f"ns:/run/netns/{self.netns}",
+            "--no-healthcheck",
+            "--pull=never",
+        ]
         for other in self.services:
             args += ["--add-host", f"{other}:127.0.0.1"]
         if svc.get("restart"):
@@ -170,17 +184,27 @@ class Project:
         return list(test[1:]) if test[0] == "CMD" else ["sh", "-c", test[1]]
 
     def exec_ok(self, service: str, cmd: list[str], timeout: float = 10) -> bool:
-        r = subprocess.run(["podman", "exec", self.container(service), *cmd], capture_output=True,
-                           text=True, timeout=timeout + 5, env=self.podman_env, check=False)  # fmt: skip
+        r = subprocess.run(
+            ["podman", "exec", self.container(service), *cmd],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 5,
+            env=self.podman_env,
+            check=False,
+        )
         return r.returncode == 0
 
     def state(self, service: str) -> dict[str, Any]:
         fmt = "{{.State.Status}}|{{.State.ExitCode}}|{{.RestartCount}}|{{.State.StartedAt}}"
-        status, code, restarts, started = self.podman(
-            "inspect", "--format", fmt, self.container(service)
-        ).strip().split("|", 3)
-        return {"status": status, "exit_code": int(code), "restarts": int(restarts),
-                "started_at": started}  # fmt: skip
+        status, code, restarts, started = (
+            self.podman("inspect", "--format", fmt, self.container(service)).strip().split("|", 3)
+        )
+        return {
+            "status": status,
+            "exit_code": int(code),
+            "restarts": int(restarts),
+            "started_at": started,
+        }
 
     def wait_healthy(self, service: str, timeout: float = 180) -> float:
         """Seconds until the compose healthcheck passes; raises with the logs if it never does."""
@@ -193,12 +217,20 @@ class Project:
             if st["status"] == "running" and (cmd is None or self.exec_ok(service, cmd)):
                 return time.monotonic() - start
             time.sleep(interval)
-        raise ComposeError(f"{service} not healthy after {timeout:.0f} s: {self.state(service)}\n"
-                           + self.logs(service)[-3000:])  # fmt: skip
+        raise ComposeError(
+            f"{service} not healthy after {timeout:.0f} s: {self.state(service)}\n"
+            + self.logs(service)[-3000:]
+        )
 
     def logs(self, service: str) -> str:
-        r = subprocess.run(["podman", "logs", self.container(service)], capture_output=True,
-                           text=True, timeout=30, env=self.podman_env, check=False)  # fmt: skip
+        r = subprocess.run(
+            ["podman", "logs", self.container(service)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=self.podman_env,
+            check=False,
+        )
         return r.stdout + r.stderr
 
     # --- lifecycle ----------------------------------------------------------------------------

@@ -25,21 +25,45 @@ def images() -> Iterator[Images]:
         pytest.skip("container images need root (podman's root storage, debootstrap)")
     for tool in ("podman", "runc", "debootstrap"):
         _need(tool)
-    r = subprocess.run([str(ROOT / "scripts/images.sh"), "build", "--quiet"], capture_output=True,
-                       text=True, timeout=BUILD_TIMEOUT, check=False)  # fmt: skip
+    r = subprocess.run(
+        [str(ROOT / "scripts/images.sh"), "build", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
-    conf = subprocess.run([str(ROOT / "scripts/images.sh"), "conf"], capture_output=True,
-                          text=True, check=True).stdout.strip()  # fmt: skip
+    conf = subprocess.run(
+        [str(ROOT / "scripts/images.sh"), "conf"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     env = dict(os.environ, CONTAINERS_CONF=conf)
     # Stand-ins for the official postgres:15 and redis:7 images, under their names (test only).
-    for name, tag in (("postgres", "docker.io/library/postgres:15"),
-                      ("redis", "docker.io/library/redis:7")):  # fmt: skip
+    for name, tag in (
+        ("postgres", "docker.io/library/postgres:15"),
+        ("redis", "docker.io/library/redis:7"),
+    ):
         r = subprocess.run(
-            ["podman", "build", "--quiet", "--pull=never", "--format", "docker", "--network",
-             "host", "-f", str(HERE / "images" / f"Containerfile.{name}"), "-t", tag,
-             str(HERE / "images")],
-            capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env, check=False,
-        )  # fmt: skip
+            [
+                "podman",
+                "build",
+                "--quiet",
+                "--pull=never",
+                "--format",
+                "docker",
+                "--network",
+                "host",
+                "-f",
+                str(HERE / "images" / f"Containerfile.{name}"),
+                "-t",
+                tag,
+                str(HERE / "images"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            env=env,
+            check=False,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
     v = wavry.__version__
     yield Images(conf, env, v, f"localhost/wavry-gateway:{v}", f"localhost/wavry-relay:{v}")

@@ -61,8 +61,9 @@ def stun_binding(addr: tuple[str, int], timeout: float = 3.0) -> tuple[str, int]
 
 async def signaling_ready(ws_url: str, token: str, wavry_id: str) -> dict[str, Any]:
     async with websockets.connect(ws_url, open_timeout=10) as ws:
-        await ws.send(json.dumps({"type": "auth", "token": token, "wavry_id": wavry_id,
-                                  "role": "host"}))  # fmt: skip
+        await ws.send(
+            json.dumps({"type": "auth", "token": token, "wavry_id": wavry_id, "role": "host"})
+        )
         answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
     check(answer.get("type") == "ready", f"signaling answered {answer}")
     return dict(answer)
@@ -77,8 +78,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         check(c.get("/ready").status_code == 200, "/ready is not 200")
         name = "smoke" + uuid.uuid4().hex[:10]
         password = "smoke " + uuid.uuid4().hex
-        r = c.post("/v1/auth/register", json={"email": f"{name}@example.com", "username": name,
-                                              "password": password, "display_name": "Smoke"})  # fmt: skip
+        r = c.post(
+            "/v1/auth/register",
+            json={
+                "email": f"{name}@example.com",
+                "username": name,
+                "password": password,
+                "display_name": "Smoke",
+            },
+        )
         check(r.status_code == 201, f"register: HTTP {r.status_code} {r.text[:200]}")
         user_id = r.json()["user"]["id"]
         r = c.post("/v1/auth/login", json={"login": name, "password": password})
@@ -88,8 +96,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ident = Identity.generate()
         sig = ident.sign(b"wavry-device:" + user_id.encode())
         proof = base64.urlsafe_b64encode(sig).decode().rstrip("=")
-        r = c.post("/v1/devices", headers=auth, json={"wavry_id": ident.wavry_id, "name": "smoke",
-                                                       "kind": "host", "proof": proof})  # fmt: skip
+        r = c.post(
+            "/v1/devices",
+            headers=auth,
+            json={"wavry_id": ident.wavry_id, "name": "smoke", "kind": "host", "proof": proof},
+        )
         check(r.status_code == 201, f"device: HTTP {r.status_code} {r.text[:200]}")
         out["device"] = ident.wavry_id
         ws_url = args.gateway.replace("http://", "ws://", 1).rstrip("/") + "/v1/signal"

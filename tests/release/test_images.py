@@ -27,8 +27,14 @@ MAX_IMAGE_BYTES = 320_000_000
 
 
 def podman(images: Images, *args: str, timeout: float = 120) -> str:
-    r = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout,
-                       env=images.env, check=False)  # fmt: skip
+    r = subprocess.run(
+        ["podman", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=images.env,
+        check=False,
+    )
     assert r.returncode == 0, f"podman {' '.join(args)}: {r.stderr[-2000:]}"
     return r.stdout
 
@@ -42,14 +48,36 @@ def test_images_are_small_unprivileged_and_carry_health_checks(images: Images) -
         print(f"{image}: {info['Size'] / 1e6:.0f} MB")
         assert info["Size"] < MAX_IMAGE_BYTES, f"{image} is {info['Size'] / 1e6:.0f} MB"
         # read-only root, every capability dropped, no network: the command still runs
-        out = podman(images, "run", "--rm", "--read-only", "--cap-drop", "ALL", "--network",
-                     "none", "--entrypoint", "wavry", image, "--version")  # fmt: skip
+        out = podman(
+            images,
+            "run",
+            "--rm",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--network",
+            "none",
+            "--entrypoint",
+            "wavry",
+            image,
+            "--version",
+        )
         assert out.strip() == f"wavry {images.version}"
     # only the services' set is installed: no streaming stack, no development tools
-    out = podman(images, "run", "--rm", "--network", "none", "--entrypoint", "python",
-                 images.relay, "-c", "import importlib.util as u; print([m for m in "
-                 "('av', 'numpy', 'PySide6', 'pytest', 'mypy', 'playwright', 'gi') "
-                 "if u.find_spec(m)])")  # fmt: skip
+    out = podman(
+        images,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "python",
+        images.relay,
+        "-c",
+        "import importlib.util as u; print([m for m in "
+        "('av', 'numpy', 'PySide6', 'pytest', 'mypy', 'playwright', 'gi') "
+        "if u.find_spec(m)])",
+    )
     assert out.strip() == "[]"
 
 
@@ -75,8 +103,9 @@ def test_compose_stack_serves_the_control_plane(images: Images, netns: str) -> N
         "POSTGRES_PASSWORD": "p@ss:w/rd#%?&=" + secrets.token_hex(4),
         "WAVRY_VERSION": images.version,
     }
-    project = Project(ROOT / "deploy/compose.yaml", env, f"release-{uuid.uuid4().hex[:8]}",
-                      netns, images.env)  # fmt: skip
+    project = Project(
+        ROOT / "deploy/compose.yaml", env, f"release-{uuid.uuid4().hex[:8]}", netns, images.env
+    )
     try:
         waited = project.up(timeout=240)
         assert set(waited) == {"postgres", "redis", "gateway"}, waited
@@ -86,15 +115,36 @@ def test_compose_stack_serves_the_control_plane(images: Images, netns: str) -> N
             cmd = project.image_healthcheck(service)
             assert cmd is not None and project.exec_ok(service, cmd), service
         for service in ("gateway", "relay"):
-            ro = podman(images, "inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}",
-                        project.container(service))  # fmt: skip
+            ro = podman(
+                images,
+                "inspect",
+                "--format",
+                "{{.HostConfig.ReadonlyRootfs}}",
+                project.container(service),
+            )
             assert ro.strip() == "true"
         smoke = subprocess.run(
-            ["ip", "netns", "exec", netns, sys.executable, str(Path(__file__).parent / "smoke.py"),
-             "--gateway", "http://127.0.0.1:3000", "--relay-http", "http://127.0.0.1:9091",
-             "--admin-token", admin_token, "--stun", "127.0.0.1:3478"],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            [
+                "ip",
+                "netns",
+                "exec",
+                netns,
+                sys.executable,
+                str(Path(__file__).parent / "smoke.py"),
+                "--gateway",
+                "http://127.0.0.1:3000",
+                "--relay-http",
+                "http://127.0.0.1:9091",
+                "--admin-token",
+                admin_token,
+                "--stun",
+                "127.0.0.1:3478",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert smoke.returncode == 0, smoke.stderr + project.logs("gateway")[-3000:]
         seen = json.loads(smoke.stdout)
         assert seen["health"] == {"status": "ok", "version": images.version}
