@@ -17,12 +17,21 @@ from tests.release.support import ROOT
 UNITS = ROOT / "deploy/systemd"
 SYSTEM = ("wavry-gateway.service", "wavry-relay.service")
 HARDENING = {
-    "DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
-    "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes",
-    "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectControlGroups": "yes",
-    "RestrictNamespaces": "yes", "RestrictSUIDSGID": "yes", "LockPersonality": "yes",
-    "CapabilityBoundingSet": "", "SystemCallFilter": "@system-service",
-}  # fmt: skip
+    "DynamicUser": "yes",
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectControlGroups": "yes",
+    "RestrictNamespaces": "yes",
+    "RestrictSUIDSGID": "yes",
+    "LockPersonality": "yes",
+    "CapabilityBoundingSet": "",
+    "SystemCallFilter": "@system-service",
+}
 
 
 def directives(path: Path) -> dict[str, str]:
@@ -62,16 +71,26 @@ def scratch_root(tmp_path: Path) -> Path:
 
 def test_system_units_verify_and_are_hardened(tmp_path: Path) -> None:
     root = scratch_root(tmp_path)
-    r = subprocess.run([analyzer(), "verify", "--man=no", f"--root={root}", *SYSTEM],
-                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    r = subprocess.run(
+        [analyzer(), "verify", "--man=no", f"--root={root}", *SYSTEM],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stderr
     for name in SYSTEM:
         d = directives(UNITS / name)
         for key, value in HARDENING.items():
             assert d.get(key) == value, f"{name}: {key}={d.get(key)!r}, want {value!r}"
         assert d["ExecStart"].startswith("/opt/wavry/bin/wavry ")
-        r = subprocess.run([analyzer(), "security", "--offline=yes", f"--root={root}", name],
-                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        r = subprocess.run(
+            [analyzer(), "security", "--offline=yes", f"--root={root}", name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout)
         assert m, r.stdout[-500:] + r.stderr
         print(f"{name}: exposure {m.group(1)} (0 = fully sandboxed, 10 = none)")
@@ -85,8 +104,13 @@ def test_system_unit_verify_fails_on_a_broken_unit(tmp_path: Path) -> None:
     root = scratch_root(tmp_path)
     unit = root / "etc/systemd/system/wavry-relay.service"
     unit.write_text(unit.read_text().replace("/opt/wavry/bin/wavry", "/opt/wavry/bin/nowhere"))
-    r = subprocess.run([analyzer(), "verify", "--man=no", f"--root={root}", "wavry-relay.service"],
-                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    r = subprocess.run(
+        [analyzer(), "verify", "--man=no", f"--root={root}", "wavry-relay.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode != 0 and "nowhere" in r.stderr
 
 
@@ -96,14 +120,26 @@ def test_user_unit_for_the_host_verifies(tmp_path: Path) -> None:
     executable(home / ".local/bin/wavry")
     unit = UNITS / "wavry-host.service"
     env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(runtime))
-    r = subprocess.run([analyzer(), "--user", "verify", "--man=no", str(unit)], env=env,
-                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    r = subprocess.run(
+        [analyzer(), "--user", "verify", "--man=no", str(unit)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     d = directives(unit)
     assert d["WantedBy"] == "graphical-session.target"
     assert d["PartOf"] == "graphical-session.target" and d["After"] == "graphical-session.target"
     assert d["ExecStart"] == "%h/.local/bin/wavry host"
     # the command line the unit runs is one `wavry host` accepts
-    r = subprocess.run([str(home / ".local/bin/wavry"), "host", "--help"], env=env,
-                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    r = subprocess.run(
+        [str(home / ".local/bin/wavry"), "host", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
