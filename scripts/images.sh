@@ -161,6 +161,8 @@ base_image
             -t "localhost/wavry-$name:latest" "$REPO" >/dev/null \
             || die "podman build of deploy/Dockerfile.$name failed"
     done
+    # the images these replaced (untagged now) and their layers: keeps the cache from growing
+    podman image prune -f >/dev/null 2>&1 || true
     log "built: $(podman image inspect --format '{{index .RepoTags 0}} {{.Size}}' \
         localhost/wavry-gateway:"$VERSION" localhost/wavry-relay:"$VERSION" | tr '\n' ' ')"
 }

@@ -39,11 +39,15 @@ export SOURCE_DATE_EPOCH
 rm -rf "$OUT"
 mkdir -p "$OUT"
 log "wavry $VERSION: wheel and sdist"
-build_log=$(mktemp)
-if ! "$PY" -m build --outdir "$OUT" "$REPO" >"$build_log" 2>&1; then
-    tail -n 30 "$build_log" >&2; rm -f "$build_log"; die "python -m build failed"
+# Built from a copy of the tracked files only: a stale src/*.egg-info (its SOURCES.txt) or an
+# untracked file in the working tree must not slip into the packages.
+src_copy=$(mktemp -d)
+build_log="$src_copy.log"
+trap 'rm -rf "$src_copy" "$build_log"' EXIT
+git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$src_copy"
+if ! "$PY" -m build --outdir "$OUT" "$src_copy" >"$build_log" 2>&1; then
+    tail -n 30 "$build_log" >&2; die "python -m build failed"
 fi
-rm -f "$build_log"
 
 log "systemd units"
 for unit in deploy/systemd/*.service; do

@@ -33,8 +33,17 @@ NOT_INSTALLED = {"aiortc", "matplotlib", "gi", "PySide6", "qasync", "keyring"}
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("dist")
+    # the tracked files only, as a fresh clone has them (no stale egg-info to fill the gaps)
+    src = tmp_path_factory.mktemp("src")
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     r = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(src)],
         capture_output=True,
         text=True,
         timeout=300,
