@@ -1,4 +1,4 @@
-"""The client runtime: one session, composed of features (docs/architecture.md).
+"""The client runtime: one session, composed of features (docs/client.md).
 
 :class:`ClientRuntime` owns the session (:func:`wavry.runtime.session.establish`) and the
 socket, and hands what the session delivers to its features — video, audio, input, clipboard,
@@ -12,13 +12,13 @@ the same object::
     result = await rt.run()          # connects, streams until stop() / seconds / session end
     rt.stop()                        # from any thread
 
-Callbacks: ``say`` (a line for the user), ``on_state`` (connecting, pairing, streaming,
-stalled, reconnecting, closed), ``on_stats`` (:class:`wavry.client.live.LiveFigures` every
-second), and ``prompts`` for the pairing code and a changed host identity.
+Callbacks: ``say`` (a line for the user), ``on_state`` (connecting, streaming, stalled,
+reconnecting, closed), ``on_stats`` (:class:`wavry.client.live.LiveFigures` every second), and
+``prompts`` for the pairing code and a changed host identity.
 
-Threads: the event loop (socket, session, features, the window's events and presentation) and
-the decode thread (:mod:`wavry.client.pipeline`). The loop never waits on decoding or on a
-picture; the decode thread never waits on the loop.
+Threads: the event loop (socket, session, features), the decode thread
+(:mod:`wavry.client.pipeline`) and the window's thread (:mod:`wavry.client.window_thread`:
+SDL events and presentation). None of them waits on another: they hand values over.
 """
 
 from __future__ import annotations
@@ -161,6 +161,7 @@ class ClientRuntime:
             f"{ack.stream_resolution.height}@{ack.fps}, handshake {est.handshake_ms:.1f} ms"
         )
         tasks: list[asyncio.Task[None]] = []
+        ran = False
         try:
             if not opts.headless:
                 await self._open_window(est)
@@ -180,13 +181,17 @@ class ClientRuntime:
                     await asyncio.wait_for(stop.wait(), opts.seconds)
             else:
                 await stop.wait()
+            ran = True
         finally:
-            stop_event = self._stop
-            stop_event.set()
+            self._stop.set()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._shutdown(est)
+            if not ran:  # set-up failed or the task was cancelled: release what exists
+                self.router.close()
+                if self.screen is not None and self.screen not in self.router.features:
+                    self.screen.close()
         if self.files is not None and self.files.failed and not self.exit_message:
             self.exit_message = f"{self.files.failed} file transfer(s) failed"
         self._set_state("closed", self.exit_message)
