@@ -71,7 +71,7 @@ def _rows(results: dict[str, Any]) -> list[list[str]]:
     for path, by_system in results["paths"].items():
         for name, r in by_system.items():
             if r["status"] != "ok":
-                rows.append([path, name, f"{r['status']}: {r.get('reason', '')}"[:90]])
+                rows.append([path, name, r["status"]])
                 continue
             cpu = "-"
             if "cpu_server_cores" in r:
@@ -115,6 +115,12 @@ def print_results(results: dict[str, Any]) -> None:
         ],
         _rows(results),
     )
+    for path, by_system in results["paths"].items():
+        for name, r in by_system.items():
+            if r["status"] != "ok":
+                print(f"  {path} {name}: {r['status']}: {r.get('reason', '')}")
+                for log in r.get("logs", []):
+                    print(f"      log: {log}")
 
 
 def run_peers_bench(

@@ -120,7 +120,10 @@ class SelkiesSystem:
         viewer += ["--autoplay-policy=no-user-gesture-required", "--force-device-scale-factor=1"]
         viewer += ["--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
         viewer += ["--window-position=0,0", f"--window-size={w},{h}", "--password-store=basic"]
-        viewer += [f"--app=http://{addr}:{port}/"]
+        # WebCodecs exists only in secure contexts: http://127.0.0.1 is one, the bottleneck's
+        # http://10.x address is not (a user would put Selkies behind HTTPS there)
+        origin = f"http://{addr}:{port}"
+        viewer += [f"--unsafely-treat-insecure-origin-as-secure={origin}", f"--app={origin}/"]
         env_b = dict(stage.display_b.env(), HOME=str(home))
         run.viewers.append(Proc("chromium", stage.path.viewer_argv(viewer), env_b))
         run.facts.update(port=port, selkies=SELKIES_VERSION, flags=json.dumps(server[1:]))
