@@ -195,3 +195,39 @@ def test_bottleneck_link_delays_and_limits_both_directions() -> None:
         server.wait(5)
         assert 2.0 < float(bulk.stdout) <= 4.2  # Mbit/s of payload through a 4 Mbit/s tbf
         assert link.counters()["to_viewer"]["bytes"] > 500_000
+
+
+def test_targets_of_the_issue_from_a_run() -> None:
+    from wavry.bench.peers.targets import evaluate_targets
+
+    def ok(p50: float, p95: float, fps: float = 60.0, trend: float = 0.1) -> dict[str, object]:
+        return {
+            "status": "ok",
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "fps_shown": fps,
+            "trend_ms_per_s": trend,
+        }
+
+    results = {
+        "settings": {"fps": 60},
+        "paths": {
+            "loopback": {"wavry": ok(6, 9), "vnc": ok(8.7, 11), "rdp": ok(32, 44)},
+            "bottleneck": {
+                "wavry": ok(20, 40, fps=50, trend=3.0),
+                "vnc": ok(35, 80),
+                "selkies": {"status": "not run", "reason": "x"},
+                "rdp": ok(84, 126),
+            },
+        },
+    }
+    t = evaluate_targets(results)
+    assert t["loopback_p50_below_vnc_p50"] is True
+    assert t["loopback_p95_below_rdp_p50"] is True
+    assert t["loopback_shown_at_least_58_of_60"] is True
+    assert t["loopback_trend_flat"] is True
+    assert t["bottleneck_p95_below_every_other_p50"] is False  # 40 ms is not below VNC's 35
+    assert t["bottleneck_shown_at_least_55_of_60"] is False
+    assert t["bottleneck_trend_flat"] is False
+    results["paths"]["loopback"]["vnc"] = {"status": "failed", "reason": "x"}
+    assert evaluate_targets(results)["loopback_p50_below_vnc_p50"] is None
