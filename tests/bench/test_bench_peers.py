@@ -231,3 +231,23 @@ def test_targets_of_the_issue_from_a_run() -> None:
     assert t["bottleneck_trend_flat"] is False
     results["paths"]["loopback"]["vnc"] = {"status": "failed", "reason": "x"}
     assert evaluate_targets(results)["loopback_p50_below_vnc_p50"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--size", "2560x1440"], "--size"),
+        (["--systems", "wavry,teamviewer"], "unknown teamviewer"),
+        (["--path", "wan"], "--path"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], needle: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wavry", "bench", "peers", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
