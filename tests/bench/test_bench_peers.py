@@ -251,3 +251,49 @@ def test_usage_errors_are_one_line_and_exit_2(args: list[str], needle: str) -> N
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+@pytest.mark.timeout(60)
+def test_aiortc_viewer_presents_the_newest_frame_in_a_window() -> None:
+    """The aiortc viewer's presenter (wavry's client window on Xvfb) shows the last frame it
+    was handed, readable on the screen: the present path `aiortc` is measured with."""
+    import os
+
+    from wavry.bench.peers.aiortc_peer import _Presenter
+    from wavry.media.synthetic import SyntheticCapture
+    from wavry.platform.xvfb import XvfbServer
+
+    w, h = 320, 192
+    cap = SyntheticCapture(w, h, 30, paced=False)
+    with XvfbServer(w + 64, h + 64) as display:
+        saved = {k: os.environ.get(k) for k in ("DISPLAY", "XAUTHORITY")}
+        os.environ.update(DISPLAY=display.display, XAUTHORITY=str(display.auth_file))
+        try:
+            presenter = _Presenter(w, h)
+            presenter.start()
+            for fid in (1, 2, 3):
+                presenter.hand_over(cap.make_frame(fid, 1_790_000_000_000_000 + fid))
+            from Xlib import X
+            from Xlib import display as xdisplay
+
+            d = xdisplay.Display()
+            root = d.screen().root
+            deadline = time.monotonic() + 20
+            seen = None
+            while time.monotonic() < deadline and seen is None:
+                time.sleep(0.2)
+                raw = root.get_image(0, 0, w + 64, h + 64, X.ZPixmap, 0xFFFFFFFF).data
+                luma = np.frombuffer(raw, dtype=np.uint8).reshape(h + 64, w + 64, 4)[..., 1]
+                where = locate_marker(luma, w, h)
+                seen = None if where is None else read_marker_at(luma, *where, w)
+            d.close()
+            presenter.stopped = True
+            presenter.join(10)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    assert seen is not None and seen[0] == 3  # the newest of the three
+    assert presenter.presented + presenter.dropped == 3
