@@ -214,7 +214,7 @@ def test_targets_of_the_issue_from_a_run() -> None:
         "paths": {
             "loopback": {"wavry": ok(6, 9), "vnc": ok(8.7, 11), "rdp": ok(32, 44)},
             "bottleneck": {
-                "wavry": ok(20, 40, fps=50, trend=3.0),
+                "wavry": ok(20, 40, fps=50, trend=6.0),
                 "vnc": ok(35, 80),
                 "selkies": {"status": "not run", "reason": "x"},
                 "rdp": ok(84, 126),

@@ -4,7 +4,9 @@ a timed unit test). Each is True (met), False (missed) or None (a system it need
 Loopback: wavry's p50 below VNC's, wavry's p95 below RDP's p50, at least 58 of every 60 frames
 shown per second, and a flat latency trend. Bottleneck: wavry's p95 below every other system's
 p50, at least 55 of every 60 frames shown per second. "Flat" means a slope within
-±:data:`FLAT_TREND_MS_PER_S`: a queue that grows by one 60 Hz frame every 8 s already exceeds it.
+±:data:`FLAT_TREND_MS_PER_S`: a queue that grows by one 60 Hz frame every 3.3 s exceeds it, while
+systems that never queue measured between −3.1 and +3.4 ms/s on a heavily loaded 2-core machine
+(load moving during a 20 s window tilts every line a little).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 __all__ = ["FLAT_TREND_MS_PER_S", "evaluate_targets"]
 
-FLAT_TREND_MS_PER_S = 2.0
+FLAT_TREND_MS_PER_S = 5.0
 
 
 def _ok(r: dict[str, Any] | None) -> dict[str, Any] | None:
