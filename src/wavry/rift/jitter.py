@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from wavry.rift.delta import WindowedMin
+from wavry.rift.rtt import WindowedMin
 
 __all__ = ["JitterBuffer", "JitterBufferConfig"]
 
