@@ -28,7 +28,7 @@ from wavry.rift.feedback import FeedbackBuilder, StatsAccumulator
 from wavry.rift.framing import TransportDatagram, encode_transport_header
 from wavry.rift.jitter import JitterBuffer
 from wavry.rift.retransmit import NackTracker, nack_messages
-from wavry.rift.rtt import RttSpikeDetector, WindowedMin
+from wavry.rift.rtt import CLOCK_STEP_S, RttSpikeDetector, WindowedMin
 from wavry.rift.sender import MediaSender, Sender
 from wavry.rift.transport_types import (
     FrameReady,
@@ -43,9 +43,6 @@ from wavry.rift.transport_types import (
 __all__ = ["HostReceiver", "MediaReceiver", "Receiver"]
 
 Emit = Callable[[TransportEvent], None]
-#: a first-chunk transit this far above its minimum is a step of the sender's wall clock (the
-#: frame timestamps), not a queue: the transit history restarts from it
-CLOCK_STEP_S = 1.0
 
 
 class Receiver:

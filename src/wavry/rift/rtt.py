@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 from wavry.rift import rift_pb2
 
-__all__ = ["RttSpikeDetector", "RttSpikeTunables", "WindowedMin"]
+__all__ = ["CLOCK_STEP_S", "RttSpikeDetector", "RttSpikeTunables", "WindowedMin"]
+
+#: a one-way transit (receiver clock minus a sender wall-clock timestamp) that moves by more
+#: than this between media units is a step of the sender's wall clock, not network delay:
+#: receivers restart what they measured against the old clock
+CLOCK_STEP_S = 1.0
 
 
 class WindowedMin:
