@@ -9,7 +9,7 @@ import pytest
 from wavry.rift import rift_pb2
 from wavry.rift.delta import DeltaController, DeltaDecision, DeltaState, DeltaTunables
 from wavry.rift.feedback import FeedbackBuilder, FeedbackError
-from wavry.rift.linksim import LinkSpec, SenderMode, SimResult, simulate
+from wavry.rift.testing.linksim import LinkSpec, SenderMode, SimResult, simulate
 from wavry.rift.rtt import RttSpikeDetector, WindowedMin
 
 PACKET = 1200

@@ -44,7 +44,7 @@ from wavry.rift.framing import (
 )
 from wavry.rift.host import HostEndpoint, HostSessionState
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.testing.loopback import Loopback
 from wavry.rift.noise import NoiseXX
 
 T0 = 1000.0

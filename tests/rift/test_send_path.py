@@ -11,7 +11,7 @@ from wavry.rift.congestion import CongestionDecision, CongestionState
 from wavry.rift.framing import TransportDatagram, parse_datagram
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.testing.loopback import Loopback
 from wavry.rift.transport import FrameReady
 
 T0 = 5000.0

@@ -22,7 +22,7 @@ from wavry.rift.congestion import CongestionDecision, CongestionState
 from wavry.rift.events import ClientTransportEvent
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.testing.loopback import Loopback
 from wavry.rift.sender import MediaSender
 from wavry.rift.transport import (
     FrameReady,
