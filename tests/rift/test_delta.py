@@ -9,8 +9,8 @@ import pytest
 from wavry.rift import rift_pb2
 from wavry.rift.delta import DeltaController, DeltaDecision, DeltaState, DeltaTunables
 from wavry.rift.feedback import FeedbackBuilder, FeedbackError
-from wavry.rift.testing.linksim import LinkSpec, SenderMode, SimResult, simulate
 from wavry.rift.rtt import RttSpikeDetector, WindowedMin
+from wavry.rift.testing.linksim import LinkSpec, SenderMode, SimResult, simulate
 
 PACKET = 1200
 OWD = 0.02

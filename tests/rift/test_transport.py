@@ -22,8 +22,8 @@ from wavry.rift.congestion import CongestionDecision, CongestionState
 from wavry.rift.events import ClientTransportEvent
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.testing.loopback import Loopback
 from wavry.rift.sender import MediaSender
+from wavry.rift.testing.loopback import Loopback
 from wavry.rift.transport import (
     FrameReady,
     KeyframeRequested,
