@@ -220,3 +220,15 @@ def test_clean_path_without_burst_keeps_the_small_bucket() -> None:
     sent = run_until_empty(pacer)
     assert len(sent) == 16
     assert sent[-1][0] <= 0.02 + 0.03 / 60 + 1e-9  # still drained within 3 % of an interval
+
+
+def test_times_a_little_out_of_order_are_not_credited_twice() -> None:
+    """Callers read the clock a moment apart; an older time must not move the reference back
+    (the interval would be refilled twice and leave as a burst)."""
+    pacer = Pacer(bitrate_kbps=8000, fps=60)
+    pacer.enqueue(frame(40), 1.0)
+    pacer.pop_ready(1.0)
+    first = len(pacer.pop_ready(1.002))
+    pacer.charge(0, 1.001)  # a caller with a slightly older time
+    again = len(pacer.pop_ready(1.002))
+    assert first > 0 and again == 0

@@ -173,3 +173,19 @@ def test_the_net_bench_skips_with_the_hosts_decision() -> None:
     host.send_frame(alias, bytes(100_000), T0 + 0.1, keyframe=True, timestamp_us=1)
     assert role._backlogged(T0 + 0.1)
     assert tr.stats.frames_skipped_backlog == 1
+
+
+def test_a_paced_frame_is_one_fec_group() -> None:
+    """Chunks sealed as the pacer releases them over several ms still form one group per frame
+    (the encoder's 5 ms timer is for sparse input, not for a frame being paced)."""
+    host, _, lb, alias = session()
+    sender = host.sessions[alias].transport.media
+    assert not sender.pacer.clean_path  # paced over half a frame interval
+    encoder = sender.fec_encoder
+    assert encoder is not None
+    before = encoder.stats.groups_closed
+    now = T0 + 0.1
+    host.send_frame(alias, bytes(60_000), now, keyframe=True, timestamp_us=1)  # ~48 chunks
+    lb.run_until(now, now + 0.05, step=0.0005)
+    groups = encoder.stats.groups_closed - before
+    assert groups == 2  # 48 chunks in groups of at most 32, none cut by the timer

@@ -135,7 +135,10 @@ class HostRole:
 
     def _on_sent(self, run: list[bytes], now: float) -> None:
         if self.streaming:
-            wall = time.time()
+            # `now` (read before the send) on the wall clock: the difference of two clocks
+            # read together is steady, where reading the wall clock now would add any time
+            # this process was preempted since the send
+            wall = now + (time.time() - self.server.clock())
             for d in run:
                 self.log.sent.append((int.from_bytes(d[8:16], "big"), wall, len(d)))
 

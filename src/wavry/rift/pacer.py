@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 __all__ = ["Pacer", "PacerConfig"]
 
 _EPS_BYTES = 1e-6
+_CLOCK_STEP_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,11 +262,16 @@ class Pacer:
     # ----------------------------------------------------------------- internals
     def _advance(self, now: float) -> None:
         last = self._now
-        self._now = now
         if last is None or now <= last:
-            # time that went backwards (a clock step, should a caller use one) only moves the
-            # reference: refills resume from here instead of freezing until `last` comes again
+            # Callers pass times read a moment apart, not always in order: a time a little
+            # older than the last one refills nothing (crediting it again later would burst).
+            # A step back of more than _CLOCK_STEP_S is a clock that stepped (should a caller
+            # use one): the reference moves to it, so refills resume from here instead of
+            # freezing until the old time comes again.
+            if last is None or last - now > _CLOCK_STEP_S:
+                self._now = now
             return
+        self._now = now
         limit = self._capacity
         if self._clean_burst:
             limit = max(limit, float(self.config.clean_burst_bytes))

@@ -153,13 +153,19 @@ class Sender:
     # ---- timers --------------------------------------------------------------------
 
     def next_timer(self) -> float | None:
-        return self.fec_encoder.next_timer() if self.fec_encoder is not None else None
+        if self.fec_encoder is None or not self._group_timer_on():
+            return None
+        return self.fec_encoder.next_timer()
 
     def handle_timer(self, now: float) -> None:
-        if self.fec_encoder is not None:
+        if self.fec_encoder is not None and self._group_timer_on():
             # a group closed by its timer: every id in it has left, its parities follow
             self._send_parities(self.fec_encoder.poll(now), now)
         self.history.expire(now)
+
+    def _group_timer_on(self) -> bool:
+        """Whether an open FEC group closes on the encoder's timer (sparse traffic)."""
+        return True
 
     # ---- internals -----------------------------------------------------------------
 
@@ -442,6 +448,12 @@ class MediaSender(Sender):
         self._apply_decision(now)
 
     # ---- internals -----------------------------------------------------------------
+
+    def _group_timer_on(self) -> bool:
+        # while a frame is being paced out its group stays open: it closes after the frame's
+        # last chunk (the timer would cut a paced frame into several groups, each with its own
+        # parities: +35 % overhead at an 8 Mbit/s bottleneck)
+        return self.pacer.queued_datagrams == 0
 
     def _on_new_datagram(self, pid: int, size: int, now: float) -> None:
         self.controller.on_packet_sent(pid, size, now)
