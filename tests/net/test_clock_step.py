@@ -119,19 +119,23 @@ def test_wall_clock_steps_leave_a_streaming_session_untouched() -> None:
     assert not [e for _, e in client_events if isinstance(e, bad_client)]
     frames = [t for t, e in client_events if isinstance(e, FrameReady)]
     sent = r["sent"]
-    assert isinstance(sent, int) and len(frames) >= 0.95 * sent
-    # video flows through every step: no gap longer than a few frame intervals (busy machine)
+    assert isinstance(sent, int) and len(frames) >= 0.9 * sent
+    # video flows through every step: a gap of a second at most (a busy machine stalls a
+    # process now and then; a clock step freezes video for the step, or for good)
     gaps = [b - a for a, b in itertools.pairwise(frames)]
-    assert max(gaps) < 0.25
+    assert max(gaps) < 1.0
     step_times = r["step_times"]
     assert isinstance(step_times, list) and len(step_times) == 6
     for t in step_times:
-        assert sum(1 for f in frames if t < f < t + 0.5) >= 15  # right after each step
+        assert sum(1 for f in frames if t < f < t + 0.75) >= 10  # right after each step
     stats = r["client_stats"]
-    assert stats.nacks_sent == 0 and stats.frames_completed >= 0.95 * sent  # type: ignore[attr-defined]
+    assert stats.nacks_sent == 0 and stats.frames_completed >= 0.9 * sent  # type: ignore[attr-defined]
     assert r["host_stats"].frames_dropped_sender == 0  # type: ignore[attr-defined]
     rtt = r["rtt_s"]
     assert isinstance(rtt, float) and rtt < 0.05  # loopback, not a 60 s "round trip"
     offset = r["offset_s"]
     assert isinstance(offset, float) and abs(offset) < 0.5  # both clocks are back in step
     assert r["jitter_ms"] == 0.0
+    # DELTA saw no minute-long "queue" (on the stepped clock it did, and cut the rate)
+    decision = r["decision"]
+    assert decision.queue_delay_ms < 1000  # type: ignore[attr-defined]
