@@ -308,16 +308,19 @@ async def _wavry_client(
             if col.record(self.last_frame.frame, now_us) is None:
                 diag["unreadable_after_gap_without_keyframe"] += int(gap[0])
                 return
-            order.append((f.frame_id, f.last_chunk_at, t_start))
+            # the session core runs on a monotonic clock: its arrival times as wall clock
+            first_at = self.conn.wall_time(f.first_chunk_at)
+            last_at = self.conn.wall_time(f.last_chunk_at)
+            order.append((f.frame_id, last_at, t_start))
             ts = f.timestamp_us / 1e6
             encoded_at = ts + (f.capture_us + f.encode_us) / 1e6
             for k, v in zip(
                 _STAGES,
                 (
                     (f.capture_us + f.encode_us) / 1e3,
-                    (f.first_chunk_at - encoded_at) * 1e3,
-                    (f.last_chunk_at - f.first_chunk_at) * 1e3,
-                    (t_start - f.last_chunk_at) * 1e3,
+                    (first_at - encoded_at) * 1e3,
+                    (last_at - first_at) * 1e3,
+                    (t_start - last_at) * 1e3,
                     (now_us / 1e6 - t_start) * 1e3,
                 ),
                 strict=True,
