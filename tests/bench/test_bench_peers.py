@@ -195,3 +195,105 @@ def test_bottleneck_link_delays_and_limits_both_directions() -> None:
         server.wait(5)
         assert 2.0 < float(bulk.stdout) <= 4.2  # Mbit/s of payload through a 4 Mbit/s tbf
         assert link.counters()["to_viewer"]["bytes"] > 500_000
+
+
+def test_targets_of_the_issue_from_a_run() -> None:
+    from wavry.bench.peers.targets import evaluate_targets
+
+    def ok(p50: float, p95: float, fps: float = 60.0, trend: float = 0.1) -> dict[str, object]:
+        return {
+            "status": "ok",
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "fps_shown": fps,
+            "trend_ms_per_s": trend,
+        }
+
+    results = {
+        "settings": {"fps": 60},
+        "paths": {
+            "loopback": {"wavry": ok(6, 9), "vnc": ok(8.7, 11), "rdp": ok(32, 44)},
+            "bottleneck": {
+                "wavry": ok(20, 40, fps=50, trend=6.0),
+                "vnc": ok(35, 80),
+                "selkies": {"status": "not run", "reason": "x"},
+                "rdp": ok(84, 126),
+            },
+        },
+    }
+    t = evaluate_targets(results)
+    assert t["loopback_p50_below_vnc_p50"] is True
+    assert t["loopback_p95_below_rdp_p50"] is True
+    assert t["loopback_shown_at_least_58_of_60"] is True
+    assert t["loopback_trend_flat"] is True
+    assert t["bottleneck_p95_below_every_other_p50"] is False  # 40 ms is not below VNC's 35
+    assert t["bottleneck_shown_at_least_55_of_60"] is False
+    assert t["bottleneck_trend_flat"] is False
+    results["paths"]["loopback"]["vnc"] = {"status": "failed", "reason": "x"}
+    assert evaluate_targets(results)["loopback_p50_below_vnc_p50"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--size", "2560x1440"], "--size"),
+        (["--systems", "wavry,teamviewer"], "unknown teamviewer"),
+        (["--path", "wan"], "--path"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], needle: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wavry", "bench", "peers", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+@pytest.mark.timeout(60)
+def test_aiortc_viewer_presents_the_newest_frame_in_a_window() -> None:
+    """The aiortc viewer's presenter (wavry's client window on Xvfb) shows the last frame it
+    was handed, readable on the screen: the present path `aiortc` is measured with."""
+    import os
+
+    from wavry.bench.peers.aiortc_peer import _Presenter
+    from wavry.media.synthetic import SyntheticCapture
+    from wavry.platform.xvfb import XvfbServer
+
+    w, h = 320, 192
+    cap = SyntheticCapture(w, h, 30, paced=False)
+    with XvfbServer(w + 64, h + 64) as display:
+        saved = {k: os.environ.get(k) for k in ("DISPLAY", "XAUTHORITY")}
+        os.environ.update(DISPLAY=display.display, XAUTHORITY=str(display.auth_file))
+        try:
+            presenter = _Presenter(w, h)
+            presenter.start()
+            for fid in (1, 2, 3):
+                presenter.hand_over(cap.make_frame(fid, 1_790_000_000_000_000 + fid))
+            from Xlib import X
+            from Xlib import display as xdisplay
+
+            d = xdisplay.Display()
+            root = d.screen().root
+            deadline = time.monotonic() + 20
+            seen = None
+            while time.monotonic() < deadline and seen is None:
+                time.sleep(0.2)
+                raw = root.get_image(0, 0, w + 64, h + 64, X.ZPixmap, 0xFFFFFFFF).data
+                luma = np.frombuffer(raw, dtype=np.uint8).reshape(h + 64, w + 64, 4)[..., 1]
+                where = locate_marker(luma, w, h)
+                seen = None if where is None else read_marker_at(luma, *where, w)
+            d.close()
+            presenter.stopped = True
+            presenter.join(10)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    assert seen is not None and seen[0] == 3  # the newest of the three
+    assert presenter.presented + presenter.dropped == 3

@@ -302,19 +302,22 @@ async def _wavry_client(
         if col.record(ready.decoded.frame, now_us) is None:
             diag["unreadable_after_gap_without_keyframe"] += int(gap[0])
             return
-        # monotonic decode times on the wall clock of the frame's arrival times
-        to_wall = shown_wall - time.monotonic()
-        started = ready.decode_start + to_wall
-        order.append((f.frame_id, f.last_chunk_at, started))
+        # the session core and the decode thread run on monotonic clocks: everything as wall
+        # clock, to compare with the capture timestamp
+        assert rt.est is not None
+        first_at = rt.est.conn.wall_time(f.first_chunk_at)
+        last_at = rt.est.conn.wall_time(f.last_chunk_at)
+        started = ready.decode_start + (shown_wall - time.monotonic())
+        order.append((f.frame_id, last_at, started))
         ts = f.timestamp_us / 1e6
         encoded_at = ts + (f.capture_us + f.encode_us) / 1e6
         for k, v in zip(
             _STAGES,
             (
                 (f.capture_us + f.encode_us) / 1e3,
-                (f.first_chunk_at - encoded_at) * 1e3,
-                (f.last_chunk_at - f.first_chunk_at) * 1e3,
-                (started - f.last_chunk_at) * 1e3,
+                (first_at - encoded_at) * 1e3,
+                (last_at - first_at) * 1e3,
+                (started - last_at) * 1e3,
                 (shown_wall - started) * 1e3,
             ),
             strict=True,

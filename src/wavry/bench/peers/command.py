@@ -58,8 +58,9 @@ def bench_peers_command(
     from wavry.bench.peers.run import PATHS, SYSTEMS, run_peers_bench
 
     m = re.fullmatch(r"(\d+)x(\d+)", size)
-    if m is None or int(m.group(1)) < 320 or int(m.group(2)) < 240:
-        raise _fail(f"--size must be WxH of at least 320x240, got {size!r}", 2)
+    # the marker band is drawn in one X request, which caps the width (1920: 245 KiB)
+    if m is None or not (320 <= int(m.group(1)) <= 1920 and 240 <= int(m.group(2)) <= 1440):
+        raise _fail(f"--size must be WxH from 320x240 to 1920x1440, got {size!r}", 2)
     chosen = [s.strip() for s in systems.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SYSTEMS]
     if unknown or not chosen:

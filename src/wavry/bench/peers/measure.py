@@ -4,6 +4,7 @@ measured window."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -61,8 +62,9 @@ class _Lines:
         assert stdout is not None
 
         def pump() -> None:
-            for line in stdout:
-                self._q.put(line.rstrip("\n"))
+            with contextlib.suppress(ValueError, OSError):  # the pipe closed under us
+                for line in stdout:
+                    self._q.put(line.rstrip("\n"))
             self._q.put(None)
 
         threading.Thread(target=pump, daemon=True).start()
@@ -126,6 +128,8 @@ def measure_one(
                         proc.stop()
     except NotRunnable as exc:
         result.update(status="failed", reason=str(exc))
+    except (OSError, ValueError) as exc:  # a program that cannot start, garbled output
+        result.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
     except XvfbError as exc:
         result.update(status="failed", reason=f"Xvfb: {exc}")
     finally:

@@ -17,6 +17,9 @@ def write_peers_plots(json_file: Path, results: dict[str, Any]) -> list[str]:
 
     stem = json_file.with_suffix("")
     paths = list(results["paths"])
+    # one colour per system in every panel
+    names = list(dict.fromkeys(n for p in results["paths"].values() for n in p))
+    colour = {n: f"C{i % 10}" for i, n in enumerate(names)}
     written: list[str] = []
     for kind in ("timeline", "cdf"):
         fig, axes = plt.subplots(
@@ -28,10 +31,13 @@ def write_peers_plots(json_file: Path, results: dict[str, Any]) -> list[str]:
                     continue
                 tl = r["timeline"]
                 if kind == "timeline":
-                    ax.plot(tl["t_s"], tl["latency_ms"], label=name, linewidth=0.9)
+                    ax.plot(
+                        tl["t_s"], tl["latency_ms"], label=name, linewidth=0.9, color=colour[name]
+                    )
                 else:
                     xs = sorted(tl["latency_ms"])
-                    ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))], label=name)
+                    ys = [(i + 1) / len(xs) for i in range(len(xs))]
+                    ax.plot(xs, ys, label=name, color=colour[name])
             ax.set_yscale("log") if kind == "timeline" else ax.set_xscale("log")
             ax.set_title(f"{path}", fontsize=10)
             if kind == "timeline":

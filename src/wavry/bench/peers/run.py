@@ -13,6 +13,7 @@ from typing import Any
 from wavry.bench.peers.measure import FLOOR, MeasureSettings, measure_one
 from wavry.bench.peers.stage import NetPath, NotRunnable, SystemUnderTest
 from wavry.bench.peers.systems import RdpSystem, VncSystem, WavrySystem
+from wavry.bench.peers.targets import evaluate_targets
 from wavry.bench.report import machine_facts, print_table
 
 __all__ = ["PATHS", "SYSTEMS", "default_cache_dir", "run_peers_bench"]
@@ -71,7 +72,7 @@ def _rows(results: dict[str, Any]) -> list[list[str]]:
     for path, by_system in results["paths"].items():
         for name, r in by_system.items():
             if r["status"] != "ok":
-                rows.append([path, name, f"{r['status']}: {r.get('reason', '')}"[:90]])
+                rows.append([path, name, r["status"]])
                 continue
             cpu = "-"
             if "cpu_server_cores" in r:
@@ -115,6 +116,16 @@ def print_results(results: dict[str, Any]) -> None:
         ],
         _rows(results),
     )
+    for path, by_system in results["paths"].items():
+        for name, r in by_system.items():
+            if r["status"] != "ok":
+                print(f"  {path} {name}: {r['status']}: {r.get('reason', '')}")
+                for log in r.get("logs", []):
+                    print(f"      log: {log}")
+    for key, met in results.get("targets", {}).items():
+        if isinstance(met, bool) or met is None:
+            verdict = "not evaluated" if met is None else ("met" if met else "MISSED")
+            print(f"  target {key}: {verdict}")
 
 
 def run_peers_bench(
@@ -171,6 +182,7 @@ def run_peers_bench(
                     name, {"system": name, "status": "not run", "reason": f"{path_name}: {exc}"}
                 )
     results["settings"]["loadavg_after"] = list(os.getloadavg())
+    results["targets"] = evaluate_targets(results)
     to_stdout = json_file is not None and str(json_file) == "-"
     if verbose:
         # `--json -`: the JSON owns stdout, the human table goes to stderr

@@ -72,7 +72,8 @@ class SelkiesSystem:
         del path
         return (
             f"selkies {SELKIES_VERSION}, WebSockets mode, h264enc (x264) in video streaming "
-            "(Turbo) mode, CPU encoding, frame rate locked to the animation's, resolution locked "
+            "(Turbo) mode, CPU encoding with --cpu-encode-threading, frame rate locked to the "
+            "animation's, resolution locked "
             "to the picture, congestion control on, audio off, no side bar; viewer: its web "
             "client in Chromium (WebCodecs), an app window at 0,0 of the picture's size"
         )
@@ -93,6 +94,9 @@ class SelkiesSystem:
         server = [str(exe), "--addr", addr, "--port", str(port), "--mode", "websockets"]
         server += ["--enable-basic-auth=false", "--enable-https=false"]
         server += ["--encoder", "h264enc", "--video-streaming-mode=true", "--use-cpu=true"]
+        # x264 slices on several threads, as wavry does (pixelflux decides how many: the JSON
+        # has what it chose, `facts.encoder`)
+        server += ["--cpu-encode-threading=true"]
         server += ["--framerate", f"{fps}-{fps}", "--congestion-control=true"]
         server += ["--manual-width", str(w), "--manual-height", str(h), "--enable-resize=false"]
         server += ["--audio-enabled=false", "--microphone-enabled=false"]
@@ -102,7 +106,11 @@ class SelkiesSystem:
         home = stage.workdir / "selkies-home"
         home.mkdir(parents=True, exist_ok=True)
         env_a = dict(stage.display_a.env(), HOME=str(home))
-        run.servers.append(Proc("selkies", stage.path.server_argv(server), env_a))
+        selkies = Proc("selkies", stage.path.server_argv(server), env_a)
+        run.servers.append(selkies)
+        # what the server says it really streams (encoder, rate control, threads)
+        run.probes["stream_settings"] = lambda: _line_with(selkies, "Stream settings active")
+        run.probes["encoder"] = lambda: _line_with(selkies, "Encoder: software")
         if not wait_tcp(addr, port, _START_TIMEOUT_S, stage.path.viewer_ns):
             run.stop()
             raise NotRunnable(
@@ -120,8 +128,21 @@ class SelkiesSystem:
         viewer += ["--autoplay-policy=no-user-gesture-required", "--force-device-scale-factor=1"]
         viewer += ["--disable-background-timer-throttling", "--disable-renderer-backgrounding"]
         viewer += ["--window-position=0,0", f"--window-size={w},{h}", "--password-store=basic"]
-        viewer += [f"--app=http://{addr}:{port}/"]
+        # WebCodecs exists only in secure contexts: http://127.0.0.1 is one, the bottleneck's
+        # http://10.x address is not (a user would put Selkies behind HTTPS there)
+        origin = f"http://{addr}:{port}"
+        viewer += [f"--unsafely-treat-insecure-origin-as-secure={origin}", f"--app={origin}/"]
         env_b = dict(stage.display_b.env(), HOME=str(home))
         run.viewers.append(Proc("chromium", stage.path.viewer_argv(viewer), env_b))
         run.facts.update(port=port, selkies=SELKIES_VERSION, flags=json.dumps(server[1:]))
         return run
+
+
+def _line_with(proc: Proc, needle: str) -> str | None:
+    """The last line of ``proc``'s log containing ``needle``, without its log prefix."""
+    try:
+        with open(proc.log_path, errors="replace") as f:
+            lines = [line.strip() for line in f if needle in line]
+    except OSError:
+        return None
+    return lines[-1][lines[-1].index(needle) :] if lines else None

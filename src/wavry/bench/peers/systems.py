@@ -4,6 +4,7 @@ the tuning is in ``tuning()`` and in docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
@@ -66,12 +67,13 @@ def wait_line(proc: Proc, pattern: re.Pattern[str]) -> re.Match[str] | None:
     ready = threading.Event()
 
     def drain() -> None:
-        for line in stdout:
-            if not found:
-                m = pattern.search(line.rstrip())
-                if m:
-                    found.append(m)
-                    ready.set()
+        with contextlib.suppress(ValueError, OSError):  # the pipe closed under us at the end
+            for line in stdout:
+                if not found:
+                    m = pattern.search(line.rstrip())
+                    if m:
+                        found.append(m)
+                        ready.set()
         ready.set()
 
     threading.Thread(target=drain, daemon=True).start()
