@@ -125,6 +125,12 @@ class DecodeWorker:
         self._thread = threading.Thread(target=self._run, name="wavry-decode", daemon=True)
         self._thread.start()
 
+    def set_presentation(
+        self, prepare: Callable[[Any], Any] | None, on_ready: Callable[[], None]
+    ) -> None:
+        """Change how decoded frames are prepared and announced (the window arrived)."""
+        self._prepare, self._on_ready = prepare, on_ready
+
     @property
     def queue_depth(self) -> int:
         return len(self._queue)

@@ -117,6 +117,7 @@ class ClientRuntime:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stream_fps = 0
+        self._attached = False
 
     # ---- the public surface -------------------------------------------------------------
 
@@ -163,14 +164,15 @@ class ClientRuntime:
         tasks: list[asyncio.Task[None]] = []
         ran = False
         try:
-            if not opts.headless:
-                await self._open_window(est)
             self._build(est)
-            self._set_state("streaming")
             self.router.accepted(self._peer(reconnected=False), time.monotonic())
             if opts.monitor is not None:
                 self._send(MonitorSelected(opts.monitor))
+            # frames are decoded from now on, also while the window opens: no backlog
             est.conn.set_batch_handler(self._on_batch)
+            if not opts.headless:
+                await self._open_window(est)
+            self._set_state("streaming")
             tasks.append(asyncio.create_task(self._timers()))
             assert self.files is not None
             if opts.send_files:
@@ -247,10 +249,11 @@ class ClientRuntime:
             lambda: self.backends.window(title, width, height, opts),
             on_input=self._on_input,
             on_shown=self._on_window_shown,
-            take=lambda: self.video.worker.take() if self.video is not None else None,
+            take=self._take_for_window,
             overlay_lines=self._overlay_lines,
         )
         self.window = await self.screen.open()
+        self._attach_window()
 
     def _build(self, est: Established) -> None:
         opts, say = self.opts, self.cb.say
@@ -283,11 +286,8 @@ class ClientRuntime:
             on_clipboard=self.clipboard.remote_text,
             send_files=opts.send_files,
         )
-        screen = self.screen
         self.video = VideoFeature(
             decoder=self.backends.decoder(codec, opts.hwdecode),
-            prepare=screen.prepare if screen is not None else None,
-            wake=screen.wake if screen is not None else None,
             stats=self.stats,
             send=self._send,
             call_soon=lambda fn: self._call_soon(fn),
@@ -298,8 +298,10 @@ class ClientRuntime:
             on_shown=self._on_shown,
             on_decoded=self._on_decoded,
         )
+        if not opts.headless:
+            self.video.waiting_for_window()
         self.input = InputFeature(
-            self._send, self._keepalive, lambda: screen is not None and screen.held
+            self._send, self._keepalive, lambda: self.screen is not None and self.screen.held
         )
         self.live = LiveStatsFeature(
             self.stats, self._sample_counters, lambda: self.state, ack.fps, self.cb.on_stats,
@@ -308,16 +310,27 @@ class ClientRuntime:
         self.live.start(time.monotonic())
         for f in (self.video, self.input, self.audio, self.clipboard, self.files, self.live):
             self.router.add(f)
-        if screen is not None:
-            self.router.add(screen)
         if self.recording is not None:
             self.router.add(self.recording)
         self.audio.start(loop)
-        if self.window is not None and (
+
+    def _take_for_window(self) -> ReadyFrame | None:
+        """The window thread's frame (nothing until the window is attached)."""
+        video = self.video
+        return video.worker.take() if video is not None and self._attached else None
+
+    def _attach_window(self) -> None:
+        """The window is open: pictures go to it, its overlay and clipboard start."""
+        screen, opts = self.screen, self.opts
+        assert screen is not None and self.video is not None and self.files is not None
+        self.router.add(screen)
+        self._attached = True
+        self.video.attach(screen.prepare, screen.wake)
+        if self.clipboard is not None and (
             os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
         ):
             self.files.receiver.clipboard_max = opts.clipboard_max
-            self.clipboard.start(loop, self.backends.clipboard)
+            self.clipboard.start(asyncio.get_running_loop(), self.backends.clipboard)
 
     def _call_soon(self, fn: Callable[[], None]) -> None:
         """From the decode thread: run ``fn`` on the loop (nothing once the loop is gone)."""

@@ -176,11 +176,14 @@ class VideoFeature(Feature):
         self._on_shown = on_shown
         self._since_report = 0
         self._load_at = 0.0
-        if prepare is not None and wake is not None:
-            on_ready = wake
-        else:
+        self._call_soon = call_soon
+        self.headless = prepare is None or wake is None
+        if self.headless:
             prepare = None
-            on_ready = lambda: call_soon(self.show_newest)  # noqa: E731
+            on_ready: Callable[[], None] = lambda: call_soon(self.show_newest)  # noqa: E731
+        else:
+            assert wake is not None
+            on_ready = wake
         self.worker = DecodeWorker(
             decoder,
             prepare=prepare,
@@ -189,6 +192,17 @@ class VideoFeature(Feature):
             on_decoded=on_decoded,
             clock=monotonic,
         )
+
+    def waiting_for_window(self) -> None:
+        """A window is on its way: decode what arrives meanwhile (the decoder warms up, no
+        backlog builds) but show nothing until :meth:`attach`."""
+        self.headless = False
+        self.worker.set_presentation(None, lambda: None)
+
+    def attach(self, prepare: Callable[[Any], Any], wake: Callable[[], None]) -> None:
+        """The window is there: prepare each newest frame for it and wake its thread."""
+        self.worker.set_presentation(prepare, wake)
+        wake()
 
     # ---- frames in (event loop) -------------------------------------------------------
 

@@ -112,8 +112,11 @@ class WindowThread:
                 if batch.events or batch.actions or batch.dropped_files:
                     self._to_loop(self._on_input, batch)
                 ready = self._take()
-                if ready is not None and ready.prepared is not None:
+                if ready is not None:
                     start = time.monotonic()
+                    if ready.prepared is None:  # decoded before the window existed
+                        ready.prepared = window.prepare(ready.decoded.frame)
+                        ready.prepared_at = time.monotonic()
                     window.show(ready.prepared)
                     shown = time.monotonic()
                     self._to_loop(self._on_shown, ready, start, shown, time.time())
