@@ -10,8 +10,8 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
-from wavry.gateway.bench_gateway import bench_gateway_command
-from wavry.gateway.bench_relay import bench_relay_command
+from wavry.bench.gateway import bench_gateway_command
+from wavry.bench.relay import bench_relay_command
 
 
 def _invoke(fn: Any, args: list[str]) -> str:

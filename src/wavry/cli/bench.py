@@ -53,9 +53,9 @@ def bench_extras(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from wavry.bench.gateway import bench_gateway_command
     from wavry.bench.lab_cli import lab_app
-    from wavry.gateway.bench_gateway import bench_gateway_command
-    from wavry.gateway.bench_relay import bench_relay_command
+    from wavry.bench.relay import bench_relay_command
 
     bench_app.command("relay", help="Relay forwarding rate and added latency vs a bare echo.")(
         bench_relay_command
