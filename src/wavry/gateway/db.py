@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 
 from alembic import command
@@ -9,16 +12,56 @@ from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-__all__ = ["make_engine", "migrate"]
+__all__ = ["make_engine", "migrate", "prepare_sqlite_file", "private_dir", "sqlite_path"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("wavry.gateway")
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) for state only this user may read: a directory the
+    gateway creates gets mode 0700; an existing one readable by others gets a warning."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    elif path.is_dir() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        log.warning("%s is accessible by other users; chmod 700 it", path)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite+aiosqlite:///FILE`` URL (None for others/in-memory)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
+def prepare_sqlite_file(url: str) -> None:
+    """Create the SQLite file 0600 in a private directory before SQLite opens it (SQLite gives
+    its -wal/-shm files the database file's mode); tighten an existing file readable by others.
+    The file holds password hashes and e-mail addresses."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("%s was readable by other users; now mode 0600", path)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists() and stat.S_IMODE(extra.stat().st_mode) & 0o077:
+            os.chmod(extra, 0o600)
 
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path is not None:
+            private_dir(path.parent)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -21,13 +21,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
-from sqlalchemy import update
+from sqlalchemy import select, update
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from wavry.controlplane import TokenBucket
-from wavry.gateway.api import authenticate
+from wavry.gateway.api import authenticate_session
+from wavry.gateway.clientip import limit_key
 from wavry.gateway.errors import ApiError
-from wavry.gateway.models import Device
+from wavry.gateway.models import Device, Session, User
 from wavry.gateway.shares import may_connect
 from wavry.gateway.state import GatewayState
 
@@ -63,6 +64,8 @@ class Conn:
     ip: str
     bucket: TokenBucket
     lock: asyncio.Lock
+    token_hash: str  # the socket lives only as long as the token it authenticated with
+    expires_at: float
 
 
 @dataclass
@@ -170,6 +173,11 @@ class Hub:
         if env.get("op") == "kick_user":
             await self._kick_local_user(env["uid"], env.get("message", "sessions revoked"))
             return
+        if env.get("op") == "kick_token":
+            await self._kick_local_token(
+                env["th"], env.get("code", "token_revoked"), env["message"]
+            )
+            return
         conn = self.local.get(env.get("to", ""))
         if conn is None:
             return
@@ -231,6 +239,49 @@ class Hub:
         if self._redis is not None:
             env = {"op": "kick_user", "uid": user_id, "message": reason}
             await self._redis.publish(CHANNEL, json.dumps({**env, "origin": self.gw.instance_id}))
+
+    async def kick_token(self, token_hash: str, code: str, reason: str) -> None:
+        """Close every socket authenticated with this token, on every instance."""
+        await self._kick_local_token(token_hash, code, reason)
+        if self._redis is not None:
+            env = {"op": "kick_token", "th": token_hash, "code": code, "message": reason}
+            await self._redis.publish(CHANNEL, json.dumps({**env, "origin": self.gw.instance_id}))
+
+    async def _kick_local_token(self, token_hash: str, code: str, reason: str) -> None:
+        for conn in [c for c in self.local.values() if c.token_hash == token_hash]:
+            await self._close(conn, code, reason)
+
+    async def revalidate_tokens(self, chunk: int = 500) -> int:
+        """Close local sockets whose token is no longer live (revoked, expired, its device or
+        user gone, user banned), however that happened: the safety net behind the immediate
+        kicks of logout, revocation and device removal. Returns how many were closed."""
+        conns = list(self.local.values())
+        if not conns:
+            return 0
+        now = time.time()
+        live: set[str] = set()
+        hashes = sorted({c.token_hash for c in conns})
+        for i in range(0, len(hashes), chunk):
+            q = (
+                select(Session.token_hash)
+                .join(User, User.id == Session.user_id)
+                .outerjoin(Device, Device.wavry_id == Session.device_wavry_id)
+                .where(
+                    Session.token_hash.in_(hashes[i : i + chunk]),
+                    Session.revoked.is_(False),
+                    Session.expires_at > now,
+                    (User.banned_until.is_(None)) | (User.banned_until <= now),
+                    (Session.device_wavry_id.is_(None)) | (Device.user_id == Session.user_id),
+                )
+            )
+            async with self.gw.db() as s:
+                live.update((await s.execute(q)).scalars())
+        closed = 0
+        for conn in conns:
+            if conn.token_hash not in live and self.local.get(conn.wavry_id) is conn:
+                await self._close(conn, "token_revoked", "the session token is no longer valid")
+                closed += 1
+        return closed
 
     async def _kick_local_user(self, user_id: str, reason: str) -> None:
         for conn in [c for c in self.local.values() if c.user_id == user_id]:
@@ -375,7 +426,7 @@ class Hub:
         if not isinstance(token, str) or not isinstance(wid, str) or role not in ("host", "client"):
             raise BadMessage("invalid_message", "auth needs token, wavry_id, role", close=True)
         try:
-            user = await authenticate(self.gw, token)
+            user, session = await authenticate_session(self.gw, token)
         except ApiError as exc:
             self.gw.metrics.auth.labels("signal_" + exc.code).inc()
             raise BadMessage(exc.code, exc.message, close=True) from None
@@ -393,6 +444,8 @@ class Hub:
             ip,
             TokenBucket(s.ws_msg_rate, s.ws_msg_burst, time.monotonic()),
             asyncio.Lock(),
+            session.token_hash,
+            session.expires_at,
         )
         old = self.local.get(wid)
         if old is not None:
@@ -407,9 +460,14 @@ class Hub:
         await self._send(conn, {"type": "ready", "user": user_info, "wavry_id": wid})
         return conn
 
+    async def _expire(self, conn: Conn) -> None:
+        await asyncio.sleep(max(0.0, conn.expires_at - time.time()))
+        if self.local.get(conn.wavry_id) is conn:
+            await self._close(conn, "token_expired", "the session token expired; log in again")
+
     async def serve(self, ws: WebSocket) -> None:
         gw = self.gw
-        ip = ws.client.host if ws.client else "unknown"
+        ip = limit_key(gw.addresses.of(ws))
         if not self.origin_ok(ws):
             await ws.close(1008)
             return
@@ -422,9 +480,11 @@ class Hub:
         self.per_ip[ip] += 1
         gw.metrics.connections.inc()
         conn: Conn | None = None
+        expiry: asyncio.Task[None] | None = None
         await ws.accept()
         try:
             conn = await self._first(ws, ip)
+            expiry = asyncio.get_running_loop().create_task(self._expire(conn))
             while True:
                 msg = await _receive(ws)
                 gw.metrics.signal_messages.labels(str(msg.get("type"))[:20], "in").inc()
@@ -450,6 +510,8 @@ class Hub:
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self.per_ip[ip] -= 1
             if self.per_ip[ip] <= 0:
                 del self.per_ip[ip]
