@@ -254,24 +254,34 @@ def _udp(core: int | None, nice: int) -> socket.socket:
     return sock
 
 
-def _register(sock: socket.socket, dest: Any, present: bytes | None) -> None:
-    """Bind this socket's address at the forwarder: a lease (relay) or a hello (baseline)."""
+Lease = tuple[bytes, str, bytes]  # LEASE_PRESENT datagram, its token, the device key (raw)
+
+
+def _register(sock: socket.socket, dest: Any, present: Lease | None) -> None:
+    """Bind this socket's address at the forwarder: a lease, proving the address with the
+    device key as every peer does (relay), or a hello (baseline)."""
     if dest is None:
         return
     if present is None:
         sock.sendto(b"hello", dest)
         return
     from wavry.relay import wire
+    from wavry.rift.identity import Identity
 
+    datagram, token, key = present
     sock.settimeout(3)
-    sock.sendto(present, dest)
+    sock.sendto(datagram, dest)
+    challenge, _ = sock.recvfrom(2048)
+    sock.sendto(
+        wire.answer_challenge(challenge, token, Identity.from_private_bytes(key).sign), dest
+    )
     reply, _ = sock.recvfrom(2048)
     wire.decode_lease_ack(reply)  # raises on a reject
     sock.settimeout(None)
 
 
 def _sink_main(
-    dest: Any, present: bytes | None, core: int | None, nice: int, conn: Connection
+    dest: Any, present: Lease | None, core: int | None, nice: int, conn: Connection
 ) -> None:
     sock = _udp(core, nice)
     gro = True
@@ -319,7 +329,7 @@ def _gen_main(
     dest: Any,
     sink: Any,
     prefix: bytes,
-    present: bytes | None,
+    present: Lease | None,
     rate: int,
     duration: float,
     size: int,
@@ -439,10 +449,11 @@ def _measure(
 
         relay = kind.startswith("relay")
 
-        def present(role: wire.Role) -> bytes | None:
+        def present(role: wire.Role) -> Lease | None:
             if not relay:
                 return None
-            return wire.encode_lease_present(sid, role, leases[role.claim](sid))
+            token, key = leases[role.claim](sid)
+            return wire.encode_lease_present(sid, role, token), token, key
 
         sink_conn, child = ctx.Pipe()
         p = ctx.Process(
@@ -594,10 +605,14 @@ def _bench(
 
     key = generate_private_key()
     signer = LeaseSigner(key)
+    from wavry.rift.identity import Identity
+
     leases: dict[str, Any] = {}
     for role in ("client", "host"):
-        leases[role] = lambda sid, role=role: signer.mint(
-            "bench-" + role, sid, role, RELAY_ID, slimit_kbps=10**7, hlimit_kbps=10**8
+        device = Identity.generate()
+        leases[role] = lambda sid, role=role, device=device: (
+            signer.mint(device.wavry_id, sid, role, RELAY_ID, slimit_kbps=10**7, hlimit_kbps=10**8),
+            device.private_bytes(),
         )
     pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     results: dict[str, Any] = {

@@ -177,14 +177,14 @@ async def audit_log(state: GatewayState, limit: int = 200) -> list[dict[str, Any
         ]
 
 
-async def _revoke(state: GatewayState, user_id: str) -> int:
+async def _revoke(state: GatewayState, user_id: str, code: str = "token_revoked") -> int:
     async with state.db() as s, s.begin():
         res = await s.execute(
             update(Session)
             .where(Session.user_id == user_id, Session.revoked.is_(False))
             .values(revoked=True)
         )
-    await state.hub.kick_user(user_id, "sessions revoked")
+    await state.hub.kick_user(user_id, code, "sessions revoked")
     return int(getattr(res, "rowcount", 0) or 0)
 
 
@@ -195,7 +195,7 @@ async def ban(state: GatewayState, user_id: str, body: BanIn, ip: str) -> dict[s
         if user is None:
             raise ApiError(404, "not_found", "no such user")
         user.banned_until, user.ban_reason = until, body.reason or None
-    revoked = await _revoke(state, user_id)
+    revoked = await _revoke(state, user_id, "suspended")
     detail = f"until={until:.0f} reason={body.reason!r} revoked={revoked}"
     await state.audit("admin", "user.ban", user_id, detail, ip)
     return {"ok": True, "banned_until": until, "revoked_sessions": revoked}

@@ -171,7 +171,9 @@ class Hub:
                 await self._close(conn, code, env.get("message", "this device connected elsewhere"))
             return
         if env.get("op") == "kick_user":
-            await self._kick_local_user(env["uid"], env.get("message", "sessions revoked"))
+            await self._kick_local_user(
+                env["uid"], env.get("code", "suspended"), env.get("message", "sessions revoked")
+            )
             return
         if env.get("op") == "kick_token":
             await self._kick_local_token(
@@ -233,11 +235,11 @@ class Hub:
             }
             await self._redis.publish(CHANNEL, json.dumps(env))
 
-    async def kick_user(self, user_id: str, reason: str) -> None:
+    async def kick_user(self, user_id: str, code: str, reason: str) -> None:
         """Close every socket of this user, on every instance."""
-        await self._kick_local_user(user_id, reason)
+        await self._kick_local_user(user_id, code, reason)
         if self._redis is not None:
-            env = {"op": "kick_user", "uid": user_id, "message": reason}
+            env = {"op": "kick_user", "uid": user_id, "code": code, "message": reason}
             await self._redis.publish(CHANNEL, json.dumps({**env, "origin": self.gw.instance_id}))
 
     async def kick_token(self, token_hash: str, code: str, reason: str) -> None:
@@ -283,9 +285,9 @@ class Hub:
                 closed += 1
         return closed
 
-    async def _kick_local_user(self, user_id: str, reason: str) -> None:
+    async def _kick_local_user(self, user_id: str, code: str, reason: str) -> None:
         for conn in [c for c in self.local.values() if c.user_id == user_id]:
-            await self._close(conn, "suspended", reason)
+            await self._close(conn, code, reason)
 
     async def _close(self, conn: Conn, code: str, message: str) -> None:
         await self._send(conn, {"type": "error", "code": code, "message": message})
