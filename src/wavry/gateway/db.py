@@ -76,21 +76,45 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _upgrade(conn: Connection) -> None:
+def _alembic(conn: Connection, action: str, revision: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
-    command.upgrade(cfg, "head")
+    if action == "upgrade":
+        command.upgrade(cfg, revision)
+    else:
+        command.downgrade(cfg, revision)
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (safe to run from several instances)."""
+async def migrate(engine: AsyncEngine, revision: str = "head", action: str = "upgrade") -> None:
+    """Bring the schema to ``revision`` (default: the newest), upgrading or downgrading; safe to
+    run from several instances at once (PostgreSQL: an advisory lock serialises them).
+
+    SQLite: alembic changes a table by copying it into a new one and dropping the old, and with
+    foreign keys enforced that drop would cascade into every referencing table (devices and
+    sessions gone with ``users``), so they are switched off while migrating (this works only
+    outside a transaction, hence first on the connection) and checked afterwards."""
+    if action not in ("upgrade", "downgrade"):
+        raise ValueError("action must be 'upgrade' or 'downgrade'")
+    from sqlalchemy import text
+
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            try:
+                await conn.run_sync(_alembic, action, revision)
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first()
+                if broken is not None:
+                    raise RuntimeError(f"migration left a dangling foreign key: {tuple(broken)}")
+                await conn.commit()
+            finally:
+                await conn.rollback()
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        return
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            from sqlalchemy import text
-
             await conn.execute(text("SELECT pg_advisory_xact_lock(7466274)"))
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_alembic, action, revision)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]

@@ -88,6 +88,7 @@ class RelayTunnel:
         self._relay: asyncio.DatagramTransport | None = None
         self._acked: asyncio.Future[wire.LeaseAck] | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        self._reproved = False
 
     async def start(self, timeout: float = 5.0) -> Addr:
         """Present the lease, wait for LEASE_ACK; returns the local address to use for RIFT."""
@@ -152,6 +153,7 @@ class RelayTunnel:
         elif header.type is PacketType.LEASE_ACK:
             with contextlib.suppress(wire.WireError):
                 _, ack = wire.decode_lease_ack(data)
+                self._reproved = False
                 self.stats.acks += 1
                 self.ack = ack
                 if self._acked is not None and not self._acked.done():
@@ -168,6 +170,10 @@ class RelayTunnel:
         elif header.type is PacketType.LEASE_REJECT:
             with contextlib.suppress(wire.WireError):
                 _, rej = wire.decode_lease_reject(data)
+                if rej.reason == wire.RejectReason.BAD_PROOF and not self._reproved:
+                    self._reproved = True  # the cookie may have aged: present once more
+                    self._present()
+                    return
                 if self._acked is not None and not self._acked.done():
                     self._acked.set_exception(RelayRejected(rej.reason))
 
