@@ -53,6 +53,7 @@ def bench_extras(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from wavry.bench.flood import bench_flood_command
     from wavry.bench.gateway import bench_gateway_command
     from wavry.bench.lab_cli import lab_app
     from wavry.bench.relay import bench_relay_command
@@ -62,6 +63,9 @@ def register(app: typer.Typer) -> None:
     )
     bench_app.command("gateway", help="Signaling sockets, round trips, loop lag under login load.")(
         bench_gateway_command
+    )
+    bench_app.command("flood", help="Junk floods at the relay and STUN while a session streams.")(
+        bench_flood_command
     )
     app.add_typer(bench_app, name="bench")
     app.add_typer(lab_app, name="lab", help="Network lab: impairment proxy, namespaces.")

@@ -129,7 +129,7 @@ class LeaseAdmission:
         ip = str(addr[0])
         # Checked before the (costly) signature verification.
         if not srv._ip_leases.allow(ip, mono):
-            srv._reject(sid, addr, RejectReason.RATE_LIMITED, "ip_lease_rate")
+            srv._reject(sid, addr, RejectReason.RATE_LIMITED, "ip_lease_rate", budgeted=True)
             return
         if ip in srv.banned_ips:
             srv._reject(sid, addr, RejectReason.BANNED, "banned_ip")

@@ -70,6 +70,8 @@ class RelayConfig:
     ip_lease_burst: float = 40.0
     identity_lease_rate: float = 2.0  # accepted leases per second per identity (sub)
     identity_lease_burst: float = 20.0
+    reject_rate: float = 2.0  # rate-limit rejects answered per second per source IP
+    reject_burst: float = 5.0
     bitrate_burst_seconds: float = 0.25  # bucket depth at the hard limit
     min_bitrate_burst_bytes: int = 2 * 65536  # never smaller than two max datagrams
     max_tracked_keys: int = 65536  # per limiter table
@@ -109,6 +111,7 @@ class RelayStats:
 
 
 _FORWARD_PREFIX = bytes((wire.MAGIC, wire.VERSION, PacketType.FORWARD, 0))
+_MAGIC_VERSION = bytes((wire.MAGIC, wire.VERSION))
 
 
 class RelayServer(asyncio.DatagramProtocol):
@@ -138,6 +141,7 @@ class RelayServer(asyncio.DatagramProtocol):
         self._id_leases = KeyedRateLimiter(
             config.identity_lease_rate, config.identity_lease_burst, cap
         )
+        self._reject_budget = KeyedRateLimiter(config.reject_rate, config.reject_burst, cap)
         self._transport: asyncio.DatagramTransport | None = None
         # FORWARD hot path: sessions by the raw 16 header bytes (no UUID object per datagram)
         self._by_raw: dict[bytes, RelaySession] = {}
@@ -401,6 +405,9 @@ class RelayServer(asyncio.DatagramProtocol):
             else:
                 self._forward_session(data, s, addr, mono)
             return
+        if data[:2] != _MAGIC_VERSION:  # noise: refused without building an exception
+            stats.dropped["malformed"] += 1
+            return
         try:
             header = wire.decode_header(data)
         except WireError:
@@ -477,8 +484,16 @@ class RelayServer(asyncio.DatagramProtocol):
             self.stats.packets_forwarded += 1
             self.stats.bytes_forwarded += len(data)
 
-    def _reject(self, sid: uuid.UUID, addr: Addr, code: int, kind: str) -> None:
+    def _reject(
+        self, sid: uuid.UUID, addr: Addr, code: int, kind: str, budgeted: bool = False
+    ) -> None:
+        """Answer LEASE_REJECT. ``budgeted`` rejects (to a source over its lease rate) are sent
+        at most ``reject_rate`` per second per IP: a flood of lease datagrams then costs no
+        send per datagram, and a real peer still learns why it is refused."""
         self.stats.rejects[kind] += 1
+        if budgeted and not self._reject_budget.allow(str(addr[0]), self.monotonic()):
+            self.stats.dropped["reject_suppressed"] += 1
+            return
         self.stats.rejects_by_code[code] += 1
         self._send(wire.encode_lease_reject(sid, code), addr, "reject")
 
