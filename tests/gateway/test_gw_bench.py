@@ -50,6 +50,8 @@ def test_bench_gateway_small(tmp_path: Path, redis_url: str) -> None:
             "20",
             "--logins",
             "4",
+            "--flooders",
+            "4",
             "--redis-url",
             redis_url,
             "--json",
@@ -63,3 +65,5 @@ def test_bench_gateway_small(tmp_path: Path, redis_url: str) -> None:
     assert r["flood"]["ok"] == 4 and r["flood_baseline"]["ok"] == 4
     assert r["connect_ms"]["n"] == 20 and r["connect_ms"]["p99"] > 0
     assert len(r["sockets"]["kib_per_socket"]) == 2
+    sf = r["signal_flood"]
+    assert sf["messages"] > 100 and sf["rtt_n"] == 20 and sf["rtt_p99_ms"] > 0
