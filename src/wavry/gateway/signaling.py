@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import time
-import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,15 @@ from wavry.gateway.clientip import limit_key
 from wavry.gateway.errors import ApiError
 from wavry.gateway.models import Device, Session, User
 from wavry.gateway.shares import may_connect
+from wavry.gateway.signal_frames import (
+    MAX_FRAME,
+    BadMessage,
+    candidate_of,
+    candidates_of,
+    error_frame,
+    receive_frame,
+    session_id_of,
+)
 from wavry.gateway.state import GatewayState
 
 __all__ = ["MAX_FRAME", "Hub", "router"]
@@ -37,22 +45,11 @@ __all__ = ["MAX_FRAME", "Hub", "router"]
 log = logging.getLogger("wavry.gateway.signal")
 router = APIRouter()
 
-MAX_FRAME = 64 * 1024
 CHANNEL = "wavry:signal"
 AUTH_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0
-MAX_CANDIDATES = 32
 MAX_SESSIONS = 100_000
 SESSION_TTL = 3600.0
-TYPES = {"auth", "connect", "accept", "candidate", "relay_request", "reject"}
-
-
-class BadMessage(Exception):
-    def __init__(self, code: str, message: str, close: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.close = close
 
 
 @dataclass
@@ -73,35 +70,6 @@ class SignalSession:
     client: str
     host: str
     created: float
-
-
-def _session_id(msg: dict[str, Any]) -> str:
-    sid = msg.get("session")
-    try:
-        if not isinstance(sid, str):
-            raise ValueError
-        return str(uuid.UUID(sid))
-    except ValueError:
-        raise BadMessage("invalid_message", "session must be a UUID string") from None
-
-
-def _candidate(obj: Any) -> dict[str, str]:
-    if (
-        not isinstance(obj, dict)
-        or obj.get("kind") not in ("host", "srflx", "relay")
-        or not isinstance(obj.get("addr"), str)
-        or not 3 <= len(obj["addr"]) <= 64
-        or ":" not in obj["addr"]
-    ):
-        raise BadMessage("invalid_message", 'candidate must be {"kind", "addr": "ip:port"}')
-    return {"kind": obj["kind"], "addr": obj["addr"]}
-
-
-def _candidates(msg: dict[str, Any]) -> list[dict[str, str]]:
-    raw = msg.get("candidates", [])
-    if not isinstance(raw, list) or len(raw) > MAX_CANDIDATES:
-        raise BadMessage("invalid_message", f"candidates must be a list of ≤ {MAX_CANDIDATES}")
-    return [_candidate(c) for c in raw]
 
 
 class Hub:
@@ -330,7 +298,7 @@ class Hub:
             return
         if kind == "auth":
             raise BadMessage("invalid_message", "already authenticated")
-        sid = _session_id(msg)
+        sid = session_id_of(msg)
         sess = self.sessions.get(sid)
         if sess is None or conn.wavry_id not in (sess.client, sess.host):
             raise BadMessage("unknown_session", "no such session for this device")
@@ -344,7 +312,7 @@ class Hub:
                 out = {
                     "type": "accept",
                     "session": sid,
-                    "candidates": _candidates(msg),
+                    "candidates": candidates_of(msg),
                     "host_wavry_id": conn.wavry_id,
                 }
             else:
@@ -357,7 +325,7 @@ class Hub:
             out = {
                 "type": "candidate",
                 "session": sid,
-                "candidate": _candidate(msg.get("candidate")),
+                "candidate": candidate_of(msg.get("candidate")),
             }
             await self.deliver(other, out, triple)
         elif kind == "relay_request":
@@ -380,13 +348,13 @@ class Hub:
                 await self.deliver(wid, out, triple)
 
     async def _connect(self, conn: Conn, msg: dict[str, Any]) -> None:
-        sid = _session_id(msg)
+        sid = session_id_of(msg)
         target = msg.get("host")
         if conn.role != "client":
             raise BadMessage("not_allowed", "only clients send connect")
         if not isinstance(target, str) or len(target) != 43:
             raise BadMessage("invalid_message", "host must be the target Wavry ID")
-        candidates = _candidates(msg)
+        candidates = candidates_of(msg)
         known = self.sessions.get(sid)
         if known is not None and (known.client, known.host) != (conn.wavry_id, target):
             raise BadMessage("not_allowed", "this session id is in use")
@@ -421,7 +389,7 @@ class Hub:
         return origin in allowed
 
     async def _first(self, ws: WebSocket, ip: str) -> Conn:
-        raw = await asyncio.wait_for(_receive(ws), AUTH_TIMEOUT)
+        raw = await asyncio.wait_for(receive_frame(ws), AUTH_TIMEOUT)
         if raw.get("type") != "auth":
             raise BadMessage("auth_required", "the first message must be auth", close=True)
         token, wid, role = raw.get("token"), raw.get("wavry_id"), raw.get("role")
@@ -476,7 +444,9 @@ class Hub:
         if self.per_ip[ip] >= gw.settings.ws_per_ip:
             gw.metrics.rate_limited.labels("signal_ip").inc()
             await ws.accept()
-            await ws.send_text(_err("too_many_connections", "too many sockets from this address"))
+            await ws.send_text(
+                error_frame("too_many_connections", "too many sockets from this address")
+            )
             await ws.close(1008)
             return
         self.per_ip[ip] += 1
@@ -488,7 +458,7 @@ class Hub:
             conn = await self._first(ws, ip)
             expiry = asyncio.get_running_loop().create_task(self._expire(conn))
             while True:
-                msg = await _receive(ws)
+                msg = await receive_frame(ws)
                 gw.metrics.signal_messages.labels(str(msg.get("type"))[:20], "in").inc()
                 if not conn.bucket.take(time.monotonic()):
                     gw.metrics.rate_limited.labels("signal_msg").inc()
@@ -503,11 +473,11 @@ class Hub:
                     )
         except BadMessage as exc:
             with contextlib.suppress(Exception):
-                await ws.send_text(_err(exc.code, exc.message))
+                await ws.send_text(error_frame(exc.code, exc.message))
                 await ws.close(1008)
         except TimeoutError:
             with contextlib.suppress(Exception):
-                await ws.send_text(_err("auth_timeout", "no auth message in time"))
+                await ws.send_text(error_frame("auth_timeout", "no auth message in time"))
                 await ws.close(1008)
         except (WebSocketDisconnect, RuntimeError):
             pass
@@ -525,31 +495,6 @@ class Hub:
             if ws.application_state != WebSocketState.DISCONNECTED:
                 with contextlib.suppress(Exception):
                     await ws.close()
-
-
-def _err(code: str, message: str) -> str:
-    return json.dumps({"type": "error", "code": code, "message": message})
-
-
-async def _receive(ws: WebSocket) -> dict[str, Any]:
-    """One text frame as a JSON object; binary, oversized, or non-object frames are fatal."""
-    event = await ws.receive()
-    if event["type"] == "websocket.disconnect":
-        raise WebSocketDisconnect(event.get("code", 1000))
-    if event.get("text") is None:
-        raise BadMessage("binary_frame", "only text frames are accepted", close=True)
-    text: str = event["text"]
-    if len(text) > MAX_FRAME or len(text.encode("utf-8")) > MAX_FRAME:
-        raise BadMessage("too_large", f"frames are limited to {MAX_FRAME} bytes", close=True)
-    try:
-        msg = json.loads(text)
-    except ValueError:
-        raise BadMessage("invalid_message", "frames must be JSON objects", close=True) from None
-    if not isinstance(msg, dict):
-        raise BadMessage("invalid_message", "frames must be JSON objects", close=True)
-    if msg.get("type") not in TYPES:
-        raise BadMessage("unknown_type", f"unknown message type {msg.get('type')!r}", close=True)
-    return msg
 
 
 @router.websocket("/v1/signal")
