@@ -9,16 +9,16 @@ measures each datagram's one-way delay (one clock). A legitimate STUN client (12
 the gateway 20 times a second throughout.
 
 Phases of ``--seconds`` each: baseline (no flood), relay flood, STUN flood. Reported per phase:
-stream datagrams delivered and on time (delay ≤ ``--deadline-ms``), delay p50/p99 (nearest
-rank), the flood's achieved rate, the bytes the flooded service sent back to the flooding
-addresses (amplification: answer bytes / flood bytes), and the legitimate STUN answers.
+stream datagrams delivered and on time (delay ≤ ``--deadline-ms``), delay p50/p99
+(``wavry.percentile``), the flood's achieved rate, the bytes the flooded service sent back to
+the flooding addresses (amplification: answer bytes / flood bytes), the services' CPU time,
+and the legitimate STUN answers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import multiprocessing as mp
 import os
 import random
@@ -39,6 +39,7 @@ from typing import Annotated, Any
 import typer
 
 from wavry.bench.report import machine_facts, print_table
+from wavry.percentile import percentile
 
 __all__ = ["bench_flood_command", "run_flood_bench"]
 
@@ -48,14 +49,9 @@ STUN_CLIENT = "127.0.0.10"
 _STAMP = struct.Struct("!QII")  # perf_counter_ns at send, phase, sequence number
 
 
-def nearest_rank(values: list[float], q: float) -> float:
-    """The q-quantile by the nearest-rank rule (the smallest value with ≥ q of the data at or
-    below it); NaN for no data."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    rank = min(len(s), max(1, math.ceil(q * len(s))))
-    return s[rank - 1]
+def _q(values: list[float], q: float) -> float:
+    p = percentile(values, q)
+    return float("nan") if p is None else p
 
 
 # --- the flood generator (its own process) -------------------------------------------------
@@ -345,11 +341,11 @@ def _phase(
         "stream_delivered": len(delays),
         "delivered_ratio": len(delays) / sent if sent else float("nan"),
         "on_time_ratio": on_time / sent if sent else float("nan"),
-        "delay_p50_ms": nearest_rank(delays, 0.5),
-        "delay_p99_ms": nearest_rank(delays, 0.99),
+        "delay_p50_ms": _q(delays, 0.5),
+        "delay_p99_ms": _q(delays, 0.99),
         "stun_asked": stun_result.get("asked", 0),
         "stun_answered": stun_result.get("answered", 0),
-        "stun_rtt_p99_ms": nearest_rank(stun_result.get("rtts_ms", []), 0.99),
+        "stun_rtt_p99_ms": _q(stun_result.get("rtts_ms", []), 0.99),
         "stale_from_earlier_phase": result["stale"],
         "foreign_at_host": result["foreign"],
         "cpu_seconds": cpu,

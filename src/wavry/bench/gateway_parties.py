@@ -16,6 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from wavry.percentile import percentile
+
 _ENV = {
     "WAVRY_GATEWAY_RATE_PER_IP": "1000000",
     "WAVRY_GATEWAY_RATE_BURST": "1000000",
@@ -35,10 +37,8 @@ def _free_port() -> int:
 
 
 def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
+    p = percentile(values, q)
+    return float("nan") if p is None else p
 
 
 class _Proc:

@@ -48,6 +48,7 @@ from wavry.bench.relay_parties import (
     set_fair_slice,
 )
 from wavry.bench.report import machine_facts, print_table
+from wavry.percentile import percentile
 
 __all__ = ["bench_relay_command", "run_relay_bench"]
 
@@ -64,10 +65,8 @@ LABELS = {
 
 
 def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
+    p = percentile(values, q)
+    return float("nan") if p is None else p
 
 
 def _cores() -> tuple[int | None, int | None]:
