@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from wavry import __version__
 from wavry.controlplane import KeyedRateLimiter
 from wavry.controlplane.lease import LeaseSigner, load_or_create_private_key
 from wavry.controlplane.stun import start_stun_server
@@ -234,7 +235,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
-        return {"status": "ok"}
+        return {"status": "ok", "version": __version__}
 
     @app.get("/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
