@@ -1,6 +1,6 @@
 """The portal D-Bus flow of the wayland source against a fake xdg-desktop-portal on a private bus.
 
-The fake (wavry.platform.portal_fake) plays only the D-Bus side: real Request/Response signals,
+The fake (wavry.testing.portal_fake) plays only the D-Bus side: real Request/Response signals,
 a real PipeWire node from the synthetic marker source. Everything under test is the real
 client: wavry.platform.portal.PortalSession and wavry.media.wayland.WaylandCapture.
 """
@@ -18,7 +18,7 @@ import pytest
 from wavry.media.types import CaptureError
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
 from wavry.media.wayland import probe as wayland_probe
-from wavry.platform import pwsession
+from wavry.testing import pwsession
 from wavry.platform.portal import (
     CURSOR_EMBEDDED,
     CURSOR_HIDDEN,
@@ -28,8 +28,8 @@ from wavry.platform.portal import (
     RestoreTokenStore,
     probe_portal,
 )
-from wavry.platform.portal_fake import FakePortal
-from wavry.platform.pwsession import PipeWireSession
+from wavry.testing.portal_fake import FakePortal
+from wavry.testing.pwsession import PipeWireSession
 
 pytestmark = [
     pytest.mark.skipif(not pwsession.probe().ok, reason="PipeWire is not installed"),
