@@ -167,9 +167,13 @@ class MutterSession:
         if msg.member == "PipeWireStreamAdded" and msg.path == self._stream_path:
             if self._node is not None and not self._node.done():
                 self._node.set_result(int(msg.body[0]))
-        elif msg.member == "Closed" and msg.path in (self.rd_path, self.sc_path) and msg.path:
-            if not self._closing:
-                    self._ended("GNOME ended the remote-desktop session")
+        elif (
+            msg.member == "Closed"
+            and msg.path
+            and msg.path in (self.rd_path, self.sc_path)
+            and not self._closing
+        ):
+            self._ended("GNOME ended the remote-desktop session")
         for handler in list(self.signal_handlers):
             handler(msg)
 

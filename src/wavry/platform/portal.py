@@ -210,6 +210,8 @@ class PortalSession:
         bus_address: str | None = None,
         request_timeout: float = 300.0,
         call_timeout: float = 10.0,
+        on_waiting: Callable[[str], None] | None = None,
+        waiting_after: float = 1.0,
     ) -> None:
         self.want_remote_desktop = True if not screencast else remote_desktop
         self.want_screencast = screencast
@@ -218,6 +220,9 @@ class PortalSession:
         self.bus_address = bus_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS") or ""
         self.request_timeout = request_timeout
         self.call_timeout = call_timeout
+        self.on_waiting = on_waiting
+        self.waiting_after = waiting_after
+        self.waited = False
         self.session_handle = ""
         self.result: StartResult | None = None
         self.closed = threading.Event()
@@ -373,13 +378,7 @@ class PortalSession:
                 await self._add_match(
                     f"type='signal',interface='{REQUEST}',member='Response',path='{returned}'"
                 )
-            try:
-                code, results = await asyncio.wait_for(fut, self.request_timeout)
-            except TimeoutError:
-                raise PortalError(
-                    f"no answer to {what} within {self.request_timeout:.0f} s "
-                    "(is a permission dialog waiting on the desktop?)"
-                ) from None
+            code, results = await self._answer(fut, what)
         finally:
             self._pending.pop(path, None)
             self._pending.pop(returned, None)
@@ -396,6 +395,29 @@ class PortalSession:
                 code,
             )
         return results
+
+    async def _answer(
+        self, fut: asyncio.Future[tuple[int, dict[str, Any]]], what: str
+    ) -> tuple[int, dict[str, Any]]:
+        """The Response of one request; says once that a dialog waits when it takes long."""
+        done, _ = await asyncio.wait({fut}, timeout=min(self.waiting_after, self.request_timeout))
+        if not done:
+            if self.on_waiting is not None and not self.waited:
+                self.waited = True
+                self.on_waiting(
+                    f"waiting for the desktop's answer to {what}: approve the screen-sharing "
+                    f"request on the host's screen (giving up in {self.request_timeout:.0f} s)"
+                )
+            try:
+                await asyncio.wait_for(fut, self.request_timeout - self.waiting_after)
+            except TimeoutError:
+                raise PortalError(
+                    f"nobody answered the request to {what} within "
+                    f"{self.request_timeout:.0f} s: approve the screen-sharing request on the "
+                    "host's screen when it appears (on GNOME without a person at the screen, "
+                    "wavry uses Mutter's remote-desktop API instead, which needs no dialog)"
+                ) from None
+        return fut.result()
 
     # ---- the flow ----------------------------------------------------------------------
 

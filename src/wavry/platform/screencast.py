@@ -1,0 +1,224 @@
+"""Wayland screen-cast back-ends behind one small interface, and the choice between them.
+
+Every Wayland path ends in a PipeWire video node that :class:`wavry.media.wayland.WaylandCapture`
+consumes; they differ in how the node is obtained and who may need to approve it:
+
+- ``mutter``: GNOME's own remote-desktop interfaces (:mod:`wavry.platform.mutter`), no dialog;
+  the node lives on the session's PipeWire daemon.
+- ``portal``: xdg-desktop-portal ScreenCast (+ RemoteDesktop) (:mod:`wavry.platform.portal`),
+  a dialog the first time, then a restore token; the node is reached through the fd the portal
+  hands out. On wlroots desktops (sway, Hyprland) this is xdg-desktop-portal-wlr.
+
+:func:`select_wayland_path` picks the best one by probe (``WAVRY_WAYLAND_PATH`` overrides).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wavry.platform.probe import ProbeResult
+
+__all__ = [
+    "CastError",
+    "CastStream",
+    "MutterCast",
+    "PortalCast",
+    "ScreenCastBackend",
+    "WaylandPath",
+    "select_wayland_path",
+    "wayland_path_probes",
+]
+
+PATHS = ("mutter", "portal")
+
+
+class CastError(RuntimeError):
+    """The screen cast could not be set up; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class CastStream:
+    """A granted stream: the PipeWire node, its logical size (pointer coordinates)."""
+
+    node_id: int
+    size: tuple[int, int] | None
+
+
+class ScreenCastBackend(abc.ABC):
+    """Obtains one PipeWire screen-cast node and keeps the grant alive until ``close()``."""
+
+    name = "cast"
+
+    def __init__(self) -> None:
+        self.on_closed: Callable[[str], None] | None = None
+
+    @abc.abstractmethod
+    def open(self) -> CastStream: ...
+
+    @abc.abstractmethod
+    def pipewire_fd(self) -> int | None:
+        """A new fd to PipeWire for the node (caller closes), or None: the session's daemon."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> threading.Event: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class MutterCast(ScreenCastBackend):
+    """GNOME: a Mutter remote-desktop session with its linked screen cast (no dialog)."""
+
+    name = "mutter"
+
+    def __init__(
+        self,
+        *,
+        monitor: int | None = None,
+        virtual: tuple[int, int] | None = None,
+        cursor: bool = True,
+        bus_address: str | None = None,
+    ) -> None:
+        super().__init__()
+        from wavry.platform.mutter import CURSOR_EMBEDDED, CURSOR_HIDDEN, MutterSession
+
+        self.session = MutterSession(
+            monitor=monitor,
+            virtual=virtual,
+            cursor_mode=CURSOR_EMBEDDED if cursor else CURSOR_HIDDEN,
+            bus_address=bus_address,
+        )
+        self.session.on_closed = self._closed
+
+    def _closed(self, reason: str) -> None:
+        if self.on_closed is not None:
+            self.on_closed(reason)
+
+    def open(self) -> CastStream:
+        from wavry.platform.mutter import MutterError
+
+        try:
+            stream = self.session.open()
+        except MutterError as exc:
+            raise CastError(str(exc)) from exc
+        assert stream is not None
+        return CastStream(stream.node_id, stream.size)
+
+    def pipewire_fd(self) -> int | None:
+        return None
+
+    @property
+    def closed(self) -> threading.Event:
+        return self.session.closed
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class PortalCast(ScreenCastBackend):
+    """Any desktop with a person: xdg-desktop-portal ScreenCast (+ RemoteDesktop input)."""
+
+    name = "portal"
+
+    def __init__(
+        self,
+        *,
+        input: bool | None = None,
+        cursor: bool = True,
+        bus_address: str | None = None,
+        tokens: object = None,
+        dialog_timeout: float = 120.0,
+        on_waiting: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        from wavry.platform.portal import PortalSession, RestoreTokenStore
+
+        self.session = PortalSession(
+            remote_desktop=input,
+            cursor_embedded=cursor,
+            tokens=tokens if isinstance(tokens, RestoreTokenStore) else None,
+            bus_address=bus_address,
+            request_timeout=dialog_timeout,
+            on_waiting=on_waiting,
+        )
+        self.session.on_closed = self._closed
+
+    def _closed(self, reason: str) -> None:
+        if self.on_closed is not None:
+            self.on_closed(reason)
+
+    def open(self) -> CastStream:
+        from wavry.platform.portal import PortalCancelled, PortalError
+
+        try:
+            grant = self.session.open()
+        except PortalCancelled as exc:
+            raise CastError(str(exc)) from exc
+        except PortalError as exc:
+            raise CastError(f"screen cast through the portal failed: {exc}") from exc
+        stream = grant.streams[0]
+        return CastStream(stream.node_id, stream.size)
+
+    def pipewire_fd(self) -> int | None:
+        from wavry.platform.portal import PortalError
+
+        try:
+            return self.session.open_pipewire_remote()
+        except PortalError as exc:
+            raise CastError(f"cannot open the PipeWire stream: {exc}") from exc
+
+    @property
+    def closed(self) -> threading.Event:
+        return self.session.closed
+
+    def close(self) -> None:
+        self.session.close()
+
+
+# ---- choosing a path -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaylandPath:
+    """The path ``wavry host`` uses on this Wayland desktop and why."""
+
+    name: str  # "mutter" | "portal"
+    reason: str
+    probes: tuple[ProbeResult, ...] = ()
+
+
+def wayland_path_probes(bus_address: str | None = None) -> list[ProbeResult]:
+    """One probe per Wayland path, best first (what ``wavry doctor`` shows)."""
+    from wavry.platform.mutter import probe_mutter
+    from wavry.platform.portal import probe_portal
+
+    return [probe_mutter(bus_address), probe_portal(bus_address)]
+
+
+def select_wayland_path(bus_address: str | None = None) -> WaylandPath:
+    """The best available path by probe: Mutter's API on GNOME (nobody needs to approve),
+    else the portal (a dialog once, then its restore token). ``WAVRY_WAYLAND_PATH=portal`` or
+    ``=mutter`` forces one."""
+    forced = os.environ.get("WAVRY_WAYLAND_PATH", "").strip().lower()
+    if forced and forced not in PATHS:
+        raise CastError(
+            f"WAVRY_WAYLAND_PATH={forced!r} is not a Wayland path (choose from {', '.join(PATHS)})"
+        )
+    if forced:
+        return WaylandPath(forced, f"WAVRY_WAYLAND_PATH={forced}")
+    from wavry.platform.mutter import probe_mutter
+    from wavry.platform.portal import probe_portal
+
+    mutter = probe_mutter(bus_address)
+    if mutter.ok:  # the portal is not asked (asking may start its daemon)
+        return WaylandPath("mutter", "GNOME's Mutter remote-desktop API, no dialog", (mutter,))
+    portal = probe_portal(bus_address)
+    probes = (mutter, portal)
+    if portal.ok:
+        return WaylandPath("portal", "xdg-desktop-portal: approve once, then restored", probes)
+    return WaylandPath("portal", f"no usable path ({portal.detail})", probes)

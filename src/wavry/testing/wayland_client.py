@@ -1,0 +1,131 @@
+"""An animated Wayland client (GTK 3) for tests and benchmarks: ``python -m
+wavry.testing.wayland_client``.
+
+It opens one fullscreen window and, on every frame the compositor asks for, paints the marker of
+:mod:`wavry.media.marker` (an increasing frame id and the wall-clock time of drawing, µs) in its
+top-left corner, so a picture that went compositor → capture → encoder → RIFT → decoder tells
+which frame it was and how long ago it was drawn. It also reports, one line each on stdout:
+
+- ``ready`` once the window is on screen;
+- ``key <evdev code> <keyval name>`` for every key press it receives;
+- ``clipboard <base64 text>`` when asked (``paste`` on stdin) or when the clipboard changes.
+
+Commands on stdin, one per line: ``copy <base64 text>`` (own the clipboard with that text),
+``paste`` (report the clipboard text), ``quit``.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from typing import Any
+
+import gi
+
+gi.require_version("Gtk", "3.0")
+gi.require_version("Gdk", "3.0")
+from gi.repository import Gdk, GLib, Gtk  # type: ignore[import-untyped]  # noqa: E402
+
+from wavry.media.marker import MARKER_BITS, marker_bits, marker_layout  # noqa: E402
+
+EVDEV_OFFSET = 8  # XKB keycodes are evdev codes + 8
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class MarkerWindow:
+    def __init__(self) -> None:
+        self.frame_id = 0
+        self.window = Gtk.Window(title="wavry marker client")
+        self.area = Gtk.DrawingArea()
+        self.window.add(self.area)
+        self.area.connect("draw", self.on_draw)
+        self.window.connect("key-press-event", self.on_key)
+        self.window.connect("destroy", lambda *_: Gtk.main_quit())
+        self.area.add_tick_callback(self.on_tick)
+        self.clipboard = Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD)
+        self.clipboard.connect("owner-change", lambda *_: self.report_clipboard())
+        self.ready = False
+        self.window.fullscreen()
+        self.window.show_all()
+        channel = GLib.IOChannel.unix_new(sys.stdin.fileno())
+        GLib.io_add_watch(channel, GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP, self.on_stdin)
+
+    def on_tick(self, widget: Any, _clock: Any) -> bool:
+        widget.queue_draw()
+        return True
+
+    def on_draw(self, widget: Any, cr: Any) -> bool:
+        width = widget.get_allocated_width()
+        height = widget.get_allocated_height()
+        cr.set_source_rgb(0.25, 0.3, 0.35)
+        cr.paint()
+        # something that moves everywhere, so every frame has damage
+        x = (self.frame_id * 7) % max(1, width - 64)
+        cr.set_source_rgb(0.9, 0.6, 0.1)
+        cr.rectangle(x, height // 2, 64, 64)
+        cr.fill()
+        if width >= 128:
+            lay = marker_layout(width)
+            bits = marker_bits(self.frame_id, time.time_ns() // 1000)
+            for i in range(MARKER_BITS):
+                row, col = divmod(i, lay.per_row)
+                v = 1.0 if bits[i] else 0.0
+                cr.set_source_rgb(v, v, v)
+                cr.rectangle(col * lay.block, row * lay.block, lay.block, lay.block)
+                cr.fill()
+        self.frame_id += 1
+        if not self.ready:
+            self.ready = True
+            _say(f"ready {width}x{height}")
+        return True
+
+    def on_key(self, _widget: Any, event: Any) -> bool:
+        name = Gdk.keyval_name(event.keyval) or "?"
+        _say(f"key {event.hardware_keycode - EVDEV_OFFSET} {name}")
+        return True
+
+    def report_clipboard(self) -> None:
+        def got(_cb: Any, text: str | None) -> None:
+            data = (text or "").encode("utf-8")
+            _say("clipboard " + base64.b64encode(data).decode("ascii"))
+
+        self.clipboard.request_text(got)
+
+    def on_stdin(self, channel: Any, condition: Any) -> bool:
+        if condition & GLib.IO_HUP:
+            Gtk.main_quit()
+            return False
+        line = sys.stdin.readline()
+        if not line:
+            Gtk.main_quit()
+            return False
+        cmd, _, arg = line.strip().partition(" ")
+        if cmd == "copy":
+            text = base64.b64decode(arg).decode("utf-8")
+            self.clipboard.set_text(text, -1)
+            self.clipboard.store()
+            _say("copied")
+        elif cmd == "paste":
+            self.report_clipboard()
+        elif cmd == "quit":
+            Gtk.main_quit()
+            return False
+        return True
+
+
+def main() -> None:
+    Gdk.set_allowed_backends("wayland")
+    if not Gtk.init_check(sys.argv)[0]:
+        print("error: cannot open the Wayland display", file=sys.stderr)
+        raise SystemExit(1)
+    MarkerWindow()
+    Gtk.main()
+
+
+if __name__ == "__main__":
+    main()
