@@ -691,6 +691,12 @@ class ClipboardSync:
                 self._count("timeouts")
 
 
+def _gnome_clipboard_available() -> bool:
+    from wavry.platform.mutter import probe_mutter
+
+    return probe_mutter().ok
+
+
 def open_clipboard(
     on_local_change: Callable[[str], None],
     *,
@@ -704,13 +710,25 @@ def open_clipboard(
     """Start the clipboard backend for this session and return it (``ClipboardSync`` or
     ``WlClipboardSync``; both have ``set_remote_text``, ``close``, ``stats``, ``mode``).
 
-    A Wayland display (``wayland_display`` or ``$WAYLAND_DISPLAY``) gets wl-clipboard
+    On GNOME (Mutter's RemoteDesktop on the session bus) the Mutter session's clipboard is used
+    (:mod:`wavry.platform.mutter_clipboard`). Another Wayland display (``wayland_display`` or
+    ``$WAYLAND_DISPLAY``) gets wl-clipboard
     (change-driven with ``wl-paste --watch``, polling where the compositor lacks data-control);
     otherwise X11 (XFIXES events, polling without XFIXES). Raises :class:`ClipboardError` when
     neither can run.
     """
     wl = wayland_display or (None if display else os.environ.get("WAYLAND_DISPLAY"))
     problems: list[str] = []
+    if wl and _gnome_clipboard_available():
+        # GNOME has no data-control: its remote-desktop session carries the clipboard
+        from wavry.platform.mutter_clipboard import MutterClipboardSync
+
+        try:
+            return MutterClipboardSync(
+                on_local_change, max_bytes=max_bytes, on_too_large=on_too_large
+            ).start()
+        except ClipboardError as exc:
+            problems.append(f"GNOME: {exc}")
     if wl:
         from wavry.platform.wlclipboard import WlClipboardSync
 

@@ -7,6 +7,7 @@ top-left corner, so a picture that went compositor → capture → encoder → R
 which frame it was and how long ago it was drawn. It also reports, one line each on stdout:
 
 - ``ready`` once the window is on screen;
+- ``focus`` when the window gets the keyboard focus;
 - ``key <evdev code> <keyval name>`` for every key press it receives;
 - ``clipboard <base64 text>`` when asked (``paste`` on stdin) or when the clipboard changes.
 
@@ -21,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-import gi
+import gi  # type: ignore[import-untyped]
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("Gdk", "3.0")
@@ -45,6 +46,7 @@ class MarkerWindow:
         self.window.add(self.area)
         self.area.connect("draw", self.on_draw)
         self.window.connect("key-press-event", self.on_key)
+        self.window.connect("focus-in-event", lambda *_: _say("focus") or False)
         self.window.connect("destroy", lambda *_: Gtk.main_quit())
         self.area.add_tick_callback(self.on_tick)
         self.clipboard = Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD)
@@ -72,12 +74,15 @@ class MarkerWindow:
         if width >= 128:
             lay = marker_layout(width)
             bits = marker_bits(self.frame_id, time.time_ns() // 1000)
+            cr.set_source_rgb(0, 0, 0)
+            cr.rectangle(0, 0, lay.width, lay.height)
+            cr.fill()
+            cr.set_source_rgb(1, 1, 1)
             for i in range(MARKER_BITS):
-                row, col = divmod(i, lay.per_row)
-                v = 1.0 if bits[i] else 0.0
-                cr.set_source_rgb(v, v, v)
-                cr.rectangle(col * lay.block, row * lay.block, lay.block, lay.block)
-                cr.fill()
+                if bits[i]:
+                    row, col = divmod(i, lay.per_row)
+                    cr.rectangle(col * lay.block, row * lay.block, lay.block, lay.block)
+            cr.fill()
         self.frame_id += 1
         if not self.ready:
             self.ready = True
