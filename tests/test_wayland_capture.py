@@ -17,8 +17,8 @@ from wavry.media.decode import Decoder
 from wavry.media.encode import Codec, Encoder
 from wavry.media.marker import read_marker
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
-from wavry.testing import pwsession
 from wavry.platform.portal import RestoreTokenStore
+from wavry.testing import pwsession
 from wavry.testing.portal_fake import FakePortal
 from wavry.testing.pwsession import PipeWireSession
 

@@ -132,7 +132,7 @@ def test_default_source_is_wayland_when_portal_reachable(
     env = _env(pw, tmp_path / "h", WAYLAND_DISPLAY="wayland-wavry-test")
     proc, _port, lines = _start_host(env)
     log = _stop(proc, lines)
-    assert "picture: wayland 640x360@30 (a Wayland session with the ScreenCast portal)" in log, log
+    assert "picture: wayland 640x360@30 (Wayland, portal path: xdg-desktop-portal" in log, log
 
 
 def test_wayland_display_without_portal_falls_back_to_x11_reason(tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_wayland_display_without_portal_falls_back_to_x11_reason(tmp_path: Path)
         os.environ["DISPLAY"] = ":99"
         choice = detect_source(None, None)
         assert choice is not None and choice.name == "x11"
-        assert "Wayland portal unusable" in choice.reason
+        assert "Wayland unusable: no usable path" in choice.reason
         del os.environ["DISPLAY"]
         choice = detect_source(None, None)
         assert choice is not None and choice.name == "wayland"
