@@ -123,6 +123,12 @@ def probe(bus_address: str | None = None) -> ProbeResult:
     )
 
 
+PACING_SLACK = 0.95
+"""The next picture may be taken this fraction of a frame interval after the last one (the
+compositor's clock and ours drift; waiting a full interval would leave its pictures in the slot
+for part of a frame). At most 1/0.95 of the stream's frame rate reaches the encoder."""
+
+
 def _print_notice(text: str) -> None:
     print(f"wavry: {text}", file=sys.stderr, flush=True)
 
@@ -423,11 +429,14 @@ class WaylandCapture(Capture):
     def grab(self) -> CapturedFrame:
         if self._pipeline is None:
             raise CaptureError("wayland capture is not started")
-        # Pace to fps by waiting, then take the newest picture (older ones were dropped).
+        # Pace to fps from when the last new picture was taken, then take the newest one (older
+        # ones were dropped). Pacing from the pictures rather than from a fixed tick means a
+        # compositor that already sends at most ``fps`` (Mutter with max-framerate) has its
+        # pictures taken the moment they arrive instead of waiting in the slot for our tick.
         delay = self._next_due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        self._next_due = max(self._next_due + 1.0 / self._fps, time.monotonic() - 1.0)
+        self._next_due = time.monotonic() + 1.0 / self._fps
         deadline = time.monotonic() + self.idle_repeat_s
         while True:
             if self._ended:
@@ -436,6 +445,7 @@ class WaylandCapture(Capture):
             if frame is not None:
                 self._last = frame
                 self._last_new = time.monotonic()
+                self._next_due = self._last_new + PACING_SLACK / self._fps
                 return frame
             problem = self._bus_problem()
             if problem:

@@ -222,3 +222,85 @@ def select_wayland_path(bus_address: str | None = None) -> WaylandPath:
     if portal.ok:
         return WaylandPath("portal", "xdg-desktop-portal: approve once, then restored", probes)
     return WaylandPath("portal", f"no usable path ({portal.detail})", probes)
+
+
+def _desktop() -> str:
+    return (
+        os.environ.get("XDG_CURRENT_DESKTOP") or os.environ.get("DESKTOP_SESSION") or ""
+    ).lower()
+
+
+def doctor_probes(bus_address: str | None = None) -> list[ProbeResult]:
+    """What ``wavry doctor`` shows for Wayland: the path this desktop offers, then each path
+    with what to install or allow for it."""
+    from wavry.platform.mutter import probe_mutter
+    from wavry.platform.portal import probe_portal
+
+    mutter, portal = probe_mutter(bus_address), probe_portal(bus_address)
+    desktop = _desktop()
+    out = []
+    if mutter.ok:
+        out.append(
+            ProbeResult("wayland-path", True, "mutter: GNOME's remote-desktop API, no dialog")
+        )
+    elif portal.ok:
+        out.append(
+            ProbeResult("wayland-path", True, "portal: a dialog once, then its restore token")
+        )
+    else:
+        out.append(
+            ProbeResult(
+                "wayland-path",
+                False,
+                "no Wayland screen-cast path on this session bus",
+                "run wavry inside the desktop session (GNOME: nothing to install; other "
+                "desktops: xdg-desktop-portal and its backend)",
+            )
+        )
+    if not mutter.ok:
+        mutter = ProbeResult(
+            "mutter", False, mutter.detail, "GNOME only: run wavry in the user's GNOME session"
+        )
+    out.append(mutter)
+    if not portal.ok and "kde" in desktop:
+        portal = ProbeResult(
+            "portal",
+            False,
+            portal.detail,
+            "apt install xdg-desktop-portal-kde plasma-workspace (the portal's screen-sharing "
+            "dialogs live in plasma-workspace)",
+        )
+    elif not portal.ok and any(w in desktop for w in ("sway", "hyprland", "wlroots")):
+        portal = ProbeResult(
+            "portal",
+            False,
+            portal.detail,
+            "apt install xdg-desktop-portal-wlr (wlroots screencopy needs a GPU with DMA-BUF)",
+        )
+    out.append(portal)
+    if "kde" in desktop:
+        out.append(
+            ProbeResult(
+                "kwin-protocols",
+                False,
+                "KWin's own zkde_screencast_unstable_v1 / org_kde_kwin_fake_input are not used "
+                "by this version of wavry",
+                "use the portal path on Plasma (xdg-desktop-portal-kde with plasma-workspace)",
+            )
+        )
+    if os.path.isdir("/dev/dri"):
+        out.append(
+            ProbeResult(
+                "wayland-dmabuf", True, "/dev/dri present: compositors may offer DMA-BUF frames"
+            )
+        )
+    else:
+        out.append(
+            ProbeResult(
+                "wayland-dmabuf",
+                False,
+                "no /dev/dri (no GPU): frames come as shared memory, one copy each",
+                "nothing to do; a GPU with its DRM driver lets the compositor hand out DMA-BUF",
+            )
+        )
+    return out
