@@ -61,10 +61,21 @@ if [ "$REBUILD" -eq 1 ] || [ ! -x "$ROOT/usr/bin/python3" ]; then
         bookworm "$ROOT" "$MIRROR" >"$LOGS/debootstrap.log" 2>&1 \
         || { log "debootstrap failed (see $LOGS/debootstrap.log)"; exit 1; }
     # the same sources as this machine (updates and security included)
-    cp /etc/apt/sources.list.d/*.sources "$ROOT/etc/apt/sources.list.d/" 2>/dev/null || true
-    [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOT/etc/apt/sources.list"
+    if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+        cp /etc/apt/sources.list.d/*.sources "$ROOT/etc/apt/sources.list.d/"
+        rm -f "$ROOT/etc/apt/sources.list"
+    elif [ -f /etc/apt/sources.list ]; then
+        cp /etc/apt/sources.list "$ROOT/etc/apt/sources.list"
+    fi
 fi
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# This machine's own certificate authorities (an egress proxy's, say) are part of the machine, not
+# of the project: a fresh machine behind the same proxy has them too.
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+    mkdir -p "$ROOT/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+    chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || true
+fi
 for fs in proc sys dev dev/pts dev/shm; do
     mkdir -p "$ROOT/$fs"
     case "$fs" in

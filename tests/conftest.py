@@ -64,7 +64,7 @@ def host_process(home: Path, *args: str) -> Iterator[tuple[int, list[str]]]:
 
 HOST_ARGS = (
     "--trust", "any", "--source", "synthetic", "--size", "320x240", "--fps", "30",
-    "--bitrate", "20000", "--file-share", "0.3",
+    "--bitrate-kbps", "20000", "--file-share", "0.3",
 )  # fmt: skip
 
 

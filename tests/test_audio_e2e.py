@@ -207,7 +207,7 @@ def test_client_mic_reaches_host_virtual_source(
             holder: dict[str, object] = {}
 
             def run_client() -> None:
-                holder["r"] = connect(proc, tmp_path, port, 5.0, "--mic", "--no-audio")
+                holder["r"] = connect(proc, tmp_path, port, 5.0, "--mic", "default", "--no-audio")
 
             t = threading.Thread(target=run_client)
             t.start()

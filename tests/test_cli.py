@@ -86,7 +86,7 @@ def wavry(home: Path, *args: str, timeout: float = 30) -> subprocess.CompletedPr
 
 def test_id_is_stable_and_private(tmp_path: Path) -> None:
     a = wavry(tmp_path, "id")
-    b = wavry(tmp_path, "id", "--json")
+    b = wavry(tmp_path, "id", "--json", "-")
     assert a.returncode == 0 and len(a.stdout.strip()) == 43
     assert json.loads(b.stdout)["wavry_id"] == a.stdout.strip()
     assert (tmp_path / "wavry" / "identity.pem").stat().st_mode & 0o777 == 0o600
@@ -98,7 +98,7 @@ def test_host_trust_any_and_ping_json(tmp_path: Path) -> None:
             proc, "WARNING: --trust any", lines
         )
         host_id = read_until(proc, r"Wavry ID: (\S+)", lines).group(1)
-        r = wavry(tmp_path / "c", "ping", f"127.0.0.1:{port}", "--count", "5", "--json")
+        r = wavry(tmp_path / "c", "ping", f"127.0.0.1:{port}", "--count", "5", "--json", "-")
         assert r.returncode == 0, r.stderr
         data = json.loads(r.stdout)
         assert data["host_id"] == host_id
@@ -149,7 +149,9 @@ def test_pairing_then_pin_mismatch_then_forget(tmp_path: Path) -> None:
 
 
 def test_ping_without_host_fails_clearly(tmp_path: Path) -> None:
-    r = wavry(tmp_path, "ping", f"127.0.0.1:{free_udp_port()}", "--timeout", "1", "--count", "1")
+    r = wavry(
+        tmp_path, "ping", f"127.0.0.1:{free_udp_port()}", "--timeout-seconds", "1", "--count", "1"
+    )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith("error:")
     assert "Traceback" not in r.stderr

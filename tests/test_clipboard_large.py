@@ -134,7 +134,7 @@ def session(tmp_path_factory: Any) -> Iterator[tuple[Any, Any, _Lines, _Lines]]:
         host = subprocess.Popen(
             [sys.executable, "-m", "wavry", "host", "--listen", "127.0.0.1:0", "--trust", "any",
              "--source", "x11", "--display", a.display, "--fps", "30",
-             "--clipboard-max", "400000"],
+             "--clipboard-max-bytes", "400000"],
             env=env_a, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         hl = _Lines(host.stdout)

@@ -12,7 +12,7 @@ from wavry.platform.probe import ProbeResult
 
 def test_doctor_json_lists_probes_with_status_and_remedy() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "wavry", "doctor", "--json"],
+        [sys.executable, "-m", "wavry", "doctor", "--json", "-"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -46,7 +46,7 @@ def test_doctor_on_a_virtual_display_finds_xtest_and_clipboard() -> None:
 
     with XvfbServer(320, 240).start() as server:
         r = subprocess.run(
-            [sys.executable, "-m", "wavry", "doctor", "--json"],
+            [sys.executable, "-m", "wavry", "doctor", "--json", "-"],
             capture_output=True, text=True, timeout=60, check=False, env=server.env(),
         )  # fmt: skip
     assert r.returncode == 0, r.stderr

@@ -522,9 +522,9 @@ def test_cli_proxy_runs_and_prints_stats() -> None:
             "1000",
             "--queue-packets",
             "10",
-            "--duration",
+            "--seconds",
             "0.25",
-            "--interval",
+            "--interval-seconds",
             "0.1",
         ],
     )
@@ -543,6 +543,6 @@ def test_cli_proxy_runs_and_prints_stats() -> None:
     ],
 )
 def test_cli_proxy_rejects_bad_options(args: list[str]) -> None:
-    base = ["proxy", "--upstream", "127.0.0.1:9", "--duration", "0.1"]
+    base = ["proxy", "--upstream", "127.0.0.1:9", "--seconds", "0.1"]
     result = CliRunner().invoke(lab_app, [*base, *args])
     assert result.exit_code != 0

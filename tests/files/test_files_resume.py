@@ -24,7 +24,7 @@ def test_transfer_resumes_after_interruption(tmp_path: Path, proc: SimpleNamespa
         pport = proc.free_udp_port()
         proxy = subprocess.Popen(
             [*proc.WAVRY, "lab", "proxy", "--upstream", f"127.0.0.1:{port}",
-             "--listen", f"127.0.0.1:{pport}", "--interval", "60"],
+             "--listen", f"127.0.0.1:{pport}", "--interval-seconds", "60"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:

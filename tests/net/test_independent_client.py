@@ -547,7 +547,9 @@ def test_wavry_ping_cli_against_the_host(host: HostProc, tmp_path: Path) -> None
     assert r.returncode == 0, r.stderr
     assert host.wavry_id in r.stdout
     assert "5 pings, 5 pongs" in r.stdout
-    r = _ping_cli(host, tmp_path, "--json")  # same config dir: the pin from the first run holds
+    r = _ping_cli(
+        host, tmp_path, "--json", "-"
+    )  # same config dir: the pin from the first run holds
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["sent"] == 5 and data["received"] == 5
@@ -574,7 +576,7 @@ def video_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProc]:
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path_factory.mktemp("video-host-xdg")))
     env.pop("DISPLAY", None)
     argv = [wavry_exe(), "host", "--listen", "127.0.0.1:0", "--trust", "any"]
-    argv += ["--source", "synthetic", "--size", "640x360", "--fps", "30", "--bitrate", "3000"]
+    argv += ["--source", "synthetic", "--size", "640x360", "--fps", "30", "--bitrate-kbps", "3000"]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )

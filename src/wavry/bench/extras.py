@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from wavry.bench.report import machine_facts, print_table
-from wavry.client.stats import percentile
+from wavry.percentile import percentile
 
 WAVRY = [sys.executable, "-m", "wavry"]
 FILE_TARGET_S = 120.0
@@ -282,7 +282,7 @@ def run_file_row(opts: ExtrasOptions) -> dict[str, Any]:
         row["generate_s"] = round(time.monotonic() - t0, 2)
         out_dir = tmp / "received"
         host_args = ["--source", "synthetic", "--size", f"{opts.width}x{opts.height}",
-                     "--fps", str(opts.fps), "--bitrate", str(opts.bitrate_kbps),
+                     "--fps", str(opts.fps), "--bitrate-kbps", str(opts.bitrate_kbps),
                      "--file-out-dir", str(out_dir)]  # fmt: skip
         with _host(tmp / "h", host_args) as (port, host):
             observer = _Observer(port, tmp / "o").start()

@@ -12,6 +12,7 @@ import typer
 from wavry.bench.netlab.model import LinkConfig, gilbert_elliott
 from wavry.bench.netlab.netns import probe
 from wavry.bench.netlab.proxy import ImpairmentProxy
+from wavry.net.addr import AddressError, parse_endpoint
 
 lab_app = typer.Typer(
     help="Network lab: UDP impairment proxy and network-namespace checks.",
@@ -21,19 +22,11 @@ lab_app = typer.Typer(
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
-    """Parse `host:port` or `[v6]:port`."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise typer.BadParameter(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    """`host:port` or `[v6]:port`, through the project's one address parser."""
     try:
-        number = int(port)
-    except ValueError:
-        raise typer.BadParameter(f"bad port in {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise typer.BadParameter(f"port out of range in {text!r}")
-    return host, number
+        return parse_endpoint(text)
+    except AddressError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _pct(name: str, value: float) -> float:
@@ -99,8 +92,8 @@ def proxy(
     down_only: Annotated[
         bool, typer.Option("--down-only", help="Impair upstream→client only.")
     ] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between stats lines.")] = 1.0,
-    duration: Annotated[float | None, typer.Option(help="Stop after N seconds.")] = None,
+    interval_seconds: Annotated[float, typer.Option(help="Seconds between stats lines.")] = 1.0,
+    seconds: Annotated[float | None, typer.Option(help="Stop after N seconds.")] = None,
     uvloop: Annotated[bool, typer.Option(help="Use uvloop when installed.")] = True,
 ) -> None:
     """Run a UDP impairment proxy until Ctrl-C, printing stats every interval."""
@@ -110,8 +103,8 @@ def proxy(
         raise typer.BadParameter("give --queue-packets or --queue-bytes, not both")
     if jitter_dist not in ("uniform", "normal"):
         raise typer.BadParameter("--jitter-dist must be uniform or normal")
-    if not interval > 0:
-        raise typer.BadParameter("--interval must be > 0")
+    if not interval_seconds > 0:
+        raise typer.BadParameter("--interval-seconds must be > 0")
     try:
         burst = gilbert_elliott(_pct("burst-loss", burst_loss), mean_burst) if burst_loss else None
         cfg = LinkConfig(
@@ -139,7 +132,7 @@ def proxy(
         asyncio.Runner(loop_factory=_event_loop_factory(uvloop)) as runner,
     ):
         try:
-            runner.run(_serve(server, interval, duration))
+            runner.run(_serve(server, interval_seconds, seconds))
         except OSError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -42,12 +42,12 @@ from typing import Annotated, Any
 import typer
 
 from wavry.bench.report import machine_facts, print_table
-from wavry.client.stats import percentile
 from wavry.media.decode import Decoder
 from wavry.media.encode import Encoder
 from wavry.media.marker import read_marker
 from wavry.media.synthetic import SyntheticCapture
 from wavry.net.loop import run as run_loop
+from wavry.percentile import percentile
 
 __all__ = [
     "DEFAULT_RESOLUTIONS",
@@ -204,9 +204,9 @@ class _HostProcess:
     def __init__(self, w: int, h: int, fps: int, kbps: int, config_home: Path) -> None:
         env = dict(os.environ, XDG_CONFIG_HOME=str(config_home), PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-m", "wavry", "host", "--source", "synthetic"]
-        cmd += ["--size", f"{w}x{h}", "--fps", str(fps), "--bitrate", str(kbps)]
+        cmd += ["--size", f"{w}x{h}", "--fps", str(fps), "--bitrate-kbps", str(kbps)]
         # the same bitrate as the floor and aiortc: DELTA may lower it, never raise it above
-        cmd += ["--max-bitrate", str(kbps)]
+        cmd += ["--max-bitrate-kbps", str(kbps)]
         cmd += ["--trust", "any", "--listen", "127.0.0.1:0"]
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the host)
         self.proc = subprocess.Popen(

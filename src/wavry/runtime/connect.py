@@ -46,6 +46,7 @@ from wavry.rift import rift_pb2
 from wavry.rift.config import ClientConfig
 from wavry.rift.transport import FrameReady, RateChanged
 from wavry.runtime.session import Established, SessionFailed, establish
+from wavry.settings import ConnectSettings
 
 _CODEC = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
 INPUT_POLL_S = 0.004
@@ -79,6 +80,46 @@ class ConnectOptions:
     audio: bool = True  # play the host's audio (--no-audio: False)
     mic: bool = False  # --mic: send the default microphone to the host
     hwdecode: str | None = None  # --hwdecode auto|cuda|vaapi|qsv…: hardware decode, else software
+    mic_source: str | None = None  # --mic source:NAME: that PipeWire/Pulse source, else default
+    resolution: tuple[int, int] | None = None  # largest picture to ask the host for
+    fps: int | None = None  # frame rate to ask the host for
+    bitrate_kbps: int | None = None  # start bitrate to ask the host for
+    max_bitrate_kbps: int | None = None  # bitrate ceiling to ask the host for
+
+
+def options_from_settings(s: ConnectSettings, host: str, port: int) -> ConnectOptions:
+    """The runtime's options from validated settings (docs/cli.md)."""
+    return ConnectOptions(
+        host=host,
+        port=port,
+        headless=s.headless,
+        seconds=s.seconds,
+        stats_json=Path(s.stats_json) if s.stats_json else None,
+        snapshot=s.snapshot,
+        fullscreen=s.fullscreen,
+        vsync=s.vsync,
+        pair_code=s.pair_code,
+        host_id=s.host_id,
+        timeout=s.timeout_seconds,
+        live_stats=s.live_stats,
+        monitor=s.monitor,
+        send_files=list(s.send_file),
+        file_out_dir=s.file_out_dir,
+        file_share=s.file_share,
+        max_file_size=s.max_file_size_bytes,
+        file_spare=s.file_spare,
+        clipboard_max=s.clipboard_max_bytes,
+        record=s.record,
+        record_dir=s.record_dir,
+        audio=s.audio,
+        mic=s.mic != "off",
+        mic_source=s.mic.removeprefix("source:") if s.mic.startswith("source:") else None,
+        hwdecode=s.hwdecode,
+        resolution=s.resolution_pixels,
+        fps=s.fps,
+        bitrate_kbps=s.bitrate_kbps,
+        max_bitrate_kbps=s.max_bitrate_kbps,
+    )
 
 
 FILE_TICK_S = 0.01
@@ -594,8 +635,13 @@ class ClientRuntime:
         summary["audio"] = self.audio.summary()
         summary["decoder"] = self.decoder.describe()
         if self.opts.stats_json is not None:
-            self.opts.stats_json.parent.mkdir(parents=True, exist_ok=True)
-            self.opts.stats_json.write_text(json.dumps(summary, indent=2) + "\n")
+            text = json.dumps(summary, indent=2) + "\n"
+            if str(self.opts.stats_json) == "-":
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                self.opts.stats_json.parent.mkdir(parents=True, exist_ok=True)
+                self.opts.stats_json.write_text(text)
         if self.opts.snapshot is not None and self.last_frame is not None:
             snapshot(self.last_frame, self.opts.snapshot)
         if self.clipboard is not None:

@@ -76,7 +76,7 @@ def _source_args() -> list[str]:
     """A virtual display with a moving picture when possible, else the synthetic pattern."""
     if importlib.util.find_spec("wavry.media.virtual") is None or shutil.which("Xvfb") is None:
         return ["--source", "synthetic", "--size", "1280x720"]
-    return ["--virtual", "1280x720", "--run", DEMO_APP]
+    return ["--virtual", "--size", "1280x720", "--run", DEMO_APP]
 
 
 # Something that moves on the virtual display: a small SDL animation (wavry/runtime/demo_app.py).

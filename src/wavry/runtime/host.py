@@ -61,6 +61,7 @@ from wavry.runtime.sources import (
     source_size,
 )
 from wavry.runtime.streamer import CODEC_FROM_RIFT, Streamer
+from wavry.settings import HostSettings, TrustMode
 from wavry.store import TrustedDevices, load_or_create_identity
 
 TRUST_ANY_WARNING = (
@@ -98,6 +99,49 @@ class HostOptions:
     audio: str | None = None  # --audio system|mic|source:NAME|app:NAME|off; None: system if a
     # PipeWire/Pulse server answers, else off
     audio_frame_ms: int = 10  # Opus frame: 5 or 10 ms
+    mic: bool = True  # play a client's microphone on this machine
+
+
+def options_from_settings(s: HostSettings, config_dir: Path | None = None) -> HostOptions:
+    """The runtime's options from validated settings (docs/cli.md)."""
+    source = s.source.value if s.source is not None else None
+    if source is None and s.display is not None:
+        source = "x11"  # --display names an X display: capture it
+    if s.virtual:
+        source = "virtual"
+    size = s.size_pixels
+    virtual = (size or (1280, 720)) if source == "virtual" else None
+    width, height = size or (1280, 720)
+    bitrate = s.bitrate_kbps or 8000
+    return HostOptions(
+        listen=s.listen_addr,
+        trust_any=s.trust is TrustMode.any,
+        pair=s.pair,
+        name=s.name,
+        config_dir=config_dir,
+        source=source,
+        codec=s.codec.value,
+        bitrate_kbps=bitrate,
+        max_bitrate_kbps=s.max_bitrate_kbps,
+        fps=s.fps or 60,
+        width=width,
+        height=height,
+        display=s.display,
+        monitor=s.monitor,
+        virtual=virtual,
+        run=s.run,
+        file_out_dir=s.file_out_dir,
+        send_files=list(s.send_file),
+        file_share=s.file_share,
+        max_file_size=s.max_file_size_bytes,
+        file_spare=s.file_spare,
+        clipboard_max=s.clipboard_max_bytes,
+        record=s.record,
+        record_dir=s.record_dir,
+        audio=s.audio,
+        audio_frame_ms=s.audio_frame_ms,
+        mic=s.mic,
+    )
 
 
 FILE_TICK_S = 0.01
@@ -219,7 +263,7 @@ class HostRuntime:
         shown = self.bound[0]
         if shown in ("0.0.0.0", "::"):
             shown = "<this machine's address>"
-        self.say(f"  connect with: wavry ping {format_hostport(shown, self.bound[1])}")
+        self.say(f"  connect with: wavry connect {format_hostport(shown, self.bound[1])}")
         if self.opts.trust_any:
             self.say(TRUST_ANY_WARNING)
         else:
@@ -497,6 +541,8 @@ class HostRuntime:
                 return
         kind = msg.WhichOneof("content")
         if kind == "media" and msg.media.WhichOneof("content") == "audio":
+            if not self.opts.mic:
+                return  # --no-mic: a client's microphone is not played here
             self.audio.on_client_audio(alias, msg.media.audio.payload)  # the client's microphone
         elif kind == "control":
             ctl = msg.control

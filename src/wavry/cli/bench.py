@@ -1,0 +1,67 @@
+"""`wavry bench …` (measurements with their baselines in the same run) and `wavry lab`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wavry.cli.common import write_json
+
+bench_app = typer.Typer(no_args_is_help=True, help="Measurements with baselines in the same run.")
+
+JsonOpt = Annotated[
+    Path | None, typer.Option("--json", help="Write results to FILE (plots next to it)")
+]
+QuickOpt = Annotated[bool, typer.Option("--quick", help="Shorter runs")]
+
+
+@bench_app.command("transport")
+def bench_transport(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Handshakes/s, seal+open, and per-datagram receive cost next to raw floors."""
+    from wavry.bench.transport import run_transport_bench
+
+    results = run_transport_bench(quick=quick)
+    if json_file is not None:
+        write_json(json_file, results)
+        typer.echo(f"wrote {json_file}")
+
+
+@bench_app.command("net")
+def bench_net(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Synthetic video through real sessions over lossy, jittery and bottlenecked links."""
+    from wavry.bench.net import run_net_bench
+
+    run_net_bench(quick=quick, json_file=json_file)
+
+
+@bench_app.command("latency")
+def bench_latency(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Glass-to-glass latency from the synthetic marker: floor, wavry and aiortc side by side."""
+    from wavry.bench.latency import bench_latency_command
+
+    bench_latency_command(json_file, quick)
+
+
+@bench_app.command("extras")
+def bench_extras(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Files (1 GiB while video streams), clipboard latency (X11, Wayland), audio if present."""
+    from wavry.bench.extras import run_extras_command
+
+    run_extras_command(quick, json_file)
+
+
+def register(app: typer.Typer) -> None:
+    from wavry.bench.lab_cli import lab_app
+    from wavry.gateway.bench_gateway import bench_gateway_command
+    from wavry.gateway.bench_relay import bench_relay_command
+
+    bench_app.command("relay", help="Relay forwarding rate and added latency vs a bare echo.")(
+        bench_relay_command
+    )
+    bench_app.command("gateway", help="Signaling sockets, round trips, loop lag under login load.")(
+        bench_gateway_command
+    )
+    app.add_typer(bench_app, name="bench")
+    app.add_typer(lab_app, name="lab", help="Network lab: impairment proxy, namespaces.")

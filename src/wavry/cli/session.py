@@ -1,0 +1,376 @@
+"""Sessions: `wavry host`, `wavry connect`, `wavry ping`.
+
+Every option defaults to "not given" (None) so that the config file and `WAVRY_HOST_*` /
+`WAVRY_CONNECT_*` variables can supply it (docs/cli.md); the defaults are the settings models'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wavry.cli.common import fail, human, parse_addr, say, settings, write_json
+from wavry.net.loop import run
+from wavry.settings import CodecName, ConnectSettings, HostSettings, SourceName, TrustMode
+from wavry.store import StoreError
+
+# Options `wavry host` and `wavry connect` share (one definition each).
+FileOutDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="Where files from the peer land (default: ~/Downloads/wavry)"),
+]
+FileShareOpt = Annotated[
+    float | None,
+    typer.Option(help="File transfer share of the video bitrate, 0.01..1 (default: 0.15)"),
+]
+FileSpareOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--file-spare/--no-file-spare",
+        help="Let files use spare path capacity beyond --file-share (default: on; docs/files.md)",
+        show_default=False,
+    ),
+]
+MaxFileSizeOpt = Annotated[
+    int | None,
+    typer.Option(help="Largest file accepted from the peer, in bytes (default: 4 GiB)"),
+]
+ClipboardMaxOpt = Annotated[
+    int | None, typer.Option(help="Largest clipboard text synced, in bytes (default: 1 MiB)")
+]
+RecordOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--record/--no-record",
+        help="Record the stream to MP4, no re-encoding (default: off)",
+        show_default=False,
+    ),
+]
+RecordDirOpt = Annotated[
+    Path | None, typer.Option(help="Where recordings go (default: ~/Videos/wavry)")
+]
+SendFileOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--send-file", help="Send this file to the peer (repeatable)"),
+]
+FpsOpt = Annotated[int | None, typer.Option(help="Frames per second, 1..240 (default: 60)")]
+BitrateOpt = Annotated[
+    int | None,
+    typer.Option(help="Start bitrate in kbit/s; congestion control adapts it (default: 8000)"),
+]
+MaxBitrateOpt = Annotated[
+    int | None,
+    typer.Option(help="Highest bitrate congestion control may reach, kbit/s (default: 2× start)"),
+]
+
+
+def host(
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help=f"UDP ADDR:PORT to listen on, port 0 = any (default: {HostSettings().listen})"
+        ),
+    ] = None,
+    trust: Annotated[
+        TrustMode | None,
+        typer.Option(help="paired: only trusted devices (default); any: everyone (labs/tests)"),
+    ] = None,
+    pair: Annotated[
+        bool | None,
+        typer.Option("--pair/--no-pair", help="Show a pairing code right away", show_default=False),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name shown to clients (default: hostname)")
+    ] = None,
+    source: Annotated[
+        SourceName | None,
+        typer.Option(
+            help="Picture source (default: X11 with --display or DISPLAY, else the Wayland portal)"
+        ),
+    ] = None,
+    display: Annotated[
+        str | None, typer.Option(help="X display to capture, e.g. :0 (implies --source x11)")
+    ] = None,
+    monitor: Annotated[int | None, typer.Option(help="Monitor id to capture")] = None,
+    virtual: Annotated[
+        bool | None,
+        typer.Option(
+            "--virtual/--no-virtual",
+            help="Stream a private virtual display (X11: Xvfb) at --size, or at the client's "
+            "size when --size is not given",
+            show_default=False,
+        ),
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(help="WxH of the synthetic source or virtual display (default: 1280x720)"),
+    ] = None,
+    run_cmd: Annotated[
+        str | None, typer.Option("--run", help="Command to start on the virtual display")
+    ] = None,
+    codec: Annotated[CodecName | None, typer.Option(help="Preferred codec (default: h264)")] = None,
+    bitrate_kbps: BitrateOpt = None,
+    max_bitrate_kbps: MaxBitrateOpt = None,
+    fps: FpsOpt = None,
+    send_file: SendFileOpt = None,
+    file_out_dir: FileOutDirOpt = None,
+    file_share: FileShareOpt = None,
+    max_file_size_bytes: MaxFileSizeOpt = None,
+    file_spare: FileSpareOpt = None,
+    clipboard_max_bytes: ClipboardMaxOpt = None,
+    record: RecordOpt = None,
+    record_dir: RecordDirOpt = None,
+    audio: Annotated[
+        str | None,
+        typer.Option(
+            help="Sound to stream: system (the mix), source:NAME, app:NAME or off "
+            "(default: system when PipeWire/PulseAudio answers)"
+        ),
+    ] = None,
+    mic: Annotated[
+        bool | None,
+        typer.Option(
+            "--mic/--no-mic",
+            help="Play a client's microphone here (default: on)",
+            show_default=False,
+        ),
+    ] = None,
+    audio_frame_ms: Annotated[
+        int | None, typer.Option(help="Opus frame duration: 5 or 10 ms (default: 10)")
+    ] = None,
+) -> None:
+    """Share this machine: accept sessions and stream the screen to clients."""
+    from wavry.runtime.host import serve
+    from wavry.runtime.sources import SourceError
+
+    s = settings(
+        HostSettings,
+        listen=listen,
+        trust=trust,
+        pair=pair,
+        name=name,
+        source=source,
+        display=display,
+        monitor=monitor,
+        virtual=virtual,
+        size=size,
+        run=run_cmd,
+        codec=codec,
+        bitrate_kbps=bitrate_kbps,
+        max_bitrate_kbps=max_bitrate_kbps,
+        fps=fps,
+        send_file=send_file or None,
+        file_out_dir=file_out_dir,
+        file_share=file_share,
+        max_file_size_bytes=max_file_size_bytes,
+        file_spare=file_spare,
+        clipboard_max_bytes=clipboard_max_bytes,
+        record=record,
+        record_dir=record_dir,
+        audio=audio,
+        mic=mic,
+        audio_frame_ms=audio_frame_ms,
+    )
+    from wavry.runtime.host import options_from_settings
+
+    try:
+        run(serve(options_from_settings(s)))
+    except (StoreError, SourceError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen on {s.listen}: {exc.strerror or exc}")
+
+
+def connect(
+    target: Annotated[str, typer.Argument(help="HOST[:PORT] of a wavry host", metavar="TARGET")],
+    headless: Annotated[
+        bool | None,
+        typer.Option(
+            "--headless/--window", help="No window: decode and measure only", show_default=False
+        ),
+    ] = None,
+    seconds: Annotated[float | None, typer.Option(help="Stop after N seconds")] = None,
+    stats_json: Annotated[
+        str | None,
+        typer.Option(
+            "--stats-json", help="Write session statistics to FILE at the end (- = stdout)"
+        ),
+    ] = None,
+    snapshot: Annotated[
+        Path | None, typer.Option("--snapshot", help="Save the last frame as PNG at the end")
+    ] = None,
+    fullscreen: Annotated[
+        bool | None,
+        typer.Option("--fullscreen/--no-fullscreen", show_default=False, help="Start fullscreen"),
+    ] = None,
+    vsync: Annotated[
+        bool | None,
+        typer.Option(
+            "--vsync/--no-vsync", help="Wait for vertical sync (default: off)", show_default=False
+        ),
+    ] = None,
+    pair_code: Annotated[
+        str | None, typer.Option(help="Pairing code shown by the host (e.g. 123 456)")
+    ] = None,
+    host_id: Annotated[str | None, typer.Option(help="Expected Wavry ID of the host")] = None,
+    timeout_seconds: Annotated[
+        float | None, typer.Option(help="Seconds to wait for a session (default: 10)")
+    ] = None,
+    live_stats: Annotated[
+        bool | None,
+        typer.Option(
+            "--live-stats/--no-live-stats",
+            help="Print statistics of the last second, every second (default: on)",
+            show_default=False,
+        ),
+    ] = None,
+    monitor: Annotated[
+        int | None, typer.Option(help="Ask the host to show this monitor (see its list)")
+    ] = None,
+    resolution: Annotated[
+        str | None,
+        typer.Option(help="Largest picture WxH to ask the host for (default: the screen)"),
+    ] = None,
+    fps: FpsOpt = None,
+    bitrate_kbps: BitrateOpt = None,
+    max_bitrate_kbps: MaxBitrateOpt = None,
+    send_file: SendFileOpt = None,
+    file_out_dir: FileOutDirOpt = None,
+    file_share: FileShareOpt = None,
+    max_file_size_bytes: MaxFileSizeOpt = None,
+    file_spare: FileSpareOpt = None,
+    clipboard_max_bytes: ClipboardMaxOpt = None,
+    record: RecordOpt = None,
+    record_dir: RecordDirOpt = None,
+    audio: Annotated[
+        bool | None,
+        typer.Option(
+            "--audio/--no-audio", help="Play the host's sound (default: on)", show_default=False
+        ),
+    ] = None,
+    mic: Annotated[
+        str | None,
+        typer.Option(
+            help="Microphone to send to the host: off, default or source:NAME (default: off)"
+        ),
+    ] = None,
+    hwdecode: Annotated[
+        str | None,
+        typer.Option(
+            help="Hardware video decode: auto, or a device type (cuda, vaapi, qsv…); "
+            "falls back to software with the reason in the stats"
+        ),
+    ] = None,
+) -> None:
+    """See and control a host: its screen in a window, keyboard, mouse and gamepads back.
+
+    Window hotkeys (hold Ctrl+Alt+Shift): S statistics overlay, X fullscreen, Z pointer lock,
+    P pause/resume and C cancel outgoing file transfers, Q quit. A hotkey sends nothing to the
+    host.
+    """
+    from wavry.runtime.connect import options_from_settings, run_connect
+    from wavry.runtime.session import SessionFailed
+
+    host_addr, port = parse_addr(target)
+    s = settings(
+        ConnectSettings,
+        headless=headless,
+        seconds=seconds,
+        stats_json=stats_json,
+        snapshot=snapshot,
+        fullscreen=fullscreen,
+        vsync=vsync,
+        pair_code=pair_code,
+        host_id=host_id,
+        timeout_seconds=timeout_seconds,
+        live_stats=live_stats,
+        monitor=monitor,
+        resolution=resolution,
+        fps=fps,
+        bitrate_kbps=bitrate_kbps,
+        max_bitrate_kbps=max_bitrate_kbps,
+        send_file=send_file or None,
+        file_out_dir=file_out_dir,
+        file_share=file_share,
+        max_file_size_bytes=max_file_size_bytes,
+        file_spare=file_spare,
+        clipboard_max_bytes=clipboard_max_bytes,
+        record=record,
+        record_dir=record_dir,
+        audio=audio,
+        mic=mic,
+        hwdecode=hwdecode,
+    )
+    opts = options_from_settings(s, host_addr, port)
+    try:
+        summary, ended = run(run_connect(opts))
+    except SessionFailed as exc:
+        fail(str(exc))
+    except (StoreError, ConnectionError) as exc:
+        fail(str(exc))
+    lat = summary["e2e_latency_ms"]
+    say(
+        f"{summary['frames_presented']} frames presented, {summary['frames_dropped']} dropped; "
+        f"end-to-end p50 {lat['p50']} ms, p95 {lat['p95']} ms (whole session)",
+        s.stats_json,
+    )
+    if ended:
+        fail(f"session ended: {ended}")
+
+
+def ping(
+    target: Annotated[str, typer.Argument(help="HOST[:PORT] of a wavry host", metavar="TARGET")],
+    count: Annotated[int, typer.Option(min=1, max=100000, help="Pings to send")] = 5,
+    interval_ms: Annotated[float, typer.Option(min=0.0, help="Milliseconds between pings")] = 200.0,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the result as JSON to FILE (- = stdout)")
+    ] = None,
+    pair_code: Annotated[str | None, typer.Option(help="Pairing code shown by the host")] = None,
+    host_id: Annotated[str | None, typer.Option(help="Expected Wavry ID of the host")] = None,
+    timeout_seconds: Annotated[
+        float, typer.Option(min=0.5, help="Seconds to wait for a session")
+    ] = 10.0,
+) -> None:
+    """Handshake with a host, say Hello, and measure round trips."""
+    from wavry.runtime.ping import PingFailed
+    from wavry.runtime.ping import ping as do_ping
+
+    host_addr, port = parse_addr(target)
+    try:
+        result = run(
+            do_ping(
+                host_addr,
+                port,
+                count,
+                interval_ms / 1000,
+                timeout=timeout_seconds,
+                pair_code=pair_code,
+                host_id=host_id,
+                progress=human(json_out),
+            )
+        )
+    except PingFailed as exc:
+        fail(str(exc))
+    except (StoreError, ConnectionError) as exc:
+        fail(str(exc))
+    data = result.as_json()
+    write_json(json_out, data)
+    r = data["rtt_ms"]
+    off = data["clock_offset_ms"]
+    say(f"host {data['address']}  id {data['host_id']}  name {data['host_name']!r}", json_out)
+    say(f"handshake {data['handshake_ms']:.2f} ms", json_out)
+    say(
+        f"{data['sent']} pings, {data['received']} pongs"
+        + (
+            f"; rtt min {r['min']:.3f} / p50 {r['p50']:.3f} / p95 {r['p95']:.3f} ms"
+            if data["received"]
+            else ""
+        ),
+        json_out,
+    )
+    if off is not None:
+        say(f"clock offset (host - client) {off:.3f} ms", json_out)
+    if data["received"] != data["sent"]:
+        raise typer.Exit(1)

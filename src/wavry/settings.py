@@ -1,0 +1,194 @@
+"""Typed settings of `wavry host` and `wavry connect` (config file → `WAVRY_*` → flags).
+
+The CLI and the desktop app both fill these models through :func:`wavry.config.load`; the
+runtimes take the validated values. Field names are the flags' names with ``_`` for ``-``
+(docs/cli.md). The gateway and relay have their own models in their packages.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from wavry.config import CommandSettings
+from wavry.net.addr import AddressError, parse_hostport
+
+__all__ = [
+    "DEFAULT_PORT",
+    "CodecName",
+    "ConnectSettings",
+    "HostSettings",
+    "SourceName",
+    "TrustMode",
+    "parse_size",
+]
+
+DEFAULT_PORT = 47800
+GIB = 1024**3
+
+
+class TrustMode(StrEnum):
+    paired = "paired"
+    any = "any"
+
+
+class SourceName(StrEnum):
+    synthetic = "synthetic"
+    x11 = "x11"
+    wayland = "wayland"
+    virtual = "virtual"
+
+
+class CodecName(StrEnum):
+    h264 = "h264"
+    hevc = "hevc"
+    av1 = "av1"
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' → (1280, 720): even, 64..8192 pixels each way."""
+    m = _SIZE.match(text)
+    if m is None:
+        raise ValueError(f"must look like 1280x720, got {text!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (64 <= w <= 8192 and 64 <= h <= 8192) or w % 2 or h % 2:
+        raise ValueError(f"must be even and between 64 and 8192 pixels, got {text!r}")
+    return w, h
+
+
+def _check_size(value: str | None) -> str | None:
+    if value is not None:
+        parse_size(value)
+    return value
+
+
+class _Shared(CommandSettings):
+    """Settings `host` and `connect` both have (one definition each)."""
+
+    file_out_dir: Path | None = None
+    file_share: float = Field(default=0.15, ge=0.01, le=1.0)
+    file_spare: bool = True
+    max_file_size_bytes: int = Field(default=4 * GIB, ge=0)
+    clipboard_max_bytes: int = Field(default=1 << 20, ge=0)
+    record: bool = False
+    record_dir: Path | None = None
+    send_file: list[Path] = Field(default_factory=list)
+    fps: int | None = Field(default=None, ge=1, le=240)
+    bitrate_kbps: int | None = Field(default=None, ge=200, le=500_000)
+    max_bitrate_kbps: int | None = Field(default=None, ge=200, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _bitrates_agree(self) -> _Shared:
+        lo, hi = self.bitrate_kbps, self.max_bitrate_kbps
+        if lo is not None and hi is not None and hi < lo:
+            raise ValueError(
+                f"max_bitrate_kbps ({hi}) is below bitrate_kbps ({lo}): the start bitrate must "
+                "not exceed the ceiling"
+            )
+        return self
+
+
+class HostSettings(_Shared):
+    section = "host"
+
+    listen: str = f"0.0.0.0:{DEFAULT_PORT}"
+    trust: TrustMode = TrustMode.paired
+    pair: bool = False
+    name: str = ""
+    source: SourceName | None = None
+    display: str | None = None
+    monitor: int | None = Field(default=None, ge=0)
+    virtual: bool = False
+    size: str | None = None
+    run: str | None = None
+    codec: CodecName = CodecName.h264
+    audio: str | None = None
+    mic: bool = True
+    audio_frame_ms: int = 10
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        try:
+            parse_hostport(value, DEFAULT_PORT)
+        except AddressError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        return _check_size(value)
+
+    @field_validator("audio_frame_ms")
+    @classmethod
+    def _frame(cls, value: int) -> int:
+        if value not in (5, 10):
+            raise ValueError(f"must be 5 or 10, got {value}")
+        return value
+
+    @field_validator("audio")
+    @classmethod
+    def _audio(cls, value: str | None) -> str | None:
+        if value is not None:
+            from wavry.platform.audio import AudioSpec
+
+            AudioSpec.parse(value)  # ValueError with the reason
+        return value
+
+    @field_validator("display")
+    @classmethod
+    def _display(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[\w.\-]*:\d+(\.\d+)?$", value):
+            raise ValueError(f"an X display looks like :0 or host:0.0, got {value!r}")
+        return value
+
+    @property
+    def listen_addr(self) -> tuple[str, int]:
+        return parse_hostport(self.listen, DEFAULT_PORT)
+
+    @property
+    def size_pixels(self) -> tuple[int, int] | None:
+        return parse_size(self.size) if self.size else None
+
+
+class ConnectSettings(_Shared):
+    section = "connect"
+
+    headless: bool = False
+    seconds: float | None = Field(default=None, gt=0)
+    stats_json: str | None = None
+    snapshot: Path | None = None
+    fullscreen: bool = False
+    vsync: bool = False
+    pair_code: str | None = None
+    host_id: str | None = None
+    timeout_seconds: float = Field(default=10.0, ge=0.5)
+    live_stats: bool = True
+    monitor: int | None = Field(default=None, ge=0)
+    resolution: str | None = None
+    audio: bool = True
+    mic: str = "off"
+    hwdecode: str | None = None
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: str | None) -> str | None:
+        return _check_size(value)
+
+    @field_validator("mic")
+    @classmethod
+    def _mic(cls, value: str) -> str:
+        if value in ("off", "default") or (value.startswith("source:") and len(value) > 7):
+            return value
+        raise ValueError(f"must be off, default or source:NAME, got {value!r}")
+
+    @property
+    def resolution_pixels(self) -> tuple[int, int] | None:
+        return parse_size(self.resolution) if self.resolution else None
