@@ -49,6 +49,7 @@ def _wait_marker_on_screen(session: HeadlessGnome, timeout: float = 30.0) -> Non
         try:
             deadline = time.monotonic() + timeout
             while read_marker(image := cap.grab().image) is None:
+                session.leave_overview()
                 if time.monotonic() > deadline:
                     shot = Path(tempfile.mkdtemp(prefix="wavry-gnome-shot-")) / "screen.png"
                     image.to_image().save(shot)
@@ -264,7 +265,7 @@ def test_host_streams_gnome_to_headless_connect(
 def test_doctor_names_the_mutter_path(gnome: tuple[HeadlessGnome, MarkerClient]) -> None:
     session, _client = gnome
     r = subprocess.run(
-        [*WAVRY, "doctor", "--json"],
+        [*WAVRY, "doctor", "--json", "-"],
         env=session.env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     probes = {p["name"]: p for p in json.loads(r.stdout)["probes"]}

@@ -263,6 +263,19 @@ class HeadlessGnome:
             time.sleep(0.2)
         raise GnomeError(f"gnome-shell did not answer on D-Bus: {last}")
 
+    def leave_overview(self) -> bool:
+        """Close the overview (GNOME opens it at start-up, sometimes after the shell answers
+        on D-Bus already); True when it is closed."""
+        self._gdbus(
+            "-d", "org.gnome.Shell", "-o", "/org/gnome/Shell", "-m",
+            "org.freedesktop.DBus.Properties.Set", "org.gnome.Shell", "OverviewActive", "<false>",
+        )  # fmt: skip
+        r = self._gdbus(
+            "-d", "org.gnome.Shell", "-o", "/org/gnome/Shell", "-m",
+            "org.freedesktop.DBus.Properties.Get", "org.gnome.Shell", "OverviewActive",
+        )  # fmt: skip
+        return r.returncode == 0 and "false" in r.stdout
+
     def client(self, timeout: float = 30.0) -> MarkerClient:
         """Start the animated marker window; returns once it drew its first frame."""
         proc = subprocess.Popen(
@@ -281,6 +294,7 @@ class HeadlessGnome:
         except GnomeError:
             client.stop()
             raise
+        self.leave_overview()
         return client
 
     def leftovers(self) -> list[int]:
