@@ -1,5 +1,5 @@
 """An animated Wayland client (GTK 3) for tests and benchmarks: ``python -m
-wavry.testing.wayland_client``.
+wavry.testing.wayland_client`` (``--x11`` runs the same window on an X server).
 
 It opens one fullscreen window and, on every frame the compositor asks for, paints the marker of
 :mod:`wavry.media.marker` (an increasing frame id and the wall-clock time of drawing, µs) in its
@@ -38,6 +38,11 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+def _on_wayland() -> bool:
+    display = Gdk.Display.get_default()
+    return display is not None and "Wayland" in type(display).__name__
+
+
 class MarkerWindow:
     def __init__(self) -> None:
         self.frame_id = 0
@@ -46,13 +51,20 @@ class MarkerWindow:
         self.window.add(self.area)
         self.area.connect("draw", self.on_draw)
         self.window.connect("key-press-event", self.on_key)
-        self.window.connect("focus-in-event", lambda *_: _say("focus") or False)
+        self.window.connect("focus-in-event", self.on_focus)
         self.window.connect("destroy", lambda *_: Gtk.main_quit())
         self.area.add_tick_callback(self.on_tick)
         self.clipboard = Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD)
         self.clipboard.connect("owner-change", lambda *_: self.report_clipboard())
         self.ready = False
         self.window.fullscreen()
+        display = Gdk.Display.get_default()
+        if display is not None and not _on_wayland():
+            # an X server without a window manager ignores fullscreen: cover the screen
+            area = display.get_monitor(0).get_geometry()
+            self.window.set_decorated(False)
+            self.window.set_default_size(area.width, area.height)
+            self.window.move(0, 0)
         self.window.show_all()
         channel = GLib.IOChannel.unix_new(sys.stdin.fileno())
         GLib.io_add_watch(channel, GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP, self.on_stdin)
@@ -89,6 +101,10 @@ class MarkerWindow:
             _say(f"ready {width}x{height}")
         return True
 
+    def on_focus(self, *_: Any) -> bool:
+        _say("focus")
+        return False
+
     def on_key(self, _widget: Any, event: Any) -> bool:
         name = Gdk.keyval_name(event.keyval) or "?"
         _say(f"key {event.hardware_keycode - EVDEV_OFFSET} {name}")
@@ -124,7 +140,8 @@ class MarkerWindow:
 
 
 def main() -> None:
-    Gdk.set_allowed_backends("wayland")
+    # Wayland by default; ``--x11`` for the X11 row of the latency bench (same window)
+    Gdk.set_allowed_backends("x11" if "--x11" in sys.argv else "wayland")
     if not Gtk.init_check(sys.argv)[0]:
         print("error: cannot open the Wayland display", file=sys.stderr)
         raise SystemExit(1)
