@@ -274,3 +274,95 @@ def test_doctor_names_the_mutter_path(gnome: tuple[HeadlessGnome, MarkerClient])
     assert probes["mutter"]["status"] == "ok"
     assert probes["wayland"]["status"] == "ok" and "mutter path" in probes["wayland"]["detail"]
     assert probes["clipboard"]["status"] == "ok"
+
+
+def _answer_share_dialog(cap: WaylandCapture, inj: Any) -> None:
+    """Pick the monitor in xdg-desktop-portal-gnome's "Screen Share" dialog and press Share,
+    with the pointer of a Mutter remote-desktop session (what a person would click).
+
+    The Share button is the topmost blue region ("suggested action", disabled: paler); the
+    monitor row sits at a fixed offset below it in GNOME 43's dialog."""
+    w, h = cap.size
+
+    def click(x: float, y: float) -> None:
+        inj.mouse_move_abs(x / (w - 1), y / (h - 1))
+        time.sleep(0.1)
+        inj.button(1, True)
+        inj.button(1, False)
+        inj.sync()
+        time.sleep(0.5)
+
+    def share_button() -> tuple[float, float]:
+        deadline = time.monotonic() + 20
+        while True:
+            rgb = cap.grab().image.to_ndarray(format="rgb24").astype(int)
+            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+            ys, xs = np.nonzero((b > 200) & (b - r > 60) & (g > 110) & (g < 200))
+            if len(ys):
+                sel = ys < ys.min() + 30
+                return float(xs[sel].mean()), float(ys[sel].mean())
+            assert time.monotonic() < deadline, "the portal's dialog never appeared"
+            time.sleep(0.2)
+
+    x, y = share_button()
+    click(x - 383, y + 153)  # the monitor row
+    click(*share_button())
+
+
+def test_portal_dialog_answered_then_restore_token_skips_it(
+    in_session: MarkerClient, tmp_path: Path
+) -> None:
+    """xdg-desktop-portal-gnome's dialog, answered by clicking through Mutter's RemoteDesktop;
+    the restore token it hands out (persist mode 2) skips the dialog the next time."""
+    import threading
+
+    from wavry.platform.mutter_input import MutterInputInjector
+    from wavry.platform.portal import PortalSession, RestoreTokenStore
+
+    in_session.stop()  # the last test of the module: the dialog renders faster without it
+    tokens = RestoreTokenStore(tmp_path / "tokens.json")
+    notes: list[str] = []
+    first = PortalSession(
+        remote_desktop=False, tokens=tokens, request_timeout=60, on_waiting=notes.append
+    )
+    outcome: list[object] = []
+    opener = threading.Thread(target=lambda: outcome.append(_try(first.open)), daemon=True)
+    opener.start()
+    cap = WaylandCapture(30, path="mutter")
+    cap.start()
+    inj = MutterInputInjector.for_capture(cap)
+    try:
+        deadline = time.monotonic() + 30
+        while not notes:
+            assert time.monotonic() < deadline and opener.is_alive(), outcome
+            time.sleep(0.1)
+        assert "approve the screen-sharing request on the host's screen" in notes[0]
+        _answer_share_dialog(cap, inj)
+        opener.join(60)
+    finally:
+        inj.close()
+        cap.stop()
+    first.close()
+    grant = outcome[0]
+    assert not isinstance(grant, BaseException), grant
+    token = tokens.load("screencast")
+    assert token, "GNOME handed out no restore token"
+    # the next session: no dialog, no waiting message, frames through the portal's PipeWire fd
+    notes.clear()
+    again = WaylandCapture(30, path="portal", input=False, tokens=tokens, notice=notes.append)
+    started = time.monotonic()
+    again.start()
+    try:
+        took = time.monotonic() - started
+        again.grab()
+        assert again.size == (640, 480)
+    finally:
+        again.stop()
+    assert notes == [] and took < 10, (notes, took)
+
+
+def _try(fn: Any) -> object:
+    try:
+        return fn()
+    except BaseException as exc:  # handed to the test thread
+        return exc
