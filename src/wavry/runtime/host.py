@@ -39,10 +39,7 @@ from wavry.net.host import HostServer
 from wavry.platform.audio import AudioSpec
 from wavry.platform.clipboard import (
     ClipboardError,
-    clipboard_message,
-    clipboard_text_budget,
     open_clipboard,
-    text_from_message,
 )
 from wavry.platform.gamepad_uinput import VirtualGamepads
 from wavry.platform.gamepad_uinput import probe as gamepad_probe
@@ -52,6 +49,7 @@ from wavry.rift import rift_pb2
 from wavry.rift.config import HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.transport import KeyframeRequested, RateChanged, SkipFramesRequested
+from wavry.runtime.clipboard_wire import clipboard_message, clipboard_text_budget, text_from_message
 from wavry.runtime.injection import InjectorSink, injector_for
 from wavry.runtime.sources import (
     NO_SOURCE_HELP,
