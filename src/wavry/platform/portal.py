@@ -559,7 +559,7 @@ class PortalSession:
             self.closed.set()
 
 
-def probe_portal(bus_address: str | None = None, timeout: float = 3.0) -> ProbeResult:
+def probe_portal(bus_address: str | None = None, timeout: float = 8.0) -> ProbeResult:
     """Is an xdg-desktop-portal with ScreenCast reachable on the session bus? (no dialog)"""
     address = bus_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS") or ""
     if not address:
