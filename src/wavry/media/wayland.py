@@ -209,6 +209,7 @@ class WaylandCapture(Capture):
         self._ended = ""
         self._lock = threading.Lock()
         self.frames_received = 0
+        self.frames_delivered = 0  # pictures the compositor sent (taken or dropped)
         self.frames_repeated = 0
         self.reconnects = 0
         self.reconnect_after_s = reconnect_after_s
@@ -336,10 +337,17 @@ class WaylandCapture(Capture):
             raise CaptureError(f"cannot build the PipeWire pipeline: {exc}") from exc
         self._pipeline = pipeline
         self._sink = pipeline.get_by_name("sink")
+        # count what the compositor delivers (the appsink keeps only the newest of them)
+        src_pad = pipeline.get_by_name("src").get_static_pad("src")
+        src_pad.add_probe(Gst.PadProbeType.BUFFER, self._delivered)
         if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             raise CaptureError(
                 f"the PipeWire pipeline for node {node} did not start: {self._bus_problem()}"
             )
+
+    def _delivered(self, _pad: Any, _info: Any) -> Any:
+        self.frames_delivered += 1
+        return _gst().PadProbeReturn.OK
 
     def _fd_arg(self) -> str:
         return f"fd={self._fd} " if self._fd >= 0 else ""
