@@ -250,6 +250,7 @@ def test_host_streams_gnome_to_headless_connect(
             log, _ = host.communicate()
     assert r.returncode == 0, r.stderr + log
     assert "picture: wayland 640x480@30" in log, log
+    assert "Wayland screen cast through mutter: GNOME's Mutter remote-desktop API" in log, log
     assert "clipboard sync on" in log and "mutter" in log, log
     data = json.loads(stats.read_text())
     # 4 s including connection set-up and the first keyframe

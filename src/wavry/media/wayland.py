@@ -268,6 +268,7 @@ class WaylandCapture(Capture):
             except CastError as exc:
                 raise CaptureError(str(exc)) from exc
             path, self.path_reason = choice.name, choice.reason
+            self.notice(f"Wayland screen cast through {path}: {choice.reason}")
             if self._virtual is not None and path != "mutter":
                 raise CaptureError(
                     "a Wayland virtual monitor needs GNOME's Mutter API, which is not here "
