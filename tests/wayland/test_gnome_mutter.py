@@ -188,6 +188,44 @@ def test_keys_reach_the_wayland_client(in_session: MarkerClient) -> None:
         cap.stop()
 
 
+def test_pointer_absolute_relative_buttons_and_wheel(in_session: MarkerClient) -> None:
+    from wavry.platform.mutter_input import MutterInputInjector
+
+    client = in_session
+    cap = WaylandCapture(30)
+    cap.start()
+    inj = MutterInputInjector.for_capture(cap)
+    try:
+        # the session's virtual pointer reaches the seat a moment after it starts: click
+        # until the first click arrives, then check where it landed
+        deadline = time.monotonic() + 10
+        while not (lines := [ln for ln in client.drain() if ln.startswith("button ")]):
+            assert time.monotonic() < deadline, "no click reached the client within 10 s"
+            inj.mouse_move_abs(0.25, 0.25)
+            inj.button(1, True)
+            inj.button(1, False)
+            time.sleep(0.3)
+        _n, bx, x, y = lines[0].split()
+        assert bx == "1" and abs(int(x) - 160) <= 2 and abs(int(y) - 120) <= 2, (x, y)
+        time.sleep(0.3)
+        client.drain()
+        inj.mouse_motion(40, 30)
+        inj.button(3, True)
+        inj.button(3, False)
+        _n, bx, x, y = client.expect("button ").split()
+        assert bx == "3" and abs(int(x) - 200) <= 2 and abs(int(y) - 150) <= 2, (x, y)
+        assert not inj.held_buttons
+        inj.scroll(0, 1)  # RIFT: +dy is up
+        assert client.expect("scroll ") == "scroll up"
+        inj.scroll(0, -1)
+        assert client.expect("scroll ") == "scroll down"
+        inj.sync()
+        assert inj.errors == 0
+    finally:
+        inj.close()
+        cap.stop()
+
+
 def test_clipboard_both_ways_through_mutter(in_session: MarkerClient) -> None:
     from wavry.platform.clipboard import open_clipboard
     from wavry.platform.mutter_input import MutterInputInjector

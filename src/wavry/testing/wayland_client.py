@@ -10,6 +10,7 @@ which frame it was and how long ago it was drawn. It also reports, one line each
 - ``ready`` once the window is on screen;
 - ``focus`` when the window gets the keyboard focus;
 - ``key <evdev code> <keyval name>`` for every key press it receives;
+- ``button <n> <x> <y>`` for every button press (window coordinates), ``scroll <direction>``;
 - ``clipboard <base64 text>`` when asked (``paste`` on stdin) or when the clipboard changes.
 
 Commands on stdin, one per line: ``copy <base64 text>`` (own the clipboard with that text),
@@ -54,6 +55,9 @@ class MarkerWindow:
         self.area.connect("draw", self.on_draw)
         self.window.connect("key-press-event", self.on_key)
         self.window.connect("focus-in-event", self.on_focus)
+        self.area.add_events(Gdk.EventMask.BUTTON_PRESS_MASK | Gdk.EventMask.SCROLL_MASK)
+        self.area.connect("button-press-event", self.on_button)
+        self.area.connect("scroll-event", self.on_scroll)
         self.window.connect("destroy", lambda *_: Gtk.main_quit())
         # redraw on a timer, not on every frame the compositor offers: a software-rendered
         # compositor on a busy machine that is asked for every frame has no time left for its
@@ -108,6 +112,28 @@ class MarkerWindow:
 
     def on_focus(self, *_: Any) -> bool:
         _say("focus")
+        return False
+
+    def on_button(self, _widget: Any, event: Any) -> bool:
+        _say(f"button {event.button} {event.x:.0f} {event.y:.0f}")
+        return False
+
+    def on_scroll(self, _widget: Any, event: Any) -> bool:
+        names = {
+            Gdk.ScrollDirection.UP: "up",
+            Gdk.ScrollDirection.DOWN: "down",
+            Gdk.ScrollDirection.LEFT: "left",
+            Gdk.ScrollDirection.RIGHT: "right",
+        }
+        direction = names.get(event.direction)
+        if direction is None:  # smooth scrolling: report the sign of the delta
+            _ok, dx, dy = event.get_scroll_deltas()
+            if dy:
+                direction = "down" if dy > 0 else "up"
+            elif dx:
+                direction = "right" if dx > 0 else "left"
+        if direction:
+            _say(f"scroll {direction}")
         return False
 
     def on_key(self, _widget: Any, event: Any) -> bool:
