@@ -27,7 +27,6 @@ import contextlib
 import os
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -203,11 +202,9 @@ class WaylandCapture(Capture):
         self._fd = -1
         self._size: tuple[int, int] | None = None
         self._last: CapturedFrame | None = None
-        self._last_at = 0.0
         self._next_due = 0.0
         self._index = 0
         self._ended = ""
-        self._lock = threading.Lock()
         self.frames_received = 0
         self.frames_delivered = 0  # pictures the compositor sent (taken or dropped)
         self.frames_repeated = 0
@@ -268,7 +265,8 @@ class WaylandCapture(Capture):
             except CastError as exc:
                 raise CaptureError(str(exc)) from exc
             path, self.path_reason = choice.name, choice.reason
-            self.notice(f"Wayland screen cast through {path}: {choice.reason}")
+            if not choice.probes or any(r.ok for r in choice.probes):
+                self.notice(f"Wayland screen cast through {path}: {choice.reason}")
             if self._virtual is not None and path != "mutter":
                 raise CaptureError(
                     "a Wayland virtual monitor needs GNOME's Mutter API, which is not here "

@@ -19,8 +19,12 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wavry.platform.probe import ProbeResult
+
+if TYPE_CHECKING:
+    from wavry.platform.portal import RestoreTokenStore
 
 __all__ = [
     "CastError",
@@ -131,17 +135,17 @@ class PortalCast(ScreenCastBackend):
         input: bool | None = None,
         cursor: bool = True,
         bus_address: str | None = None,
-        tokens: object = None,
+        tokens: RestoreTokenStore | None = None,
         dialog_timeout: float = 120.0,
         on_waiting: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
-        from wavry.platform.portal import PortalSession, RestoreTokenStore
+        from wavry.platform.portal import PortalSession
 
         self.session = PortalSession(
             remote_desktop=input,
             cursor_embedded=cursor,
-            tokens=tokens if isinstance(tokens, RestoreTokenStore) else None,
+            tokens=tokens,
             bus_address=bus_address,
             request_timeout=dialog_timeout,
             on_waiting=on_waiting,
