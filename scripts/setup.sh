@@ -22,6 +22,8 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     gstreamer1.0-plugins-ugly gstreamer1.0-pipewire
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev pkg-config
     sway wl-clipboard
+    podman runc debootstrap pipx systemd  # release tests: images, pipx install, unit checks
+    # Wayland tests: a headless GNOME Shell and its portal, the wlroots portal, the GTK window
     gnome-shell xdg-desktop-portal xdg-desktop-portal-gnome xdg-desktop-portal-wlr gir1.2-gtk-3.0
     libglib2.0-bin)
 missing=()
