@@ -62,3 +62,15 @@ def test_no_bus_says_so_for_every_path(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert "GNOME only" in probes["mutter"].remedy
     assert "plasma-workspace" in probes["portal"].remedy  # what Plasma's portal needs
     assert "kwin-protocols" in probes
+
+
+def test_host_virtual_with_wayland_source_is_a_gnome_virtual_monitor() -> None:
+    from wavry.runtime.host import options_from_settings
+    from wavry.settings import HostSettings
+
+    wayland = options_from_settings(HostSettings(source="wayland", virtual=True, size="1024x768"))
+    assert wayland.source == "wayland" and wayland.virtual == (1024, 768)
+    xvfb = options_from_settings(HostSettings(virtual=True, size="800x600"))
+    assert xvfb.source == "virtual" and xvfb.virtual == (800, 600)
+    plain = options_from_settings(HostSettings(source="wayland"))
+    assert plain.source == "wayland" and plain.virtual is None

@@ -105,10 +105,11 @@ def options_from_settings(s: HostSettings, config_dir: Path | None = None) -> Ho
     source = s.source.value if s.source is not None else None
     if source is None and s.display is not None:
         source = "x11"  # --display names an X display: capture it
-    if s.virtual:
+    if s.virtual and source != "wayland":
         source = "virtual"
     size = s.size_pixels
-    virtual = (size or (1280, 720)) if source == "virtual" else None
+    # --source wayland --virtual: a GNOME virtual monitor (Mutter RecordVirtual) at --size
+    virtual = (size or (1280, 720)) if source == "virtual" or s.virtual else None
     width, height = size or (1280, 720)
     bitrate = s.bitrate_kbps or 8000
     return HostOptions(

@@ -83,7 +83,7 @@ def open_source(
             return capture
         if name == "wayland":
             wayland = importlib.import_module("wavry.media.wayland")
-            # the path (Mutter API, portal) is chosen by probe at start; --virtual WxH with
+            # the path (Mutter API, portal) is chosen by probe at start; --virtual --size WxH with
             # --source wayland is a GNOME virtual monitor of that size
             capture = wayland.WaylandCapture(fps=fps, monitor=monitor, virtual=virtual)
             return capture
