@@ -313,12 +313,15 @@ def test_doctor_names_the_mutter_path(gnome: tuple[HeadlessGnome, MarkerClient])
     assert probes["clipboard"]["status"] == "ok"
 
 
-def _answer_share_dialog(cap: WaylandCapture, inj: Any) -> None:
+def _answer_share_dialog(cap: WaylandCapture, inj: Any, answered: Any) -> None:
     """Pick the monitor in xdg-desktop-portal-gnome's "Screen Share" dialog and press Share,
     with the pointer of a Mutter remote-desktop session (what a person would click).
 
-    The Share button is the topmost blue region ("suggested action", disabled: paler); the
-    monitor row sits at a fixed offset below it in GNOME 43's dialog."""
+    The Share button is the topmost blue region ("suggested action"; paler while disabled); the
+    monitor row sits at a fixed offset below it in GNOME 43's dialog. The session's pointer
+    reaches the seat a moment after it starts and a busy shell is slow to redraw, so each click
+    is repeated until the dialog shows its effect; ``answered()`` says when the portal replied.
+    """
     w, h = cap.size
 
     def click(x: float, y: float) -> None:
@@ -327,23 +330,32 @@ def _answer_share_dialog(cap: WaylandCapture, inj: Any) -> None:
         inj.button(1, True)
         inj.button(1, False)
         inj.sync()
-        time.sleep(0.5)
 
-    def share_button() -> tuple[float, float]:
-        deadline = time.monotonic() + 20
-        while True:
-            rgb = cap.grab().image.to_ndarray(format="rgb24").astype(int)
-            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-            ys, xs = np.nonzero((b > 200) & (b - r > 60) & (g > 110) & (g < 200))
-            if len(ys):
-                sel = ys < ys.min() + 30
-                return float(xs[sel].mean()), float(ys[sel].mean())
-            assert time.monotonic() < deadline, "the portal's dialog never appeared"
-            time.sleep(0.2)
+    def share_button(enabled: bool) -> tuple[float, float] | None:
+        rgb = cap.grab().image.to_ndarray(format="rgb24").astype(int)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        if enabled:  # GNOME's suggested-action blue
+            mask = (b > 190) & (r < 90) & (g > 100) & (g < 160)
+        else:
+            mask = (b > 200) & (b - r > 60) & (g > 110) & (g < 200)
+        ys, xs = np.nonzero(mask)
+        if not len(ys):
+            return None
+        sel = ys < ys.min() + 30
+        return float(xs[sel].mean()), float(ys[sel].mean())
 
-    x, y = share_button()
-    click(x - 383, y + 153)  # the monitor row
-    click(*share_button())
+    deadline = time.monotonic() + 45
+    while (share := share_button(enabled=False)) is None:
+        assert time.monotonic() < deadline, "the portal's dialog never appeared"
+        time.sleep(0.2)
+    while (ready := share_button(enabled=True)) is None or ready[1] > share[1] + 15:
+        assert time.monotonic() < deadline, "the monitor could not be selected"
+        click(share[0] - 383, share[1] + 153)  # the monitor row
+        time.sleep(1.0)
+    while not answered():
+        assert time.monotonic() < deadline, "the dialog did not take the Share click"
+        click(*ready)
+        time.sleep(1.5)
 
 
 def test_portal_dialog_answered_then_restore_token_skips_it(
@@ -374,7 +386,7 @@ def test_portal_dialog_answered_then_restore_token_skips_it(
             assert time.monotonic() < deadline and opener.is_alive(), outcome
             time.sleep(0.1)
         assert "approve the screen-sharing request on the host's screen" in notes[0]
-        _answer_share_dialog(cap, inj)
+        _answer_share_dialog(cap, inj, lambda: not opener.is_alive())
         opener.join(60)
     finally:
         inj.close()
