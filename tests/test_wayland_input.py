@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
-from wavry.platform import pwsession
 from wavry.platform.input import InjectionError
 from wavry.platform.portal import PortalSession, RestoreTokenStore
-from wavry.platform.portal_fake import FakePortal
 from wavry.platform.portal_input import PortalInputInjector
-from wavry.platform.pwsession import PipeWireSession
 from wavry.rift import rift_pb2
 from wavry.runtime.injection import InjectorSink, injector_for
+from wavry.testing import pwsession
+from wavry.testing.portal_fake import FakePortal
+from wavry.testing.pwsession import PipeWireSession
 
 pytestmark = [
     pytest.mark.skipif(not pwsession.probe().ok, reason="PipeWire is not installed"),

@@ -99,7 +99,7 @@ def host(
         typer.Option(
             "--virtual/--no-virtual",
             help="Stream a private virtual display (X11: Xvfb) at --size, or at the client's "
-            "size when --size is not given",
+            "size when --size is not given; with --source wayland a GNOME virtual monitor",
             show_default=False,
         ),
     ] = None,

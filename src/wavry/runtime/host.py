@@ -39,10 +39,7 @@ from wavry.net.host import HostServer
 from wavry.platform.audio import AudioSpec
 from wavry.platform.clipboard import (
     ClipboardError,
-    clipboard_message,
-    clipboard_text_budget,
     open_clipboard,
-    text_from_message,
 )
 from wavry.platform.gamepad_uinput import VirtualGamepads
 from wavry.platform.gamepad_uinput import probe as gamepad_probe
@@ -52,6 +49,7 @@ from wavry.rift import rift_pb2
 from wavry.rift.config import HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.transport import KeyframeRequested, RateChanged, SkipFramesRequested
+from wavry.runtime.clipboard_wire import clipboard_message, clipboard_text_budget, text_from_message
 from wavry.runtime.injection import InjectorSink, injector_for
 from wavry.runtime.sources import (
     NO_SOURCE_HELP,
@@ -107,10 +105,11 @@ def options_from_settings(s: HostSettings, config_dir: Path | None = None) -> Ho
     source = s.source.value if s.source is not None else None
     if source is None and s.display is not None:
         source = "x11"  # --display names an X display: capture it
-    if s.virtual:
+    if s.virtual and source != "wayland":
         source = "virtual"
     size = s.size_pixels
-    virtual = (size or (1280, 720)) if source == "virtual" else None
+    # --source wayland --virtual: a GNOME virtual monitor (Mutter RecordVirtual) at --size
+    virtual = (size or (1280, 720)) if source == "virtual" or s.virtual else None
     width, height = size or (1280, 720)
     bitrate = s.bitrate_kbps or 8000
     return HostOptions(

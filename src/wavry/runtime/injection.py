@@ -89,6 +89,11 @@ def injector_for(source: str, capture: Capture, display: str | None) -> Injector
 
         env = capture.env()  # type: ignore[attr-defined]
         return InjectorSink(XTestInjector(env["DISPLAY"], auth=env.get("XAUTHORITY")))
+    if source == "wayland" and getattr(capture, "mutter", None) is not None:
+        from wavry.platform.mutter_input import MutterInputInjector
+
+        # GNOME: the remote-desktop session the screen cast is linked to (no dialog)
+        return InjectorSink(MutterInputInjector.for_capture(capture))
     if source == "wayland":
         from wavry.platform.portal_input import PortalInputInjector
 
