@@ -210,7 +210,12 @@ class X11Capture(Capture):
     def start(self) -> None:
         if self._container is not None:
             return
-        x, y, w, h = self._resolve()
+        try:
+            x, y, w, h = self._resolve()
+        except CaptureError as exc:
+            if self._geometry is not None:  # it worked before: the display went away
+                raise CaptureLost(f"the X display {self.display} went away ({exc})") from exc
+            raise
         watcher = None
         if self.want_on_change:
             try:

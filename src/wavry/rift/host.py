@@ -40,6 +40,7 @@ from wavry.rift.pairing import PairingCodes, PairingVerdict
 from wavry.rift.transport import MediaTransport
 
 _COMPLETED_MEMORY_S = 30.0
+MIN_STREAM_SIDE, MAX_STREAM_SIDE = 64, 8192  # pixels
 
 
 class HostSessionState(Enum):
@@ -459,7 +460,12 @@ class HostEndpoint:
         if codec is None:
             return reject(rift_pb2.NO_COMMON_CODEC, "no video codec both sides support")
         width, height = cfg.width, cfg.height
-        if hello.HasField("max_resolution") and hello.max_resolution.width:
+        wanted = hello.max_resolution
+        if cfg.follow_client_size and wanted.width and wanted.height:
+            # a display made for this client: its size, within what a display can be
+            width = min(max(wanted.width, MIN_STREAM_SIDE), MAX_STREAM_SIDE)
+            height = min(max(wanted.height, MIN_STREAM_SIDE), MAX_STREAM_SIDE)
+        elif hello.HasField("max_resolution") and hello.max_resolution.width:
             scale = min(
                 1.0,
                 hello.max_resolution.width / width,
