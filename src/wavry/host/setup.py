@@ -137,9 +137,12 @@ def open_picture(opts: HostOptions, capture: Capture | None = None) -> PictureSo
         return PictureSource(
             "", "", None, (opts.width, opts.height), problem=f"{exc} ({choice.reason})"
         )
+    reason = choice.reason
+    if choice.name == "x11" and opts.display:
+        reason = f"--display {opts.display}"
     return PictureSource(
         choice.name,
-        choice.reason,
+        reason,
         cap,
         size,
         display=opts.display,

@@ -214,7 +214,7 @@ class X11Capture(Capture):
             x, y, w, h = self._resolve()
         except CaptureError as exc:
             if self._geometry is not None:  # it worked before: the display went away
-                raise CaptureLost(f"the X display {self.display} went away ({exc})") from exc
+                raise CaptureLost(f"the X display {self.display} went away") from exc
             raise
         watcher = None
         if self.want_on_change:
@@ -333,6 +333,6 @@ class X11Capture(Capture):
         if self._errors_in_row >= 3:
             try:
                 _open_display(self.display, self.auth).close()
-            except CaptureError as gone:
-                return CaptureLost(f"the X display {self.display} went away ({gone})")
+            except CaptureError:
+                return CaptureLost(f"the X display {self.display} went away")
         return CaptureError(f"X11 capture of {self.display} failed: {exc}")

@@ -47,6 +47,7 @@ class XChangeWatcher:
         from Xlib.ext import damage, xfixes, xinput
 
         self.region = region
+        self.display = display
         try:
             self._d = open_display(display, auth)
         except XDisplayError as exc:
@@ -103,7 +104,7 @@ class XChangeWatcher:
                     # raw motion (a GenericEvent) or a new cursor shape
                     changed = True
         except self._closed_errors as exc:
-            raise CaptureLost(f"the X display closed the connection ({exc})") from exc
+            raise CaptureLost(f"the X display {self.display} went away") from exc
         return changed
 
     def settle(self) -> None:
@@ -112,7 +113,7 @@ class XChangeWatcher:
             self._d.damage_subtract(self._damage, 0, 0)
             self._d.sync()
         except self._closed_errors as exc:
-            raise CaptureLost(f"the X display closed the connection ({exc})") from exc
+            raise CaptureLost(f"the X display {self.display} went away") from exc
 
     def close(self) -> None:
         # the server may already be gone: then there is nothing left to release
