@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from wavry.bench.latency_x11 import H, W, MarkerPainter
+from wavry.bench.latency_x11 import H, MarkerPainter, W
 from wavry.media.marker import read_marker
 from wavry.media.x11 import X11Capture
 from wavry.platform.xvfb import XvfbServer
