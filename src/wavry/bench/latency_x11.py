@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from wavry.bench.report import print_table
-from wavry.client.stats import percentile
 from wavry.media.marker import marker_bits, marker_layout, read_marker
+from wavry.percentile import percentile
 from wavry.platform.xvfb import XvfbServer
 
 __all__ = ["run_x11_capture_bench"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wavry.client.stats import percentile
 from wavry.host.notices import LatencyWindow, Observer
 from wavry.host.routing import HostFeature, PeerInfo, RoutedEvent
+from wavry.percentile import percentile
 from wavry.runtime.messages import LatencyReport
 
 __all__ = ["WINDOW_S", "StatsFeature"]
