@@ -169,6 +169,29 @@ def test_virtual_display_takes_the_clients_size(tmp_path: Path) -> None:
             await _until(lambda: rt.video.streamer is not None)
             capture = rt.video.capture
             assert capture is not None and capture.size == (800, 600)
+            assert capture.fps == 24  # the client's max_fps caps the capture
+        finally:
+            await est.conn.close()
+            await rt.close()
+
+    _run(main)
+
+
+def test_the_clients_max_fps_caps_the_stream(tmp_path: Path) -> None:
+    """A 30 fps source and a client that wants at most 10: about 10 frames a second leave."""
+
+    async def main() -> None:
+        rt = HostRuntime(_options(tmp_path), observer=lambda _n: None)
+        host, port = await rt.start()
+        config = ClientConfig(max_fps=10)
+        est = await establish(host, port, config, config_dir=tmp_path / "client")
+        try:
+            assert est.ack.fps == 10
+            await _until(lambda: rt.video.frames_sent > 0)
+            start = rt.video.frames_sent
+            await asyncio.sleep(2.0)
+            sent = rt.video.frames_sent - start
+            assert 10 <= sent <= 24, sent  # 20 at 10 fps, not the source's 60 in 2 s
         finally:
             await est.conn.close()
             await rt.close()

@@ -90,3 +90,14 @@ def test_refresh_never_comes_sooner_than_the_cap() -> None:
 def test_fps_must_be_positive() -> None:
     with pytest.raises(ValueError):
         ChangePacer(0)
+
+
+def test_the_cap_follows_the_streams_rate() -> None:
+    p = ChangePacer(60)
+    p.set_fps(10)
+    p.changed()
+    p.taken(0.0)
+    p.changed()
+    assert p.next_due() == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        p.set_fps(-1)

@@ -48,6 +48,12 @@ class ChangePacer:
         self._last_change_picture: float | None = None
         self._refresh_index = len(self.refresh_delays_s)  # nothing to refresh before a change
 
+    def set_fps(self, fps: float) -> None:
+        """A new frame-rate cap (the stream's rate, which the client may have lowered)."""
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.interval_s = 1.0 / fps
+
     def changed(self) -> None:
         """The source reported a change."""
         self._dirty = True

@@ -52,6 +52,10 @@ class Capture(abc.ABC):
     def request_frame(self) -> None:  # noqa: B027 - optional hook
         """Make the next grab() return at once (at the frame-rate cap), changed or not."""
 
+    def set_rate(self, fps: float) -> None:  # noqa: B027 - optional hook
+        """Take at most ``fps`` pictures a second from now on (the stream's rate). Sources that
+        cannot change their rate ignore it; the streamer then drops what comes too soon."""
+
     @abc.abstractmethod
     def start(self) -> None: ...
 

@@ -85,6 +85,11 @@ class VirtualCapture(Capture):
         if self._x11 is not None:
             self._x11.request_frame()
 
+    def set_rate(self, fps: float) -> None:
+        self._fps = float(fps)
+        if self._x11 is not None:
+            self._x11.set_rate(fps)
+
     @property
     def display(self) -> str:
         if self.server is None:

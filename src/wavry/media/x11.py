@@ -106,7 +106,7 @@ def bgr0_array(frame: Any) -> npt.NDArray[np.uint8]:
     return rows[:, : frame.width * 4].reshape(frame.height, frame.width, 4)
 
 
-#: x11grab's own pacing when the capture paces itself (on change): never the limit
+#: x11grab's own pacing: never the limit (ChangePacer paces the capture, on change or a clock)
 _UNPACED_FPS = 1000
 
 
@@ -118,8 +118,9 @@ class X11Capture(Capture):
     and XFIXES) ``grab()`` waits until something in the area changed — pixels, the pointer, the
     cursor — or a picture was requested, then takes it at once, no sooner than one frame
     interval after the previous one (:class:`~wavry.media.pacing.ChangePacer`, which also takes
-    a few refresh pictures after the last change and then nothing). Without it x11grab paces
-    itself to ``fps`` (a fixed clock). ``select_monitor`` reopens the reader at the new geometry.
+    a few refresh pictures after the last change and then nothing). Without it a picture is
+    taken every frame interval (a fixed clock). ``set_rate`` lowers or raises the cap (the
+    stream's rate). ``select_monitor`` reopens the reader at the new geometry.
     Frames are bgr0 ``av.VideoFrame``s (the encoder converts them with one reused swscale
     context). Width and height are rounded down to even numbers.
     """
@@ -213,7 +214,8 @@ class X11Capture(Capture):
         try:
             x, y, w, h = self._resolve()
         except CaptureError as exc:
-            if self._geometry is not None:  # it worked before: the display went away
+            if self._geometry is not None and not self._display_answers():
+                # it worked before and the server no longer answers: gone for good
                 raise CaptureLost(f"the X display {self.display} went away") from exc
             raise
         watcher = None
@@ -224,7 +226,7 @@ class X11Capture(Capture):
                 self.change_problem = str(exc)
         options = {
             "video_size": f"{w}x{h}",
-            "framerate": f"{_UNPACED_FPS if watcher else self._fps:g}",
+            "framerate": str(_UNPACED_FPS),  # the pacer decides when (on change or a clock)
             "draw_mouse": "1" if self.draw_mouse else "0",
         }
         try:
@@ -260,6 +262,10 @@ class X11Capture(Capture):
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    def set_rate(self, fps: float) -> None:
+        self._fps = float(fps)
+        self.pacer.set_fps(self._fps)
 
     def request_frame(self) -> None:
         # a full pipe (a request is already pending) or a closed one: nothing to add
@@ -306,7 +312,12 @@ class X11Capture(Capture):
         if packets is None:
             raise CaptureError("capture is not started")
         watcher = self._watcher
-        not_before_us = self._wait_for_change(watcher) if watcher is not None else 0
+        if watcher is not None:
+            not_before_us = self._wait_for_change(watcher)
+        else:  # a fixed clock: a picture every frame interval, changed or not
+            self.pacer.changed()
+            time.sleep(self.pacer.wait_s(time.monotonic()) or 0.0)
+            not_before_us = time.time_ns() // 1000
         try:
             packet = next(packets)
             # x11grab hands out what it read while probing the stream first: not this picture
@@ -317,8 +328,7 @@ class X11Capture(Capture):
             self._errors_in_row += 1
             raise self._failure(exc) from exc
         self._errors_in_row = 0
-        if watcher is not None:
-            self.pacer.taken(time.monotonic())
+        self.pacer.taken(time.monotonic())
         now_us = time.time_ns() // 1000
         # x11grab stamps each packet with the wall clock (µs) taken just before it copies the
         # picture, after its pacing wait; the copy (and rawvideo wrap) is the capture cost.
@@ -330,9 +340,13 @@ class X11Capture(Capture):
     def _failure(self, exc: BaseException) -> CaptureError:
         """A failed grab: CaptureLost when the display itself is gone (checked after a few
         failures in a row), else a CaptureError worth retrying."""
-        if self._errors_in_row >= 3:
-            try:
-                _open_display(self.display, self.auth).close()
-            except CaptureError:
-                return CaptureLost(f"the X display {self.display} went away")
+        if self._errors_in_row >= 3 and not self._display_answers():
+            return CaptureLost(f"the X display {self.display} went away")
         return CaptureError(f"X11 capture of {self.display} failed: {exc}")
+
+    def _display_answers(self) -> bool:
+        try:
+            _open_display(self.display, self.auth).close()
+        except CaptureError:
+            return False
+        return True

@@ -38,6 +38,7 @@ class StreamerStats:
     encoded: int = 0
     sent: int = 0
     dropped_stale: int = 0
+    dropped_rate: int = 0
     skipped: int = 0
     skipped_backlog: int = 0
     keyframes: int = 0
@@ -103,11 +104,17 @@ class Streamer:
         self._threads: list[threading.Thread] = []
         self._skip_gate = skip_gate
         self._on_lost = on_lost
+        self._fps = float(fps)
+        #: a frame from a source faster than the stream (it ignored set_rate) is dropped when it
+        #: comes sooner than this after the last one taken
+        self._min_gap_s = 0.75 / max(1.0, self._fps)
+        self._last_taken = 0.0
         #: why the source is gone for good ("" while it works)
         self.lost = ""
 
     def start(self) -> None:
         self.capture.start()
+        self.capture.set_rate(self._fps)
         for target, name in ((self._capture_loop, "capture"), (self._encode_loop, "encode")):
             t = threading.Thread(target=target, name=f"wavry-{name}", daemon=True)
             t.start()
@@ -163,6 +170,11 @@ class Streamer:
                 time.sleep(0.05)
                 continue
             self.stats.captured += 1
+            now = time.monotonic()
+            if now - self._last_taken < self._min_gap_s:
+                self.stats.dropped_rate += 1  # faster than the stream's frame rate
+                continue
+            self._last_taken = now
             try:
                 if not self._slot.put(frame):
                     self.stats.dropped_stale += 1
