@@ -432,8 +432,8 @@ class HostRuntime:
         if event.reason == rift_pb2.PAIRING_REQUIRED:
             s = self.endpoint.sessions.get(event.alias)
             name = s.client_name if s is not None else ""
-            address = _addr(s.addr) if s is not None else ""
-            self.trust.on_pairing_required(event.alias, event.client_id, name, address, now)
+            addr = _pair(s.addr) if s is not None else None
+            self.trust.on_pairing_required(event.alias, event.client_id, name, addr, now)
 
     # ---- feature timers ------------------------------------------------------------------
 

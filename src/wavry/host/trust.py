@@ -11,6 +11,7 @@ from wavry.host.notices import (
     PairingCodeShown,
     PairingRequested,
 )
+from wavry.net.addr import format_hostport
 from wavry.rift.events import (
     DevicePaired,
     DisconnectReason,
@@ -21,6 +22,7 @@ from wavry.rift.events import (
 )
 from wavry.rift.host import HostEndpoint
 from wavry.rift.pairing import MAX_ATTEMPTS
+from wavry.rift.ratelimit import source_key
 from wavry.store import TrustedDevice, TrustedDevices
 
 __all__ = ["Trust"]
@@ -52,8 +54,10 @@ class Trust:
         """Issue a pairing code now (`wavry host --pair`); None while codes are cooling down."""
         return self.endpoint.issue_pairing_code(now)
 
-    def active_code(self, now: float) -> str:
-        return self.endpoint.pairing.active_code(now) or ""
+    def active_code(self, now: float, address: tuple[str, int] | None = None) -> str:
+        """The code a device at ``address`` would type (the owner's when none is given)."""
+        source = source_key(address[0]) if address is not None else None
+        return self.endpoint.pairing.active_code(now, source) or ""
 
     def refuse(self, peer: int) -> None:
         """The owner refuses a device asking to pair: its session ends."""
@@ -68,10 +72,11 @@ class Trust:
         self.notify(PairingCodeShown(event.code, event.expires_at - now, MAX_ATTEMPTS))
 
     def on_pairing_required(
-        self, peer: int, wavry_id: str, name: str, address: str, now: float
+        self, peer: int, wavry_id: str, name: str, addr: tuple[str, int] | None, now: float
     ) -> None:
-        code = self.active_code(now)
-        why = "" if code else "pairing is cooling down after wrong codes; try again shortly"
+        code = self.active_code(now, addr)
+        why = "" if code else "no code for it now (too many requests or wrong codes from there)"
+        address = "" if addr is None else format_hostport(*addr)
         self.notify(PairingRequested(peer, wavry_id, name, address, code, why))
 
     def on_paired(self, event: DevicePaired) -> None:

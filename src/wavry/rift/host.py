@@ -428,7 +428,7 @@ class HostEndpoint:
                 f"the client asked for {hello.protocol_version}",
             )
         if not cfg.trust_any and s.client_id not in self.trusted:
-            issued = self.pairing.ensure(now)
+            issued = self.pairing.ensure(now, source_key(s.addr[0]))
             if issued is not None:
                 self._events.append(PairingCodeIssued(*issued))
             return reject(
@@ -476,7 +476,7 @@ class HostEndpoint:
     def _on_pair_request(self, s: HostSession, req: rift_pb2.PairRequest, now: float) -> None:
         if s.state is not HostSessionState.PAIRING:
             return
-        verdict, left = self.pairing.verify(req.proof, s.handshake_hash, now)
+        verdict, left = self.pairing.verify(req.proof, s.handshake_hash, now, source_key(s.addr[0]))
         if verdict == PairingVerdict.OK:
             self.trusted.add(s.client_id)
             s.state = HostSessionState.AWAITING_HELLO
@@ -490,6 +490,10 @@ class HostEndpoint:
                 else "wrong code; the code is used up, ask the host for a new one"
             )
             result = rift_pb2.PairResult(ok=False, message=text)
+        elif verdict == PairingVerdict.LIMITED:
+            result = rift_pb2.PairResult(
+                ok=False, message="too many wrong codes lately; wait a minute and try again"
+            )
         else:
             result = rift_pb2.PairResult(
                 ok=False, message="no pairing code is active on the host; ask for a new one"
