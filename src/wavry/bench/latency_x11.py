@@ -12,10 +12,13 @@ marker back from the decoded picture. Three phases per variant:
   between a change and its capture, and change → decoded picture;
 - ``animated``: a change every 1/60 s (video, scrolling): the same figures, and host CPU.
 
-Per phase: ``wait_ms`` = the frame's capture timestamp (x11grab's clock) − the marker's draw
-time, i.e. how long a change waited before it was captured; ``latency_ms`` = decoded − drawn
-(capture wait + capture + encode + loopback network + decode), both on this machine's one
-clock. Host CPU = the host process's utime+stime over the phase, in cores.
+Per phase, for the first decoded picture that shows each change (later pictures of the same
+marker — clock ticks, refreshes — are not new changes): ``wait_ms`` = the frame's capture
+timestamp (x11grab's clock) − the marker's draw time, i.e. how long the change waited before it
+was captured; ``latency_ms`` = decoded − drawn (capture wait + capture + encode + loopback network
++ decode), both on this machine's one clock. A change overwritten before any picture showed it
+is not counted (``changes_missed``). Host CPU = the host process's utime+stime over the phase, in
+cores.
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ class _Phase:
         self.unreadable = 0
         self.span_s = 0.0
         self.host_cpu_cores: float | None = None
+        self.last_marker = -1  # a marker counts once: the first picture that shows it
+        self.missed = 0  # changes drawn over before any picture showed them
 
 
 async def _client(
@@ -149,7 +154,12 @@ async def _client(
             if mark is None:
                 phase.unreadable += 1
                 continue
-            _, drawn_us = mark
+            marker_id, drawn_us = mark
+            if marker_id <= phase.last_marker:
+                continue  # the same change again (a clock tick, a refresh): not a new change
+            if phase.last_marker >= 0:
+                phase.missed += marker_id - phase.last_marker - 1
+            phase.last_marker = marker_id
             phase.wait_ms.append((f.timestamp_us - drawn_us) / 1000)
             phase.latency_ms.append((now_us - drawn_us) / 1000)
 
@@ -227,7 +237,8 @@ def _run_variant(
             "wait_ms_p95": percentile(p.wait_ms, 0.95),
             "latency_ms_p50": percentile(p.latency_ms, 0.5),
             "latency_ms_p95": percentile(p.latency_ms, 0.95),
-            "markers_read": len(p.latency_ms),
+            "changes_shown": len(p.latency_ms),
+            "changes_missed": p.missed,
             "unreadable_markers": p.unreadable,
         }
     return out
