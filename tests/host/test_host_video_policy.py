@@ -50,11 +50,20 @@ def test_two_sessions_at_once_keep_apart() -> None:
 
 
 class BacklogLink:
+    """The core's side: the queue's length, and its skip decision (counted, as the core
+    counts frames_skipped_backlog)."""
+
     def __init__(self) -> None:
         self.backlog_s = 0.0
+        self.core_skips = 0
 
     def media_backlog_s(self, peers: object) -> float:
         return self.backlog_s
+
+    def should_skip_frame(self, peers: object) -> bool:
+        skip = self.backlog_s > 0.5 / 50.0
+        self.core_skips += skip
+        return skip
 
 
 def test_backlog_gate_skips_while_the_queue_is_long_and_counts_each_skip() -> None:
@@ -81,8 +90,10 @@ def test_backlog_gate_skips_while_the_queue_is_long_and_counts_each_skip() -> No
         gate.update()
         assert await from_encode_thread() and gate.skipped == 1
         assert await from_encode_thread() and gate.skipped == 2
+        assert link.core_skips == 2  # the core counted exactly the frames not encoded
         link.backlog_s = 0.005  # drained below half an interval: encode again
         assert not await from_encode_thread() and gate.skipped == 2
         assert not await from_encode_thread()  # and no more questions to the loop
+        assert link.core_skips == 2
 
     asyncio.run(run())

@@ -129,6 +129,19 @@ class SessionLink:
         now = self.now()
         return max((self.endpoint.media_backlog_s(p, now) for p in peers), default=0.0)
 
+    def should_skip_frame(self, peers: Iterable[int]) -> bool:
+        """The core's decision for the next frame: skip it while the media queued for any of
+        these sessions needs more than half a frame interval to leave. Each backlogged session
+        counts the skip (``frames_skipped_backlog``): call it once per frame the encoder would
+        otherwise encode."""
+        now = self.now()
+        skip = False
+        for peer in peers:
+            s = self._session(peer)
+            if s is not None and s.transport.should_skip_frame(now):
+                skip = True
+        return skip
+
 
 class BacklogGate:
     """Whether the encoder skips a frame because the frames before it are still leaving.
@@ -136,8 +149,9 @@ class BacklogGate:
     Drop, never queue: a frame not encoded breaks no reference chain, one dropped after encoding
     does. The loop publishes, after every sent frame, until when the send queue stays longer than
     half a frame interval (:meth:`update`); the encode thread checks that time without locking
-    (:meth:`should_skip`). Only while the queue is that long does it ask the loop, which decides
-    against the queue as it is then; ``skipped`` counts the frames really not encoded.
+    (:meth:`should_skip`). Only while the queue is that long does it ask the loop, where the core
+    decides against the queue as it is then and counts the skip in each backlogged session's
+    ``frames_skipped_backlog``; ``skipped`` counts the frames really not encoded.
     """
 
     #: how long the encode thread waits for the loop's answer before skipping anyway
@@ -166,8 +180,8 @@ class BacklogGate:
         self._open_at = time.monotonic() + backlog - self._threshold_s()
 
     def decide(self) -> bool:
-        """(loop) Skip the next frame?"""
-        skip = self._link.media_backlog_s(self._viewers()) > self._threshold_s()
+        """(loop) Skip the next frame? The core decides (and counts) against the queue now."""
+        skip = self._link.should_skip_frame(self._viewers())
         if not skip:
             self._open_at = 0.0
         return skip
