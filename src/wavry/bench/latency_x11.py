@@ -122,20 +122,21 @@ async def _client(
     current: list[_Phase | None] = [None]
     stop = threading.Event()
 
+    painting = ["none"]  # the phase the client measures now: the painter follows it
+
     def paint_thread() -> None:
         rng = random.Random(7)
-        for name, seconds in schedule:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end and not stop.is_set():
-                if name == "still":
-                    time.sleep(0.05)
-                    continue
-                painter.paint()
-                gap = 1 / FPS if name == "animated" else rng.uniform(0.02, 0.08)
-                time.sleep(gap)
+        while not stop.is_set():
+            name = painting[0]
+            if name not in ("sparse", "animated"):
+                time.sleep(0.02)
+                continue
+            painter.paint()
+            time.sleep(1 / FPS if name == "animated" else rng.uniform(0.02, 0.08))
 
     async def receive() -> None:
-        while True:
+        # the stop flag too: Python 3.11's wait_for can swallow a cancellation at its timeout
+        while not stop.is_set():
             try:
                 event = await est.conn.next_event(0.5)
             except TimeoutError:
@@ -165,10 +166,11 @@ async def _client(
 
     task = asyncio.create_task(receive())
     painter_t = threading.Thread(target=paint_thread, daemon=True)
+    painter_t.start()
     try:
         await asyncio.sleep(1.0)  # the first keyframe is through
-        painter_t.start()
         for name, seconds in schedule:
+            painting[0] = name
             warm = min(4.0 if name == "still" else 1.0, seconds / 2)  # still: refreshes over
             await asyncio.sleep(warm)
             phase = phases[name]
@@ -184,6 +186,8 @@ async def _client(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await est.conn.close("bench done")
+        # the painter's X connection is the next variant's too: one thread at a time
+        await asyncio.get_running_loop().run_in_executor(None, painter_t.join, 5.0)
     return phases
 
 
