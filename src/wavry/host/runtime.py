@@ -192,7 +192,7 @@ class HostRuntime:
             self.say,
             max_bytes=opts.clipboard_max,
             send_as_file=lambda peer, text: self.files.send_clipboard(peer, text),
-            on_state=lambda on: setattr(receiver, "clipboard_max", opts.clipboard_max * on),
+            on_state=lambda on: self._clipboard_files(receiver, on),
         )
         self.files = FilesFeature(
             self.link,
@@ -223,6 +223,10 @@ class HostRuntime:
             features.append(self.recording)
         self.link.after_flush = self._reschedule
         return features
+
+    def _clipboard_files(self, receiver: FileReceiver, synced: bool) -> None:
+        """Clipboard text too large for a datagram arrives as a file: accepted while synced."""
+        receiver.clipboard_max = self.opts.clipboard_max if synced else 0
 
     def _capture_ready(self, capture: Capture) -> None:
         """A stream started its capture: point input and the clipboard at its display (a

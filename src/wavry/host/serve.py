@@ -22,6 +22,10 @@ async def serve(
     runtime = HostRuntime(opts, observer)
     try:
         await runtime.start()
+    except HostError as exc:
+        runtime.failure = str(exc)  # the error is the last word, not "shutting down"
+        await runtime.close()
+        raise
     except BaseException:
         await runtime.close()
         raise
