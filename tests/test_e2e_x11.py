@@ -340,7 +340,8 @@ def test_session_survives_monitor_switch(host: int, tmp_path: Path) -> None:
     async def run() -> tuple[int, int]:
         est = await establish("127.0.0.1", host, ClientConfig(), config_dir=tmp_path)
         before = after = 0
-        t_end = time.monotonic() + 1.5
+        # 3.5 s: the still screen's refreshes are over, the capture waits for a change
+        t_end = time.monotonic() + 3.5
         while time.monotonic() < t_end:
             with __import__("contextlib").suppress(TimeoutError):
                 if isinstance(await est.conn.next_event(0.2), FrameReady):

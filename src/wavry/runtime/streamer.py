@@ -146,6 +146,7 @@ class Streamer:
         """Switch the captured monitor between two grabs (capture thread), then a keyframe."""
         with self._control.lock:
             self._control.monitor = monitor_id
+        self.capture.request_frame()  # a capture waiting for a change must get to the switch
 
     def skip_frames(self, n: int) -> None:
         with self._control.lock:
