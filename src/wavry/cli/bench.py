@@ -43,12 +43,13 @@ def bench_latency(
     source: Annotated[
         str,
         typer.Option(
-            help="synthetic: floor, wavry and aiortc side by side; x11: a real display, "
+            help="synthetic: floor, wavry (headless, windowed) and aiortc side by side; x11: a "
+            "real display, "
             "capture on change vs on a clock"
         ),
     ] = "synthetic",
 ) -> None:
-    """Glass-to-glass latency from the marker: floor, wavry and aiortc side by side (synthetic),
+    """Glass-to-glass latency from the marker: floor, wavry headless+windowed, aiortc (synthetic),
     or X11 capture on change against a fixed clock (x11)."""
     if source == "x11":
         from wavry.bench.latency_x11 import run_x11_capture_bench
@@ -84,6 +85,11 @@ def register(app: typer.Typer) -> None:
     )
     bench_app.command("gateway", help="Signaling sockets, round trips, loop lag under login load.")(
         bench_gateway_command
+    )
+    from wavry.bench.peers.command import bench_peers_command
+
+    bench_app.command("peers", help="Glass to glass next to VNC, RDP, Selkies and aiortc.")(
+        bench_peers_command
     )
     app.add_typer(bench_app, name="bench")
     app.add_typer(lab_app, name="lab", help="Network lab: impairment proxy, namespaces.")

@@ -30,8 +30,8 @@ class SessionLink:
         self.after_flush: Callable[[], None] = lambda: None
 
     def now(self) -> float:
-        """The core's clock (seconds): every ``now`` a feature gets comes from here."""
-        return self.server._clock()
+        """The core's monotonic clock (seconds): every ``now`` a feature gets comes from here."""
+        return self.server.clock()
 
     def _session(self, peer: int) -> HostSession | None:
         s = self.endpoint.sessions.get(peer)
@@ -117,11 +117,11 @@ class SessionLink:
     def path_clean(self, peer: int) -> bool:
         """Congestion control's verdict that the path has spare room (files may use it)."""
         s = self._session(peer)
-        return s is not None and path_is_clean(s.transport.delta)
+        return s is not None and path_is_clean(s.transport.decision)
 
     def rtt_ms(self, peer: int) -> float | None:
         s = self._session(peer)
-        rtt = None if s is None else s.transport.delta.smoothed_rtt_s
+        rtt = None if s is None else s.transport.decision.smoothed_rtt_s
         return None if rtt is None else rtt * 1000
 
     def media_backlog_s(self, peers: Iterable[int]) -> float:
@@ -130,17 +130,12 @@ class SessionLink:
         return max((self.endpoint.media_backlog_s(p, now) for p in peers), default=0.0)
 
     def should_skip_frame(self, peers: Iterable[int]) -> bool:
-        """The core's decision for the next frame: skip it while the media queued for any of
-        these sessions needs more than half a frame interval to leave. Each backlogged session
-        counts the skip (``frames_skipped_backlog``): call it once per frame the encoder would
-        otherwise encode."""
-        now = self.now()
-        skip = False
-        for peer in peers:
-            s = self._session(peer)
-            if s is not None and s.transport.should_skip_frame(now):
-                skip = True
-        return skip
+        """The core's one backlog decision (``HostEndpoint.should_skip_frame``) for the next
+        frame: skip it while the media queued for any of these sessions needs more than half a
+        frame interval to leave. Each backlogged session counts the skip
+        (``frames_skipped_backlog``): call it once per frame the encoder would otherwise
+        encode."""
+        return self.endpoint.should_skip_frame(self.now(), list(peers))
 
 
 class BacklogGate:
