@@ -65,8 +65,10 @@ def open_source(
     monitor: int | None = None,
     virtual: tuple[int, int] | None = None,
     run: str | None = None,
+    on_change: bool = True,
 ) -> Capture:
-    """Create (not start) the capture backend `name`."""
+    """Create (not start) the capture backend `name`. ``on_change``: capture when the picture
+    changes where the backend can tell (X11 DAMAGE), else every frame interval."""
     try:
         if name == "synthetic":
             from wavry.media.synthetic import SyntheticCapture
@@ -74,12 +76,14 @@ def open_source(
             return SyntheticCapture(width, height, fps, noise=12)
         if name == "x11":
             x11 = importlib.import_module("wavry.media.x11")
-            capture: Capture = x11.X11Capture(display=display, monitor=monitor, fps=fps)
+            capture: Capture = x11.X11Capture(
+                display=display, monitor=monitor, fps=fps, on_change=on_change
+            )
             return capture
         if name == "virtual":
             virt = importlib.import_module("wavry.media.virtual")
             w, h = virtual or (width, height)
-            capture = virt.VirtualCapture(w, h, fps=fps, run=run)
+            capture = virt.VirtualCapture(w, h, fps=fps, run=run, on_change=on_change)
             return capture
         if name == "wayland":
             wayland = importlib.import_module("wavry.media.wayland")
