@@ -94,8 +94,8 @@ class _Shared(CommandSettings):
         lo, hi = self.bitrate_kbps, self.max_bitrate_kbps
         if lo is not None and hi is not None and hi < lo:
             raise ValueError(
-                f"max_bitrate_kbps ({hi}) is below bitrate_kbps ({lo}): the start bitrate must "
-                "not exceed the ceiling"
+                f"--max-bitrate-kbps ({hi}) is below --bitrate-kbps ({lo}): the start bitrate "
+                "must not exceed the ceiling"
             )
         return self
 
