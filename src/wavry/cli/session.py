@@ -140,6 +140,16 @@ def host(
     audio_frame_ms: Annotated[
         int | None, typer.Option(help="Opus frame duration: 5 or 10 ms (default: 10)")
     ] = None,
+    web: Annotated[
+        str | None,
+        typer.Option(
+            is_flag=False,
+            flag_value="",
+            metavar="[ADDR:PORT]",
+            help="Also serve browser clients: the page, WebTransport and WebSocket "
+            "(default ADDR: the --listen address, port 47801; docs/browser.md)",
+        ),
+    ] = None,
 ) -> None:
     """Share this machine: accept sessions and stream the screen to clients."""
     from wavry.runtime.host import serve
@@ -172,12 +182,14 @@ def host(
         audio=audio,
         mic=mic,
         audio_frame_ms=audio_frame_ms,
+        web=web,
     )
     from wavry.runtime.host import options_from_settings
+    from wavry.web import WebError
 
     try:
         run(serve(options_from_settings(s)))
-    except (StoreError, SourceError) as exc:
+    except (StoreError, SourceError, WebError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {s.listen}: {exc.strerror or exc}")

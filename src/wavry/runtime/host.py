@@ -73,6 +73,7 @@ TRUST_ANY_WARNING = (
 @dataclass(slots=True)
 class HostOptions:
     listen: tuple[str, int] = ("0.0.0.0", 47800)
+    web: tuple[str, int] | None = None  # browser clients (wavry.web, docs/browser.md)
     trust_any: bool = False
     pair: bool = False
     name: str = ""
@@ -115,6 +116,7 @@ def options_from_settings(s: HostSettings, config_dir: Path | None = None) -> Ho
     bitrate = s.bitrate_kbps or 8000
     return HostOptions(
         listen=s.listen_addr,
+        web=s.web_addr,
         trust_any=s.trust is TrustMode.any,
         pair=s.pair,
         name=s.name,
@@ -213,6 +215,7 @@ class HostRuntime:
         if self.capture is not None:
             self.endpoint.monitors = list(self._monitors(width, height))
         self.server = HostServer(self.endpoint, on_event=self._on_event)
+        self.web: Any = None  # wavry.web.WebEndpoint with --web
         self.bound: tuple[str, int] | None = None
         self.on_message: Callable[[int, rift_pb2.Message], None] | None = None
         self.streamer: Streamer | None = None
@@ -288,6 +291,19 @@ class HostRuntime:
         if self.opts.pair:
             self.endpoint.issue_pairing_code(self.server._clock())
             self.server.flush()
+        if self.opts.web is not None:
+            from wavry.web import WebEndpoint
+
+            name = self.endpoint.config.name
+            self.web = WebEndpoint(
+                self.server,
+                self.identity,
+                name,
+                config_dir=self.opts.config_dir,
+                say=self.say,
+                out=self.out,
+            )
+            await self.web.start(*self.opts.web)
         return self.bound
 
     def _monitors(self, width: int, height: int) -> list[rift_pb2.MonitorInfo]:
@@ -435,7 +451,7 @@ class HostRuntime:
             Role.HOST,
             self.file_receiver,
             share=self.opts.file_share,
-            max_datagram_size=self.endpoint.config.transport.max_datagram,
+            max_datagram_size=self.endpoint.sessions[alias].transport.config.max_datagram,
             peer=alias,
             spare=SpareCapacity(enabled=self.opts.file_spare),
         )
@@ -735,6 +751,8 @@ class HostRuntime:
             task.cancel()
         self.file_receiver.close()
         await self.server.close()
+        if self.web is not None:
+            await self.web.close()
         if self.injector is not None:
             self.injector.close()
             self.injector = None
