@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wavry.client.stats import ClientStats, frame_timing, percentile
+from wavry.client.stats import ClientStats, frame_timing
+from wavry.percentile import percentile
 
 
 def test_frame_timing_stages_add_up() -> None:
@@ -71,3 +72,13 @@ def test_summary_contract() -> None:
 def test_percentile() -> None:
     assert percentile([], 0.5) is None
     assert percentile([1.0, 2.0, 3.0], 0.5) == 2.0
+
+
+def test_the_one_percentile_rule() -> None:
+    from wavry.percentile import percentiles
+
+    assert percentile([], 0.5) is None
+    assert percentile([3.0, 1.0, 2.0, 4.0], 0.5) == 2.5  # mean of the two middle values
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.95) == 4.8  # position 0.95·4 = 3.8
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentiles([1.0, 2.0, 3.0], (0.0, 0.5, 1.0)) == {"p0": 1.0, "p50": 2.0, "p100": 3.0}

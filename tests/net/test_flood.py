@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,15 +184,15 @@ async def flood_scenario() -> FloodResult:
     # Count per-source limiter denials (the counter handshakes_rate_limited also counts the
     # global pending cap, so it alone does not show that per-source limiting happened).
     buckets = endpoint._buckets
-    take = buckets.take
+    allow = buckets.allow
 
-    def counting_take(key: object, now: float) -> bool:
-        ok = take(key, now)
+    def counting_allow(key: Hashable, now: float, amount: float = 1.0) -> bool:
+        ok = allow(key, now, amount)
         if not ok:
             r.denied[key] += 1
         return ok
 
-    buckets.take = counting_take  # type: ignore[method-assign]
+    buckets.allow = counting_allow  # type: ignore[method-assign]
 
     def on_event(e: object) -> None:
         client_events.append(e)
@@ -211,7 +212,7 @@ async def flood_scenario() -> FloodResult:
 
     def sample() -> None:
         r.max_pending = max(r.max_pending, endpoint.pending_handshakes)
-        r.max_sources = max(r.max_sources, len(buckets._b))
+        r.max_sources = max(r.max_sources, len(buckets))
         r.rss_peak_kb = max(r.rss_peak_kb, rss_kb())
 
     for _ in range(5):  # warm up, then take the memory baseline

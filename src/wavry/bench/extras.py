@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from wavry.bench.report import machine_facts, print_table
-from wavry.client.stats import percentile
+from wavry.percentile import percentile
 
 WAVRY = [sys.executable, "-m", "wavry"]
 FILE_TARGET_S = 120.0

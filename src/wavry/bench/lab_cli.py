@@ -12,6 +12,7 @@ import typer
 from wavry.bench.netlab.model import LinkConfig, gilbert_elliott
 from wavry.bench.netlab.netns import probe
 from wavry.bench.netlab.proxy import ImpairmentProxy
+from wavry.net.addr import AddressError, parse_endpoint
 
 lab_app = typer.Typer(
     help="Network lab: UDP impairment proxy and network-namespace checks.",
@@ -21,19 +22,11 @@ lab_app = typer.Typer(
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
-    """Parse `host:port` or `[v6]:port`."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise typer.BadParameter(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    """`host:port` or `[v6]:port`, through the project's one address parser."""
     try:
-        number = int(port)
-    except ValueError:
-        raise typer.BadParameter(f"bad port in {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise typer.BadParameter(f"port out of range in {text!r}")
-    return host, number
+        return parse_endpoint(text)
+    except AddressError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _pct(name: str, value: float) -> float:

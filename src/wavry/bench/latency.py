@@ -42,12 +42,12 @@ from typing import Annotated, Any
 import typer
 
 from wavry.bench.report import machine_facts, print_table
-from wavry.client.stats import percentile
 from wavry.media.decode import Decoder
 from wavry.media.encode import Encoder
 from wavry.media.marker import read_marker
 from wavry.media.synthetic import SyntheticCapture
 from wavry.net.loop import run as run_loop
+from wavry.percentile import percentile
 
 __all__ = [
     "DEFAULT_RESOLUTIONS",

@@ -29,6 +29,7 @@ from typing import Any
 from wavry.bench.net_worker import Variant
 from wavry.bench.netlab import ImpairmentProxy, LinkConfig, gilbert_elliott
 from wavry.bench.report import machine_facts, print_table
+from wavry.percentile import percentile
 
 FRAME_INTERVAL_MS = 1000 / 60
 FREEZE_GAP_S = 0.1
@@ -254,10 +255,7 @@ def _run_netns(scenario: Scenario, v: Variant, duration: float, seed: int) -> di
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))]
+    return percentile(values, q)
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:

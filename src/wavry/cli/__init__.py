@@ -14,7 +14,7 @@ import typer
 from typer import _click as click  # Typer's own vendored copy of click (its Context)
 
 from wavry import __version__
-from wavry.cli import apps, bench, identity, services, session
+from wavry.cli import account, apps, bench, identity, services, session
 
 __all__ = ["app", "main"]
 
@@ -59,6 +59,12 @@ app.command("ping", context_settings=CONTEXT)(session.ping)
 app.command("id", context_settings=CONTEXT)(identity.id_cmd)
 app.add_typer(identity.trust_app, name="trust", context_settings=CONTEXT)
 app.add_typer(identity.pins_app, name="pins", context_settings=CONTEXT)
+# 3. accounts
+app.command("register", context_settings=CONTEXT)(account.register)
+app.command("login", context_settings=CONTEXT)(account.login)
+app.command("logout", context_settings=CONTEXT)(account.logout)
+app.command("whoami", context_settings=CONTEXT)(account.whoami)
+app.command("hosts", context_settings=CONTEXT)(account.hosts)
 # 4. apps
 app.command("demo", context_settings=CONTEXT)(apps.demo)
 app.command("doctor", context_settings=CONTEXT)(apps.doctor)

@@ -13,19 +13,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from wavry.percentile import percentile
 from wavry.rift import rift_pb2
 
 STAGES = ("capture", "encode", "network", "decode", "present")
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,82 +3,12 @@
 - :mod:`wavry.controlplane.lease` — PASETO ``v4.public`` relay leases (mint, verify, key files).
 - :mod:`wavry.controlplane.stun` — RFC 5389 STUN Binding responder.
 
-This module also holds the small rate limiters both services use (kept here so that importing
-them does not pull in PASETO or aioice).
+The rate limiters both services use are the project's one token bucket
+(:mod:`wavry.rift.ratelimit`), re-exported here.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable
+from wavry.rift.ratelimit import KeyedRateLimiter, TokenBucket
 
 __all__ = ["KeyedRateLimiter", "TokenBucket"]
-
-
-class TokenBucket:
-    """A token bucket: ``rate`` tokens per second, holding at most ``burst`` tokens.
-
-    Time is passed in by the caller (any monotonic seconds), so the bucket is deterministic.
-    """
-
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        if rate < 0 or burst <= 0:
-            raise ValueError("token bucket needs rate >= 0 and burst > 0")
-        self.rate = float(rate)
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = now
-
-    def _refill(self, now: float) -> None:
-        elapsed = now - self.stamp
-        if elapsed > 0:
-            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
-        self.stamp = max(self.stamp, now)
-
-    def take(self, now: float, amount: float = 1.0) -> bool:
-        """Take ``amount`` tokens if available; return whether they were taken."""
-        self._refill(now)
-        if self.tokens >= amount:
-            self.tokens -= amount
-            return True
-        return False
-
-    def reconfigure(self, rate: float, burst: float, now: float) -> None:
-        """Change rate and burst, keeping the current fill (capped at the new burst)."""
-        self._refill(now)
-        self.rate = float(rate)
-        self.burst = float(burst)
-        self.tokens = min(self.tokens, self.burst)
-
-
-class KeyedRateLimiter:
-    """One :class:`TokenBucket` per key (an IP, an identity), with bounded memory.
-
-    At most ``max_keys`` buckets are kept; the least recently used one is forgotten first.
-    A forgotten key starts again with a full bucket, so the bound trades a little precision
-    for memory under very wide floods.
-    """
-
-    def __init__(self, rate: float, burst: float, max_keys: int = 16384) -> None:
-        if max_keys < 1:
-            raise ValueError("max_keys must be >= 1")
-        self.rate = rate
-        self.burst = burst
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
-
-    def allow(self, key: Hashable, now: float, amount: float = 1.0) -> bool:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = TokenBucket(self.rate, self.burst, now)
-            self._buckets[key] = bucket
-            if len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
-        return bucket.take(now, amount)
-
-    def __len__(self) -> int:
-        return len(self._buckets)

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import enum
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +42,8 @@ from typing import Any
 import pyseto
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from wavry.atomicfile import atomic_write
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -208,18 +208,7 @@ def _write_file(path: Path, data: bytes, mode: int, overwrite: bool) -> None:
     path = Path(path)
     if path.exists() and not overwrite:
         raise LeaseKeyError(f"{path} already exists")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent or Path("."))
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, data, mode)
 
 
 def save_private_key(key: Ed25519PrivateKey, path: str | Path, overwrite: bool = False) -> None:

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from wavry.bench.report import machine_facts, print_table
+from wavry.percentile import percentile
 from wavry.rift.identity import Identity
 
 __all__ = ["bench_gateway_command", "run_gateway_bench"]
@@ -46,10 +47,8 @@ def _free_port() -> int:
 
 
 def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
+    p = percentile(values, q)
+    return float("nan") if p is None else p
 
 
 class _Proc:

@@ -40,6 +40,7 @@ from typing import Annotated, Any
 import typer
 
 from wavry.bench.report import machine_facts, print_table
+from wavry.percentile import percentile
 
 __all__ = ["bench_relay_command", "run_relay_bench"]
 
@@ -386,10 +387,8 @@ def _gen_main(
 
 
 def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
+    p = percentile(values, q)
+    return float("nan") if p is None else p
 
 
 def _cores() -> tuple[int | None, int | None]:

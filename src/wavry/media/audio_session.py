@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wavry.media.audio import AudioPlayer, AudioSender
+from wavry.percentile import percentile
 from wavry.platform.audio import AudioError, AudioSpec, VirtualMic, open_capture_target, server_info
 
 __all__ = ["ClientAudio", "HostAudio", "default_audio_spec"]
@@ -49,10 +50,8 @@ def _post(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., object], *ar
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(q * len(s)))], 2)
+    p = percentile(values, q)
+    return None if p is None else round(p, 2)
 
 
 class HostAudio:

@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any, TypeVar
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from wavry.atomicfile import atomic_write
 from wavry.platform.probe import ProbeResult
 
 __all__ = [
@@ -128,17 +128,7 @@ class RestoreTokenStore:
         except (OSError, ValueError):
             data = {}
         data[kind] = token
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".portal-token-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path, json.dumps(data).encode())
 
 
 def _unwrap(value: Any) -> Any:

@@ -37,6 +37,7 @@ from wavry.rift.handshake import HandshakeError, LocalStatic, ResponderHandshake
 from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import PairingCodes, PairingVerdict
+from wavry.rift.ratelimit import KeyedRateLimiter, source_key
 from wavry.rift.transport import MediaTransport
 
 _COMPLETED_MEMORY_S = 30.0
@@ -84,23 +85,6 @@ class HostCounters:
     duplicate_msg1: int = 0
 
 
-class _TokenBuckets:
-    """Per-source token buckets, bounded in number (least recently used sources evicted)."""
-
-    def __init__(self, rate: float, burst: float, max_sources: int) -> None:
-        self.rate, self.burst, self.max_sources = rate, burst, max_sources
-        self._b: OrderedDict[object, tuple[float, float]] = OrderedDict()
-
-    def take(self, key: object, now: float) -> bool:
-        tokens, last = self._b.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        ok = tokens >= 1.0
-        self._b[key] = (tokens - 1.0 if ok else tokens, now)
-        if len(self._b) > self.max_sources:
-            self._b.popitem(last=False)
-        return ok
-
-
 class HostEndpoint:
     def __init__(
         self,
@@ -123,13 +107,13 @@ class HostEndpoint:
         self.sessions: dict[int, HostSession] = {}
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
         self._completed: OrderedDict[bytes, float] = OrderedDict()
-        self._buckets = _TokenBuckets(
+        self._buckets = KeyedRateLimiter(
             self.config.handshake_rate_per_ip,
             self.config.handshake_burst_per_ip,
             self.config.max_tracked_sources,
         )
         # all sources together: bounds key work when sources rotate past the per-source table
-        self._global_bucket = _TokenBuckets(
+        self._global_bucket = KeyedRateLimiter(
             self.config.handshake_rate_total, self.config.handshake_rate_total / 4, 1
         )
         self._events: deque[HostEvent] = deque()
@@ -294,7 +278,11 @@ class HostEndpoint:
             if len(dgram.payload) != 32:  # msg1 is the 32-byte ephemeral key, empty payload
                 self.counters.handshakes_failed += 1
                 return
-            if not self._global_bucket.take(None, now):
+            # per source first: one flooding source must not empty the global bucket
+            if not self._buckets.allow(source_key(addr[0]), now):
+                self.counters.handshakes_rate_limited += 1
+                return
+            if not self._global_bucket.allow(None, now):
                 self.counters.handshakes_rate_limited += 1
                 return
             if len(self._pending) >= self.config.max_pending_handshakes:
@@ -302,9 +290,6 @@ class HostEndpoint:
                 if len(self._pending) >= self.config.max_pending_handshakes:
                     self.counters.handshakes_rate_limited += 1
                     return
-            if not self._buckets.take(addr[0], now):
-                self.counters.handshakes_rate_limited += 1
-                return
             alias = self._new_alias()
             try:
                 hs = ResponderHandshake(self._local, hid, alias, dgram.payload)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wavry.client.stats import percentile
 from wavry.net.client import ClientConnection
+from wavry.percentile import percentile
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import ClientConfig
