@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from wavry.store import StoreError, _atomic_write, config_dir
+from wavry.atomicfile import atomic_write
+from wavry.store import StoreError, config_dir
 
 VALIDITY = dt.timedelta(days=13)
 BACKDATE = dt.timedelta(hours=1)  # clocks of phones and laptops disagree a little
@@ -136,5 +137,5 @@ def load_or_create_certificate(
     if current is not None and not current.renewal_due(now):
         return current, False
     fresh = create_certificate(names, now)
-    _atomic_write(path, fresh.path_bytes)
+    atomic_write(path, fresh.path_bytes)
     return fresh, True
