@@ -1,5 +1,5 @@
-"""Fixtures the page's node tests compare against: bytes made by the Python implementation
-(protobuf messages, the latency marker) and rift.proto's compiled descriptor."""
+"""Shared by the browser client's tests: the files the page's node tests compare against (bytes
+made by the Python implementation, rift.proto's descriptor), and the Playwright fixtures."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
@@ -177,3 +178,10 @@ def write_fixtures(directory: Path) -> None:
     (directory / "messages.json").write_text(json.dumps(messages()))
     (directory / "marker.json").write_text(json.dumps(marker_frames()))
     (directory / "pairing.json").write_text(json.dumps(pairing()))
+
+
+@pytest.fixture
+def page_fixtures(tmp_path: Path) -> Path:
+    directory = tmp_path / "page-fixtures"
+    write_fixtures(directory)
+    return directory
