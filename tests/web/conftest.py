@@ -5,7 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -185,3 +197,150 @@ def page_fixtures(tmp_path: Path) -> Path:
     directory = tmp_path / "page-fixtures"
     write_fixtures(directory)
     return directory
+
+
+# ---- Playwright and `wavry host --web` --------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright (a fresh profile per context)."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} not installed (scripts/setup.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    p = sync_playwright().start()
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield browser
+    finally:
+        browser.close()
+        p.stop()
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP on 127.0.0.1 (the web endpoint binds both)."""
+    for _ in range(50):
+        with socket.socket() as t:
+            t.bind(("127.0.0.1", 0))
+            port = int(t.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class WebHost:
+    proc: subprocess.Popen[str]
+    url: str
+    wavry_id: str
+    lines: list[str] = field(default_factory=list)
+
+    def link(self, query: str = "", fragment: str | None = None) -> str:
+        base, frag = self.url.split("#", 1)
+        return f"{base}{query}#{fragment if fragment is not None else frag}"
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if m := re.search(pattern, line):
+                    return m
+            time.sleep(0.05)
+        raise AssertionError(f"host never printed {pattern!r}:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@contextmanager
+def web_host(home: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[WebHost]:
+    """`wavry host --web 127.0.0.1:PORT ...` in its own config directory."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "wavry", "host", "--listen", "127.0.0.1:0"]
+    cmd += ["--web", f"127.0.0.1:{port}", *args]
+    full_env = dict(os.environ, XDG_CONFIG_HOME=str(home), PYTHONUNBUFFERED="1")
+    full_env.update(env or {})
+    proc = subprocess.Popen(
+        cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    url = None
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if m := re.match(r"browser: (https://\S+)", line):
+            url = m.group(1)
+            break
+    if url is None:
+        proc.kill()
+        raise AssertionError("host printed no browser: link:\n" + "".join(lines))
+    wavry_id = re.search(r"[#&]id=([A-Za-z0-9_-]{43})", url)
+    assert wavry_id is not None, url
+    host = WebHost(proc, url, wavry_id.group(1), lines)
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+def open_page(browser: Any, url: str) -> Any:
+    """A fresh context (its own IndexedDB: a new browser identity) on the host's page. The page
+    is served with the host's self-signed certificate: the test accepts it as a user would."""
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 960, "height": 600})
+    page = context.new_page()
+    page.on("pageerror", lambda e: print("page error:", e))
+    page.goto(url)
+    return page
+
+
+def wait_stats(page: Any, ok: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """Poll window.wavryStats() until ``ok(stats)``; the last stats in the failure message."""
+    deadline = time.monotonic() + timeout
+    stats: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        stats = page.evaluate("window.wavryStats ? window.wavryStats() : {}")
+        if stats and ok(stats):
+            return stats
+        time.sleep(0.25)
+    raise AssertionError(f"page never got there; last stats: {stats}")
+
+
+@pytest.fixture
+def web() -> SimpleNamespace:
+    """The helpers above, for test modules (pytest's importlib mode cannot import conftest)."""
+    return SimpleNamespace(host=web_host, open_page=open_page, wait_stats=wait_stats)
