@@ -10,6 +10,7 @@ too. A link naming another host identity must be refused before anything is stre
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,31 @@ def test_wrong_host_identity_is_refused(chromium: Any, web: Any, tmp_path: Path)
         finally:
             page.context.close()
         assert "accepted" not in host.output()
+
+
+def test_pairing_code_typed_in_page_then_trusted(chromium: Any, web: Any, tmp_path: Path) -> None:
+    paired = ("--source", "synthetic", "--size", f"{W}x{H}", "--fps", str(FPS))
+    with web.host(tmp_path, *paired) as host:
+        page = web.open_page(chromium, host.link())
+        try:
+            page.wait_for_selector("#pair", state="visible", timeout=30_000)
+            code = host.wait_for(r"Pairing code: (\d{3}) (\d{3})")
+            wrong = "000000" if code.group(1) + code.group(2) != "000000" else "111111"
+            page.fill("#pair-code", wrong)
+            page.click("#pair button")
+            page.wait_for_function(
+                "document.getElementById('pair-message').textContent.includes('wrong code')"
+            )
+            page.fill("#pair-code", f"{code.group(1)} {code.group(2)}")
+            page.click("#pair button")
+            web.wait_stats(page, lambda s: s.get("framesDecoded", 0) >= 10)
+            assert page.is_hidden("#pair")
+            browser_id = page.evaluate("window.wavryStats().myId")
+            host.wait_for(r"paired and trusted: .*" + re.escape(browser_id))
+            # the identity lives in IndexedDB: the same browser comes back without pairing
+            page.reload()
+            stats = web.wait_stats(page, lambda s: s.get("framesDecoded", 0) >= 10)
+            assert stats["myId"] == browser_id
+            assert page.is_hidden("#pair")
+        finally:
+            page.context.close()
