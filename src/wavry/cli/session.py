@@ -185,7 +185,7 @@ def host(
         web=web,
     )
     from wavry.runtime.host import options_from_settings
-    from wavry.web import WebError
+    from wavry.web.endpoint import WebError
 
     try:
         run(serve(options_from_settings(s)))

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from wavry.controlplane import KeyedRateLimiter
 from wavry.controlplane.lease import LeaseSigner, load_or_create_private_key
 from wavry.controlplane.stun import start_stun_server
-from wavry.gateway import admin, api, relays, shares, signaling
+from wavry.gateway import admin, api, relays, shares, signaling, webapp
 from wavry.gateway.db import make_engine, migrate, sessionmaker
 from wavry.gateway.errors import error_response, install_error_handlers
 from wavry.gateway.metrics import Metrics
@@ -239,4 +239,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(relays.router)
     app.include_router(signaling.router)
     app.include_router(admin.router)
+    app.include_router(webapp.router)
     return app

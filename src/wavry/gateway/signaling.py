@@ -94,6 +94,34 @@ def _candidate(obj: Any) -> dict[str, str]:
     return {"kind": obj["kind"], "addr": obj["addr"]}
 
 
+def _web(obj: Any) -> dict[str, Any]:
+    """`accept.web` (CONTROL_PLANE.md §3): a host's rendezvous for browsers (RIFT.md §11)."""
+    cert = obj.get("cert_sha256") if isinstance(obj, dict) else None
+    raw = obj.get("candidates") if isinstance(obj, dict) else None
+    if (
+        not isinstance(cert, str)
+        or len(cert) != 43
+        or not all(c.isalnum() or c in "-_" for c in cert)
+        or not isinstance(raw, list)
+        or not 1 <= len(raw) <= MAX_CANDIDATES
+    ):
+        raise BadMessage(
+            "invalid_message", 'web must be {"cert_sha256": base64url, "candidates": [...]}'
+        )
+    cands = []
+    for c in raw:
+        if (
+            not isinstance(c, dict)
+            or c.get("kind") not in ("host", "srflx", "mapped")
+            or not isinstance(c.get("addr"), str)
+            or not 3 <= len(c["addr"]) <= 64
+            or ":" not in c["addr"]
+        ):
+            raise BadMessage("invalid_message", 'a web candidate is {"kind", "addr": "ip:port"}')
+        cands.append({"kind": c["kind"], "addr": c["addr"]})
+    return {"cert_sha256": cert, "candidates": cands}
+
+
 def _candidates(msg: dict[str, Any]) -> list[dict[str, str]]:
     raw = msg.get("candidates", [])
     if not isinstance(raw, list) or len(raw) > MAX_CANDIDATES:
@@ -294,6 +322,8 @@ class Hub:
                     "candidates": _candidates(msg),
                     "host_wavry_id": conn.wavry_id,
                 }
+                if "web" in msg:
+                    out["web"] = _web(msg["web"])
             else:
                 reason = msg.get("reason", "")
                 if not isinstance(reason, str) or len(reason) > 200:
@@ -334,6 +364,9 @@ class Hub:
         if not isinstance(target, str) or len(target) != 43:
             raise BadMessage("invalid_message", "host must be the target Wavry ID")
         candidates = _candidates(msg)
+        transport = msg.get("transport", "udp")
+        if transport not in ("udp", "web"):
+            raise BadMessage("invalid_message", 'transport must be "udp" or "web"')
         known = self.sessions.get(sid)
         if known is not None and (known.client, known.host) != (conn.wavry_id, target):
             raise BadMessage("not_allowed", "this session id is in use")
@@ -350,6 +383,8 @@ class Hub:
             "candidates": candidates,
             "from": conn.wavry_id,
         }
+        if transport == "web":
+            out["transport"] = "web"
         await self.deliver(target, out, (sid, conn.wavry_id, target))
 
     # --- socket lifecycle -----------------------------------------------------------------

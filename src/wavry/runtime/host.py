@@ -292,7 +292,7 @@ class HostRuntime:
             self.endpoint.issue_pairing_code(self.server._clock())
             self.server.flush()
         if self.opts.web is not None:
-            from wavry.web import WebEndpoint
+            from wavry.web.endpoint import WebEndpoint
 
             name = self.endpoint.config.name
             self.web = WebEndpoint(

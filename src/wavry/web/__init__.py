@@ -2,9 +2,7 @@
 
 `wavry host --web` serves, next to the RIFT UDP socket: HTTPS (the page), HTTP/3 with
 WebTransport at ``/rift`` and a WebSocket at ``/rift-ws``, each carrying one RIFT datagram per
-WebTransport datagram / WebSocket binary message into the host's ordinary `HostEndpoint`.
+WebTransport datagram / WebSocket binary message into the host's ordinary `HostEndpoint`
+(`wavry.web.endpoint`). `wavry.web.assets` is the built page, which the gateway serves at
+``/app`` too; this package imports nothing heavy so the gateway can use it without aioquic.
 """
-
-from wavry.web.endpoint import WebEndpoint, WebError
-
-__all__ = ["WebEndpoint", "WebError"]

@@ -11,6 +11,7 @@ import { type Carrier, type CarrierHandlers, openWebSocket, openWebTransport } f
 import { ClipboardSync } from "./clipboard.js";
 import { CLIPBOARD_FILENAME, FileTransfers } from "./files.js";
 import { InputCapture } from "./input.js";
+import { GatewayUi } from "./gateway-ui.js";
 import { loadIdentity } from "./keystore.js";
 import { LinkError, type Target, parseLink } from "./params.js";
 import { Stats } from "./stats.js";
@@ -58,9 +59,6 @@ class App {
     if (!window.isSecureContext) {
       return this.fail("this page needs a secure (https) context: open the https:// link the host printed");
     }
-    if (this.target.hostId === null && this.target.authority === location.host) {
-      await this.fetchInfo(); // no ID in the link: ask the host that served this page
-    }
     this.codecs = await supportedCodecs();
     if (!this.codecs.length) return this.fail("this browser has no WebCodecs video decoder (H.264, AV1)");
     const { identity, persistent } = await loadIdentity();
@@ -68,6 +66,19 @@ class App {
     $("my-id").textContent = `this browser: ${identity.wavryId}${persistent ? "" : " (temporary: private window)"}`;
     this.setupUi();
     setInterval(() => this.tickStats(), 1000);
+    if (this.target.hostId === null && location.pathname.startsWith("/app")) {
+      // served by a gateway: sign in and pick a host (CONTROL_PLANE.md §6)
+      this.setState("sign in to pick a host");
+      new GatewayUi(identity, (r) => {
+        this.target = { ...this.target, authorities: r.authorities, certHashes: r.certHashes, hostId: r.hostId };
+        if (this.target.transport === "auto") this.target.transport = "webtransport";
+        void this.connect();
+      }).show();
+      return;
+    }
+    if (this.target.hostId === null && this.target.authorities[0] === location.host) {
+      await this.fetchInfo(); // no ID in the link: ask the host that served this page
+    }
     await this.connect();
   }
 
@@ -93,26 +104,30 @@ class App {
   private async connect(): Promise<void> {
     const problems: string[] = [];
     for (const kind of this.transports()) {
-      if (this.stopped) return;
-      this.setState(`connecting (${kind})`);
-      const handlers: CarrierHandlers = {
-        onDatagram: (d) => this.onDatagram(d),
-        onClose: (reason) => this.onCarrierClosed(carrier, reason),
-      };
-      let carrier: Carrier | null = null;
-      try {
-        carrier =
-          kind === "webtransport"
-            ? await openWebTransport(this.target.authority, this.target.certHashes, handlers)
-            : await openWebSocket(this.target.authority, handlers);
-      } catch (e) {
-        problems.push(`${kind}: ${e instanceof Error ? e.message : String(e)}`);
-        continue;
+      for (const authority of this.target.authorities) {
+        if (this.stopped) return;
+        // a WebSocket needs a certificate the browser trusts: the one of the page's own origin
+        if (kind === "websocket" && authority !== location.host && this.target.transport !== "websocket") continue;
+        this.setState(`connecting (${kind} to ${authority})`);
+        const handlers: CarrierHandlers = {
+          onDatagram: (d) => this.onDatagram(d),
+          onClose: (reason) => this.onCarrierClosed(carrier, reason),
+        };
+        let carrier: Carrier | null = null;
+        try {
+          carrier =
+            kind === "webtransport"
+              ? await openWebTransport(authority, this.target.certHashes, handlers)
+              : await openWebSocket(authority, handlers);
+        } catch (e) {
+          problems.push(`${kind} ${authority}: ${e instanceof Error ? e.message : String(e)}`);
+          continue;
+        }
+        this.carrier = carrier;
+        this.transport = kind;
+        this.startSession(carrier);
+        return;
       }
-      this.carrier = carrier;
-      this.transport = kind;
-      this.startSession(carrier);
-      return;
     }
     this.scheduleReconnect(`cannot reach the host (${problems.join("; ")})`);
   }

@@ -11,8 +11,8 @@ import { isWavryId } from "../rift/identity.js";
 export type TransportChoice = "auto" | "webtransport" | "websocket";
 
 export interface Target {
-  /** host:port serving /rift (WebTransport, UDP) and /rift-ws (WebSocket, TCP) */
-  authority: string;
+  /** host:port candidates serving /rift (WebTransport, UDP) and /rift-ws (WebSocket, TCP) */
+  authorities: string[];
   certHashes: Uint8Array[];
   hostId: string | null;
   transport: TransportChoice;
@@ -46,7 +46,7 @@ export function parseLink(loc: { hash: string; search: string; host: string }): 
   }
   const marker = query.get("marker");
   return {
-    authority: frag.get("host") ?? loc.host,
+    authorities: [frag.get("host") ?? loc.host],
     certHashes: hashes,
     hostId: id,
     transport: t as TransportChoice,
