@@ -31,6 +31,7 @@ if (args.includes("--tests")) {
     entryPoints: {
       app: join(here, "src", "app", "main.ts"),
       "audio-worklet": join(here, "src", "app", "audio-worklet.ts"),
+      "net-worker": join(here, "src", "app", "net-worker.ts"),
     },
     outdir,
     bundle: true,

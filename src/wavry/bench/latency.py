@@ -11,7 +11,10 @@ machine and one clock. Per resolution, in the same run and one after another:
   loopback over RIFT: ``establish`` + :class:`ClientRuntime`'s own ``on_frame`` (decode, stats;
   headless, so "presented" = decoded and accounted), the marker read from the decoded picture;
 - ``aiortc``: two RTCPeerConnections over the host's interfaces, H.264 forced, same source and
-  encoder settings (see :mod:`wavry.bench.latency_aiortc`).
+  encoder settings (see :mod:`wavry.bench.latency_aiortc`);
+- ``browser``: the browser client in headless Chromium against ``wavry host --web`` over
+  WebTransport, the marker read in the page (see :mod:`wavry.bench.latency_browser`); target:
+  p50 within 3 ms of ``wavry``.
 
 "Frames queued behind a newer one": a frame presented with a marker id not above the previous
 one (out of order), or (wavry) a frame whose decoding started after a newer frame had already
@@ -65,6 +68,7 @@ TARGET_P95_OVER_FLOOR_MS = 3.0
 TARGET_AIORTC_RATIO = 0.25
 TARGET_HOST_CORES = 1.2
 TARGET_CLIENT_CORES = 0.5
+TARGET_BROWSER_OVER_NATIVE_MS = 3.0  # the browser client's p50 vs the native one, same run
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -430,6 +434,20 @@ def _run_aiortc(
     return out, col.latencies_ms
 
 
+# ---- (d) the browser client (wavry.bench.latency_browser) ------------------------------------
+
+
+def _run_browser(
+    w: int, h: int, fps: int, kbps: int, warmup_s: float, seconds: float
+) -> tuple[dict[str, Any], list[float]]:
+    from wavry.bench.latency_browser import BrowserBenchError, run_browser
+
+    try:
+        return run_browser(w, h, fps, kbps, warmup_s, seconds)
+    except BrowserBenchError as exc:
+        return {"skipped": str(exc), "frames": 0, "p50_ms": None, "p95_ms": None}, []
+
+
 # ---- driver ---------------------------------------------------------------------------------
 
 
@@ -452,6 +470,10 @@ def _targets(res: list[dict[str, Any]]) -> dict[str, Any]:
         p95_over = wv["p95_ms"] - fl["p95_ms"]
     if wv["p50_ms"] is not None and ai["p50_ms"]:
         ratio = wv["p50_ms"] / ai["p50_ms"]
+    br = v.get("browser", {})
+    browser_over = None
+    if br.get("p50_ms") is not None and wv["p50_ms"] is not None:
+        browser_over = br["p50_ms"] - wv["p50_ms"]
     host_max = max(r["variants"]["wavry"]["cpu_host_cores"] for r in res)
     client_max = max(r["variants"]["wavry"]["cpu_client_cores"] for r in res)
     queued = sum(r["variants"]["wavry"]["queued_behind_newer"] for r in res)
@@ -472,6 +494,8 @@ def _targets(res: list[dict[str, Any]]) -> dict[str, Any]:
         # from a broken reference chain: the user saw garbage.
         "wavry_corrupt_pictures": sum(r["variants"]["wavry"]["unreadable_markers"] for r in res),
         "zero_queued_behind_newer": queued == 0,
+        "browser_p50_over_wavry_ms": browser_over,
+        "browser_p50_within_3ms_of_wavry": le(browser_over, TARGET_BROWSER_OVER_NATIVE_MS),
     }
 
 
@@ -480,13 +504,18 @@ def _print(results: dict[str, Any]) -> None:
     for r in results["resolutions"]:
         v = r["variants"]
         fl = v["floor"]
-        for name in ("floor", "wavry", "aiortc"):
+        for name in ("floor", "wavry", "aiortc", "browser"):
             s = v[name]
+            if s.get("skipped"):
+                rows.append([f"{r['width']}x{r['height']}@{r['fps']}", name, "skipped"] + [""] * 8)
+                continue
             cpu = ""
             if name == "floor":
                 cpu = f"{_ms(s['cpu_cores'])} (1 proc)"
             elif name == "wavry":
                 cpu = f"host {_ms(s['cpu_host_cores'])} / client {_ms(s['cpu_client_cores'])}"
+            elif name == "browser":
+                cpu = f"host {_ms(s['cpu_host_cores'])} / page {_ms(s['cpu_browser_cores'])}"
             else:
                 cpu = f"{_ms(s['cpu_cores_sender_and_receiver'])} (both peers)"
             d50 = d95 = ""
@@ -597,7 +626,12 @@ def run_latency_bench(
     for w, h, fps in resolutions:
         kbps = bitrate_kbps or BITRATE_KBPS.get((w, h), 8000)
         variants: dict[str, Any] = {}
-        for name, fn in (("floor", _run_floor), ("wavry", _run_wavry), ("aiortc", _run_aiortc)):
+        for name, fn in (
+            ("floor", _run_floor),
+            ("wavry", _run_wavry),
+            ("aiortc", _run_aiortc),
+            ("browser", _run_browser),
+        ):
             if verbose:
                 print(f"  {w}x{h}@{fps} {name}: {seconds:g} s ...", file=sys.stderr, flush=True)
             summary, lat = fn(w, h, fps, kbps, warmup_s, seconds)
@@ -625,6 +659,8 @@ def run_latency_bench(
             "wavry_host_cores": r["variants"]["wavry"]["cpu_host_cores"],
             "wavry_client_cores": r["variants"]["wavry"]["cpu_client_cores"],
             "aiortc_both_peers_cores": r["variants"]["aiortc"]["cpu_cores_sender_and_receiver"],
+            "browser_host_cores": r["variants"]["browser"].get("cpu_host_cores"),
+            "browser_page_cores": r["variants"]["browser"].get("cpu_browser_cores"),
         }
         for r in res_out
     }
@@ -647,5 +683,5 @@ def bench_latency_command(
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="5 s per variant (under ~2 min)")] = False,
 ) -> None:
-    """Glass-to-glass latency from the synthetic marker: codec floor, wavry over RIFT, aiortc."""
+    """Glass-to-glass latency from the synthetic marker: codec floor, wavry, aiortc, browser."""
     run_latency_bench(quick=quick, json_file=json_file)

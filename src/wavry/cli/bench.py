@@ -38,7 +38,7 @@ def bench_net(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
 
 @bench_app.command("latency")
 def bench_latency(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
-    """Glass-to-glass latency from the synthetic marker: floor, wavry and aiortc side by side."""
+    """Glass-to-glass latency from the synthetic marker: floor, wavry, aiortc, browser."""
     from wavry.bench.latency import bench_latency_command
 
     bench_latency_command(json_file, quick)

@@ -1,56 +1,54 @@
 /**
  * Wavry in a web page: RIFT/1 over WebTransport (or WebSocket), WebCodecs video and audio,
  * input, clipboard, files, and the stats overlay. See docs/browser.md.
+ *
+ * The carrier and the RIFT session run in a worker (net-worker.ts); this thread decodes, draws,
+ * plays, captures input and runs the UI.
  */
 
 import { utf8 } from "../rift/bytes.js";
+import type { Identity } from "../rift/identity.js";
 import { type Pb, encodeMessage } from "../rift/messages.js";
-import { type CloseKind, ClientSession, DEFAULT_CONFIG, type SessionEvent } from "../rift/session.js";
+import type { SessionEvent } from "../rift/session.js";
 import { AudioPipeline } from "./audio.js";
-import { type Carrier, type CarrierHandlers, openWebSocket, openWebTransport } from "./carrier.js";
 import { ClipboardSync } from "./clipboard.js";
 import { CLIPBOARD_FILENAME, FileTransfers } from "./files.js";
-import { InputCapture } from "./input.js";
 import { GatewayUi } from "./gateway-ui.js";
+import { InputCapture } from "./input.js";
 import { loadIdentity } from "./keystore.js";
+import type { FromWorker, NetSnapshot, ToWorker } from "./net-protocol.js";
 import { LinkError, type Target, parseLink } from "./params.js";
 import { Stats } from "./stats.js";
 import { CODEC_NAMES, VideoPipeline, supportedCodecs } from "./video.js";
-import type { Identity } from "../rift/identity.js";
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const now = (): number => (performance.timeOrigin + performance.now()) / 1000;
-const random = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
-const RECONNECT_MAX_S = 8;
-const FINAL: CloseKind[] = ["identity_mismatch", "rejected", "user", "protocol"];
 const LATENCY_REPORT_EVERY = 30;
 
 class App {
   private target!: Target;
   private identity!: Identity;
   private codecs: number[] = [];
-  private session: ClientSession | null = null;
-  private carrier: Carrier | null = null;
+  private worker: Worker | null = null;
+  private net: NetSnapshot | null = null;
+  private offsetS: number | null = null;
+  private active = false;
   private video: VideoPipeline | null = null;
   private readonly audio = new AudioPipeline();
   private input: InputCapture | null = null;
   private files: FileTransfers | null = null;
   private clipboard: ClipboardSync | null = null;
   private readonly stats = new Stats();
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  private timerAt = Infinity;
   private state = "starting";
   private error = "";
-  private transport = "";
-  private reconnects = 0;
-  private stopped = false;
   private presentedSinceReport = 0;
   private readonly canvas = $<HTMLCanvasElement>("screen");
 
   async start(): Promise<void> {
-    (window as unknown as { wavryStats: () => unknown }).wavryStats = () => this.wavryStats();
-    (window as unknown as { wavryMarkerSamples: () => number[] }).wavryMarkerSamples = () => this.stats.markerSamples();
-    (window as unknown as { wavryResetSamples: () => void }).wavryResetSamples = () => this.stats.resetSamples();
+    const w = window as unknown as Record<string, unknown>;
+    w.wavryStats = () => this.wavryStats();
+    w.wavryMarkerSamples = () => this.stats.markerSamples();
+    w.wavryResetSamples = () => this.stats.resetSamples();
     try {
       this.target = parseLink(location);
     } catch (e) {
@@ -72,14 +70,14 @@ class App {
       new GatewayUi(identity, (r) => {
         this.target = { ...this.target, authorities: r.authorities, certHashes: r.certHashes, hostId: r.hostId };
         if (this.target.transport === "auto") this.target.transport = "webtransport";
-        void this.connect();
+        this.startNet();
       }).show();
       return;
     }
     if (this.target.hostId === null && this.target.authorities[0] === location.host) {
       await this.fetchInfo(); // no ID in the link: ask the host that served this page
     }
-    await this.connect();
+    this.startNet();
   }
 
   private async fetchInfo(): Promise<void> {
@@ -92,125 +90,73 @@ class App {
     }
   }
 
-  // ---- connection --------------------------------------------------------------------------
+  // ---- the network worker ------------------------------------------------------------------
 
-  private transports(): Array<"webtransport" | "websocket"> {
-    const t = this.target.transport;
-    if (t === "websocket") return ["websocket"];
-    if (t === "webtransport") return ["webtransport"];
-    return typeof WebTransport === "undefined" ? ["websocket"] : ["webtransport", "websocket"];
-  }
-
-  private async connect(): Promise<void> {
-    const problems: string[] = [];
-    for (const kind of this.transports()) {
-      for (const authority of this.target.authorities) {
-        if (this.stopped) return;
-        // a WebSocket needs a certificate the browser trusts: the one of the page's own origin
-        if (kind === "websocket" && authority !== location.host && this.target.transport !== "websocket") continue;
-        this.setState(`connecting (${kind} to ${authority})`);
-        const handlers: CarrierHandlers = {
-          onDatagram: (d) => this.onDatagram(d),
-          onClose: (reason) => this.onCarrierClosed(carrier, reason),
-        };
-        let carrier: Carrier | null = null;
-        try {
-          carrier =
-            kind === "webtransport"
-              ? await openWebTransport(authority, this.target.certHashes, handlers)
-              : await openWebSocket(authority, handlers);
-        } catch (e) {
-          problems.push(`${kind} ${authority}: ${e instanceof Error ? e.message : String(e)}`);
-          continue;
-        }
-        this.carrier = carrier;
-        this.transport = kind;
-        this.startSession(carrier);
-        return;
-      }
-    }
-    this.scheduleReconnect(`cannot reach the host (${problems.join("; ")})`);
-  }
-
-  private startSession(carrier: Carrier): void {
-    const config = {
-      ...DEFAULT_CONFIG,
-      name: this.target.name || `browser (${navigator.platform || "web"})`,
+  private startNet(): void {
+    const worker = new Worker(new URL("./net-worker.js", import.meta.url), { type: "module" });
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => this.fromWorker(ev.data);
+    worker.onerror = (ev) => this.fail(`the network worker failed: ${ev.message}`);
+    this.worker = worker;
+    const t = this.target;
+    this.toWorker({
+      t: "start",
+      authorities: t.authorities,
+      certHashes: t.certHashes,
+      hostId: t.hostId,
+      transport: t.transport,
+      pageHost: location.host,
+      secret: this.identity.secret,
+      name: t.name || `browser (${navigator.platform || "web"})`,
       codecs: this.codecs,
-      maxDatagram: carrier.maxDatagram,
       maxWidth: Math.max(640, Math.round(screen.width * devicePixelRatio)),
       maxHeight: Math.max(360, Math.round(screen.height * devicePixelRatio)),
-    };
-    this.session = new ClientSession(this.identity, config, this.target.hostId, random);
-    this.session.connect(now());
-    this.pump();
+    });
   }
 
-  private onDatagram(d: Uint8Array): void {
-    const s = this.session;
-    if (s === null) return;
-    s.receiveDatagram(d, now());
-    this.pump();
+  private toWorker(m: ToWorker): void {
+    this.worker?.postMessage(m);
   }
 
-  private pump(): void {
-    const s = this.session;
-    const c = this.carrier;
-    if (s === null || c === null) return;
-    for (let i = 0; i < 8; i++) {
-      const out = s.takeOutput();
-      for (const d of out) c.send(d);
-      const events = s.takeEvents();
-      if (!events.length && !out.length) break;
-      for (const ev of events) this.onEvent(ev);
+  private fromWorker(m: FromWorker): void {
+    switch (m.t) {
+      case "frame":
+        this.video?.decode(m.frame);
+        break;
+      case "event":
+        this.onEvent(m.ev);
+        break;
+      case "snapshot":
+        this.net = m.snap;
+        this.offsetS = m.snap.offsetS ?? this.offsetS;
+        break;
+      case "state":
+        if (m.error !== undefined) this.error = m.error;
+        if (m.state.startsWith("reconnecting") || m.state.startsWith("connecting")) this.endStream();
+        this.setState(m.state);
+        break;
+      case "pair-error":
+        $("pair-message").textContent = m.message;
+        break;
+      case "ended":
+        this.error = m.message;
+        this.endStream();
+        if (m.kind === "identity_mismatch") {
+          this.setState("refused: wrong host identity");
+          this.showError(m.message);
+        } else {
+          this.setState(`ended: ${m.message}`);
+        }
+        break;
     }
-    this.arm();
   }
 
-  private arm(): void {
-    const t = this.session?.nextTimer() ?? null;
-    if (t === null) return;
-    if (this.timer !== null && t >= this.timerAt - 0.0005) return;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timerAt = t;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.timerAt = Infinity;
-      this.session?.handleTimer(now());
-      this.files?.poll(now());
-      this.pump();
-    }, Math.max(0, (t - now()) * 1000));
-  }
-
-  private onCarrierClosed(carrier: Carrier | null, reason: string): void {
-    if (carrier !== this.carrier || this.stopped) return;
-    this.endSession();
-    this.scheduleReconnect(reason);
-  }
-
-  private endSession(): void {
-    this.input?.releaseAll();
-    this.pump();
-    this.carrier?.close();
-    this.carrier = null;
-    this.session = null;
-    if (this.input) this.input.enabled = false;
-    this.video?.close();
-    this.video = null;
-  }
-
-  private scheduleReconnect(why: string): void {
-    if (this.stopped) return;
-    this.reconnects++;
-    const delay = Math.min(RECONNECT_MAX_S, 0.25 * 2 ** Math.min(this.reconnects, 6));
-    this.setState(`reconnecting in ${delay.toFixed(1)} s: ${why}`);
-    this.error = why;
-    setTimeout(() => void this.connect(), delay * 1000);
+  private send(msg: Pb): void {
+    if (this.active) this.toWorker({ t: "send", msg });
   }
 
   // ---- session events --------------------------------------------------------------------
 
-  private onEvent(ev: SessionEvent): void {
+  private onEvent(ev: Exclude<SessionEvent, { type: "frame" }>): void {
     switch (ev.type) {
       case "handshake":
         $("host").textContent = `${ev.hostName || "host"} — ${ev.hostId}`;
@@ -228,10 +174,8 @@ class App {
         if (ev.ok) $("pair").hidden = true;
         break;
       case "closed":
-        this.onClosed(ev.kind, ev.message);
-        break;
-      case "frame":
-        this.video?.decode(ev.frame);
+        this.error = ev.message;
+        this.endStream();
         break;
       case "message":
         this.onMessage(ev.msg);
@@ -243,13 +187,13 @@ class App {
         this.setState("streaming");
         break;
       case "pong":
+        this.offsetS = ev.offset;
         break;
     }
   }
 
   private onAccepted(ack: Pb): void {
-    const s = this.session!;
-    this.reconnects = 0;
+    this.active = true;
     this.error = "";
     $("pair").hidden = true;
     this.video?.close();
@@ -258,10 +202,10 @@ class App {
       ack.selected_codec ?? 0,
       {
         onPresented: (p) => {
-          this.stats.onPresented(p, this.session?.clockOffset ?? null);
+          this.stats.onPresented(p, this.offsetS);
           if (++this.presentedSinceReport >= LATENCY_REPORT_EVERY) this.reportLatency(p);
         },
-        onMarker: (id, ts, at) => this.stats.onMarker(id, ts, at, this.session?.clockOffset ?? null),
+        onMarker: (id, ts, at) => this.stats.onMarker(id, ts, at, this.offsetS),
         onKeyframeNeeded: (last) => this.send({ control: { rfi: { last_valid_frame_id: last } } }),
         onError: (m) => (this.error = m),
       },
@@ -270,19 +214,30 @@ class App {
     );
     const res = ack.stream_resolution ?? {};
     this.setState(`streaming ${CODEC_NAMES[ack.selected_codec ?? 0]} ${res.width}x${res.height}@${ack.fps}`);
-    const fileChunk = s.maxPlaintext - 32;
-    this.files = new FileTransfers((m, _bulk) => this.send(m), fileChunk);
+    const maxPlaintext = (this.net?.maxPlaintext || 1166) as number;
+    this.files = new FileTransfers((m) => this.send(m), maxPlaintext - 32);
+    this.maxPlaintext = maxPlaintext;
     this.files.onChange = () => this.renderTransfers();
     this.files.onClipboardText = (t) => void this.clipboard?.fromHost(t);
     if (this.input) this.input.enabled = true;
     void this.audio.start().catch((e: unknown) => (this.audio.problem = String(e)));
   }
 
+  private maxPlaintext = 1166;
+
+  private endStream(): void {
+    if (!this.active && this.video === null) return;
+    this.input?.releaseAll();
+    this.active = false;
+    if (this.input) this.input.enabled = false;
+    this.video?.close();
+    this.video = null;
+  }
+
   private reportLatency(p: { frameId: number; captureUs: number; encodeUs: number; presentedAt: number; timestampUs: number; lastChunkAt: number; decodeStart: number }): void {
     this.presentedSinceReport = 0;
-    const off = this.session?.clockOffset;
-    if (off === null || off === undefined) return;
-    const total = (p.presentedAt + off) * 1e6 - p.timestampUs;
+    const off = this.offsetS;
+    if (off === null) return;
     const sent = p.timestampUs + p.captureUs + p.encodeUs;
     const us = (v: number) => Math.max(0, Math.min(0xffffffff, Math.round(v)));
     this.send({
@@ -294,31 +249,14 @@ class App {
           network_us: us((p.lastChunkAt + off) * 1e6 - sent),
           decode_us: us((p.presentedAt - p.decodeStart) * 1e6),
           render_us: 0,
-          total_us: us(total),
+          total_us: us((p.presentedAt + off) * 1e6 - p.timestampUs),
         },
       },
     });
   }
 
-  private onClosed(kind: CloseKind, message: string): void {
-    this.error = message;
-    if (FINAL.includes(kind)) {
-      this.stopped = kind !== "rejected" || !message.includes("pairing");
-      this.endSession();
-      this.setState(kind === "identity_mismatch" ? "refused: wrong host identity" : `ended: ${message}`);
-      if (kind === "identity_mismatch") this.showError(message);
-      return;
-    }
-    this.endSession();
-    this.scheduleReconnect(message);
-  }
-
   private onMessage(msg: Pb): void {
-    const t = now();
-    if (this.files?.handle(msg, t)) {
-      this.pump();
-      return;
-    }
+    if (this.files?.handle(msg, now())) return;
     if (msg.media?.audio) {
       this.audio.push(msg.media.audio.timestamp_us ?? 0, msg.media.audio.payload ?? new Uint8Array(0));
       return;
@@ -329,23 +267,10 @@ class App {
     else if (c?.monitor_list) this.renderMonitors(c.monitor_list.monitors ?? []);
   }
 
-  private send(msg: Pb): void {
-    const s = this.session;
-    if (s === null || s.state !== "active") return;
-    try {
-      s.sendMessage(msg, now());
-    } catch (e) {
-      this.error = String(e);
-      return;
-    }
-    this.pump();
-  }
-
   private sendClipboard(text: string): void {
-    const s = this.session;
-    if (s === null) return;
+    if (!this.active) return;
     const msg = { control: { clipboard: { text } } };
-    if (encodeMessage(msg).length <= s.maxPlaintext) this.send(msg);
+    if (encodeMessage(msg).length <= this.maxPlaintext) this.send(msg);
     else void this.files?.offer(new File([utf8.encode(text) as BlobPart], CLIPBOARD_FILENAME), now);
   }
 
@@ -371,24 +296,20 @@ class App {
     $("btn-quit").onclick = () => this.quit();
     $<HTMLFormElement>("pair").onsubmit = (e) => {
       e.preventDefault();
-      const code = $<HTMLInputElement>("pair-code").value;
-      try {
-        this.session?.pair(code, now());
-        $("pair-message").textContent = "checking…";
-        this.pump();
-      } catch (err) {
-        $("pair-message").textContent = err instanceof Error ? err.message : String(err);
+      const code = $<HTMLInputElement>("pair-code").value.replace(/\s+/g, "");
+      if (!/^[0-9]{6}$/.test(code)) {
+        $("pair-message").textContent = "a pairing code is 6 digits";
+        return;
       }
+      $("pair-message").textContent = "checking…";
+      this.toWorker({ t: "pair", code });
     };
     c.addEventListener("dragover", (e) => e.preventDefault());
     c.addEventListener("drop", (e) => {
       e.preventDefault();
       for (const f of Array.from(e.dataTransfer?.files ?? [])) void this.files?.offer(f, now);
     });
-    window.addEventListener("pagehide", () => {
-      this.session?.close("user", "the page was closed", now());
-      this.pump();
-    });
+    window.addEventListener("pagehide", () => this.toWorker({ t: "quit", message: "the page was closed" }));
     setInterval(() => this.files?.poll(now()), 10);
   }
 
@@ -402,10 +323,9 @@ class App {
   }
 
   private quit(): void {
-    this.stopped = true;
-    this.session?.close("user", "closed by user", now());
-    this.pump();
-    this.endSession();
+    this.input?.releaseAll();
+    this.toWorker({ t: "quit", message: "closed by user" });
+    this.endStream();
     this.setState("disconnected");
   }
 
@@ -467,24 +387,23 @@ class App {
   }
 
   private fail(message: string): void {
-    this.stopped = true;
     this.error = message;
     this.setState("cannot start");
     this.showError(message);
   }
 
   private tickStats(): void {
-    const s = this.session;
+    const n = this.net;
     const t = now();
-    if (s !== null) {
+    if (n !== null) {
       this.stats.tick(t, {
-        bytesReceived: s.counters.bytesReceived,
-        received: s.counters.received,
-        fecRecovered: s.counters.fecRecovered,
-        highestId: s.highestReceivedId,
-        nacksSent: s.counters.nacksSent,
-        rttMs: s.clock.srtt === null ? null : s.clock.srtt * 1000,
-        clockOffsetS: s.clockOffset,
+        bytesReceived: n.counters.bytesReceived,
+        received: n.counters.received,
+        fecRecovered: n.counters.fecRecovered,
+        highestId: n.highestId,
+        nacksSent: n.counters.nacksSent,
+        rttMs: n.srttS === null ? null : n.srttS * 1000,
+        clockOffsetS: n.offsetS,
       });
     }
     const o = $("overlay");
@@ -503,40 +422,39 @@ class App {
   }
 
   private wavryStats(): Record<string, unknown> {
-    const s = this.session;
+    const n = this.net;
     const v = this.video;
     const t = now();
     return {
       ...this.stats.summary(t),
-      framesDecoded: v?.framesDecoded ?? this.stats.framesPresentedTotal,
+      framesDecoded: this.stats.framesPresentedTotal,
       framesPresented: this.stats.framesPresentedTotal,
       framesSkipped: v?.framesSkipped ?? 0,
       decodeErrors: v?.decodeErrors ?? 0,
-      transport: this.transport,
-      hostId: s?.hostId ?? this.target?.hostId ?? null,
-      hostName: s?.hostName ?? "",
+      transport: n?.transport ?? "",
+      hostId: n?.hostId ?? this.target?.hostId ?? null,
+      hostName: n?.hostName ?? "",
       state: this.state,
-      sessionState: s?.state ?? "none",
+      sessionState: n?.sessionState ?? "none",
       error: this.error,
-      codec: s?.ack ? CODEC_NAMES[s.ack.selected_codec ?? 0] : null,
+      codec: n?.ack ? CODEC_NAMES[n.ack.selected_codec ?? 0] : null,
       width: v?.width ?? 0,
       height: v?.height ?? 0,
-      rttMs: s?.clock.srtt === null || s === null ? null : s.clock.srtt * 1000,
-      clockOffsetMs: s?.clockOffset == null ? null : s.clockOffset * 1000,
-      fecRecovered: s?.counters.fecRecovered ?? 0,
-      nacksSent: s?.counters.nacksSent ?? 0,
-      datagramsReceived: s?.counters.received ?? 0,
-      datagramsSent: s?.counters.sent ?? 0,
-      carrierDebug: this.carrier?.debug?.() ?? null,
-      assembler: s?.assembler.stats ?? null,
+      rttMs: n?.srttS == null ? null : n.srttS * 1000,
+      clockOffsetMs: this.offsetS === null ? null : this.offsetS * 1000,
+      fecRecovered: n?.counters.fecRecovered ?? 0,
+      nacksSent: n?.counters.nacksSent ?? 0,
+      datagramsReceived: n?.counters.received ?? 0,
+      datagramsSent: n?.counters.sent ?? 0,
+      authFailed: n?.counters.authFailed ?? 0,
+      carrierDropped: n?.carrierDropped ?? 0,
+      assembler: n?.assembler ?? null,
       video: v?.debug() ?? null,
-      authFailed: s?.counters.authFailed ?? 0,
-      carrierDropped: this.carrier?.dropped ?? 0,
       targetKbps: this.stats.targetKbps,
       markerOutOfOrder: this.stats.markerOutOfOrder,
       inputEvents: this.input?.events ?? 0,
       audio: this.audio.running ? `playing (${this.audio.packets} packets)` : this.audio.problem || "waiting for a click",
-      reconnects: this.reconnects,
+      reconnects: n?.reconnects ?? 0,
       myId: this.identity?.wavryId ?? null,
     };
   }
