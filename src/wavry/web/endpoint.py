@@ -146,7 +146,11 @@ class WebEndpoint:
     def announce(self) -> None:
         assert self.bound is not None and self.certificate is not None
         b = format_hostport(*self.bound)
+        cert = self.certificate
+        fingerprint = ":".join(f"{x:02X}" for x in cert.sha256)
+        until = cert.not_after.strftime("%Y-%m-%d")
         self.say(f"  browser clients: https://{b} (tcp: page, WebSocket; udp: WebTransport)")
+        self.say(f"  web certificate SHA-256 {fingerprint} (valid until {until})")
         self.say(f"browser: {self.url}")
         out = self._out
         show_qr = self._qr if self._qr is not None else bool(out is not None and out.isatty())

@@ -35,7 +35,9 @@ export async function openWebTransport(
   timeoutMs = 5000,
 ): Promise<Carrier> {
   if (typeof WebTransport === "undefined") throw new Error("this browser has no WebTransport");
-  const options: WebTransportOptions = {};
+  // "low-latency": a hint that the browser's congestion control should favour delay over
+  // throughput (RIFT runs its own, DELTA, on top)
+  const options: WebTransportOptions = { congestionControl: "low-latency", requireUnreliable: true };
   if (certHashes.length) {
     options.serverCertificateHashes = certHashes.map((value) => ({ algorithm: "sha-256", value: value as BufferSource }));
   }

@@ -61,9 +61,11 @@ export class InputCapture {
     const c = this.canvas;
     this.on(window, "keydown", (e) => this.key(e, true));
     this.on(window, "keyup", (e) => this.key(e, false));
-    this.on(c, "mousemove", (e) => this.move(e));
-    this.on(c, "mousedown", (e) => this.button(e, true));
-    this.on(window, "mouseup", (e) => this.button(e, false));
+    // pointer events: mouse, pen and touch alike (a tap is a left click)
+    this.on(c, "pointermove", (e) => this.move(e));
+    this.on(c, "pointerdown", (e) => this.button(e, true));
+    this.on(window, "pointerup", (e) => this.button(e, false));
+    this.on(window, "pointercancel", (e) => this.button(e, false));
     this.on(c, "wheel", (e) => this.wheel(e), { passive: false });
     this.on(c, "contextmenu", (e) => e.preventDefault());
     this.on(window, "blur", () => this.releaseAll());
@@ -145,6 +147,7 @@ export class InputCapture {
       if (p === null && document.pointerLockElement !== this.canvas) return;
       e.preventDefault();
       this.canvas.focus();
+      if (e instanceof PointerEvent && e.pointerType !== "mouse") this.canvas.setPointerCapture?.(e.pointerId);
       if (p !== null && document.pointerLockElement !== this.canvas) this.emit({ mouse_move: p });
       this.buttons.add(b);
     } else if (!this.buttons.delete(b)) {
