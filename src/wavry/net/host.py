@@ -88,12 +88,11 @@ class HostServer:
 
     def flush(self) -> None:
         """Send what the core produced, deliver its events, re-arm its timer."""
-        transport = self._transport
         core = self.core
         now = self._clock()
         for _ in range(8):  # event handlers may produce more output
             out = core.datagrams_to_send(now)
-            if transport is not None and out:
+            if out:
                 self._send_runs(out, now)
             event = core.next_event()
             if event is None:
@@ -107,8 +106,6 @@ class HostServer:
     def send_output(self) -> None:
         """Send the datagrams the core has ready, nothing else (no events, no timer): safe to
         call while the core is inside `send_frame` (its ``on_batch``)."""
-        if self._transport is None:
-            return
         now = self._clock()
         out = self.core.datagrams_to_send(now)
         if out:
