@@ -9,6 +9,10 @@ export class AudioPipeline {
   underruns = 0;
   droppedSamples = 0;
   problem = "";
+  /** the last second of decoded audio (left channel), for the level readout and checks */
+  private recent = new Float32Array(48000);
+  private recentAt = 0;
+  decodedFrames = 0;
 
   static supported(): boolean {
     return typeof AudioDecoder !== "undefined" && typeof AudioWorkletNode !== "undefined";
@@ -74,7 +78,29 @@ export class AudioPipeline {
       planes.push(p);
     }
     data.close();
+    this.decodedFrames += planes[0].length;
+    for (const v of planes[0]) {
+      this.recent[this.recentAt] = v;
+      this.recentAt = (this.recentAt + 1) % this.recent.length;
+    }
     node.port.postMessage({ planes }, planes.map((p) => p.buffer));
+  }
+
+  /** The last second of decoded samples, oldest first. */
+  recentSamples(): number[] {
+    const r = this.recent;
+    return [...r.subarray(this.recentAt), ...r.subarray(0, this.recentAt)];
+  }
+
+  /** RMS of the last 100 ms (0..1). */
+  level(): number {
+    const n = 4800;
+    let sum = 0;
+    for (let i = 1; i <= n; i++) {
+      const v = this.recent[(this.recentAt - i + this.recent.length) % this.recent.length];
+      sum += v * v;
+    }
+    return Math.sqrt(sum / n);
   }
 
   close(): void {

@@ -49,6 +49,7 @@ class App {
     w.wavryStats = () => this.wavryStats();
     w.wavryMarkerSamples = () => this.stats.markerSamples();
     w.wavryResetSamples = () => this.stats.resetSamples();
+    w.wavryAudioSamples = () => this.audio.recentSamples();
     try {
       this.target = parseLink(location);
     } catch (e) {
@@ -454,6 +455,11 @@ class App {
       markerOutOfOrder: this.stats.markerOutOfOrder,
       inputEvents: this.input?.events ?? 0,
       audio: this.audio.running ? `playing (${this.audio.packets} packets)` : this.audio.problem || "waiting for a click",
+      audioPackets: this.audio.packets,
+      audioDecodeErrors: this.audio.decodeErrors,
+      audioUnderruns: this.audio.underruns,
+      audioDroppedSamples: this.audio.droppedSamples,
+      audioLevel: this.audio.level(),
       reconnects: n?.reconnects ?? 0,
       myId: this.identity?.wavryId ?? null,
     };
