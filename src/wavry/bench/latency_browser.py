@@ -124,6 +124,11 @@ def _summary(samples: list[float], stats: dict[str, Any], seconds: float) -> dic
         "transport": stats.get("transport"),
         "page_e2e_p50_ms": stats.get("e2eP50MsSession"),
         "page_e2e_p95_ms": stats.get("e2eP95MsSession"),
+        # what DELTA made of the page's feedback: a page has no kernel receive timestamps, so a
+        # browser descheduled on a loaded machine looks like a queue to the host
+        "bitrate_kbps": stats.get("bitrateKbps"),
+        "target_kbps_at_end": stats.get("targetKbps"),
+        "rtt_ms": stats.get("rttMs"),
     }
 
 
