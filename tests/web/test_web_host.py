@@ -233,3 +233,15 @@ def test_rift_over_the_websocket_endpoint(web: Any, tmp_path: Path) -> None:
         asyncio.run(oversized())
         assert "SessionAccepted" in asyncio.run(session())  # the host still serves
         assert host.proc.poll() is None
+
+
+def test_qr_code_of_the_link() -> None:
+    import io
+
+    from wavry.web.endpoint import print_qr
+
+    out = io.StringIO()
+    print_qr("https://192.0.2.1:47801/#h=" + "A" * 43 + "&id=" + "B" * 43, out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) > 15 and all(len(line) == len(lines[0]) for line in lines)
+    assert any("█" in line or "▀" in line or "▄" in line for line in lines)
