@@ -53,6 +53,27 @@ def desktop() -> Iterator[tuple[XvfbServer, Any]]:
         server.stop()
 
 
+def wait_key_state(server: XvfbServer, key: str, down: bool, timeout: float = 10.0) -> bool:
+    """Poll the host display's keyboard state (XQueryKeymap) until ``key`` is (not) held."""
+    from Xlib import XK, display
+
+    from wavry.platform.xdisplay import xauthority
+
+    with xauthority(str(server.auth_file)):
+        d = display.Display(server.display)
+    try:
+        code = d.keysym_to_keycode(XK.string_to_keysym(key))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            held = bool(d.query_keymap()[code // 8] & (1 << (code % 8)))
+            if held == down:
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        d.close()
+
+
 def picture_point(page: Any, x: int, y: int) -> tuple[float, float]:
     """Where host pixel (x, y) is on the page (the canvas letterboxes the picture)."""
     r = page.evaluate(
@@ -99,5 +120,22 @@ def test_keys_and_click_in_page_reach_host_app(
             assert app.keys == want, f"host app got {app.keys}"
             stats = page.evaluate("window.wavryStats()")
             assert stats["inputEvents"] >= 2 * len(want) + 2  # presses and releases, click
+
+            # the wheel: DOM's negative deltaY (away from the user) is RIFT's positive dy, which
+            # the host turns into X button 4 (scroll up)
+            app.clicks.clear()
+            page.mouse.move(*picture_point(page, *target))
+            page.mouse.wheel(0, -100)
+            deadline = time.monotonic() + 10
+            while not app.clicks and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert app.clicks and app.clicks[0][0] == 4, app.clicks
+
+            # a key held in the page is released on the host when the page loses focus
+            page.keyboard.down("KeyQ")
+            assert wait_key_state(server, "q", down=True), "the held key never went down"
+            page.evaluate("window.dispatchEvent(new Event('blur'))")
+            assert wait_key_state(server, "q", down=False), "the key stayed down after blur"
+            page.keyboard.up("KeyQ")
         finally:
             page.context.close()

@@ -161,3 +161,18 @@ def test_pairing_code_typed_in_page_then_trusted(chromium: Any, web: Any, tmp_pa
             assert page.is_hidden("#pair")
         finally:
             page.context.close()
+
+
+def test_av1_when_the_host_prefers_it(chromium: Any, web: Any, tmp_path: Path) -> None:
+    """The page offers AV1 (WebCodecs can decode it here) and the host, preferring it, picks it."""
+    args = ("--source", "synthetic", "--size", "320x240", "--fps", "30", "--trust", "any")
+    with web.host(tmp_path, *args, "--codec", "av1") as host:
+        page = web.open_page(chromium, host.link())
+        try:
+            stats = web.wait_stats(page, lambda s: s.get("framesDecoded", 0) >= 30, timeout=60)
+            assert stats["codec"] == "av1", stats
+            assert stats["decodeErrors"] == 0
+            stats = web.wait_stats(page, lambda s: s.get("markerP50Ms") is not None)
+            assert 0 < stats["markerP50Ms"] < 500
+        finally:
+            page.context.close()
