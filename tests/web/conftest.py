@@ -340,6 +340,17 @@ def wait_stats(page: Any, ok: Any, timeout: float = 30.0) -> dict[str, Any]:
     raise AssertionError(f"page never got there; last stats: {stats}")
 
 
+SYNTHETIC = ("--source", "synthetic", "--size", "640x360", "--fps", "30", "--trust", "any")
+
+
+@pytest.fixture(scope="module")
+def synthetic_host(tmp_path_factory: Any) -> Iterator[WebHost]:
+    """One `wavry host --web --source synthetic --size 640x360 --fps 30 --trust any` shared by a
+    module's tests (each test opens its own page: a new browser identity, a new session)."""
+    with web_host(tmp_path_factory.mktemp("web-host"), *SYNTHETIC) as host:
+        yield host
+
+
 @pytest.fixture
 def web() -> SimpleNamespace:
     """The helpers above, for test modules (pytest's importlib mode cannot import conftest)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,57 +83,65 @@ def streaming(transport: str, frames: int) -> Any:
 
 
 @pytest.mark.parametrize("transport", ["webtransport", "websocket"])
-def test_page_streams_host_picture(chromium: Any, web: Any, tmp_path: Path, transport: str) -> None:
-    with web.host(tmp_path, *SOURCE) as host:
-        query = "?transport=websocket" if transport == "websocket" else ""
-        page = web.open_page(chromium, host.link(query))
-        try:
-            first = web.wait_stats(page, streaming(transport, 20))
-            more = first["framesDecoded"] + 60
-            stats = web.wait_stats(page, lambda s: s["framesDecoded"] >= more)
-            assert stats["hostId"] == host.wavry_id
-            assert stats["codec"] == "h264" and (stats["width"], stats["height"]) == (W, H)
-            # frames at the stream's rate (this machine is shared: allow for scheduling)
-            assert stats["fps"] >= FPS * 0.5, stats
-            # end-to-end (capture timestamp → drawn, clocks aligned by Ping/Pong) and
-            # glass-to-glass from the marker read back out of the decoded pixels
-            assert 0 < stats["e2eP50Ms"] < 250, stats
-            stats = web.wait_stats(page, lambda s: s.get("markerP50Ms") is not None)
-            assert 0 < stats["markerP50Ms"] < 250, stats
-            assert_shows_host_picture(page)
-            assert "session" in host.output() and "accepted" in host.output()
-        finally:
-            page.context.close()
-        host.wait_for(r"session \w+ ended")
+def test_page_streams_host_picture(
+    chromium: Any, web: Any, synthetic_host: Any, transport: str
+) -> None:
+    host = synthetic_host
+    ended = host.output().count(" ended: ")
+    query = "?transport=websocket" if transport == "websocket" else ""
+    page = web.open_page(chromium, host.link(query))
+    try:
+        first = web.wait_stats(page, streaming(transport, 20))
+        more = first["framesDecoded"] + 60
+        stats = web.wait_stats(page, lambda s: s["framesDecoded"] >= more)
+        assert stats["hostId"] == host.wavry_id
+        assert stats["codec"] == "h264" and (stats["width"], stats["height"]) == (W, H)
+        # frames at the stream's rate (this machine is shared: allow for scheduling)
+        assert stats["fps"] >= FPS * 0.5, stats
+        # end-to-end (capture timestamp → drawn, clocks aligned by Ping/Pong) and
+        # glass-to-glass from the marker read back out of the decoded pixels
+        assert 0 < stats["e2eP50Ms"] < 250, stats
+        stats = web.wait_stats(page, lambda s: s.get("markerP50Ms") is not None)
+        assert 0 < stats["markerP50Ms"] < 250, stats
+        assert_shows_host_picture(page)
+        assert "accepted" in host.output()
+    finally:
+        page.context.close()
+    # the page's session ends with its carrier at once, not after the 10 s liveness timeout
+    deadline = time.monotonic() + 5
+    while host.output().count(" ended: ") == ended and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert host.output().count(" ended: ") > ended, host.output()
 
 
 def test_page_falls_back_to_websocket_when_webtransport_fails(
-    chromium: Any, web: Any, tmp_path: Path
+    chromium: Any, web: Any, synthetic_host: Any
 ) -> None:
-    with web.host(tmp_path, *SOURCE) as host:
-        wrong_hash = "h=" + "A" * 43  # a certificate hash the host does not have
-        page = web.open_page(chromium, host.link(fragment=f"{wrong_hash}&id={host.wavry_id}"))
-        try:
-            stats = web.wait_stats(page, streaming("websocket", 10))
-            assert stats["hostId"] == host.wavry_id
-        finally:
-            page.context.close()
+    host = synthetic_host
+    wrong_hash = "h=" + "A" * 43  # a certificate hash the host does not have
+    page = web.open_page(chromium, host.link(fragment=f"{wrong_hash}&id={host.wavry_id}"))
+    try:
+        stats = web.wait_stats(page, streaming("websocket", 10))
+        assert stats["hostId"] == host.wavry_id
+    finally:
+        page.context.close()
 
 
-def test_wrong_host_identity_is_refused(chromium: Any, web: Any, tmp_path: Path) -> None:
-    with web.host(tmp_path, *SOURCE) as host:
-        other = "B" * 42 + "A"  # well-formed, not this host
-        cert = host.url.split("#", 1)[1].split("&")[0]
-        page = web.open_page(chromium, host.link(fragment=f"{cert}&id={other}"))
-        try:
-            stats = web.wait_stats(page, lambda s: "refused" in s.get("state", ""))
-            assert "identity mismatch" in stats["error"], stats
-            assert other in stats["error"] and host.wavry_id in stats["error"]
-            assert stats["framesDecoded"] == 0 and stats["sessionState"] == "none"
-            assert page.is_visible("#error") and "mismatch" in page.inner_text("#error")
-        finally:
-            page.context.close()
-        assert "accepted" not in host.output()
+def test_wrong_host_identity_is_refused(chromium: Any, web: Any, synthetic_host: Any) -> None:
+    host = synthetic_host
+    accepted = host.output().count("accepted")
+    other = "B" * 42 + "A"  # well-formed, not this host
+    cert = host.url.split("#", 1)[1].split("&")[0]
+    page = web.open_page(chromium, host.link(fragment=f"{cert}&id={other}"))
+    try:
+        stats = web.wait_stats(page, lambda s: "refused" in s.get("state", ""))
+        assert "identity mismatch" in stats["error"], stats
+        assert other in stats["error"] and host.wavry_id in stats["error"]
+        assert stats["framesDecoded"] == 0 and stats["sessionState"] == "none"
+        assert page.is_visible("#error") and "mismatch" in page.inner_text("#error")
+    finally:
+        page.context.close()
+    assert host.output().count("accepted") == accepted
 
 
 def test_pairing_code_typed_in_page_then_trusted(chromium: Any, web: Any, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer, serve
 from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DatagramReceived, H3Event, HeadersReceived
+from aioquic.h3.events import DatagramReceived, DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, QuicEvent, StreamReset
 
@@ -88,6 +88,14 @@ class _Connection(QuicConnectionProtocol):
             and self.addr is not None
         ):
             self.carrier.received(event.data, self.addr)
+        elif (
+            isinstance(event, DataReceived)
+            and event.stream_id == self.session_stream
+            and event.stream_ended
+        ):
+            # the browser closed the session: its CONNECT stream ends (after a
+            # CLOSE_WEBTRANSPORT_SESSION capsule, which says nothing RIFT needs)
+            self._gone("the browser closed the WebTransport session")
 
     def send_run(self, datagrams: list[bytes]) -> int:
         """Queue datagrams on the session and send; returns how many were dropped."""
