@@ -93,9 +93,18 @@ class NetCore {
   private onDatagram(d: Uint8Array): void {
     const s = this.session;
     if (s === null) return;
-    s.receiveDatagram(d, now());
+    try {
+      s.receiveDatagram(d, now());
+    } catch (e) {
+      // a bug, never a peer's input (malformed input is counted and dropped): say it once,
+      // keep the session
+      if (!this.failed) post({ t: "state", state: "streaming", error: `internal error: ${String(e)}` });
+      this.failed = true;
+    }
     this.pump();
   }
+
+  private failed = false;
 
   pump(): void {
     const s = this.session;
