@@ -23,8 +23,20 @@ export interface Target {
 export class LinkError extends Error {}
 
 export function parseLink(loc: { hash: string; search: string; host: string }): Target {
-  const frag = new URLSearchParams(loc.hash.replace(/^#/, ""));
+  // options belong in the query (before "#"), but a "?…" appended to the whole link lands in
+  // the fragment: accept it there too, and any option given as a fragment parameter
+  let hash = loc.hash.replace(/^#/, "");
   const query = new URLSearchParams(loc.search);
+  const q = hash.indexOf("?");
+  if (q >= 0) {
+    for (const [k, v] of new URLSearchParams(hash.slice(q + 1))) query.set(k, v);
+    hash = hash.slice(0, q);
+  }
+  const frag = new URLSearchParams(hash);
+  for (const k of ["transport", "marker", "name"]) {
+    const v = frag.get(k);
+    if (v !== null && !query.has(k)) query.set(k, v);
+  }
   const hashes: Uint8Array[] = [];
   for (const h of frag.getAll("h")) {
     let raw: Uint8Array;
