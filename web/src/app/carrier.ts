@@ -13,7 +13,6 @@ export interface Carrier {
   close(): void;
   /** datagrams dropped before sending (the carrier's buffer was full) */
   dropped: number;
-  debug?: () => Record<string, unknown>;
 }
 
 export interface CarrierHandlers {
@@ -73,9 +72,6 @@ export async function openWebTransport(
       }
       // datagram writes resolve at once; the browser drops what it cannot send
       writer.write(d).catch(() => carrier.dropped++);
-    },
-    debug() {
-      return { desiredSize: writer.desiredSize, max: wt.datagrams.maxDatagramSize };
     },
     close() {
       open = false;
