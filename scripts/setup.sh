@@ -21,7 +21,8 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly gstreamer1.0-pipewire
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev pkg-config
-    sway wl-clipboard)
+    sway wl-clipboard
+    podman runc debootstrap pipx systemd)  # release tests: images, pipx install, unit checks
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${APT_PACKAGES[@]}"; do

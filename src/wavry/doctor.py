@@ -316,6 +316,12 @@ def _guard(name: str, fn: Callable[[], list[ProbeResult]]) -> list[DoctorProbe]:
         ]
 
 
+def _system_packages() -> list[ProbeResult]:
+    from wavry.syspackages import probes
+
+    return probes()
+
+
 def run_doctor(display: str | None = None) -> list[DoctorProbe]:
     from wavry.media import probes
 
@@ -328,6 +334,7 @@ def run_doctor(display: str | None = None) -> list[DoctorProbe]:
         ("audio", probe_audio),
         ("clipboard", lambda: [probe_clipboard(display)]),
         ("network", probe_network),
+        ("system-packages", _system_packages),
     ]
     out: list[DoctorProbe] = []
     for name, fn in groups:

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+import wavry
+
 FAST = {
     "WAVRY_GATEWAY_RATE_PER_IP": "1000",
     "WAVRY_GATEWAY_RATE_BURST": "1000",
@@ -46,7 +48,7 @@ def test_admin_api_ban_unban_revoke_audit(start_gateway: Any, helpers: Any) -> N
         assert c.post("/admin/api/users/nobody/ban", headers=admin, json={}).status_code == 404
         actions = [e["action"] for e in c.get("/admin/api/audit", headers=admin).json()["entries"]]
         assert actions[:3] == ["sessions.revoke", "user.unban", "user.ban"]
-        assert c.get("/health").json() == {"status": "ok"}
+        assert c.get("/health").json() == {"status": "ok", "version": wavry.__version__}
         assert c.get("/ready").json() == {"ready": True}
         m = c.get("/metrics").text
         for name in (

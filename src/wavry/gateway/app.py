@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from wavry import __version__
 from wavry.controlplane import KeyedRateLimiter
 from wavry.controlplane.lease import LeaseSigner, load_or_create_private_key
 from wavry.controlplane.stun import start_stun_server
@@ -216,7 +217,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
-        return {"status": "ok"}
+        return {"status": "ok", "version": __version__}
 
     @app.get("/ready", include_in_schema=False)
     async def ready() -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wavry import __version__
 from wavry.rift import rift_pb2
 from wavry.rift.framing import DEFAULT_MAX_DATAGRAM, MIN_MAX_DATAGRAM
 from wavry.rift.transport import TransportConfig
@@ -51,6 +52,8 @@ class ClientConfig:
 @dataclass(slots=True)
 class HostConfig:
     name: str = "wavry-host"
+    # NAME/VERSION in an accepted HelloAck's `message` (docs/spec/RIFT.md §4): informational only
+    software: str = f"wavry/{__version__}"
     codecs: list[int] = field(default_factory=lambda: [rift_pb2.H264, rift_pb2.HEVC, rift_pb2.AV1])
     width: int = 1920
     height: int = 1080

@@ -471,6 +471,7 @@ class HostEndpoint:
             keyframe_interval_ms=cfg.keyframe_interval_ms,
             session_id=self._random(16),
             session_alias=s.alias,
+            message=cfg.software,
         )
 
     def _send_ack(self, s: HostSession, ack: rift_pb2.HelloAck) -> None:

@@ -28,8 +28,9 @@ def page_problem(directory: Path = STATIC_DIR) -> str | None:
     """Why the page cannot be served (None: it can)."""
     if not (directory / ENTRY).is_file() or not (directory / "app.js").is_file():
         return (
-            f"the browser client is not built ({directory} is missing); run scripts/setup.sh, "
-            "which builds it with Node.js 20+ and npm"
+            f"the browser client is not in this installation ({directory} is missing): in a "
+            "source checkout run scripts/setup.sh (it builds web/ with Node.js and npm); release "
+            "wheels carry it"
         )
     return None
 
