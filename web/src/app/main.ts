@@ -428,8 +428,9 @@ class App {
     const t = now();
     return {
       ...this.stats.summary(t),
-      framesDecoded: this.stats.framesPresentedTotal,
+      framesDecoded: v?.framesDecoded ?? 0,
       framesPresented: this.stats.framesPresentedTotal,
+      framesNotDrawn: v?.framesNotDrawn ?? 0,
       framesSkipped: v?.framesSkipped ?? 0,
       decodeErrors: v?.decodeErrors ?? 0,
       transport: n?.transport ?? "",

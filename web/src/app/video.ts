@@ -92,6 +92,7 @@ export class VideoPipeline {
   private markerOk = 0;
   private markerBad = 0;
   framesDecoded = 0;
+  framesNotDrawn = 0;
   framesSkipped = 0;
   decodeErrors = 0;
   width = 0;
@@ -177,6 +178,14 @@ export class VideoPipeline {
   private output(vf: VideoFrame): void {
     const p = this.pending.get(vf.timestamp);
     this.pending.delete(vf.timestamp);
+    this.framesDecoded++;
+    if ((this.decoder?.decodeQueueSize ?? 0) > 0 && !this.readMarkers) {
+      // a newer picture is already being decoded: drawing this one would only be overdrawn
+      // (present only the newest; the marker bench draws every frame it reads)
+      this.framesNotDrawn++;
+      vf.close();
+      return;
+    }
     const w = vf.displayWidth;
     const h = vf.displayHeight;
     if (this.canvas.width !== w || this.canvas.height !== h) {
@@ -187,7 +196,6 @@ export class VideoPipeline {
     }
     this.ctx.drawImage(vf, 0, 0, w, h);
     const presentedAt = this.now();
-    this.framesDecoded++;
     if (p !== undefined) {
       const f = p.frame;
       this.h.onPresented({
