@@ -185,3 +185,15 @@ def test_av1_when_the_host_prefers_it(chromium: Any, web: Any, tmp_path: Path) -
             assert 0 < stats["markerP50Ms"] < 500
         finally:
             page.context.close()
+
+
+def test_bare_address_asks_the_serving_host(chromium: Any, web: Any, synthetic_host: Any) -> None:
+    """https://HOST:PORT/ with no fragment: the page takes the ID and hash from the host that
+    served it (/rift-info.json) and still uses WebTransport."""
+    host = synthetic_host
+    page = web.open_page(chromium, host.url.split("#", 1)[0])
+    try:
+        stats = web.wait_stats(page, streaming("webtransport", 10))
+        assert stats["hostId"] == host.wavry_id
+    finally:
+        page.context.close()

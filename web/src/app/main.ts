@@ -6,7 +6,7 @@
  * plays, captures input and runs the UI.
  */
 
-import { utf8 } from "../rift/bytes.js";
+import { fromBase64url, utf8 } from "../rift/bytes.js";
 import type { Identity } from "../rift/identity.js";
 import { type Pb, encodeMessage } from "../rift/messages.js";
 import type { SessionEvent } from "../rift/session.js";
@@ -84,8 +84,11 @@ class App {
   private async fetchInfo(): Promise<void> {
     try {
       const r = await fetch("/rift-info.json", { cache: "no-store" });
-      const info = (await r.json()) as { wavry_id?: string };
+      const info = (await r.json()) as { wavry_id?: string; cert_sha256?: string };
       if (typeof info.wavry_id === "string") this.target.hostId = info.wavry_id;
+      if (typeof info.cert_sha256 === "string" && !this.target.certHashes.length) {
+        this.target.certHashes = [fromBase64url(info.cert_sha256)];
+      }
     } catch {
       /* the handshake still proves who the host is; nothing to compare with then */
     }
