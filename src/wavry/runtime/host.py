@@ -215,7 +215,7 @@ class HostRuntime:
         if self.capture is not None:
             self.endpoint.monitors = list(self._monitors(width, height))
         self.server = HostServer(self.endpoint, on_event=self._on_event)
-        self.web: Any = None  # wavry.web.WebEndpoint with --web
+        self.web: Any = None  # wavry.web.endpoint.WebService with --web
         self.bound: tuple[str, int] | None = None
         self.on_message: Callable[[int, rift_pb2.Message], None] | None = None
         self.streamer: Streamer | None = None

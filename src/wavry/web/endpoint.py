@@ -16,7 +16,7 @@ import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from wavry.net.addr import format_hostport
 from wavry.net.host import HostServer
@@ -181,3 +181,29 @@ class WebEndpoint:
         if self._files is not None:
             self._files.cleanup()
             self._files = None
+
+
+class WebService:
+    """`--web` as a service a host runtime starts after its `HostServer` and closes with it:
+    ``start(runtime)`` needs ``runtime.server``, ``runtime.identity``, ``runtime.endpoint``,
+    ``runtime.opts.config_dir``, ``runtime.say`` and, for the QR code, ``runtime.out``."""
+
+    def __init__(self, listen: tuple[str, int]) -> None:
+        self.listen = listen
+        self.endpoint: WebEndpoint | None = None
+
+    async def start(self, runtime: Any) -> None:
+        self.endpoint = WebEndpoint(
+            runtime.server,
+            runtime.identity,
+            runtime.endpoint.config.name,
+            config_dir=getattr(runtime.opts, "config_dir", None),
+            say=runtime.say,
+            out=getattr(runtime, "out", None),
+        )
+        await self.endpoint.start(*self.listen)
+
+    async def close(self) -> None:
+        if self.endpoint is not None:
+            await self.endpoint.close()
+            self.endpoint = None
