@@ -74,7 +74,8 @@ def assert_shows_host_picture(page: Any) -> None:
     # the next frame (ramp 4 px on, box moved) must match clearly worse: the canvas shows this
     # very frame, not just something like the pattern
     other = psnr(y, source_luma(frame_id + 1, ts))
-    assert same >= 25.0, f"canvas vs frame {frame_id}: PSNR {same:.1f} dB"
+    # (the absolute figure depends on the bitrate congestion control chose: loose)
+    assert same >= 22.0, f"canvas vs frame {frame_id}: PSNR {same:.1f} dB"
     assert same > other + 3.0, f"not frame-specific: {same:.1f} vs {other:.1f} dB"
 
 
@@ -92,12 +93,14 @@ def test_page_streams_host_picture(
     page = web.open_page(chromium, host.link(query))
     try:
         first = web.wait_stats(page, streaming(transport, 20))
-        more = first["framesDecoded"] + 60
+        t0 = time.monotonic()
+        more = first["framesDecoded"] + 90
         stats = web.wait_stats(page, lambda s: s["framesDecoded"] >= more)
+        rate = (stats["framesDecoded"] - first["framesDecoded"]) / (time.monotonic() - t0)
         assert stats["hostId"] == host.wavry_id
         assert stats["codec"] == "h264" and (stats["width"], stats["height"]) == (W, H)
         # frames at the stream's rate (this machine is shared: allow for scheduling)
-        assert stats["fps"] >= FPS * 0.5, stats
+        assert rate >= FPS * 0.5, (rate, stats)
         # end-to-end (capture timestamp → drawn, clocks aligned by Ping/Pong) and
         # glass-to-glass from the marker read back out of the decoded pixels
         assert 0 < stats["e2eP50Ms"] < 250, stats
