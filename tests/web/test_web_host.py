@@ -245,3 +245,13 @@ def test_qr_code_of_the_link() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) > 15 and all(len(line) == len(lines[0]) for line in lines)
     assert any("█" in line or "▀" in line or "▄" in line for line in lines)
+
+
+def test_web_option_value_may_be_left_out() -> None:
+    from wavry.cli import optional_values
+
+    assert optional_values(["host", "--web"]) == ["host", "--web="]
+    got = optional_values(["host", "--web", "--trust", "any"])
+    assert got == ["host", "--web=", "--trust", "any"]
+    assert optional_values(["host", "--web", "1.2.3.4:9"]) == ["host", "--web", "1.2.3.4:9"]
+    assert optional_values(["host", "--", "--web"]) == ["host", "--", "--web"]
