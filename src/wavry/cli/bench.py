@@ -38,7 +38,7 @@ def bench_net(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
 
 @bench_app.command("latency")
 def bench_latency(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
-    """Glass-to-glass latency from the synthetic marker: floor, wavry, aiortc, browser."""
+    """Glass-to-glass latency (synthetic marker): floor, wavry, windowed, aiortc, browser."""
     from wavry.bench.latency import bench_latency_command
 
     bench_latency_command(json_file, quick)
@@ -62,6 +62,11 @@ def register(app: typer.Typer) -> None:
     )
     bench_app.command("gateway", help="Signaling sockets, round trips, loop lag under login load.")(
         bench_gateway_command
+    )
+    from wavry.bench.peers.command import bench_peers_command
+
+    bench_app.command("peers", help="Glass to glass next to VNC, RDP, Selkies and aiortc.")(
+        bench_peers_command
     )
     app.add_typer(bench_app, name="bench")
     app.add_typer(lab_app, name="lab", help="Network lab: impairment proxy, namespaces.")
