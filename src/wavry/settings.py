@@ -19,6 +19,7 @@ from wavry.net.addr import AddressError, parse_hostport
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_WEB_PORT",
+    "CaptureMode",
     "CodecName",
     "ConnectSettings",
     "HostSettings",
@@ -42,6 +43,11 @@ class SourceName(StrEnum):
     x11 = "x11"
     wayland = "wayland"
     virtual = "virtual"
+
+
+class CaptureMode(StrEnum):
+    change = "change"  # when the screen changes (X11 DAMAGE), at most --fps
+    clock = "clock"  # every frame interval
 
 
 class CodecName(StrEnum):
@@ -109,6 +115,7 @@ class HostSettings(_Shared):
     virtual: bool = False
     size: str | None = None
     run: str | None = None
+    capture: CaptureMode = CaptureMode.change
     codec: CodecName = CodecName.h264
     audio: str | None = None
     mic: bool = True

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -199,7 +200,7 @@ class WebService:
             runtime.endpoint.config.name,
             config_dir=getattr(runtime.opts, "config_dir", None),
             say=runtime.say,
-            out=getattr(runtime, "out", None),
+            out=getattr(runtime, "out", None) or sys.stdout,  # the QR code, on a terminal only
         )
         await self.endpoint.start(*self.listen)
 
