@@ -351,7 +351,20 @@ def synthetic_host(tmp_path_factory: Any) -> Iterator[WebHost]:
         yield host
 
 
+def wait_js(page: Any, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JS expression until it is truthy (evaluate(), which the page's CSP allows; the
+    eval() of Playwright's wait_for_function it forbids)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.evaluate(expression):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"never true: {expression}")
+
+
 @pytest.fixture
 def web() -> SimpleNamespace:
     """The helpers above, for test modules (pytest's importlib mode cannot import conftest)."""
-    return SimpleNamespace(host=web_host, open_page=open_page, wait_stats=wait_stats)
+    return SimpleNamespace(
+        host=web_host, open_page=open_page, wait_stats=wait_stats, wait_js=wait_js
+    )

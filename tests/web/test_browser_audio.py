@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from wavry.platform.pwsession import PipeWireSession, probe
+from wavry.testing.pwsession import PipeWireSession, probe
 
 pytestmark = [
     pytest.mark.slow,

@@ -32,7 +32,9 @@ def test_clipboard_both_ways(chromium: Any, web: Any, tmp_path: Path) -> None:
             page = web.open_page(chromium, host.link())
             page.context.grant_permissions(["clipboard-read", "clipboard-write"])
             try:
-                web.wait_stats(page, lambda s: s.get("framesDecoded", 0) >= 5)
+                web.wait_stats(
+                    page, lambda s: s.get("framesDecoded", 0) >= 1
+                )  # X11: captured on change
                 host.wait_for(r"clipboard sync on")
                 page.bring_to_front()
                 page.click("#screen")  # the page has focus: it may write the clipboard

@@ -97,7 +97,8 @@ def test_keys_and_click_in_page_reach_host_app(
     with web.host(tmp_path, *args, env=env) as host:
         page = web.open_page(chromium, host.link())
         try:
-            web.wait_stats(page, lambda s: s.get("framesDecoded", 0) >= 10 and s["width"] == W)
+            # X11 is captured when it changes: a still desktop sends a picture, then nothing
+            web.wait_stats(page, lambda s: s.get("framesDecoded", 0) >= 1 and s["width"] == W)
             app.clicks.clear()
             app.keys.clear()
             target = (W // 4 + 13, 3 * H // 4 - 7)  # inside the blue quadrant

@@ -157,8 +157,8 @@ def test_pairing_code_typed_in_page_then_trusted(chromium: Any, web: Any, tmp_pa
             wrong = "000000" if code.group(1) + code.group(2) != "000000" else "111111"
             page.fill("#pair-code", wrong)
             page.click("#pair button")
-            page.wait_for_function(
-                "document.getElementById('pair-message').textContent.includes('wrong code')"
+            web.wait_js(
+                page, "document.getElementById('pair-message').textContent.includes('wrong code')"
             )
             page.fill("#pair-code", f"{code.group(1)} {code.group(2)}")
             page.click("#pair button")
