@@ -255,3 +255,25 @@ def test_web_option_value_may_be_left_out() -> None:
     assert got == ["host", "--web=", "--trust", "any"]
     assert optional_values(["host", "--web", "1.2.3.4:9"]) == ["host", "--web", "1.2.3.4:9"]
     assert optional_values(["host", "--", "--web"]) == ["host", "--", "--web"]
+
+
+def test_signaling_web_fields_are_validated() -> None:
+    from wavry.gateway.signal_frames import BadMessage, transport_of, web_rendezvous_of
+
+    assert transport_of({}) == "udp" and transport_of({"transport": "web"}) == "web"
+    with pytest.raises(BadMessage):
+        transport_of({"transport": "carrier-pigeon"})
+    good = {"cert_sha256": "A" * 43, "candidates": [{"kind": "host", "addr": "10.0.0.2:47801"}]}
+    assert web_rendezvous_of(good) == good
+    assert web_rendezvous_of({**good, "extra": 1}) == good  # only the spec's fields go on
+    for bad in (
+        None,
+        {**good, "cert_sha256": "A" * 42},
+        {**good, "cert_sha256": "A" * 42 + "!"},
+        {**good, "candidates": []},
+        {**good, "candidates": [{"kind": "relay", "addr": "1.2.3.4:5"}]},
+        {**good, "candidates": [{"kind": "host", "addr": "no-port"}]},
+        {**good, "candidates": [{"kind": "host", "addr": "1.2.3.4:5"}] * 33},
+    ):
+        with pytest.raises(BadMessage):
+            web_rendezvous_of(bad)
