@@ -132,11 +132,11 @@ def _windowed_run(port: int, server: XvfbServer, home: Path, seconds: float,
 def test_busy_machine_drops_instead_of_queueing(tmp_path: Path) -> None:
     host_args = ("--source", "synthetic", "--size", "1280x720", "--fps", "60")
     with XvfbServer(1280, 720) as b, _host(tmp_path / "h", *host_args) as port:
-        quiet, exit_quiet, out_quiet = _windowed_run(port, b, tmp_path / "c", 6,
+        quiet, exit_quiet, out_quiet = _windowed_run(port, b, tmp_path / "c", 8,
                                                      tmp_path / "quiet.json")  # fmt: skip
         load = _busy(2)
         try:
-            busy, exit_busy, out_busy = _windowed_run(port, b, tmp_path / "c", 6,
+            busy, exit_busy, out_busy = _windowed_run(port, b, tmp_path / "c", 8,
                                                       tmp_path / "busy.json")  # fmt: skip
         finally:
             for p in load:
