@@ -422,6 +422,9 @@ class StubController:
     def poll_congestion_control(self) -> None:
         return None
 
+    def set_ceiling(self, max_bitrate_kbps: int | None, max_fps: int | None) -> None:
+        pass
+
 
 def stub_sender() -> tuple[MediaSender, StubController]:
     host, _, _ = loopback_session()

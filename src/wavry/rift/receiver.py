@@ -187,6 +187,9 @@ class HostReceiver(Receiver):
             self._emit(PeerStats(report))
         elif which == "rfi":
             self.media_sender.on_reference_invalidation(ctl.rfi.last_valid_frame_id, now)
+        elif which == "congestion":  # the client's own ceiling (RIFT.md §8)
+            c = ctl.congestion
+            self.media_sender.set_peer_limits(c.target_bitrate_kbps, c.target_fps, now)
         elif which == "encoder_control":
             n = min(2, ctl.encoder_control.skip_frames)
             if n:

@@ -467,6 +467,15 @@ class MediaSender(Sender):
         d = self.decision
         return d.state is CongestionState.STABLE and d.capacity_kbps is None
 
+    def set_peer_limits(self, max_bitrate_kbps: int, max_fps: int, now: float) -> None:
+        """The receiver's `CongestionControl` (docs/spec/RIFT.md §8): a ceiling on the media
+        bitrate and frame rate (0 = no limit); the encoder follows the capped decision at once."""
+        self.controller.set_ceiling(max_bitrate_kbps or None, max_fps or None)
+        d = self.controller.decision
+        self.pacer.set_target(d.send_rate_kbps, d.target_fps)
+        ratio = self.redundancy.ratio
+        self._emit(RateChanged(d.target_bitrate_kbps, d.target_fps, ratio, d.state.value))
+
     def _apply_decision(self, now: float) -> None:
         cc = self.controller.poll_congestion_control()
         d = self.controller.decision
