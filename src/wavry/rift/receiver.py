@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from wavry.rift import rift_pb2
 from wavry.rift.assembler import AssembledFrame, FrameAssembler, ReferenceInvalidationNeeded
 from wavry.rift.channel import SecureChannel
+from wavry.rift.fec import XOR
 from wavry.rift.fec_decoder import FecDecoder
 from wavry.rift.feedback import FeedbackBuilder, StatsAccumulator
 from wavry.rift.framing import TransportDatagram, encode_transport_header
@@ -59,7 +60,9 @@ class Receiver:
         self.stats = stats
         self._emit = emit
         self.sender = sender
-        self.fec_decoder: FecDecoder | None = FecDecoder() if config.fec else None
+        # every peer may send XOR parities (§7); Reed-Solomon only when this side offers it
+        schemes = (XOR, *config.fec_schemes)
+        self.fec_decoder: FecDecoder | None = FecDecoder(schemes=schemes) if config.fec else None
         self.nack = NackTracker(
             will_repair=self.fec_decoder.will_repair if self.fec_decoder is not None else None,
             not_needed=self.fec_decoder.likely_parity if self.fec_decoder is not None else None,

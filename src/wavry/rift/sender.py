@@ -28,7 +28,7 @@ from wavry.rift.congestion import (
     FixedRateController,
 )
 from wavry.rift.delta import DeltaController, DeltaTunables
-from wavry.rift.fec import FecEncoder
+from wavry.rift.fec import XOR, FecEncoder
 from wavry.rift.feedback import FeedbackError, parse_feedback
 from wavry.rift.framing import AEAD_TAG_LEN, TRANSPORT_HEADER_LEN
 from wavry.rift.pacer import Pacer, PacerConfig
@@ -112,10 +112,22 @@ class Sender:
         self._out: list[bytes] = []
         self.history = RetransmitHistory()
         self.fec_encoder: FecEncoder | None = None
+        #: the session's FEC code: XOR until Hello/HelloAck agreed on one (`set_fec_scheme`)
+        self.fec_scheme = XOR
         if config.fec:
             c = config
             p = fec_params_for_ratio(c.fec_ratio, c.expected_burst, c.max_group_shards)
             self.fec_encoder = FecEncoder(p.k, p.m, max_datagram_size=config.max_datagram)
+
+    def set_fec_scheme(self, scheme: int, now: float) -> None:
+        """The FEC code both sides agreed on (`HelloAck.fec_scheme`): the open group leaves
+        with its parities in the old code, every later group uses the new one."""
+        if scheme == self.fec_scheme:
+            return
+        self.fec_scheme = scheme
+        if self.fec_encoder is not None:
+            self._send_parities(self.fec_encoder.flush(), now)
+            self.fec_encoder.set_scheme(scheme)
 
     # ---- sending -------------------------------------------------------------------
 
