@@ -149,8 +149,12 @@ class FecEncoder:
         else:
             self._pending_plan = (k, plan)
 
-    def add(self, packet_id: int, encrypted_payload: bytes, now: float) -> list[rift_pb2.FecPacket]:
-        """Add the datagram ``packet_id``; returns the parities of every group this closed."""
+    def add(
+        self, packet_id: int, encrypted_payload: bytes, now: float, *, close_full: bool = True
+    ) -> list[rift_pb2.FecPacket]:
+        """Add the datagram ``packet_id``; returns the parities of every group this closed.
+        ``close_full=False`` leaves a group that this shard fills open for :meth:`flush` (the
+        sender hands the datagram out before the parities are computed)."""
         if packet_id <= self._last_added_id:
             self.stats.ignored_old_ids += 1
             return []
@@ -175,7 +179,7 @@ class FecEncoder:
         group.lengths_varint_bytes += varint_size(length)
         if length > group.longest:
             group.longest = length
-        if len(group.shards) >= self._k:
+        if close_full and len(group.shards) >= self._k:
             out += self._close()
         return out
 
