@@ -151,7 +151,7 @@ def loss_tails(fit: GilbertFit, n_max: int) -> np.ndarray:
 
 class RedundancyPolicy:
     def __init__(self, tunables: RedundancyTunables | None = None, *, rs: bool = True) -> None:
-        self.tunables = t = tunables if tunables is not None else RedundancyTunables()
+        self.tunables = tunables if tunables is not None else RedundancyTunables()
         #: Reed-Solomon (any m of a group) or interleaved XOR (at most one parity per data
         #: datagram); the same sizes either way, XOR just repairs fewer patterns with them
         self.rs = rs
