@@ -51,6 +51,8 @@ class Variant:
     #: encodes (infinite GOP); > 0 adds a periodic keyframe every this many seconds
     keyframe_interval_s: float = 0.0
     backpressure: bool = True  # skip encoding while the pacer is backlogged (as the host does)
+    #: FEC codes both sides offer, in order of preference (RIFT §7; 1 = Reed-Solomon, 0 = XOR)
+    fec_schemes: list[int] = field(default_factory=lambda: [1, 0])
 
 
 @dataclass(slots=True)
@@ -85,12 +87,13 @@ def host_config(v: Variant) -> HostConfig:
         controller="delta" if v.congestion_control else "fixed",
         initial_bitrate_kbps=v.initial_kbps,
         fps=v.fps,
+        fec_schemes=tuple(v.fec_schemes),
     )
     return HostConfig(trust_any=True, initial_bitrate_kbps=v.initial_kbps, fps=v.fps, transport=t)
 
 
 def client_config(v: Variant) -> ClientConfig:
-    t = TransportConfig(fec=v.fec, nack=v.nack)
+    t = TransportConfig(fec=v.fec, nack=v.nack, fec_schemes=tuple(v.fec_schemes))
     return ClientConfig(transport=t)
 
 
