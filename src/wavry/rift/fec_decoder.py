@@ -106,15 +106,19 @@ class FecDecoder:
     def on_datagram(
         self, packet_id: int, encrypted_payload: bytes, now: float
     ) -> list[tuple[int, bytes]]:
-        self._expire(now)
-        if packet_id in self._shards or not 1 <= packet_id <= MAX_PACKET_ID:
+        shards = self._shards
+        if now - self._last_expire >= _EXPIRE_EVERY_S:
+            self._expire(now)
+        if packet_id in shards or not 1 <= packet_id <= MAX_PACKET_ID:
             return []
         if self._rebuilding:
             self._rebuilding.discard(packet_id)
-        self._shards[packet_id] = (bytes(encrypted_payload), now)
-        self._highest_id = max(self._highest_id, packet_id)
-        while len(self._shards) > self._max_stored_shards:
-            self._shards.popitem(last=False)
+        shards[packet_id] = (encrypted_payload, now)  # bytes: immutable, kept as they are
+        if packet_id > self._highest_id:
+            self._highest_id = packet_id
+        if len(shards) > self._max_stored_shards:
+            while len(shards) > self._max_stored_shards:
+                shards.popitem(last=False)
         group = self._group_covering(packet_id)
         if group is None:
             return []
@@ -379,11 +383,8 @@ class FecDecoder:
             )
 
     def _expire(self, now: float) -> None:
-        if (
-            now - self._last_expire < _EXPIRE_EVERY_S
-            and len(self._shards) <= self._max_stored_shards
-        ):
-            return  # expiry is housekeeping: once per few ms is plenty
+        if now - self._last_expire < _EXPIRE_EVERY_S:
+            return  # expiry is housekeeping: once per few ms is plenty (sizes are capped apart)
         self._last_expire = now
         horizon = now - self._max_age
         while self._shards:

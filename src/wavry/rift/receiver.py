@@ -104,14 +104,15 @@ class Receiver:
         out: list[rift_pb2.Message] = []
         repaired: list[tuple[int, bytes]] = []
         decoder = self.fec_decoder
-        media = msg.media if msg.WhichOneof("content") == "media" else None
-        if media is not None and media.WhichOneof("content") == "fec":
+        content = msg.WhichOneof("content")
+        kind = msg.media.WhichOneof("content") if content == "media" else None
+        if kind == "fec":
             if decoder is not None:
-                repaired = decoder.on_parity(media.fec, now, carrier_packet_id=pid)
+                repaired = decoder.on_parity(msg.media.fec, now, carrier_packet_id=pid)
         else:
             if decoder is not None:
                 repaired = decoder.on_datagram(pid, dgram.payload, now)
-            self._dispatch(msg, now, out, rx)
+            self._dispatch(msg, content, kind, now, out, rx)
         if repaired:
             # rebuilt datagrams first, so the NACK tracker never requests what FEC just repaired
             alias = self.channel.alias
@@ -122,7 +123,7 @@ class Receiver:
         if self._nack_on:
             # only media reveals gaps: a peer may send control, input and audio ahead of media
             # it sealed earlier (ours does not, see sender.py; others may)
-            in_order = (media is not None and not media.HasField("audio")) or recovered
+            in_order = (kind is not None and kind != "audio") or recovered
             batches = self.nack.on_packet(pid, now, reveals_gaps=in_order)
             if batches:
                 self._send_nacks(batches, now)
@@ -134,9 +135,16 @@ class Receiver:
         """Hook: an authenticated datagram (not a repair) arrived at `rx`."""
 
     def _dispatch(
-        self, msg: rift_pb2.Message, now: float, out: list[rift_pb2.Message], rx: float
+        self,
+        msg: rift_pb2.Message,
+        content: str | None,
+        kind: str | None,
+        now: float,
+        out: list[rift_pb2.Message],
+        rx: float,
     ) -> None:
-        if msg.WhichOneof("content") == "control":
+        """`content`: the message's oneof; `kind`: the media message's (None if not media)."""
+        if content == "control":
             ctl = msg.control
             which = ctl.WhichOneof("content")
             if which == "nack":
@@ -230,18 +238,27 @@ class MediaReceiver(Receiver):
         self.stats_acc.on_packet(pid, rx)
 
     def _dispatch(
-        self, msg: rift_pb2.Message, now: float, out: list[rift_pb2.Message], rx: float
+        self,
+        msg: rift_pb2.Message,
+        content: str | None,
+        kind: str | None,
+        now: float,
+        out: list[rift_pb2.Message],
+        rx: float,
     ) -> None:
-        if msg.WhichOneof("content") == "media" and msg.media.WhichOneof("content") == "video":
+        if kind == "video":
             chunk = msg.media.video
-            sent_s = chunk.timestamp_us / 1e6
-            self.stats_acc.on_media_timestamp(sent_s, rx)
-            if chunk.frame_id > self._queue_frame_id:  # a newer frame's first chunk
-                self._queue_frame_id = chunk.frame_id
+            frame_id = chunk.frame_id
+            if frame_id > self._queue_frame_id:  # a newer frame's first chunk
+                sent_s = chunk.timestamp_us / 1e6
+                self.stats_acc.on_media_timestamp(sent_s, rx)
+                self._queue_frame_id = frame_id
                 self._note_media_transit(rx - sent_s, now)
-            self._assembled(self.assembler.push(chunk, now), now)
+            done = self.assembler.push(chunk, now)
+            if done or self.jitter.queued:
+                self._assembled(done, now)
             return
-        super()._dispatch(msg, now, out, rx)
+        super()._dispatch(msg, content, kind, now, out, rx)
 
     def _control(self, which: str | None, ctl: rift_pb2.ControlMessage, now: float) -> bool:
         if which == "congestion":
