@@ -89,6 +89,17 @@ class Receiver:
         plaintext = self.channel.open_bytes(dgram)
         if plaintext is None:
             return []
+        return self._on_plaintext(dgram, plaintext, now, recovered, arrival)
+
+    def _on_plaintext(
+        self,
+        dgram: TransportDatagram,
+        plaintext: bytes,
+        now: float,
+        recovered: bool,
+        arrival: float | None,
+    ) -> list[rift_pb2.Message]:
+        """An authenticated datagram's plaintext: parse, repair, dispatch, track gaps."""
         msg = rift_pb2.Message()
         try:
             msg.ParseFromString(plaintext)
@@ -113,6 +124,20 @@ class Receiver:
             if decoder is not None:
                 repaired = decoder.on_datagram(pid, dgram.payload, now)
             self._dispatch(msg, content, kind, now, out, rx)
+        # only media reveals gaps: a peer may send control, input and audio ahead of media it
+        # sealed earlier (ours does not, see sender.py; others may)
+        in_order = (kind is not None and kind != "audio") or recovered
+        self._repaired_and_gaps(pid, repaired, in_order, now, out)
+        return out
+
+    def _repaired_and_gaps(
+        self,
+        pid: int,
+        repaired: list[tuple[int, bytes]],
+        in_order: bool,
+        now: float,
+        out: list[rift_pb2.Message],
+    ) -> None:
         if repaired:
             # rebuilt datagrams first, so the NACK tracker never requests what FEC just repaired
             alias = self.channel.alias
@@ -121,15 +146,11 @@ class Receiver:
                 rebuilt = TransportDatagram(alias, rpid, header, payload)
                 out.extend(self.on_datagram(rebuilt, now, recovered=True))
         if self._nack_on:
-            # only media reveals gaps: a peer may send control, input and audio ahead of media
-            # it sealed earlier (ours does not, see sender.py; others may)
-            in_order = (kind is not None and kind != "audio") or recovered
             batches = self.nack.on_packet(pid, now, reveals_gaps=in_order)
             if batches:
                 self._send_nacks(batches, now)
             if repaired:
                 self._send_nacks(self.nack.poll(now), now)
-        return out
 
     def _on_arrival(self, pid: int, rx: float) -> None:
         """Hook: an authenticated datagram (not a repair) arrived at `rx`."""
@@ -237,6 +258,17 @@ class MediaReceiver(Receiver):
         self.feedback.on_packet(pid, rx)
         self.stats_acc.on_packet(pid, rx)
 
+    def _on_video(self, chunk: rift_pb2.VideoChunk, now: float, rx: float) -> None:
+        frame_id = chunk.frame_id
+        if frame_id > self._queue_frame_id:  # a newer frame's first chunk
+            sent_s = chunk.timestamp_us / 1e6
+            self.stats_acc.on_media_timestamp(sent_s, rx)
+            self._queue_frame_id = frame_id
+            self._note_media_transit(rx - sent_s, now)
+        done = self.assembler.push(chunk, now)
+        if done or self.jitter.queued:
+            self._assembled(done, now)
+
     def _dispatch(
         self,
         msg: rift_pb2.Message,
@@ -247,16 +279,7 @@ class MediaReceiver(Receiver):
         rx: float,
     ) -> None:
         if kind == "video":
-            chunk = msg.media.video
-            frame_id = chunk.frame_id
-            if frame_id > self._queue_frame_id:  # a newer frame's first chunk
-                sent_s = chunk.timestamp_us / 1e6
-                self.stats_acc.on_media_timestamp(sent_s, rx)
-                self._queue_frame_id = frame_id
-                self._note_media_transit(rx - sent_s, now)
-            done = self.assembler.push(chunk, now)
-            if done or self.jitter.queued:
-                self._assembled(done, now)
+            self._on_video(msg.media.video, now, rx)
             return
         super()._dispatch(msg, content, kind, now, out, rx)
 
