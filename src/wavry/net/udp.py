@@ -72,6 +72,33 @@ _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_GRO_SIZE.siz
 _RECV_SIZE = 65535
 
 
+def read_ancillary(ancdata: list[tuple[int, int, bytes]]) -> tuple[float | None, int]:
+    """(kernel receive time, GRO segment size or 0) from one `recvmsg`'s control messages."""
+    arrival = None
+    segment = 0
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = _TIMESPEC.unpack_from(payload)
+            arrival = sec + nsec * 1e-9
+        elif level == SOL_UDP and kind == UDP_GRO:
+            segment = _GRO_SIZE.unpack_from(payload)[0]
+    return arrival, segment
+
+
+def enable_gro(sock: socket.socket) -> bool:
+    """Turn UDP_GRO on (Linux); False where the kernel refuses it."""
+    try:
+        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+    except OSError:
+        return False
+    return True
+
+
+#: control-message room for a timestamp and a GRO segment size (`read_ancillary`)
+ANCILLARY_SPACE = _ANCILLARY
+RECV_SIZE = _RECV_SIZE
+
+
 class TimestampedUdp:
     """A UDP socket the event loop reads with the kernel's receive timestamp of every datagram.
 
@@ -111,12 +138,7 @@ class TimestampedUdp:
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError:
             self.timestamps = False
-        self.gro = gro
-        if gro:
-            try:
-                sock.setsockopt(SOL_UDP, UDP_GRO, 1)
-            except OSError:
-                self.gro = False
+        self.gro = gro and enable_gro(sock)
         self.reads = 0  # recvmsg calls that returned data
         self.datagrams = 0
         sock.setblocking(False)
@@ -141,14 +163,7 @@ class TimestampedUdp:
             if flags & socket.MSG_TRUNC:
                 self.receive_errors += 1
                 continue
-            arrival = None
-            segment = 0
-            for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    sec, nsec = _TIMESPEC.unpack_from(payload)
-                    arrival = sec + nsec * 1e-9
-                elif level == SOL_UDP and kind == UDP_GRO:
-                    segment = _GRO_SIZE.unpack_from(payload)[0]
+            arrival, segment = read_ancillary(ancdata)
             if 0 < segment < len(data):
                 for offset in range(0, len(data), segment):
                     sink(data[offset : offset + segment], addr, arrival)

@@ -46,7 +46,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class RedundancyTunables:
     #: chance of losing an ordinary frame (more losses than parities) the policy allows
-    frame_target: float = 0.004
+    frame_target: float = 0.005
     #: ... and a keyframe
     keyframe_target: float = 0.0005
     #: parities of a group at most this × its data datagrams
@@ -55,8 +55,8 @@ class RedundancyTunables:
     window_s: float = 5.0
     #: assumed before (and weighed against) what the feedback shows: this loss rate over
     #: `prior_packets` packets, in runs of one
-    prior_loss: float = 0.005
-    prior_packets: float = 100.0
+    prior_loss: float = 0.002
+    prior_packets: float = 200.0
     #: the fit is recomputed when p or r moved this much (relative), at most every `refit_s`
     refit_change: float = 0.1
     refit_s: float = 0.2
