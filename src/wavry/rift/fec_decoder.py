@@ -248,9 +248,10 @@ class FecDecoder:
         if fec.parity_index >= fec.parity_count:
             return None
         lengths = tuple(fec.shard_lengths)
-        if any(not AEAD_TAG_SIZE <= n <= self._max_shard_len for n in lengths):
+        longest = max(lengths)
+        if min(lengths) < AEAD_TAG_SIZE or longest > self._max_shard_len:
             return None
-        if len(fec.payload) != max(lengths):
+        if len(fec.payload) != longest:
             return None
         first = fec.first_packet_id
         if first < 1 or first + count - 1 > MAX_PACKET_ID:
