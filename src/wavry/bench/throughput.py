@@ -302,10 +302,10 @@ def run_throughput_bench(
     for r in results:
         # CPU per second scaled to 100 Mbit/s delivered: a per-byte cost that a busy machine
         # (which gives each process a share of a core) distorts less than the raw figures
-        rate = r.get("delivered_mbit_s")
+        delivered = r.get("delivered_mbit_s")
         for side in ("sender", "receiver"):
             cpu = r.get(f"{side}_cpu_s_per_s")
-            r[f"{side}_cpu_s_per_100mbit"] = cpu * 100 / rate if cpu and rate else None
+            r[f"{side}_cpu_s_per_100mbit"] = cpu * 100 / delivered if cpu and delivered else None
     for r in results:
         if r.get("sender_cpu_s_per_100mbit") is not None:
             print(
