@@ -65,7 +65,7 @@ def test_no_bus_says_so_for_every_path(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 def test_host_virtual_with_wayland_source_is_a_gnome_virtual_monitor() -> None:
-    from wavry.runtime.host import options_from_settings
+    from wavry.host.options import options_from_settings
     from wavry.settings import HostSettings
 
     wayland = options_from_settings(HostSettings(source="wayland", virtual=True, size="1024x768"))
