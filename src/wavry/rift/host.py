@@ -438,8 +438,6 @@ class HostEndpoint:
             return
         ack = self._decide(s, hello, now)
         s.hello = hello
-        if ack.accepted:
-            s.transport.set_fec_scheme(ack.fec_scheme, now)  # §7: every later parity uses it
         self._send_ack(s, ack)
         if ack.accepted:
             s.ack = ack
@@ -507,7 +505,7 @@ class HostEndpoint:
             session_id=self._random(16),
             session_alias=s.alias,
             message=cfg.software,
-            fec_scheme=s.transport.choose_fec_scheme(list(hello.fec_schemes)),  # type: ignore[arg-type]
+            fec_scheme=s.transport.agree_fec_scheme(list(hello.fec_schemes), now),  # type: ignore[arg-type]
         )
 
     def _send_ack(self, s: HostSession, ack: rift_pb2.HelloAck) -> None:

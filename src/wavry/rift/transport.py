@@ -102,12 +102,15 @@ class _Transport:
         """The FEC code agreed in Hello/HelloAck, for this side's parities from now on."""
         self.sender.set_fec_scheme(scheme, now)
 
-    def choose_fec_scheme(self, offered: list[int]) -> int:
-        """The host's choice for `HelloAck.fec_scheme`: its first preference the client offers
-        in `Hello.fec_schemes` (empty: XOR, which every peer supports)."""
-        if not self.config.fec:
-            return XOR
-        return next((s for s in self.config.fec_schemes if s in offered), XOR)
+    def agree_fec_scheme(self, offered: list[int], now: float) -> int:
+        """The host's choice for an accepted `HelloAck.fec_scheme`, in force for this side's
+        parities from now on: its first preference the client offers in `Hello.fec_schemes`
+        (empty: XOR, which every peer supports)."""
+        scheme = XOR
+        if self.config.fec:
+            scheme = next((s for s in self.config.fec_schemes if s in offered), XOR)
+        self.set_fec_scheme(scheme, now)
+        return scheme
 
     def on_datagram(
         self, dgram: TransportDatagram, now: float, arrival: float | None = None
