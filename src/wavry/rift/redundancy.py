@@ -152,9 +152,7 @@ def loss_tails(fit: GilbertFit, n_max: int) -> np.ndarray:
 class RedundancyPolicy:
     def __init__(self, tunables: RedundancyTunables | None = None, *, rs: bool = True) -> None:
         self.tunables = tunables if tunables is not None else RedundancyTunables()
-        #: Reed-Solomon (any m of a group) or interleaved XOR (at most one parity per data
-        #: datagram); the same sizes either way, XOR just repairs fewer patterns with them
-        self.rs = rs
+        self._rs = rs
         # (when, packets, losses, runs) per feedback report outside congestion
         self._reports: deque[tuple[float, int, int, int]] = deque()
         self._sums = [0, 0, 0]
@@ -164,10 +162,24 @@ class RedundancyPolicy:
         self._fit_at = -math.inf
         self._tails = loss_tails(self._fit, self._n_max())
         self._cache: dict[tuple[int, float], int] = {}
+        self._plans: dict[tuple[int, bool], GroupPlan] = {}  # until the next refit
         self._frame_datagrams = 0.0  # smoothed datagrams per ordinary (non-key) frame
         self._ratio = 0.0
 
     # ---- what the sender reads ------------------------------------------------------------
+
+    @property
+    def rs(self) -> bool:
+        """Reed-Solomon (any m of a group) or interleaved XOR (at most one parity per data
+        datagram); the same sizes either way, XOR just repairs fewer patterns with them."""
+        return self._rs
+
+    @rs.setter
+    def rs(self, value: bool) -> None:
+        if value != self._rs:
+            self._rs = value
+            self._cache.clear()
+            self._plans.clear()
 
     @property
     def fit(self) -> GilbertFit:
@@ -191,7 +203,7 @@ class RedundancyPolicy:
             return m
         t = self.tunables
         cap = min(int(t.max_ratio * n), MAX_TOTAL_SHARDS - n, self._tails.shape[0] - 1 - n)
-        if not self.rs:
+        if not self._rs:
             cap = min(cap, n)
         tails = self._tails
         m = 0
@@ -203,12 +215,17 @@ class RedundancyPolicy:
     def plan(self, datagrams: int, keyframe: bool) -> GroupPlan:
         """FEC for a frame of `datagrams` data datagrams: balanced groups of at most
         `max_group_shards`, each with the parities its share of the frame's target needs."""
+        key = (datagrams, keyframe)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
         t = self.tunables
         groups = max(1, math.ceil(datagrams / t.max_group_shards))
         k = max(1, math.ceil(datagrams / groups))
         target = (t.keyframe_target if keyframe else t.frame_target) / groups
         parities = (0, *(self.parities_for(n, target) for n in range(1, k + 1)))
-        return GroupPlan(k, parities)
+        plan = self._plans[key] = GroupPlan(k, parities)
+        return plan
 
     # ---- what the sender tells ------------------------------------------------------------
 
@@ -283,6 +300,7 @@ class RedundancyPolicy:
         self._fit, self._fit_at = fit, now
         self._tails = loss_tails(fit, self._n_max())
         self._cache.clear()
+        self._plans.clear()
         n = max(1, round(self._frame_datagrams))
         self._ratio = self.parities_for(n, t.frame_target) / n
 
