@@ -59,6 +59,7 @@ async def _session() -> dict[str, object]:
             )
             time.sleep(1 / 60)
 
+    skip = [host.should_skip_frame_threadsafe([alias])]  # the encoder asks, same lock, no hop
     worker = threading.Thread(target=encoder_rest)
     worker.start()
     while worker.is_alive():
@@ -67,7 +68,7 @@ async def _session() -> dict[str, object]:
     await client.close()
     await host.close()
     gone = host.send_frame_threadsafe(alias, b"x", keyframe=False, timestamp_us=0)
-    return {"got": got, "ids": ids, "blocked": sent_while_blocked, "gone": gone}
+    return {"got": got, "ids": ids, "blocked": sent_while_blocked, "gone": gone, "skip": skip}
 
 
 def test_frames_sent_from_another_thread_leave_without_the_loop() -> None:
@@ -84,3 +85,4 @@ def test_frames_sent_from_another_thread_leave_without_the_loop() -> None:
     for n, f in enumerate(got):
         assert f.frame.data == _frame(n)
     assert out["gone"] is None  # after close: refused, no exception
+    assert out["skip"] in ([True], [False])

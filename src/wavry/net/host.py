@@ -158,6 +158,12 @@ class HostServer:
             loop.call_soon_threadsafe(self.flush)
         return fid
 
+    def should_skip_frame_threadsafe(self, aliases: list[int] | None = None) -> bool:
+        """`HostEndpoint.should_skip_frame` from another thread (the encoder's, before it
+        encodes): the core's one backlog decision, taken under the same lock, no loop hop."""
+        with self._lock:
+            return self.core.should_skip_frame(self._clock(), aliases)
+
     def _send_from_thread(self) -> None:
         now = self._clock()
         out = self.core.datagrams_to_send(now)
