@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from wavry.bench.report import machine_facts, print_table
+from wavry.percentile import percentile
 
 RATES_MBIT = (20, 50, 100, 200)
 FPS = 60
@@ -110,6 +111,7 @@ def _wavry_metrics(rate_mbit: int, host: dict[str, Any], client: dict[str, Any])
     interval = 1 / FPS
     presented = [(fid, t, size) for fid, _, t, size in client["frames"] if fid in sent]
     on_time = sum(1 for fid, t, _ in presented if t - sent[fid] <= interval)
+    lat = [(t - sent[fid]) * 1000 for fid, t, _ in presented]
     media = sum(size for _, _, size in presented)
     return {
         "system": "wavry",
@@ -118,6 +120,9 @@ def _wavry_metrics(rate_mbit: int, host: dict[str, Any], client: dict[str, Any])
         "frames_presented": len(presented),
         "on_time_ratio": on_time / len(sent) if sent else None,
         "delivered_mbit_s": media * 8 / duration / 1e6,
+        "latency_ms_p50": percentile(lat, 0.5),
+        "latency_ms_p95": percentile(lat, 0.95),
+        "jitter_buffer_ms_max": max(client.get("jitter_target_ms") or [0.0]),
         "sender_cpu_s_per_s": host["cpu_s"] / duration,
         # the client's CPU over its whole session (its idle start and end add little), per
         # second of the stream
