@@ -177,8 +177,13 @@ def test_bench_transport_quick(tmp_path: Path) -> None:
         "handshakes_per_s_ge_500",
         "per_datagram_le_15us",
         "per_datagram_le_3x_floor",
+        "media_receive_le_3x_floor",
+        "media_send_le_3x_floor",
     }
-    assert "per-datagram receive" in r.stdout
+    media, send = data["media_datagram"], data["media_send"]
+    assert media["clock"] == "cpu" and media["full_us_p50"] > media["floor_us_p50"] > 0
+    assert send["full_us_p50"] > 0 and send["floor_us_p50"] > 0
+    assert "per-datagram receive" in r.stdout and "media send path" in r.stdout
 
 
 def test_demo_runs(tmp_path: Path) -> None:
