@@ -31,12 +31,14 @@ from wavry.rift.events import (
     SessionRejected,
 )
 from wavry.rift.framing import (
+    COOKIE_REPLY,
+    MSG2,
     FramingError,
     HandshakeDatagram,
     TransportDatagram,
     parse_datagram,
 )
-from wavry.rift.handshake import HandshakeError, InitiatorHandshake, LocalStatic
+from wavry.rift.handshake import COOKIE_LEN, HandshakeError, InitiatorHandshake, LocalStatic
 from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import is_valid_code_format, pairing_proof
@@ -81,6 +83,7 @@ class ClientSession:
         self._events: deque[ClientEvent] = deque()
         self._out: list[bytes] = []
         self._hs: InitiatorHandshake | None = None
+        self._cookie: bytes | None = None  # the host's address proof (§2 cookie reply)
         self._hs_started = 0.0
         self._msg1_next = 0.0
         self._msg1_delay = 0.0
@@ -258,7 +261,7 @@ class ClientSession:
         hid = self._random(12)
         while hid == b"\x00" * 12:
             hid = self._random(12)
-        self._hs = InitiatorHandshake(self._local, hid)
+        self._hs = InitiatorHandshake(self._local, hid, cookie=self._cookie)
         self._hs_started = now
         t = self.config.timing
         self._msg1_delay = t.msg1_initial_retry_s
@@ -274,10 +277,19 @@ class ClientSession:
         if (
             self.state is not ClientState.HANDSHAKE
             or hs is None
-            or dgram.message_number != 2
+            or dgram.message_number not in (MSG2, COOKIE_REPLY)
             or dgram.handshake_id != hs.handshake_id
         ):
             self.drops += 1
+            return
+        if dgram.message_number == COOKIE_REPLY:
+            # the host is under load and wants proof of our address: msg1 again at once, with
+            # the cookie (a new attempt: the cookie changes msg1's Noise payload)
+            if len(dgram.payload) != COOKIE_LEN or dgram.payload == self._cookie:
+                self.drops += 1
+                return
+            self._cookie = bytes(dgram.payload)
+            self._start_handshake_retry(now)
             return
         try:
             peer = hs.on_msg2(dgram.payload)
@@ -373,6 +385,10 @@ class ClientSession:
         kind = ctl.WhichOneof("content")
         if kind == "pong":
             self._on_pong(ctl.pong, now)
+        elif kind == "ping":
+            # the host checks a new path (§3): answer at once, from where we are
+            pong = rift_pb2.Pong(timestamp_us=ctl.ping.timestamp_us)
+            self._send(rift_pb2.Message(control=rift_pb2.ControlMessage(pong=pong)))
         elif kind == "hello_ack":
             self._on_hello_ack(ctl.hello_ack, now)
         elif kind == "pair_result":
