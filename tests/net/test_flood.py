@@ -353,12 +353,16 @@ def test_handshake_structures_stay_bounded(flood: FloodResult) -> None:
     assert c.handshakes_started <= cfg.cookie_pending_threshold + 1  # + the real client
     # Per-source limiting: the heavy source was refused far more often than not, and the host
     # answered it with a msg2 only for its allowance (burst + rate over the flood).
-    heavy = flood.denied[HEAVY_IP]
-    assert heavy > 0 and heavy >= N_MSG1_HEAVY // 2, flood.denied
-    allowance = cfg.handshake_burst_per_ip + cfg.handshake_rate_per_ip * (
-        flood.flood_end - flood.flood_start
-    )
+    # Per-source limiting: the heavy source got a msg2 only for its handshake allowance and a
+    # cookie reply only for its cookie allowance (burst + rate over the flood); the rest of its
+    # 600 msg1 got nothing.
+    span = flood.flood_end - flood.flood_start
+    assert flood.denied[HEAVY_IP] > 0, flood.denied
+    allowance = cfg.handshake_burst_per_ip + cfg.handshake_rate_per_ip * span
     assert flood.flooder["heavy_msg2"] <= allowance
+    cookie_allowance = 3 * cfg.cookie_rate_per_ip + cfg.cookie_rate_per_ip * span
+    assert flood.flooder["heavy_cookies"] <= cookie_allowance
+    assert flood.flooder["heavy_msg2"] + flood.flooder["heavy_cookies"] < N_MSG1_HEAVY // 2
 
 
 def test_no_source_gets_more_than_three_times_what_it_sent(flood: FloodResult) -> None:
