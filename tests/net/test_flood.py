@@ -137,7 +137,8 @@ print(json.dumps({
     "heavy_msg2": h[0], "rotating_msg2": sum(x[0] for x in r),
     "heavy_cookies": h[1], "rotating_cookies": sum(x[1] for x in r),
     "heavy_bytes_in": h[2], "rotating_bytes_in": [x[2] for x in r],
-    "heavy_bytes_out": sent_bytes[heavy_ip], "rotating_bytes_out": [sent_bytes[ip] for ip in rotating],
+    "heavy_bytes_out": sent_bytes[heavy_ip],
+    "rotating_bytes_out": [sent_bytes[ip] for ip in rotating],
 }))
 """
 

@@ -12,8 +12,8 @@ from wavry.rift.framing import COOKIE_REPLY, MSG2, HandshakeDatagram, parse_data
 from wavry.rift.handshake import InitiatorHandshake, LocalStatic, msg1_cookie, msg1_payload
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
 from wavry.rift.noise import generate_static_key
+from wavry.rift.testing.loopback import Loopback
 
 T0 = 1000.0
 HOST_ID = Identity.generate()

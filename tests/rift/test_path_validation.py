@@ -10,7 +10,7 @@ from wavry.rift.client import ClientSession, ClientState
 from wavry.rift.config import ClientConfig, HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.testing.loopback import Loopback
 
 T0 = 100.0
 C = ("10.0.0.2", 50000)  # the client

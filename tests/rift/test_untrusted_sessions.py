@@ -11,8 +11,8 @@ from wavry.rift.framing import COOKIE_REPLY, parse_datagram
 from wavry.rift.handshake import InitiatorHandshake, LocalStatic
 from wavry.rift.host import HostEndpoint, HostSessionState
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
 from wavry.rift.noise import generate_static_key
+from wavry.rift.testing.loopback import Loopback
 
 T0 = 5000.0
 HOST_ID = Identity.generate()

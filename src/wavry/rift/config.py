@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from wavry import __version__
 from wavry.rift import rift_pb2
 from wavry.rift.framing import DEFAULT_MAX_DATAGRAM, MIN_MAX_DATAGRAM
-from wavry.rift.transport import TransportConfig
+from wavry.rift.transport_types import TransportConfig
 
 PROTOCOL_VERSION = 1
 
@@ -49,9 +49,7 @@ class ClientConfig:
     max_datagram: int = DEFAULT_MAX_DATAGRAM
     auto_reconnect: bool = True
     timing: TimingConfig = field(default_factory=TimingConfig)
-    transport: TransportConfig = field(
-        default_factory=lambda: TransportConfig(send_feedback=True, congestion_control=False)
-    )
+    transport: TransportConfig = field(default_factory=TransportConfig)
 
     def __post_init__(self) -> None:
         check_max_datagram(self.max_datagram)
@@ -71,6 +69,9 @@ class HostConfig:
     max_clients: int = 8
     max_datagram: int = DEFAULT_MAX_DATAGRAM
     trust_any: bool = False
+    # The stream takes the size the client states in Hello.max_resolution (a virtual display
+    # made for it) instead of scaling width x height down to fit it.
+    follow_client_size: bool = False
     # Abuse limits: new handshakes per source IP (token bucket) and in flight overall.
     handshake_rate_per_ip: float = 10.0
     handshake_burst_per_ip: float = 20.0

@@ -6,6 +6,10 @@ can change address mid-session (after the new path answered a challenge, §3). A
 yet keep established sessions served while the endpoint is flooded (docs/security.md). Session
 deadlines live in a heap, and only sessions that had something to do are asked for output, so
 a crowd of idle sessions costs O(log n) per datagram, not a walk over all of them.
+
+Clocks: every `now` is the adapter's monotonic clock (seconds). Wall-clock time only stamps
+what goes on the wire (`Pong.host_time_us`); it comes from the injected `wall_clock`, or from
+`now` itself when none is given (tests on one fake clock).
 """
 
 from __future__ import annotations
@@ -13,11 +17,9 @@ from __future__ import annotations
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
-from enum import Enum
 
 from wavry.rift import rift_pb2
-from wavry.rift.admission import AdmissionCounters, HandshakeAdmission, PendingHandshake
+from wavry.rift.admission import HandshakeAdmission, PendingHandshake
 from wavry.rift.channel import SecureChannel
 from wavry.rift.config import PROTOCOL_VERSION, HostConfig
 from wavry.rift.deadlines import DeadlineQueue
@@ -27,7 +29,6 @@ from wavry.rift.events import (
     ClientConnected,
     ClientGone,
     ClientMessage,
-    ClientMigrated,
     ClientRejected,
     ClientStalled,
     ClientTransportEvent,
@@ -46,60 +47,31 @@ from wavry.rift.framing import (
     parse_datagram,
 )
 from wavry.rift.handshake import LocalStatic
+from wavry.rift.host_session import (
+    MAX_STREAM_SIDE,
+    MIN_STREAM_SIDE,
+    HostCounters,
+    HostSession,
+    HostSessionState,
+    PathChallenge,
+    PathValidation,
+    stream_size,
+)
 from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import PairingCodes, PairingVerdict
 from wavry.rift.ratelimit import source_key
-from wavry.rift.transport import MediaTransport
+from wavry.rift.transport import HostTransport
 
-
-class HostSessionState(Enum):
-    AWAITING_HELLO = "awaiting_hello"
-    PAIRING = "pairing"
-    ACTIVE = "active"
-
-
-@dataclass(slots=True)
-class PathChallenge:
-    """A new source address that delivered authentic datagrams, waiting for its Pong."""
-
-    addr: Address
-    value: int  # the Ping's timestamp_us the Pong must echo
-    sent_at: float
-
-
-@dataclass(slots=True)
-class HostSession:
-    alias: int
-    client_id: str
-    client_name: str
-    channel: SecureChannel
-    transport: MediaTransport
-    addr: Address
-    handshake_hash: bytes
-    established_at: float
-    last_rx: float
-    state: HostSessionState = HostSessionState.AWAITING_HELLO
-    hello: rift_pb2.Hello | None = None
-    ack: rift_pb2.HelloAck | None = None
-    stalled: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
-    source: Hashable = None  # what the untrusted-session bounds count (source_key of addr)
-    wait_until: float = 0.0  # not accepted by then: freed (hello_wait_s, pairing_wait_s)
-    addr_rx: float = 0.0  # last authentic datagram from `addr`
-    path: PathChallenge | None = None
-
-
-@dataclass(slots=True)
-class HostCounters(AdmissionCounters):
-    framing_drops: int = 0
-    unknown_alias: int = 0
-    handshakes_completed: int = 0
-    untrusted_evicted: int = 0  # sessions not accepted yet, replaced by newer ones (bounds)
-    untrusted_expired: int = 0  # ... freed for waiting too long for Hello or pairing
-    path_challenges: int = 0
-    migrations: int = 0
-    unvalidated_migrations: int = 0  # moved without a Pong: the old path stayed silent
+__all__ = [
+    "MAX_STREAM_SIDE",
+    "MIN_STREAM_SIDE",
+    "HostCounters",
+    "HostEndpoint",
+    "HostSession",
+    "HostSessionState",
+    "PathChallenge",
+]
 
 
 class HostEndpoint:
@@ -110,8 +82,11 @@ class HostEndpoint:
         trusted: Iterable[str] = (),
         random_bytes: Callable[[int], bytes] = os.urandom,
         static_private: bytes | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config or HostConfig()
+        #: wall-clock seconds (Unix epoch) for timestamps on the wire; None: `now` is used
+        self.wall_clock = wall_clock
         self.identity = identity
         self.trusted: set[str] = set(trusted)
         self.monitors: list[rift_pb2.MonitorInfo] = []
@@ -132,6 +107,13 @@ class HostEndpoint:
             lambda data, addr: self._out.append((data, addr)),
             lambda alias: alias not in self.sessions,
             counters=self.counters,
+        )
+        self._paths = PathValidation(
+            self.config.timing,
+            self.counters,
+            random_bytes,
+            lambda data, addr: self._out.append((data, addr)),
+            self._events.append,
         )
         self._timers: DeadlineQueue[int] = DeadlineQueue()
         self._dirty: set[int] = set()  # sessions that may have output
@@ -232,7 +214,7 @@ class HostEndpoint:
         on_batch: Callable[[], None] | None = None,
     ) -> int:
         """Send one encoded video frame to an accepted client; returns its frame id.
-        ``on_batch``: see `MediaTransport.send_frame` (the adapter sends what is ready; it must
+        ``on_batch``: see `MediaSender.send_frame` (the adapter sends what is ready; it must
         not feed anything back into this endpoint)."""
         s = self.sessions.get(alias)
         if s is None or s.state is not HostSessionState.ACTIVE:
@@ -262,6 +244,25 @@ class HostEndpoint:
             return 0.0
         self._now = now
         return s.transport.media_backlog_s(now)
+
+    def should_skip_frame(self, now: float, aliases: Iterable[int] | None = None) -> bool:
+        """Whether the encoder should skip (not encode) the next frame: True while the media
+        already queued for any of these accepted sessions (all when None) needs more than
+        half a frame interval to leave. Call it once per frame the encoder could encode; each
+        backlogged session counts the skip (`stats.frames_skipped_backlog`). Drop, never
+        queue: a frame not encoded breaks no reference chain, a frame dropped after encoding
+        would."""
+        self._now = now
+        skip = False
+        chosen = (
+            self.sessions.values()
+            if aliases is None
+            else (s for a in aliases if (s := self.sessions.get(a)) is not None)
+        )
+        for s in chosen:
+            if s.state is HostSessionState.ACTIVE and s.transport.should_skip_frame(now):
+                skip = True
+        return skip
 
     def issue_pairing_code(self, now: float) -> str | None:
         issued = self.pairing.issue(now)
@@ -323,7 +324,7 @@ class HostEndpoint:
             client_id=client_id,
             client_name=name,
             channel=channel,
-            transport=MediaTransport(channel, self.config.transport, now),
+            transport=HostTransport(channel, self.config.transport, now),
             # the address msg2 went to; a msg3 from elsewhere is a new path to validate (§3)
             addr=p.addr,
             handshake_hash=p.hs.handshake_hash,
@@ -339,7 +340,7 @@ class HostEndpoint:
         self.counters.handshakes_completed += 1
         self._events.append(ClientConnected(s.alias, client_id, name, p.addr))
         if addr != p.addr:
-            self._challenge(s, addr, now)
+            self._paths.challenge(s, addr, now)
         self._schedule(s)
 
     def _make_room_for_untrusted(self, source: Hashable) -> None:
@@ -374,11 +375,11 @@ class HostEndpoint:
         if addr == s.addr:
             s.addr_rx = now
         else:
-            self._on_new_path(s, addr, now)
+            self._paths.on_new_path(s, addr, now)
         active = s.state is HostSessionState.ACTIVE
         for msg in messages:
             if msg.WhichOneof("content") == "control":
-                if msg.control.WhichOneof("content") == "pong" and self._on_pong(
+                if msg.control.WhichOneof("content") == "pong" and self._paths.on_pong(
                     s, msg.control.pong, addr, now
                 ):
                     continue
@@ -392,52 +393,6 @@ class HostEndpoint:
             self._drain_transport(s)
         self._schedule(s)
 
-    # ---- path validation (docs/spec/RIFT.md §3) --------------------------------------
-
-    def _on_new_path(self, s: HostSession, addr: Address, now: float) -> None:
-        """Authentic datagrams from a new address: media moves there once a Ping sent there is
-        answered from there. A copy of an authentic datagram raced from a forged source (an
-        on-path attacker) cannot answer, so the stream is not redirected. A client that never
-        answers host Pings still moves once its old address stayed silent for a while."""
-        t = self.config.timing
-        p = s.path
-        if p is None or p.addr != addr or now - p.sent_at >= t.path_challenge_every_s:
-            self._challenge(s, addr, now)
-        if now - s.addr_rx >= t.unvalidated_move_after_s:
-            self.counters.unvalidated_migrations += 1
-            self._move(s, addr, now)
-
-    def _challenge(self, s: HostSession, addr: Address, now: float) -> None:
-        value = int.from_bytes(self._random(8), "big") | 1
-        s.path = PathChallenge(addr, value, now)
-        self.counters.path_challenges += 1
-        # what is queued for the current path leaves first, then the Ping goes to both paths
-        self._out.extend((d, s.addr) for d in s.transport.take_output(now))
-        ping = rift_pb2.Ping(timestamp_us=value)
-        pid = s.transport.send_message(
-            rift_pb2.Message(control=rift_pb2.ControlMessage(ping=ping)), now
-        )
-        for d in s.transport.take_output(now):
-            self._out.append((d, s.addr))
-            if int.from_bytes(d[8:16], "big") == pid:
-                self._out.append((d, addr))
-
-    def _on_pong(self, s: HostSession, pong: rift_pb2.Pong, addr: Address, now: float) -> bool:
-        """Whether this Pong answered a path challenge (and is consumed here)."""
-        p = s.path
-        if p is None or pong.timestamp_us != p.value:
-            return False
-        if addr == p.addr:
-            self._move(s, addr, now)
-        elif addr == s.addr:
-            s.path = None  # the client answered from where it was: the new address was not it
-        return True
-
-    def _move(self, s: HostSession, addr: Address, now: float) -> None:
-        old, s.addr, s.addr_rx, s.path = s.addr, addr, now, None
-        self.counters.migrations += 1
-        self._events.append(ClientMigrated(s.alias, old, addr))
-
     def _drain_transport(self, s: HostSession) -> None:
         while (e := s.transport.next_event()) is not None:
             if s.state is HostSessionState.ACTIVE:
@@ -447,7 +402,8 @@ class HostEndpoint:
         ctl = msg.control
         kind = ctl.WhichOneof("content")
         if kind == "ping":
-            pong = rift_pb2.Pong(timestamp_us=ctl.ping.timestamp_us, host_time_us=int(now * 1e6))
+            wall = now if self.wall_clock is None else self.wall_clock()
+            pong = rift_pb2.Pong(timestamp_us=ctl.ping.timestamp_us, host_time_us=int(wall * 1e6))
             self._send(s, rift_pb2.Message(control=rift_pb2.ControlMessage(pong=pong)))
         elif kind == "hello":
             self._on_hello(s, ctl.hello, now)
@@ -496,7 +452,7 @@ class HostEndpoint:
                 f"the client asked for {hello.protocol_version}",
             )
         if not cfg.trust_any and s.client_id not in self.trusted:
-            issued = self.pairing.ensure(now)
+            issued = self.pairing.ensure(now, source_key(s.addr[0]))
             if issued is not None:
                 self._events.append(PairingCodeIssued(*issued))
             return reject(
@@ -512,15 +468,7 @@ class HostEndpoint:
         codec = next((c for c in cfg.codecs if c in offered), None)
         if codec is None:
             return reject(rift_pb2.NO_COMMON_CODEC, "no video codec both sides support")
-        width, height = cfg.width, cfg.height
-        if hello.HasField("max_resolution") and hello.max_resolution.width:
-            scale = min(
-                1.0,
-                hello.max_resolution.width / width,
-                (hello.max_resolution.height or height) / height,
-            )
-            width, height = int(width * scale), int(height * scale)
-        width, height = max(2, width - width % 2), max(2, height - height % 2)
+        width, height = stream_size(cfg, hello)
         fps = min(cfg.fps, hello.max_fps) if hello.max_fps else cfg.fps
         return rift_pb2.HelloAck(
             accepted=True,
@@ -540,7 +488,7 @@ class HostEndpoint:
     def _on_pair_request(self, s: HostSession, req: rift_pb2.PairRequest, now: float) -> None:
         if s.state is not HostSessionState.PAIRING:
             return
-        verdict, left = self.pairing.verify(req.proof, s.handshake_hash, now)
+        verdict, left = self.pairing.verify(req.proof, s.handshake_hash, now, source_key(s.addr[0]))
         if verdict == PairingVerdict.OK:
             self.trusted.add(s.client_id)
             s.state = HostSessionState.AWAITING_HELLO
@@ -555,6 +503,10 @@ class HostEndpoint:
                 else "wrong code; the code is used up, ask the host for a new one"
             )
             result = rift_pb2.PairResult(ok=False, message=text)
+        elif verdict == PairingVerdict.LIMITED:
+            result = rift_pb2.PairResult(
+                ok=False, message="too many wrong codes lately; wait a minute and try again"
+            )
         else:
             result = rift_pb2.PairResult(
                 ok=False, message="no pairing code is active on the host; ask for a new one"

@@ -36,15 +36,13 @@ from wavry.media.encode import Codec
 from wavry.media.record import Recorder, RecorderError, default_record_dir
 from wavry.platform.clipboard import (
     ClipboardError,
-    clipboard_message,
-    clipboard_text_budget,
     open_clipboard,
-    text_from_message,
 )
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import ClientConfig
 from wavry.rift.transport import FrameReady, RateChanged
+from wavry.runtime.clipboard_wire import clipboard_message, clipboard_text_budget, text_from_message
 from wavry.runtime.session import Established, SessionFailed, establish
 from wavry.settings import ConnectSettings
 
@@ -474,7 +472,7 @@ class ClientRuntime:
             timestamp_us=f.timestamp_us,
             capture_us=f.capture_us,
             encode_us=f.encode_us,
-            last_chunk_at=f.last_chunk_at,
+            last_chunk_at=self.conn.wall_time(f.last_chunk_at),  # core clock → wall clock
             decode_start=t0,
             decode_end=t1,
             presented_at=t2,
