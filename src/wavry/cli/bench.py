@@ -75,6 +75,27 @@ def bench_extras(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
     run_extras_command(quick, json_file)
 
 
+@bench_app.command("attack")
+def bench_attack(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="mutate, junk, handshakes, sessions (repeatable; default: all)"),
+    ] = None,
+    json_file: JsonOpt = None,
+    quick: QuickOpt = False,
+) -> None:
+    """A streaming host under attack (mutated traffic, junk, handshake floods, handshake-only
+    sessions), each next to its baseline without attack."""
+    from wavry.bench.attack import SCENARIOS, AttackOptions, run_attack
+
+    chosen = tuple(scenario or SCENARIOS)
+    bad = [s for s in chosen if s not in SCENARIOS]
+    if bad:
+        typer.echo(f"error: unknown scenario {bad[0]!r} (one of {', '.join(SCENARIOS)})", err=True)
+        raise typer.Exit(2)
+    write_json(json_file, run_attack(AttackOptions(scenarios=chosen, quick=quick)))
+
+
 @bench_app.command("soak")
 def bench_soak(
     minutes: Annotated[float, typer.Option(min=0.5, help="How long the soak runs")] = 60.0,

@@ -64,8 +64,12 @@ class HostServer:
         return str(sockname[0]), int(sockname[1])
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.core.receive_datagram(data, addr, self._clock())
-        self.flush()
+        core = self.core
+        core.receive_datagram(data, addr, self._clock())
+        # a dropped datagram (junk, a flood) changed nothing: no flush, no timer work, so
+        # floods cost the receive path alone (docs/security.md)
+        if core.has_work:
+            self.flush()
 
     def _on_timer(self) -> None:
         self.core.handle_timer(self._clock())

@@ -82,12 +82,16 @@ class HostConfig:
     # (IPv6 by /64); a new one beyond either bound replaces the oldest (docs/security.md).
     max_untrusted_sessions: int = 64
     max_untrusted_per_source: int = 4
+    # handshake tokens a source loses when one of its sessions is freed without being accepted
+    # (replaced by the bounds above, or no Hello/pairing in time): handshake-only sessions
+    # cost their source most of its handshake rate, accepted clients pay nothing
+    untrusted_penalty: float = 5.0
     # Admission (docs/spec/RIFT.md §2): cookies while this many handshakes are in flight (or
     # half the global handshake budget is spent); their replies are rate-limited too.
     cookies: bool = True
     cookie_pending_threshold: int = 128
-    cookie_rate_per_ip: float = 20.0
-    cookie_rate_total: float = 5000.0
+    cookie_rate_per_ip: float = 5.0
+    cookie_rate_total: float = 1000.0
     max_msg2_resends: int = 3
     timing: TimingConfig = field(default_factory=TimingConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)

@@ -15,7 +15,7 @@ what goes on the wire (`Pong.host_time_us`); it comes from the injected `wall_cl
 from __future__ import annotations
 
 import os
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 
 from wavry.rift import rift_pb2
@@ -48,13 +48,11 @@ from wavry.rift.framing import (
 )
 from wavry.rift.handshake import LocalStatic
 from wavry.rift.host_session import (
-    MAX_STREAM_SIDE,
-    MIN_STREAM_SIDE,
     HostCounters,
     HostSession,
     HostSessionState,
-    PathChallenge,
     PathValidation,
+    UntrustedSessions,
     stream_size,
 )
 from wavry.rift.identity import Identity
@@ -63,15 +61,7 @@ from wavry.rift.pairing import PairingCodes, PairingVerdict
 from wavry.rift.ratelimit import source_key
 from wavry.rift.transport import HostTransport
 
-__all__ = [
-    "MAX_STREAM_SIDE",
-    "MIN_STREAM_SIDE",
-    "HostCounters",
-    "HostEndpoint",
-    "HostSession",
-    "HostSessionState",
-    "PathChallenge",
-]
+__all__ = ["HostCounters", "HostEndpoint", "HostSession", "HostSessionState"]
 
 
 class HostEndpoint:
@@ -118,7 +108,7 @@ class HostEndpoint:
         self._timers: DeadlineQueue[int] = DeadlineQueue()
         self._dirty: set[int] = set()  # sessions that may have output
         self._in_send_frame: int | None = None  # its on_batch takes output mid-frame
-        self._untrusted: OrderedDict[int, Hashable] = OrderedDict()  # alias -> source, oldest 1st
+        self._untrusted = UntrustedSessions()
         self._by_client: dict[str, set[int]] = {}
 
     # ---- public API ------------------------------------------------------------------
@@ -152,6 +142,12 @@ class HostEndpoint:
             self._schedule(s)
         return out
 
+    @property
+    def has_work(self) -> bool:
+        """Whether output or events may be waiting (False after a datagram that was dropped:
+        the adapter need not flush, and no deadline moved)."""
+        return bool(self._out or self._dirty or self._events)
+
     def next_event(self) -> HostEvent | None:
         return self._events.popleft() if self._events else None
 
@@ -178,6 +174,7 @@ class HostEndpoint:
                 )
             elif s.state is not HostSessionState.ACTIVE and now >= s.wait_until:
                 self.counters.untrusted_expired += 1
+                self.admission.buckets.penalize(s.source, self.config.untrusted_penalty, now)
                 what = "pairing" if s.state is HostSessionState.PAIRING else "Hello"
                 self.close_session(
                     s.alias, DisconnectReason.TIMEOUT, f"no {what} in time; connect again"
@@ -336,7 +333,7 @@ class HostEndpoint:
         )
         self.sessions[s.alias] = s
         self._by_client.setdefault(client_id, set()).add(s.alias)
-        self._untrusted[s.alias] = source
+        self._untrusted.add(s.alias, source)
         self.counters.handshakes_completed += 1
         self._events.append(ClientConnected(s.alias, client_id, name, p.addr))
         if addr != p.addr:
@@ -347,13 +344,12 @@ class HostEndpoint:
         """A new session is not accepted yet: keep the bounds on such sessions, replacing the
         oldest one of this source, or else the oldest of all (docs/security.md)."""
         cfg = self.config
-        same = [a for a, src in self._untrusted.items() if src == source]
-        victims = same[: max(0, len(same) - cfg.max_untrusted_per_source + 1)]
-        extra = len(self._untrusted) - len(victims) - cfg.max_untrusted_sessions + 1
-        if extra > 0:
-            victims += [a for a in self._untrusted if a not in victims][:extra]
-        for alias in victims:
+        victims = self._untrusted.victims(
+            source, cfg.max_untrusted_per_source, cfg.max_untrusted_sessions
+        )
+        for alias, src in victims:
             self.counters.untrusted_evicted += 1
+            self.admission.buckets.penalize(src, cfg.untrusted_penalty, self._now)
             self.close_session(
                 alias, DisconnectReason.SESSION_LIMIT, "too many sessions waiting; connect again"
             )
@@ -425,7 +421,7 @@ class HostEndpoint:
         if ack.accepted:
             s.ack = ack
             s.state = HostSessionState.ACTIVE
-            self._untrusted.pop(s.alias, None)
+            self._untrusted.discard(s.alias)
             self._events.append(ClientAccepted(s.alias, s.client_id, hello, ack))
             ml = rift_pb2.MonitorList(monitors=self.monitors)
             self._send(s, rift_pb2.Message(control=rift_pb2.ControlMessage(monitor_list=ml)))
@@ -537,7 +533,7 @@ class HostEndpoint:
         if self.sessions.pop(s.alias, None) is not None:
             self._timers.discard(s.alias)
             self._dirty.discard(s.alias)
-            self._untrusted.pop(s.alias, None)
+            self._untrusted.discard(s.alias)
             same = self._by_client.get(s.client_id)
             if same is not None:
                 same.discard(s.alias)

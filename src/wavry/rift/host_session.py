@@ -4,6 +4,7 @@ sent there is answered from there."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,6 +24,7 @@ __all__ = [
     "HostSessionState",
     "PathChallenge",
     "PathValidation",
+    "UntrustedSessions",
     "stream_size",
 ]
 
@@ -76,6 +78,32 @@ class HostCounters(AdmissionCounters):
     path_challenges: int = 0
     migrations: int = 0
     unvalidated_migrations: int = 0  # moved without a Pong: the old path stayed silent
+
+
+class UntrustedSessions:
+    """Sessions not accepted yet, oldest first, with the source address each counts under."""
+
+    def __init__(self) -> None:
+        self._by_alias: OrderedDict[int, Hashable] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_alias)
+
+    def add(self, alias: int, source: Hashable) -> None:
+        self._by_alias[alias] = source
+
+    def discard(self, alias: int) -> None:
+        self._by_alias.pop(alias, None)
+
+    def victims(self, source: Hashable, per_source: int, total: int) -> list[tuple[int, Hashable]]:
+        """Which sessions to replace so that one more from `source` keeps both bounds: the
+        oldest of that source, then the oldest of all."""
+        same = [a for a, src in self._by_alias.items() if src == source]
+        chosen = same[: max(0, len(same) - per_source + 1)]
+        extra = len(self._by_alias) - len(chosen) - total + 1
+        if extra > 0:
+            chosen += [a for a in self._by_alias if a not in chosen][:extra]
+        return [(a, self._by_alias[a]) for a in chosen]
 
 
 def stream_size(cfg: HostConfig, hello: rift_pb2.Hello) -> tuple[int, int]:
