@@ -43,14 +43,13 @@ def bench_latency(
     source: Annotated[
         str,
         typer.Option(
-            help="synthetic: floor, wavry (headless, windowed) and aiortc side by side; x11: a "
-            "real display, "
-            "capture on change vs on a clock"
+            help="synthetic: floor, wavry (headless, windowed), aiortc and browser side by side; "
+            "x11: a real display, capture on change vs on a clock"
         ),
     ] = "synthetic",
 ) -> None:
-    """Glass-to-glass latency from the marker: floor, wavry headless+windowed, aiortc (synthetic),
-    or X11 capture on change against a fixed clock (x11)."""
+    """Glass-to-glass latency from the marker: floor, wavry headless+windowed, aiortc, browser
+    (synthetic), or X11 capture on change against a fixed clock (x11)."""
     if source == "x11":
         from wavry.bench.latency_x11 import run_x11_capture_bench
 
@@ -65,6 +64,14 @@ def bench_latency(
     from wavry.bench.latency import bench_latency_command
 
     bench_latency_command(json_file, quick)
+
+
+@bench_app.command("present")
+def bench_present(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Cost of showing a decoded picture in the client window, per presenter and stage."""
+    from wavry.bench.present import run_present_bench
+
+    run_present_bench(quick=quick, json_file=json_file)
 
 
 @bench_app.command("extras")

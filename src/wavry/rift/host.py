@@ -1,15 +1,12 @@
 """Host side of RIFT (sans-I/O): many client sessions behind one UDP endpoint.
 
-Handshakes are keyed by handshake id, sessions by alias (never by source address), so a client
-can change address mid-session (after the new path answered a challenge, §3). Admission
-(admission.py: rates, cookies, the 3x amplification bound) and bounds on sessions not accepted
-yet keep established sessions served while the endpoint is flooded (docs/security.md). Session
-deadlines live in a heap, and only sessions that had something to do are asked for output, so
-a crowd of idle sessions costs O(log n) per datagram, not a walk over all of them.
+Handshakes are keyed by handshake id, sessions by alias, so a client can change address (after
+the new path answered a challenge, §3). Admission (admission.py) and bounds on sessions not
+accepted yet keep established sessions served under floods (docs/security.md). Deadlines live
+in a heap and only sessions with work are asked for output: O(log n) per datagram.
 
 Clocks: every `now` is the adapter's monotonic clock (seconds). Wall-clock time only stamps
-what goes on the wire (`Pong.host_time_us`); it comes from the injected `wall_clock`, or from
-`now` itself when none is given (tests on one fake clock).
+what goes on the wire (`Pong.host_time_us`): the injected `wall_clock`, else `now` (tests).
 """
 
 from __future__ import annotations
@@ -53,6 +50,7 @@ from wavry.rift.host_session import (
     HostSessionState,
     PathValidation,
     UntrustedSessions,
+    datagram_sizes,
     stream_size,
 )
 from wavry.rift.identity import Identity
@@ -110,6 +108,9 @@ class HostEndpoint:
         self._in_send_frame: int | None = None  # its on_batch takes output mid-frame
         self._untrusted = UntrustedSessions()
         self._by_client: dict[str, set[int]] = {}
+        #: the adapter's cap on a new session's maximum datagram size for the address it comes
+        #: from (a carrier with smaller datagrams, RIFT.md §11); None: the config's size
+        self.datagram_limit: Callable[[Address], int | None] | None = None
 
     # ---- public API ------------------------------------------------------------------
 
@@ -310,18 +311,20 @@ class HostEndpoint:
         source = source_key(p.addr[0])
         self._make_room_for_untrusted(source)
         client_to_host, host_to_client = p.hs.split()
+        limit = self.datagram_limit(p.addr) if self.datagram_limit is not None else None
+        max_datagram, tconfig = datagram_sizes(self.config, limit)
         channel = SecureChannel(
             alias=p.hs.alias,
             send_key=host_to_client,
             recv_key=client_to_host,
-            max_datagram=self.config.max_datagram,
+            max_datagram=max_datagram,
         )
         s = HostSession(
             alias=p.hs.alias,
             client_id=client_id,
             client_name=name,
             channel=channel,
-            transport=HostTransport(channel, self.config.transport, now),
+            transport=HostTransport(channel, tconfig, now),
             # the address msg2 went to; a msg3 from elsewhere is a new path to validate (§3)
             addr=p.addr,
             handshake_hash=p.hs.handshake_hash,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from wavry.rift import rift_pb2
@@ -14,7 +14,7 @@ from wavry.rift.admission import AdmissionCounters
 from wavry.rift.channel import SecureChannel
 from wavry.rift.config import HostConfig, TimingConfig
 from wavry.rift.events import Address, ClientMigrated, HostEvent
-from wavry.rift.transport import HostTransport
+from wavry.rift.transport import HostTransport, TransportConfig
 
 __all__ = [
     "MAX_STREAM_SIDE",
@@ -25,6 +25,7 @@ __all__ = [
     "PathChallenge",
     "PathValidation",
     "UntrustedSessions",
+    "datagram_sizes",
     "stream_size",
 ]
 
@@ -104,6 +105,16 @@ class UntrustedSessions:
         if extra > 0:
             chosen += [a for a in self._by_alias if a not in chosen][:extra]
         return [(a, self._by_alias[a]) for a in chosen]
+
+
+def datagram_sizes(cfg: HostConfig, limit: int | None) -> tuple[int, TransportConfig]:
+    """A new session's maximum datagram size and transport settings, within the carrier's
+    `limit` for its address (RIFT.md §11; None: the config's)."""
+    tconfig, max_datagram = cfg.transport, cfg.max_datagram
+    if limit is not None and limit < max(max_datagram, tconfig.max_datagram):
+        max_datagram = min(max_datagram, limit)
+        tconfig = replace(tconfig, max_datagram=min(tconfig.max_datagram, limit))
+    return max_datagram, tconfig
 
 
 def stream_size(cfg: HostConfig, hello: rift_pb2.Hello) -> tuple[int, int]:
