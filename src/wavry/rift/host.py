@@ -51,6 +51,7 @@ from wavry.rift.host_session import (
     PathValidation,
     UntrustedSessions,
     datagram_sizes,
+    pair_result,
     stream_size,
 )
 from wavry.rift.identity import Identity
@@ -198,6 +199,14 @@ class HostEndpoint:
         pid = self._send(s, message)
         self._schedule(s)
         return pid
+
+    def send_bulk(self, alias: int, message: rift_pb2.Message, now: float) -> None:
+        """A bulk message (a file chunk), sent behind the session's queued video."""
+        s = self.sessions[alias]
+        self._now = now
+        s.transport.send_bulk(message, now)
+        self._dirty.add(alias)
+        self._schedule(s)
 
     def send_frame(
         self,
@@ -493,23 +502,9 @@ class HostEndpoint:
             s.state = HostSessionState.AWAITING_HELLO
             s.wait_until = now + self.config.timing.hello_wait_s
             self._events.append(DevicePaired(s.client_id, s.client_name))
-            result = rift_pb2.PairResult(ok=True, message="paired: this host now trusts you")
         elif verdict == PairingVerdict.WRONG:
             self._events.append(PairingAttemptFailed(s.client_id, left))
-            text = (
-                f"wrong code; {left} attempts left"
-                if left
-                else "wrong code; the code is used up, ask the host for a new one"
-            )
-            result = rift_pb2.PairResult(ok=False, message=text)
-        elif verdict == PairingVerdict.LIMITED:
-            result = rift_pb2.PairResult(
-                ok=False, message="too many wrong codes lately; wait a minute and try again"
-            )
-        else:
-            result = rift_pb2.PairResult(
-                ok=False, message="no pairing code is active on the host; ask for a new one"
-            )
+        result = pair_result(verdict, left)
         self._send(s, rift_pb2.Message(control=rift_pb2.ControlMessage(pair_result=result)))
 
     # ---- helpers ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ from wavry.rift.admission import AdmissionCounters
 from wavry.rift.channel import SecureChannel
 from wavry.rift.config import HostConfig, TimingConfig
 from wavry.rift.events import Address, ClientMigrated, HostEvent
+from wavry.rift.pairing import PairingVerdict
 from wavry.rift.transport import HostTransport, TransportConfig
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "PathValidation",
     "UntrustedSessions",
     "datagram_sizes",
+    "pair_result",
     "stream_size",
 ]
 
@@ -105,6 +107,26 @@ class UntrustedSessions:
         if extra > 0:
             chosen += [a for a in self._by_alias if a not in chosen][:extra]
         return [(a, self._by_alias[a]) for a in chosen]
+
+
+def pair_result(verdict: str, left: int) -> rift_pb2.PairResult:
+    """The host's answer to a PairRequest (docs/spec/RIFT.md §4 step 4)."""
+    if verdict == PairingVerdict.OK:
+        return rift_pb2.PairResult(ok=True, message="paired: this host now trusts you")
+    if verdict == PairingVerdict.WRONG:
+        text = (
+            f"wrong code; {left} attempts left"
+            if left
+            else "wrong code; the code is used up, ask the host for a new one"
+        )
+        return rift_pb2.PairResult(ok=False, message=text)
+    if verdict == PairingVerdict.LIMITED:
+        return rift_pb2.PairResult(
+            ok=False, message="too many wrong codes lately; wait a minute and try again"
+        )
+    return rift_pb2.PairResult(
+        ok=False, message="no pairing code is active on the host; ask for a new one"
+    )
 
 
 def datagram_sizes(cfg: HostConfig, limit: int | None) -> tuple[int, TransportConfig]:
