@@ -91,7 +91,7 @@ class HostConfig:
     cookies: bool = True
     cookie_pending_threshold: int = 128
     cookie_rate_per_ip: float = 5.0
-    cookie_rate_total: float = 1000.0
+    cookie_rate_total: float = 4000.0
     max_msg2_resends: int = 3
     timing: TimingConfig = field(default_factory=TimingConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
