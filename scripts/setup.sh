@@ -76,6 +76,10 @@ fi
 # Generated protobuf code (committed; regenerated here so a changed .proto never goes stale).
 .venv/bin/python scripts/gen_proto.py --quiet 2>/dev/null || .venv/bin/python scripts/gen_proto.py --quiet
 
+# Byte-code for the package: every `wavry` process otherwise compiles the sources it imports
+# again where PYTHONDONTWRITEBYTECODE is set (containers, CI), seconds per process start.
+.venv/bin/python -m compileall -q -j 0 src/wavry >/dev/null
+
 # The browser client (web/ → src/wavry/web/static/, served by `wavry host --web` and the gateway):
 # npm packages from web/package-lock.json, then the esbuild bundle. Each step runs only when its
 # inputs changed; the bundle is never committed. Needs Node.js >= 18 with npm (Debian 12's
