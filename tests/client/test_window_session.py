@@ -109,8 +109,11 @@ def _client_window(server: XvfbServer, timeout: float = 40) -> str:
     raise AssertionError("no client window")
 
 
-def _busy(n: int) -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+def _busy(n: int, limit_s: float = 60.0) -> list[subprocess.Popen[bytes]]:
+    """``n`` processes spinning a core each; each ends by itself after ``limit_s`` so a test that
+    dies (a timeout, a killed pytest) never leaves the machine busy."""
+    spin = f"import time\nend = time.monotonic() + {limit_s}\nwhile time.monotonic() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(n)]
 
 
 def _windowed_run(port: int, server: XvfbServer, home: Path, seconds: float,
