@@ -16,6 +16,7 @@ from av.video.reformatter import VideoReformatter
 
 from wavry.media.avopts import AvOptUnavailable, set_int_options
 from wavry.media.types import ProbeResult
+from wavry.media.yuv import PackedToI420
 
 __all__ = [
     "Codec",
@@ -125,6 +126,7 @@ class Encoder:
         self.vbv_frames = float(vbv_frames)
         self.reconfigures_in_place = self.encoder_name == "libx264"
         self._reformatter = VideoReformatter()
+        self._yuv = PackedToI420.open()  # None without libyuv: swscale converts
         self._force_key = False
         self._pending_kbps: int | None = None
         self.reconfig_fallback_reason = ""
@@ -209,6 +211,10 @@ class Encoder:
             and frame.height == self.height
         ):
             return frame
+        if self._yuv is not None and (frame.width, frame.height) == (self.width, self.height):
+            out = self._yuv.convert(frame)
+            if out is not None:
+                return out
         return self._reformatter.reformat(frame, self.width, self.height, "yuv420p")
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> EncodedFrame:
