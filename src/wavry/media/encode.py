@@ -97,7 +97,8 @@ class Encoder:
     """One encoder per stream. ``encode()`` returns one :class:`EncodedFrame` per input frame.
 
     The input is any ``av.VideoFrame`` (yuv420p passes straight through; bgr0/bgra from X11 are
-    converted by one reused swscale context). ``set_bitrate`` takes effect on the next frame
+    converted by libyuv (:mod:`wavry.media.yuv`) when the size is the encoder's, else, or
+    without libyuv, by one reused swscale context). ``set_bitrate`` takes effect on the next frame
     without a keyframe for H.264 (x264_encoder_reconfig); HEVC and AV1 reopen the encoder, which
     costs a keyframe (FFmpeg's wrappers do not reconfigure them).
     """
