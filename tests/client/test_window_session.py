@@ -151,9 +151,9 @@ def test_busy_machine_drops_instead_of_queueing(tmp_path: Path) -> None:
         assert 0 <= s["frames_received"] - s["frames_presented"] - s["frames_dropped"] <= 3, s
     p95_quiet = quiet["e2e_after_startup_ms"]["p95"]
     p95_busy = busy["e2e_after_startup_ms"]["p95"]
-    # a client that queued would fall seconds behind in 8 s; one that drops stays within a few
-    # frame intervals of its quiet self (the margin covers a machine that is busy besides)
-    assert p95_busy <= p95_quiet + 250, (p95_quiet, p95_busy, busy["drops"])
+    # issue 15 item 8: within 100 ms of the unloaded run (a client that queued would fall seconds
+    # behind in 8 s); on a machine already busy with other work the margin can be exceeded
+    assert p95_busy <= p95_quiet + 100, (p95_quiet, p95_busy, busy["drops"])
     assert exit_quiet <= 1.0 and exit_busy <= 1.0, (exit_quiet, exit_busy)
 
 
