@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from wavry.bench.peers.procs import Proc
 from wavry.bench.peers.stage import NotRunnable, Running
 from wavry.bench.peers.systems import wait_line
 from wavry.platform.xvfb import XvfbError, XvfbServer
+from wavry.runtime.processes import LISTENING
 
 __all__ = ["run_windowed"]
 
@@ -53,7 +53,7 @@ def run_windowed(
             argv += ["--max-bitrate-kbps", str(kbps), "--trust", "any", "--listen", "127.0.0.1:0"]
             host = Proc("wavry-host", argv, env, stdout_pipe=True)
             running.servers.append(host)
-            bound = wait_line(host, re.compile(r"listening on udp://\[?([^\]\s]+?)\]?:(\d+)\s*$"))
+            bound = wait_line(host, LISTENING)
             if bound is None:
                 raise NotRunnable(f"wavry host did not start: {host.log_tail()}")
             env = dict(display.env(), XDG_CONFIG_HOME=str(tmp / "client"))

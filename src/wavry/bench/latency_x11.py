@@ -27,8 +27,6 @@ import asyncio
 import contextlib
 import os
 import random
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +40,7 @@ from wavry.bench.report import print_table
 from wavry.media.marker import marker_bits, marker_layout, read_marker
 from wavry.percentile import percentile
 from wavry.platform.xvfb import XvfbServer
+from wavry.runtime.processes import start_host
 
 __all__ = ["run_x11_capture_bench"]
 
@@ -203,32 +202,18 @@ def _run_variant(
         XAUTHORITY=str(server.auth_file),
     )
     env.pop("WAYLAND_DISPLAY", None)
-    cmd = [sys.executable, "-m", "wavry", "host", "--listen", "127.0.0.1:0", "--trust", "any"]
-    cmd += ["--display", server.display, "--fps", str(FPS), "--capture", mode, "--audio", "off"]
-    cmd += ["--bitrate-kbps", "8000", "--max-bitrate-kbps", "8000"]
-    host = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = ["--trust", "any", "--display", server.display, "--fps", str(FPS)]
+    args += ["--capture", mode, "--audio", "off", "--bitrate-kbps", "8000"]
+    args += ["--max-bitrate-kbps", "8000"]
     try:
-        assert host.stdout is not None
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline:
-            line = host.stdout.readline()
-            if not line:
-                break
-            if m := re.search(r"listening on udp://127\.0\.0\.1:(\d+)", line):
-                port = int(m.group(1))
-        if port is None:
-            raise RuntimeError(f"wavry host --capture {mode} did not start")
-        threading.Thread(target=lambda: host.stdout and host.stdout.read(), daemon=True).start()
+        host = start_host(args, env, merge=False)
+    except RuntimeError as exc:
+        raise RuntimeError(f"wavry host --capture {mode} did not start") from exc
+    try:
         schedule = [(name, seconds) for name in PHASES]
-        phases = run_loop(_client(port, host.pid, tmp / f"client-{mode}", schedule, painter))
+        phases = run_loop(_client(host.port, host.pid, tmp / f"client-{mode}", schedule, painter))
     finally:
-        host.terminate()
-        try:
-            host.wait(10)
-        except subprocess.TimeoutExpired:
-            host.kill()
-            host.wait(5)
+        host.stop()
     out: dict[str, Any] = {}
     for name, p in phases.items():
         span = p.span_s or seconds

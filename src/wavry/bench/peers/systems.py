@@ -12,6 +12,7 @@ import time
 
 from wavry.bench.peers.procs import Proc, free_tcp_port, wait_tcp
 from wavry.bench.peers.stage import NotRunnable, Running, Stage, missing_tools
+from wavry.runtime.processes import LISTENING
 
 __all__ = ["RdpSystem", "VncSystem", "WavrySystem", "wait_line"]
 
@@ -46,7 +47,7 @@ class WavrySystem:
         host_argv += ["--audio", "off", *self.extra_host_args]
         host = Proc("wavry-host", stage.path.server_argv(host_argv), env_a, stdout_pipe=True)
         run.servers.append(host)
-        bound = wait_line(host, re.compile(r"listening on udp://\[?([^\]\s]+?)\]?:(\d+)\s*$"))
+        bound = wait_line(host, LISTENING)
         if bound is None:
             run.stop()
             raise NotRunnable(f"wavry host did not start: {host.log_tail()}")
