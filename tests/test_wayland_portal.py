@@ -19,14 +19,13 @@ from wavry.media.types import CaptureError
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
 from wavry.media.wayland import probe as wayland_probe
 from wavry.platform.portal import (
-    CURSOR_EMBEDDED,
-    CURSOR_HIDDEN,
     PortalCancelled,
     PortalError,
     PortalSession,
     RestoreTokenStore,
     probe_portal,
 )
+from wavry.platform.portal_types import CURSOR_EMBEDDED, CURSOR_HIDDEN
 from wavry.testing import pwsession
 from wavry.testing.portal_fake import FakePortal
 from wavry.testing.pwsession import PipeWireSession

@@ -21,19 +21,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import secrets
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from dbus_fast import Message, Variant
 
-from wavry.atomicfile import atomic_write
 from wavry.platform.dbus_thread import CallLog, DBusCallError, DBusThread
+from wavry.platform.portal_types import (
+    CURSOR_EMBEDDED,
+    DEVICE_KEYBOARD,
+    DEVICE_POINTER,
+    PERSIST_PERSISTENT,
+    SOURCE_MONITOR,
+    PortalCancelled,
+    PortalError,
+    PortalStream,
+    RestoreTokenStore,
+    StartResult,
+    parse_streams,
+    unwrap,
+)
 from wavry.platform.probe import ProbeResult
 
 __all__ = [
@@ -47,6 +58,8 @@ __all__ = [
     "PortalSession",
     "PortalStream",
     "RestoreTokenStore",
+    "StartResult",
+    "parse_streams",
     "probe_portal",
 ]
 
@@ -58,105 +71,12 @@ REQUEST = "org.freedesktop.portal.Request"
 SESSION = "org.freedesktop.portal.Session"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 
-SOURCE_MONITOR, SOURCE_WINDOW, SOURCE_VIRTUAL = 1, 2, 4
-CURSOR_HIDDEN, CURSOR_EMBEDDED, CURSOR_METADATA = 1, 2, 4
-DEVICE_KEYBOARD, DEVICE_POINTER, DEVICE_TOUCHSCREEN = 1, 2, 4
-PERSIST_NONE, PERSIST_TRANSIENT, PERSIST_PERSISTENT = 0, 1, 2
-
 _PORTAL_REMEDY = (
     "install xdg-desktop-portal and the backend for your desktop "
     "(xdg-desktop-portal-gnome, -kde or -wlr) and run wavry inside that desktop session"
 )
 
 T = TypeVar("T")
-
-
-class PortalError(RuntimeError):
-    """The portal is missing, refused, or failed; the message says what to do."""
-
-
-class PortalCancelled(PortalError):
-    """The user cancelled (code 1) or the portal ended (code 2) an interactive request."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class PortalStream:
-    """One PipeWire stream the portal granted: its node id and what the portal said about it."""
-
-    node_id: int
-    size: tuple[int, int] | None = None
-    position: tuple[int, int] | None = None
-    source_type: int = SOURCE_MONITOR
-    stream_id: str = ""
-
-
-@dataclass
-class StartResult:
-    streams: list[PortalStream]
-    devices: int = 0
-    restore_token: str = ""
-    remote_desktop: bool = False
-
-
-class RestoreTokenStore:
-    """The portal restore tokens of the last session, per kind (screencast / remotedesktop)."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        if path is None:
-            from wavry.store import config_dir
-
-            path = config_dir() / "portal-restore-token.json"
-        self.path = path
-
-    def load(self, kind: str) -> str:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return ""
-        value = data.get(kind, "") if isinstance(data, dict) else ""
-        return value if isinstance(value, str) else ""
-
-    def save(self, kind: str, token: str) -> None:
-        try:
-            data = json.loads(self.path.read_text())
-            if not isinstance(data, dict):
-                data = {}
-        except (OSError, ValueError):
-            data = {}
-        data[kind] = token
-        atomic_write(self.path, json.dumps(data).encode())
-
-
-def _unwrap(value: Any) -> Any:
-    return value.value if isinstance(value, Variant) else value
-
-
-def _pair(value: Any) -> tuple[int, int] | None:
-    v = _unwrap(value)
-    if isinstance(v, list | tuple) and len(v) == 2:
-        return int(v[0]), int(v[1])
-    return None
-
-
-def parse_streams(raw: Any) -> list[PortalStream]:
-    """``a(ua{sv})`` from a Start response → streams."""
-    out = []
-    for item in _unwrap(raw) or []:
-        node, props = int(item[0]), dict(item[1])
-        out.append(
-            PortalStream(
-                node,
-                _pair(props.get("size")),
-                _pair(props.get("position")),
-                int(_unwrap(props.get("source_type", Variant("u", SOURCE_MONITOR)))),
-                str(_unwrap(props.get("id", Variant("s", "")))),
-            )
-        )
-    return out
 
 
 @dataclass
@@ -257,7 +177,7 @@ class PortalSession:
 
     async def _get_property(self, interface: str, name: str) -> Any:
         reply = await self._call(PROPERTIES, "Get", "ss", [interface, name])
-        return _unwrap(reply.body[0])
+        return unwrap(reply.body[0])
 
     def _on_signal(self, msg: Message) -> None:
         if msg.interface == REQUEST and msg.member == "Response":
@@ -423,7 +343,7 @@ class PortalSession:
             {"session_handle_token": Variant("s", self._token("session"))},
             "create a session",
         )
-        self.session_handle = str(_unwrap(results.get("session_handle", "")))
+        self.session_handle = str(unwrap(results.get("session_handle", "")))
         if not self.session_handle:
             raise PortalError("the portal created a session but returned no session_handle")
         await self._add_match(
@@ -454,10 +374,10 @@ class PortalSession:
         streams = parse_streams(results.get("streams", []))
         if not streams and self.want_screencast:
             raise PortalError("the portal started the session but granted no stream")
-        new_token = str(_unwrap(results.get("restore_token", "")) or "")
+        new_token = str(unwrap(results.get("restore_token", "")) or "")
         if new_token:
             self.tokens.save(kind, new_token)
-        devices = int(_unwrap(results.get("devices", 0)) or 0) if use_rd else 0
+        devices = int(unwrap(results.get("devices", 0)) or 0) if use_rd else 0
         return StartResult(streams, devices, new_token, use_rd)
 
     async def _select_sources(

@@ -33,10 +33,6 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.constants import NameFlag, RequestNameReply
 
 from wavry.platform.portal import (
-    CURSOR_EMBEDDED,
-    CURSOR_HIDDEN,
-    DEVICE_KEYBOARD,
-    DEVICE_POINTER,
     PORTAL_BUS,
     PORTAL_PATH,
     PROPERTIES,
@@ -44,6 +40,12 @@ from wavry.platform.portal import (
     REQUEST,
     SCREENCAST,
     SESSION,
+)
+from wavry.platform.portal_types import (
+    CURSOR_EMBEDDED,
+    CURSOR_HIDDEN,
+    DEVICE_KEYBOARD,
+    DEVICE_POINTER,
     SOURCE_MONITOR,
     SOURCE_WINDOW,
 )
