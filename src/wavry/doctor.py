@@ -207,7 +207,7 @@ def probe_audio() -> list[ProbeResult]:
             )
         )
     # open the system-mix capture and the default output for a moment (each says what to fix)
-    from wavry.platform.audio import probe_capture, probe_playback
+    from wavry.platform.audio_probe import probe_capture, probe_playback
 
     out += [probe_capture(), probe_playback()]
     import av

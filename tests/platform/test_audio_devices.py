@@ -17,9 +17,8 @@ from wavry.platform.audio import (
     AudioSpec,
     VirtualMic,
     open_capture_target,
-    probe_capture,
-    probe_playback,
 )
+from wavry.platform.audio_probe import probe_capture, probe_playback
 from wavry.testing.pwsession import PipeWireSession, probe
 
 pytestmark = pytest.mark.skipif(not probe().ok, reason="PipeWire not installed: " + probe().detail)
