@@ -1,0 +1,46 @@
+"""Computers on this network: hosts advertising ``_wavry._udp.local.`` (mDNS, the reach work's
+:mod:`wavry.connectivity.mdns`).
+
+SEAM: LAN discovery lives in ``wavry.connectivity`` (issue 17, "reach"). Where that package is
+not installed, :func:`find_lan_hosts` says so instead of listing anything, and the app still
+connects by address and through the account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LanEntry", "find_lan_hosts"]
+
+LAN_SECONDS = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class LanEntry:
+    name: str
+    wavry_id: str
+    address: str  # HOST:PORT to connect to
+
+    @property
+    def target(self) -> str:
+        return self.address
+
+
+async def find_lan_hosts(seconds: float = LAN_SECONDS) -> tuple[list[LanEntry], str]:
+    """(hosts that answered, "") or ([], why the LAN cannot be searched)."""
+    try:
+        from wavry.connectivity.mdns import discover
+    except ImportError:
+        return [], "LAN discovery is not part of this version of wavry: connect by address"
+    from wavry.net.addr import format_hostport
+
+    try:
+        found = await discover(seconds)
+    except OSError as exc:
+        return [], f"cannot search the LAN: {exc.strerror or exc}"
+    entries = [
+        LanEntry(h.name, h.wavry_id, format_hostport(h.addresses[0], h.port))
+        for h in found
+        if h.addresses
+    ]
+    return entries, ""
