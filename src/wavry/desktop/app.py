@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -68,8 +69,14 @@ def _log_to_file() -> None:
         root.setLevel(logging.INFO)
 
 
-def build(config_dir: Path | None = None, tray: bool | None = None) -> Desktop:
-    """The app's objects on a QApplication and a qasync loop (the current event loop)."""
+def build(
+    config_home: Path | None = None,
+    tray: bool | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> Desktop:
+    """The app's objects on a QApplication and a qasync loop (``loop``: one made before, for a
+    second app in one process). ``config_home`` stands for $XDG_CONFIG_HOME (tests: two apps,
+    two devices); the `wavry connect` children get it too."""
     import qasync  # after PySide6: qasync uses the Qt binding already imported
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
@@ -95,21 +102,27 @@ def build(config_dir: Path | None = None, tray: bool | None = None) -> Desktop:
     app.setDesktopFileName("wavry")
     app.setQuitOnLastWindowClosed(False)
     apply_style(app)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
+    if loop is None:
+        loop = qasync.QEventLoop(app)
+        # plain threads for blocking work (the doctor's probes): qasync's own QThread pool
+        # aborts the process when one is still running as Python exits
+        loop.set_default_executor(ThreadPoolExecutor(8, thread_name_prefix="wavry-desktop"))
+        asyncio.set_event_loop(loop)
+    config_dir = None if config_home is None else config_home / "wavry"
     prefs = Prefs(config_file() if config_dir is None else config_dir / "config.toml")
     identity = load_or_create_identity(config_dir)
     account = AccountService(config_dir)
     sharing = SharingController(prefs, config_dir)
-    stream = StreamController()
+    env = {} if config_home is None else {"XDG_CONFIG_HOME": str(config_home)}
+    stream = StreamController(env=env)
     window = MainWindow(prefs, account, sharing, stream, identity.wavry_id, tray=tray)
     return Desktop(app, loop, prefs, account, sharing, stream, window)
 
 
-def run(config_dir: Path | None = None, started: float | None = None) -> int:
+def run(started: float | None = None) -> int:
     """Run the app until it quits; the exit status."""
     _log_to_file()
-    desktop = build(config_dir)
+    desktop = build()
     window = desktop.window
 
     def unexpected(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:

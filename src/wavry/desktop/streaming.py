@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import Any
 
-from PySide6.QtCore import QObject, QProcess, QTimer, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from wavry.client.eventlines import answer_line, parse_line
 
@@ -45,8 +45,9 @@ class StreamController(QObject):
     said = Signal(str)
     ended = Signal(str)
 
-    def __init__(self, program: list[str] | None = None) -> None:
+    def __init__(self, program: list[str] | None = None, env: dict[str, str] | None = None):
         super().__init__()
+        self.env = env or {}  # set in the child's environment (tests: its config directory)
         #: how to run `wavry` (this interpreter: works without the command on PATH)
         self.program = program or [sys.executable, "-m", "wavry"]
         self.proc: QProcess | None = None
@@ -91,6 +92,11 @@ class StreamController(QObject):
         self._out = self._err = b""
         self._stopping = False
         proc = QProcess(self)
+        if self.env:
+            penv = QProcessEnvironment.systemEnvironment()
+            for key, value in self.env.items():
+                penv.insert(key, value)
+            proc.setProcessEnvironment(penv)
         proc.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
         proc.readyReadStandardOutput.connect(self._read_out)
         proc.readyReadStandardError.connect(self._read_err)
