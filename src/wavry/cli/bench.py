@@ -43,14 +43,13 @@ def bench_latency(
     source: Annotated[
         str,
         typer.Option(
-            help="synthetic: floor, wavry (headless, windowed) and aiortc side by side; x11: a "
-            "real display, "
-            "capture on change vs on a clock"
+            help="synthetic: floor, wavry (headless, windowed), aiortc and browser side by side; "
+            "x11: a real display, capture on change vs on a clock"
         ),
     ] = "synthetic",
 ) -> None:
-    """Glass-to-glass latency from the marker: floor, wavry headless+windowed, aiortc (synthetic),
-    or X11 capture on change against a fixed clock (x11)."""
+    """Glass-to-glass latency from the marker: floor, wavry headless+windowed, aiortc, browser
+    (synthetic), or X11 capture on change against a fixed clock (x11)."""
     if source == "x11":
         from wavry.bench.latency_x11 import run_x11_capture_bench
 
@@ -76,15 +75,19 @@ def bench_extras(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from wavry.bench.flood import bench_flood_command
+    from wavry.bench.gateway import bench_gateway_command
     from wavry.bench.lab_cli import lab_app
-    from wavry.gateway.bench_gateway import bench_gateway_command
-    from wavry.gateway.bench_relay import bench_relay_command
+    from wavry.bench.relay import bench_relay_command
 
     bench_app.command("relay", help="Relay forwarding rate and added latency vs a bare echo.")(
         bench_relay_command
     )
     bench_app.command("gateway", help="Signaling sockets, round trips, loop lag under login load.")(
         bench_gateway_command
+    )
+    bench_app.command("flood", help="Junk floods at the relay and STUN while a session streams.")(
+        bench_flood_command
     )
     from wavry.bench.peers.command import bench_peers_command
 

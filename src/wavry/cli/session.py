@@ -155,6 +155,16 @@ def host(
     audio_frame_ms: Annotated[
         int | None, typer.Option(help="Opus frame duration: 5 or 10 ms (default: 10)")
     ] = None,
+    web: Annotated[
+        str | None,
+        typer.Option(
+            is_flag=False,
+            flag_value="",
+            metavar="[ADDR:PORT]",
+            help="Also serve browser clients: the page, WebTransport and WebSocket "
+            "(default ADDR: the --listen address, port 47801; docs/browser.md)",
+        ),
+    ] = None,
 ) -> None:
     """Share this machine: accept sessions and stream the screen to clients."""
     from wavry.host import HostError, OptionsError, options_from_settings, serve
@@ -188,14 +198,17 @@ def host(
         mic=mic,
         audio_frame_ms=audio_frame_ms,
         capture=capture,
+        web=web,
     )
+    from wavry.web.endpoint import WebError
+
     try:
         opts = options_from_settings(s)
     except OptionsError as exc:
         fail(str(exc), 2)
     try:
         run(serve(opts))
-    except (StoreError, SourceError, HostError) as exc:
+    except (StoreError, SourceError, HostError, WebError) as exc:
         fail(str(exc))
 
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from wavry.config import ConfigError as SettingsError
+from wavry.config import load
 from wavry.gateway.settings import ConfigError, GatewaySettings, parse_host_port
 
 __all__ = ["gateway_command", "serve"]
@@ -94,7 +96,8 @@ async def serve(settings: GatewaySettings, level: int = logging.INFO) -> None:
         f"wavry gateway: listening on http://{addr} (signaling ws://{addr}/v1/signal, "
         f"admin http://{addr}/admin); STUN on udp {stun}; "
         f"database {settings.db_url().split('://')[0]}"
-        + (", redis pub/sub" if settings.redis_url else ""),
+        + (", redis pub/sub" if settings.redis_url else "")
+        + f"; public URL {settings.public_base_url()}",
         flush=True,
     )
     config = uvicorn.Config(
@@ -110,6 +113,9 @@ async def serve(settings: GatewaySettings, level: int = logging.INFO) -> None:
         lifespan="on",
         timeout_graceful_shutdown=3,
         server_header=False,
+        # X-Forwarded-For is the gateway's business (only from --trusted-proxies): uvicorn's
+        # default would trust it from 127.0.0.1 and let any local client pick its address.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     await server.serve(sockets=[sock])
@@ -126,18 +132,20 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"wavry gateway: error: {message}", err=True)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
 def _opt(flag: str, env: str, help_text: str) -> Any:
-    return typer.Option(flag, envvar=f"WAVRY_GATEWAY_{env}", help=help_text)
+    """A flag; its WAVRY_GATEWAY_<env> variable and config-file key are read by the settings."""
+    return typer.Option(flag, help=help_text)
 
 
 def gateway_command(
-    listen: Annotated[str, _opt("--listen", "LISTEN", "HTTP/WebSocket HOST:PORT.")] = (
-        "127.0.0.1:3000"
-    ),
+    listen: Annotated[
+        str | None,
+        _opt("--listen", "LISTEN", "HTTP/WebSocket HOST:PORT [default: 127.0.0.1:3000]."),
+    ] = None,
     database_url: Annotated[
         str | None,
         _opt("--database-url", "DATABASE_URL", "sqlite+aiosqlite:///FILE or postgresql+asyncpg://"),
@@ -146,8 +154,9 @@ def gateway_command(
         str | None, _opt("--redis-url", "REDIS_URL", "Redis for cross-instance signaling.")
     ] = None,
     stun_listen: Annotated[
-        str, _opt("--stun-listen", "STUN_LISTEN", "STUN UDP HOST:PORT.")
-    ] = "0.0.0.0:3478",
+        str | None,
+        _opt("--stun-listen", "STUN_LISTEN", "STUN UDP HOST:PORT [default: --listen host:3478]."),
+    ] = None,
     relay_token: Annotated[
         str | None, _opt("--relay-token", "RELAY_TOKEN", "Relay enrolment token (≥ 16 chars).")
     ] = None,
@@ -158,18 +167,45 @@ def gateway_command(
         str | None, _opt("--lease-key", "LEASE_KEY", "Ed25519 lease key file (made if absent).")
     ] = None,
     public_url: Annotated[
-        str | None, _opt("--public-url", "PUBLIC_URL", "External base URL (origin checks).")
+        str | None,
+        _opt(
+            "--public-url",
+            "PUBLIC_URL",
+            "Base URL clients use (device logins sign it; origin checks) [default: http://LISTEN].",
+        ),
+    ] = None,
+    trusted_proxies: Annotated[
+        str | None,
+        _opt(
+            "--trusted-proxies",
+            "TRUSTED_PROXIES",
+            "Comma-separated proxy IPs/networks whose X-Forwarded-For is honoured [default: none].",
+        ),
     ] = None,
     data_dir: Annotated[
         str | None, _opt("--data-dir", "DATA_DIR", "State directory (default: XDG data dir).")
     ] = None,
     production: Annotated[
-        bool, _opt("--production", "PRODUCTION", "Refuse to start without secrets from config.")
-    ] = False,
-    log_json: Annotated[bool, _opt("--log-json", "LOG_JSON", "Log as JSON lines.")] = False,
-    log_level: Annotated[str, _opt("--log-level", "LOG_LEVEL", "debug/info/warning.")] = "info",
+        bool | None,
+        typer.Option(
+            "--production/--no-production",
+            help="Refuse to start without secrets from configuration.",
+            show_default=False,
+        ),
+    ] = None,
+    log_json: Annotated[
+        bool | None,
+        typer.Option("--log-json/--no-log-json", help="Log as JSON lines.", show_default=False),
+    ] = None,
+    log_level: Annotated[
+        str | None, _opt("--log-level", "LOG_LEVEL", "debug, info (default), warning, error.")
+    ] = None,
 ) -> None:
-    """Run the Wavry gateway: accounts, devices, signaling, relay registry, STUN, admin."""
+    """Run the Wavry gateway: accounts, devices, signaling, relay registry, STUN, admin.
+
+    Settings come from `[gateway]` in $XDG_CONFIG_HOME/wavry/config.toml, then WAVRY_GATEWAY_*
+    variables, then these flags (docs/gateway.md lists every setting).
+    """
     given: dict[str, Any] = {
         "listen": listen,
         "database_url": database_url,
@@ -179,20 +215,21 @@ def gateway_command(
         "admin_token": admin_token,
         "lease_key": lease_key,
         "public_url": public_url,
+        "trusted_proxies": trusted_proxies,
         "data_dir": data_dir,
         "production": production,
         "log_json": log_json,
         "log_level": log_level,
     }
     try:
-        settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
+        settings = load(GatewaySettings, **given)
         settings.validate_all()
         level = _setup_logging(settings.log_level, settings.log_json)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ()))
         raise _fail(f"WAVRY_GATEWAY_{where.upper()}: {err.get('msg')}", 2) from None
-    except ConfigError as exc:
+    except (ConfigError, SettingsError) as exc:
         raise _fail(str(exc), 2) from None
     try:
         _run(serve(settings, level))

@@ -50,6 +50,7 @@ class HostOptions:
     # PipeWire/Pulse server answers, else off
     audio_frame_ms: int = 10  # Opus frame: 5 or 10 ms
     mic: bool = True  # play a client's microphone on this machine
+    web: tuple[str, int] | None = None  # browser clients (--web; wavry.web, docs/browser.md)
 
     @property
     def follows_client_size(self) -> bool:
@@ -113,4 +114,5 @@ def options_from_settings(s: HostSettings, config_dir: Path | None = None) -> Ho
         audio=s.audio,
         audio_frame_ms=s.audio_frame_ms,
         mic=s.mic,
+        web=s.web_addr,
     )
