@@ -191,8 +191,8 @@ def update_section(
         cls.model_validate(plain)
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = str(err["loc"][0]) if err.get("loc") else "?"
-        raise ConfigError(f"[{cls.section}] {name}: {err['msg']}") from None
+        where = f"[{cls.section}] {err['loc'][0]}" if err.get("loc") else f"[{cls.section}]"
+        raise ConfigError(f"{where}: {str(err['msg']).removeprefix('Value error, ')}") from None
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     try:
         atomic_write(path, tomlkit.dumps(doc).encode("utf-8"), mode)

@@ -91,14 +91,18 @@ class Desks:
         self.tmp_path = tmp_path
         self.made: list[Any] = []
 
-    def __call__(self, name: str = "a", size: tuple[int, int] = (1280, 800)) -> Any:
+    def __call__(
+        self, name: str = "a", size: tuple[int, int] = (1280, 800), tray: bool = False
+    ) -> Any:
         from wavry.desktop.app import build
 
         home = self.tmp_path / f"{name}-config"
         home.mkdir(exist_ok=True)
         loop = self.made[0].loop if self.made else None
-        desk = build(home, tray=False, loop=loop)
+        desk = build(home, tray=tray, loop=loop)
         desk.home = home
+        desk.quit_calls = []
+        desk.window.on_quit = lambda: desk.quit_calls.append(time.monotonic())
         desk.window.resize(*size)
         self.made.append(desk)
         return desk

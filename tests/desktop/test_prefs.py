@@ -33,7 +33,7 @@ def test_writing_a_table_keeps_the_rest_of_the_file(tmp_path: Path) -> None:
     prefs.save(ConnectSettings, {"fullscreen": True})
     prefs.save(DesktopSettings, {"network": "gateway", "gateway_url": "https://gw.example.org"})
     text = path.read_text()
-    assert text.startswith("# written by hand\n[gateway]\nlisten = \"0.0.0.0:8080\"  # the public")
+    assert text.startswith('# written by hand\n[gateway]\nlisten = "0.0.0.0:8080"  # the public')
     assert 'name = "den"  # shown to clients' in text
     assert load(HostSettings, path).codec.value == "hevc"
     assert load(HostSettings, path).fps == 60

@@ -30,10 +30,10 @@ def _cached(name: str, make: Callable[[], T]) -> T:
     return value
 
 
-def monitor_choices() -> list[tuple[int | None, str]]:
+def monitor_choices(ask: bool = True) -> list[tuple[int | None, str]]:
     """(monitor id, label): "Automatic" and the X11 monitors when there is a display."""
     out: list[tuple[int | None, str]] = [(None, "Automatic (the whole screen / portal choice)")]
-    if os.environ.get("DISPLAY"):
+    if ask and os.environ.get("DISPLAY"):
         try:
             from wavry.media.x11 import list_monitors
 
@@ -44,14 +44,19 @@ def monitor_choices() -> list[tuple[int | None, str]]:
     return out
 
 
-def audio_choices() -> list[tuple[str | None, str]]:
-    """(--audio value, label) for the sound sources this machine has."""
-    out: list[tuple[str | None, str]] = [
+def audio_choices_offline() -> list[tuple[str | None, str]]:
+    """The --audio values every machine has (no sound server asked)."""
+    return [
         (None, "Automatic (the system mix when a sound server answers)"),
         ("off", "Off"),
         ("system", "System mix"),
         ("mic", "Default microphone"),
     ]
+
+
+def audio_choices() -> list[tuple[str | None, str]]:
+    """(--audio value, label) for the sound sources this machine has."""
+    out = audio_choices_offline()
     try:
         from wavry.platform.audio import AudioError, pactl
 
@@ -75,13 +80,13 @@ def select(combo: QComboBox, value: Any, label: str) -> None:
 
 
 class ShareSettingsForm(QWidget):
-    """The choices (monitors, sound sources) are asked for when the form is first shown or
-    read, not when it is built: the app's window comes up without waiting for them."""
+    """The choices (monitors, sound sources) are listed when the form is first shown, not when
+    it is built or loaded: the app's window comes up without waiting for them. The values are
+    there from :meth:`load` on."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._settings = HostSettings.model_validate({})
-        self._filled = False
+        self._listed = False
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.monitor = QComboBox()
@@ -101,36 +106,39 @@ class ShareSettingsForm(QWidget):
                          ("&Audio", self.audio)):  # fmt: skip
             w.setAccessibleName(label.replace("&", ""))
             form.addRow(label, w)
+        self.load(HostSettings.model_validate({}))
 
     def load(self, s: HostSettings) -> None:
-        self._settings = s
-        self._filled = False
-        if self.isVisible():
-            self._fill()
-
-    def showEvent(self, event: Any) -> None:
-        super().showEvent(event)
-        if not self._filled:
-            self._fill()
-
-    def _fill(self) -> None:
-        s = self._settings
-        self._filled = True
-        self.monitor.clear()
-        for value, label in _cached("monitors", monitor_choices):
-            self.monitor.addItem(label, value)
-        select(self.monitor, s.monitor, f"{s.monitor}: (not found now)")
         select(self.codec, s.codec.value, s.codec.value)
         self.bitrate.setValue(s.bitrate_kbps or 8000)
         self.fps.setValue(s.fps or 60)
+        self.monitor.clear()
         self.audio.clear()
-        for value, label in _cached("audio", audio_choices):
-            self.audio.addItem(label, value)
-        select(self.audio, s.audio, f"{s.audio}")
+        monitors, sounds = _cache.get("monitors"), _cache.get("audio")
+        self._list(self.monitor, monitors[1] if monitors else monitor_choices(ask=False), s.monitor)
+        self._list(self.audio, sounds[1] if sounds else audio_choices_offline(), s.audio)
+        self._listed = bool(monitors and sounds)
+        if self.isVisible() and not self._listed:
+            self._list_choices()
+
+    @staticmethod
+    def _list(combo: QComboBox, choices: list[Any], value: Any) -> None:
+        combo.clear()
+        for v, label in choices:
+            combo.addItem(label, v)
+        select(combo, value, str(value))
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not self._listed:
+            self._list_choices()
+
+    def _list_choices(self) -> None:
+        self._listed = True
+        self._list(self.monitor, _cached("monitors", monitor_choices), self.monitor.currentData())
+        self._list(self.audio, _cached("audio", audio_choices), self.audio.currentData())
 
     def values(self) -> dict[str, Any]:
-        if not self._filled:
-            self._fill()
         return {
             "monitor": self.monitor.currentData(),
             "codec": self.codec.currentData(),

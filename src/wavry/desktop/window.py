@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QHBoxLayout,
     QLabel,
@@ -60,6 +62,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(QSize(880, 560))
         self.quitting = False
         self.close_question: QMessageBox | None = None
+        self.on_quit: Callable[[], None] = QApplication.quit  # what ends the app at the end
 
         self.computers = ComputersView(prefs, account, stream, wavry_id)
         self.this_computer = ThisComputerView(prefs, sharing, wavry_id)
@@ -245,8 +248,6 @@ class MainWindow(QMainWindow):
                 await asyncio.sleep(0.1)
             if self.tray is not None:
                 self.tray.hide()
-            from PySide6.QtWidgets import QApplication
-
-            QApplication.quit()
+            self.on_quit()
 
         run_task(finish(), None, "quitting")
