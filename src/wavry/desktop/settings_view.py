@@ -59,7 +59,12 @@ MICS = (("off", "Off"), ("default", "Default microphone"))
 
 
 def _form_page(tabs: QTabWidget, name: str, intro: str) -> QFormLayout:
+    outer = QWidget()
+    row = QHBoxLayout(outer)
     page = QWidget()
+    page.setMaximumWidth(760)  # forms stay readable on a wide or 4K window
+    row.addWidget(page, 1)
+    row.addStretch(0)
     lay = QVBoxLayout(page)
     text = QLabel(intro)
     text.setWordWrap(True)
@@ -67,7 +72,7 @@ def _form_page(tabs: QTabWidget, name: str, intro: str) -> QFormLayout:
     form = QFormLayout()
     lay.addLayout(form)
     lay.addStretch(1)
-    tabs.addTab(page, name)
+    tabs.addTab(outer, name)
     return form
 
 
@@ -96,7 +101,10 @@ class SettingsView(QWidget):
     def _apply_row(self, form: QFormLayout, apply: Any, name: str) -> None:
         button = QPushButton(f"&Apply {name} settings")
         button.clicked.connect(apply)
-        form.addRow("", button)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(button)
+        form.addRow(row)
 
     def _client_tab(self) -> None:
         form = _form_page(self.tabs, "&Client", "How streams from other computers open "

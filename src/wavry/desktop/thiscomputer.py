@@ -128,8 +128,8 @@ class ThisComputerView(QWidget):
 
         clients = QGroupBox("Connected clients")
         cl = QVBoxLayout(clients)
-        self.clients = _tree(["Client", "Wavry ID", "Address", "Picture", "Latency p50 / max",
-                              "Bitrate", "Round trip", "Since"], "Connected clients")  # fmt: skip
+        self.clients = _tree(["Client", "Address", "Picture", "Latency p50 / max",
+                              "Target bitrate", "RTT", "Since"], "Connected clients")  # fmt: skip
         cl.addWidget(self.clients)
         row = QHBoxLayout()
         self.show_code = QPushButton("Show a &pairing code")
@@ -299,10 +299,11 @@ class ThisComputerView(QWidget):
             )  # fmt: skip
             rtt = "–" if s.rtt_ms is None else f"{s.rtt_ms:.1f} ms"
             item = QTreeWidgetItem([
-                c.name or "?", short_id(c.wavry_id), c.address, f"{c.width}×{c.height}@{c.fps}",
-                latency, f"{s.bitrate_target_kbps / 1000:.1f} Mbit/s", rtt, ago(c.since),
+                f"{c.name or '?'} ({short_id(c.wavry_id)})", c.address,
+                f"{c.width}×{c.height}@{c.fps}", latency,
+                f"{s.bitrate_target_kbps / 1000:.1f} Mbit/s", rtt, ago(c.since),
             ])  # fmt: skip
-            item.setToolTip(1, c.wavry_id)
+            item.setToolTip(0, c.wavry_id)
             item.setData(0, Qt.ItemDataRole.UserRole, c.peer)
             self.clients.addTopLevelItem(item)
             if c.peer == keep:
