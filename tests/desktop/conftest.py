@@ -25,6 +25,24 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 SHOTS_ENV = "WAVRY_DESKTOP_SCREENSHOTS"
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _events_json() -> bool:
+    from wavry.settings import ConnectSettings
+
+    return "events_json" in ConnectSettings.model_fields
+
+
+#: streams from the app need `wavry connect --events-json` (the client runtime's branch)
+EVENTS = pytest.mark.skipif(not _events_json(), reason="needs `wavry connect --events-json`")
+#: reaching account hosts needs wavry.connectivity (the reach work)
+REACH = pytest.mark.skipif(not _has("wavry.connectivity"), reason="needs wavry.connectivity")
+
+
 def click(widget: Any) -> None:
     """Press a button the way a user's click ends (its clicked signal, synchronously; no nested
     Qt event processing under the running asyncio loop)."""
@@ -90,6 +108,7 @@ class Desks:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.made: list[Any] = []
+        self.loop: Any = None  # the loop to build on (else the first app's)
 
     def __call__(
         self, name: str = "a", size: tuple[int, int] = (1280, 800), tray: bool = False
@@ -98,7 +117,7 @@ class Desks:
 
         home = self.tmp_path / f"{name}-config"
         home.mkdir(exist_ok=True)
-        loop = self.made[0].loop if self.made else None
+        loop = self.loop or (self.made[0].loop if self.made else None)
         desk = build(home, tray=tray, loop=loop)
         desk.home = home
         desk.quit_calls = []
@@ -110,7 +129,7 @@ class Desks:
     def close(self) -> None:
         if not self.made:
             return
-        loop = self.made[0].loop
+        loop = self.loop or self.made[0].loop
 
         async def stop_all() -> None:
             for d in self.made:
@@ -126,7 +145,7 @@ class Desks:
                 d.first_run.done(0)
             d.window.quitting = True  # hidden, not closed: closing quits the application
             d.window.hide()
-            d.window.deleteLater()
+            d.release()
         loop.run_until_complete(asyncio.sleep(0.05))
         loop.close()
         asyncio.set_event_loop(None)
@@ -193,3 +212,71 @@ def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     finally:
         bus.terminate()
         bus.wait(5)
+
+
+class HostProcess:
+    """A real `wavry host` (synthetic picture) with its output collected as it comes."""
+
+    def __init__(self, home: Path, port: int, *args: str) -> None:
+        import sys
+        import threading
+
+        self.home, self.port = home, port
+        self.lines: list[str] = []
+        env = dict(os.environ, XDG_CONFIG_HOME=str(home), PYTHONUNBUFFERED="1")
+        env.pop("DISPLAY", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wavry", "host", "--listen", f"127.0.0.1:{port}",
+             "--source", "synthetic", "--size", "320x240", "--fps", "30", "--audio", "off",
+             *args],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while not any("listening on udp://" in ln for ln in self.lines):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("wavry host did not start:\n" + "".join(self.lines))
+            time.sleep(0.05)
+        self.wavry_id = next(ln.split()[-1] for ln in self.lines if "Wavry ID:" in ln)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def code(self) -> str | None:
+        """The last pairing code it printed (6 digits)."""
+        import re
+
+        for line in reversed(self.lines):
+            m = re.search(r"Pairing code: (\d{3}) (\d{3})", line)
+            if m:
+                return m.group(1) + m.group(2)
+        return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Iterator[Callable[..., HostProcess]]:
+    """``hosts(name, port=None, *args)`` starts a `wavry host` with a config of its own."""
+    from tests.conftest import free_udp_port
+
+    made: list[HostProcess] = []
+
+    def start(name: str = "host", port: int | None = None, *args: str) -> HostProcess:
+        h = HostProcess(tmp_path / f"{name}-home", port or free_udp_port(), *args)
+        made.append(h)
+        return h
+
+    yield start
+    for h in made:
+        h.stop()

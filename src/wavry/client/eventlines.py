@@ -35,6 +35,7 @@ __all__ = [
     "answer_line",
     "event_line",
     "parse_line",
+    "run_with_events",
     "stats_fields",
 ]
 
@@ -207,6 +208,28 @@ class EventChannel:
         future = self._answers.get(kind)
         if future is not None and not future.done():
             future.set_result(msg)
+
+
+async def run_with_events(opts: Any, channel: EventChannel) -> Any:
+    """`wavry connect --events-json`: the client runtime with the channel's callbacks; stopped by
+    a "stop" answer, the end of stdin, SIGINT or SIGTERM (the summary still comes out)."""
+    import signal
+
+    from wavry.client.runtime import ClientRuntime
+
+    rt = ClientRuntime(opts, channel.callbacks())
+    loop = asyncio.get_running_loop()
+    channel.attach(rt, loop)
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(sig, rt.stop, "interrupted")
+            handled.append(sig)
+    try:
+        return await rt.run()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
 
 
 def stats_fields(figures: Any, runtime: Any, now: float) -> dict[str, Any]:

@@ -49,6 +49,15 @@ class Desktop:
             self.first_run.open()
 
 
+    def release(self) -> None:
+        """Stop the timers and let Qt delete the parts (sharing and the stream are stopped
+        before: :meth:`MainWindow.quit`)."""
+        self.account.stop_polling()
+        self.window.computers.stop_searching()
+        for part in (self.account, self.sharing, self.stream, self.window):
+            part.deleteLater()
+
+
 def _log_to_file() -> None:
     """The app's own log (what went wrong, with tracebacks) in $XDG_STATE_HOME/wavry."""
     path = log_file()
@@ -69,6 +78,19 @@ def _log_to_file() -> None:
         root.setLevel(logging.INFO)
 
 
+def make_loop(app: Any) -> asyncio.AbstractEventLoop:
+    """The app's asyncio loop: Qt's (qasync), made the current one."""
+    import PySide6.QtCore  # noqa: F401 (first: qasync takes the Qt binding already imported)
+    import qasync
+
+    loop = qasync.QEventLoop(app)
+    # plain threads for blocking work (the doctor's probes): qasync's own QThread pool aborts
+    # the process when one of its threads is still running as Python exits
+    loop.set_default_executor(ThreadPoolExecutor(8, thread_name_prefix="wavry-desktop"))
+    asyncio.set_event_loop(loop)
+    return loop
+
+
 def build(
     config_home: Path | None = None,
     tray: bool | None = None,
@@ -77,7 +99,6 @@ def build(
     """The app's objects on a QApplication and a qasync loop (``loop``: one made before, for a
     second app in one process). ``config_home`` stands for $XDG_CONFIG_HOME (tests: two apps,
     two devices); the `wavry connect` children get it too."""
-    import qasync  # after PySide6: qasync uses the Qt binding already imported
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
@@ -103,16 +124,12 @@ def build(
     app.setQuitOnLastWindowClosed(False)
     apply_style(app)
     if loop is None:
-        loop = qasync.QEventLoop(app)
-        # plain threads for blocking work (the doctor's probes): qasync's own QThread pool
-        # aborts the process when one is still running as Python exits
-        loop.set_default_executor(ThreadPoolExecutor(8, thread_name_prefix="wavry-desktop"))
-        asyncio.set_event_loop(loop)
+        loop = make_loop(app)
     config_dir = None if config_home is None else config_home / "wavry"
     prefs = Prefs(config_file() if config_dir is None else config_dir / "config.toml")
     identity = load_or_create_identity(config_dir)
     account = AccountService(config_dir)
-    sharing = SharingController(prefs, config_dir)
+    sharing = SharingController(prefs, config_dir, account)
     env = {} if config_home is None else {"XDG_CONFIG_HOME": str(config_home)}
     stream = StreamController(env=env)
     window = MainWindow(prefs, account, sharing, stream, identity.wavry_id, tray=tray)

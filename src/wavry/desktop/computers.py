@@ -45,6 +45,7 @@ class Target:
     wavry_id: str = ""
     reachable: bool = True
     why_not: str = ""
+    options: tuple[str, ...] = ()  # more for `wavry connect` (the gateway of an account host)
 
 
 class ComputersView(QWidget):
@@ -79,12 +80,12 @@ class ComputersView(QWidget):
         self.address.setAccessibleName("Address or name to connect to")
         label.setBuddy(self.address)
         self.address.returnPressed.connect(self.connect_typed)
-        go = QPushButton("Co&nnect")
-        go.setAccessibleName("Connect to the address")
-        go.clicked.connect(self.connect_typed)
+        self.go = QPushButton("Co&nnect")
+        self.go.setAccessibleName("Connect to the address")
+        self.go.clicked.connect(self.connect_typed)
         row.addWidget(label)
         row.addWidget(self.address, 1)
-        row.addWidget(go)
+        row.addWidget(self.go)
         lay.addLayout(row)
 
         self.tree = QTreeWidget()
@@ -116,7 +117,7 @@ class ComputersView(QWidget):
         lay.addLayout(buttons)
 
         account.hosts_changed.connect(self.refresh)
-        account.changed.connect(self.refresh)
+        account.changed.connect(self._account_changed)
         account.problem.connect(lambda text: self.banner.error(text))
         stream.ask_pairing.connect(self._ask_pairing)
         stream.ask_identity.connect(self._ask_identity)
@@ -139,6 +140,14 @@ class ComputersView(QWidget):
 
     def hideEvent(self, event: Any) -> None:
         super().hideEvent(event)
+        self._lan_timer.stop()
+
+    def _account_changed(self) -> None:
+        if self.isVisible():
+            self.account.start_polling()  # signed in while the list is shown
+        self.refresh()
+
+    def stop_searching(self) -> None:
         self._lan_timer.stop()
 
     def search_lan(self) -> None:
@@ -220,7 +229,9 @@ class ComputersView(QWidget):
             name = f"{h.owner}/{h.name}" if h.owner else h.name
             state = "online" if h.online else f"offline, seen {ago(h.last_seen)}"
             where = f"shared by {h.owner}" if h.shared else "your account"
-            t = Target(name, name, h.wavry_id, h.online, "" if h.online else f"{name} is offline")
+            why = "" if h.online else f"{name} is offline"
+            gateway = ("--gateway", a.account.gateway_url) if a.account is not None else ()
+            t = Target(name, name, h.wavry_id, h.online, why, gateway)
             self._row([name, where, state, short_id(h.wavry_id)], t, h.online)
         if not hosts:
             self._row(["    No other computer on this account yet: share one (This computer)."],
@@ -302,7 +313,7 @@ class ComputersView(QWidget):
             return
         self.banner.hide()
         self.pending = t
-        self.stream.start(t.target, t.wavry_id or None, t.label)
+        self.stream.start(t.target, t.wavry_id or None, t.label, list(t.options))
         self.status.setText(f"Connecting to {t.label}…")
 
     def _connected(self, info: dict[str, Any]) -> None:

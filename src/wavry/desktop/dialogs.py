@@ -46,10 +46,13 @@ class PairingCodeDialog(QDialog):
         self.setWindowTitle("Wavry: pairing code")
         self.setWindowModality(Qt.WindowModality.WindowModal)
         self.code: str | None = None
+        self.setMinimumWidth(480)
+        address = str(ask.get("address", "?"))
+        who = host_label if host_label == address else f"{host_label} ({address})"
         lay = QVBoxLayout(self)
         lay.addWidget(
             _wrap(
-                f"<b>{host_label}</b> ({ask.get('address', '?')}) does not know this computer "
+                f"<b>{who}</b> does not know this computer "
                 "yet and asks for its pairing code. The host shows a 6-digit code: in Wavry's "
                 "<i>This computer</i> view, or in the terminal of <code>wavry host</code>."
             )
@@ -94,6 +97,7 @@ class IdentityChangedDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Wavry: the host's identity changed")
         self.setWindowModality(Qt.WindowModality.WindowModal)
+        self.setMinimumWidth(560)
         lay = QVBoxLayout(self)
         address = ask.get("address", "?")
         lay.addWidget(

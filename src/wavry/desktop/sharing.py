@@ -46,10 +46,11 @@ class SharingController(QObject):
     paired = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, prefs: Prefs, config_dir: Path | None = None) -> None:
+    def __init__(self, prefs: Prefs, config_dir: Path | None = None, account: Any = None):
         super().__init__()
         self.prefs = prefs
         self.config_dir = config_dir
+        self.account = account  # AccountService: signed in, the host is online at its gateway
         self.state = ShareState.off
         self.runtime: Any = None  # wavry.host.HostRuntime while sharing
         self.started: Any = None  # the HostStarted notice
@@ -80,7 +81,9 @@ class SharingController(QObject):
         try:
             from wavry.host import HostRuntime, options_from_settings
 
-            options = options_from_settings(self.prefs.host(), self.config_dir)
+            settings = self.prefs.host()
+            options = options_from_settings(settings, self.config_dir)
+            self._online_at_gateway(options, getattr(settings, "gateway", None))
             runtime = HostRuntime(options, observer=self._on_notice)
             await runtime.start()
         except Exception as exc:
@@ -98,6 +101,15 @@ class SharingController(QObject):
         self._tick.start()
         self._set(ShareState.on)
         return True
+
+    def _online_at_gateway(self, options: Any, configured: str | None) -> None:
+        """Signed in, this computer is online at the account's gateway while it shares (its
+        clients then reach it by name); [host] gateway = "off" or a URL decides otherwise."""
+        connectivity = getattr(options, "connectivity", None)
+        if connectivity is None or configured is not None:
+            return
+        account = getattr(self.account, "account", None)
+        connectivity.gateway = account.gateway_url if account is not None else None
 
     async def stop(self) -> None:
         runtime = self.runtime

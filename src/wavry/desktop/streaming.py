@@ -70,7 +70,8 @@ class StreamController(QObject):
         return self.proc is not None
 
     def command(self, target: str, host_id: str | None, extra: list[str]) -> list[str]:
-        args = [*self.program, "connect", target, "--events-json", "-"]
+        # the live figures come as events: no live lines besides
+        args = [*self.program, "connect", target, "--events-json", "-", "--no-live-stats"]
         if host_id:
             args += ["--host-id", host_id]
         return args + extra

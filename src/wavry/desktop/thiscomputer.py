@@ -41,8 +41,8 @@ def _tree(headers: list[str], name: str) -> QTreeWidget:
     tree.setHeaderLabels(headers)
     tree.setRootIsDecorated(False)
     tree.setAccessibleName(name)
-    tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    tree.header().setStretchLastSection(True)
+    tree.header().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # no sideways scrolling
+    tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
     return tree
 
 
