@@ -52,7 +52,7 @@ def test_pair_by_code_then_watch_the_live_session(desk: Any, hosts: Any, shot: A
         assert all(v.text().endswith(" ms") for k, v in panel.stage_values.items()
                    if k in ("capture", "encode", "network", "decode"))  # fmt: skip
         shot(desk.window, "session")
-        click(panel.disconnect)
+        click(panel.disconnect_button)
         await until(lambda: not desk.stream.running, 10, "the stream to end")
         assert desk.stream.error == ""
         assert not view.banner.isVisible()

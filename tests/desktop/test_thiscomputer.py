@@ -68,7 +68,7 @@ def test_share_pair_a_client_watch_it_and_disconnect_it(
         await until(lambda: "ms" in view.clients.topLevelItem(0).text(3), 25, "latency figures")
         shot(desk.window, "this-computer")
         view.clients.setCurrentItem(view.clients.topLevelItem(0))
-        click(view.disconnect)
+        click(view.disconnect_button)
         await until(lambda: second.poll() is not None, 10, "the client to be disconnected")
         await until(lambda: view.clients.topLevelItemCount() == 0, what="the list to empty")
         out = second.stdout.read() if second.stdout else ""

@@ -90,7 +90,7 @@ async def pairing(desks: Desks, shots: Path, result: dict[str, Any]) -> None:
     await asyncio.sleep(1.0)
     screen(b.app, shots, "flow-stream-window")
     save(b.window, shots, "flow-session")
-    click(b.window.session.disconnect)
+    click(b.window.session.disconnect_button)
     await until(lambda: not b.stream.running, 15, "the stream to end")
     await until(lambda: this.clients.topLevelItemCount() == 0, 10, "A's clients to empty")
     result["window_closed"] = not x_windows("Wavry: den")
@@ -134,7 +134,7 @@ async def gateway(desks: Desks, shots: Path, result: dict[str, Any]) -> None:
     await until(lambda: len(shown) >= 3, 20, "three seconds of figures")
     result["frames_shown_per_second"] = shown[-3:]
     result["path"] = d.window.session.fields["path"].text()
-    click(d.window.session.disconnect)
+    click(d.window.session.disconnect_button)
     await until(lambda: not d.stream.running, 15, "the stream to end")
     result["stream_error"] = d.stream.error
 

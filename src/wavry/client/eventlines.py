@@ -205,9 +205,9 @@ class EventChannel:
                     future.set_result({})
             self._stop()
             return
-        future = self._answers.get(kind)
-        if future is not None and not future.done():
-            future.set_result(msg)
+        waiting = self._answers.get(kind)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(msg)
 
 
 async def run_with_events(opts: Any, channel: EventChannel) -> Any:

@@ -48,7 +48,6 @@ class Desktop:
             self.first_run.completed.connect(self.window.computers.refresh)
             self.first_run.open()
 
-
     def release(self) -> None:
         """Stop the timers and let Qt delete the parts (sharing and the stream are stopped
         before: :meth:`MainWindow.quit`)."""
@@ -81,9 +80,9 @@ def _log_to_file() -> None:
 def make_loop(app: Any) -> asyncio.AbstractEventLoop:
     """The app's asyncio loop: Qt's (qasync), made the current one."""
     import PySide6.QtCore  # noqa: F401 (first: qasync takes the Qt binding already imported)
-    import qasync
+    import qasync  # type: ignore[import-untyped]
 
-    loop = qasync.QEventLoop(app)
+    loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
     # plain threads for blocking work (the doctor's probes): qasync's own QThread pool aborts
     # the process when one of its threads is still running as Python exits
     loop.set_default_executor(ThreadPoolExecutor(8, thread_name_prefix="wavry-desktop"))
@@ -113,7 +112,7 @@ def build(
     from wavry.store import load_or_create_identity
 
     app = QApplication.instance()
-    if app is None:
+    if not isinstance(app, QApplication):
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
             Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
         )
@@ -161,8 +160,10 @@ def run(started: float | None = None) -> int:
     desktop.start()
     if started is not None:
         log.info("window shown %.2f s after start", time.monotonic() - started)
-    with desktop.loop:
+    try:
         desktop.loop.run_forever()
+    finally:
+        desktop.loop.close()
     return 0
 
 

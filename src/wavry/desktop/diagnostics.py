@@ -113,8 +113,9 @@ class DiagnosticsView(QWidget):
                 item.addChild(fix)
             self.tree.addTopLevelItem(item)
             item.setExpanded(True)
-            if item.childCount():
-                item.child(0).setFirstColumnSpanned(True)
+            fix_row = item.child(0)
+            if fix_row is not None:
+                fix_row.setFirstColumnSpanned(True)
         ok = sum(r.status == "ok" for r in results)
         stamp = time.strftime("%H:%M:%S", time.localtime(self.ran_at))
         self.summary.setText(

@@ -147,7 +147,7 @@ class QrCode(QWidget):
 
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        import qrcode
+        import qrcode  # type: ignore[import-untyped]
 
         qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
         qr.add_data(text)

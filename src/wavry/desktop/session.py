@@ -56,11 +56,11 @@ class SessionPanel(QWidget):
         lay = QVBoxLayout(self)
         head = QHBoxLayout()
         self.heading = title("Live session")
-        self.disconnect = QPushButton("Disconnect")
-        self.disconnect.setAccessibleName("Disconnect the stream")
-        self.disconnect.clicked.connect(stream.stop)
+        self.disconnect_button = QPushButton("Disconnect")
+        self.disconnect_button.setAccessibleName("Disconnect the stream")
+        self.disconnect_button.clicked.connect(stream.stop)
         head.addWidget(self.heading, 1)
-        head.addWidget(self.disconnect)
+        head.addWidget(self.disconnect_button)
         lay.addLayout(head)
         self.subtitle = QLabel("No stream is open. Connect to a computer to see its figures here.")
         self.subtitle.setWordWrap(True)
@@ -119,14 +119,14 @@ class SessionPanel(QWidget):
         stream.connected.connect(self.on_connected)
         stream.stats.connect(self.on_stats)
         stream.state_changed.connect(self.on_state)
-        self.disconnect.setEnabled(False)
+        self.disconnect_button.setEnabled(False)
 
     # ---- what the stream reports --------------------------------------------------------
 
     def on_state(self, state: str, detail: str) -> None:
         self.fields["state"].setText(state + (f" ({detail})" if detail else ""))
         running = self.stream.running
-        self.disconnect.setEnabled(running)
+        self.disconnect_button.setEnabled(running)
         if state == "connecting":
             self.plot.clear()
             self.heading.setText(f"Connecting to {self.stream.label}…")

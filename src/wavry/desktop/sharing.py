@@ -168,7 +168,7 @@ class SharingController(QObject):
     def clients(self) -> list[Any]:
         return [] if self.runtime is None else list(self.runtime.clients())
 
-    def disconnect(self, peer: int) -> None:
+    def disconnect_client(self, peer: int) -> None:
         if self.runtime is not None:
             self.runtime.disconnect(peer)
 

@@ -86,8 +86,9 @@ class TotpSetup(QWidget):
             self.secret_edit.setText(self.secret)
             while self.qr_slot.count():
                 item = self.qr_slot.takeAt(0)
-                if item is not None and item.widget() is not None:
-                    item.widget().deleteLater()
+                old = item.widget() if item is not None else None
+                if old is not None:
+                    old.deleteLater()
             self.qr_slot.addWidget(QrCode(uri), 0, Qt.AlignmentFlag.AlignHCenter)
             self.steps.setCurrentIndex(1)
             self.code.setFocus()

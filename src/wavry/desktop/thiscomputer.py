@@ -134,11 +134,11 @@ class ThisComputerView(QWidget):
         row = QHBoxLayout()
         self.show_code = QPushButton("Show a &pairing code")
         self.show_code.clicked.connect(self._show_code)
-        self.disconnect = QPushButton("&Disconnect")
-        self.disconnect.clicked.connect(self._disconnect)
+        self.disconnect_button = QPushButton("&Disconnect")
+        self.disconnect_button.clicked.connect(self._disconnect)
         row.addWidget(self.show_code)
         row.addStretch(1)
-        row.addWidget(self.disconnect)
+        row.addWidget(self.disconnect_button)
         cl.addLayout(row)
         right.addWidget(clients, 1)
 
@@ -326,14 +326,14 @@ class ThisComputerView(QWidget):
         self._buttons()
 
     def _buttons(self) -> None:
-        self.disconnect.setEnabled(self.clients.currentItem() is not None)
+        self.disconnect_button.setEnabled(self.clients.currentItem() is not None)
         self.remove.setEnabled(self.trusted.currentItem() is not None)
         self.show_code.setEnabled(self.sharing.sharing)
 
     def _disconnect(self) -> None:
         item = self.clients.currentItem()
         if item is not None:
-            self.sharing.disconnect(int(item.data(0, Qt.ItemDataRole.UserRole)))
+            self.sharing.disconnect_client(int(item.data(0, Qt.ItemDataRole.UserRole)))
 
     def _remove_trusted(self) -> None:
         item = self.trusted.currentItem()

@@ -61,7 +61,9 @@ class Banner(QFrame):
 
     @property
     def text(self) -> str:
-        return self.label.text() if self.isVisibleTo(self.parentWidget()) else ""
+        parent = self.parentWidget()
+        shown = self.isVisibleTo(parent) if parent is not None else self.isVisible()
+        return self.label.text() if shown else ""
 
     def show_message(self, text: str, kind: str = "info") -> None:
         self.kind = kind
