@@ -72,8 +72,11 @@ def test_account_hosts_with_state_and_shares(desk: Any, gateway: Any, shot: Any)
         await until(lambda: "den" in rows(view), what="the account's host")
         assert rows(view)["den"][1:3] == ["your account", "offline, seen never"]
         assert rows(view)["bob/workshop"][1:3] == ["shared by bob", "offline, seen never"]
-        names = set(rows(view))
-        assert not any(desk.account.account.username in n for n in names if "/" not in n)
+        listed = [view.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)
+                  for i in range(view.tree.topLevelItemCount())]  # fmt: skip
+        ids = {t.wavry_id for t in listed if t is not None}
+        assert view.this_id not in ids  # this computer (a host device too) is not offered
+        assert {ada_pc.wavry_id, bob_host.wavry_id} <= ids
         # an offline host cannot be connected to
         item = find(view, "den")[0]
         view.tree.setCurrentItem(item)
