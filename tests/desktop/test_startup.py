@@ -65,3 +65,15 @@ def test_wavry_desktop_shows_its_window_within_15_s(tmp_path: Path) -> None:
         log = tmp_path / "state" / "wavry" / "desktop.log"
         assert "window shown" in log.read_text()
         assert os.stat(tmp_path / "config" / "wavry" / "identity.pem").st_mode & 0o077 == 0
+
+
+def test_without_a_display_it_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}  # fmt: skip
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    out = subprocess.run([*WAVRY, "desktop"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr == (
+        "error: no display to open a window on: run `wavry desktop` inside your desktop "
+        "session\n"
+    )
