@@ -74,6 +74,5 @@ def test_without_a_display_it_says_so(tmp_path: Path) -> None:
     out = subprocess.run([*WAVRY, "desktop"], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert out.stderr == (
-        "error: no display to open a window on: run `wavry desktop` inside your desktop "
-        "session\n"
+        "error: no display to open a window on: run `wavry desktop` inside your desktop session\n"
     )

@@ -1,35 +1,59 @@
 """The Diagnostics view: `wavry doctor`'s probes (:func:`wavry.doctor.run_doctor`) with status,
 detail and the remedy for what does not work, run again on demand. The probes open encoders and
-talk to servers for real, so they run on a worker thread and the window stays responsive."""
+talk to servers for real, so they run on a worker thread and the window stays responsive.
+
+The results are a wrapped, selectable report (what needs attention first, each with its remedy,
+then what works): details and remedies are sentences and commands, too long for table cells."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from wavry.desktop.widgets import Banner, run_task, title
 
-__all__ = ["DiagnosticsView"]
+__all__ = ["STATUS", "DiagnosticsView", "report_html"]
 
 STATUS = {
-    "ok": ("works", QColor("#188038")),
-    "unavailable": ("not available", QColor("#b06000")),
-    "error": ("probe failed", QColor("#c5221f")),
+    "error": ("probe failed", "#c5221f"),
+    "unavailable": ("not available", "#b06000"),
+    "ok": ("works", "#188038"),
 }
+
+
+def report_html(results: list[Any]) -> str:
+    """The probes as HTML: those that need attention (with "How to fix"), then those that work."""
+    order = {"error": 0, "unavailable": 1, "ok": 2}
+    rows = []
+    attention = [r for r in results if r.status != "ok"]
+    working = [r for r in results if r.status == "ok"]
+    for heading, group in (("Needs attention", attention), ("Works", working)):
+        if not group:
+            continue
+        rows.append(f"<h3>{heading} ({len(group)})</h3>")
+        for r in sorted(group, key=lambda r: (order.get(r.status, 3), r.name)):
+            text, color = STATUS.get(r.status, (r.status, "#5f6368"))
+            rows.append(
+                f"<p style='margin:6px 0 0 0'><b>{html.escape(r.name)}</b> — "
+                f"<span style='color:{color}'>{text}</span>: {html.escape(r.detail)}</p>"
+            )
+            if r.status != "ok" and r.remedy:
+                rows.append(
+                    "<p style='margin:2px 0 0 18px'><i>How to fix:</i> "
+                    f"<code>{html.escape(r.remedy)}</code></p>"
+                )
+    return "\n".join(rows)
 
 
 class DiagnosticsView(QWidget):
@@ -41,13 +65,13 @@ class DiagnosticsView(QWidget):
         self.ran_at: float | None = None
         lay = QVBoxLayout(self)
         lay.addWidget(title("Diagnostics"))
-        lay.addWidget(
-            QLabel(
-                "What this computer can use to share its screen and to show others' — capture, "
-                "encoders, decoders, input, audio, clipboard, network — and how to fix what "
-                "it cannot (the same probes as `wavry doctor`)."
-            )
+        intro = QLabel(
+            "What this computer can use to share its screen and to show others' — capture, "
+            "encoders, decoders, input, audio, clipboard, network — and how to fix what it "
+            "cannot (the same probes as `wavry doctor`)."
         )
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
         self.banner = Banner()
         lay.addWidget(self.banner)
         row = QHBoxLayout()
@@ -58,15 +82,10 @@ class DiagnosticsView(QWidget):
         row.addWidget(self.rerun)
         row.addWidget(self.summary, 1)
         lay.addLayout(row)
-        self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Probe", "Status", "Detail"])
-        self.tree.setWordWrap(True)
-        self.tree.setAccessibleName("Probe results")
-        header = self.tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        lay.addWidget(self.tree, 1)
+        self.report = QTextBrowser()
+        self.report.setAccessibleName("Probe results")
+        self.report.setOpenLinks(False)
+        lay.addWidget(self.report, 1)
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
@@ -99,23 +118,7 @@ class DiagnosticsView(QWidget):
     def show_results(self, results: list[Any]) -> None:
         self.results = results
         self.ran_at = time.time()
-        self.tree.clear()
-        order = {"error": 0, "unavailable": 1, "ok": 2}
-        for r in sorted(results, key=lambda r: order.get(r.status, 3)):
-            text, color = STATUS.get(r.status, (r.status, QColor("#5f6368")))
-            item = QTreeWidgetItem([r.name, text, r.detail])
-            item.setForeground(1, QBrush(color))
-            item.setToolTip(2, r.detail)
-            if r.status != "ok" and r.remedy:
-                fix = QTreeWidgetItem([f"How to fix: {r.remedy}"])
-                fix.setFirstColumnSpanned(True)
-                fix.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-                item.addChild(fix)
-            self.tree.addTopLevelItem(item)
-            item.setExpanded(True)
-            fix_row = item.child(0)
-            if fix_row is not None:
-                fix_row.setFirstColumnSpanned(True)
+        self.report.setHtml(report_html(results))
         ok = sum(r.status == "ok" for r in results)
         stamp = time.strftime("%H:%M:%S", time.localtime(self.ran_at))
         self.summary.setText(

@@ -24,6 +24,7 @@ QFrame#pairingBox QLabel { color: #3c2a00; }
 QLabel#pairingCode { font-size: 28pt; font-weight: 700; letter-spacing: 4px; }
 QLabel#error { color: #a50e0e; }
 QGroupBox { font-weight: 600; }
+QTreeView::item { padding: 3px 2px; }
 """
 
 

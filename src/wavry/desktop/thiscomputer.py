@@ -37,11 +37,16 @@ __all__ = ["ThisComputerView"]
 
 
 def _tree(headers: list[str], name: str) -> QTreeWidget:
+    """A table whose columns fit their contents, the first taking what is left (no sideways
+    scrolling at 1280 pixels)."""
     tree = QTreeWidget()
     tree.setHeaderLabels(headers)
     tree.setRootIsDecorated(False)
     tree.setAccessibleName(name)
-    tree.header().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # no sideways scrolling
+    header = tree.header()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    header.setStretchLastSection(False)
     tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
     return tree
 
@@ -62,8 +67,8 @@ class ThisComputerView(QWidget):
         body = QWidget()
         columns = QHBoxLayout(body)
         left, right = QVBoxLayout(), QVBoxLayout()
-        columns.addLayout(left, 1)
-        columns.addLayout(right, 1)
+        columns.addLayout(left, 2)
+        columns.addLayout(right, 3)  # the client table has the most to show
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
 
