@@ -31,14 +31,6 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _events_json() -> bool:
-    from wavry.settings import ConnectSettings
-
-    return "events_json" in ConnectSettings.model_fields
-
-
-#: streams from the app need `wavry connect --events-json` (the client runtime's branch)
-EVENTS = pytest.mark.skipif(not _events_json(), reason="needs `wavry connect --events-json`")
 #: reaching account hosts needs wavry.connectivity (the reach work)
 REACH = pytest.mark.skipif(not _has("wavry.connectivity"), reason="needs wavry.connectivity")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.desktop.conftest import EVENTS, REACH, shot_dir
+from tests.desktop.conftest import REACH, shot_dir
 from wavry.platform.xvfb import XvfbServer
 
 FLOW = Path(__file__).with_name("xvfb_flow.py")
@@ -42,7 +42,6 @@ def flow(tmp_path: Path, scenario: str, *args: str, size: tuple[int, int] = (128
     return result
 
 
-@EVENTS
 @pytest.mark.slow
 def test_pairing_by_clicking_then_the_stream_window_presents_frames(tmp_path: Path) -> None:
     r = flow(tmp_path, "pairing")
@@ -53,7 +52,6 @@ def test_pairing_by_clicking_then_the_stream_window_presents_frames(tmp_path: Pa
     assert r["trusted"] == [r["client_id"]]  # paired: A trusts B from now on
 
 
-@EVENTS
 @REACH
 @pytest.mark.slow
 def test_sign_in_see_the_host_online_connect_and_watch(

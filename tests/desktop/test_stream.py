@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.desktop.conftest import EVENTS, click, run, type_into, until
+from tests.desktop.conftest import click, run, type_into, until
 from wavry.desktop.dialogs import IdentityChangedDialog, PairingCodeDialog
 from wavry.settings import ConnectSettings
 from wavry.store import KnownHosts
-
-pytestmark = EVENTS
 
 
 def headless(desk: Any, **more: Any) -> None:

@@ -12,16 +12,17 @@ import sys
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wavry.account.client import AuthResult, GatewayClient, GatewayError
-from wavry.account.signin import complete_sign_in
 from wavry.account.store import Account, AccountStore
 from wavry.cli.common import fail, say, write_json
 from wavry.net.loop import run
 from wavry.store import StoreError, load_or_create_identity
+
+if TYPE_CHECKING:  # httpx loads only when a command talks to a gateway
+    from wavry.account.client import AuthResult, GatewayClient
 
 
 class DeviceKind(StrEnum):
@@ -43,6 +44,8 @@ def _secret(env: str, prompt: str, confirm: bool = False) -> str:
 
 async def _finish_sign_in(gw: GatewayClient, res: AuthResult, kind: DeviceKind) -> Account:
     """Register this device (with its proof) and remember the sign-in."""
+    from wavry.account.signin import complete_sign_in
+
     return await complete_sign_in(gw, res, kind.value)
 
 
@@ -58,6 +61,8 @@ def register(
     ] = DeviceKind.client,
 ) -> None:
     """Create an account on a gateway, sign in and register this device."""
+    from wavry.account.client import GatewayClient, GatewayError
+
     password = _secret("WAVRY_PASSWORD", "Password", confirm=True)
 
     async def go() -> Account:
@@ -82,6 +87,8 @@ def login(
     ] = DeviceKind.client,
 ) -> None:
     """Sign in to a gateway and register this device (asks for a TOTP code when needed)."""
+    from wavry.account.client import GatewayClient, GatewayError
+
     password = _secret("WAVRY_PASSWORD", "Password")
 
     async def go() -> Account:
@@ -104,6 +111,8 @@ def login(
 
 def logout() -> None:
     """Sign out: the gateway revokes the session token and this device forgets it."""
+    from wavry.account.client import GatewayClient, GatewayError
+
     store = AccountStore()
     try:
         account = store.load()
@@ -174,6 +183,8 @@ def hosts(
     ] = None,
 ) -> None:
     """The hosts this account may connect to: name, online, Wavry ID, last seen."""
+    from wavry.account.client import GatewayClient, GatewayError
+
     try:
         account = AccountStore().load()
     except StoreError as exc:

@@ -36,6 +36,14 @@ def bench_net(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
     run_net_bench(quick=quick, json_file=json_file)
 
 
+@bench_app.command("throughput")
+def bench_throughput(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Media at 20-200 Mbit/s over loopback: delivered, on time, CPU per side, vs bare crypto."""
+    from wavry.bench.throughput import run_throughput_bench
+
+    run_throughput_bench(quick=quick, json_file=json_file)
+
+
 @bench_app.command("latency")
 def bench_latency(
     json_file: JsonOpt = None,
@@ -64,6 +72,14 @@ def bench_latency(
     from wavry.bench.latency import bench_latency_command
 
     bench_latency_command(json_file, quick)
+
+
+@bench_app.command("present")
+def bench_present(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Cost of showing a decoded picture in the client window, per presenter and stage."""
+    from wavry.bench.present import run_present_bench
+
+    run_present_bench(quick=quick, json_file=json_file)
 
 
 @bench_app.command("extras")

@@ -6,22 +6,21 @@ Every option defaults to "not given" (None) so that the config file and `WAVRY_H
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from wavry.cli.common import fail, human, parse_addr, say, settings, write_json
 from wavry.net.loop import run
-from wavry.settings import (
-    CaptureMode,
-    CodecName,
-    ConnectSettings,
-    HostSettings,
-    SourceName,
-    TrustMode,
-)
+from wavry.settings_types import DEFAULT_PORT, CaptureMode, CodecName, SourceName, TrustMode
 from wavry.store import StoreError
+
+if TYPE_CHECKING:
+    from wavry.client.eventlines import EventChannel
 
 # Options `wavry host` and `wavry connect` share (one definition each).
 FileOutDirOpt = Annotated[
@@ -77,7 +76,7 @@ def host(
     listen: Annotated[
         str | None,
         typer.Option(
-            help=f"UDP ADDR:PORT to listen on, port 0 = any (default: {HostSettings().listen})"
+            help=f"UDP ADDR:PORT to listen on, port 0 = any (default: 0.0.0.0:{DEFAULT_PORT})"
         ),
     ] = None,
     trust: Annotated[
@@ -169,6 +168,7 @@ def host(
     """Share this machine: accept sessions and stream the screen to clients."""
     from wavry.host import HostError, OptionsError, options_from_settings, serve
     from wavry.runtime.sources import SourceError
+    from wavry.settings import HostSettings
 
     s = settings(
         HostSettings,
@@ -262,9 +262,18 @@ def connect(
         str | None,
         typer.Option(help="Largest picture WxH to ask the host for (default: the screen)"),
     ] = None,
-    fps: FpsOpt = None,
-    bitrate_kbps: BitrateOpt = None,
-    max_bitrate_kbps: MaxBitrateOpt = None,
+    fps: Annotated[
+        int | None, typer.Option(help="Highest frame rate to ask the host for, 1..240")
+    ] = None,
+    bitrate_kbps: Annotated[
+        int | None,
+        typer.Option(
+            help="Highest bitrate to ask the host for, kbit/s (its rate control may go lower)"
+        ),
+    ] = None,
+    max_bitrate_kbps: Annotated[
+        int | None, typer.Option(help="Same as --bitrate-kbps; wins when both are given")
+    ] = None,
     send_file: SendFileOpt = None,
     file_out_dir: FileOutDirOpt = None,
     file_share: FileShareOpt = None,
@@ -292,6 +301,15 @@ def connect(
             "falls back to software with the reason in the stats"
         ),
     ] = None,
+    events_json: Annotated[
+        str | None,
+        typer.Option(
+            "--events-json",
+            help="For programs that drive the session: report it as JSON lines to FILE "
+            "(- = stdout) and read answers (pairing code, identity, stop) from stdin; the end "
+            "of stdin ends the session (docs/client.md)",
+        ),
+    ] = None,
 ) -> None:
     """See and control a host: its screen in a window, keyboard, mouse and gamepads back.
 
@@ -299,8 +317,11 @@ def connect(
     P pause/resume and C cancel outgoing file transfers, Q quit. A hotkey sends nothing to the
     host.
     """
+    from wavry.client.live import startup_line, totals_line
+    from wavry.client.runtime import Interrupted
     from wavry.runtime.connect import options_from_settings, run_connect
     from wavry.runtime.session import SessionFailed
+    from wavry.settings import ConnectSettings
 
     host_addr, port = parse_addr(target)
     s = settings(
@@ -332,21 +353,63 @@ def connect(
         mic=mic,
         hwdecode=hwdecode,
     )
+    if events_json == "-" and s.stats_json == "-":
+        fail("--events-json - and --stats-json - both want stdout: give one of them a FILE", 2)
     opts = options_from_settings(s, host_addr, port)
+    channel = _event_channel(events_json)
+    # human lines leave stdout to whichever JSON is written there
+    json_target = "-" if events_json == "-" else s.stats_json
     try:
-        summary, ended = run(run_connect(opts))
-    except SessionFailed as exc:
+        if channel is None:
+            result = run(run_connect(opts))
+        else:
+            from wavry.client.eventlines import run_with_events
+
+            result = run(run_with_events(opts, channel))
+    except Interrupted:
+        if channel is not None:
+            channel.emit("ended", ended="", summary={})
+        _exit_at_once(130)
+    except (SessionFailed, StoreError, ConnectionError) as exc:
+        if channel is not None:
+            channel.emit("error", message=str(exc))
         fail(str(exc))
-    except (StoreError, ConnectionError) as exc:
-        fail(str(exc))
-    lat = summary["e2e_latency_ms"]
-    say(
-        f"{summary['frames_presented']} frames presented, {summary['frames_dropped']} dropped; "
-        f"end-to-end p50 {lat['p50']} ms, p95 {lat['p95']} ms (whole session)",
-        s.stats_json,
-    )
-    if ended:
-        fail(f"session ended: {ended}")
+    summary = result.summary
+    if channel is not None:
+        channel.emit("ended", ended="" if result.interrupted else result.ended, summary=summary)
+    if summary["frames_presented"]:
+        say(startup_line(summary["startup"]), json_target)
+    say(totals_line(summary), json_target)
+    code = 130 if result.interrupted else 0
+    if result.ended and not result.interrupted:
+        typer.echo(f"error: session ended: {result.ended}", err=True)
+        code = 1
+    _exit_at_once(code)
+
+
+def _event_channel(target: str | None) -> EventChannel | None:
+    """`--events-json`: events to stdout or FILE (line-buffered), answers from stdin."""
+    if target is None:
+        return None
+    from wavry.client.eventlines import EventChannel
+
+    if target == "-":
+        return EventChannel(sys.stdout, sys.stdin.buffer)
+    try:
+        out = open(target, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed at exit)
+    except OSError as exc:
+        fail(f"cannot write --events-json {target}: {exc.strerror}", 2)
+    return EventChannel(out, sys.stdin.buffer)
+
+
+def _exit_at_once(code: int) -> NoReturn:
+    """End `wavry connect` the moment the session is over: everything is written and closed,
+    and Python's own teardown of the CLI's imports (gateway, relay, FastAPI, SQLAlchemy) takes
+    0.7–1.6 s on a busy 2-core machine — too long for a Ctrl+C."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def ping(

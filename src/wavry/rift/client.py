@@ -191,6 +191,13 @@ class ClientSession:
         if silence >= t.stall_after_s and not self._stalled:
             self._stalled = True
             self._events.append(LinkStalled(silence))
+            if self.config.auto_reconnect and self._ever_accepted:
+                # a host that restarted answers a new handshake at once, and one that did not
+                # has lost nothing we could keep: attempts start at the stall and back off from
+                # there (docs/spec/RIFT.md §4) instead of after the 10 s loss
+                self._begin_reconnect(now, f"no packets from the host for {silence:.1f} s",
+                                      immediate=True)  # fmt: skip
+                return
         if now >= self._established_at + t.max_session_age_s:
             # Fresh keys well before any limit: a new handshake, same host identity.
             self._begin_reconnect(now, "session age limit reached; re-keying", immediate=True)
@@ -427,6 +434,9 @@ class ClientSession:
                 self._close(CloseKind.PROTOCOL_ERROR, "HelloAck carries a different alias")
                 return
             self.ack = ack
+            if self.transport is not None and ack.fec_scheme in self.config.transport.fec_schemes:
+                # §7: the host's choice among what this side offered (XOR otherwise)
+                self.transport.set_fec_scheme(ack.fec_scheme, now)
             self.state = ClientState.ACTIVE
             reconnected = self._ever_accepted
             self._ever_accepted = True
@@ -472,6 +482,7 @@ class ClientSession:
             max_fps=c.max_fps,
             input_caps=c.input_caps,
             protocol_version=PROTOCOL_VERSION,
+            fec_schemes=list(c.transport.fec_schemes) if c.transport.fec else [],  # type: ignore[arg-type]
         )
         self._send(rift_pb2.Message(control=rift_pb2.ControlMessage(hello=hello)))
         self._hello_next = now + c.timing.hello_retry_s

@@ -14,18 +14,17 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from wavry.net.loop import loop_name
+from wavry.runtime.processes import WAVRY, parse_banner, wavry_env
 from wavry.runtime.session import SessionFailed
 from wavry.store import TrustedDevices, load_or_create_identity
-
-_LISTEN_RE = re.compile(r"listening on udp://(\S+):(\d+)")
 
 
 class DemoFailed(Exception):
@@ -33,11 +32,9 @@ class DemoFailed(Exception):
 
 
 async def _start_host(home: Path, source_args: list[str]) -> tuple[asyncio.subprocess.Process, int]:
-    env = dict(os.environ, XDG_CONFIG_HOME=str(home / "host"))
+    env = wavry_env(home / "host")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wavry",
+        *WAVRY,
         "host",
         "--listen",
         "127.0.0.1:0",
@@ -59,9 +56,9 @@ async def _start_host(home: Path, source_args: list[str]) -> tuple[asyncio.subpr
             break
         text = line.decode(errors="replace").rstrip()
         print(f"  [host] {text}", flush=True)
-        m = _LISTEN_RE.search(text)
-        if m:
-            return proc, int(m.group(2))
+        bound = parse_banner(text)
+        if bound is not None:
+            return proc, bound[1]
     proc.kill()
     raise DemoFailed("the host process did not start (see its output above)")
 
@@ -106,7 +103,8 @@ async def run_demo(seconds: float) -> int:
             config_dir=client_dir,
         )
         try:
-            summary, ended = await run_connect(opts)
+            result = await run_connect(opts)
+            summary, ended = result.summary, result.ended
         except SessionFailed as exc:
             raise DemoFailed(str(exc)) from exc
         finally:
@@ -126,17 +124,21 @@ async def run_demo(seconds: float) -> int:
     return 0
 
 
-def _print_summary(summary: dict[str, object]) -> None:
+def _print_summary(summary: dict[str, Any]) -> None:
+    from wavry.client.live import startup_line, totals_line
+    from wavry.client.stats import STAGES
+
     stages = summary["stages_ms"]
-    lat = summary["e2e_latency_ms"]
-    assert isinstance(stages, dict) and isinstance(lat, dict)
     print()
-    print("per-stage latency (mean ms per presented frame)")
-    for name in ("capture", "encode", "network", "decode", "present"):
+    print("per-stage latency (mean ms per shown frame)")
+    for name in (*STAGES, "present"):
         print(f"  {name:<10} {stages[name]:8.2f}")
-    print(f"  {'end-to-end':<10} p50 {lat['p50']} / p95 {lat['p95']} / p99 {lat['p99']} ms")
+    print(f"  {startup_line(summary['startup'])}")
+    print(f"  {totals_line(summary)}")
+    lat = summary["e2e_latency_ms"]
+    print(f"  end-to-end p99 {lat['p99']} ms (whole session); drops: {summary['drops'] or 'none'}")
     print(
-        f"  frames {summary['frames_presented']} presented, {summary['frames_dropped']} dropped; "
-        f"{summary['bitrate_kbps']} kbit/s, loss {summary['loss_pct']} %, "
-        f"FEC recovered {summary['fec_recovered']}, rtt {summary['rtt_ms']} ms"
+        f"  {summary['bitrate_kbps']} kbit/s, loss {summary['loss_pct']} %, "
+        f"FEC recovered {summary['fec_recovered']}, rtt {summary['rtt_ms']} ms, "
+        f"presenter {summary.get('presenter', '-')}"
     )
