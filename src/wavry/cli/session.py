@@ -371,9 +371,11 @@ def connect(
             channel.emit("ended", ended="", summary={})
         _exit_at_once(130)
     except (SessionFailed, StoreError, ConnectionError) as exc:
-        if channel is not None:
-            channel.emit("error", message=str(exc))
-        fail(str(exc))
+        if channel is None:
+            fail(str(exc))
+        channel.emit("error", message=str(exc))
+        typer.echo(f"error: {exc}", err=True)
+        _exit_at_once(1)  # not through interpreter teardown: the stdin reader thread is blocked
     summary = result.summary
     if channel is not None:
         channel.emit("ended", ended="" if result.interrupted else result.ended, summary=summary)

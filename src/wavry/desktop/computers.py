@@ -25,7 +25,12 @@ from PySide6.QtWidgets import (
 
 from wavry.desktop.accounts import AccountService
 from wavry.desktop.dialogs import IdentityChangedDialog, PairingCodeDialog
-from wavry.desktop.discovery import find_lan_hosts
+from wavry.desktop.discovery import (
+    NO_LAN_DISCOVERY,
+    find_lan_hosts,
+    lan_discovery_available,
+    reach_by_name_available,
+)
 from wavry.desktop.prefs import Prefs
 from wavry.desktop.streaming import StreamController
 from wavry.desktop.widgets import Banner, ago, run_task, short_id, title
@@ -109,6 +114,10 @@ class ComputersView(QWidget):
         self.forget_button.clicked.connect(self._forget_recent)
         self.search_button = QPushButton("Search the &LAN again")
         self.search_button.clicked.connect(self.search_lan)
+        self.lan_available = lan_discovery_available()
+        if not self.lan_available:  # nothing to search with: say so once, offer no button
+            self.lan_note = NO_LAN_DISCOVERY
+            self.search_button.hide()
         self.status = QLabel()
         self.status.setWordWrap(True)
         for b in (self.connect_button, self.forget_button, self.search_button):
@@ -134,6 +143,8 @@ class ComputersView(QWidget):
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         self.account.start_polling()
+        if not self.lan_available:
+            return
         if not self.lan and not self.searching:
             self.search_lan()
         self._lan_timer.start()
@@ -175,8 +186,8 @@ class ComputersView(QWidget):
         font = item.font(0)
         font.setBold(True)
         item.setFont(0, font)
-        item.setFirstColumnSpanned(True)
         self.tree.addTopLevelItem(item)
+        item.setFirstColumnSpanned(True)  # only takes once the item is in the tree
         return item
 
     def _row(self, cols: list[str], target: Target | None, online: bool | None = None) -> None:
@@ -184,13 +195,15 @@ class ComputersView(QWidget):
         item.setData(0, Qt.ItemDataRole.UserRole, target)
         if target is None:
             item.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            item.setFirstColumnSpanned(True)
             item.setForeground(0, QBrush(OFFLINE))
+            item.setToolTip(0, cols[0].strip())
         if online is not None:
             item.setForeground(2, QBrush(ONLINE if online else OFFLINE))
         if target is not None and target.wavry_id:
             item.setToolTip(3, target.wavry_id)
         self.tree.addTopLevelItem(item)
+        if target is None:
+            item.setFirstColumnSpanned(True)  # a note across the table, not cut at "Computer"
 
     def refresh(self) -> None:
         current = self.tree.currentItem()
@@ -230,8 +243,13 @@ class ComputersView(QWidget):
             state = "online" if h.online else f"offline, seen {ago(h.last_seen)}"
             where = f"shared by {h.owner}" if h.shared else "your account"
             why = "" if h.online else f"{name} is offline"
+            if h.online and not reach_by_name_available():
+                why = (
+                    f"Connecting to {name} through the gateway is not in this version of wavry: "
+                    "type its address above."
+                )
             gateway = ("--gateway", a.account.gateway_url) if a.account is not None else ()
-            t = Target(name, name, h.wavry_id, h.online, why, gateway)
+            t = Target(name, name, h.wavry_id, not why, why, gateway)
             self._row([name, where, state, short_id(h.wavry_id)], t, h.online)
         if not hosts:
             self._row(["    No other computer on this account yet: share one (This computer)."],
@@ -268,6 +286,8 @@ class ComputersView(QWidget):
         if self.stream.running:
             self.status.setText(f"Streaming from {self.stream.label}." if self.stream.state ==
                                 "streaming" else f"Connecting to {self.stream.label}…")  # fmt: skip
+        elif t is not None and not t.reachable:
+            self.status.setText(t.why_not)  # why Connect is greyed out
         elif not self.searching:
             self.status.setText("")
 

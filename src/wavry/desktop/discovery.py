@@ -10,9 +10,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LanEntry", "find_lan_hosts"]
+__all__ = [
+    "NO_LAN_DISCOVERY",
+    "LanEntry",
+    "find_lan_hosts",
+    "lan_discovery_available",
+    "reach_by_name_available",
+]
 
 LAN_SECONDS = 1.5
+NO_LAN_DISCOVERY = "No LAN discovery in this version of wavry: type the host's address above."
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # not even its package
+        return False
+
+
+def lan_discovery_available() -> bool:
+    return _has("wavry.connectivity.mdns")
+
+
+def reach_by_name_available() -> bool:
+    """`wavry connect NAME --gateway URL` (an account host through the gateway) exists: the
+    reach work's ``wavry.connectivity``. SEAM, like LAN discovery."""
+    return _has("wavry.connectivity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +57,7 @@ async def find_lan_hosts(seconds: float = LAN_SECONDS) -> tuple[list[LanEntry], 
     try:
         from wavry.connectivity.mdns import discover
     except ImportError:
-        return [], "LAN discovery is not part of this version of wavry: connect by address"
+        return [], NO_LAN_DISCOVERY
     from wavry.net.addr import format_hostport
 
     try:
