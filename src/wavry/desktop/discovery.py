@@ -55,7 +55,7 @@ class LanEntry:
 async def find_lan_hosts(seconds: float = LAN_SECONDS) -> tuple[list[LanEntry], str]:
     """(hosts that answered, "") or ([], why the LAN cannot be searched)."""
     try:
-        from wavry.connectivity.mdns import discover
+        from wavry.connectivity.mdns import discover  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return [], NO_LAN_DISCOVERY
     from wavry.net.addr import format_hostport

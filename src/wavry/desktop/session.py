@@ -38,9 +38,9 @@ STAGES = (
     ("show", "Show"),
 )
 PATH_TEXT = {
-    "direct": "direct (straight to the host's address)",
-    "punched": "punched (direct, through both NATs)",
-    "relayed": "relayed (through a relay: a direct path did not work)",
+    "direct": "direct (to the host's address)",
+    "punched": "punched (direct, through NATs)",
+    "relayed": "relayed (no direct path worked)",
 }
 
 
@@ -91,6 +91,7 @@ class SessionPanel(QWidget):
             value = QLabel("–")
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setAccessibleName(label)
+            value.setWordWrap(True)  # the path's explanation at 1280 pixels and below
             form.addRow(label, value)
             self.fields[key] = value
         row.addWidget(figures, 1)
