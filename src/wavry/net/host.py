@@ -80,8 +80,12 @@ class HostServer:
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         with self._lock:
-            self.core.receive_datagram(data, addr, self._clock())
-            self.flush()
+            core = self.core
+            core.receive_datagram(data, addr, self._clock())
+            # a dropped datagram (junk, a flood) changed nothing: no flush, no timer work, so
+            # floods cost the receive path alone (docs/security.md)
+            if core.has_work:
+                self.flush()
 
     # ---- carriers (browsers: WebTransport, WebSocket) ---------------------------------------
 
