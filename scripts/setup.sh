@@ -27,7 +27,8 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     podman runc debootstrap pipx systemd  # release tests: images, pipx install, unit checks
     # Wayland tests: a headless GNOME Shell and its portal, the wlroots portal, the GTK window
     gnome-shell xdg-desktop-portal xdg-desktop-portal-gnome xdg-desktop-portal-wlr gir1.2-gtk-3.0
-    libglib2.0-bin)
+    libglib2.0-bin
+    gnome-keyring)  # wavry desktop tests: a real Secret Service for the session token
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${APT_PACKAGES[@]}"; do

@@ -150,3 +150,59 @@ def test_host_streams_synthetic_to_headless_connect(tmp_path: Path) -> None:
         assert data["stages_ms"]["encode"] > 0 and data["stages_ms"]["decode"] > 0
         assert snap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "host monitors: 0:synthetic 640x360" in r.stderr
+
+
+def test_connect_events_json_reports_and_stops_when_stdin_ends(tmp_path: Path) -> None:
+    """`--events-json -`: hello, connected, stats, then the end of stdin (the driver went
+    away) ends the session with an `ended` line carrying the summary."""
+    with running_host(
+        ["--trust", "any", "--source", "synthetic", "--size", "320x180"], wavry_env(tmp_path / "h")
+    ) as host:
+        proc = subprocess.Popen(
+            [*WAVRY, "connect", f"127.0.0.1:{host.port}", "--headless", "--no-live-stats",
+             "--events-json", "-", "--seconds", "60"],
+            env=env_for(tmp_path / "c"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            events = []
+            for line in proc.stdout:
+                events.append(json.loads(line))  # stdout carries nothing but events
+                if events[-1]["type"] == "stats" and events[-1]["frames_shown"] > 0:
+                    break
+            kinds = [e["type"] for e in events]
+            assert kinds[0] == "hello" and "connected" in kinds, kinds
+            proc.stdin.close()  # the driver goes away: the stream ends with it
+            rest = [json.loads(line) for line in proc.stdout]
+            assert proc.wait(timeout=15) in (0, 130), proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert rest[-1]["type"] == "ended" and rest[-1]["summary"]["frames_presented"] > 0
+
+
+def test_connect_events_json_errors(tmp_path: Path) -> None:
+    r = wavry(
+        tmp_path, "connect", "127.0.0.1:9", "--events-json", "-", "--stats-json", "-", timeout=20
+    )
+    assert r.returncode == 2 and r.stderr.startswith("error: --events-json - and --stats-json -")
+    # nobody there: an `error` event and the same one line on stderr (stdin stays open: its end
+    # would stop the session before it failed)
+    proc = subprocess.Popen(
+        [*WAVRY, "connect", f"127.0.0.1:{free_udp_port()}", "--headless", "--events-json", "-",
+         "--timeout-seconds", "1"],
+        env=env_for(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = proc.stdout.read(), proc.stderr.read()
+        assert proc.wait(timeout=30) == 1 and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[-1]["type"] == "error" and err.strip().endswith(events[-1]["message"])

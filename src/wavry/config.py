@@ -8,6 +8,9 @@ filled, each layer overriding the one before, from:
 3. the command's flags (passed to :func:`load` as keyword arguments; ``None`` = not given).
 
 A bad value in any layer raises :class:`ConfigError` with one line that names the layer.
+
+:func:`update_section` writes one table back (the desktop app's settings), keeping every other
+table, comment and key order as it was.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-__all__ = ["CONFIG_FILE_NAME", "CommandSettings", "ConfigError", "config_file", "load"]
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "CommandSettings",
+    "ConfigError",
+    "config_file",
+    "load",
+    "read_section",
+    "update_section",
+]
 
 CONFIG_FILE_NAME = "config.toml"
 
@@ -132,3 +143,61 @@ def load(cls: type[S], config_path: Path | None = None, **flags: Any) -> S:
         raise ConfigError(f"{_where(cls, name, given)}: {msg}") from None
     finally:
         cls._config_path = None
+
+
+def read_section(cls: type[CommandSettings], path: Path | None = None) -> dict[str, Any]:
+    """The ``[section]`` table of the file as written (no environment, no defaults)."""
+    path = path or config_file()
+    table = read_config_file(path).get(cls.section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{cls.section}] must be a table")
+    return dict(table)
+
+
+def update_section(
+    cls: type[CommandSettings], values: dict[str, Any], path: Path | None = None
+) -> dict[str, Any]:
+    """Set the given keys of ``[cls.section]`` (None removes a key, so the default applies),
+    keeping the rest of the file — other tables, comments, order — as it was. The new table is
+    validated against ``cls`` first: a bad value raises ConfigError and the file is unchanged.
+    Returns the table as written."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    from wavry.atomicfile import atomic_write
+
+    path = path or config_file()
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    table = doc.get(cls.section)
+    if table is None:
+        table = tomlkit.table()
+        doc[cls.section] = table
+    elif not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{cls.section}] must be a table")
+    for key, value in values.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = str(value) if isinstance(value, Path) else value
+    plain = doc.unwrap().get(cls.section, {})
+    try:
+        cls.model_validate(plain)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = f"[{cls.section}] {err['loc'][0]}" if err.get("loc") else f"[{cls.section}]"
+        raise ConfigError(f"{where}: {str(err['msg']).removeprefix('Value error, ')}") from None
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    try:
+        atomic_write(path, tomlkit.dumps(doc).encode("utf-8"), mode)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    return dict(plain)

@@ -1,4 +1,5 @@
-"""Typed settings of `wavry host` and `wavry connect` (config file → `WAVRY_*` → flags).
+"""Typed settings of `wavry host`, `wavry connect` and `wavry desktop` (config file →
+`WAVRY_*` → flags).
 
 The CLI and the desktop app both fill these models through :func:`wavry.config.load`; the
 runtimes take the validated values. Field names are the flags' names with ``_`` for ``-``
@@ -8,9 +9,10 @@ runtimes take the validated values. Field names are the flags' names with ``_`` 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from wavry.config import CommandSettings
 from wavry.net.addr import AddressError, parse_hostport
@@ -21,7 +23,10 @@ __all__ = [
     "CaptureMode",
     "CodecName",
     "ConnectSettings",
+    "DesktopSettings",
     "HostSettings",
+    "NetworkMode",
+    "RecentConnection",
     "SourceName",
     "TrustMode",
     "parse_size",
@@ -202,3 +207,38 @@ class ConnectSettings(_Shared):
     @property
     def resolution_pixels(self) -> tuple[int, int] | None:
         return parse_size(self.resolution) if self.resolution else None
+
+
+class NetworkMode(StrEnum):
+    lan = "lan"  # this network only: LAN discovery and addresses
+    gateway = "gateway"  # also a gateway (accounts, reach by name)
+
+
+class CloseAction(StrEnum):
+    ask = "ask"  # closing the window while sharing asks
+    tray = "tray"  # keep sharing in the tray
+    quit = "quit"  # stop sharing and quit
+
+
+class RecentConnection(BaseModel):
+    """A computer the desktop app connected to: what to give `wavry connect` again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str  # HOST[:PORT], or an account host's name
+    name: str = ""
+    wavry_id: str = ""
+    at: float = 0.0  # time.time() of the last connection
+
+
+class DesktopSettings(CommandSettings):
+    """App-only settings of `wavry desktop` (``[desktop]``); what it shares and how it connects
+    are the ``[host]`` and ``[connect]`` tables the CLI reads too."""
+
+    section = "desktop"
+
+    set_up: bool = False  # the first-run choices were made
+    network: NetworkMode = NetworkMode.lan
+    gateway_url: str = ""
+    close_while_sharing: CloseAction = CloseAction.ask
+    recent: list[RecentConnection] = Field(default_factory=list, max_length=20)

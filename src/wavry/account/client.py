@@ -209,6 +209,25 @@ class GatewayClient:
         }
         await self._call("POST", "/v1/devices", body, auth=True)
 
+    async def remove_device(self, wavry_id: str) -> None:
+        """Remove one of this account's devices (it is signed out of signaling at once)."""
+        from urllib.parse import quote
+
+        await self._call("DELETE", f"/v1/devices/{quote(wavry_id, safe='')}", auth=True)
+
+    async def totp_setup(self, password: str) -> tuple[str, str]:
+        """A new TOTP secret for this account: (secret, otpauth URI). It takes effect only once
+        :meth:`totp_enable` confirms a code made from it."""
+        data = await self._call("POST", "/v1/auth/totp/setup", {"password": password}, auth=True)
+        try:
+            return str(data["secret"]), str(data["otpauth_uri"])
+        except (KeyError, TypeError):
+            raise GatewayError("bad_answer", "the gateway's TOTP answer is malformed") from None
+
+    async def totp_enable(self, secret: str, code: str) -> None:
+        body = {"secret": secret, "code": code.replace(" ", "")}
+        await self._call("POST", "/v1/auth/totp/enable", body, auth=True)
+
     async def hosts(self) -> list[HostEntry]:
         data = await self._call("GET", "/v1/hosts", auth=True)
         try:

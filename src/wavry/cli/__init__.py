@@ -14,7 +14,7 @@ import typer
 from typer import _click as click  # Typer's own vendored copy of click (its Context)
 
 from wavry import __version__
-from wavry.cli import account, apps, bench, identity, services, session
+from wavry.cli import account, apps, bench, desktop, identity, services, session
 
 __all__ = ["app", "main"]
 
@@ -66,6 +66,7 @@ app.command("logout", context_settings=CONTEXT)(account.logout)
 app.command("whoami", context_settings=CONTEXT)(account.whoami)
 app.command("hosts", context_settings=CONTEXT)(account.hosts)
 # 4. apps
+app.command("desktop", context_settings=CONTEXT)(desktop.desktop)
 app.command("demo", context_settings=CONTEXT)(apps.demo)
 app.command("doctor", context_settings=CONTEXT)(apps.doctor)
 # 5. services, 6. measurement

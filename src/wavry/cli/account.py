@@ -8,7 +8,6 @@ and session token in `$XDG_CONFIG_HOME/wavry/account.json` (0600).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from datetime import UTC, datetime
@@ -45,18 +44,9 @@ def _secret(env: str, prompt: str, confirm: bool = False) -> str:
 
 async def _finish_sign_in(gw: GatewayClient, res: AuthResult, kind: DeviceKind) -> Account:
     """Register this device (with its proof) and remember the sign-in."""
-    identity = load_or_create_identity()
-    await gw.add_device(identity, str(res.user["id"]), socket.gethostname(), kind.value)
-    account = Account(
-        gateway_url=gw.base_url,
-        user_id=str(res.user["id"]),
-        username=str(res.user.get("username", "")),
-        token=res.token,
-        expires_at=res.expires_at,
-        device_kind=kind.value,
-    )
-    AccountStore().save(account)
-    return account
+    from wavry.account.signin import complete_sign_in
+
+    return await complete_sign_in(gw, res, kind.value)
 
 
 def register(

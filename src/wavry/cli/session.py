@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -18,6 +18,9 @@ from wavry.cli.common import fail, human, parse_addr, say, settings, write_json
 from wavry.net.loop import run
 from wavry.settings_types import DEFAULT_PORT, CaptureMode, CodecName, SourceName, TrustMode
 from wavry.store import StoreError
+
+if TYPE_CHECKING:
+    from wavry.client.eventlines import EventChannel
 
 # Options `wavry host` and `wavry connect` share (one definition each).
 FileOutDirOpt = Annotated[
@@ -298,6 +301,15 @@ def connect(
             "falls back to software with the reason in the stats"
         ),
     ] = None,
+    events_json: Annotated[
+        str | None,
+        typer.Option(
+            "--events-json",
+            help="For programs that drive the session: report it as JSON lines to FILE "
+            "(- = stdout) and read answers (pairing code, identity, stop) from stdin; the end "
+            "of stdin ends the session (docs/client.md)",
+        ),
+    ] = None,
 ) -> None:
     """See and control a host: its screen in a window, keyboard, mouse and gamepads back.
 
@@ -341,24 +353,55 @@ def connect(
         mic=mic,
         hwdecode=hwdecode,
     )
+    if events_json == "-" and s.stats_json == "-":
+        fail("--events-json - and --stats-json - both want stdout: give one of them a FILE", 2)
     opts = options_from_settings(s, host_addr, port)
+    channel = _event_channel(events_json)
+    # human lines leave stdout to whichever JSON is written there
+    json_target = "-" if events_json == "-" else s.stats_json
     try:
-        result = run(run_connect(opts))
+        if channel is None:
+            result = run(run_connect(opts))
+        else:
+            from wavry.client.eventlines import run_with_events
+
+            result = run(run_with_events(opts, channel))
     except Interrupted:
-        raise typer.Exit(130) from None
-    except SessionFailed as exc:
-        fail(str(exc))
-    except (StoreError, ConnectionError) as exc:
-        fail(str(exc))
+        if channel is not None:
+            channel.emit("ended", ended="", summary={})
+        _exit_at_once(130)
+    except (SessionFailed, StoreError, ConnectionError) as exc:
+        if channel is None:
+            fail(str(exc))
+        channel.emit("error", message=str(exc))
+        typer.echo(f"error: {exc}", err=True)
+        _exit_at_once(1)  # not through interpreter teardown: the stdin reader thread is blocked
     summary = result.summary
+    if channel is not None:
+        channel.emit("ended", ended="" if result.interrupted else result.ended, summary=summary)
     if summary["frames_presented"]:
-        say(startup_line(summary["startup"]), s.stats_json)
-    say(totals_line(summary), s.stats_json)
+        say(startup_line(summary["startup"]), json_target)
+    say(totals_line(summary), json_target)
     code = 130 if result.interrupted else 0
     if result.ended and not result.interrupted:
         typer.echo(f"error: session ended: {result.ended}", err=True)
         code = 1
     _exit_at_once(code)
+
+
+def _event_channel(target: str | None) -> EventChannel | None:
+    """`--events-json`: events to stdout or FILE (line-buffered), answers from stdin."""
+    if target is None:
+        return None
+    from wavry.client.eventlines import EventChannel
+
+    if target == "-":
+        return EventChannel(sys.stdout, sys.stdin.buffer)
+    try:
+        out = open(target, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed at exit)
+    except OSError as exc:
+        fail(f"cannot write --events-json {target}: {exc.strerror}", 2)
+    return EventChannel(out, sys.stdin.buffer)
 
 
 def _exit_at_once(code: int) -> NoReturn:

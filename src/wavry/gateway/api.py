@@ -65,6 +65,8 @@ class OkOut(BaseModel):
 
 class HostOut(DeviceOut):
     shared: bool
+    last_seen: float | None = None  # when the host's signaling socket was last alive
+    owner: str | None = None  # the sharing account's username (shared hosts only)
 
 
 class HostsOut(BaseModel):
@@ -174,9 +176,17 @@ async def hosts(state: State, user: CurrentUser) -> dict[str, Any]:
     """This account's hosts, then hosts other accounts shared with it (``shared: true``)."""
     from wavry.gateway.shares import shared_hosts
 
-    own = [{**d.public(), "shared": False} for d in await devices_of(state, user.id, "host")]
-    shared = [{**d.public(), "shared": True} for d in await shared_hosts(state, user.id)]
-    return {"hosts": own + shared}
+    def entry(d: Device, owner: str | None) -> dict[str, Any]:
+        return {**d.public(), "shared": owner is not None, "last_seen": d.last_seen or None,
+                "owner": owner}  # fmt: skip
+
+    own = [entry(d, None) for d in await devices_of(state, user.id, "host")]
+    others = await shared_hosts(state, user.id)
+    async with state.db() as s:
+        ids = {d.user_id for d in others}
+        rows = (await s.execute(select(User.id, User.username).where(User.id.in_(ids)))).all()
+    owners = {uid: name for uid, name in rows}
+    return {"hosts": own + [entry(d, owners.get(d.user_id, "?")) for d in others]}
 
 
 async def count_users(state: GatewayState) -> int:
