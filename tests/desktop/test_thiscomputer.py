@@ -48,7 +48,7 @@ def test_share_pair_a_client_watch_it_and_disconnect_it(
         # an unknown device connects: the view shows who asks, and the code to type there
         first = client(phone, port, "--seconds", "5")
         procs.append(first)
-        await until(lambda: view.pairing_box.isVisible(), what="the pairing request")
+        await until(lambda: view.pairing_box.isVisible(), 60, "the pairing request")
         assert phone_id in view.pairing_text.text()
         code = view.pairing_code.text().replace(" ", "")
         assert len(code) == 6 and code.isdigit()
@@ -57,7 +57,7 @@ def test_share_pair_a_client_watch_it_and_disconnect_it(
         # the device types the code: paired, trusted, streaming, with live figures
         second = client(phone, port, "--seconds", "60", "--pair-code", code)
         procs.append(second)
-        await until(lambda: view.clients.topLevelItemCount() == 1, 20, "the client in the list")
+        await until(lambda: view.clients.topLevelItemCount() == 1, 60, "the client in the list")
         await until(lambda: view.trusted.topLevelItemCount() == 1, what="the trusted device")
         assert view.trusted.topLevelItem(0).toolTip(1) == phone_id
         assert not view.pairing_box.isVisible()
