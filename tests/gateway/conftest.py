@@ -260,6 +260,7 @@ def add_device(client: httpx.Client, acct: Account, kind: str, name: str = "dev"
 @pytest.fixture
 def helpers() -> Any:
     class H:
+        Account = Account
         register = staticmethod(register)
         add_device = staticmethod(add_device)
         device_proof = staticmethod(device_proof)

@@ -29,7 +29,7 @@ def test_admin_api_ban_unban_revoke_audit(start_gateway: Any, helpers: Any) -> N
         wrong = {"Authorization": "Bearer " + "y" * len(helpers.admin_token)}
         assert c.get("/admin/api/overview", headers=wrong).json()["error"] == "invalid_token"
         ov = c.get("/admin/api/overview", headers=admin).json()
-        assert ov["users"] == 1 and ov["live_sessions"] == 1
+        assert ov["users"] == 1 and ov["active_tokens"] == 1 and ov["live_sessions"] == 0
         uid = acct.user["id"]
         r = c.post(
             f"/admin/api/users/{uid}/ban",

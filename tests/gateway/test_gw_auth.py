@@ -43,15 +43,26 @@ def test_register_login_logout_me_and_validation(start_gateway: Any, helpers: An
             c.post(
                 "/v1/auth/register",
                 json={
-                    "email": "alice@example.com",
-                    "username": "alice2",
-                    "password": "x" * 10,
+                    "email": "new@example.com",
+                    "username": " ALICE ",  # the same username in another form
+                    "password": "another fine secret",
                     "display_name": "A",
                 },
             ),
             409,
-            "email_taken",
+            "username_taken",
         )
+        # an e-mail address already in use is not revealed: the answer is a normal account
+        r = c.post(
+            "/v1/auth/register",
+            json={
+                "email": "Alice@Example.com",
+                "username": "alice2",
+                "password": "another fine secret",
+                "display_name": "A2",
+            },
+        )
+        assert r.status_code == 201 and r.json()["user"]["email"] == "alice@example.com", r.text
         _err(
             c.post("/v1/auth/register", json={"email": "nope", "username": "a"}),
             422,
@@ -85,7 +96,15 @@ def test_register_login_logout_me_and_validation(start_gateway: Any, helpers: An
         assert token.encode() not in db and acct.token.encode() not in db
 
 
-def test_totp_enrolment_and_login(start_gateway: Any, helpers: Any) -> None:
+def fresh_totp_step() -> float:
+    """Wait until at least 6 s remain in the current 30 s TOTP step; return the time."""
+    left = 30 - time.time() % 30
+    if left < 6:
+        time.sleep(left + 0.05)
+    return time.time()
+
+
+def test_totp_enrolment_login_and_single_use(start_gateway: Any, helpers: Any) -> None:
     gw = start_gateway(env=FAST)
     with _client(gw.url) as c:
         acct = helpers.register(c, "bob")
@@ -106,7 +125,8 @@ def test_totp_enrolment_and_login(start_gateway: Any, helpers: Any) -> None:
             c.post("/v1/auth/login", json={"login": "bob", "password": acct.password}).status_code
             == 200
         )
-        bad = f"{(int(totp.now()) + 500000) % 1000000:06d}"
+        now = fresh_totp_step()
+        bad = f"{(int(totp.at(now)) + 500000) % 1000000:06d}"
         _err(
             c.post(
                 "/v1/auth/totp/enable", headers=acct.headers, json={"secret": secret, "code": bad}
@@ -114,46 +134,67 @@ def test_totp_enrolment_and_login(start_gateway: Any, helpers: Any) -> None:
             400,
             "invalid_totp",
         )
+        enable_code = totp.at(now)
         r = c.post(
             "/v1/auth/totp/enable",
             headers=acct.headers,
-            json={"secret": secret, "code": totp.now()},
+            json={"secret": secret, "code": enable_code},
+        )
+        assert r.status_code == 200, r.text
+
+        def login(code: str | None) -> httpx.Response:
+            body: dict[str, Any] = {"login": "bob", "password": acct.password}
+            if code is not None:
+                body["totp_code"] = code
+            return c.post("/v1/auth/login", json=body)
+
+        _err(login(None), 401, "totp_required")
+        _err(login(bad), 401, "invalid_totp")
+        # RFC 6238 §5.2: the code that enabled TOTP is spent, and so is every earlier step
+        _err(login(enable_code), 401, "invalid_totp")
+        _err(login(totp.at(now - 30)), 401, "invalid_totp")
+        nxt = totp.at(now + 30)  # ±1 step accepted, once
+        r = login(nxt)
+        assert r.status_code == 200, r.text
+        assert r.json()["user"]["totp_enabled"] is True
+        _err(login(nxt), 401, "invalid_totp")
+        # the secret is encrypted at rest
+        assert secret.encode() not in (gw.data_dir / "gateway.db").read_bytes()
+
+        # disabling needs a code too (a second account: bob's codes in the window are spent)
+        carl = helpers.register(c, "carl")
+        secret2 = c.post(
+            "/v1/auth/totp/setup", headers=carl.headers, json={"password": carl.password}
+        ).json()["secret"]
+        totp2 = pyotp.TOTP(secret2)
+        now = fresh_totp_step()
+        r = c.post(
+            "/v1/auth/totp/enable",
+            headers=carl.headers,
+            json={"secret": secret2, "code": totp2.at(now - 30)},
         )
         assert r.status_code == 200, r.text
         _err(
-            c.post("/v1/auth/login", json={"login": "bob", "password": acct.password}),
-            401,
-            "totp_required",
-        )
-        _err(
             c.post(
-                "/v1/auth/login", json={"login": "bob", "password": acct.password, "totp_code": bad}
+                "/v1/auth/totp/disable",
+                headers=carl.headers,
+                json={"password": carl.password, "code": totp2.at(now - 30)},  # spent
             ),
             401,
             "invalid_totp",
         )
-        previous = totp.at(time.time() - 30)  # ±1 step accepted
-        r = c.post(
-            "/v1/auth/login",
-            json={"login": "bob", "password": acct.password, "totp_code": previous},
-        )
-        assert r.status_code == 200, r.text
-        assert r.json()["user"]["totp_enabled"] is True
-        # the secret is encrypted at rest
-        assert secret.encode() not in (gw.data_dir / "gateway.db").read_bytes()
         r = c.post(
             "/v1/auth/totp/disable",
-            headers=acct.headers,
-            json={"password": acct.password, "code": totp.now()},
+            headers=carl.headers,
+            json={"password": carl.password, "code": totp2.at(now)},
         )
         assert r.status_code == 200, r.text
-        assert (
-            c.post("/v1/auth/login", json={"login": "bob", "password": acct.password}).status_code
-            == 200
-        )
+        r = c.post("/v1/auth/login", json={"login": "carl", "password": carl.password})
+        assert r.status_code == 200, r.text
 
 
-def test_lockout_per_account_and_per_ip(start_gateway: Any, helpers: Any) -> None:
+def test_lockout_per_address_and_login(start_gateway: Any, helpers: Any) -> None:
+    """Five failures lock that (address, login) pair only: nobody can lock anyone else out."""
     gw = start_gateway(env=FAST)
     with _client(gw.url, "127.0.0.1") as a, _client(gw.url, "127.0.0.2") as b:
         carol = helpers.register(a, "carol")
@@ -164,19 +205,20 @@ def test_lockout_per_account_and_per_ip(start_gateway: Any, helpers: Any) -> Non
                 401,
                 "invalid_credentials",
             )
-        # the account is locked even from another address and with the right password
-        r = b.post("/v1/auth/login", json={"login": "carol", "password": carol.password})
+        # 127.0.0.1 is locked out of carol, even with the right password ...
+        r = a.post("/v1/auth/login", json={"login": "carol", "password": carol.password})
         _err(r, 429, "locked")
         assert 800 <= int(r.headers["Retry-After"]) <= 900
-        # 127.0.0.1 made 5 failures: the address is locked for every account too
+        # ... and of every other spelling of that login
+        for variant in ("CAROL", " carol\t", "\uff43\uff41\uff52\uff4f\uff4c"):
+            r = a.post("/v1/auth/login", json={"login": variant, "password": carol.password})
+            _err(r, 429, "locked")
+        # carol herself, from her own address, is not locked out
+        r = b.post("/v1/auth/login", json={"login": "Carol", "password": carol.password})
+        assert r.status_code == 200, r.text
+        # nor is anyone else behind 127.0.0.1
         r = a.post("/v1/auth/login", json={"login": "dave", "password": dave.password})
-        _err(r, 429, "locked")
-        assert int(r.headers["Retry-After"]) > 0
-        # another address still logs dave in
-        assert (
-            b.post("/v1/auth/login", json={"login": "dave", "password": dave.password}).status_code
-            == 200
-        )
+        assert r.status_code == 200, r.text
 
 
 def test_rate_limit_and_token_expiry(start_gateway: Any, helpers: Any) -> None:
@@ -249,6 +291,9 @@ def test_devices_with_proof_and_hosts(start_gateway: Any, helpers: Any) -> None:
         (["--admin-token", "short"], "--admin-token must be at least 32"),
         (["--database-url", "mysql://x"], "--database-url"),
         (["--production"], "--production needs WAVRY_GATEWAY_TOTP_KEY"),
+        (["--trusted-proxies", "10.0.0.1,proxy.lan"], "--trusted-proxies: not an IP"),
+        (["--public-url", "https://gw.example.com/?x=1"], "--public-url: a base URL has no"),
+        (["--stun-listen", "nowhere"], "--stun-listen: expected HOST:PORT"),
     ],
 )
 def test_cli_bad_configuration_is_one_line(args: list[str], needle: str, tmp_path: Any) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
-from wavry.gateway.bench_gateway import bench_gateway_command
-from wavry.gateway.bench_relay import bench_relay_command
+from wavry.bench.gateway import bench_gateway_command
+from wavry.bench.relay import bench_relay_command
 
 
 def _invoke(fn: Any, args: list[str]) -> str:
@@ -50,6 +50,8 @@ def test_bench_gateway_small(tmp_path: Path, redis_url: str) -> None:
             "20",
             "--logins",
             "4",
+            "--flooders",
+            "4",
             "--redis-url",
             redis_url,
             "--json",
@@ -63,3 +65,5 @@ def test_bench_gateway_small(tmp_path: Path, redis_url: str) -> None:
     assert r["flood"]["ok"] == 4 and r["flood_baseline"]["ok"] == 4
     assert r["connect_ms"]["n"] == 20 and r["connect_ms"]["p99"] > 0
     assert len(r["sockets"]["kib_per_socket"]) == 2
+    sf = r["signal_flood"]
+    assert sf["messages"] > 100 and sf["rtt_n"] == 20 and sf["rtt_p99_ms"] > 0

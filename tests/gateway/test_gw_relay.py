@@ -17,6 +17,7 @@ from wavry.relay import wire
 from wavry.relay.registration import GatewayClient, Registration, RegistrationLoop, RelayInfo
 from wavry.relay.server import RelayConfig, RelayServer
 from wavry.relay.wire import PacketType, Role
+from wavry.rift.identity import Identity
 
 FAST = {
     "WAVRY_GATEWAY_RATE_PER_IP": "1000",
@@ -155,15 +156,27 @@ def test_relay_registration_grant_and_forwarding(start_gateway: Any, helpers: An
             )
             hdr = wire.decode_header(await intruder.get())
             assert hdr.type is PacketType.LEASE_REJECT
-            a.transport.sendto(
-                wire.encode_lease_present(sid, Role.CLIENT, grants["client"]["lease"]), dest
-            )
-            b.transport.sendto(
-                wire.encode_lease_present(sid, Role.HOST, grants["host"]["lease"]), dest
-            )
+            # each peer proves its address with its device key (CONTROL_PLANE.md §4)
+            for peer, role, ident in ((a, Role.CLIENT, client), (b, Role.HOST, host)):
+                assert peer.transport
+                lease = grants[role.claim]["lease"]
+                peer.transport.sendto(wire.encode_lease_present(sid, role, lease), dest)
+                challenge = await peer.get()
+                assert wire.decode_header(challenge).type is PacketType.LEASE_CHALLENGE
+                peer.transport.sendto(wire.answer_challenge(challenge, lease, ident.sign), dest)
             ack = wire.decode_lease_ack(await a.get())[1]
             assert ack.hard_limit_kbps == 20_000
             wire.decode_lease_ack(await b.get())
+            # the client's lease, replayed by the intruder, does not take the client's role
+            intruder.transport.sendto(
+                wire.encode_lease_present(sid, Role.CLIENT, grants["client"]["lease"]), dest
+            )
+            stolen = await intruder.get()
+            intruder.transport.sendto(
+                wire.answer_challenge(stolen, grants["client"]["lease"], Identity.generate().sign),
+                dest,
+            )
+            assert wire.decode_lease_reject(await intruder.get())[1].reason == 8
             for i in range(20):
                 a.transport.sendto(wire.encode_forward(sid, b"c2h-%d" % i), dest)
                 assert wire.forward_payload(await b.get())[1] == b"c2h-%d" % i

@@ -25,6 +25,7 @@ from wavry.relay import wire
 from wavry.relay.http import render_relay_metrics
 from wavry.relay.server import RelayConfig, RelayServer, open_gro_socket
 from wavry.relay.wire import Role
+from wavry.rift.identity import Identity
 
 RELAY_ID = "relay-gro-test"
 T0 = 1_900_000_000.0
@@ -89,8 +90,11 @@ class Relay:
     async def present(self, s: socket.socket, role: Role, sid: uuid.UUID, **kw: Any) -> None:
         args: dict[str, Any] = {"slimit_kbps": 20000, "hlimit_kbps": 40000, "now": T0}
         args.update(kw)
-        token = self.signer.mint(f"wavry-{role.claim}", sid, role.claim, RELAY_ID, **args)
+        key = Identity.generate()
+        token = self.signer.mint(key.wavry_id, sid, role.claim, RELAY_ID, **args)
         s.sendto(wire.encode_lease_present(sid, role, token), self.addr)
+        challenge = await self.recv(s)  # a new address proves itself first
+        s.sendto(wire.answer_challenge(challenge, token, key.sign), self.addr)
         reply = await self.recv(s)
         assert wire.decode_header(reply).type is wire.PacketType.LEASE_ACK
 
@@ -198,8 +202,9 @@ async def test_partial_bitrate_budget_forwards_exactly_the_prefix() -> None:
 
 @async_test
 async def test_ip_packet_limit_admitting_part_of_a_run() -> None:
-    # burst 8 per IP, the clock stands still: two leases use 2, the run of 10 gets 6 through
-    async with Relay(ip_packet_rate=1.0, ip_packet_burst=8) as r:
+    # burst 10 per IP, the clock stands still: two leases (present + proof each) use 4, the
+    # run of 10 gets 6 through
+    async with Relay(ip_packet_rate=1.0, ip_packet_burst=10) as r:
         sid, client, host = await r.pair()
         run = [_fwd(sid, i) for i in range(10)]
         r.send_run(client, run)

@@ -21,6 +21,7 @@ from wavry.controlplane.lease import LeaseSigner, LeaseVerifier, generate_privat
 from wavry.relay.server import RelayConfig, RelayServer
 from wavry.relay.tunnel import RelayRejected, RelayTunnel
 from wavry.relay.wire import Role
+from wavry.rift.identity import Identity
 
 RELAY_ID = "relay-e2e"
 
@@ -48,25 +49,33 @@ def test_rift_session_through_relay(tmp_path: Path) -> None:
         relay_addr = await relay.start("127.0.0.1", 0)
         host, host_port = await _start_host(tmp_path / "host")
         sid = uuid.uuid4()
+        keys = {Role.CLIENT: Identity.generate(), Role.HOST: Identity.generate()}
 
         def lease(role: Role) -> str:
             return str(
                 signer.mint(
-                    f"peer-{role.claim}", sid, role.claim, RELAY_ID,
+                    keys[role].wavry_id, sid, role.claim, RELAY_ID,
                     slimit_kbps=20000, hlimit_kbps=40000,
                 )
             )  # fmt: skip
 
         # a lease for the wrong role is refused before anything is forwarded
-        bogus = RelayTunnel(relay_addr, sid, Role.HOST, lease(Role.CLIENT))
+        bogus = RelayTunnel(relay_addr, sid, Role.HOST, lease(Role.CLIENT), keys[Role.CLIENT])
         with pytest.raises(RelayRejected):
             await bogus.start()
 
         host_tunnel = RelayTunnel(
-            relay_addr, sid, Role.HOST, lease(Role.HOST), app_addr=("127.0.0.1", host_port)
+            relay_addr,
+            sid,
+            Role.HOST,
+            lease(Role.HOST),
+            keys[Role.HOST],
+            app_addr=("127.0.0.1", host_port),
         )
         await host_tunnel.start()
-        client_tunnel = RelayTunnel(relay_addr, sid, Role.CLIENT, lease(Role.CLIENT))
+        client_tunnel = RelayTunnel(
+            relay_addr, sid, Role.CLIENT, lease(Role.CLIENT), keys[Role.CLIENT]
+        )
         local = await client_tunnel.start()
         stats = tmp_path / "stats.json"
         client = await asyncio.create_subprocess_exec(
@@ -83,6 +92,8 @@ def test_rift_session_through_relay(tmp_path: Path) -> None:
             assert client_tunnel.stats.to_relay > 50 and client_tunnel.stats.from_relay > 50
             assert host_tunnel.stats.from_relay > 50 and host_tunnel.stats.to_relay > 50
             assert relay.stats.packets_forwarded >= client_tunnel.stats.to_relay
+            # each tunnel proved its address once (its keep-alives come from the same one)
+            assert client_tunnel.stats.challenges == host_tunnel.stats.challenges == 1
         finally:
             host.terminate()
             await host.wait()

@@ -35,6 +35,7 @@ from wavry.relay.http import RelayHttpServer, render_relay_metrics
 from wavry.relay.registration import GatewayClient, GatewayError, RegistrationLoop, RelayInfo
 from wavry.relay.server import RelayConfig, RelayServer
 from wavry.relay.wire import Role
+from wavry.rift.identity import Identity
 
 RELAY_ID = "relay-test-1"
 T0 = 1_900_000_000.0
@@ -90,6 +91,7 @@ class Peer(asyncio.DatagramProtocol):
 
 class Harness:
     def __init__(self, **config: Any) -> None:
+        self.keys = {Role.CLIENT: Identity.generate(), Role.HOST: Identity.generate()}
         self.clock = Clock()
         self.signer = LeaseSigner(generate_private_key())
         self.verifier = LeaseVerifier({self.signer.kid: self.signer.public_key}, RELAY_ID)
@@ -121,7 +123,7 @@ class Harness:
     def lease(self, role: Role, sid: uuid.UUID, **kw: Any) -> str:
         signer = kw.pop("signer", self.signer)
         args: dict[str, Any] = {
-            "sub": f"wavry-{role.claim}",
+            "sub": self.keys[role].wavry_id,
             "rid": RELAY_ID,
             "slimit_kbps": 20000,
             "hlimit_kbps": 40000,
@@ -131,13 +133,29 @@ class Harness:
         return str(signer.mint(sid=sid, role=role.claim, **args))
 
     async def present(
-        self, peer: Peer, role: Role, sid: uuid.UUID, token: str | None = None, renew: bool = False
-    ) -> wire.LeaseAck | wire.LeaseReject:
+        self,
+        peer: Peer,
+        role: Role,
+        sid: uuid.UUID,
+        token: str | None = None,
+        renew: bool = False,
+        key: Identity | None = None,
+        prove: bool = True,
+    ) -> wire.LeaseAck | wire.LeaseReject | wire.LeaseChallenge:
+        """Present a lease; answer a challenge with a proof signed by ``key`` (default: the
+        role's key) unless ``prove`` is False; return the relay's final answer."""
         token = token if token is not None else self.lease(role, sid)
         peer.send(wire.encode_lease_present(sid, role, token, renew=renew))
         reply = await peer.recv()
         header = wire.decode_header(reply)
         assert header.session_id == sid
+        if header.type is wire.PacketType.LEASE_CHALLENGE:
+            if not prove:
+                return wire.decode_lease_challenge(reply)[1]
+            signer = key or self.keys[role]
+            peer.send(wire.answer_challenge(reply, token, signer.sign))
+            reply = await peer.recv()
+            header = wire.decode_header(reply)
         if header.type is wire.PacketType.LEASE_ACK:
             return wire.decode_lease_ack(reply)[1]
         return wire.decode_lease_reject(reply)[1]
@@ -187,8 +205,12 @@ async def test_two_peers_relay_both_ways_and_outsider_gets_nothing() -> None:
         assert st.dropped["unbound_source"] == 1 and st.dropped["unknown_session"] == 1
         assert st.packets_forwarded == 7 and h.server.session_count == 1
         assert h.server.session_info(sid) == {
-            "client": {"addr": client.addr, "sub": "wavry-client", "expires_at": T0 + 300},
-            "host": {"addr": host.addr, "sub": "wavry-host", "expires_at": T0 + 300},
+            "client": {
+                "addr": client.addr,
+                "sub": h.keys[Role.CLIENT].wavry_id,
+                "expires_at": T0 + 300,
+            },
+            "host": {"addr": host.addr, "sub": h.keys[Role.HOST].wavry_id, "expires_at": T0 + 300},
         }
 
 
@@ -231,6 +253,83 @@ async def test_spoofed_forward_and_rebinding() -> None:
         assert client.queue.empty() and spoofer.queue.empty() and host.queue.empty()
         assert h.server.stats.dropped["unbound_source"] == 2
         assert h.server.stats.rebinds == 1
+
+
+@async_test
+async def test_replayed_lease_does_not_steal_the_binding() -> None:
+    """Issue 21: a peer's LEASE_PRESENT replayed from another address rebound the role. Now
+    the new address is challenged and must sign the cookie with the lease's device key."""
+    async with Harness() as h:
+        sid = uuid.uuid4()
+        client, host, thief = await h.peer(), await h.peer(), await h.peer()
+        token = h.lease(Role.CLIENT, sid)
+        present = wire.encode_lease_present(sid, Role.CLIENT, token)
+        client.send(present)
+        challenge = await client.recv()
+        assert wire.decode_header(challenge).type is wire.PacketType.LEASE_CHALLENGE
+        proof = wire.answer_challenge(challenge, token, h.keys[Role.CLIENT].sign)
+        client.send(proof)
+        assert wire.decode_header(await client.recv()).type is wire.PacketType.LEASE_ACK
+        assert isinstance(await h.present(host, Role.HOST, sid), wire.LeaseAck)
+        # the thief replays what it saw on the wire, byte for byte, from its own address
+        thief.send(present)
+        stolen = await thief.recv()
+        assert wire.decode_header(stolen).type is wire.PacketType.LEASE_CHALLENGE
+        thief.send(proof)  # the client's proof is for the client's address
+        assert _reason(wire.decode_lease_reject(await thief.recv())[1]) == 8
+        thief_key = Identity.generate()  # its own key is not the lease's
+        thief.send(wire.answer_challenge(stolen, token, thief_key.sign))
+        assert _reason(wire.decode_lease_reject(await thief.recv())[1]) == 8
+        # the binding did not move: traffic still flows between the real peers only
+        host.forward(sid, b"to the real client")
+        assert await client.recv() == wire.encode_forward(sid, b"to the real client")
+        client.forward(sid, b"to the host")
+        assert await host.recv() == wire.encode_forward(sid, b"to the host")
+        thief.forward(sid, b"injected")
+        await h.settle()
+        assert thief.queue.empty() and host.queue.empty() and client.queue.empty()
+        assert h.server.stats.rebinds == 0
+        assert h.server.session_info(sid)["client"]["addr"] == client.addr  # type: ignore[index]
+        # a present from the bound address refreshes without a challenge (keep-alive)
+        assert isinstance(await h.present(client, Role.CLIENT, sid, token, prove=False),
+                          wire.LeaseAck)  # fmt: skip
+        # a challenge answered too late is refused
+        mover = await h.peer()
+        late = await h.present(mover, Role.CLIENT, sid, token, prove=False)
+        assert isinstance(late, wire.LeaseChallenge)
+        h.clock.advance(11)
+        mover.send(
+            wire.encode_lease_proof(
+                sid, Role.CLIENT, late.cookie,
+                h.keys[Role.CLIENT].sign(wire.proof_message(sid, Role.CLIENT, late.cookie)),
+                token,
+            )
+        )  # fmt: skip
+        assert _reason(wire.decode_lease_reject(await mover.recv())[1]) == 8
+
+
+@async_test
+async def test_identity_pinned_per_role() -> None:
+    """A valid lease naming another ``sub`` for a bound session and role does not rebind it,
+    from any address, even with a good proof for that other identity."""
+    async with Harness() as h:
+        sid, client, host = await h.pair()
+        other = Identity.generate()
+        foreign = h.lease(Role.CLIENT, sid, sub=other.wavry_id)
+        intruder = await h.peer()
+        assert _reason(await h.present(intruder, Role.CLIENT, sid, foreign, key=other)) == 7
+        assert _reason(await h.present(client, Role.CLIENT, sid, foreign, key=other)) == 7
+        renew = await h.present(client, Role.CLIENT, sid, foreign, renew=True, key=other)
+        assert _reason(renew) == 7
+        host.forward(sid, b"still the client")
+        assert await client.recv() == wire.encode_forward(sid, b"still the client")
+        await h.settle()
+        assert intruder.queue.empty()
+        assert h.server.stats.rejects["identity_mismatch"] == 3
+        # a lease whose sub is not a Wavry ID cannot prove anything: refused
+        sid2 = uuid.uuid4()
+        bogus = h.lease(Role.HOST, sid2, sub="not-a-wavry-id")
+        assert _reason(await h.present(intruder, Role.HOST, sid2, bogus)) == 8
 
 
 @async_test
@@ -340,14 +439,14 @@ async def test_rate_limits_and_bans() -> None:
             assert isinstance(await h.present(p, Role.CLIENT, sid), wire.LeaseAck)
         assert _reason(await h.present(p, Role.CLIENT, sid)) == 6  # same identity, too fast
         assert isinstance(await h.present(p, Role.HOST, sid), wire.LeaseAck)  # other identity
-        h.server.banned_identities.add("wavry-host")
+        h.server.banned_identities.add(h.keys[Role.HOST].wavry_id)
         assert _reason(await h.present(p, Role.HOST, sid)) == 5
-    async with Harness(ip_lease_burst=1, ip_lease_rate=0.001) as h:
-        sid, p = uuid.uuid4(), await h.peer()
+    async with Harness(ip_lease_burst=2, ip_lease_rate=0.001) as h:
+        sid, p = uuid.uuid4(), await h.peer()  # present + proof: two lease datagrams
         assert isinstance(await h.present(p, Role.CLIENT, sid), wire.LeaseAck)
         assert _reason(await h.present(p, Role.HOST, sid)) == 6
-    async with Harness(ip_packet_burst=5, ip_packet_rate=0.001) as h:
-        sid, client, host = await h.pair()  # 2 packets
+    async with Harness(ip_packet_burst=7, ip_packet_rate=0.001) as h:
+        sid, client, host = await h.pair()  # 4 packets (presents and proofs)
         for i in range(5):
             client.forward(sid, b"%d" % i)
         await h.settle()

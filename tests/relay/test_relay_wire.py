@@ -20,8 +20,8 @@ def test_header_layout() -> None:
     header = wire.decode_header(b"W\x01\x04\x00" + SID_BYTES)
     assert header == wire.Header(PacketType.LEASE_RENEW, SID, 0)
     assert wire.HEADER_LEN == 20
-    assert [int(t) for t in PacketType] == [0x01, 0x02, 0x03, 0x04, 0x10]
-    assert [int(r) for r in RejectReason] == [1, 2, 3, 4, 5, 6]
+    assert [int(t) for t in PacketType] == [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x10]
+    assert [int(r) for r in RejectReason] == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_lease_present_golden_and_roundtrip() -> None:
@@ -53,6 +53,35 @@ def test_ack_reject_forward_golden() -> None:
     assert wire.forward_payload(fwd) == (wire.Header(PacketType.FORWARD, SID), b"\x00riftdatagram")
 
 
+def test_challenge_and_proof_golden_and_roundtrip() -> None:
+    """The address proof of §4, byte for byte (an independent peer must produce these)."""
+    from wavry.rift.identity import Identity, verify_signature
+
+    cookie = bytes(range(32))
+    challenge = wire.encode_lease_challenge(SID, Role.CLIENT, cookie)
+    assert challenge == b"W\x01\x05\x00" + SID_BYTES + b"\x00" + cookie and len(challenge) == 53
+    assert wire.decode_lease_challenge(challenge)[1] == wire.LeaseChallenge(Role.CLIENT, cookie)
+    message = wire.proof_message(SID, Role.CLIENT, cookie)
+    assert message == b"wavry-relay-proof:" + SID_BYTES + b"\x00" + cookie
+    key = Identity.from_private_bytes(bytes(32))
+    token = "v4.public.abc"
+    proof = wire.answer_challenge(challenge, token, key.sign)
+    signature = key.sign(message)  # Ed25519 is deterministic
+    assert proof == (
+        b"W\x01\x06\x00" + SID_BYTES + b"\x00" + cookie + signature + b"\x00\x0d" + token.encode()
+    )
+    header, decoded = wire.decode_lease_proof(proof)
+    assert header.type is PacketType.LEASE_PROOF
+    assert decoded == wire.LeaseProof(Role.CLIENT, cookie, signature, token)
+    assert verify_signature(key.public_key, decoded.signature, message)
+    for bad in (challenge[:-1], challenge + b"x", challenge[:20] + b"\x02" + cookie):
+        with pytest.raises(WireError):
+            wire.decode_lease_challenge(bad)
+    for bad in (proof[:-1], proof + b"x", proof[:20] + b"\x07" + proof[21:], proof[:118]):
+        with pytest.raises(WireError):
+            wire.decode_lease_proof(bad)
+
+
 @pytest.mark.parametrize(
     ("data", "match"),
     [
@@ -60,7 +89,7 @@ def test_ack_reject_forward_golden() -> None:
         (b"W\x01\x10\x00" + SID_BYTES[:15], "shorter"),
         (b"X\x01\x10\x00" + SID_BYTES, "magic"),
         (b"W\x02\x10\x00" + SID_BYTES, "version"),
-        (b"W\x01\x05\x00" + SID_BYTES, "type"),
+        (b"W\x01\x07\x00" + SID_BYTES, "type"),
         (b"W\x01\x00\x00" + SID_BYTES, "type"),
         (b"W\x01\x10\x01" + SID_BYTES, "flags"),
         (b"W\x01\x10\x00" + SID_BYTES + b"x" * 65500, "too large"),

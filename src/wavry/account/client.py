@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from wavry.controlplane.devicelogin import device_login_message
 from wavry.rift.identity import Identity
 
 __all__ = [
@@ -80,8 +81,8 @@ def device_proof(identity: Identity, user_id: str) -> str:
 
 def device_login_signature(identity: Identity, timestamp: int, base_url: str) -> str:
     """The signature of `POST /v1/auth/device` (CONTROL_PLANE.md §2)."""
-    msg = DEVICE_LOGIN_CONTEXT + f"{timestamp}:{normalize_url(base_url)}".encode()
-    return _b64url(identity.sign(msg))
+    # the gateway's canonical form of the URL (lower case, default port dropped): spec §2
+    return _b64url(identity.sign(device_login_message(timestamp, normalize_url(base_url))))
 
 
 def normalize_url(url: str) -> str:

@@ -53,15 +53,19 @@ def bench_extras(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from wavry.bench.flood import bench_flood_command
+    from wavry.bench.gateway import bench_gateway_command
     from wavry.bench.lab_cli import lab_app
-    from wavry.gateway.bench_gateway import bench_gateway_command
-    from wavry.gateway.bench_relay import bench_relay_command
+    from wavry.bench.relay import bench_relay_command
 
     bench_app.command("relay", help="Relay forwarding rate and added latency vs a bare echo.")(
         bench_relay_command
     )
     bench_app.command("gateway", help="Signaling sockets, round trips, loop lag under login load.")(
         bench_gateway_command
+    )
+    bench_app.command("flood", help="Junk floods at the relay and STUN while a session streams.")(
+        bench_flood_command
     )
     app.add_typer(bench_app, name="bench")
     app.add_typer(lab_app, name="lab", help="Network lab: impairment proxy, namespaces.")

@@ -84,6 +84,8 @@ class RejectReason(enum.IntEnum):
     SESSION_FULL = 4
     BANNED = 5
     RATE_LIMITED = 6
+    IDENTITY_MISMATCH = 7  # the role is bound to another identity (lease ``sub``)
+    BAD_PROOF = 8  # address proof: stale or forged cookie, or not signed by ``sub``'s key
 
 
 class LeaseError(Exception):

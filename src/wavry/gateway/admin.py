@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, update
 
 from wavry.gateway.admin_page import render_page
+from wavry.gateway.api import client_ip
 from wavry.gateway.errors import ApiError
 from wavry.gateway.models import PRESENCE_TTL, AuditEntry, Device, Session, User
 from wavry.gateway.state import GatewayState
@@ -36,7 +37,7 @@ def _state(request: Request) -> GatewayState:
 
 
 def _ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_ip(request)
 
 
 def _token_ok(state: GatewayState, token: str) -> bool:
@@ -100,7 +101,7 @@ async def overview(state: GatewayState) -> dict[str, Any]:
                 )
             )
         ).scalar_one()
-        live = (
+        tokens = (
             await s.execute(
                 select(func.count())
                 .select_from(Session)
@@ -111,7 +112,9 @@ async def overview(state: GatewayState) -> dict[str, Any]:
         "users": users,
         "devices": devices,
         "devices_online": online,
-        "live_sessions": live,
+        # one signaling socket per online device, on whichever instance holds it
+        "live_sessions": online,
+        "active_tokens": tokens,
         "signal_sockets_here": len(state.hub.local),
         "relays": await state.relays.listing(),
         "instance": state.instance_id,
@@ -136,6 +139,25 @@ async def list_users(state: GatewayState, limit: int = 200) -> list[dict[str, An
         ]
 
 
+async def list_devices(state: GatewayState, limit: int = 500) -> list[dict[str, Any]]:
+    """Devices with their owner, online ones first, then the most recently seen."""
+    async with state.db() as s:
+        rows = (
+            await s.execute(
+                select(Device, User.username)
+                .join(User, User.id == Device.user_id)
+                .order_by(Device.last_seen.desc(), Device.created_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    out = [
+        {**dev.public(), "owner": username, "last_seen": dev.last_seen or None}
+        for dev, username in rows
+    ]
+    out.sort(key=lambda d: not d["online"])
+    return out
+
+
 async def audit_log(state: GatewayState, limit: int = 200) -> list[dict[str, Any]]:
     async with state.db() as s:
         rows = (
@@ -155,14 +177,14 @@ async def audit_log(state: GatewayState, limit: int = 200) -> list[dict[str, Any
         ]
 
 
-async def _revoke(state: GatewayState, user_id: str) -> int:
+async def _revoke(state: GatewayState, user_id: str, code: str = "token_revoked") -> int:
     async with state.db() as s, s.begin():
         res = await s.execute(
             update(Session)
             .where(Session.user_id == user_id, Session.revoked.is_(False))
             .values(revoked=True)
         )
-    await state.hub.kick_user(user_id, "sessions revoked")
+    await state.hub.kick_user(user_id, code, "sessions revoked")
     return int(getattr(res, "rowcount", 0) or 0)
 
 
@@ -173,7 +195,7 @@ async def ban(state: GatewayState, user_id: str, body: BanIn, ip: str) -> dict[s
         if user is None:
             raise ApiError(404, "not_found", "no such user")
         user.banned_until, user.ban_reason = until, body.reason or None
-    revoked = await _revoke(state, user_id)
+    revoked = await _revoke(state, user_id, "suspended")
     detail = f"until={until:.0f} reason={body.reason!r} revoked={revoked}"
     await state.audit("admin", "user.ban", user_id, detail, ip)
     return {"ok": True, "banned_until": until, "revoked_sessions": revoked}
@@ -216,6 +238,11 @@ async def api_revoke(body: RevokeIn, request: Request, state: Admin) -> dict[str
     return {"ok": True, "revoked_sessions": n}
 
 
+@router.get("/admin/api/devices")
+async def api_devices(state: Admin) -> dict[str, Any]:
+    return {"devices": await list_devices(state)}
+
+
 @router.get("/admin/api/relays")
 async def api_relays(state: Admin) -> dict[str, Any]:
     return {"relays": await state.relays.listing()}
@@ -253,6 +280,7 @@ async def page(request: Request, msg: str = "") -> Response:
         "dashboard",
         overview=await overview(state),
         users=await list_users(state),
+        devices=await list_devices(state),
         audit=await audit_log(state, 50),
         msg=msg,
         now=time.time(),

@@ -36,8 +36,9 @@ _DASH = """{% extends "base" %}{% block body %}
 <table id="overview">
 <tr><th>users</th><td>{{ overview.users }}</td></tr>
 <tr><th>devices (online)</th><td>{{ overview.devices }} ({{ overview.devices_online }})</td></tr>
-<tr><th>live sessions</th><td>{{ overview.live_sessions }}</td></tr>
+<tr><th>live sessions (signaling sockets)</th><td id="live">{{ overview.live_sessions }}</td></tr>
 <tr><th>signaling sockets here</th><td>{{ overview.signal_sockets_here }}</td></tr>
+<tr><th>unexpired login tokens</th><td>{{ overview.active_tokens }}</td></tr>
 <tr><th>instance</th><td>{{ overview.instance }}</td></tr></table>
 <h2>Relays</h2>
 <table id="relays"><tr><th>id</th><th>address</th><th>region</th><th>state</th><th>load %</th>
@@ -59,6 +60,12 @@ _DASH = """{% extends "base" %}{% block body %}
 <form method="post" action="/admin/users/{{ u.id }}/revoke">
 <button type="submit" class="revoke">Revoke sessions</button></form></td></tr>
 {% endfor %}</table>
+<h2>Devices</h2>
+<table id="devices"><tr><th>name</th><th>kind</th><th>owner</th><th>online</th>
+<th>last seen (UTC)</th><th>Wavry ID</th></tr>
+{% for d in devices %}<tr data-wavry-id="{{ d.wavry_id }}"><td>{{ d.name }}</td>
+<td>{{ d.kind }}</td><td>{{ d.owner }}</td><td>{{ "yes" if d.online else "no" }}</td>
+<td>{{ fmt(d.last_seen) }}</td><td><code>{{ d.wavry_id }}</code></td></tr>{% endfor %}</table>
 <h2>Audit log</h2>
 <table id="audit"><tr><th>time (UTC)</th><th>actor</th><th>action</th><th>target</th>
 <th>detail</th><th>ip</th></tr>

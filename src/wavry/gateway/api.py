@@ -1,71 +1,34 @@
-"""Accounts and devices: the HTTP routes of docs/spec/CONTROL_PLANE.md §2."""
+"""What the HTTP routes of docs/spec/CONTROL_PLANE.md §2 share: request and response models,
+the bearer-token check, token issuing; and the read-only routes ``/v1/me`` and ``/v1/hosts``.
+
+The routes that change accounts live in :mod:`wavry.gateway.accounts`, those of devices in
+:mod:`wavry.gateway.devices`.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
-import uuid
 from typing import Annotated, Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, select
+from starlette.requests import HTTPConnection
 
 from wavry.gateway.errors import ApiError
 from wavry.gateway.models import Device, Session, User
-from wavry.gateway.security import TotpBox, hash_token, new_token
+from wavry.gateway.security import hash_token, new_token
 from wavry.gateway.state import GatewayState
-from wavry.rift.identity import InvalidWavryId, public_key_from_wavry_id, verify_signature
 
-__all__ = ["DEVICE_PROOF_CONTEXT", "authenticate", "router"]
+__all__ = ["authenticate", "authenticate_session", "client_ip", "issue_token", "router"]
 
-DEVICE_PROOF_CONTEXT = b"wavry-device:"
 router = APIRouter()
 
-_EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$"
-_USERNAME = r"^[A-Za-z0-9_.-]{3,32}$"
-_CODE = r"^[0-9]{6}$"
+CODE_PATTERN = r"^[0-9]{6}$"
 
 
-class _In(BaseModel):
+class In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-
-class RegisterIn(_In):
-    email: str = Field(pattern=_EMAIL, max_length=254)
-    username: str = Field(pattern=_USERNAME)
-    password: str = Field(min_length=8, max_length=256)
-    display_name: str = Field(min_length=1, max_length=64)
-
-
-class LoginIn(_In):
-    login: str = Field(min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=256)
-    totp_code: str | None = Field(default=None, max_length=16)
-
-
-class PasswordIn(_In):
-    password: str = Field(min_length=1, max_length=256)
-
-
-class TotpEnableIn(_In):
-    secret: str = Field(pattern=r"^[A-Z2-7]{16,64}$")
-    code: str = Field(pattern=_CODE)
-
-
-class TotpDisableIn(_In):
-    password: str = Field(min_length=1, max_length=256)
-    code: str = Field(pattern=_CODE)
-
-
-class DeviceIn(_In):
-    wavry_id: str = Field(min_length=43, max_length=43)
-    name: str = Field(min_length=1, max_length=64)
-    kind: str = Field(pattern=r"^(host|client)$")
-    proof: str = Field(min_length=80, max_length=100, description="base64(url) Ed25519 signature")
 
 
 class UserOut(BaseModel):
@@ -96,11 +59,6 @@ class MeOut(BaseModel):
     devices: list[DeviceOut]
 
 
-class TotpSetupOut(BaseModel):
-    secret: str
-    otpauth_uri: str
-
-
 class OkOut(BaseModel):
     ok: bool
 
@@ -124,27 +82,39 @@ def gw(request: Request) -> GatewayState:
     return state
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_ip(conn: HTTPConnection) -> str:
+    """The client's address (``X-Forwarded-For`` only from trusted proxies, see clientip)."""
+    state: GatewayState = conn.app.state.gw
+    return state.addresses.of(conn)
 
 
-async def authenticate(state: GatewayState, token: str) -> User:
-    """Return the user of a live session token, or raise 401."""
+async def authenticate_session(state: GatewayState, token: str) -> tuple[User, Session]:
+    """The user and session row of a live token, or raise 401 (403 for a suspended user).
+
+    A token issued by device-key login lives only as long as its device."""
     now = time.time()
     async with state.db() as s:
         row = (
             await s.execute(
-                select(Session, User)
+                select(Session, User, Device.user_id)
                 .join(User, User.id == Session.user_id)
+                .outerjoin(Device, Device.wavry_id == Session.device_wavry_id)
                 .where(Session.token_hash == hash_token(token))
             )
         ).first()
     if row is None or row[0].revoked or row[0].expires_at <= now:
         raise ApiError(401, "invalid_token", "missing, expired or revoked session token")
-    user: User = row[1]
+    session, user, device_owner = row
+    if session.device_wavry_id is not None and device_owner != user.id:
+        raise ApiError(401, "invalid_token", "the device this token was issued to is gone")
     if user.banned_until is not None and user.banned_until > now:
         raise ApiError(403, "suspended", "this account is suspended")
-    return user
+    return user, session
+
+
+async def authenticate(state: GatewayState, token: str) -> User:
+    """Return the user of a live session token, or raise 401."""
+    return (await authenticate_session(state, token))[0]
 
 
 def bearer(request: Request) -> str:
@@ -163,7 +133,10 @@ State = Annotated[GatewayState, Depends(gw)]
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-async def _issue(state: GatewayState, user: User, ip: str) -> dict[str, Any]:
+async def issue_token(
+    state: GatewayState, user: User, ip: str, device: str | None = None
+) -> dict[str, Any]:
+    """A new session token for ``user`` (bound to ``device`` for device-key logins)."""
     token = new_token()
     now = time.time()
     expires = now + state.settings.token_ttl
@@ -175,164 +148,14 @@ async def _issue(state: GatewayState, user: User, ip: str) -> dict[str, Any]:
                 created_at=now,
                 expires_at=expires,
                 revoked=False,
-                ip=ip,
+                ip=ip[:64],
+                device_wavry_id=device,
             )
         )
     return {"user": user.public(), "token": token, "expires_at": expires}
 
 
-@router.post(
-    "/v1/auth/register", status_code=201, response_model=AuthOut, responses=ERROR_RESPONSES
-)
-async def register(body: RegisterIn, request: Request, state: State) -> dict[str, Any]:
-    email = body.email.lower()
-    username = body.username.lower()
-    async with state.db() as s:
-        taken = (
-            await s.execute(
-                select(User.email, User.username).where(
-                    or_(User.email == email, User.username == username)
-                )
-            )
-        ).first()
-    if taken is not None:
-        field = "email" if taken[0] == email else "username"
-        raise ApiError(409, f"{field}_taken", f"this {field} is already registered")
-    pw_hash = await state.passwords.hash(body.password)
-    user = User(
-        id=uuid.uuid4().hex,
-        email=email,
-        username=username,
-        display_name=body.display_name,
-        password_hash=pw_hash,
-        totp_secret=None,
-        created_at=time.time(),
-        failed_logins=0,
-        locked_until=0.0,
-    )
-    try:
-        async with state.db() as s, s.begin():
-            s.add(user)
-    except IntegrityError:  # unique violation in a race with another registration
-        raise ApiError(409, "username_taken", "this email or username is taken") from None
-    state.metrics.auth.labels("registered").inc()
-    return await _issue(state, user, client_ip(request))
-
-
-async def _fail_login(state: GatewayState, user: User | None, ip: str, outcome: str) -> None:
-    now = time.time()
-    state.ip_lockout.failed(ip, now)
-    state.metrics.auth.labels(outcome).inc()
-    if user is None:
-        return
-    limit = state.settings.lockout_failures
-    async with state.db() as s, s.begin():
-        await s.execute(
-            update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
-        )
-        count = (await s.execute(select(User.failed_logins).where(User.id == user.id))).scalar_one()
-        if count >= limit:
-            await s.execute(
-                update(User)
-                .where(User.id == user.id)
-                .values(failed_logins=0, locked_until=now + state.settings.lockout_seconds)
-            )
-
-
-@router.post("/v1/auth/login", response_model=AuthOut, responses=ERROR_RESPONSES)
-async def login(body: LoginIn, request: Request, state: State) -> dict[str, Any]:
-    ip = client_ip(request)
-    now = time.time()
-    wait = state.ip_lockout.locked_for(ip, now)
-    if wait > 0:
-        state.metrics.auth.labels("locked").inc()
-        raise ApiError(429, "locked", "too many failed logins from this address", wait)
-    name = body.login.lower()
-    async with state.db() as s:
-        user = (
-            await s.execute(select(User).where(or_(User.email == name, User.username == name)))
-        ).scalar_one_or_none()
-    if user is not None and user.locked_until > now:
-        state.metrics.auth.labels("locked").inc()
-        raise ApiError(
-            429, "locked", "too many failed logins for this account", user.locked_until - now
-        )
-    ok = await state.passwords.verify(user.password_hash if user else None, body.password)
-    if not ok or user is None:
-        await _fail_login(state, user, ip, "invalid_credentials")
-        raise ApiError(401, "invalid_credentials", "wrong login or password")
-    if user.banned_until is not None and user.banned_until > now:
-        state.metrics.auth.labels("suspended").inc()
-        raise ApiError(403, "suspended", "this account is suspended")
-    if user.totp_secret is not None:
-        if not body.totp_code:
-            state.metrics.auth.labels("totp_required").inc()
-            raise ApiError(401, "totp_required", "this account needs a TOTP code")
-        secret = state.totp.open(user.totp_secret)
-        if secret is None or not state.totp.check(secret, body.totp_code):
-            await _fail_login(state, user, ip, "invalid_totp")
-            raise ApiError(401, "invalid_totp", "wrong or expired TOTP code")
-    state.ip_lockout.succeeded(ip)
-    if user.failed_logins:
-        async with state.db() as s, s.begin():
-            await s.execute(update(User).where(User.id == user.id).values(failed_logins=0))
-    state.metrics.auth.labels("success").inc()
-    return await _issue(state, user, ip)
-
-
-@router.post("/v1/auth/logout", status_code=204, responses=ERROR_RESPONSES)
-async def logout(request: Request, state: State, user: CurrentUser) -> Response:
-    async with state.db() as s, s.begin():
-        await s.execute(
-            update(Session)
-            .where(Session.token_hash == hash_token(bearer(request)))
-            .values(revoked=True)
-        )
-    return Response(status_code=204)
-
-
-@router.post("/v1/auth/totp/setup", response_model=TotpSetupOut, responses=ERROR_RESPONSES)
-async def totp_setup(body: PasswordIn, state: State, user: CurrentUser) -> dict[str, str]:
-    if user.totp_secret is not None:
-        raise ApiError(409, "totp_enabled", "TOTP is already enabled; disable it first")
-    if not await state.passwords.verify(user.password_hash, body.password):
-        raise ApiError(401, "invalid_credentials", "wrong password")
-    secret = TotpBox.new_secret()
-    uri = (
-        f"otpauth://totp/Wavry:{quote(user.username)}?secret={secret}"
-        "&issuer=Wavry&algorithm=SHA1&digits=6&period=30"
-    )
-    return {"secret": secret, "otpauth_uri": uri}
-
-
-@router.post("/v1/auth/totp/enable", response_model=OkOut, responses=ERROR_RESPONSES)
-async def totp_enable(body: TotpEnableIn, state: State, user: CurrentUser) -> dict[str, bool]:
-    if user.totp_secret is not None:
-        raise ApiError(409, "totp_enabled", "TOTP is already enabled")
-    if not state.totp.check(body.secret, body.code):
-        raise ApiError(400, "invalid_totp", "the code does not match this secret")
-    async with state.db() as s, s.begin():
-        await s.execute(
-            update(User).where(User.id == user.id).values(totp_secret=state.totp.seal(body.secret))
-        )
-    return {"ok": True}
-
-
-@router.post("/v1/auth/totp/disable", response_model=OkOut, responses=ERROR_RESPONSES)
-async def totp_disable(body: TotpDisableIn, state: State, user: CurrentUser) -> dict[str, bool]:
-    if user.totp_secret is None:
-        raise ApiError(409, "totp_not_enabled", "TOTP is not enabled")
-    if not await state.passwords.verify(user.password_hash, body.password):
-        raise ApiError(401, "invalid_credentials", "wrong password")
-    secret = state.totp.open(user.totp_secret)
-    if secret is None or not state.totp.check(secret, body.code):
-        raise ApiError(401, "invalid_totp", "wrong or expired TOTP code")
-    async with state.db() as s, s.begin():
-        await s.execute(update(User).where(User.id == user.id).values(totp_secret=None))
-    return {"ok": True}
-
-
-async def _devices(state: GatewayState, user_id: str, kind: str | None = None) -> list[Device]:
+async def devices_of(state: GatewayState, user_id: str, kind: str | None = None) -> list[Device]:
     q = select(Device).where(Device.user_id == user_id).order_by(Device.created_at)
     if kind:
         q = q.where(Device.kind == kind)
@@ -342,57 +165,8 @@ async def _devices(state: GatewayState, user_id: str, kind: str | None = None) -
 
 @router.get("/v1/me", response_model=MeOut, responses=ERROR_RESPONSES)
 async def me(state: State, user: CurrentUser) -> dict[str, Any]:
-    return {"user": user.public(), "devices": [d.public() for d in await _devices(state, user.id)]}
-
-
-def _decode_sig(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "==")
-    except (binascii.Error, ValueError):
-        return b""
-
-
-@router.post("/v1/devices", status_code=201, response_model=DeviceOut, responses=ERROR_RESPONSES)
-async def add_device(body: DeviceIn, state: State, user: CurrentUser) -> dict[str, Any]:
-    try:
-        public_key = public_key_from_wavry_id(body.wavry_id)
-    except InvalidWavryId as exc:
-        raise ApiError(422, "invalid_wavry_id", str(exc)) from None
-    sig = _decode_sig(body.proof)
-    if not verify_signature(public_key, sig, DEVICE_PROOF_CONTEXT + user.id.encode("ascii")):
-        raise ApiError(
-            403, "invalid_proof", "proof must be the device key's signature over wavry-device:+id"
-        )
-    now = time.time()
-    async with state.db() as s, s.begin():
-        dev = await s.get(Device, body.wavry_id)
-        if dev is not None and dev.user_id != user.id:
-            raise ApiError(409, "device_taken", "this device is registered to another account")
-        if dev is None:
-            dev = Device(
-                wavry_id=body.wavry_id,
-                user_id=user.id,
-                name=body.name,
-                kind=body.kind,
-                created_at=now,
-                online_instance=None,
-                last_seen=0.0,
-            )
-            s.add(dev)
-        else:
-            dev.name, dev.kind = body.name, body.kind
-    return dict(dev.public())
-
-
-@router.delete("/v1/devices/{wavry_id}", status_code=204, responses=ERROR_RESPONSES)
-async def delete_device(wavry_id: str, state: State, user: CurrentUser) -> Response:
-    async with state.db() as s, s.begin():
-        dev = await s.get(Device, wavry_id)
-        if dev is None or dev.user_id != user.id:
-            raise ApiError(404, "not_found", "no such device on this account")
-        await s.delete(dev)
-    await state.hub.kick(wavry_id, "device removed")
-    return Response(status_code=204)
+    devices = await devices_of(state, user.id)
+    return {"user": user.public(), "devices": [d.public() for d in devices]}
 
 
 @router.get("/v1/hosts", response_model=HostsOut, responses=ERROR_RESPONSES)
@@ -400,7 +174,7 @@ async def hosts(state: State, user: CurrentUser) -> dict[str, Any]:
     """This account's hosts, then hosts other accounts shared with it (``shared: true``)."""
     from wavry.gateway.shares import shared_hosts
 
-    own = [{**d.public(), "shared": False} for d in await _devices(state, user.id, "host")]
+    own = [{**d.public(), "shared": False} for d in await devices_of(state, user.id, "host")]
     shared = [{**d.public(), "shared": True} for d in await shared_hosts(state, user.id)]
     return {"hosts": own + shared}
 

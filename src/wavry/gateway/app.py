@@ -11,18 +11,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from wavry import __version__
 from wavry.controlplane import KeyedRateLimiter
 from wavry.controlplane.lease import LeaseSigner, load_or_create_private_key
 from wavry.controlplane.stun import start_stun_server
-from wavry.gateway import admin, api, relays, shares, signaling
-from wavry.gateway.db import make_engine, migrate, sessionmaker
+from wavry.gateway import accounts, admin, api, devices, relays, shares, signaling
+from wavry.gateway.clientip import ClientAddresses, limit_key, parse_networks
+from wavry.gateway.db import make_engine, migrate, prepare_sqlite_file, private_dir, sessionmaker
 from wavry.gateway.errors import error_response, install_error_handlers
+from wavry.gateway.lockout import LoginLockout
 from wavry.gateway.metrics import Metrics
-from wavry.gateway.security import IpLockout, Passwords, TotpBox
+from wavry.gateway.security import Passwords, TotpBox
 from wavry.gateway.settings import GatewaySettings, parse_host_port
 from wavry.gateway.state import GatewayState
 
@@ -39,7 +42,7 @@ def load_totp_key(settings: GatewaySettings) -> str:
     if path.exists():
         return path.read_text("ascii").strip()
     key = TotpBox.generate_key()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
@@ -48,11 +51,13 @@ def load_totp_key(settings: GatewaySettings) -> str:
 
 def build_state(settings: GatewaySettings) -> GatewayState:
     key = load_or_create_private_key(settings.resolved_lease_key())
+    prepare_sqlite_file(settings.db_url())
     engine = make_engine(settings.db_url())
+    db = sessionmaker(engine)
     state = GatewayState(
         settings=settings,
         engine=engine,
-        db=sessionmaker(engine),
+        db=db,
         passwords=Passwords(
             settings.argon2_concurrency,
             executor=settings.argon2_executor,
@@ -62,7 +67,8 @@ def build_state(settings: GatewaySettings) -> GatewayState:
         totp=TotpBox(load_totp_key(settings)),
         signer=LeaseSigner(key),
         metrics=Metrics(),
-        ip_lockout=IpLockout(settings.lockout_failures, settings.lockout_seconds),
+        lockout=LoginLockout(db, settings.lockout_failures, settings.lockout_seconds),
+        addresses=ClientAddresses(parse_networks(settings.trusted_proxies)),
         rate=KeyedRateLimiter(settings.rate_per_ip, settings.rate_burst),
         auth_rate=KeyedRateLimiter(settings.auth_rate_per_ip, settings.auth_rate_burst),
         hub=signaling.Hub(),
@@ -77,8 +83,12 @@ async def _housekeeping(state: GatewayState) -> None:
     while True:
         await asyncio.sleep(min(5.0, max(1.0, state.relays.interval_s)))
         try:
+            now = time.time()
             await state.hub.refresh_presence()
+            await state.hub.revalidate_tokens()
             await state.relays.expire()
+            await state.lockout.purge(now)
+            await devices.purge_device_logins(state, now)
         except Exception as exc:
             log.warning("housekeeping failed: %s", exc)
 
@@ -100,12 +110,13 @@ async def startup(state: GatewayState) -> asyncio.DatagramTransport | None:
         await state.hub.start()
     except Exception as exc:
         raise StartupError(f"redis {settings.redis_url}: {_first_line(exc)}") from None
-    stun_host, stun_port = parse_host_port(settings.stun_listen, "--stun-listen")
+    stun_listen = settings.resolved_stun_listen()
+    stun_host, stun_port = parse_host_port(stun_listen, "--stun-listen")
     try:
         transport, _ = await start_stun_server(stun_host, stun_port)
     except OSError as exc:
         raise StartupError(
-            f"cannot listen on udp {settings.stun_listen} (STUN): {exc.strerror or exc}"
+            f"cannot listen on udp {stun_listen} (STUN): {exc.strerror or exc}"
         ) from None
     state.stun_transport = transport
     state.stun_addr = tuple(transport.get_extra_info("sockname"))
@@ -154,7 +165,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     """Build the gateway app; the lifespan connects, migrates and starts STUN."""
     settings.validate_all()
     raise_fd_limit()
-    Path(settings.base_dir()).mkdir(parents=True, exist_ok=True)
+    private_dir(Path(settings.base_dir()))
     state = build_state(settings)
 
     @contextlib.asynccontextmanager
@@ -185,7 +196,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await state.engine.dispose()
             state.passwords.close()
 
-    app = FastAPI(
+    # /docs and /redoc serve Swagger UI and ReDoc from files in the fastapi-offline package:
+    # no CDN, so the API documentation works offline and on closed networks.
+    app = FastAPIOffline(
         title="Wavry gateway",
         version="1",
         description="Accounts, devices, relay registry (docs/spec/CONTROL_PLANE.md §2, §4).",
@@ -198,7 +211,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def rate_limit(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        ip = request.client.host if request.client else "unknown"
+        ip = limit_key(state.addresses.of(request))
         now = time.monotonic()
         path = request.url.path
         if path.startswith("/v1/auth/") and not state.auth_rate.allow(ip, now):
@@ -214,6 +227,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """People who open the gateway's address land on the admin page."""
+        return RedirectResponse("/admin", status_code=307)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -235,6 +253,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await state.relays.listing()
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(accounts.router)
+    app.include_router(devices.router)
     app.include_router(api.router)
     app.include_router(shares.router)
     app.include_router(relays.router)

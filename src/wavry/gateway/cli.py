@@ -94,7 +94,8 @@ async def serve(settings: GatewaySettings, level: int = logging.INFO) -> None:
         f"wavry gateway: listening on http://{addr} (signaling ws://{addr}/v1/signal, "
         f"admin http://{addr}/admin); STUN on udp {stun}; "
         f"database {settings.db_url().split('://')[0]}"
-        + (", redis pub/sub" if settings.redis_url else ""),
+        + (", redis pub/sub" if settings.redis_url else "")
+        + f"; public URL {settings.public_base_url()}",
         flush=True,
     )
     config = uvicorn.Config(
@@ -110,6 +111,9 @@ async def serve(settings: GatewaySettings, level: int = logging.INFO) -> None:
         lifespan="on",
         timeout_graceful_shutdown=3,
         server_header=False,
+        # X-Forwarded-For is the gateway's business (only from --trusted-proxies): uvicorn's
+        # default would trust it from 127.0.0.1 and let any local client pick its address.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     await server.serve(sockets=[sock])
@@ -146,8 +150,9 @@ def gateway_command(
         str | None, _opt("--redis-url", "REDIS_URL", "Redis for cross-instance signaling.")
     ] = None,
     stun_listen: Annotated[
-        str, _opt("--stun-listen", "STUN_LISTEN", "STUN UDP HOST:PORT.")
-    ] = "0.0.0.0:3478",
+        str | None,
+        _opt("--stun-listen", "STUN_LISTEN", "STUN UDP HOST:PORT [default: --listen host:3478]."),
+    ] = None,
     relay_token: Annotated[
         str | None, _opt("--relay-token", "RELAY_TOKEN", "Relay enrolment token (≥ 16 chars).")
     ] = None,
@@ -158,7 +163,20 @@ def gateway_command(
         str | None, _opt("--lease-key", "LEASE_KEY", "Ed25519 lease key file (made if absent).")
     ] = None,
     public_url: Annotated[
-        str | None, _opt("--public-url", "PUBLIC_URL", "External base URL (origin checks).")
+        str | None,
+        _opt(
+            "--public-url",
+            "PUBLIC_URL",
+            "Base URL clients use (device logins sign it; origin checks) [default: http://LISTEN].",
+        ),
+    ] = None,
+    trusted_proxies: Annotated[
+        str | None,
+        _opt(
+            "--trusted-proxies",
+            "TRUSTED_PROXIES",
+            "Comma-separated proxy IPs/networks whose X-Forwarded-For is honoured [default: none].",
+        ),
     ] = None,
     data_dir: Annotated[
         str | None, _opt("--data-dir", "DATA_DIR", "State directory (default: XDG data dir).")
@@ -179,6 +197,7 @@ def gateway_command(
         "admin_token": admin_token,
         "lease_key": lease_key,
         "public_url": public_url,
+        "trusted_proxies": trusted_proxies,
         "data_dir": data_dir,
         "production": production,
         "log_json": log_json,

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["PRESENCE_TTL", "AuditEntry", "Base", "Device", "HostShare", "Relay", "Session", "User"]
+__all__ = [
+    "PRESENCE_TTL",
+    "AuditEntry",
+    "Base",
+    "Device",
+    "DeviceLogin",
+    "HostShare",
+    "LoginFailure",
+    "Relay",
+    "Session",
+    "User",
+]
 
 PRESENCE_TTL = 30.0  # an instance refreshes its devices' last_seen every few seconds
 
@@ -20,14 +31,13 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)  # not unique: see accounts.py
     username: Mapped[str] = mapped_column(String(32), unique=True, index=True)
     display_name: Mapped[str] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(256))
     totp_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # encrypted
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
     banned_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     ban_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
@@ -51,6 +61,8 @@ class Session(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     ip: Mapped[str] = mapped_column(String(64), default="")
+    # set for tokens from device-key login: the token dies with the device
+    device_wavry_id: Mapped[str | None] = mapped_column(String(43), nullable=True, index=True)
 
 
 class Device(Base):
@@ -119,3 +131,24 @@ class HostShare(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class DeviceLogin(Base):
+    """A (wavry_id, timestamp) pair accepted by ``POST /v1/auth/device`` (each only once)."""
+
+    __tablename__ = "device_logins"
+
+    wavry_id: Mapped[str] = mapped_column(String(43), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+
+
+class LoginFailure(Base):
+    """Failed logins for one (source address, normalised login) pair."""
+
+    __tablename__ = "login_failures"
+
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    login: Mapped[str] = mapped_column(String(254), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[float] = mapped_column(Float, index=True)
+    locked_until: Mapped[float] = mapped_column(Float)

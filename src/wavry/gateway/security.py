@@ -1,4 +1,4 @@
-"""Password hashing (Argon2id off the event loop), session tokens, TOTP secrets, lockouts."""
+"""Password hashing (Argon2id off the event loop), session tokens, TOTP secrets and codes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import hmac
 import multiprocessing
 import os
 import secrets
@@ -21,7 +22,6 @@ from cryptography.fernet import Fernet, InvalidToken
 from wavry.gateway.errors import ApiError
 
 __all__ = [
-    "IpLockout",
     "Passwords",
     "PasswordsBusy",
     "TotpBox",
@@ -205,38 +205,17 @@ class TotpBox:
         return str(pyotp.random_base32())
 
     @staticmethod
-    def check(secret: str, code: str) -> bool:
-        """RFC 6238: SHA-1, 6 digits, 30 s steps, ±1 step of tolerance."""
+    def matching_step(secret: str, code: str, now: float) -> int | None:
+        """RFC 6238 (SHA-1, 6 digits, 30 s steps): the time step within ±1 step of ``now``
+        whose code is ``code``, or None. The caller accepts a step only once (§5.2)."""
         if not (len(code) == 6 and code.isdigit()):
-            return False
+            return None
         try:
-            return bool(pyotp.TOTP(secret).verify(code, valid_window=1))
+            totp = pyotp.TOTP(secret)
+            current = int(now) // 30
+            for step in (current - 1, current, current + 1):
+                if hmac.compare_digest(totp.generate_otp(step), code):
+                    return step
         except (ValueError, TypeError):
-            return False
-
-
-class IpLockout:
-    """Failed logins per source IP; locked for ``seconds`` after ``limit`` failures."""
-
-    def __init__(self, limit: int, seconds: float, max_keys: int = 65536) -> None:
-        self.limit = limit
-        self.seconds = seconds
-        self.max_keys = max_keys
-        self._fails: dict[str, tuple[int, float]] = {}  # ip -> (count, locked_until)
-
-    def locked_for(self, ip: str, now: float) -> float:
-        until = self._fails.get(ip, (0, 0.0))[1]
-        return max(0.0, until - now)
-
-    def failed(self, ip: str, now: float) -> None:
-        count, until = self._fails.pop(ip, (0, 0.0))
-        if until and until <= now:
-            count = 0
-        count += 1
-        until = now + self.seconds if count >= self.limit else 0.0
-        self._fails[ip] = (count, until)
-        while len(self._fails) > self.max_keys:
-            self._fails.pop(next(iter(self._fails)))
-
-    def succeeded(self, ip: str) -> None:
-        self._fails.pop(ip, None)
+            return None
+        return None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import socket
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wavry.controlplane.devicelogin import canonical_base_url
+from wavry.gateway.clientip import parse_networks
 from wavry.net.addr import AddressError, parse_endpoint
 from wavry.store import data_dir
 
@@ -35,11 +38,12 @@ class GatewaySettings(BaseSettings):
     listen: str = "127.0.0.1:3000"
     database_url: str = ""
     redis_url: str = ""
-    stun_listen: str = "0.0.0.0:3478"
+    stun_listen: str = ""  # empty: the --listen host, port 3478 (one bind rule for both)
     relay_token: str = ""
     admin_token: str = ""
     lease_key: str = ""
-    public_url: str = ""
+    public_url: str = ""  # empty: http://<listen host>:<port> (see public_base_url)
+    trusted_proxies: str = ""  # comma separated IPs/networks whose X-Forwarded-For counts
     totp_key: str = ""
     production: bool = False
     data_dir: str = ""
@@ -74,13 +78,38 @@ class GatewaySettings(BaseSettings):
     def resolved_lease_key(self) -> Path:
         return Path(self.lease_key) if self.lease_key else self.base_dir() / "gateway-lease.key"
 
+    def resolved_stun_listen(self) -> str:
+        """``--stun-listen``, else the HTTP listen host on port 3478: the gateway's listeners
+        are public exactly when ``--listen`` is."""
+        if self.stun_listen:
+            return self.stun_listen
+        host, _ = parse_host_port(self.listen, "--listen")
+        return f"[{host}]:3478" if ":" in host else f"{host}:3478"
+
+    def public_base_url(self) -> str:
+        """The URL clients reach this gateway at, canonical (device-key logins sign it):
+        ``--public-url``, else ``http://`` + the listen address, a wildcard host replaced by
+        this machine's host name."""
+        if self.public_url:
+            return canonical_base_url(self.public_url)
+        host, port = parse_host_port(self.listen, "--listen")
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return canonical_base_url(f"http://{netloc}")
+
     def origins(self) -> set[str]:
         return {o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()}
 
     def validate_all(self) -> None:
         """Raise :class:`ConfigError` with one clear line on anything unusable."""
         parse_host_port(self.listen, "--listen")
-        parse_host_port(self.stun_listen, "--stun-listen")
+        if self.stun_listen:
+            parse_host_port(self.stun_listen, "--stun-listen")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"--trusted-proxies: {exc}") from None
         url = self.resolved_database_url()
         if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql://")):
             raise ConfigError(
@@ -94,8 +123,11 @@ class GatewaySettings(BaseSettings):
             raise ConfigError("--admin-token must be at least 32 characters")
         if self.relay_token and len(self.relay_token) < 16:
             raise ConfigError("--relay-token must be at least 16 characters")
-        if self.public_url and not self.public_url.startswith(("http://", "https://")):
-            raise ConfigError("--public-url must start with http:// or https://")
+        if self.public_url:
+            try:
+                canonical_base_url(self.public_url)
+            except ValueError as exc:
+                raise ConfigError(f"--public-url: {exc}") from None
         if self.totp_key:
             try:
                 raw = base64.urlsafe_b64decode(self.totp_key.encode("ascii"))

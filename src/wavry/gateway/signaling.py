@@ -14,21 +14,30 @@ import contextlib
 import json
 import logging
 import time
-import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
-from sqlalchemy import update
+from sqlalchemy import select, update
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from wavry.controlplane import TokenBucket
-from wavry.gateway.api import authenticate
+from wavry.gateway.api import authenticate_session
+from wavry.gateway.clientip import limit_key
 from wavry.gateway.errors import ApiError
-from wavry.gateway.models import Device
+from wavry.gateway.models import Device, Session, User
 from wavry.gateway.shares import may_connect
+from wavry.gateway.signal_frames import (
+    MAX_FRAME,
+    BadMessage,
+    candidate_of,
+    candidates_of,
+    error_frame,
+    receive_frame,
+    session_id_of,
+)
 from wavry.gateway.state import GatewayState
 
 __all__ = ["MAX_FRAME", "Hub", "router"]
@@ -36,22 +45,11 @@ __all__ = ["MAX_FRAME", "Hub", "router"]
 log = logging.getLogger("wavry.gateway.signal")
 router = APIRouter()
 
-MAX_FRAME = 64 * 1024
 CHANNEL = "wavry:signal"
 AUTH_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0
-MAX_CANDIDATES = 32
 MAX_SESSIONS = 100_000
 SESSION_TTL = 3600.0
-TYPES = {"auth", "connect", "accept", "candidate", "relay_request", "reject"}
-
-
-class BadMessage(Exception):
-    def __init__(self, code: str, message: str, close: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.close = close
 
 
 @dataclass
@@ -63,6 +61,8 @@ class Conn:
     ip: str
     bucket: TokenBucket
     lock: asyncio.Lock
+    token_hash: str  # the socket lives only as long as the token it authenticated with
+    expires_at: float
 
 
 @dataclass
@@ -70,35 +70,6 @@ class SignalSession:
     client: str
     host: str
     created: float
-
-
-def _session_id(msg: dict[str, Any]) -> str:
-    sid = msg.get("session")
-    try:
-        if not isinstance(sid, str):
-            raise ValueError
-        return str(uuid.UUID(sid))
-    except ValueError:
-        raise BadMessage("invalid_message", "session must be a UUID string") from None
-
-
-def _candidate(obj: Any) -> dict[str, str]:
-    if (
-        not isinstance(obj, dict)
-        or obj.get("kind") not in ("host", "srflx", "relay")
-        or not isinstance(obj.get("addr"), str)
-        or not 3 <= len(obj["addr"]) <= 64
-        or ":" not in obj["addr"]
-    ):
-        raise BadMessage("invalid_message", 'candidate must be {"kind", "addr": "ip:port"}')
-    return {"kind": obj["kind"], "addr": obj["addr"]}
-
-
-def _candidates(msg: dict[str, Any]) -> list[dict[str, str]]:
-    raw = msg.get("candidates", [])
-    if not isinstance(raw, list) or len(raw) > MAX_CANDIDATES:
-        raise BadMessage("invalid_message", f"candidates must be a list of ≤ {MAX_CANDIDATES}")
-    return [_candidate(c) for c in raw]
 
 
 class Hub:
@@ -168,7 +139,14 @@ class Hub:
                 await self._close(conn, code, env.get("message", "this device connected elsewhere"))
             return
         if env.get("op") == "kick_user":
-            await self._kick_local_user(env["uid"], env.get("message", "sessions revoked"))
+            await self._kick_local_user(
+                env["uid"], env.get("code", "suspended"), env.get("message", "sessions revoked")
+            )
+            return
+        if env.get("op") == "kick_token":
+            await self._kick_local_token(
+                env["th"], env.get("code", "token_revoked"), env["message"]
+            )
             return
         conn = self.local.get(env.get("to", ""))
         if conn is None:
@@ -225,16 +203,59 @@ class Hub:
             }
             await self._redis.publish(CHANNEL, json.dumps(env))
 
-    async def kick_user(self, user_id: str, reason: str) -> None:
+    async def kick_user(self, user_id: str, code: str, reason: str) -> None:
         """Close every socket of this user, on every instance."""
-        await self._kick_local_user(user_id, reason)
+        await self._kick_local_user(user_id, code, reason)
         if self._redis is not None:
-            env = {"op": "kick_user", "uid": user_id, "message": reason}
+            env = {"op": "kick_user", "uid": user_id, "code": code, "message": reason}
             await self._redis.publish(CHANNEL, json.dumps({**env, "origin": self.gw.instance_id}))
 
-    async def _kick_local_user(self, user_id: str, reason: str) -> None:
+    async def kick_token(self, token_hash: str, code: str, reason: str) -> None:
+        """Close every socket authenticated with this token, on every instance."""
+        await self._kick_local_token(token_hash, code, reason)
+        if self._redis is not None:
+            env = {"op": "kick_token", "th": token_hash, "code": code, "message": reason}
+            await self._redis.publish(CHANNEL, json.dumps({**env, "origin": self.gw.instance_id}))
+
+    async def _kick_local_token(self, token_hash: str, code: str, reason: str) -> None:
+        for conn in [c for c in self.local.values() if c.token_hash == token_hash]:
+            await self._close(conn, code, reason)
+
+    async def revalidate_tokens(self, chunk: int = 500) -> int:
+        """Close local sockets whose token is no longer live (revoked, expired, its device or
+        user gone, user banned), however that happened: the safety net behind the immediate
+        kicks of logout, revocation and device removal. Returns how many were closed."""
+        conns = list(self.local.values())
+        if not conns:
+            return 0
+        now = time.time()
+        live: set[str] = set()
+        hashes = sorted({c.token_hash for c in conns})
+        for i in range(0, len(hashes), chunk):
+            q = (
+                select(Session.token_hash)
+                .join(User, User.id == Session.user_id)
+                .outerjoin(Device, Device.wavry_id == Session.device_wavry_id)
+                .where(
+                    Session.token_hash.in_(hashes[i : i + chunk]),
+                    Session.revoked.is_(False),
+                    Session.expires_at > now,
+                    (User.banned_until.is_(None)) | (User.banned_until <= now),
+                    (Session.device_wavry_id.is_(None)) | (Device.user_id == Session.user_id),
+                )
+            )
+            async with self.gw.db() as s:
+                live.update((await s.execute(q)).scalars())
+        closed = 0
+        for conn in conns:
+            if conn.token_hash not in live and self.local.get(conn.wavry_id) is conn:
+                await self._close(conn, "token_revoked", "the session token is no longer valid")
+                closed += 1
+        return closed
+
+    async def _kick_local_user(self, user_id: str, code: str, reason: str) -> None:
         for conn in [c for c in self.local.values() if c.user_id == user_id]:
-            await self._close(conn, "suspended", reason)
+            await self._close(conn, code, reason)
 
     async def _close(self, conn: Conn, code: str, message: str) -> None:
         await self._send(conn, {"type": "error", "code": code, "message": message})
@@ -277,7 +298,7 @@ class Hub:
             return
         if kind == "auth":
             raise BadMessage("invalid_message", "already authenticated")
-        sid = _session_id(msg)
+        sid = session_id_of(msg)
         sess = self.sessions.get(sid)
         if sess is None or conn.wavry_id not in (sess.client, sess.host):
             raise BadMessage("unknown_session", "no such session for this device")
@@ -291,7 +312,7 @@ class Hub:
                 out = {
                     "type": "accept",
                     "session": sid,
-                    "candidates": _candidates(msg),
+                    "candidates": candidates_of(msg),
                     "host_wavry_id": conn.wavry_id,
                 }
             else:
@@ -304,7 +325,7 @@ class Hub:
             out = {
                 "type": "candidate",
                 "session": sid,
-                "candidate": _candidate(msg.get("candidate")),
+                "candidate": candidate_of(msg.get("candidate")),
             }
             await self.deliver(other, out, triple)
         elif kind == "relay_request":
@@ -327,13 +348,13 @@ class Hub:
                 await self.deliver(wid, out, triple)
 
     async def _connect(self, conn: Conn, msg: dict[str, Any]) -> None:
-        sid = _session_id(msg)
+        sid = session_id_of(msg)
         target = msg.get("host")
         if conn.role != "client":
             raise BadMessage("not_allowed", "only clients send connect")
         if not isinstance(target, str) or len(target) != 43:
             raise BadMessage("invalid_message", "host must be the target Wavry ID")
-        candidates = _candidates(msg)
+        candidates = candidates_of(msg)
         known = self.sessions.get(sid)
         if known is not None and (known.client, known.host) != (conn.wavry_id, target):
             raise BadMessage("not_allowed", "this session id is in use")
@@ -368,14 +389,14 @@ class Hub:
         return origin in allowed
 
     async def _first(self, ws: WebSocket, ip: str) -> Conn:
-        raw = await asyncio.wait_for(_receive(ws), AUTH_TIMEOUT)
+        raw = await asyncio.wait_for(receive_frame(ws), AUTH_TIMEOUT)
         if raw.get("type") != "auth":
             raise BadMessage("auth_required", "the first message must be auth", close=True)
         token, wid, role = raw.get("token"), raw.get("wavry_id"), raw.get("role")
         if not isinstance(token, str) or not isinstance(wid, str) or role not in ("host", "client"):
             raise BadMessage("invalid_message", "auth needs token, wavry_id, role", close=True)
         try:
-            user = await authenticate(self.gw, token)
+            user, session = await authenticate_session(self.gw, token)
         except ApiError as exc:
             self.gw.metrics.auth.labels("signal_" + exc.code).inc()
             raise BadMessage(exc.code, exc.message, close=True) from None
@@ -393,6 +414,8 @@ class Hub:
             ip,
             TokenBucket(s.ws_msg_rate, s.ws_msg_burst, time.monotonic()),
             asyncio.Lock(),
+            session.token_hash,
+            session.expires_at,
         )
         old = self.local.get(wid)
         if old is not None:
@@ -407,26 +430,35 @@ class Hub:
         await self._send(conn, {"type": "ready", "user": user_info, "wavry_id": wid})
         return conn
 
+    async def _expire(self, conn: Conn) -> None:
+        await asyncio.sleep(max(0.0, conn.expires_at - time.time()))
+        if self.local.get(conn.wavry_id) is conn:
+            await self._close(conn, "token_expired", "the session token expired; log in again")
+
     async def serve(self, ws: WebSocket) -> None:
         gw = self.gw
-        ip = ws.client.host if ws.client else "unknown"
+        ip = limit_key(gw.addresses.of(ws))
         if not self.origin_ok(ws):
             await ws.close(1008)
             return
         if self.per_ip[ip] >= gw.settings.ws_per_ip:
             gw.metrics.rate_limited.labels("signal_ip").inc()
             await ws.accept()
-            await ws.send_text(_err("too_many_connections", "too many sockets from this address"))
+            await ws.send_text(
+                error_frame("too_many_connections", "too many sockets from this address")
+            )
             await ws.close(1008)
             return
         self.per_ip[ip] += 1
         gw.metrics.connections.inc()
         conn: Conn | None = None
+        expiry: asyncio.Task[None] | None = None
         await ws.accept()
         try:
             conn = await self._first(ws, ip)
+            expiry = asyncio.get_running_loop().create_task(self._expire(conn))
             while True:
-                msg = await _receive(ws)
+                msg = await receive_frame(ws)
                 gw.metrics.signal_messages.labels(str(msg.get("type"))[:20], "in").inc()
                 if not conn.bucket.take(time.monotonic()):
                     gw.metrics.rate_limited.labels("signal_msg").inc()
@@ -441,15 +473,17 @@ class Hub:
                     )
         except BadMessage as exc:
             with contextlib.suppress(Exception):
-                await ws.send_text(_err(exc.code, exc.message))
+                await ws.send_text(error_frame(exc.code, exc.message))
                 await ws.close(1008)
         except TimeoutError:
             with contextlib.suppress(Exception):
-                await ws.send_text(_err("auth_timeout", "no auth message in time"))
+                await ws.send_text(error_frame("auth_timeout", "no auth message in time"))
                 await ws.close(1008)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self.per_ip[ip] -= 1
             if self.per_ip[ip] <= 0:
                 del self.per_ip[ip]
@@ -461,31 +495,6 @@ class Hub:
             if ws.application_state != WebSocketState.DISCONNECTED:
                 with contextlib.suppress(Exception):
                     await ws.close()
-
-
-def _err(code: str, message: str) -> str:
-    return json.dumps({"type": "error", "code": code, "message": message})
-
-
-async def _receive(ws: WebSocket) -> dict[str, Any]:
-    """One text frame as a JSON object; binary, oversized, or non-object frames are fatal."""
-    event = await ws.receive()
-    if event["type"] == "websocket.disconnect":
-        raise WebSocketDisconnect(event.get("code", 1000))
-    if event.get("text") is None:
-        raise BadMessage("binary_frame", "only text frames are accepted", close=True)
-    text: str = event["text"]
-    if len(text) > MAX_FRAME or len(text.encode("utf-8")) > MAX_FRAME:
-        raise BadMessage("too_large", f"frames are limited to {MAX_FRAME} bytes", close=True)
-    try:
-        msg = json.loads(text)
-    except ValueError:
-        raise BadMessage("invalid_message", "frames must be JSON objects", close=True) from None
-    if not isinstance(msg, dict):
-        raise BadMessage("invalid_message", "frames must be JSON objects", close=True)
-    if msg.get("type") not in TYPES:
-        raise BadMessage("unknown_type", f"unknown message type {msg.get('type')!r}", close=True)
-    return msg
 
 
 @router.websocket("/v1/signal")

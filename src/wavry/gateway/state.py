@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from wavry.controlplane import KeyedRateLimiter
 from wavry.controlplane.lease import LeaseSigner
+from wavry.gateway.clientip import ClientAddresses
+from wavry.gateway.lockout import LoginLockout
 from wavry.gateway.metrics import Metrics
 from wavry.gateway.models import AuditEntry
-from wavry.gateway.security import IpLockout, Passwords, TotpBox
+from wavry.gateway.security import Passwords, TotpBox
 from wavry.gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
@@ -33,7 +35,8 @@ class GatewayState:
     totp: TotpBox
     signer: LeaseSigner
     metrics: Metrics
-    ip_lockout: IpLockout
+    lockout: LoginLockout
+    addresses: ClientAddresses
     rate: KeyedRateLimiter
     auth_rate: KeyedRateLimiter
     hub: Hub

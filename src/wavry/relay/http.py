@@ -85,6 +85,12 @@ def render_relay_metrics(server: Any) -> str:
     w.single(p + "leases_accepted_total", "counter", "Valid leases accepted.", st.leases_accepted)
     w.single(p + "lease_renewals_total", "counter", "Accepted LEASE_RENEW.", st.renewals)
     w.single(p + "rebinds_total", "counter", "Role bindings moved to a new address.", st.rebinds)
+    w.single(
+        p + "lease_challenges_total",
+        "counter",
+        "LEASE_CHALLENGE sent (a lease presented from an address not yet proven).",
+        st.challenges,
+    )
     w.single(p + "sessions_created_total", "counter", "Sessions created.", st.sessions_created)
     w.single(
         p + "gro_runs_total",

@@ -9,12 +9,14 @@ per-identity (lease ``sub``) lease rate, per-session hard bitrate (token bucket 
 excess dropped), session cap (new sessions rejected with code 4 when full), lease expiry and
 a 60 s idle timeout. Memory is bounded by the session cap and LRU-bounded limiter tables.
 
-Session lifecycle:
-- LEASE_PRESENT with a valid lease creates the session if needed and (re)binds that role to
-  the source address (NAT rebinding: the newest valid presentation wins), then LEASE_ACK.
-- LEASE_RENEW carries a fresh lease; it extends that role's binding (and rebinds like a
-  presentation). For a session the relay no longer has it answers LEASE_REJECT 1, telling the
-  peer to present again.
+Session lifecycle (the binding rules are in :mod:`wavry.relay.admission`):
+- LEASE_PRESENT with a valid lease from an address not yet bound to that role gets a
+  LEASE_CHALLENGE; the LEASE_PROOF answering it (cookie signed with the device key the lease
+  names) creates the session if needed and (re)binds the role to that address (NAT rebinding
+  moves a binding only this way), then LEASE_ACK. The first identity bound to a role is pinned.
+- LEASE_PRESENT / LEASE_RENEW from the bound address refresh the binding (LEASE_ACK at once);
+  a renewal extends it. For a session the relay no longer has, LEASE_RENEW answers
+  LEASE_REJECT 1, telling the peer to present again.
 - Each role's binding lives until its lease's ``exp``. The session ends when no binding is
   left, or after ``idle_timeout`` seconds without a packet for it.
 """
@@ -25,8 +27,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import struct
-import sys
 import time
 import uuid
 from collections import Counter
@@ -35,12 +35,23 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from wavry.controlplane import KeyedRateLimiter, TokenBucket
-from wavry.controlplane.lease import LeaseError, LeaseVerifier, RejectReason
+from wavry.controlplane.lease import LeaseVerifier
 from wavry.net import gso
 from wavry.relay import wire
+from wavry.relay.admission import Binding, LeaseAdmission, RelaySession
+from wavry.relay.gro import (
+    GRO_CMSG_SPACE,
+    INT,
+    RECV_SIZE,
+    SOL_UDP,
+    U16,
+    UDP_GRO,
+    GroTransport,
+    open_gro_socket,
+)
 from wavry.relay.wire import HEADER_LEN, PacketType, Role, WireError
 
-__all__ = ["RelayConfig", "RelayServer", "RelayStats"]
+__all__ = ["RelayConfig", "RelayServer", "RelayStats", "open_gro_socket"]
 
 log = logging.getLogger("wavry.relay")
 
@@ -59,6 +70,8 @@ class RelayConfig:
     ip_lease_burst: float = 40.0
     identity_lease_rate: float = 2.0  # accepted leases per second per identity (sub)
     identity_lease_burst: float = 20.0
+    reject_rate: float = 2.0  # rate-limit rejects answered per second per source IP
+    reject_burst: float = 5.0
     bitrate_burst_seconds: float = 0.25  # bucket depth at the hard limit
     min_bitrate_burst_bytes: int = 2 * 65536  # never smaller than two max datagrams
     max_tracked_keys: int = 65536  # per limiter table
@@ -85,6 +98,7 @@ class RelayStats:
     packets_forwarded: int = 0
     bytes_forwarded: int = 0
     leases_accepted: int = 0
+    challenges: int = 0  # LEASE_CHALLENGE sent (a presentation from an unproven address)
     renewals: int = 0
     rebinds: int = 0
     sessions_created: int = 0
@@ -96,110 +110,8 @@ class RelayStats:
     sessions_ended: Counter[str] = field(default_factory=Counter)  # "expired" / "idle"
 
 
-class _Binding:
-    __slots__ = ("addr", "expires_at", "hard_kbps", "soft_kbps", "sub")
-
-    def __init__(self, addr: Addr, sub: str, expires_at: float, soft: int, hard: int) -> None:
-        self.addr = addr
-        self.sub = sub
-        self.expires_at = expires_at
-        self.soft_kbps = soft
-        self.hard_kbps = hard
-
-
-class _Session:
-    __slots__ = ("bindings", "bucket", "last_activity", "sid")
-
-    def __init__(self, sid: uuid.UUID, now: float) -> None:
-        self.sid = sid
-        self.bindings: dict[Role, _Binding] = {}
-        self.last_activity = now
-        self.bucket: TokenBucket | None = None
-
-
 _FORWARD_PREFIX = bytes((wire.MAGIC, wire.VERSION, PacketType.FORWARD, 0))
-
-SOL_UDP = 17
-UDP_GRO = 104  # linux/udp.h: receive coalesced same-size datagrams, cmsg carries the size
-_GRO_CMSG_SPACE = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
-_RECV_SIZE = 65535
-_INT = struct.Struct("=i")
-_U16 = struct.Struct("=H")
-
-
-def open_gro_socket(host: str, port: int) -> socket.socket | None:
-    """A bound, non-blocking UDP socket with UDP_GRO on, or None where GRO is unavailable
-    (not Linux, old kernel). Bind errors (``OSError``) propagate like asyncio's would."""
-    if not sys.platform.startswith("linux") or not _GRO_CMSG_SPACE:
-        return None
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    family, stype, proto, _, sockaddr = infos[0]
-    sock = socket.socket(family, stype, proto)
-    try:
-        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
-    except OSError:
-        sock.close()
-        return None
-    try:
-        sock.setblocking(False)
-        sock.bind(sockaddr)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-class _GroTransport(asyncio.DatagramTransport):
-    """The relay's own socket when it reads with UDP_GRO: asyncio's transports read with
-    ``recvfrom`` and would hand over coalesced buffers without their segment size, so the relay
-    owns reading (``loop.add_reader``) and writes directly; a full send buffer drops (UDP)."""
-
-    def __init__(self, sock: socket.socket, server: RelayServer) -> None:
-        super().__init__()
-        self.sock = sock
-        self._server = server
-        self._loop = asyncio.get_running_loop()
-        self._closing = False
-        self._loop.add_reader(sock.fileno(), server._on_readable)
-
-    def sendto(self, data: Any, addr: Any = None) -> None:
-        self.send(data, addr)
-
-    def send(self, data: bytes, addr: Addr) -> bool:
-        """Send one datagram now; a full socket buffer drops it (counted). True if sent."""
-        try:
-            self.sock.sendto(data, addr)
-        except (BlockingIOError, InterruptedError):
-            self._server.stats.dropped["send_buffer_full"] += 1
-            return False
-        except OSError as exc:
-            self._server.error_received(exc)
-            return False
-        return True
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "socket":
-            return self.sock
-        if name == "sockname":
-            return self.sock.getsockname()
-        return default
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def close(self) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
-        self._server.connection_lost(None)
-
-    def abort(self) -> None:
-        self.close()
+_MAGIC_VERSION = bytes((wire.MAGIC, wire.VERSION))
 
 
 class RelayServer(asyncio.DatagramProtocol):
@@ -221,18 +133,20 @@ class RelayServer(asyncio.DatagramProtocol):
         self.stats = RelayStats()
         self.banned_identities: set[str] = set()
         self.banned_ips: set[str] = set()
-        self._sessions: dict[uuid.UUID, _Session] = {}
+        self.admission = LeaseAdmission(self)
+        self._sessions: dict[uuid.UUID, RelaySession] = {}
         cap = config.max_tracked_keys
         self._ip_packets = KeyedRateLimiter(config.ip_packet_rate, config.ip_packet_burst, cap)
         self._ip_leases = KeyedRateLimiter(config.ip_lease_rate, config.ip_lease_burst, cap)
         self._id_leases = KeyedRateLimiter(
             config.identity_lease_rate, config.identity_lease_burst, cap
         )
+        self._reject_budget = KeyedRateLimiter(config.reject_rate, config.reject_burst, cap)
         self._transport: asyncio.DatagramTransport | None = None
         # FORWARD hot path: sessions by the raw 16 header bytes (no UUID object per datagram)
-        self._by_raw: dict[bytes, _Session] = {}
+        self._by_raw: dict[bytes, RelaySession] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        self._gro: _GroTransport | None = None
+        self._gro: GroTransport | None = None
         self._gso = False
         self.started_at = monotonic()
 
@@ -244,7 +158,7 @@ class RelayServer(asyncio.DatagramProtocol):
         sock = open_gro_socket(host, port) if self.config.gro else None
         if sock is not None:
             self._gso = gso.gso_supported()
-            self._gro = _GroTransport(sock, self)
+            self._gro = GroTransport(sock, self)
             self.connection_made(self._gro)
         else:
             await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
@@ -325,7 +239,7 @@ class RelayServer(asyncio.DatagramProtocol):
         for sid in list(self._sessions):
             self._check_alive(self._sessions[sid], wall, mono)
 
-    def _check_alive(self, s: _Session, wall: float, mono: float) -> bool:
+    def _check_alive(self, s: RelaySession, wall: float, mono: float) -> bool:
         # per-datagram fast path: no allocation unless a binding actually expired
         for b in s.bindings.values():
             if wall >= b.expires_at:
@@ -344,7 +258,7 @@ class RelayServer(asyncio.DatagramProtocol):
             return False
         return True
 
-    def _end(self, s: _Session, why: str) -> None:
+    def _end(self, s: RelaySession, why: str) -> None:
         if self._sessions.pop(s.sid, None) is not None:
             self._by_raw.pop(s.sid.bytes, None)
             self.stats.sessions_ended[why] += 1
@@ -361,7 +275,7 @@ class RelayServer(asyncio.DatagramProtocol):
         recvmsg = t.sock.recvmsg
         for _ in range(self.config.read_budget):
             try:
-                data, anc, msg_flags, addr = recvmsg(_RECV_SIZE, _GRO_CMSG_SPACE)
+                data, anc, msg_flags, addr = recvmsg(RECV_SIZE, GRO_CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # a pending ICMP error from an earlier send
@@ -376,7 +290,7 @@ class RelayServer(asyncio.DatagramProtocol):
             seg = 0
             for level, kind, cdata in anc:
                 if level == SOL_UDP and kind == UDP_GRO and len(cdata) >= 4:
-                    seg = _INT.unpack_from(cdata)[0]
+                    seg = INT.unpack_from(cdata)[0]
             if 0 < seg < len(data):
                 self.segments_received(data, seg, addr)
             else:
@@ -458,7 +372,7 @@ class RelayServer(asyncio.DatagramProtocol):
             chunk = data[off : off + step] if len(data) > step else data
             k = (len(chunk) + seg - 1) // seg
             try:
-                t.sock.sendmsg([chunk], [(SOL_UDP, gso.UDP_SEGMENT, _U16.pack(seg))], 0, addr)
+                t.sock.sendmsg([chunk], [(SOL_UDP, gso.UDP_SEGMENT, U16.pack(seg))], 0, addr)
             except (BlockingIOError, InterruptedError):
                 self.stats.dropped["send_buffer_full"] += k
                 continue
@@ -491,6 +405,9 @@ class RelayServer(asyncio.DatagramProtocol):
             else:
                 self._forward_session(data, s, addr, mono)
             return
+        if data[:2] != _MAGIC_VERSION:  # noise: refused without building an exception
+            stats.dropped["malformed"] += 1
+            return
         try:
             header = wire.decode_header(data)
         except WireError:
@@ -498,9 +415,13 @@ class RelayServer(asyncio.DatagramProtocol):
             return
         if header.type is PacketType.FORWARD:
             self._forward(data, header.session_id, addr, mono)
-        elif header.type in (PacketType.LEASE_PRESENT, PacketType.LEASE_RENEW):
-            self._lease(data, header, addr, ip, mono)
-        else:  # LEASE_ACK / LEASE_REJECT are relay -> peer only
+        elif header.type in (
+            PacketType.LEASE_PRESENT,
+            PacketType.LEASE_RENEW,
+            PacketType.LEASE_PROOF,
+        ):
+            self.admission.admit(data, header, addr, mono)
+        else:  # LEASE_ACK / LEASE_REJECT / LEASE_CHALLENGE are relay -> peer only
             stats.dropped["unexpected_type"] += 1
 
     def _forward(self, data: bytes, sid: uuid.UUID, addr: Addr, mono: float) -> None:
@@ -510,7 +431,7 @@ class RelayServer(asyncio.DatagramProtocol):
             return
         self._forward_session(data, s, addr, mono)
 
-    def _forward_session(self, data: bytes, s: _Session, addr: Addr, mono: float) -> None:
+    def _forward_session(self, data: bytes, s: RelaySession, addr: Addr, mono: float) -> None:
         stats = self.stats
         if not self._check_alive(s, self.clock(), mono):
             stats.dropped["unknown_session"] += 1
@@ -527,7 +448,7 @@ class RelayServer(asyncio.DatagramProtocol):
         s.last_activity = mono
         self._send(data, dest.addr, "forward")
 
-    def _peer_of(self, s: _Session, addr: Addr, count: int) -> _Binding | None:
+    def _peer_of(self, s: RelaySession, addr: Addr, count: int) -> Binding | None:
         """The binding FORWARD from ``addr`` goes to: the other role's. None (the ``count``
         datagrams counted as dropped) if ``addr`` is bound to neither role or the peer is not
         bound yet."""
@@ -563,84 +484,20 @@ class RelayServer(asyncio.DatagramProtocol):
             self.stats.packets_forwarded += 1
             self.stats.bytes_forwarded += len(data)
 
-    def _reject(self, sid: uuid.UUID, addr: Addr, code: int, kind: str) -> None:
+    def _reject(
+        self, sid: uuid.UUID, addr: Addr, code: int, kind: str, budgeted: bool = False
+    ) -> None:
+        """Answer LEASE_REJECT. ``budgeted`` rejects (to a source over its lease rate) are sent
+        at most ``reject_rate`` per second per IP: a flood of lease datagrams then costs no
+        send per datagram, and a real peer still learns why it is refused."""
         self.stats.rejects[kind] += 1
+        if budgeted and not self._reject_budget.allow(str(addr[0]), self.monotonic()):
+            self.stats.dropped["reject_suppressed"] += 1
+            return
         self.stats.rejects_by_code[code] += 1
         self._send(wire.encode_lease_reject(sid, code), addr, "reject")
 
-    def _lease(self, data: bytes, header: wire.Header, addr: Addr, ip: str, mono: float) -> None:
-        sid = header.session_id
-        try:
-            _, present = wire.decode_lease_present(data)
-        except WireError:
-            self.stats.dropped["malformed"] += 1
-            return
-        # Checked before the (costly) signature verification. Every reply is smaller than
-        # the smallest valid request (24 bytes), so the relay cannot amplify.
-        if not self._ip_leases.allow(ip, mono):
-            self._reject(sid, addr, RejectReason.RATE_LIMITED, "ip_lease_rate")
-            return
-        if ip in self.banned_ips:
-            self._reject(sid, addr, RejectReason.BANNED, "banned_ip")
-            return
-        wall = self.clock()
-        try:
-            claims = self.verifier.verify(present.token, wall, sid, present.role.claim)
-        except LeaseError as exc:
-            log.debug("lease from %s refused: %s", addr, exc.message)
-            self._reject(sid, addr, exc.reason_code, exc.kind)
-            return
-        if claims.sub in self.banned_identities:
-            self._reject(sid, addr, RejectReason.BANNED, "banned_identity")
-            return
-        if not self._id_leases.allow(claims.sub, mono):
-            self._reject(sid, addr, RejectReason.RATE_LIMITED, "identity_lease_rate")
-            return
-        renew = header.type is PacketType.LEASE_RENEW
-        s = self._sessions.get(sid)
-        if s is not None and not self._check_alive(s, wall, mono):
-            s = None
-        if s is None:
-            if renew:
-                self._reject(sid, addr, RejectReason.EXPIRED, "session_gone")
-                return
-            if len(self._sessions) >= self.config.max_sessions:
-                self.sweep()
-            if len(self._sessions) >= self.config.max_sessions:
-                self._reject(sid, addr, RejectReason.SESSION_FULL, "session_full")
-                return
-            s = _Session(sid, mono)
-            self._sessions[sid] = s
-            self._by_raw[sid.bytes] = s
-            self.stats.sessions_created += 1
-
-        hard = claims.hlimit
-        if self.config.max_bitrate_kbps is not None:
-            hard = min(hard, self.config.max_bitrate_kbps)
-        soft = min(claims.slimit, hard)
-        expires_at = claims.exp.timestamp()
-        role = present.role
-        b = s.bindings.get(role)
-        if b is None:
-            b = _Binding(addr, claims.sub, expires_at, soft, hard)
-            s.bindings[role] = b
-        else:
-            if b.addr != addr:
-                self.stats.rebinds += 1
-                log.debug("session %s %s moved %s -> %s", sid, role.claim, b.addr, addr)
-            b.addr = addr
-            b.sub = claims.sub
-            b.expires_at = max(b.expires_at, expires_at)
-            b.soft_kbps, b.hard_kbps = soft, hard
-        if renew:
-            self.stats.renewals += 1
-        self.stats.leases_accepted += 1
-        s.last_activity = mono
-        self._configure_bucket(s, mono)
-        ack = wire.encode_lease_ack(sid, int(b.expires_at * 1000), b.soft_kbps, b.hard_kbps)
-        self._send(ack, addr, "ack")
-
-    def _configure_bucket(self, s: _Session, mono: float) -> None:
+    def _configure_bucket(self, s: RelaySession, mono: float) -> None:
         kbps = min(b.hard_kbps for b in s.bindings.values())
         rate = kbps * 1000 / 8  # bytes per second
         burst = max(rate * self.config.bitrate_burst_seconds, self.config.min_bitrate_burst_bytes)

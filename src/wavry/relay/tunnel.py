@@ -1,10 +1,11 @@
 """A peer's side of a relayed path (docs/spec/CONTROL_PLANE.md §4, docs/spec/RIFT.md §10).
 
 `RelayTunnel` opens a local UDP port for a RIFT endpoint that does not speak the relay format
-itself: it presents the peer's lease to the relay (and re-presents it, which also keeps NAT
-bindings and moves the binding after an address change), wraps every datagram from the local
-endpoint in a FORWARD header and unwraps FORWARDs from the relay. RIFT is unchanged: the relay
-sees only encrypted datagrams.
+itself: it presents the peer's lease to the relay, answers the relay's address challenge with a
+proof signed by the device key (the lease's ``sub``), and re-presents the lease every 15 s,
+which keeps NAT bindings and, after an address change, moves the binding through a new
+challenge. It wraps every datagram from the local endpoint in a FORWARD header and unwraps
+FORWARDs from the relay. RIFT is unchanged: the relay sees only encrypted datagrams.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from wavry.relay import wire
 from wavry.relay.wire import PacketType, Role
 
 Addr = tuple[Any, ...]
+
+
+class DeviceKey(Protocol):
+    """What signs the address proof: the device identity (``wavry.rift.identity.Identity``)."""
+
+    def sign(self, data: bytes) -> bytes: ...
 
 
 class RelayRejected(Exception):
@@ -34,6 +42,7 @@ class TunnelStats:
     from_relay: int = 0
     dropped: int = 0
     acks: int = 0
+    challenges: int = 0
 
 
 class _Side(asyncio.DatagramProtocol):
@@ -60,6 +69,7 @@ class RelayTunnel:
         session_id: uuid.UUID,
         role: Role,
         lease: str,
+        identity: DeviceKey,
         *,
         app_addr: Addr | None = None,
         represent_every: float = 15.0,
@@ -68,6 +78,7 @@ class RelayTunnel:
         self.session_id = session_id
         self.role = role
         self.lease = lease
+        self._sign: Callable[[bytes], bytes] = identity.sign
         self.app_addr = app_addr
         self._learn_app = app_addr is None
         self.represent_every = represent_every
@@ -77,6 +88,7 @@ class RelayTunnel:
         self._relay: asyncio.DatagramTransport | None = None
         self._acked: asyncio.Future[wire.LeaseAck] | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        self._reproved = False
 
     async def start(self, timeout: float = 5.0) -> Addr:
         """Present the lease, wait for LEASE_ACK; returns the local address to use for RIFT."""
@@ -141,13 +153,27 @@ class RelayTunnel:
         elif header.type is PacketType.LEASE_ACK:
             with contextlib.suppress(wire.WireError):
                 _, ack = wire.decode_lease_ack(data)
+                self._reproved = False
                 self.stats.acks += 1
                 self.ack = ack
                 if self._acked is not None and not self._acked.done():
                     self._acked.set_result(ack)
+        elif header.type is PacketType.LEASE_CHALLENGE:
+            try:
+                proof = wire.answer_challenge(data, self.lease, self._sign)
+            except wire.WireError:
+                self.stats.dropped += 1
+                return
+            self.stats.challenges += 1
+            if self._relay is not None:
+                self._relay.sendto(proof)
         elif header.type is PacketType.LEASE_REJECT:
             with contextlib.suppress(wire.WireError):
                 _, rej = wire.decode_lease_reject(data)
+                if rej.reason == wire.RejectReason.BAD_PROOF and not self._reproved:
+                    self._reproved = True  # the cookie may have aged: present once more
+                    self._present()
+                    return
                 if self._acked is not None and not self._acked.done():
                     self._acked.set_exception(RelayRejected(rej.reason))
 

@@ -9,7 +9,13 @@ followed by a type-specific payload (big-endian):
 - LEASE_PRESENT / LEASE_RENEW: ``role u8`` (0 client, 1 host) ``token_len u16`` token
 - LEASE_ACK: ``expires_unix_ms u64`` ``soft_limit_kbps u32`` ``hard_limit_kbps u32``
 - LEASE_REJECT: ``reason u16``
+- LEASE_CHALLENGE: ``role u8`` ``cookie (32 bytes)``
+- LEASE_PROOF: ``role u8`` ``cookie (32)`` ``signature (64)`` ``token_len u16`` token
 - FORWARD: one opaque RIFT datagram (never parsed here)
+
+A binding moves to a new address only with a LEASE_PROOF from that address: the relay's cookie
+(proves the address receives) signed with the Ed25519 key named by the lease's ``sub`` (proves
+the peer is the lease's holder, not someone who saw the cleartext lease).
 
 Decoding is strict: wrong magic, version, unknown type, non-zero flags, wrong payload length,
 bad role, over-long or non-UTF-8 token all raise :class:`WireError`.
@@ -20,6 +26,7 @@ from __future__ import annotations
 import enum
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wavry.controlplane.lease import MAX_TOKEN_LEN, RejectReason
@@ -29,25 +36,34 @@ __all__ = [
     "MAGIC",
     "MAX_DATAGRAM",
     "MAX_TOKEN_LEN",
+    "PROOF_CONTEXT",
     "VERSION",
     "Header",
     "LeaseAck",
+    "LeaseChallenge",
     "LeasePresent",
+    "LeaseProof",
     "LeaseReject",
     "PacketType",
     "RejectReason",
     "Role",
     "WireError",
+    "answer_challenge",
     "decode_header",
     "decode_lease_ack",
+    "decode_lease_challenge",
     "decode_lease_present",
+    "decode_lease_proof",
     "decode_lease_reject",
     "encode_forward",
     "encode_header",
     "encode_lease_ack",
+    "encode_lease_challenge",
     "encode_lease_present",
+    "encode_lease_proof",
     "encode_lease_reject",
     "forward_payload",
+    "proof_message",
 ]
 
 MAGIC = 0x57
@@ -59,6 +75,11 @@ _HEADER = struct.Struct("!BBBB16s")
 _PRESENT = struct.Struct("!BH")
 _ACK = struct.Struct("!QII")
 _REJECT = struct.Struct("!H")
+COOKIE_LEN = 32
+SIGNATURE_LEN = 64
+PROOF_CONTEXT = b"wavry-relay-proof:"
+_CHALLENGE = struct.Struct(f"!B{COOKIE_LEN}s")
+_PROOF = struct.Struct(f"!B{COOKIE_LEN}s{SIGNATURE_LEN}sH")
 
 
 class WireError(ValueError):
@@ -70,6 +91,8 @@ class PacketType(enum.IntEnum):
     LEASE_ACK = 0x02
     LEASE_REJECT = 0x03
     LEASE_RENEW = 0x04
+    LEASE_CHALLENGE = 0x05
+    LEASE_PROOF = 0x06
     FORWARD = 0x10
 
 
@@ -97,6 +120,20 @@ class Header:
 @dataclass(frozen=True, slots=True)
 class LeasePresent:
     role: Role
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseChallenge:
+    role: Role
+    cookie: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseProof:
+    role: Role
+    cookie: bytes
+    signature: bytes
     token: str
 
 
@@ -235,3 +272,71 @@ def forward_payload(data: bytes) -> tuple[Header, bytes]:
     if len(data) == HEADER_LEN:
         raise WireError("empty FORWARD")
     return header, bytes(data[HEADER_LEN:])
+
+
+def encode_lease_challenge(session_id: uuid.UUID | bytes, role: Role, cookie: bytes) -> bytes:
+    if len(cookie) != COOKIE_LEN:
+        raise WireError(f"cookie must be {COOKIE_LEN} bytes")
+    return encode_header(PacketType.LEASE_CHALLENGE, session_id) + _CHALLENGE.pack(role, cookie)
+
+
+def decode_lease_challenge(data: bytes) -> tuple[Header, LeaseChallenge]:
+    header = decode_header(data)
+    if header.type is not PacketType.LEASE_CHALLENGE:
+        raise WireError(f"expected LEASE_CHALLENGE, got {header.type.name}")
+    if len(data) != HEADER_LEN + _CHALLENGE.size:
+        raise WireError(f"LEASE_CHALLENGE payload must be {_CHALLENGE.size} bytes")
+    role_raw, cookie = _CHALLENGE.unpack_from(data, HEADER_LEN)
+    try:
+        role = Role(role_raw)
+    except ValueError:
+        raise WireError(f"bad role {role_raw}") from None
+    return header, LeaseChallenge(role, cookie)
+
+
+def proof_message(session_id: uuid.UUID | bytes, role: Role, cookie: bytes) -> bytes:
+    """What a peer signs with its device key to answer a challenge."""
+    return PROOF_CONTEXT + _sid_bytes(session_id) + bytes((Role(role),)) + cookie
+
+
+def encode_lease_proof(
+    session_id: uuid.UUID | bytes, role: Role, cookie: bytes, signature: bytes, token: str
+) -> bytes:
+    raw = token.encode("utf-8")
+    if not raw or len(raw) > MAX_TOKEN_LEN:
+        raise WireError(f"token must be 1..{MAX_TOKEN_LEN} bytes")
+    if len(cookie) != COOKIE_LEN or len(signature) != SIGNATURE_LEN:
+        raise WireError("cookie must be 32 bytes and signature 64")
+    body = _PROOF.pack(Role(role), cookie, signature, len(raw))
+    return encode_header(PacketType.LEASE_PROOF, session_id) + body + raw
+
+
+def decode_lease_proof(data: bytes) -> tuple[Header, LeaseProof]:
+    header = decode_header(data)
+    if header.type is not PacketType.LEASE_PROOF:
+        raise WireError(f"expected LEASE_PROOF, got {header.type.name}")
+    body = memoryview(data)[HEADER_LEN:]
+    if len(body) < _PROOF.size:
+        raise WireError("LEASE_PROOF payload truncated")
+    role_raw, cookie, signature, token_len = _PROOF.unpack_from(body)
+    try:
+        role = Role(role_raw)
+    except ValueError:
+        raise WireError(f"bad role {role_raw}") from None
+    if token_len == 0 or token_len > MAX_TOKEN_LEN:
+        raise WireError(f"token length {token_len} out of range 1..{MAX_TOKEN_LEN}")
+    if len(body) != _PROOF.size + token_len:
+        raise WireError("token length does not match the datagram")
+    try:
+        token = bytes(body[_PROOF.size :]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError("token is not UTF-8") from None
+    return header, LeaseProof(role, cookie, signature, token)
+
+
+def answer_challenge(data: bytes, token: str, sign: Callable[[bytes], bytes]) -> bytes:
+    """The LEASE_PROOF answering the LEASE_CHALLENGE ``data`` for the lease ``token``;
+    ``sign`` is the device key's Ed25519 signing function (``Identity.sign``)."""
+    header, challenge = decode_lease_challenge(data)
+    signature = sign(proof_message(header.session_id, challenge.role, challenge.cookie))
+    return encode_lease_proof(header.session_id, challenge.role, challenge.cookie, signature, token)
