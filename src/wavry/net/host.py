@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from wavry.net.gso import GsoSender, dup_socket
 from wavry.net.udp import Timer, open_udp
@@ -15,6 +15,19 @@ from wavry.rift.host import HostEndpoint
 
 HostEventHandler = Callable[[HostEvent], None]
 SentHook = Callable[[list[bytes], float], None]
+
+
+class SideChannel(Protocol):
+    """What else shares the RIFT socket (wavry.connectivity: STUN answers, relay control and
+    relayed RIFT, hole-punching probes). RIFT datagrams start with 0x52; everything else goes to
+    ``receive``, which hands relayed RIFT back through `HostServer.receive`. Addresses that are
+    not plain UDP addresses (a relay route) are ``owned`` by it and sent through ``send_run``."""
+
+    def receive(self, data: bytes, addr: tuple[Any, ...]) -> None: ...
+
+    def owns(self, addr: tuple[Any, ...]) -> bool: ...
+
+    def send_run(self, run: list[bytes], addr: tuple[Any, ...]) -> None: ...
 
 
 class HostServer:
@@ -37,6 +50,7 @@ class HostServer:
         self.on_sent: SentHook | None = None
         self._gso_wanted = gso
         self.gso: GsoSender | None = None
+        self.side: SideChannel | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._transport = await open_udp(self._on_datagram, local=(host, port))
@@ -53,8 +67,20 @@ class HostServer:
         return str(sockname[0]), int(sockname[1])
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if self.side is not None and data[:1] != b"R":
+            self.side.receive(data, addr)
+            return
         self.core.receive_datagram(data, addr, self._clock())
         self.flush()
+
+    def receive(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """A RIFT datagram that arrived by another way (unwrapped from a relay's FORWARD)."""
+        self.core.receive_datagram(data, addr, self._clock())
+        self.flush()
+
+    def send_raw(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """A datagram from the RIFT socket that is not the core's (STUN, probes, relay)."""
+        self._sendto(data, addr)
 
     def _on_timer(self) -> None:
         self.core.handle_timer(self._clock())
@@ -97,7 +123,9 @@ class HostServer:
             while j < len(out) and out[j][1] == addr:
                 j += 1
             run = [d for d, _ in out[i:j]]
-            if self.gso is not None:
+            if self.side is not None and self.side.owns(addr):
+                self.side.send_run(run, addr)
+            elif self.gso is not None:
                 self.gso.send_run(run, addr)
             else:
                 for d in run:

@@ -1,0 +1,226 @@
+"""The client's RIFT socket when the path is not one fixed address: a `ClientConnection` whose
+datagrams the path manager (:class:`~wavry.connectivity.paths.ClientPaths`) routes.
+
+The socket is unconnected and shared (docs/spec/RIFT.md §10): RIFT (first byte ``0x52``) goes
+to the core, relay datagrams (``0x57``) to the relay binding (a FORWARD's RIFT datagram then to
+the core, with the relay route as the path it came by), STUN answers to the pending query.
+After the core has taken a datagram, the path manager learns whether it authenticated (the
+channel's receive counter moved) or completed a handshake, which is what fixes and moves the
+path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from wavry.connectivity.candidates import Address
+from wavry.connectivity.paths import (
+    ClientPaths,
+    DirectCheckDue,
+    PathChanged,
+    RelayNeeded,
+    handshake_message_number,
+    transport_packet_id,
+)
+from wavry.connectivity.relaypath import RelayRoute
+from wavry.connectivity.stun import StunQuery, is_stun
+from wavry.net.client import ClientConnection
+from wavry.net.udp import ArrivalSink, Timer, TimestampedUdp, tune_socket
+from wavry.rift.client import ClientSession, ClientState
+
+__all__ = ["PathSocket", "RoutedConnection"]
+
+
+class PathSocket(TimestampedUdp):
+    """An unconnected RIFT socket: ``sendto(data)`` without an address asks ``route``."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        sink: ArrivalSink,
+        on_batch: Callable[[], None],
+        route: Callable[[bytes], list[tuple[bytes, Address]]],
+    ) -> None:
+        super().__init__(sock, sink, on_batch)
+        self._route = route
+        self.send_errors = 0
+
+    def sendto(self, data: bytes, addr: tuple[Any, ...] | None = None) -> None:
+        if addr is not None:
+            self.send_one(data, addr)
+            return
+        for d, a in self._route(data):
+            self.send_one(d, a)
+
+    def send_one(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            super().sendto(data, addr)
+        except OSError:
+            # one unreachable candidate (no route to a foreign LAN address) must not stop
+            # the others; a full buffer drops the datagram (latency first)
+            self.send_errors += 1
+
+
+class RoutedConnection(ClientConnection):
+    """A ClientConnection on a PathSocket. ``on_relay_needed`` asks the gateway for a relay,
+    ``on_path`` hears every path change."""
+
+    def __init__(self, session: ClientSession, paths: ClientPaths) -> None:
+        super().__init__(session)
+        self.paths = paths
+        self.on_relay_needed: Callable[[RelayNeeded], None] | None = None
+        self.on_path: Callable[[PathChanged], None] | None = None
+        self.on_close: list[Callable[[], None]] = []
+        self._ptimer = Timer(self._on_path_timer)
+        self._stun: list[tuple[StunQuery, asyncio.Future[Address | None]]] = []
+        self._pumping = False
+        self._sock: PathSocket | None = None
+        self.probes_received = 0
+        self.dropped = 0
+
+    @property
+    def receive_errors(self) -> int:
+        # ICMP errors are expected while punching (candidates that lead nowhere)
+        return 0
+
+    async def open_socket(self, local: Address = ("0.0.0.0", 0)) -> Address:
+        """Bind the RIFT socket; returns its address. The session starts with `begin`."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            tune_socket(sock)
+            sock.bind(local)
+            sock.setblocking(False)
+            self._sock = PathSocket(sock, self._on_socket, self._end_of_batch, self._route)
+        except BaseException:
+            sock.close()
+            raise
+        self._transport = self._sock
+        host, port = sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def begin(self) -> None:
+        """Start the RIFT handshake (msg1 goes to every candidate the path manager knows)."""
+        self.core.connect(self._clock())
+        self.flush()
+
+    # ---- the socket ----------------------------------------------------------------------
+
+    def _route(self, data: bytes) -> list[tuple[bytes, Address]]:
+        return self.paths.route(data, self._clock())
+
+    def _on_socket(self, data: bytes, addr: tuple[Any, ...], arrival: float | None) -> None:
+        first = data[:1]
+        src = (str(addr[0]), int(addr[1]))
+        if first == b"R":
+            self._rift(data, src, arrival)
+        elif first == b"W":
+            got = self.paths.unwrap(data, src, self._clock())
+            if got is not None:
+                self._rift(got[0], got[1], arrival)
+            else:
+                self._pump()
+        elif is_stun(data):
+            for query, fut in self._stun:
+                if query.on_datagram(data, src) and not fut.done():
+                    fut.set_result(query.result)
+            self._stun = [(q, f) for q, f in self._stun if not q.done]
+        else:
+            self.dropped += 1
+
+    def _rift(self, data: bytes, path: Address | RelayRoute, arrival: float | None) -> None:
+        core = self.core
+        number = handshake_message_number(data)
+        if number == 0:
+            self.probes_received += 1  # the host opening its NAT: never answered (RIFT.md §1)
+            return
+        channel = core.channel
+        before = channel.counters.received if channel is not None else 0
+        handshaking = core.state is ClientState.HANDSHAKE
+        if handshaking and number == 2:
+            self.paths.receiving = path  # msg3 and Hello answer where msg2 came from
+        try:
+            self._on_datagram(data, path, arrival)
+        finally:
+            self.paths.receiving = None
+        now = self._clock()
+        if handshaking and core.channel is not None and core.channel is not channel:
+            self.paths.reset_packet_ids()
+            self.paths.received(path, True, now, handshake=True)
+        elif channel is not None and core.channel is channel and channel.counters.received > before:
+            self.paths.received(path, True, now, handshake=False)
+            pid = transport_packet_id(data)
+            if pid is not None:
+                self.paths.authenticated_id(path, pid, now)
+        self._pump()
+
+    # ---- STUN from this socket -----------------------------------------------------------
+
+    async def reflexive(self, server: Address, timeout: float = 1.0) -> Address | None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Address | None] = loop.create_future()
+        self._stun.append((StunQuery(server, self._clock()), fut))
+        self._pump()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._stun = [(q, f) for q, f in self._stun if f is not fut]
+
+    # ---- the path manager's output, events and timer -------------------------------------
+
+    def flush(self) -> None:
+        super().flush()
+        self._pump()
+
+    def _on_path_timer(self) -> None:
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._pumping or self._sock is None:
+            return
+        self._pumping = True
+        try:
+            now = self._clock()
+            sock = self._sock
+            for data, addr in self.paths.take_output(now):
+                sock.send_one(data, addr)
+            for query, fut in self._stun:
+                for data, addr in query.take_output(now):
+                    sock.send_one(data, addr)
+                if query.failed and not fut.done():
+                    fut.set_result(None)
+            while (event := self.paths.next_event()) is not None:
+                if isinstance(event, PathChanged):
+                    if self.on_path is not None:
+                        self.on_path(event)
+                elif isinstance(event, RelayNeeded):
+                    if self.on_relay_needed is not None:
+                        self.on_relay_needed(event)
+                elif isinstance(event, DirectCheckDue):
+                    with self.paths.direct_check():
+                        ts = self.core.ping(now)
+                        if ts is not None:
+                            super().flush()
+            due = [t for q, _ in self._stun if (t := q.next_timer()) is not None]
+            if (t := self.paths.next_timer()) is not None:
+                due.append(t)
+            if due:
+                self._ptimer.schedule(min(due), now)
+            else:
+                self._ptimer.cancel()
+        finally:
+            self._pumping = False
+
+    async def close(self, message: str = "closed by user") -> None:
+        self._ptimer.cancel()
+        for hook in self.on_close:
+            hook()
+        for _, fut in self._stun:
+            if not fut.done():
+                fut.set_result(None)
+        await super().close(message)
+        self._sock = None

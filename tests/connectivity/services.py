@@ -1,0 +1,147 @@
+"""Real control-plane processes for the connectivity tests: a gateway (SQLite) and a relay
+registered with it, started in a network namespace or on loopback."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+RELAY_TOKEN = "relay-enrolment-token-0123456789"
+ADMIN_TOKEN = "admin-" + "x" * 40
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    _q: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._q.put(line)
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        for line in list(self.lines):
+            if m := re.search(pattern, line):
+                return m
+        while True:
+            try:
+                line = self._q.get(timeout=max(0.05, deadline - time.monotonic()))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"no {pattern!r} within {timeout} s:\n" + "".join(self.lines)
+                    ) from None
+                continue
+            if m := re.search(pattern, line):
+                return m
+            if self.proc.poll() is not None and self._q.empty():
+                raise RuntimeError(f"exited ({self.proc.returncode}):\n" + "".join(self.lines))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def spawn(argv: Sequence[str], env: dict[str, str] | None = None) -> Service:
+    full = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.Popen(
+        list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full, cwd=ROOT
+    )
+    return Service(proc)
+
+
+def wavry_argv(*args: str, netns: str | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "wavry", *args]
+    return ["ip", "netns", "exec", netns, *cmd] if netns else cmd
+
+
+@dataclass
+class ControlPlane:
+    gateway: Service
+    relay: Service
+    url: str
+
+    def stop(self) -> None:
+        self.relay.stop()
+        self.gateway.stop()
+
+
+def start_gateway(
+    data_dir: Path, host: str, port: int, netns: str | None = None, stun_port: int = 3478
+) -> Service:
+    gw = spawn(
+        wavry_argv(
+            "gateway", "--listen", f"{host}:{port}", "--stun-listen", f"{host}:{stun_port}",
+            "--data-dir", str(data_dir), "--admin-token", ADMIN_TOKEN,
+            "--relay-token", RELAY_TOKEN, "--log-level", "warning",
+            netns=netns,
+        )
+    )  # fmt: skip
+    gw.wait_for(r"listening on http://")
+    return gw
+
+
+def wait_ready(url: str, netns: str | None = None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if netns is None:
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+        else:
+            code = f"import httpx; assert httpx.get('{url}/ready', timeout=1).status_code == 200"
+            r = subprocess.run(
+                ["ip", "netns", "exec", netns, sys.executable, "-c", code], capture_output=True
+            )
+            if r.returncode == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} never became ready")
+
+
+def start_relay(
+    url: str, host: str, port: int, netns: str | None = None, relay_id: str = "relay-1"
+) -> Service:
+    relay = spawn(
+        wavry_argv(
+            "relay", "--listen", f"{host}:{port}", "--public-addr", f"{host}:{port}",
+            "--gateway", url, "--relay-id", relay_id, "--http-listen", "127.0.0.1:0",
+            "--log-level", "info",
+            netns=netns,
+        ),
+        env={"WAVRY_RELAY_TOKEN": RELAY_TOKEN},
+    )  # fmt: skip
+    relay.wait_for(r"registered with gateway", timeout=30)
+    return relay

@@ -1,0 +1,118 @@
+"""A host and a client meet through a real gateway on loopback: the host's presence (device-key
+sign-in, registration as a host, signaling socket), the client's lookup by name, candidates from
+the RIFT sockets (STUN asked from them), accept, and a RIFT session that the host accepts without
+pairing because the gateway vouched for the client of the same account."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.connectivity.services import (
+    ControlPlane,
+    free_port,
+    start_gateway,
+    start_relay,
+    wait_ready,
+)
+from wavry.account.client import GatewayClient
+from wavry.connectivity.dial import DialError, GatewayRoute, find_host
+from wavry.connectivity.paths import PathKind
+from wavry.connectivity.presence import HostPresence
+from wavry.net.host import HostServer
+from wavry.rift import events as ev
+from wavry.rift.client import ClientSession
+from wavry.rift.config import ClientConfig, HostConfig
+from wavry.rift.host import HostEndpoint
+from wavry.rift.identity import Identity
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    data = tmp_path_factory.mktemp("gw")
+    port = free_port()
+    stun = free_port(__import__("socket").SOCK_DGRAM)
+    gw = start_gateway(data, "127.0.0.1", port, stun_port=stun)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url)
+    relay = start_relay(url, "127.0.0.1", free_port(__import__("socket").SOCK_DGRAM))
+    cp = ControlPlane(gw, relay, url)
+    yield cp
+    cp.stop()
+
+
+@dataclass
+class HostStub:
+    """The parts of a host runtime the presence uses."""
+
+    identity: Identity
+    endpoint: HostEndpoint
+    server: HostServer
+    bound: tuple[str, int] | None = None
+    said: list[str] = field(default_factory=list)
+    events: list[ev.HostEvent] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+
+async def _account(url: str, username: str, host: Identity, client: Identity) -> None:
+    async with GatewayClient(url) as gw:
+        res = await gw.register(f"{username}@example.org", username, PASSWORD, username)
+        await gw.add_device(host, str(res.user["id"]), "box", "client")  # `wavry login` on it
+        await gw.add_device(client, str(res.user["id"]), "laptop", "client")
+
+
+def test_connect_by_name_through_the_gateway(
+    plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+
+    async def run() -> None:
+        host_id, client_id = Identity.generate(), Identity.generate()
+        await _account(plane.url, "alice", host_id, client_id)
+        endpoint = HostEndpoint(host_id, HostConfig(name="box"))
+        stub = HostStub(host_id, endpoint, HostServer(endpoint))
+        stub.server._on_event = stub.events.append
+        stub.bound = await stub.server.start("127.0.0.1", 0)
+        presence = HostPresence(plane.url, "studio")
+        await presence.start(stub)
+        try:
+            assert await presence.wait_online(10), stub.said
+            target = await find_host(plane.url, "studio", client_id)
+            assert target.host.wavry_id == host_id.wavry_id
+            with pytest.raises(DialError, match="no host named 'nope'"):
+                await find_host(plane.url, "nope", client_id)
+
+            started = time.monotonic()
+            route = GatewayRoute(target, client_id, timeout=5)
+            session = ClientSession(client_id, ClientConfig(name="laptop"), host_id.wavry_id)
+            conn = await route.open(session)
+            try:
+                accepted = None
+                while accepted is None:
+                    event = await conn.next_event(5)
+                    if isinstance(event, ev.SessionAccepted):
+                        accepted = event
+                    assert not isinstance(event, (ev.SessionRejected, ev.SessionClosed)), event
+                took = time.monotonic() - started
+                # on loopback the host candidate answers first: a direct path, no pairing
+                assert conn.paths.kind in (PathKind.direct, PathKind.punched)
+                assert conn.paths.changes[0].reason == "first answer"
+                assert took < 3.0, took
+                assert presence.vouches(client_id.wavry_id)
+                assert not any(isinstance(e, ev.PairingCodeIssued) for e in stub.events)
+            finally:
+                await conn.close()
+        finally:
+            await presence.close()
+            await stub.server.close()
+
+    asyncio.run(asyncio.wait_for(run(), 60))
