@@ -22,6 +22,7 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     gstreamer1.0-plugins-ugly gstreamer1.0-pipewire
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev pkg-config
     sway wl-clipboard
+    x11vnc tigervnc-viewer freerdp2-shadow-x11 freerdp2-x11  # wavry bench peers: VNC and RDP
     podman runc debootstrap pipx systemd)  # release tests: images, pipx install, unit checks
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -71,3 +72,14 @@ fi
 
 # Generated protobuf code (committed; regenerated here so a changed .proto never goes stale).
 .venv/bin/python scripts/gen_proto.py --quiet 2>/dev/null || .venv/bin/python scripts/gen_proto.py --quiet
+
+# `wavry bench peers` compares wavry with Selkies, which lives in its own virtual environment under
+# the cache directory (never among Wavry's dependencies). Best effort: without it the benchmark
+# reports Selkies as "not run" (and installs it on first use). No test needs it, so CI skips it;
+# WAVRY_SETUP_SELKIES=0 skips it, =1 installs it in CI too.
+if [ "${WAVRY_SETUP_SELKIES:-$([ "${CI:-}" = true ] && echo 0 || echo 1)}" != 0 ]; then
+    .venv/bin/python -c 'from wavry.bench.peers.run import default_cache_dir
+from wavry.bench.peers.selkies import ensure_selkies
+ensure_selkies(default_cache_dir())' 2>/dev/null \
+        || log "Selkies not installed (wavry bench peers will try again, or report it as not run)"
+fi

@@ -22,7 +22,7 @@ from wavry.files.transfer import (
 from wavry.rift import rift_pb2
 from wavry.rift.channel import SecureChannel
 from wavry.rift.framing import TransportDatagram, parse_datagram
-from wavry.rift.transport import MediaTransport, TransportConfig
+from wavry.rift.transport import HostTransport, TransportConfig
 
 
 def test_spare_capacity_grows_on_a_clean_path_and_halves_on_congestion() -> None:
@@ -89,10 +89,10 @@ def test_a_receiver_gap_is_a_congestion_sign(tmp_path: Path) -> None:
     assert ft.spare.kbps <= before * SPARE_DECREASE
 
 
-def _transport() -> MediaTransport:
+def _transport() -> HostTransport:
     key = os.urandom(32)
     ch = SecureChannel(0x1234, key, key, 1400)
-    return MediaTransport(ch, TransportConfig(fec=False), 0.0)
+    return HostTransport(ch, TransportConfig(fec=False), 0.0)
 
 
 def test_bulk_waits_while_video_is_queued_and_keeps_packet_order() -> None:
@@ -100,7 +100,7 @@ def test_bulk_waits_while_video_is_queued_and_keeps_packet_order() -> None:
     now = 1.0
     tr.send_frame(os.urandom(200_000), now, keyframe=True, timestamp_us=1)  # ~150 datagrams
     first = tr.take_output(now)
-    assert tr.pacer.queued_datagrams > 0  # paced: most of the frame still waits
+    assert tr.media.pacer.queued_datagrams > 0  # paced: most of the frame still waits
     chunk = rift_pb2.Message(
         media=rift_pb2.MediaMessage(file_chunk=rift_pb2.FileChunk(file_id=1, payload=b"x" * 1000))
     )
@@ -109,7 +109,7 @@ def test_bulk_waits_while_video_is_queued_and_keeps_packet_order() -> None:
     assert tr.bulk_pending == 20  # nothing of the file goes ahead of the frame
     out = list(first)
     t = now
-    while tr.pacer.queued_datagrams or tr.bulk_pending:
+    while tr.media.pacer.queued_datagrams or tr.bulk_pending:
         t += 0.001
         out += tr.take_output(t)
     kinds = []

@@ -50,7 +50,7 @@ def test_tiny_latency_run_json_contract(tmp_path: Path) -> None:
     assert out.with_suffix(".png").stat().st_size > 1000
     (res,) = data["resolutions"]
     assert (res["width"], res["height"], res["fps"]) == (320, 192, 30)
-    assert set(res["variants"]) == {"floor", "wavry", "aiortc"}
+    assert set(res["variants"]) == {"floor", "wavry", "windowed", "aiortc"}
     for name, v in res["variants"].items():
         assert v["frames"] > 5, name
         for q in ("p50_ms", "p95_ms", "p99_ms"):
@@ -60,6 +60,11 @@ def test_tiny_latency_run_json_contract(tmp_path: Path) -> None:
         assert v["queued_behind_newer"] >= 0
     wavry = res["variants"]["wavry"]
     assert wavry["cpu_host_cores"] > 0 and wavry["cpu_client_cores"] > 0
+    # the windowed client, read back from its window's pixels on Xvfb
+    windowed = res["variants"]["windowed"]
+    assert windowed["status"] == "ok", windowed.get("reason")
+    assert windowed["cpu_host_cores"] > 0 and windowed["cpu_client_cores"] > 0
+    assert isinstance(windowed["trend_ms_per_s"], float)
     assert set(data["cpu"]) == {"320x192@30"}
     t = data["targets"]
     for key in (

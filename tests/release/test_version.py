@@ -17,7 +17,7 @@ from wavry.rift.client import ClientSession
 from wavry.rift.config import ClientConfig, HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.testing.loopback import Loopback
 
 
 def test_cli_version() -> None:

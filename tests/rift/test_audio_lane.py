@@ -9,7 +9,7 @@ from wavry.rift.client import ClientSession
 from wavry.rift.config import ClientConfig, HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.testing.loopback import Loopback
 
 T0 = 1_700_000_000.0
 

@@ -13,7 +13,7 @@ from wavry.rift.client import ClientSession
 from wavry.rift.config import ClientConfig, HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.testing.loopback import Loopback
 
 ALL = [rift_pb2.H264, rift_pb2.HEVC, rift_pb2.AV1]
 HOST_PREFS = [list(p) for p in itertools.permutations(ALL)] + [[rift_pb2.H264]]

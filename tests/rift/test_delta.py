@@ -7,16 +7,10 @@ import dataclasses
 import pytest
 
 from wavry.rift import rift_pb2
-from wavry.rift.delta import (
-    DeltaController,
-    DeltaDecision,
-    DeltaState,
-    DeltaTunables,
-    RttSpikeDetector,
-    WindowedMin,
-)
+from wavry.rift.delta import DeltaController, DeltaDecision, DeltaState, DeltaTunables
 from wavry.rift.feedback import FeedbackBuilder, FeedbackError
-from wavry.rift.linksim import LinkSpec, SenderMode, SimResult, simulate
+from wavry.rift.rtt import RttSpikeDetector, WindowedMin
+from wavry.rift.testing.linksim import LinkSpec, SenderMode, SimResult, simulate
 
 PACKET = 1200
 OWD = 0.02
@@ -215,112 +209,6 @@ def test_short_probing_blips_do_not_step_fps() -> None:
     assert ctrl.decision.target_fps == 60
 
 
-def test_fec_grows_with_loss_during_congestion_and_decays_while_stable() -> None:
-    tunables = DeltaTunables(fec_loss_multiplier=0.0)
-    ctrl = DeltaController(4000, tunables=tunables)
-    script = Scripted(ctrl)
-    script.run(1.0)
-    assert ctrl.decision.fec_ratio == pytest.approx(0.05)
-    total = ctrl.decision.send_rate_kbps
-    decision = script.step(queue_ms=40.0, loss_every=3)
-    assert decision.fec_ratio == pytest.approx(0.075)
-    # FEC only changes the split: media = total / (1 + fec)
-    assert decision.target_bitrate_kbps == pytest.approx(decision.send_rate_kbps / 1.075, abs=1)
-    assert decision.send_rate_kbps < total
-    assert script.step(queue_ms=40.0, loss_every=3).fec_ratio == pytest.approx(0.075)  # limited
-    ratios = [script.run(0.5, queue_ms=40.0, loss_every=3).fec_ratio for _ in range(8)]
-    assert ratios[0] == pytest.approx(0.1125)
-    assert ratios[-1] == pytest.approx(0.5)  # capped
-    decayed = script.run(12.0).fec_ratio
-    assert 0.05 <= decayed < 0.06
-
-
-def test_random_loss_during_a_probing_blip_is_not_congestion_loss() -> None:
-    ctrl = DeltaController(4000, tunables=DeltaTunables(fec_loss_multiplier=0.0))
-    script = Scripted(ctrl)
-    script.run(3.0, loss_every=20)  # learn ~5 % random loss
-    decision = script.step(queue_ms=30.0, loss_every=20)
-    assert decision.state is DeltaState.CONGESTED
-    assert decision.fec_ratio == pytest.approx(0.05)
-
-
-def test_loss_without_congestion_does_not_multiply_fec() -> None:
-    ctrl = DeltaController(4000, tunables=DeltaTunables(fec_loss_multiplier=0.0))
-    decision = Scripted(ctrl).run(3.0, loss_every=20)
-    assert decision.state is DeltaState.STABLE
-    assert decision.fec_ratio == pytest.approx(0.05)
-
-
-def test_random_loss_sets_a_fec_floor() -> None:
-    ctrl = DeltaController(4000)  # fec_loss_multiplier 2: 10 % loss → ≥ ~20 % FEC
-    decision = Scripted(ctrl).run(5.0, loss_every=10)
-    assert decision.state is DeltaState.STABLE
-    assert 0.17 <= decision.fec_ratio <= 0.21
-
-
-# --------------------------------------------------------------------------- loss bursts
-def _report(
-    ctrl: DeltaController, now: float, pattern: str, first_id: int, queue_ms: float = 0.0
-) -> DeltaDecision:
-    """Feedback for len(pattern) packets sent just before `now`: '.' arrived, 'x' lost."""
-    report: list[tuple[int, float | None]] = []
-    for i, c in enumerate(pattern):
-        sent = now - 0.04 + i * 1e-4
-        ctrl.on_packet_sent(first_id + i, PACKET, sent)
-        report.append((first_id + i, None if c == "x" else sent + OWD + queue_ms / 1000))
-    return ctrl.on_feedback(report, now)
-
-
-def test_loss_burst_is_the_90th_percentile_run_outside_congestion() -> None:
-    ctrl = DeltaController(4000)
-    pid, now = 1, 0.0
-    # 9 runs of 4 and one of 1, a report each: the 90th percentile run is 4
-    for i in range(10):
-        now += 0.05
-        pattern = "." * 30 + ("x" if i == 0 else "xxxx") + "." * 30
-        _report(ctrl, now, pattern, pid)
-        pid += len(pattern)
-        if i < 7:  # fewer than burst_min_runs (8) runs seen: no estimate
-            assert ctrl.loss_burst(now) == 1
-    assert ctrl.state is DeltaState.STABLE
-    assert ctrl.loss_burst(now) == 4
-    # runs are forgotten after burst_window_s
-    assert ctrl.loss_burst(now + ctrl.tunables.burst_window_s + 0.1) == 1
-
-
-def test_a_loss_run_across_two_reports_counts_once() -> None:
-    ctrl = DeltaController(4000, tunables=DeltaTunables(burst_min_runs=1))
-    _report(ctrl, 0.05, "." * 40 + "xxx", 1)
-    assert ctrl.loss_burst(0.05) == 1  # still open: its length is not known yet
-    _report(ctrl, 0.10, "xxx" + "." * 40, 44)
-    assert ctrl.loss_burst(0.10) == 6
-    # a hole in the ids (records that expired, not ours) splits what would look like one run
-    ctrl2 = DeltaController(4000, tunables=DeltaTunables(burst_min_runs=1, burst_quantile=1.0))
-    _report(ctrl2, 0.05, "." * 40 + "xxx", 1)
-    _report(ctrl2, 0.10, "xxx" + "." * 40, 50)
-    assert ctrl2.loss_burst(0.10) == 3
-
-
-def test_drops_at_a_full_queue_are_not_loss_bursts() -> None:
-    ctrl = DeltaController(4000, tunables=DeltaTunables(burst_min_runs=1))
-    _report(ctrl, 0.05, "." * 60, 1)  # the path's base delay
-    pid, now = 61, 0.05
-    for _ in range(10):
-        now += 0.05
-        _report(ctrl, now, "." * 30 + "xxxxxx" + "." * 30, pid, queue_ms=40.0)
-        pid += 66
-    assert ctrl.state is DeltaState.CONGESTED
-    assert ctrl.loss_burst(now) == 1
-
-
-@pytest.mark.parametrize(
-    "bad", [{"burst_quantile": 0.0}, {"burst_window_s": 0.0}, {"burst_min_runs": 0}]
-)
-def test_bad_burst_tunables_are_rejected(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="burst"):
-        DeltaTunables(**bad)  # type: ignore[arg-type]
-
-
 # --------------------------------------------------------------------------- RTT spikes
 def test_rtt_spike_detector() -> None:
     det = RttSpikeDetector()
@@ -451,12 +339,13 @@ def test_the_media_target_leaves_room_for_what_the_sender_really_adds() -> None:
     """Media plus the measured overhead (parities at real group sizes, headers) is the rate."""
     ctrl = DeltaController(4000)
     rate = ctrl.decision.send_rate_kbps
-    assert ctrl.decision.target_bitrate_kbps == round(rate / (1 + ctrl.decision.fec_ratio))
+    # until the sender reports, the assumed overhead (a 5 % FEC ratio) is left room for
+    assert ctrl.decision.target_bitrate_kbps == round(rate / 1.05)
     ctrl.set_send_overhead(0.4)  # e.g. 2 parities on 5-datagram frames
     assert ctrl.decision.send_rate_kbps == rate
     assert ctrl.decision.target_bitrate_kbps == round(rate / 1.4)
-    ctrl.set_send_overhead(0.01)  # less than the FEC ratio asks for: the ratio still counts
-    assert ctrl.decision.target_bitrate_kbps == round(rate / (1 + ctrl.decision.fec_ratio))
+    ctrl.set_send_overhead(0.01)
+    assert ctrl.decision.target_bitrate_kbps == round(rate / 1.01)
 
 
 def _busy_batch(ctrl: DeltaController, t0: float, first_id: int, kbps: float) -> float:

@@ -1,4 +1,4 @@
-"""Interleaved XOR FEC (docs/spec/RIFT.md §7.1): encoder, decoder, validation, adaptive policy."""
+"""Interleaved XOR FEC (docs/spec/RIFT.md §7.1): encoder, decoder, validation."""
 
 from __future__ import annotations
 
@@ -11,14 +11,8 @@ from hypothesis import strategies as st
 
 from wavry.rift import rift_pb2
 from wavry.rift.chunking import MAX_GROUP_SHARDS, fec_message_size, varint_size
-from wavry.rift.fec import (
-    AdaptiveFecPolicy,
-    FecDecoder,
-    FecEncoder,
-    FecParams,
-    _OpenGroup,
-    fec_params_for_ratio,
-)
+from wavry.rift.fec import FecEncoder, _OpenGroup
+from wavry.rift.fec_decoder import FecDecoder
 
 # --- known answer -------------------------------------------------------------------------------
 
@@ -483,35 +477,3 @@ def test_will_repair_predicts_the_group_in_flight() -> None:
     assert decoder.will_repair(7) is True
     decoder.on_datagram(10, bytes(20), 0.0)  # 9 missing too: same class (m = 1)
     assert decoder.will_repair(7) is False
-
-
-# --- adaptive policy ----------------------------------------------------------------------------
-
-
-def test_adaptive_policy_grows_on_congested_loss_and_decays() -> None:
-    policy = AdaptiveFecPolicy()
-    assert policy.ratio == pytest.approx(0.05)
-    policy.on_sample(loss_fraction=0.02, congested=False, stable=False)
-    assert policy.ratio == pytest.approx(0.05)  # loss without congestion: hold
-    policy.on_sample(loss_fraction=0.02, congested=True, stable=False)
-    assert policy.ratio == pytest.approx(0.075)
-    for _ in range(20):
-        policy.on_sample(loss_fraction=0.1, congested=True, stable=False)
-    assert policy.ratio == pytest.approx(0.5)
-    for _ in range(200):
-        policy.on_sample(loss_fraction=0.0, congested=False, stable=True)
-    assert policy.ratio == pytest.approx(0.05)
-
-
-def test_params_for_ratio() -> None:
-    assert fec_params_for_ratio(0.05, 1) == FecParams(k=20, m=1)
-    assert fec_params_for_ratio(0.5, 1) == FecParams(k=2, m=1)
-    assert fec_params_for_ratio(0.5, 4) == FecParams(k=8, m=4)
-    assert fec_params_for_ratio(0.05, 3) == FecParams(k=32, m=3)  # bounded by group size
-    assert fec_params_for_ratio(0.05, 3, max_group_shards=64) == FecParams(k=60, m=3)
-    assert fec_params_for_ratio(0.1, 100, max_group_shards=64) == FecParams(k=64, m=64)
-    for ratio in (0.05, 0.1, 0.2, 0.33, 0.5):
-        for burst in range(1, 10):
-            params = fec_params_for_ratio(ratio, burst)
-            assert 1 <= params.m <= params.k <= 64
-            assert params.redundancy >= ratio * 0.66

@@ -1,4 +1,4 @@
-"""Pacer: spacing, burst, rate rules, priority lane and stale-frame dropping (fake clock)."""
+"""Pacer: spacing, burst, rate rules, charged bytes and stale-frame dropping (fake clock)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def frame(count: int, size: int = 1200, tag: int = 0) -> list[bytes]:
 def run_until_empty(pacer: Pacer, limit: float = 10.0) -> list[tuple[float, bytes]]:
     sent: list[tuple[float, bytes]] = []
     while (when := pacer.next_send_time()) is not None and when <= limit:
-        sent.extend((when, d) for d in pacer.pop_ready(when))
+        sent.extend((when, d) for d, _, _ in pacer.pop_ready(when))
     return sent
 
 
@@ -66,21 +66,42 @@ def test_pacing_rate_never_exceeds_the_cap() -> None:
     assert min(gaps) == pytest.approx(1200 * 8 / 10_000_000)
 
 
-def test_priority_lane_is_never_delayed() -> None:
+def test_bytes_sent_outside_are_charged_but_never_starve_media() -> None:
     pacer = Pacer(PacerConfig(max_rate_kbps=5000), bitrate_kbps=4000, fps=60)
     pacer.enqueue(frame(30), 0.0)
     pacer.pop_ready(0.0)  # burst gone, bucket empty
     media_next = pacer.next_send_time()
     assert media_next is not None and media_next > 0.0005
-    pacer.enqueue_priority(b"input", 0.0005)
-    assert pacer.next_send_time() == 0.0005
-    out = pacer.pop_ready(0.0005)
-    assert out == [b"input"]  # no media due yet, input went anyway
-    # the priority bytes were charged: media is pushed back a little, not starved
+    pacer.charge(500, 0.0005)  # input that went out at once
     later = pacer.next_send_time()
-    assert later is not None and later >= media_next
-    pacer.enqueue_priority(b"nack-retransmit", later)
-    assert pacer.pop_ready(later)[0] == b"nack-retransmit"
+    assert later is not None and later == pytest.approx(media_next + 500 / 625_000)
+    for _ in range(100):
+        pacer.charge(1400, later)  # however much: at most one bucket of debt
+    last = pacer.next_send_time()
+    assert last is not None and last - later <= (1200 + 4 * 1400) / 625_000 + 1e-9
+
+
+def test_payload_tags_and_frame_ends() -> None:
+    pacer = Pacer(PacerConfig(datagram_overhead=34), bitrate_kbps=8000, fps=60)
+    pacer.enqueue(frame(2, size=100), 0.0, tag="a")
+    pacer.enqueue(frame(1, size=100), 0.0, tag="b")
+    assert pacer.queued_bytes == 3 * 134  # as the sealed datagrams will be
+    out = pacer.pop_ready(0.0, limit=2)
+    assert [(t, last) for _, t, last in out] == [("a", False), ("a", True)]
+    assert [(t, last) for _, t, last in pacer.pop_ready(0.0)] == [("b", True)]
+    assert pacer.queued_bytes == 0
+
+
+def test_time_going_backwards_never_freezes_the_refill() -> None:
+    """A backwards step (a caller on a wall clock) restarts the refill from the new time
+    instead of waiting until the old time comes again."""
+    pacer = Pacer(bitrate_kbps=8000, fps=60)
+    pacer.enqueue(frame(30), 100.0)
+    pacer.pop_ready(100.0)
+    pacer.enqueue(frame(30, tag=1), 40.0)  # 60 s back
+    sent = run_until_empty(pacer, limit=41.0)
+    assert len(sent) == 26 + 30  # the rest of the first frame, then the second
+    assert sent[-1][0] < 40.1
 
 
 def test_stale_frame_is_dropped_whole_when_a_newer_one_arrives() -> None:
@@ -90,11 +111,9 @@ def test_stale_frame_is_dropped_whole_when_a_newer_one_arrives() -> None:
     sent_old = pacer.pop_ready(0.010)
     assert 0 < len(sent_old) < 20
     new = frame(3, tag=2)
-    pacer.enqueue(new, 0.020)  # the old frame is 20 ms old > 16.7 ms: dropped
+    assert pacer.enqueue(new, 0.020) == 1  # the old frame is 20 ms old > 16.7 ms: dropped
     assert pacer.dropped_frames == 1
     assert pacer.dropped_datagrams == 20 - len(sent_old)
-    assert pacer.take_dropped() == old[len(sent_old) :]
-    assert pacer.take_dropped() == []
     sent = [d for _, d in run_until_empty(pacer)]
     assert sent == new
 
@@ -120,11 +139,11 @@ def test_non_droppable_frame_is_kept() -> None:
 def test_queued_bytes_and_datagrams() -> None:
     pacer = Pacer(bitrate_kbps=1000, fps=30)
     pacer.enqueue(frame(8, size=1000), 0.0)
-    pacer.enqueue_priority(b"x" * 50, 0.0)
-    assert pacer.queued_datagrams == 9
+    pacer.charge(50, 0.0)
+    assert pacer.queued_datagrams == 8
     assert pacer.queued_bytes == 8000
     pacer.pop_ready(0.0)
-    assert pacer.queued_bytes == 8000 - 5000  # 4 × 1400 bucket minus the 50 priority bytes
+    assert pacer.queued_bytes == 8000 - 5000  # 4 × 1400 bucket minus the 50 charged bytes
 
 
 def test_config_validation() -> None:
@@ -201,3 +220,15 @@ def test_clean_path_without_burst_keeps_the_small_bucket() -> None:
     sent = run_until_empty(pacer)
     assert len(sent) == 16
     assert sent[-1][0] <= 0.02 + 0.03 / 60 + 1e-9  # still drained within 3 % of an interval
+
+
+def test_times_a_little_out_of_order_are_not_credited_twice() -> None:
+    """Callers read the clock a moment apart; an older time must not move the reference back
+    (the interval would be refilled twice and leave as a burst)."""
+    pacer = Pacer(bitrate_kbps=8000, fps=60)
+    pacer.enqueue(frame(40), 1.0)
+    pacer.pop_ready(1.0)
+    first = len(pacer.pop_ready(1.002))
+    pacer.charge(0, 1.001)  # a caller with a slightly older time
+    again = len(pacer.pop_ready(1.002))
+    assert first > 0 and again == 0

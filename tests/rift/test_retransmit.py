@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wavry.rift import rift_pb2
-from wavry.rift.fec import FecDecoder, FecEncoder
+from wavry.rift.fec import FecEncoder
+from wavry.rift.fec_decoder import FecDecoder
 from wavry.rift.retransmit import NackTracker, RetransmitHistory, nack_messages
 
 # --- sender history -----------------------------------------------------------------------------

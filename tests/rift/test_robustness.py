@@ -44,8 +44,8 @@ from wavry.rift.framing import (
 )
 from wavry.rift.host import HostEndpoint, HostSessionState
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
 from wavry.rift.noise import NoiseXX
+from wavry.rift.testing.loopback import Loopback
 
 T0 = 1000.0
 T1 = 1001.0  # when hostile datagrams arrive

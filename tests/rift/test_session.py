@@ -12,8 +12,8 @@ from wavry.rift.config import ClientConfig, HostConfig
 from wavry.rift.framing import HandshakeDatagram, TransportDatagram, parse_datagram
 from wavry.rift.host import HostEndpoint, HostSessionState
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
 from wavry.rift.pairing import pairing_proof
+from wavry.rift.testing.loopback import Loopback
 
 T0 = 1_700_000_000.0
 HOST_ID = Identity.generate()

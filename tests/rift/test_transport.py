@@ -7,6 +7,7 @@ A scripted network on a fake clock: per-datagram propagation delay, scripted los
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Callable
@@ -17,10 +18,12 @@ import pytest
 from wavry.rift import rift_pb2
 from wavry.rift.client import ClientSession
 from wavry.rift.config import ClientConfig, HostConfig
+from wavry.rift.congestion import CongestionDecision, CongestionState
 from wavry.rift.events import ClientTransportEvent
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.sender import MediaSender
+from wavry.rift.testing.loopback import Loopback
 from wavry.rift.transport import (
     FrameReady,
     KeyframeRequested,
@@ -146,9 +149,7 @@ def make(
     host_t: TransportConfig | None = None, client_t: TransportConfig | None = None, **kw: object
 ) -> Net:
     host = HostEndpoint(HOST_ID, HostConfig(trust_any=True, transport=host_t or TransportConfig()))
-    ccfg = ClientConfig(
-        transport=client_t or TransportConfig(send_feedback=True, congestion_control=False)
-    )
+    ccfg = ClientConfig(transport=client_t or TransportConfig())
     net = Net(ClientSession(CLIENT_ID, ccfg), host, **kw)  # type: ignore[arg-type]
     net.client.connect(net.now)
     net._collect()
@@ -196,14 +197,14 @@ def test_fec_repairs_scattered_losses_and_bursts_up_to_m_without_nack() -> None:
     client_tr = net.client.transport
     assert client_tr is not None
     nacked: set[int] = set()
-    send_nacks = client_tr._send_nacks
+    send_nacks = client_tr.receiver._send_nacks
 
     def record(batches: list[list[int]], now: float) -> None:
         for b in batches:
             nacked.update(b)
         send_nacks(batches, now)
 
-    client_tr._send_nacks = record  # type: ignore[method-assign]
+    client_tr.receiver._send_nacks = record  # type: ignore[method-assign]
     ids = net.stream(1.0)
     host_s = net.host.sessions[net.alias]
     assert len(net.dropped) >= 30
@@ -270,9 +271,7 @@ def test_unrepairable_loss_is_nacked_at_once_and_resent_byte_identical() -> None
 
 def test_no_repair_baseline_loses_frames_and_requests_a_keyframe() -> None:
     off = TransportConfig(fec=False, nack=False)
-    client_off = TransportConfig(
-        fec=False, nack=False, send_feedback=True, congestion_control=False
-    )
+    client_off = TransportConfig(fec=False, nack=False)
     net = make(off, client_off, drop_h2c=lambda pid: pid > 40 and pid % 31 == 0)
     ids = net.stream(1.0)
     shown = presented_ids(net)
@@ -327,23 +326,22 @@ def test_a_keyframe_request_already_answered_is_absorbed() -> None:
     net = make()
     host_tr = net.host.sessions[net.alias].transport
     net.stream(0.2)  # frame 1 is the keyframe
-    rfi = rift_pb2.Message(control=rift_pb2.ControlMessage(rfi=rift_pb2.ReferenceInvalidation()))
+    sender = host_tr.media
     # the client lost everything before the keyframe it is about to get: absorbed
-    host_tr._last_keyframe_id, host_tr._keyframe_guard_until = 5, net.now + 1.0
-    out: list[rift_pb2.Message] = []
-    host_tr._dispatch(rfi, net.now, out)
+    sender._last_keyframe_id, sender._keyframe_guard_until = 5, net.now + 1.0
+    sender.on_reference_invalidation(0, net.now)
     assert host_tr.stats.keyframe_requests_absorbed == 1
-    assert not any(isinstance(e, KeyframeRequested) for e in host_tr._events)
+    assert not any(isinstance(e, KeyframeRequested) for e in host_tr.drain_events())
     # after the guard, or for a frame after that keyframe, it is a real request
-    host_tr._keyframe_guard_until = net.now - 0.001
-    host_tr._dispatch(rfi, net.now, out)
-    assert any(isinstance(e, KeyframeRequested) for e in host_tr._events)
+    sender._keyframe_guard_until = net.now - 0.001
+    sender.on_reference_invalidation(0, net.now)
+    assert any(isinstance(e, KeyframeRequested) for e in host_tr.drain_events())
 
 
 def test_sender_skips_frames_while_a_capped_keyframe_drains() -> None:
     net = make()
     host_tr = net.host.sessions[net.alias].transport
-    host_tr.pacer.set_rate_cap(4000, 6000)  # a known 4 Mbit/s bottleneck
+    host_tr.media.pacer.set_rate_cap(4000, 6000)  # a known 4 Mbit/s bottleneck
     net.host.send_frame(net.alias, bytes(100_000), net.now, keyframe=True, timestamp_us=1)
     assert net.host.media_backlog_s(net.alias, net.now) > 0.1
     assert host_tr.should_skip_frame(net.now)
@@ -372,12 +370,13 @@ def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
         wire.extend(d for d, _ in out)
 
     data = bytes(range(256)) * 120  # 30 kB: about 23 chunks + parities
-    transport.pacer.set_clean_path(None)
+    pacer = transport.media.pacer
+    pacer.set_clean_path(None)
     host.send_frame(alias, data, now, keyframe=True, timestamp_us=1, on_batch=on_batch)
     assert steps == []  # not clean: queued whole
     lb.run_until(now, now + 0.05, step=0.001)
-    transport.pacer.set_clean_path(0.03)  # (the transport's own DELTA decisions say so later)
-    transport.pacer.pop_ready(now + 0.05)
+    assert pacer.queued_datagrams == 0
+    pacer.set_clean_path(0.03)  # (the transport's own DELTA decisions say so later)
     now += 0.1  # an idle path refills the clean bucket
     fid = host.send_frame(alias, data, now, keyframe=False, timestamp_us=2, on_batch=on_batch)
     wire.extend(d for d, _ in host.datagrams_to_send(now))
@@ -385,8 +384,9 @@ def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
     # on the way) before the last group's parities are computed
     assert len(steps) >= 3 and all(n >= SEND_STEP_DATAGRAMS for n in steps[:-1])
     tail = len(wire) - sum(steps)  # only the last group's parities come after the steps
-    assert 1 <= tail <= transport.fec_encoder.m
-    ids = [int.from_bytes(d[2:10], "big") for d in wire]
+    encoder = transport.media.fec_encoder
+    assert encoder is not None and 1 <= tail <= encoder.m
+    ids = [pid_of(d) for d in wire]
     assert ids == sorted(ids)  # packet ids still leave in order
     for d in wire:
         client.receive_datagram(d, now)
@@ -395,55 +395,89 @@ def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
     assert frames[0].frame.data == data
 
 
+class StubController:
+    """A congestion controller whose decision the test sets (the interface, nothing more)."""
+
+    def __init__(self) -> None:
+        self.decision = CongestionDecision(8000, 60, 8400, CongestionState.STABLE)
+
+    def set(self, **changes: object) -> None:
+        self.decision = dataclasses.replace(self.decision, **changes)  # type: ignore[arg-type]
+
+    def on_packet_sent(self, packet_id: int, size_bytes: int, now: float) -> None:
+        pass
+
+    def on_feedback(self, arrivals: object, now: float) -> CongestionDecision:
+        return self.decision
+
+    def on_rtt_sample(self, rtt_s: float, now: float) -> None:
+        pass
+
+    def set_send_overhead(self, ratio: float) -> None:
+        pass
+
+    def tick(self, now: float) -> CongestionDecision:
+        return self.decision
+
+    def poll_congestion_control(self) -> None:
+        return None
+
+
+def stub_sender() -> tuple[MediaSender, StubController]:
+    host, _, _ = loopback_session()
+    sender = host.sessions[next(iter(host.sessions))].transport.media
+    stub = StubController()
+    sender.controller = stub
+    return sender, stub
+
+
 def test_one_noisy_feedback_report_keeps_a_clean_path_unless_a_bottleneck_is_known() -> None:
     """The clean-path rule: < 1 ms of queue is clean; 1-2 ms in one isolated report is host
-    noise while DELTA knows no bottleneck; a queue that persists, or any queue next to a
-    measured bottleneck, ends the clean state."""
+    noise while the controller knows no bottleneck; a queue that persists, or any queue next
+    to a measured bottleneck, ends the clean state."""
     from wavry.rift.transport import CLEAN_HOLD_S
 
-    host, _, _ = loopback_session()
-    tr = host.sessions[next(iter(host.sessions))].transport
+    sender, stub = stub_sender()
     now = T0 + 1.0
 
     def decide(queue_ms: float, reports: int) -> bool:
         nonlocal now
         now += 0.05
-        tr.delta._queue_ms = queue_ms
-        tr._queue_reports = reports
-        tr._apply_decision(now)
-        return tr.pacer.clean_path
+        stub.set(queue_delay_ms=queue_ms)
+        sender._queue_reports = reports
+        sender._apply_decision(now)
+        return sender.pacer.clean_path
 
-    tr._last_unclean = now - CLEAN_HOLD_S - 1  # clean for long enough
+    sender._last_unclean = now - CLEAN_HOLD_S - 1  # clean for long enough
     assert decide(0.5, 0)
     assert decide(1.5, 1)  # one report: noise
     assert not decide(1.5, 2)  # it persisted
     assert not decide(0.5, 0)  # and the 3 s hold restarts
-    tr._last_unclean = -1e9
+    sender._last_unclean = -1e9
     assert decide(0.5, 0)
-    assert not decide(2.5, 1)  # over DELTA's own 2 ms threshold: a queue at once
-    tr._last_unclean = -1e9
-    tr.delta._capacity = 8000.0  # a bottleneck measured just now
-    tr.delta._congested_at = now
+    assert not decide(2.5, 1)  # over the 2 ms noise threshold: a queue at once
+    sender._last_unclean = -1e9
+    stub.set(capacity_kbps=8000.0)  # a bottleneck measured just now
     assert not decide(1.5, 1)  # next to a known bottleneck: no tolerance
-    assert not tr.pacer._clean_burst
+    assert not sender.pacer._clean_burst
 
 
 def test_a_clean_loss_free_path_sends_one_parity_per_group() -> None:
     """FEC follows the path: one parity per group once the path is clean and loses nothing,
-    the expected burst's worth (2) as soon as DELTA sees loss, and before the path is proven."""
+    the expected burst's worth (2) as soon as losses are reported, and before the path is
+    proven."""
     from wavry.rift.transport import CLEAN_HOLD_S
 
-    host, _, _ = loopback_session()
-    tr = host.sessions[next(iter(host.sessions))].transport
+    sender, stub = stub_sender()
     now = T0 + 0.5
-    tr._apply_decision(now)
-    assert tr._fec_params[1] == 2  # not yet proven clean
-    tr._last_unclean = now - CLEAN_HOLD_S - 1
-    tr._apply_decision(now)
-    assert tr._fec_params[1] == 1
-    tr.delta._loss = 0.01  # losses reported
-    tr._apply_decision(now + 0.05)
-    assert tr._fec_params[1] == 2
+    sender._apply_decision(now)
+    assert sender._fec_params[1] == 2  # not yet proven clean
+    sender._last_unclean = now - CLEAN_HOLD_S - 1
+    sender._apply_decision(now)
+    assert sender._fec_params[1] == 1
+    stub.set(loss_fraction=0.01)  # losses reported
+    sender._apply_decision(now + 0.05)
+    assert sender._fec_params[1] == 2
 
 
 def test_parities_follow_the_loss_bursts_of_a_lossy_link() -> None:
@@ -462,18 +496,18 @@ def test_parities_follow_the_loss_bursts_of_a_lossy_link() -> None:
     client_tr = net.client.transport
     assert client_tr is not None
     nacked: list[tuple[float, int]] = []
-    send_nacks = client_tr._send_nacks
+    send_nacks = client_tr.receiver._send_nacks
 
     def record(batches: list[list[int]], now: float) -> None:
         nacked.extend((now, pid) for b in batches for pid in b)
         send_nacks(batches, now)
 
-    client_tr._send_nacks = record  # type: ignore[method-assign]
+    client_tr.receiver._send_nacks = record  # type: ignore[method-assign]
     start = net.now
     ids = net.stream(3.0)
     host_tr = net.host.sessions[net.alias].transport
     assert presented_ids(net) == ids
-    assert host_tr._fec_params[1] == 4
+    assert host_tr.media._fec_params[1] == 4
     assert any(t < start + 1.0 for t, _ in nacked)  # m = 2 at first: bursts of 4 were NACKed
     late_dropped = {pid for pid, t in drop_times.items() if t > start + 1.5}
     late_nacked = {pid for t, pid in nacked if t > start + 1.5}
@@ -482,24 +516,6 @@ def test_parities_follow_the_loss_bursts_of_a_lossy_link() -> None:
     # cannot tell a lost parity from a lost message); every lost video chunk was rebuilt
     assert late_nacked <= late_dropped
     assert len(late_nacked) <= 0.25 * len(late_dropped)
-
-
-def test_burst_parities_are_capped_to_half_an_ordinary_frame() -> None:
-    net = make()
-    tr = net.host.sessions[net.alias].transport
-    tr._frame_datagrams = 6.0
-    tr.delta._loss = 0.02  # a lossy path: no single-parity rule
-    tr.delta._runs.extend((net.now, 10) for _ in range(20))  # what lossy feedback leaves
-    tr.delta._burst = None
-    tr._apply_decision(net.now)
-    assert tr._fec_params[1] == 3
-    tr._frame_datagrams = 40.0
-    tr._apply_decision(net.now)
-    assert tr._fec_params[1] == 10
-    tr.delta._runs.clear()
-    tr.delta._burst = None
-    tr._apply_decision(net.now)
-    assert tr._fec_params[1] == 2  # no bursts seen: the configured expected burst
 
 
 def _queue_seen_by_host(stamps: bool) -> list[float]:
@@ -516,7 +532,7 @@ def _queue_seen_by_host(stamps: bool) -> list[float]:
             first = nxt[0] == net.now
             net.host.send_frame(net.alias, bytes(12_000), now, keyframe=first, timestamp_us=0)
             nxt[0] += 1 / 60
-        queue.append(host_tr.delta.queue_delay_ms)
+        queue.append(host_tr.decision.queue_delay_ms)
 
     net.advance(end, tick)
     return queue[len(queue) // 2 :]
@@ -553,8 +569,7 @@ def test_the_host_tells_delta_what_its_frames_really_cost_on_the_wire() -> None:
         wire += sum(len(d) for d, _ in out)
     measured = wire / media - 1  # 3 or 4 datagrams and their parities per 4 kB frame
     assert measured > 0.2
-    assert transport.delta._send_overhead == pytest.approx(measured, rel=0.05)
-    d = transport.delta.decision
+    d = transport.decision
     assert d.target_bitrate_kbps == pytest.approx(d.send_rate_kbps / (1 + measured), rel=0.05)
 
 
@@ -580,9 +595,9 @@ def test_pings_pongs_and_nacks_are_never_resent_but_input_is() -> None:
     pong = host_tr.send_message(
         rift_pb2.Message(control=ctl(pong=rift_pb2.Pong(timestamp_us=1))), now
     )
-    assert client_tr.history.resend([ping, nack], now) == []
-    assert host_tr.history.resend([pong], now) == []
-    assert len(client_tr.history.resend([key], now)) == 1
+    assert client_tr.sender.history.resend([ping, nack], now) == []
+    assert host_tr.sender.history.resend([pong], now) == []
+    assert len(client_tr.sender.history.resend([key], now)) == 1
 
 
 def test_the_client_measures_the_rtt_as_soon_as_the_session_is_accepted() -> None:
@@ -596,7 +611,7 @@ def test_the_client_measures_the_rtt_as_soon_as_the_session_is_accepted() -> Non
 def test_rerequests_wait_for_the_queue_the_media_waits_in() -> None:
     """A resend waits in the same queue as the media: the NACK tracker's RTT is at least the
     smallest ping RTT plus the queueing delay frames show now, not the last (pre-queue) ping."""
-    host_cfg = TransportConfig(initial_bitrate_kbps=8000, congestion_control=False)
+    host_cfg = TransportConfig(initial_bitrate_kbps=8000, controller="fixed")
     net = make(host_cfg, rate_kbps=4000)  # 8 Mbit/s into a 4 Mbit/s FIFO: a queue builds
     client_tr = net.client.transport
     assert client_tr is not None

@@ -10,6 +10,9 @@ machine and one clock. Per resolution, in the same run and one after another:
 - ``wavry``: a real ``wavry host --source synthetic`` subprocess and an in-process client on
   loopback over RIFT: ``establish`` + :class:`ClientRuntime`'s own ``on_frame`` (decode, stats;
   headless, so "presented" = decoded and accounted), the marker read from the decoded picture;
+- ``windowed``: the same host, but a real ``wavry connect`` process showing the stream in its
+  window on a private Xvfb display; the marker is read from the screen by the grabber of `wavry
+  bench peers` (see :mod:`wavry.bench.latency_windowed`): what a person sees;
 - ``aiortc``: two RTCPeerConnections over the host's interfaces, H.264 forced, same source and
   encoder settings (see :mod:`wavry.bench.latency_aiortc`).
 
@@ -305,16 +308,19 @@ async def _wavry_client(
             if col.record(self.last_frame.frame, now_us) is None:
                 diag["unreadable_after_gap_without_keyframe"] += int(gap[0])
                 return
-            order.append((f.frame_id, f.last_chunk_at, t_start))
+            # the session core runs on a monotonic clock: its arrival times as wall clock
+            first_at = self.conn.wall_time(f.first_chunk_at)
+            last_at = self.conn.wall_time(f.last_chunk_at)
+            order.append((f.frame_id, last_at, t_start))
             ts = f.timestamp_us / 1e6
             encoded_at = ts + (f.capture_us + f.encode_us) / 1e6
             for k, v in zip(
                 _STAGES,
                 (
                     (f.capture_us + f.encode_us) / 1e3,
-                    (f.first_chunk_at - encoded_at) * 1e3,
-                    (f.last_chunk_at - f.first_chunk_at) * 1e3,
-                    (t_start - f.last_chunk_at) * 1e3,
+                    (first_at - encoded_at) * 1e3,
+                    (last_at - first_at) * 1e3,
+                    (t_start - last_at) * 1e3,
                     (now_us / 1e6 - t_start) * 1e3,
                 ),
                 strict=True,
@@ -430,6 +436,14 @@ def _run_aiortc(
     return out, col.latencies_ms
 
 
+def _run_windowed(
+    w: int, h: int, fps: int, kbps: int, warmup_s: float, seconds: float
+) -> tuple[dict[str, Any], list[float]]:
+    from wavry.bench.latency_windowed import run_windowed
+
+    return run_windowed(w, h, fps, kbps, warmup_s, seconds)
+
+
 # ---- driver ---------------------------------------------------------------------------------
 
 
@@ -480,12 +494,12 @@ def _print(results: dict[str, Any]) -> None:
     for r in results["resolutions"]:
         v = r["variants"]
         fl = v["floor"]
-        for name in ("floor", "wavry", "aiortc"):
+        for name in ("floor", "wavry", "windowed", "aiortc"):
             s = v[name]
             cpu = ""
             if name == "floor":
                 cpu = f"{_ms(s['cpu_cores'])} (1 proc)"
-            elif name == "wavry":
+            elif name in ("wavry", "windowed"):
                 cpu = f"host {_ms(s['cpu_host_cores'])} / client {_ms(s['cpu_client_cores'])}"
             else:
                 cpu = f"{_ms(s['cpu_cores_sender_and_receiver'])} (both peers)"
@@ -530,6 +544,10 @@ def _print(results: dict[str, Any]) -> None:
         ],
         rows,
     )
+    for r in results["resolutions"]:
+        for name, s in r["variants"].items():
+            if s.get("status") == "failed":
+                print(f"  {r['width']}x{r['height']}@{r['fps']} {name}: failed: {s.get('reason')}")
     for k, val in results["targets"].items():
         if isinstance(val, bool):
             print(f"  target {k}: {'met' if val else 'MISSED'}")
@@ -597,7 +615,12 @@ def run_latency_bench(
     for w, h, fps in resolutions:
         kbps = bitrate_kbps or BITRATE_KBPS.get((w, h), 8000)
         variants: dict[str, Any] = {}
-        for name, fn in (("floor", _run_floor), ("wavry", _run_wavry), ("aiortc", _run_aiortc)):
+        for name, fn in (
+            ("floor", _run_floor),
+            ("wavry", _run_wavry),
+            ("windowed", _run_windowed),
+            ("aiortc", _run_aiortc),
+        ):
             if verbose:
                 print(f"  {w}x{h}@{fps} {name}: {seconds:g} s ...", file=sys.stderr, flush=True)
             summary, lat = fn(w, h, fps, kbps, warmup_s, seconds)
@@ -625,6 +648,7 @@ def run_latency_bench(
             "wavry_host_cores": r["variants"]["wavry"]["cpu_host_cores"],
             "wavry_client_cores": r["variants"]["wavry"]["cpu_client_cores"],
             "aiortc_both_peers_cores": r["variants"]["aiortc"]["cpu_cores_sender_and_receiver"],
+            "windowed_client_cores": r["variants"]["windowed"]["cpu_client_cores"],
         }
         for r in res_out
     }
@@ -647,5 +671,6 @@ def bench_latency_command(
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="5 s per variant (under ~2 min)")] = False,
 ) -> None:
-    """Glass-to-glass latency from the synthetic marker: codec floor, wavry over RIFT, aiortc."""
+    """Glass-to-glass latency from the synthetic marker: floor, wavry (headless and windowed),
+    aiortc."""
     run_latency_bench(quick=quick, json_file=json_file)

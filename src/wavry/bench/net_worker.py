@@ -3,8 +3,9 @@
 Both roles run the real asyncio adapters (HostServer / ClientConnection) over UDP sockets. They
 can run in one event loop (proxy scenarios) or as separate processes inside network namespaces
 (`python -m wavry.bench.net_worker host|client ...`, bottleneck scenarios), writing their logs
-as JSON. Every time is `time.time()` (one machine, one clock), so latency = presentation time −
-frame timestamp needs no offset correction.
+as JSON. Every logged time is `time.time()` (one machine, one clock), so latency = presentation
+time − frame timestamp needs no offset correction; the session cores run on the adapters'
+monotonic clocks, as in the product.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def host_config(v: Variant) -> HostConfig:
     t = TransportConfig(
         fec=v.fec,
         nack=v.nack,
-        congestion_control=v.congestion_control,
+        controller="delta" if v.congestion_control else "fixed",
         initial_bitrate_kbps=v.initial_kbps,
         fps=v.fps,
     )
@@ -89,7 +90,7 @@ def host_config(v: Variant) -> HostConfig:
 
 
 def client_config(v: Variant) -> ClientConfig:
-    t = TransportConfig(send_feedback=True, congestion_control=False, fec=v.fec, nack=v.nack)
+    t = TransportConfig(fec=v.fec, nack=v.nack)
     return ClientConfig(transport=t)
 
 
@@ -134,8 +135,12 @@ class HostRole:
 
     def _on_sent(self, run: list[bytes], now: float) -> None:
         if self.streaming:
+            # `now` (read before the send) on the wall clock: the difference of two clocks
+            # read together is steady, where reading the wall clock now would add any time
+            # this process was preempted since the send
+            wall = now + (time.time() - self.server.clock())
             for d in run:
-                self.log.sent.append((int.from_bytes(d[8:16], "big"), now, len(d)))
+                self.log.sent.append((int.from_bytes(d[8:16], "big"), wall, len(d)))
 
     def _on_event(self, e: HostEvent) -> None:
         if isinstance(e, ClientAccepted):
@@ -158,12 +163,9 @@ class HostRole:
 
     def _backlogged(self, now: float) -> bool:
         """The transport still needs more than half a frame interval for queued media (a
-        keyframe paced at a bottleneck's rate): skip encoding this frame, as the host does."""
-        try:
-            backlog = self.endpoint.media_backlog_s(self.alias, now)
-        except KeyError:
-            return False
-        return backlog > 0.5 / self.fps
+        keyframe paced at a bottleneck's rate): skip encoding this frame. The host's own
+        decision (`HostEndpoint.should_skip_frame`), as `wavry host` asks it."""
+        return self.endpoint.should_skip_frame(now, (self.alias,))
 
     async def stream(self) -> HostLog:
         await self.accepted.wait()
@@ -176,23 +178,24 @@ class HostRole:
         wire0, next_key = self.server.bytes_sent, start
         t_next = loop.time()
         while True:
-            now = time.time()
-            if now - start >= self.duration:
+            wall = time.time()
+            now = self.server.clock()
+            if wall - start >= self.duration:
                 break
             if self.skip > 0:
                 self.skip -= 1
             elif self.v.backpressure and not self.force_key and self._backlogged(now):
                 self.log.skipped_backlog += 1
             else:
-                key = self.force_key or now >= next_key
+                key = self.force_key or wall >= next_key
                 if key:
                     self.force_key = False
                     interval = self.v.keyframe_interval_s
-                    next_key = now + interval if interval > 0 else math.inf
+                    next_key = wall + interval if interval > 0 else math.inf
                 # periodic keyframes: the GOP mean matches the bitrate; on demand: P ≈ average
                 gop = self.v.keyframe_interval_s * self.fps or 1e6
                 size = self.encoder.size(self.kbps, self.fps, key, gop)
-                ts = int(now * 1e6)
+                ts = int(wall * 1e6)
                 try:
                     fid = self.endpoint.send_frame(
                         self.alias,
@@ -242,7 +245,7 @@ class _LoggingClient(ClientConnection):
             f = e.frame
             now = time.time()
             self.log.frames.append((f.frame_id, f.timestamp_us / 1e6, now, len(f.data)))
-            self.log.hold_ms.append((now - f.last_chunk_at) * 1000)
+            self.log.hold_ms.append((self.clock() - f.last_chunk_at) * 1000)
             tr = self.core.transport
             if tr is not None:
                 self.log.jitter_target_ms.append(tr.jitter.delay_ms)

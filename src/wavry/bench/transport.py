@@ -33,7 +33,7 @@ from wavry.rift.crypto import nonce_for
 from wavry.rift.framing import TransportDatagram, parse_datagram
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
-from wavry.rift.loopback import Loopback
+from wavry.rift.testing.loopback import Loopback
 
 PAYLOAD = 1200
 

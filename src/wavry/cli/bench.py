@@ -38,7 +38,7 @@ def bench_net(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
 
 @bench_app.command("latency")
 def bench_latency(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
-    """Glass-to-glass latency from the synthetic marker: floor, wavry and aiortc side by side."""
+    """Glass-to-glass latency from the synthetic marker: floor, wavry headless+windowed, aiortc."""
     from wavry.bench.latency import bench_latency_command
 
     bench_latency_command(json_file, quick)
@@ -66,6 +66,11 @@ def register(app: typer.Typer) -> None:
     )
     bench_app.command("flood", help="Junk floods at the relay and STUN while a session streams.")(
         bench_flood_command
+    )
+    from wavry.bench.peers.command import bench_peers_command
+
+    bench_app.command("peers", help="Glass to glass next to VNC, RDP, Selkies and aiortc.")(
+        bench_peers_command
     )
     app.add_typer(bench_app, name="bench")
     app.add_typer(lab_app, name="lab", help="Network lab: impairment proxy, namespaces.")

@@ -1,4 +1,8 @@
-"""asyncio adapter: a ClientSession on a connected UDP socket."""
+"""asyncio adapter: a ClientSession on a connected UDP socket.
+
+The adapter owns the clocks: the core runs on `clock` (monotonic: a wall-clock step never
+reaches a timer, an RTT or the media path) and stamps what goes on the wire with `wall_clock`.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ async def resolve_udp(host: str, port: int) -> tuple[str, int]:
 
 
 BatchHandler = Callable[[list[ClientEvent]], None]
+#: a kernel receive timestamp older than this when read is not believed (a clock step)
+MAX_ARRIVAL_AGE_S = 1.0
 
 
 class ClientConnection:
@@ -36,19 +42,23 @@ class ClientConnection:
     per batch (output, events, timer), not one per datagram; a datagram that produces an event
     (the last chunk of a frame) is flushed at once, ahead of the rest of the batch (e.g. the
     frame's FEC parities). The socket is read with kernel receive timestamps
-    (`TimestampedUdp`), which the core reports to the host as arrival times.
+    (`TimestampedUdp`), which the core reports to the host as arrival times (converted to the
+    core's clock).
     """
 
     def __init__(
         self,
         session: ClientSession,
         on_event: Callable[[ClientEvent], None] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.core = session
         self.events: asyncio.Queue[ClientEvent] = asyncio.Queue()
         self._on_event = on_event
         self._clock = clock
+        self.wall_clock = wall_clock
+        session.wall_clock = wall_clock
         self._transport: TimestampedUdp | None = None
         self._timer = Timer(self._on_timer)
         self.remote: tuple[str, int] | None = None
@@ -66,8 +76,24 @@ class ClientConnection:
         self.core.connect(self._clock())
         self.flush()
 
+    def clock(self) -> float:
+        """The core's clock (what every `now` passed to the session must come from)."""
+        return self._clock()
+
+    def wall_time(self, t: float) -> float:
+        """A time of the core's clock (e.g. `AssembledFrame.last_chunk_at`) as wall-clock
+        seconds (Unix epoch), for comparison with wire timestamps."""
+        return t + (self.wall_clock() - self._clock())
+
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...], arrival: float | None) -> None:
-        self.core.receive_datagram(data, self._clock(), arrival)
+        now = self._clock()
+        if arrival is not None:
+            # the kernel stamps CLOCK_REALTIME: its age now moves it onto the core's clock; an
+            # age that is negative or implausible (the system clock stepped in between) is
+            # dropped and the read time used instead
+            age = time.time() - arrival
+            arrival = now - age if 0.0 <= age < MAX_ARRIVAL_AGE_S else None
+        self.core.receive_datagram(data, now, arrival)
         if self.core.has_events:  # e.g. a frame is complete: hand it over now
             self.flush()
         else:

@@ -1,4 +1,8 @@
-"""asyncio adapter: a HostEndpoint on a UDP socket."""
+"""asyncio adapter: a HostEndpoint on a UDP socket.
+
+The adapter owns the clocks: the core runs on `clock` (monotonic: a wall-clock step never
+reaches a timer, a rate or a pacer) and stamps what goes on the wire with `wall_clock`.
+"""
 
 from __future__ import annotations
 
@@ -35,12 +39,15 @@ class HostServer:
         self,
         endpoint: HostEndpoint,
         on_event: HostEventHandler | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         gso: bool = True,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.core = endpoint
         self._on_event = on_event
         self._clock = clock
+        self.wall_clock = wall_clock
+        endpoint.wall_clock = wall_clock
         self._transport: asyncio.DatagramTransport | None = None
         self._timer = Timer(self._on_timer)
         self.send_errors = 0
@@ -51,6 +58,10 @@ class HostServer:
         self._gso_wanted = gso
         self.gso: GsoSender | None = None
         self.side: SideChannel | None = None
+
+    def clock(self) -> float:
+        """The core's clock (what every `now` passed to the endpoint must come from)."""
+        return self._clock()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._transport = await open_udp(self._on_datagram, local=(host, port))

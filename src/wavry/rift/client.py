@@ -2,6 +2,12 @@
 
 The adapter feeds `receive_datagram(data, now)` and `handle_timer(now)`, sends what
 `datagrams_to_send()` returns to the host address, and reads `next_event()`.
+
+Clocks: every `now` is the adapter's monotonic clock (seconds): timers, RTTs and the media
+path never see a wall-clock step. Wall-clock time only stamps what goes on the wire
+(`Ping.timestamp_us`) and the clock offset to the host's wall clock (`clock_offset_s`); it
+comes from the injected `wall_clock`, or from `now` itself when none is given (tests on one
+fake clock).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from wavry.rift.handshake import HandshakeError, InitiatorHandshake, LocalStatic
 from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import is_valid_code_format, pairing_proof
-from wavry.rift.transport import MediaTransport
+from wavry.rift.transport import ClientTransport
 
 
 class ClientState(Enum):
@@ -61,8 +67,11 @@ class ClientSession:
         expected_host_id: str | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
         static_private: bytes | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config or ClientConfig()
+        #: wall-clock seconds (Unix epoch) for timestamps on the wire; None: `now` is used
+        self.wall_clock = wall_clock
         self.identity = identity
         self.expected_host_id = expected_host_id
         self._random = random_bytes
@@ -73,7 +82,7 @@ class ClientSession:
         self.host_id: str | None = None
         self.host_name = ""
         self.channel: SecureChannel | None = None
-        self.transport: MediaTransport | None = None
+        self.transport: ClientTransport | None = None
         self._now = 0.0
         self.ack: rift_pb2.HelloAck | None = None
         self.clock = ClockOffsetEstimator()
@@ -89,7 +98,7 @@ class ClientSession:
         self._hello_started = 0.0
         self._hello_next = 0.0
         self._ping_next = 0.0
-        self._pings: dict[int, float] = {}
+        self._pings: dict[int, tuple[float, float]] = {}  # ts → (now, wall) when sent
         self._last_rx = 0.0
         self._stalled = False
         self._established_at = 0.0
@@ -108,7 +117,7 @@ class ClientSession:
 
     def receive_datagram(self, data: bytes, now: float, arrival: float | None = None) -> None:
         """One datagram from the host, processed at `now`; `arrival` is when it reached the
-        socket if the adapter knows (see `MediaTransport.on_datagram`)."""
+        socket if the adapter knows, on the same clock as `now` (see `Receiver.on_datagram`)."""
         self._now = now
         try:
             dgram = parse_datagram(data, self.config.max_datagram)
@@ -205,10 +214,11 @@ class ClientSession:
         if self.channel is None:
             return None
         self._now = now
-        ts = int(now * 1_000_000)
+        wall = now if self.wall_clock is None else self.wall_clock()
+        ts = int(wall * 1_000_000)
         while ts in self._pings:
             ts += 1
-        self._pings[ts] = now
+        self._pings[ts] = (now, wall)
         if len(self._pings) > 64:
             del self._pings[min(self._pings)]
         self._send(
@@ -250,6 +260,7 @@ class ClientSession:
 
     @property
     def clock_offset_s(self) -> float | None:
+        """The host's wall clock minus ours (seconds), from Ping/Pong; None before a Pong."""
         return self.clock.offset_s
 
     # ---- handshake -------------------------------------------------------------------
@@ -304,7 +315,7 @@ class ClientSession:
         )
         tcfg = self.config.transport
         tcfg.max_datagram = self.config.max_datagram
-        self.transport = MediaTransport(self.channel, tcfg, now)
+        self.transport = ClientTransport(self.channel, tcfg, now)
         self.host_id = peer.wavry_id
         self.host_name = peer.name
         self.expected_host_id = peer.wavry_id  # reconnects must reach the same host
@@ -344,7 +355,7 @@ class ClientSession:
             self.drops += 1
             return
         before = ch.counters.received
-        messages = tr.on_datagram(dgram, now, arrival=arrival)
+        messages = tr.on_datagram(dgram, now, arrival)
         if ch.counters.received != before:
             self._host_confirmed = True
             if self._stalled:
@@ -389,7 +400,12 @@ class ClientSession:
         sent = self._pings.pop(pong.timestamp_us, None)
         if sent is None:
             return
-        sample = self.clock.add(sent, now, pong.host_time_us / 1_000_000)
+        sent_at, sent_wall = sent
+        # the round trip on the monotonic clock; its midpoint on the wall clock, which is what
+        # the host's wall clock is compared with (a wall step between the two only moves the
+        # offset, never the RTT)
+        rtt = max(0.0, now - sent_at)
+        sample = self.clock.add(sent_wall, sent_wall + rtt, pong.host_time_us / 1_000_000)
         if self.transport is not None:
             self.transport.on_rtt(sample.rtt_s, now)
         offset = self.clock.offset_s

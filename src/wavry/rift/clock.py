@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from wavry.rift.rtt import CLOCK_STEP_S
+
 
 @dataclass(frozen=True, slots=True)
 class PingSample:
@@ -15,7 +17,8 @@ class PingSample:
 class ClockOffsetEstimator:
     """Host-minus-client offset: `host_time` against the midpoint of the round trip, taken from
     the lowest-RTT samples of a recent window (queueing inflates RTT asymmetrically, so the
-    quickest round trips bound the offset best)."""
+    quickest round trips bound the offset best). A sample more than `CLOCK_STEP_S` away from the
+    estimate means one of the wall clocks stepped (NTP): the older samples are dropped."""
 
     def __init__(self, window: int = 32, best: int = 3) -> None:
         self._samples: deque[PingSample] = deque(maxlen=window)
@@ -26,6 +29,9 @@ class ClockOffsetEstimator:
     def add(self, sent_s: float, received_s: float, host_time_s: float) -> PingSample:
         rtt = max(0.0, received_s - sent_s)
         sample = PingSample(rtt, host_time_s - (sent_s + received_s) / 2.0)
+        current = self.offset_s
+        if current is not None and abs(sample.offset_s - current) > CLOCK_STEP_S:
+            self._samples.clear()
         self._samples.append(sample)
         self.srtt_s = rtt if self.srtt_s is None else 0.875 * self.srtt_s + 0.125 * rtt
         self.min_rtt_s = rtt if self.min_rtt_s is None else min(self.min_rtt_s, rtt)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from wavry import __version__
 from wavry.rift import rift_pb2
 from wavry.rift.framing import DEFAULT_MAX_DATAGRAM, MIN_MAX_DATAGRAM
-from wavry.rift.transport import TransportConfig
+from wavry.rift.transport_types import TransportConfig
 
 PROTOCOL_VERSION = 1
 
@@ -41,9 +41,7 @@ class ClientConfig:
     max_datagram: int = DEFAULT_MAX_DATAGRAM
     auto_reconnect: bool = True
     timing: TimingConfig = field(default_factory=TimingConfig)
-    transport: TransportConfig = field(
-        default_factory=lambda: TransportConfig(send_feedback=True, congestion_control=False)
-    )
+    transport: TransportConfig = field(default_factory=TransportConfig)
 
     def __post_init__(self) -> None:
         check_max_datagram(self.max_datagram)

@@ -1,4 +1,4 @@
-"""DELTA: delay-based congestion control (sender side), plus the client's RTT spike detector.
+"""DELTA: delay-based congestion control (sender side, RIFT §8), a `CongestionController`.
 
 Sans-I/O: time is always a `now` argument in seconds (sender monotonic clock); arrival times in
 feedback are on the receiver's clock. The two clocks are never compared directly: one-way delay
@@ -8,67 +8,21 @@ offset between the hosts cancels. See docs/rate-control.md for the algorithm and
 
 from __future__ import annotations
 
-import enum
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wavry.rift import rift_pb2
+from wavry.rift.congestion import CongestionDecision, CongestionState, FeedbackArrivals
 from wavry.rift.feedback import parse_feedback
+from wavry.rift.rtt import WindowedMin
 
-__all__ = [
-    "DeltaController",
-    "DeltaDecision",
-    "DeltaState",
-    "DeltaTunables",
-    "RttSpikeDetector",
-    "RttSpikeTunables",
-    "WindowedMin",
-]
+__all__ = ["DeltaController", "DeltaDecision", "DeltaState", "DeltaTunables"]
 
-
-_MAX_LOSS_RUNS = 1024
-
-
-class WindowedMin:
-    """Minimum of the samples of the last `window_s` seconds, kept in `buckets` time buckets.
-
-    Memory is bounded by the bucket count; a sample leaves the window between `window_s` and
-    `window_s + window_s / buckets` after it was recorded.
-    """
-
-    def __init__(self, window_s: float, buckets: int = 10) -> None:
-        if window_s <= 0 or buckets < 1:
-            raise ValueError("window_s must be > 0 and buckets >= 1")
-        self._window_s = window_s
-        self._bucket_s = window_s / buckets
-        self._buckets: deque[tuple[float, float]] = deque()  # (bucket start, minimum)
-
-    def update(self, value: float, now: float) -> None:
-        self._expire(now)
-        if self._buckets and now < self._buckets[-1][0] + self._bucket_s:
-            start, minimum = self._buckets[-1]
-            if value < minimum:
-                self._buckets[-1] = (start, value)
-        else:
-            self._buckets.append((now, value))
-
-    def get(self, now: float) -> float | None:
-        self._expire(now)
-        if not self._buckets:
-            return None
-        return min(minimum for _, minimum in self._buckets)
-
-    def _expire(self, now: float) -> None:
-        while self._buckets and self._buckets[0][0] + self._bucket_s + self._window_s <= now:
-            self._buckets.popleft()
-
-
-class DeltaState(enum.Enum):
-    STABLE = "stable"
-    RISING = "rising"
-    CONGESTED = "congested"
+#: DELTA's states and decision are the congestion-control interface's (congestion.py)
+DeltaState = CongestionState
+DeltaDecision = CongestionDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,24 +76,10 @@ class DeltaTunables:
     #: a congestion episode starts on entering CONGESTED and ends after this long in STABLE;
     #: the short CONGESTED blips of normal probing at capacity therefore never step fps down
     congestion_episode_gap_s: float = 1.0
-    # FEC redundancy (parity bytes / media bytes)
-    fec_base: float = 0.05
-    fec_max: float = 0.5
-    fec_growth: float = 1.5
-    fec_increase_interval_s: float = 0.5
-    fec_decay_tau_s: float = 3.0
-    #: FEC never falls below this × the smoothed *random* loss (loss seen in STABLE, under
-    #: budget; congestion loss is handled by fec_growth instead); 0 disables
-    fec_loss_multiplier: float = 2.0
-    #: a batch's losses count as congestion loss only above what the random loss explains:
-    #: lost > expected + sigmas × sqrt(expected) + 1, expected = random loss × batch size
-    fec_loss_sigmas: float = 3.0
+    #: what the sender adds per media byte (parities, headers, tags) until it reports its own
+    #: measure (`set_send_overhead`): the media target is send rate / (1 + overhead)
+    initial_overhead: float = 0.05
     loss_ewma_alpha: float = 0.05
-    #: loss bursts (runs of consecutive lost packet ids) seen outside congestion are kept this
-    #: long; `loss_burst` is their `burst_quantile` run length once `burst_min_runs` were seen
-    burst_window_s: float = 10.0
-    burst_quantile: float = 0.9
-    burst_min_runs: int = 8
     #: the path's capacity estimate (delivery rate at the last congestion) is forgotten after
     #: this long without congestion
     capacity_memory_s: float = 30.0
@@ -154,33 +94,14 @@ class DeltaTunables:
             raise ValueError("need 0 < min_bitrate_kbps <= max_bitrate_kbps")
         if not 0 < self.decrease_factor < 1:
             raise ValueError("decrease_factor must be in (0, 1)")
-        if not 0 <= self.fec_base <= self.fec_max <= 1:
-            raise ValueError("need 0 <= fec_base <= fec_max <= 1")
-        if self.fec_growth < 1 or self.queue_delay_budget_ms <= 0:
-            raise ValueError("fec_growth must be >= 1 and queue_delay_budget_ms > 0")
-        if not 0 < self.burst_quantile <= 1 or self.burst_window_s <= 0 or self.burst_min_runs < 1:
-            raise ValueError(
-                "need 0 < burst_quantile <= 1, burst_window_s > 0, burst_min_runs >= 1"
-            )
+        if not 0 <= self.initial_overhead <= 1:
+            raise ValueError("need 0 <= initial_overhead <= 1")
+        if self.queue_delay_budget_ms <= 0:
+            raise ValueError("queue_delay_budget_ms must be > 0")
         if not self.fps_steps or min(self.fps_steps) <= 0:
             raise ValueError("fps_steps must be positive frame rates")
         if min(self.trend_samples, self.samples_to_rising, self.samples_to_stable) < 1:
             raise ValueError("sample counts must be >= 1")
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaDecision:
-    """What the encoder and FEC should do now.
-
-    `target_bitrate_kbps` is the encoder (media) bitrate; the total sending rate, FEC included,
-    is `send_rate_kbps` = target × (1 + fec_ratio).
-    """
-
-    target_bitrate_kbps: int
-    target_fps: int
-    fec_ratio: float
-    state: DeltaState
-    send_rate_kbps: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +116,7 @@ class DeltaController:
     Feed it `on_packet_sent` for every transport datagram, `on_feedback` (or
     `on_transport_feedback`) for every feedback message, `on_rtt_sample` for Ping/Pong RTTs and
     `tick(now)` about every 50–100 ms; read `decision`, and send the message returned by
-    `poll_congestion_control()` whenever it is not None.
+    `poll_congestion_control()` whenever it is not None. Implements `CongestionController`.
     """
 
     def __init__(
@@ -209,11 +130,10 @@ class DeltaController:
             raise ValueError("max_fps must be > 0")
         self._fps_ladder = sorted({max_fps, *(s for s in t.fps_steps if s < max_fps)}, reverse=True)
         self._fps_index = 0
-        self._fec = t.fec_base
         #: wire bytes per media byte - 1 as the sender measured it (`set_send_overhead`)
-        self._send_overhead = 0.0
-        self._rate = 0.0  # total sending rate (media + FEC), kbit/s
-        self._set_rate(initial_bitrate_kbps * (1 + self._fec))
+        self._send_overhead = t.initial_overhead
+        self._rate = 0.0  # total sending rate (media + what the sender adds), kbit/s
+        self._set_rate(initial_bitrate_kbps * (1 + self._send_overhead))
         self._state = DeltaState.STABLE
         self._sent: OrderedDict[int, _SendRecord] = OrderedDict()
         #: `on_packet_sent` skips `_expire_records` before this time
@@ -225,19 +145,11 @@ class DeltaController:
         self._slope = 0.0
         self._loss = 0.0
         self._random_loss = 0.0
-        # (when, length) of closed loss runs; bounded, so heavy loss on a fast link does not
-        # make loss_burst() sort tens of thousands of runs
-        self._runs: deque[tuple[float, int]] = deque(maxlen=_MAX_LOSS_RUNS)
-        self._open_run = 0  # lost ids in a row at the end of the last batch
-        self._burst: int | None = None  # loss_burst() of the current runs
-        self._prev_id: int | None = None
         self._srtt: float | None = None
         self._rising_count = 0
         self._calm_count = 0
         self._last_update: float | None = None
         self._last_decrease = -math.inf
-        self._last_fec_increase = -math.inf
-        self._last_fec_update: float | None = None
         self._last_feedback: float | None = None
         self._congested_rate: float | None = None
         self._congested_at = -math.inf
@@ -252,6 +164,8 @@ class DeltaController:
         self._last_fps_update: float | None = None
         self._batch_delivery: float | None = None  # kbit/s over the latest feedback batch
         self._last_reported: tuple[int, int] | None = None
+        self._last_now = -math.inf  # the latest `now` of any input
+        self._decide()
 
     # ----------------------------------------------------------------- read-only state
     @property
@@ -273,23 +187,6 @@ class DeltaController:
         """Smoothed loss fraction of the feedback batches that showed no congestion."""
         return self._random_loss
 
-    def loss_burst(self, now: float) -> int:
-        """The run length of lost consecutive packets that covers `burst_quantile` of the loss
-        bursts seen outside congestion in the last `burst_window_s` (1 until `burst_min_runs`
-        were seen): FEC sizes its parity count (the burst it repairs) from it."""
-        t = self.tunables
-        runs = self._runs
-        while runs and now - runs[0][0] > t.burst_window_s:
-            runs.popleft()
-            self._burst = None
-        if self._burst is None:  # the transport asks on every decision: sort only on change
-            if len(runs) < t.burst_min_runs:
-                self._burst = 1
-            else:
-                lengths = sorted(n for _, n in runs)
-                self._burst = lengths[max(0, math.ceil(t.burst_quantile * len(lengths)) - 1)]
-        return self._burst
-
     @property
     def smoothed_rtt_s(self) -> float | None:
         return self._srtt
@@ -309,15 +206,24 @@ class DeltaController:
         return _rate_kbps(self._delivered)
 
     @property
-    def decision(self) -> DeltaDecision:
-        media = self._rate / (1 + max(self._fec, self._send_overhead))
-        return DeltaDecision(
+    def decision(self) -> CongestionDecision:
+        return self._decision
+
+    def _decide(self) -> CongestionDecision:
+        """Recompute the decision (after every input, so that reading it costs nothing)."""
+        media = self._rate / (1 + self._send_overhead)
+        self._decision = CongestionDecision(
             target_bitrate_kbps=round(media),
             target_fps=self._fps_ladder[self._fps_index],
-            fec_ratio=self._fec,
-            state=self._state,
             send_rate_kbps=round(self._rate),
+            state=self._state,
+            queue_delay_ms=self._queue_ms,
+            loss_fraction=self._loss,
+            random_loss_fraction=self._random_loss,
+            capacity_kbps=self.capacity_kbps(self._last_now),
+            smoothed_rtt_s=self._srtt,
         )
+        return self._decision
 
     # ----------------------------------------------------------------- inputs
     def set_send_overhead(self, ratio: float) -> None:
@@ -330,6 +236,7 @@ class DeltaController:
         if ratio != self._send_overhead:
             self._send_overhead = ratio
             self._set_rate(self._rate)  # the bounds apply to the media target
+            self._decide()
 
     def on_packet_sent(self, packet_id: int, size_bytes: int, now: float) -> None:
         """Record a new transport datagram (any kind) leaving the host at `now`.
@@ -347,41 +254,35 @@ class DeltaController:
         if rtt_s <= 0:
             return
         self._srtt = rtt_s if self._srtt is None else 0.875 * self._srtt + 0.125 * rtt_s
+        self._last_now = now
+        self._decide()
 
-    def on_transport_feedback(self, msg: rift_pb2.TransportFeedback, now: float) -> DeltaDecision:
+    def on_transport_feedback(
+        self, msg: rift_pb2.TransportFeedback, now: float
+    ) -> CongestionDecision:
         """Parse and apply one feedback message (raises `FeedbackError` if it is malformed)."""
         return self.on_feedback(parse_feedback(msg), now)
 
-    def on_feedback(
-        self, arrivals: Iterable[tuple[int, float | None]], now: float
-    ) -> DeltaDecision:
+    def on_feedback(self, arrivals: FeedbackArrivals, now: float) -> CongestionDecision:
         """Apply parsed feedback: `(packet_id, receiver arrival time s, or None when lost)`."""
         t = self.tunables
         samples: list[tuple[float, float]] = []  # (send time, one-way delay incl. clock offset)
         batch: list[tuple[float, int]] = []  # (arrival, size)
         lost = 0
-        runs: list[int] = []  # loss runs this batch closed
-        run = self._open_run
         for packet_id, arrival in arrivals:
             record = self._sent.pop(packet_id, None)
             if record is None:
                 continue  # not ours, expired, or already reported
-            if self._prev_id is None or packet_id != self._prev_id + 1:
-                run = 0  # a hole in what we can judge: a run across it is unknown
-            self._prev_id = packet_id
             if arrival is None:
                 lost += 1
-                run += 1
                 continue
-            if run:
-                runs.append(run)
-                run = 0
             owd = arrival - record.send_time
             samples.append((record.send_time, owd))
             self._base_delay.update(owd, now)
             batch.append((arrival, record.size))
         if not samples and not lost:
             return self.tick(now)
+        self._last_now = now
         self._last_feedback = now
         batch.sort()
         self._delivered.extend(batch)
@@ -404,7 +305,6 @@ class DeltaController:
         heavy = batch_loss >= t.heavy_loss_fraction and self._queue_ms >= t.rising_min_queue_ms
         over = predicted > t.queue_delay_budget_ms or heavy
         self._transition(now, over)
-        self._open_run = run
         if (
             self._state is DeltaState.CONGESTED
             and self._batch_delivery is not None
@@ -413,19 +313,14 @@ class DeltaController:
             self._note_capacity(self._batch_delivery, now)  # every busy batch, not only decreases
         if not over and self._state is DeltaState.STABLE:
             self._random_loss += t.loss_ewma_alpha * (batch_loss - self._random_loss)
-            # bursts of a lossy link; a full bottleneck queue's drops are congestion's business
-            if runs:
-                self._runs.extend((now, n) for n in runs)
-                self._burst = None
         self._update_rate(now)
-        expected = self._random_loss * (lost + len(samples))
-        self._update_fec(now, lost > expected + t.fec_loss_sigmas * math.sqrt(expected) + 1)
         self._update_fps(now)
-        return self.decision
+        return self._decide()
 
-    def tick(self, now: float) -> DeltaDecision:
+    def tick(self, now: float) -> CongestionDecision:
         """Time-driven work: feedback timeout, frame-rate steps. Call every 50–100 ms."""
         t = self.tunables
+        self._last_now = now
         self._expire_records(now)
         last = self._last_feedback
         if self._sent and (last is None or now - last >= t.feedback_timeout_s):
@@ -436,7 +331,7 @@ class DeltaController:
                 elif now - self._last_decrease >= t.feedback_timeout_s:
                     self._decrease(now, use_delivery=False)
         self._update_fps(now)
-        return self.decision
+        return self._decide()
 
     def poll_congestion_control(self) -> rift_pb2.CongestionControl | None:
         """A `CongestionControl` to send if the decision changed enough since the last one."""
@@ -577,26 +472,8 @@ class DeltaController:
 
     def _set_rate(self, total_kbps: float) -> None:
         t = self.tunables
-        scale = 1 + max(self._fec, self._send_overhead)
+        scale = 1 + self._send_overhead
         self._rate = min(max(total_kbps, t.min_bitrate_kbps * scale), t.max_bitrate_kbps * scale)
-
-    def _update_fec(self, now: float, congestion_loss: bool) -> None:
-        t = self.tunables
-        fec = self._fec
-        last = self._last_fec_update
-        self._last_fec_update = now
-        if self._state is DeltaState.CONGESTED and congestion_loss:
-            if now - self._last_fec_increase >= t.fec_increase_interval_s:
-                fec = min(t.fec_max, max(fec, t.fec_base, 0.01) * t.fec_growth)
-                self._last_fec_increase = now
-        elif self._state is DeltaState.STABLE and last is not None:
-            dt = min(max(now - last, 0.0), t.max_update_dt_s)
-            fec = t.fec_base + (fec - t.fec_base) * math.exp(-dt / t.fec_decay_tau_s)
-        fec = max(fec, min(t.fec_max, t.fec_loss_multiplier * self._random_loss))
-        if fec != self._fec:
-            # The total rate is what congestion control governs: FEC only changes the split.
-            self._fec = fec
-            self._set_rate(self._rate)
 
     def _update_fps(self, now: float) -> None:
         t = self.tunables
@@ -655,46 +532,3 @@ def _slope(points: deque[tuple[float, float]]) -> float:
     if var <= 0:
         return 0.0
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
-
-
-@dataclass(frozen=True, slots=True)
-class RttSpikeTunables:
-    window_s: float = 10.0
-    #: a spike is an RTT above ratio × the windowed minimum AND above it by min_excess_ms
-    ratio: float = 2.0
-    min_excess_ms: float = 20.0
-    #: excess at or above which two frames are skipped instead of one
-    severe_excess_ms: float = 50.0
-    cooldown_s: float = 1.0
-
-
-class RttSpikeDetector:
-    """Client side: asks the host to skip 1–2 frames (`EncoderControl`) on a sudden RTT spike."""
-
-    def __init__(self, tunables: RttSpikeTunables | None = None) -> None:
-        self.tunables = tunables if tunables is not None else RttSpikeTunables()
-        self._min = WindowedMin(self.tunables.window_s)
-        self._last_spike = -math.inf
-        self.spikes = 0
-
-    def base_rtt_s(self, now: float) -> float | None:
-        return self._min.get(now)
-
-    def on_rtt(self, rtt_s: float, now: float) -> int:
-        """Frames to skip (0, 1 or 2) for this RTT sample."""
-        t = self.tunables
-        base = self._min.get(now)
-        self._min.update(rtt_s, now)
-        if base is None or now - self._last_spike < t.cooldown_s:
-            return 0
-        excess_ms = (rtt_s - base) * 1000
-        if rtt_s <= t.ratio * base or excess_ms <= t.min_excess_ms:
-            return 0
-        self._last_spike = now
-        self.spikes += 1
-        return 2 if excess_ms >= t.severe_excess_ms else 1
-
-    def encoder_control(self, rtt_s: float, now: float) -> rift_pb2.EncoderControl | None:
-        """`on_rtt` as the message to send (None when no frames should be skipped)."""
-        skip = self.on_rtt(rtt_s, now)
-        return rift_pb2.EncoderControl(skip_frames=skip) if skip else None

@@ -7,7 +7,7 @@ from enum import IntEnum
 from typing import Any
 
 from wavry.rift import rift_pb2
-from wavry.rift.transport import TransportEvent
+from wavry.rift.transport_types import TransportEvent
 
 Address = tuple[Any, ...]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wavry.rift import rift_pb2
+from wavry.rift.rtt import CLOCK_STEP_S
 
 __all__ = [
     "MAX_FEEDBACK_PACKETS",
@@ -300,6 +301,8 @@ class StatsAccumulator:
         if last is None:
             return
         d = (arrival_now - last[1]) - (sender_timestamp_s - last[0])
+        if abs(d) > CLOCK_STEP_S:
+            return  # the sender's wall clock stepped (timestamps are wall clock): not jitter
         self._jitter_s += (abs(d) - self._jitter_s) / 16
 
     def set_rtt(self, rtt_s: float | None) -> None:

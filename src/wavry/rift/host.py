@@ -3,6 +3,10 @@
 Handshakes are keyed by handshake id, sessions by alias (never by source address), so a client
 can change address mid-session. Abuse limits (per-source handshake rate, pending-handshake cap)
 keep established sessions served while the endpoint is flooded.
+
+Clocks: every `now` is the adapter's monotonic clock (seconds). Wall-clock time only stamps
+what goes on the wire (`Pong.host_time_us`); it comes from the injected `wall_clock`, or from
+`now` itself when none is given (tests on one fake clock).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import PairingCodes, PairingVerdict
 from wavry.rift.ratelimit import KeyedRateLimiter, source_key
-from wavry.rift.transport import MediaTransport
+from wavry.rift.transport import HostTransport
 
 _COMPLETED_MEMORY_S = 30.0
 
@@ -62,7 +66,7 @@ class HostSession:
     client_id: str
     client_name: str
     channel: SecureChannel
-    transport: MediaTransport
+    transport: HostTransport
     addr: Address
     handshake_hash: bytes
     established_at: float
@@ -93,8 +97,11 @@ class HostEndpoint:
         trusted: Iterable[str] = (),
         random_bytes: Callable[[int], bytes] = os.urandom,
         static_private: bytes | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config or HostConfig()
+        #: wall-clock seconds (Unix epoch) for timestamps on the wire; None: `now` is used
+        self.wall_clock = wall_clock
         self.identity = identity
         self.trusted: set[str] = set(trusted)
         #: trust decided outside the endpoint, asked with a client's proven Wavry ID when it is
@@ -212,7 +219,7 @@ class HostEndpoint:
         on_batch: Callable[[], None] | None = None,
     ) -> int:
         """Send one encoded video frame to an accepted client; returns its frame id.
-        ``on_batch``: see `MediaTransport.send_frame` (the adapter sends what is ready; it must
+        ``on_batch``: see `MediaSender.send_frame` (the adapter sends what is ready; it must
         not feed anything back into this endpoint)."""
         s = self.sessions.get(alias)
         if s is None or s.state is not HostSessionState.ACTIVE:
@@ -235,6 +242,25 @@ class HostEndpoint:
             return 0.0
         self._now = now
         return s.transport.media_backlog_s(now)
+
+    def should_skip_frame(self, now: float, aliases: Iterable[int] | None = None) -> bool:
+        """Whether the encoder should skip (not encode) the next frame: True while the media
+        already queued for any of these accepted sessions (all when None) needs more than
+        half a frame interval to leave. Call it once per frame the encoder could encode; each
+        backlogged session counts the skip (`stats.frames_skipped_backlog`). Drop, never
+        queue: a frame not encoded breaks no reference chain, a frame dropped after encoding
+        would."""
+        self._now = now
+        skip = False
+        chosen = (
+            self.sessions.values()
+            if aliases is None
+            else (s for a in aliases if (s := self.sessions.get(a)) is not None)
+        )
+        for s in chosen:
+            if s.state is HostSessionState.ACTIVE and s.transport.should_skip_frame(now):
+                skip = True
+        return skip
 
     def issue_pairing_code(self, now: float) -> str | None:
         issued = self.pairing.issue(now)
@@ -340,7 +366,7 @@ class HostEndpoint:
             client_id=client_id,
             client_name=name,
             channel=channel,
-            transport=MediaTransport(channel, self.config.transport, now),
+            transport=HostTransport(channel, self.config.transport, now),
             addr=addr,
             handshake_hash=p.hs.handshake_hash,
             established_at=now,
@@ -387,7 +413,8 @@ class HostEndpoint:
         ctl = msg.control
         kind = ctl.WhichOneof("content")
         if kind == "ping":
-            pong = rift_pb2.Pong(timestamp_us=ctl.ping.timestamp_us, host_time_us=int(now * 1e6))
+            wall = now if self.wall_clock is None else self.wall_clock()
+            pong = rift_pb2.Pong(timestamp_us=ctl.ping.timestamp_us, host_time_us=int(wall * 1e6))
             self._send(s, rift_pb2.Message(control=rift_pb2.ControlMessage(pong=pong)))
         elif kind == "hello":
             self._on_hello(s, ctl.hello, now)

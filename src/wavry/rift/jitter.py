@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from wavry.rift.delta import WindowedMin
+from wavry.rift.rtt import CLOCK_STEP_S, WindowedMin
 
 __all__ = ["JitterBuffer", "JitterBufferConfig"]
 
@@ -121,6 +121,14 @@ class JitterBuffer(Generic[FrameT]):
         the lateness (frames are still ordered by `sender_timestamp`).
         """
         transit = arrival_now - sender_timestamp - max(0.0, spread_s)
+        base = self._base.get(arrival_now)
+        if base is not None and transit - base > CLOCK_STEP_S:
+            # the sender's wall clock stepped back (its timestamps are wall clock): what was
+            # measured against the old clock means nothing now
+            self._base.reset()
+            self._lateness.clear()
+            self._lateness_sorted.clear()
+            self._last_sender_ts = self._last_released = None
         last = self._last_sender_ts
         if last is not None and 0 < sender_timestamp - last < _MAX_GAP_S:
             self._gaps.append(sender_timestamp - last)

@@ -2,8 +2,11 @@
 
 Sans-I/O token bucket: time is a `now` argument in seconds. Latency first: a frame that is
 still queued a frame interval after it was enqueued is dropped as a whole when a newer frame
-arrives (never queued behind it), and the priority lane (control, input, NACK retransmits)
-always goes out at once, ahead of queued media.
+arrives (never queued behind it). What the pacer queues are the frame's *unsealed* payloads:
+the sender seals each one (spending its packet id) only when the pacer releases it, so a
+dropped frame spends no ids. Datagrams that go out at once (control, input, NACK resends, FEC
+parities) never wait here; the sender `charge`s their bytes to the bucket so queued media
+after them is spaced accordingly.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 __all__ = ["Pacer", "PacerConfig"]
 
 _EPS_BYTES = 1e-6
+_CLOCK_STEP_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +38,18 @@ class PacerConfig:
     #: frame then leaves in one batch (one GSO send) instead of being spread by timers
     clean_burst_bytes: int = 64_000
     max_datagram_bytes: int = 1400
+    #: bytes a queued payload gains on the wire when it is sealed (header and AEAD tag)
+    datagram_overhead: int = 0
     #: a queued frame older than this many frame intervals is dropped when a newer one arrives
     stale_after_intervals: float = 1.0
-    #: most dropped datagrams kept for `take_dropped()`
-    max_dropped_kept: int = 4096
 
     def __post_init__(self) -> None:
         if self.pacing_factor <= 0 or not 0 < self.frame_drain_fraction <= 1:
             raise ValueError("need pacing_factor > 0 and 0 < frame_drain_fraction <= 1")
         if self.max_rate_kbps <= 0 or self.burst_datagrams < 1 or self.max_datagram_bytes < 1:
             raise ValueError("max_rate_kbps, burst_datagrams, max_datagram_bytes must be > 0")
-        if self.clean_burst_bytes < 0:
-            raise ValueError("clean_burst_bytes must be >= 0")
+        if self.clean_burst_bytes < 0 or self.datagram_overhead < 0:
+            raise ValueError("clean_burst_bytes and datagram_overhead must be >= 0")
 
 
 @dataclass(slots=True)
@@ -53,16 +57,18 @@ class _Frame:
     enqueued_at: float
     droppable: bool
     datagrams: deque[bytes] = field(default_factory=deque)
+    #: the caller's note about the frame, handed back with each of its payloads
+    tag: object = None
 
 
 class Pacer:
-    """Token-bucket pacer for media frames with a never-delayed priority lane.
+    """Token-bucket pacer for media frames.
 
     The pacing rate is `min(max_rate, max(target × pacing_factor, queued media bytes /
     (frame_drain_fraction × frame interval)))`, recomputed whenever a frame is enqueued or the
     target changes. The bucket holds `burst_datagrams` full datagrams, so the start of a frame on
-    an idle path leaves at once. Priority datagrams are never held back; their bytes are taken
-    from the bucket (down to minus one bucket) so media after them is spaced accordingly.
+    an idle path leaves at once. Bytes sent outside the pacer are `charge`d to the bucket (down
+    to minus one bucket).
     """
 
     def __init__(
@@ -76,9 +82,8 @@ class Pacer:
         self._rate_bps = 0.0  # bytes per second
         self._now: float | None = None
         self._frames: deque[_Frame] = deque()
-        self._priority: deque[bytes] = deque()
         self._queued_bytes = 0
-        self._dropped: deque[bytes] = deque(maxlen=self.config.max_dropped_kept)
+        self._overhead = self.config.datagram_overhead
         self._clean_drain: float | None = None
         self._clean_burst = False
         self._cap_bps: float | None = None
@@ -98,11 +103,11 @@ class Pacer:
 
     @property
     def queued_datagrams(self) -> int:
-        return len(self._priority) + sum(len(frame.datagrams) for frame in self._frames)
+        return sum(len(frame.datagrams) for frame in self._frames)
 
     @property
     def queued_bytes(self) -> int:
-        """Media bytes waiting (the priority lane is never waiting)."""
+        """Media bytes waiting (as they will be on the wire)."""
         return self._queued_bytes
 
     # ----------------------------------------------------------------- inputs
@@ -167,8 +172,15 @@ class Pacer:
         cap = self._frame_cap_bps if self._frames[0].droppable else self._cap_bps
         return self._rate_bps if cap is None else min(self._rate_bps, cap)
 
-    def enqueue(self, datagrams: Iterable[bytes], now: float, *, droppable: bool = True) -> None:
-        """Queue the datagrams of one frame (media lane).
+    def enqueue(
+        self,
+        payloads: Iterable[bytes],
+        now: float,
+        *,
+        droppable: bool = True,
+        tag: object = None,
+    ) -> int:
+        """Queue the payloads of one frame; returns how many queued frames were dropped.
 
         Queued frames older than `stale_after_intervals` frame intervals are dropped first
         (whole frames, even if partly sent), unless they were enqueued with `droppable=False`
@@ -176,61 +188,70 @@ class Pacer:
         """
         self._advance(now)
         stale_age = self.config.stale_after_intervals / self._fps
-        kept: deque[_Frame] = deque()
-        for frame in self._frames:
-            if frame.droppable and now - frame.enqueued_at > stale_age:
-                self.dropped_frames += 1
-                self.dropped_datagrams += len(frame.datagrams)
-                self._queued_bytes -= sum(len(d) for d in frame.datagrams)
-                self._dropped.extend(frame.datagrams)
-            else:
-                kept.append(frame)
-        self._frames = kept
-        frame = _Frame(now, droppable, deque(datagrams))
+        dropped = 0
+        if self._frames:
+            kept: deque[_Frame] = deque()
+            for frame in self._frames:
+                if frame.droppable and now - frame.enqueued_at > stale_age:
+                    dropped += 1
+                    self.dropped_datagrams += len(frame.datagrams)
+                    self._queued_bytes -= sum(len(d) for d in frame.datagrams) + (
+                        self._overhead * len(frame.datagrams)
+                    )
+                else:
+                    kept.append(frame)
+            self._frames = kept
+            self.dropped_frames += dropped
+        frame = _Frame(now, droppable, deque(payloads), tag)
         if frame.datagrams:
             self._frames.append(frame)
-            self._queued_bytes += sum(len(d) for d in frame.datagrams)
+            self._queued_bytes += sum(len(d) for d in frame.datagrams) + (
+                self._overhead * len(frame.datagrams)
+            )
         self._recompute_rate()
+        return dropped
 
-    def enqueue_priority(self, datagram: bytes, now: float) -> None:
-        """Queue a control/input/retransmit datagram: returned by the next `pop_ready`."""
+    def charge(self, nbytes: int, now: float) -> None:
+        """Bytes that went out without waiting here (control, resends, parities)."""
         self._advance(now)
-        self._priority.append(datagram)
+        self._tokens = max(self._tokens - nbytes, -self._capacity)
 
     # ----------------------------------------------------------------- outputs
-    def pop_ready(self, now: float) -> list[bytes]:
-        """Every datagram that may be sent at `now`: the priority lane first, then paced media."""
+    def pop_ready(self, now: float, limit: int | None = None) -> list[tuple[bytes, object, bool]]:
+        """The queued payloads that may leave at `now` (at most `limit`), in order, each with
+        its frame's tag and whether it is the last of its frame."""
         self._advance(now)
-        out = list(self._priority)
-        for datagram in self._priority:
-            self._tokens = max(self._tokens - len(datagram), -self._capacity)
-        self._priority.clear()
-        while self._frames:
-            frame = self._frames[0]
-            if not frame.datagrams:
-                self._frames.popleft()
+        out: list[tuple[bytes, object, bool]] = []
+        frames = self._frames
+        overhead = self._overhead
+        capacity = self._capacity
+        tokens = self._tokens
+        while frames:
+            frame = frames[0]
+            queue = frame.datagrams
+            if not queue:
+                frames.popleft()
                 continue
-            head = frame.datagrams[0]
-            if self._tokens + _EPS_BYTES < min(len(head), self._capacity):
+            size = len(queue[0]) + overhead
+            if tokens + _EPS_BYTES < min(size, capacity):
                 break
-            frame.datagrams.popleft()
-            self._tokens -= len(head)
-            self._queued_bytes -= len(head)
-            out.append(head)
-        while self._frames and not self._frames[0].datagrams:
-            self._frames.popleft()
+            if limit is not None and len(out) >= limit:
+                break
+            head = queue.popleft()
+            tokens -= size
+            self._queued_bytes -= size
+            out.append((head, frame.tag, not queue))
+        self._tokens = tokens
+        while frames and not frames[0].datagrams:
+            frames.popleft()
         return out
 
     def next_send_time(self) -> float | None:
         """When `pop_ready` will next return something; None when nothing is queued."""
-        if self._now is None:
-            return None
-        if self._priority:
-            return self._now
-        if not self._frames:
+        if self._now is None or not self._frames:
             return None
         head = self._frames[0].datagrams[0]
-        deficit = min(len(head), self._capacity) - self._tokens
+        deficit = min(len(head) + self._overhead, self._capacity) - self._tokens
         if deficit <= _EPS_BYTES:
             return self._now
         rate = self._effective_rate()
@@ -238,25 +259,27 @@ class Pacer:
             return math.inf
         return self._now + deficit / rate
 
-    def take_dropped(self) -> list[bytes]:
-        """Datagrams dropped as stale since the last call (e.g. so they are not NACK-resent)."""
-        dropped = list(self._dropped)
-        self._dropped.clear()
-        return dropped
-
     # ----------------------------------------------------------------- internals
     def _advance(self, now: float) -> None:
-        if self._now is not None and now > self._now:
-            limit = self._capacity
-            if self._clean_burst:
-                limit = max(limit, float(self.config.clean_burst_bytes))
-            if self._frames:
-                # backlogged: a late wake-up (a busy event loop) catches up on the schedule
-                # instead of losing the sending time (and then dropping the frame as stale)
-                limit = max(limit, float(self._queued_bytes))
-            self._tokens = min(limit, self._tokens + (now - self._now) * self._effective_rate())
-        if self._now is None or now > self._now:
-            self._now = now
+        last = self._now
+        if last is None or now <= last:
+            # Callers pass times read a moment apart, not always in order: a time a little
+            # older than the last one refills nothing (crediting it again later would burst).
+            # A step back of more than _CLOCK_STEP_S is a clock that stepped (should a caller
+            # use one): the reference moves to it, so refills resume from here instead of
+            # freezing until the old time comes again.
+            if last is None or last - now > _CLOCK_STEP_S:
+                self._now = now
+            return
+        self._now = now
+        limit = self._capacity
+        if self._clean_burst:
+            limit = max(limit, float(self.config.clean_burst_bytes))
+        if self._frames:
+            # backlogged: a late wake-up (a busy event loop) catches up on the schedule
+            # instead of losing the sending time (and then dropping the frame as stale)
+            limit = max(limit, float(self._queued_bytes))
+        self._tokens = min(limit, self._tokens + (now - last) * self._effective_rate())
 
     def _recompute_rate(self) -> None:
         cfg = self.config

@@ -474,7 +474,7 @@ class ClientRuntime:
             timestamp_us=f.timestamp_us,
             capture_us=f.capture_us,
             encode_us=f.encode_us,
-            last_chunk_at=f.last_chunk_at,
+            last_chunk_at=self.conn.wall_time(f.last_chunk_at),  # core clock → wall clock
             decode_start=t0,
             decode_end=t1,
             presented_at=t2,

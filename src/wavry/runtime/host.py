@@ -491,7 +491,7 @@ class HostRuntime:
                 if s is None:
                     continue
                 tr = s.transport
-                clean = path_is_clean(tr.delta)
+                clean = path_is_clean(tr.decision)
                 out = ft.poll(now, tr.decision.target_bitrate_kbps, clean)
                 if out:
                     self._send_file_messages(alias, out, now)

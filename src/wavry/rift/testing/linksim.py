@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from wavry.rift import rift_pb2
-from wavry.rift.delta import DeltaController, DeltaState
-from wavry.rift.feedback import FeedbackBuilder, FeedbackConfig
+from wavry.rift.congestion import CongestionController, CongestionState
+from wavry.rift.feedback import FeedbackBuilder, FeedbackConfig, parse_feedback
 from wavry.rift.pacer import Pacer, PacerConfig
+from wavry.rift.redundancy import RedundancyPolicy
 
 __all__ = [
     "BottleneckLink",
@@ -131,7 +132,7 @@ class DecisionRecord:
     target_bitrate_kbps: int
     target_fps: int
     fec_ratio: float
-    state: DeltaState | None
+    state: CongestionState | None
 
 
 @dataclass(slots=True)
@@ -173,7 +174,7 @@ class SimResult:
 def simulate(
     link: LinkSpec,
     duration_s: float,
-    controller: DeltaController | None,
+    controller: CongestionController | None,
     *,
     fixed_rate_kbps: float = 20_000.0,
     mode: SenderMode = SenderMode.FLUID,
@@ -184,8 +185,11 @@ def simulate(
     rtt_interval_s: float = 0.5,
     tick_interval_s: float = 0.05,
 ) -> SimResult:
-    """Run the scenario for `duration_s` seconds; without a controller, send at a fixed rate."""
+    """Run the scenario for `duration_s` seconds; without a controller, send at a fixed rate.
+
+    The FEC ratio in the decisions is the sender's redundancy policy fed the same feedback."""
     result = SimResult(link)
+    redundancy = RedundancyPolicy()
     bottleneck = BottleneckLink(link)
     builder = FeedbackBuilder(feedback_config)
     offset = link.receiver_clock_offset_s
@@ -220,9 +224,10 @@ def simulate(
             result.decisions.append(DecisionRecord(now, fixed_rate_kbps, 0, fps, 0.0, None))
             return
         d = controller.decision
+        ratio = redundancy.ratio
         result.decisions.append(
             DecisionRecord(
-                now, d.send_rate_kbps, d.target_bitrate_kbps, d.target_fps, d.fec_ratio, d.state
+                now, d.send_rate_kbps, d.target_bitrate_kbps, d.target_fps, ratio, d.state
             )
         )
 
@@ -254,7 +259,9 @@ def simulate(
         while in_flight and in_flight[0][0] <= now:
             data = in_flight.popleft()[1]
             if controller is not None:
-                controller.on_transport_feedback(rift_pb2.TransportFeedback.FromString(data), now)
+                parsed = parse_feedback(rift_pb2.TransportFeedback.FromString(data))
+                decision = controller.on_feedback(parsed, now)
+                redundancy.on_feedback(parsed, decision, now)
                 record(now)
         if next_rtt <= now:
             next_rtt = now + rtt_interval_s
@@ -281,6 +288,6 @@ def simulate(
         if pacer is not None:
             send_at = pacer.next_send_time()
             if send_at is not None and send_at <= now:
-                for datagram in pacer.pop_ready(now):
+                for datagram, _, _ in pacer.pop_ready(now):
                     transmit(len(datagram), now)
     return result

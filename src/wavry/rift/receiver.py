@@ -1,0 +1,334 @@
+"""The receiving half of a session's transport (docs/spec/RIFT.md §6–§8), sans-I/O.
+
+`Receiver` is what every side receives with: AEAD and replay checks, FEC repair (§7), NACK
+(§7.3, requests go out through the side's `Sender`, which also answers the peer's). Messages
+that belong to the transport surface as events or go to the sending half; everything else is
+handed back to the session.
+
+- `HostReceiver` (the host's uplink): the client's feedback, statistics, keyframe and
+  skip-frame requests go to the `MediaSender`.
+- `MediaReceiver` (the client): reports arrivals (`TransportFeedback`, `StatsReport`),
+  assembles frames, releases them through the jitter buffer, and asks the host to skip frames
+  on an RTT spike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+
+from google.protobuf.message import DecodeError
+
+from wavry.rift import rift_pb2
+from wavry.rift.assembler import AssembledFrame, FrameAssembler, ReferenceInvalidationNeeded
+from wavry.rift.channel import SecureChannel
+from wavry.rift.fec_decoder import FecDecoder
+from wavry.rift.feedback import FeedbackBuilder, StatsAccumulator
+from wavry.rift.framing import TransportDatagram, encode_transport_header
+from wavry.rift.jitter import JitterBuffer
+from wavry.rift.retransmit import NackTracker, nack_messages
+from wavry.rift.rtt import CLOCK_STEP_S, RttSpikeDetector, WindowedMin
+from wavry.rift.sender import MediaSender, Sender
+from wavry.rift.transport_types import (
+    FrameReady,
+    PeerStats,
+    RateChanged,
+    SkipFramesRequested,
+    TransportConfig,
+    TransportEvent,
+    TransportStats,
+)
+
+__all__ = ["HostReceiver", "MediaReceiver", "Receiver"]
+
+Emit = Callable[[TransportEvent], None]
+
+
+class Receiver:
+    def __init__(
+        self,
+        channel: SecureChannel,
+        config: TransportConfig,
+        stats: TransportStats,
+        emit: Emit,
+        sender: Sender,
+    ) -> None:
+        self.channel = channel
+        self.config = config
+        self.stats = stats
+        self._emit = emit
+        self.sender = sender
+        self.fec_decoder: FecDecoder | None = FecDecoder() if config.fec else None
+        self.nack = NackTracker(
+            will_repair=self.fec_decoder.will_repair if self.fec_decoder is not None else None,
+            not_needed=self.fec_decoder.likely_parity if self.fec_decoder is not None else None,
+        )
+        self._nack_on = config.nack
+
+    @property
+    def highest_packet_id(self) -> int:
+        """The highest authenticated packet id seen so far."""
+        return self.nack.highest_packet_id
+
+    def on_datagram(
+        self,
+        dgram: TransportDatagram,
+        now: float,
+        recovered: bool = False,
+        arrival: float | None = None,
+    ) -> list[rift_pb2.Message]:
+        """Process one received datagram at `now`. `arrival` (same clock) is when it reached
+        the socket, if the I/O adapter knows (kernel receive timestamp): what the peer is told
+        in `TransportFeedback` and the jitter statistics, so that time this process spent busy
+        before reading it does not look like network queueing to the sender. Everything else
+        runs on `now`."""
+        plaintext = self.channel.open_bytes(dgram)
+        if plaintext is None:
+            return []
+        msg = rift_pb2.Message()
+        try:
+            msg.ParseFromString(plaintext)
+        except DecodeError:
+            self.channel.counters.malformed += 1
+            return []
+        pid = dgram.packet_id
+        rx = now if arrival is None else arrival
+        if recovered:
+            self.stats.fec_recovered += 1
+        else:
+            self._on_arrival(pid, rx)
+        out: list[rift_pb2.Message] = []
+        repaired: list[tuple[int, bytes]] = []
+        decoder = self.fec_decoder
+        media = msg.media if msg.WhichOneof("content") == "media" else None
+        if media is not None and media.WhichOneof("content") == "fec":
+            if decoder is not None:
+                repaired = decoder.on_parity(media.fec, now, carrier_packet_id=pid)
+        else:
+            if decoder is not None:
+                repaired = decoder.on_datagram(pid, dgram.payload, now)
+            self._dispatch(msg, now, out, rx)
+        if repaired:
+            # rebuilt datagrams first, so the NACK tracker never requests what FEC just repaired
+            alias = self.channel.alias
+            for rpid, payload in repaired:
+                header = encode_transport_header(alias, rpid)
+                rebuilt = TransportDatagram(alias, rpid, header, payload)
+                out.extend(self.on_datagram(rebuilt, now, recovered=True))
+        if self._nack_on:
+            # only media reveals gaps: a peer may send control, input and audio ahead of media
+            # it sealed earlier (ours does not, see sender.py; others may)
+            in_order = (media is not None and not media.HasField("audio")) or recovered
+            batches = self.nack.on_packet(pid, now, reveals_gaps=in_order)
+            if batches:
+                self._send_nacks(batches, now)
+            if repaired:
+                self._send_nacks(self.nack.poll(now), now)
+        return out
+
+    def _on_arrival(self, pid: int, rx: float) -> None:
+        """Hook: an authenticated datagram (not a repair) arrived at `rx`."""
+
+    def _dispatch(
+        self, msg: rift_pb2.Message, now: float, out: list[rift_pb2.Message], rx: float
+    ) -> None:
+        if msg.WhichOneof("content") == "control":
+            ctl = msg.control
+            which = ctl.WhichOneof("content")
+            if which == "nack":
+                self.sender.on_nack(list(ctl.nack.packet_ids[:64]), now)
+                return
+            if self._control(which, ctl, now):
+                return
+        out.append(msg)
+
+    def _control(self, which: str | None, ctl: rift_pb2.ControlMessage, now: float) -> bool:
+        """Hook: handle a transport control message; False hands it to the session."""
+        return False
+
+    def _send_nacks(self, batches: list[list[int]], now: float) -> None:
+        for nack in nack_messages(batches):
+            msg = rift_pb2.Message(control=rift_pb2.ControlMessage(nack=nack))
+            self.sender.send_message(msg, now)
+            self.stats.nacks_sent += 1
+            self.stats.nacked_ids += len(nack.packet_ids)
+
+    def next_timer(self) -> float | None:
+        return self.nack.next_timer() if self._nack_on else None
+
+    def handle_timer(self, now: float) -> None:
+        if self._nack_on:
+            self._send_nacks(self.nack.poll(now), now)
+
+
+class HostReceiver(Receiver):
+    """The host's receiving half: the client's uplink, and its reports for the media sender."""
+
+    def __init__(
+        self,
+        channel: SecureChannel,
+        config: TransportConfig,
+        stats: TransportStats,
+        emit: Emit,
+        sender: MediaSender,
+    ) -> None:
+        super().__init__(channel, config, stats, emit, sender)
+        self.media_sender = sender
+
+    def _control(self, which: str | None, ctl: rift_pb2.ControlMessage, now: float) -> bool:
+        if which == "transport_feedback":
+            self.media_sender.on_feedback(ctl.transport_feedback, now)
+        elif which == "stats":
+            report = ctl.stats
+            if report.rtt_us:
+                self.media_sender.on_peer_rtt(report.rtt_us / 1e6, now)
+                self.nack.set_rtt(report.rtt_us / 1e6)
+            self._emit(PeerStats(report))
+        elif which == "rfi":
+            self.media_sender.on_reference_invalidation(ctl.rfi.last_valid_frame_id, now)
+        elif which == "encoder_control":
+            n = min(2, ctl.encoder_control.skip_frames)
+            if n:
+                self._emit(SkipFramesRequested(n))
+        else:
+            return False
+        return True
+
+
+class MediaReceiver(Receiver):
+    """The client's receiving half: feedback, assembly, jitter buffer, re-request spacing."""
+
+    def __init__(
+        self,
+        channel: SecureChannel,
+        config: TransportConfig,
+        stats: TransportStats,
+        emit: Emit,
+        sender: Sender,
+    ) -> None:
+        super().__init__(channel, config, stats, emit, sender)
+        self.feedback = FeedbackBuilder()
+        self.stats_acc = StatsAccumulator()
+        self.spikes = RttSpikeDetector()
+        self.assembler = FrameAssembler(completion_deadline=config.frame_deadline_s)
+        self.jitter: JitterBuffer[AssembledFrame] = JitterBuffer(in_order=True)
+        self._jitter_on = config.jitter_buffer
+        # re-request spacing: ping RTTs and the media path's queueing delay
+        self._ping_rtt: float | None = None
+        self._min_rtt = math.inf
+        self._transit_min = WindowedMin(10.0)
+        self._recent_transits: deque[float] = deque(maxlen=2)
+        self._media_queue_s = 0.0
+        self._queue_frame_id = 0
+
+    def _on_arrival(self, pid: int, rx: float) -> None:
+        self.feedback.on_packet(pid, rx)
+        self.stats_acc.on_packet(pid, rx)
+
+    def _dispatch(
+        self, msg: rift_pb2.Message, now: float, out: list[rift_pb2.Message], rx: float
+    ) -> None:
+        if msg.WhichOneof("content") == "media" and msg.media.WhichOneof("content") == "video":
+            chunk = msg.media.video
+            sent_s = chunk.timestamp_us / 1e6
+            self.stats_acc.on_media_timestamp(sent_s, rx)
+            if chunk.frame_id > self._queue_frame_id:  # a newer frame's first chunk
+                self._queue_frame_id = chunk.frame_id
+                self._note_media_transit(rx - sent_s, now)
+            self._assembled(self.assembler.push(chunk, now), now)
+            return
+        super()._dispatch(msg, now, out, rx)
+
+    def _control(self, which: str | None, ctl: rift_pb2.ControlMessage, now: float) -> bool:
+        if which == "congestion":
+            c = ctl.congestion
+            self._emit(RateChanged(c.target_bitrate_kbps, c.target_fps, 0.0, "peer"))
+            return True
+        return False
+
+    def _assembled(
+        self, outputs: list[AssembledFrame | ReferenceInvalidationNeeded], now: float
+    ) -> None:
+        if not outputs and not self.jitter.queued:
+            return
+        for o in outputs:
+            if isinstance(o, ReferenceInvalidationNeeded):
+                rfi = rift_pb2.Message(control=rift_pb2.ControlMessage(rfi=o.to_message()))
+                self.sender.send_message(rfi, now)
+                continue
+            self.stats.frames_completed += 1
+            if self._jitter_on:
+                sent = (o.timestamp_us + o.capture_us + o.encode_us) / 1e6
+                # lateness counts from the first chunk: waiting for the rest of the frame (its
+                # size, a repair) or for its predecessor (in-order release) is not jitter
+                self.jitter.push(o, now, sent, now - o.first_chunk_at)
+            else:
+                self._emit(FrameReady(o))
+        if self._jitter_on:
+            for frame in self.jitter.pop_ready(now):
+                self._emit(FrameReady(frame))
+
+    # ---- RTT and the media path's queue ----------------------------------------------
+
+    def on_rtt(self, rtt_s: float, now: float) -> None:
+        """An RTT sample from Ping/Pong."""
+        self._ping_rtt = rtt_s
+        self._min_rtt = min(self._min_rtt, rtt_s)
+        self._set_nack_rtt()
+        self.stats_acc.set_rtt(rtt_s)
+        ctl = self.spikes.encoder_control(rtt_s, now)
+        if ctl is not None:
+            msg = rift_pb2.Message(control=rift_pb2.ControlMessage(encoder_control=ctl))
+            self.sender.send_message(msg, now)
+
+    def _note_media_transit(self, transit: float, now: float) -> None:
+        """Queueing delay on the media path right now: the smallest first-chunk transit of the
+        last few frames over the 10 s minimum (the clock offset cancels). A queue holds for
+        many frames; one late first chunk (lost, then resent) is not a queue. A transit a
+        second above the minimum is the host's wall clock stepping (frame timestamps are wall
+        clock): the history restarts."""
+        base = self._transit_min.get(now)
+        if base is not None and transit - base > CLOCK_STEP_S:
+            self._transit_min.reset()
+            self._recent_transits.clear()
+        self._transit_min.update(transit, now)
+        base = self._transit_min.get(now)
+        recent = self._recent_transits
+        recent.append(transit)
+        self._media_queue_s = 0.0 if base is None else max(0.0, min(recent) - base)
+        self._set_nack_rtt()
+
+    def _set_nack_rtt(self) -> None:
+        """The NACK tracker expects a resend one RTT after its request. Pings come every 0.5 s
+        and the first one before any queue: on a bottleneck that fills at start-up (100 ms of
+        queue) re-requests spaced by it asked 3 times for every keyframe datagram lost. A resend
+        waits in the same queue as the media, so the RTT is at least the smallest ping RTT plus
+        the queueing the media sees now."""
+        if self._ping_rtt is not None:
+            self.nack.set_rtt(max(self._ping_rtt, self._min_rtt + self._media_queue_s))
+
+    # ---- timers --------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        cands = (
+            super().next_timer(),
+            self.feedback.next_timer(),
+            self.stats_acc.next_timer(),
+            self.assembler.next_timer(),
+            self.jitter.next_timer() if self._jitter_on else None,
+        )
+        times = [t for t in cands if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        super().handle_timer(now)
+        send = self.sender.send_message
+        fb = self.feedback.build(now)
+        if fb is not None:
+            send(rift_pb2.Message(control=rift_pb2.ControlMessage(transport_feedback=fb)), now)
+            self.stats.feedback_sent += 1
+        report = self.stats_acc.build(now)
+        if report is not None:
+            send(rift_pb2.Message(control=rift_pb2.ControlMessage(stats=report)), now)
+        self._assembled(self.assembler.poll(now), now)
