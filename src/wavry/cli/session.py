@@ -374,3 +374,24 @@ def ping(
         say(f"clock offset (host - client) {off:.3f} ms", json_out)
     if data["received"] != data["sent"]:
         raise typer.Exit(1)
+
+
+def discover(
+    seconds: Annotated[
+        float, typer.Option(min=0.2, max=60.0, help="How long to listen for answers")
+    ] = 1.5,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the list as JSON to FILE (- = stdout)")
+    ] = None,
+) -> None:
+    """Wavry hosts on this LAN (mDNS `_wavry._udp.local.`): name, Wavry ID, address."""
+    from wavry.connectivity.mdns import discover as lan_hosts
+    from wavry.net.addr import format_hostport
+
+    hosts = run(lan_hosts(seconds))
+    write_json(json_out, [h.to_json() for h in hosts])
+    if not hosts:
+        say(f"no Wavry host answered on this LAN within {seconds:g} s", json_out)
+    for h in hosts:
+        where = ", ".join(format_hostport(a, h.port) for a in h.addresses)
+        say(f"{h.name:24} {h.wavry_id}  {where}", json_out)
