@@ -22,7 +22,7 @@ import json, select, socket, sys
 socks = []
 for port in (5000, 5001, 5002):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("10.200.0.1", port))
+    s.bind(("11.200.0.1", port))
     socks.append(s)
 print("ready", flush=True)
 while True:
@@ -42,8 +42,8 @@ import json, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 40000)); s.settimeout(1)
 seen = []
 for port in (5000, 5001):
-    s.sendto(b"where", ("10.200.0.1", port)); seen.append(json.loads(s.recv(2048)))
-s.sendto(("poke %s %d" % tuple(seen[0])).encode(), ("10.200.0.1", 5000))
+    s.sendto(b"where", ("11.200.0.1", port)); seen.append(json.loads(s.recv(2048)))
+s.sendto(("poke %s %d" % tuple(seen[0])).encode(), ("11.200.0.1", 5000))
 try:
     got = s.recv(2048) == b"unsolicited"
 except socket.timeout:
@@ -83,5 +83,5 @@ def test_nat_types(nat: NatType, same_port: bool, poked: bool) -> None:
     assert got["poked"] is poked
     flows = got["flows"]
     assert isinstance(flows, list)
-    assert any(f.dst == ("10.200.0.1", 5000) and f.packets >= 2 for f in flows), flows
+    assert any(f.dst == ("11.200.0.1", 5000) and f.packets >= 2 for f in flows), flows
     assert time.monotonic() - t0 < 20

@@ -24,8 +24,8 @@ from wavry.rift.identity import Identity
 
 SID = uuid.UUID("12345678-1234-4234-8234-123456789abc")
 HOST_LAN = ("192.168.1.2", 47800)
-HOST_SRFLX = ("10.200.1.2", 47800)
-RELAY = ("10.200.0.1", 4000)
+HOST_SRFLX = ("11.200.1.2", 47800)
+RELAY = ("11.200.0.1", 4000)
 KEY = Identity.generate()
 MSG1 = encode_handshake_header(b"h" * 12, 1) + b"e" * 32
 
@@ -192,7 +192,7 @@ def test_a_relayed_session_asks_for_a_fresh_lease_before_it_expires() -> None:
 
 def test_host_probes_candidates_then_keeps_probing_a_relayed_session() -> None:
     m = HostMeetings(KEY.sign)
-    client = [Candidate(CandidateKind.srflx, ("10.200.2.2", 40000))]
+    client = [Candidate(CandidateKind.srflx, ("11.200.2.2", 40000))]
     m.on_connect(SID, "c" * 43, client, 0.0)
     probe = probe_datagram(SID)
     assert handshake_message_number(probe) == 0 and probe[8:20] == SID.bytes[:12]
@@ -203,7 +203,7 @@ def test_host_probes_candidates_then_keeps_probing_a_relayed_session() -> None:
         m.handle_timer(t)
     assert 59 <= count <= 62, count  # every 50 ms for 3 s, then quiet
     m.set_relayed({str(SID)}, 10.0)
-    assert [a for _, a in m.take_output(10.0)] == [("10.200.2.2", 40000)]
+    assert [a for _, a in m.take_output(10.0)] == [("11.200.2.2", 40000)]
     assert m.next_timer() == 11.0
     # a relayed session keeps its meeting past the TTL; an idle one goes
     m.handle_timer(100.0)

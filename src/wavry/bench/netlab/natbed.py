@@ -4,7 +4,7 @@ with real Linux NAT (nftables, conntrack), a host behind one and a client behind
 ```
       host 192.168.1.2 ─┐                                 ┌─ client 192.168.2.2
   lan-client 192.168.1.3┴ router A ── internet ── router B
-                 WAN 10.200.1.2    10.200.0.1      WAN 10.200.2.2
+                 WAN 11.200.1.2    11.200.0.1      WAN 11.200.2.2
                                (gateway, STUN, relay)
 ```
 
@@ -19,7 +19,8 @@ Its NAT is one of :class:`NatType`:
   forward path, and a DNAT to the exposed LAN host);
 - ``symmetric``: ``masquerade random`` — a new public port for every new destination.
 
-Connection accounting is on in the routers, so a test reads from their conntrack which way the
+The "internet" uses 11.200.0.0/16, a range that is public (a UPnP router refuses to map ports
+behind a private WAN address) but never leaves these namespaces. Connection accounting is on in the routers, so a test reads from their conntrack which way the
 bytes really went (:meth:`NatBed.flows`). :meth:`NatBed.cut_direct` drops traffic between the two
 routers in the internet (the control plane stays reachable). Every namespace, link and nftables
 table is named ``reach-…`` and removed on close. Needs root, ``ip``, ``nft`` and ``conntrack``.
@@ -42,9 +43,9 @@ __all__ = ["Flow", "NatBed", "NatBedError", "NatType", "probe"]
 
 Site = Literal["inet", "ra", "rb", "host", "client", "lan"]
 PREFIX = "reach-"
-SERVICES = "10.200.0.1"
-WAN = {"ra": "10.200.1.2", "rb": "10.200.2.2"}
-INET_SIDE = {"ra": "10.200.1.1", "rb": "10.200.2.1"}
+SERVICES = "11.200.0.1"
+WAN = {"ra": "11.200.1.2", "rb": "11.200.2.2"}
+INET_SIDE = {"ra": "11.200.1.1", "rb": "11.200.2.1"}
 LAN_NET = {"ra": "192.168.1", "rb": "192.168.2"}
 ADDR = {"host": "192.168.1.2", "lan": "192.168.1.3", "client": "192.168.2.2"}
 _counter = itertools.count(1)
@@ -143,7 +144,8 @@ table ip {PREFIX}nat {{
         if restricted
         else ""
     )
-    accept_dnat = '    iifname "reach-wan" ct status dnat accept\n' if restricted else ""
+    # forwarded on purpose (the address-restricted DNAT, or a UPnP port mapping)
+    accept_dnat = '    iifname "reach-wan" ct status dnat accept\n'
     return f"""
 table ip {PREFIX}nat {{
 {peers}  chain prerouting {{
@@ -309,11 +311,50 @@ class NatBed:
                               "ip", "saddr", src, "ip", "daddr", WAN[b], "drop")  # fmt: skip
         self.cut = cut
 
-    def _nft(self, site: Site, *args: str) -> None:
-        _run(["ip", "netns", "exec", self.ns[site], "nft", *args])
+    def _nft(self, site: Site, *args: str, input: str | None = None) -> None:
+        _run(["ip", "netns", "exec", self.ns[site], "nft", *args], input=input)
 
     def flush_conntrack(self, router: Literal["ra", "rb"]) -> None:
         _run(["ip", "netns", "exec", self.ns[router], "conntrack", "-F"], check=False)
+
+    def start_upnp(self, router: Literal["ra", "rb"], workdir: str) -> subprocess.Popen[Any]:
+        """Run miniupnpd (UPnP-IGD and NAT-PMP) on ``router`` for its LAN, with its nftables
+        chains in a table of ours; returns the process (stopped on close())."""
+        if shutil.which("miniupnpd") is None:
+            raise NatBedError("miniupnpd not found (apt-get install miniupnpd-nftables)")
+        table = f"{PREFIX}upnp"
+        self._nft(router, "-f", "-", input=f"""
+table inet {table} {{
+  chain forward {{ type filter hook forward priority -1; policy accept; jump miniupnpd; }}
+  chain miniupnpd {{ }}
+  chain prerouting {{ type nat hook prerouting priority -101; policy accept;
+    jump prerouting_miniupnpd; }}
+  chain postrouting {{ type nat hook postrouting priority 99; policy accept;
+    jump postrouting_miniupnpd; }}
+  chain prerouting_miniupnpd {{ }}
+  chain postrouting_miniupnpd {{ }}
+}}
+""")  # fmt: skip
+        lan = f"{LAN_NET[router]}.0/24"
+        conf = os.path.join(workdir, f"miniupnpd-{router}.conf")
+        lines = [
+            "ext_ifname=reach-wan", "listening_ip=reach-br", "port=0", "enable_natpmp=yes",
+            "enable_upnp=yes", "secure_mode=yes", "system_uptime=yes",             "uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b",
+            f"upnp_table_name={table}", f"upnp_nat_table_name={table}",
+            "upnp_forward_chain=miniupnpd", "upnp_nat_chain=prerouting_miniupnpd",
+            "upnp_nat_postrouting_chain=postrouting_miniupnpd",
+            f"allow 1024-65535 {lan} 1024-65535", "deny 0-65535 0.0.0.0/0 0-65535",
+        ]  # fmt: skip
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        pidfile = os.path.join(workdir, f"miniupnpd-{router}.pid")
+        return self.popen(
+            router,
+            ["miniupnpd", "-d", "-f", conf, "-P", pidfile],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     # ---- observation ---------------------------------------------------------------------
 
