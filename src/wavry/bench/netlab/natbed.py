@@ -20,8 +20,9 @@ Its NAT is one of :class:`NatType`:
 - ``symmetric``: ``masquerade random`` — a new public port for every new destination.
 
 The "internet" uses 11.200.0.0/16, a range that is public (a UPnP router refuses to map ports
-behind a private WAN address) but never leaves these namespaces. Connection accounting is on in the routers, so a test reads from their conntrack which way the
-bytes really went (:meth:`NatBed.flows`). :meth:`NatBed.cut_direct` drops traffic between the two
+behind a private WAN address) but never leaves these namespaces. Connection accounting is on in
+the routers, so a test reads from their conntrack which way the bytes really went
+(:meth:`NatBed.flows`). :meth:`NatBed.cut_direct` drops traffic between the two
 routers in the internet (the control plane stays reachable). Every namespace, link and nftables
 table is named ``reach-…`` and removed on close. Needs root, ``ip``, ``nft`` and ``conntrack``.
 """
@@ -339,7 +340,8 @@ table inet {table} {{
         conf = os.path.join(workdir, f"miniupnpd-{router}.conf")
         lines = [
             "ext_ifname=reach-wan", "listening_ip=reach-br", "port=0", "enable_natpmp=yes",
-            "enable_upnp=yes", "secure_mode=yes", "system_uptime=yes",             "uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b",
+            "enable_upnp=yes", "secure_mode=yes", "system_uptime=yes",
+            "uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b",
             f"upnp_table_name={table}", f"upnp_nat_table_name={table}",
             "upnp_forward_chain=miniupnpd", "upnp_nat_chain=prerouting_miniupnpd",
             "upnp_nat_postrouting_chain=postrouting_miniupnpd",
