@@ -121,8 +121,7 @@ class HostMeetings:
         if b is not None and b.route == grant.route and b.state is not RelayBindingState.FAILED:
             b.renew(grant, now)
             return b
-        if b is not None:
-            self._by_relay.pop(b.route, None)
+        # a grant naming another relay: the old binding stays routable until the session moves
         b = RelayBinding(grant, self._sign, now, wall)
         m.relay = b
         self._by_relay[b.route] = b
@@ -191,14 +190,12 @@ class HostMeetings:
         return min(due) if due else None
 
     def handle_timer(self, now: float) -> None:
-        for sid, m in list(self.meetings.items()):
+        for m in list(self.meetings.values()):
             b = m.relay
             if b is not None:
                 b.handle_timer(now)
             if self._expired(m, now):
-                del self.meetings[sid]
-                if b is not None:
-                    self._by_relay.pop(b.route, None)
+                self._forget(m)
 
     def _expired(self, m: Meeting, now: float) -> bool:
         if m.relayed or now < m.started + MEETING_TTL_S:
@@ -211,7 +208,10 @@ class HostMeetings:
             return
         self.handle_timer(now)
         while len(self.meetings) >= MAX_MEETINGS:
-            oldest = min(self.meetings.values(), key=lambda m: (m.relayed, m.started))
-            del self.meetings[oldest.session]
-            if oldest.relay is not None:
-                self._by_relay.pop(oldest.relay.route, None)
+            self._forget(min(self.meetings.values(), key=lambda m: (m.relayed, m.started)))
+
+    def _forget(self, m: Meeting) -> None:
+        del self.meetings[m.session]
+        text = str(m.session)
+        for route in [r for r in self._by_relay if r.session == text]:
+            del self._by_relay[route]
