@@ -37,7 +37,15 @@ from wavry.connectivity.signaling import Signaling, SignalingError
 from wavry.rift.client import ClientSession
 from wavry.rift.identity import Identity
 
-__all__ = ["DialError", "GatewayRoute", "GatewayTarget", "find_host", "is_host_name"]
+__all__ = [
+    "DialError",
+    "GatewayRoute",
+    "GatewayTarget",
+    "account_hosts",
+    "find_host",
+    "is_host_name",
+    "sign_in",
+]
 
 log = logging.getLogger("wavry.dial")
 
@@ -99,7 +107,7 @@ async def device_token(gateway_url: str, identity: Identity, fresh: bool = False
     return res.token
 
 
-async def _sign_in(gateway_url: str, identity: Identity) -> tuple[str, str]:
+async def sign_in(gateway_url: str, identity: Identity) -> tuple[str, str]:
     """A token for ``gateway_url``: the saved sign-in when it is for this gateway and fresh, else
     a device-key login (this device registered there by `wavry login`)."""
     try:
@@ -136,12 +144,12 @@ async def find_host(gateway_url: str | None, target: str, identity: Identity) ->
                 "to look it up (wavry login URL --login NAME, or --gateway URL)"
             )
         gateway_url = saved.gateway_url
-    token, _how = await _sign_in(gateway_url, identity)
-    hosts = await _hosts(gateway_url, token)
+    token, _how = await sign_in(gateway_url, identity)
+    hosts = await account_hosts(gateway_url, token)
     if hosts is None:  # the token was revoked: a fresh device login then
         with contextlib.suppress(GatewayError):
             token = await device_token(gateway_url, identity, fresh=True)
-        hosts = await _hosts(gateway_url, token)
+        hosts = await account_hosts(gateway_url, token)
     if hosts is None:
         raise DialError(f"the sign-in at {gateway_url} is no longer valid: run `wavry login` again")
     owner, _, name = target.rpartition("/")
@@ -166,7 +174,7 @@ async def find_host(gateway_url: str | None, target: str, identity: Identity) ->
     return GatewayTarget(gateway_url, token, host)
 
 
-async def _hosts(gateway_url: str, token: str) -> list[HostEntry] | None:
+async def account_hosts(gateway_url: str, token: str) -> list[HostEntry] | None:
     async with GatewayClient(gateway_url, token) as gw:
         try:
             return await gw.hosts()
