@@ -1,0 +1,98 @@
+"""The session's path in the client's statistics: which path (``direct``, ``punched``,
+``relayed``), the relay when relayed, every change with its time, the longest presentation gap
+around each change, and ``time_to_first_frame_ms`` (from the start of `wavry connect` to the
+first decoded frame). Times are the client's monotonic clock."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from wavry.connectivity.paths import PathChanged, PathKind, describe_path
+
+__all__ = ["PathStats"]
+
+#: a change's gap is the longest interval between frames shown within this window around it
+GAP_BEFORE_S = 0.5
+GAP_AFTER_S = 2.0
+
+
+@dataclass(slots=True)
+class _Change:
+    at: float
+    kind: PathKind
+    relay_id: str | None
+    reason: str
+    address: str
+    gap_ms: float | None = None
+
+
+class PathStats:
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.changes: list[_Change] = []
+        self.first_decoded: float | None = None
+        self._shown: deque[float] = deque(maxlen=2048)
+        self.max_gap_ms = 0.0
+
+    @property
+    def kind(self) -> PathKind | None:
+        return self.changes[-1].kind if self.changes else None
+
+    def changed(self, event: PathChanged) -> None:
+        self.changes.append(
+            _Change(event.at, event.kind, event.relay_id, event.reason, describe_path(event.path))
+        )
+
+    def direct(self, at: float, address: str) -> None:
+        """A session dialled by address: one direct path from the handshake on."""
+        self.changes.append(_Change(at, PathKind.direct, None, "address given", address))
+
+    def decoded(self, at: float) -> None:
+        if self.first_decoded is None:
+            self.first_decoded = at
+
+    def shown(self, at: float) -> None:
+        if self._shown:
+            gap = (at - self._shown[-1]) * 1000
+            self.max_gap_ms = max(self.max_gap_ms, gap)
+        self._shown.append(at)
+        for c in self.changes:
+            if c.at - GAP_BEFORE_S <= at <= c.at + GAP_AFTER_S and len(self._shown) > 1:
+                gap = (at - self._shown[-2]) * 1000
+                c.gap_ms = gap if c.gap_ms is None else max(c.gap_ms, gap)
+
+    @property
+    def time_to_first_frame_ms(self) -> float | None:
+        if self.first_decoded is None:
+            return None
+        return round((self.first_decoded - self.started) * 1000, 1)
+
+    def summary(self) -> dict[str, Any]:
+        last = self.changes[-1] if self.changes else None
+        return {
+            "path": last.kind.value if last else None,
+            "relay_id": last.relay_id if last else None,
+            "time_to_first_frame_ms": self.time_to_first_frame_ms,
+            "path_changes": [
+                {
+                    "at_ms": round((c.at - self.started) * 1000, 1),
+                    "path": c.kind.value,
+                    "relay_id": c.relay_id,
+                    "address": c.address,
+                    "reason": c.reason,
+                    "gap_ms": None if c.gap_ms is None else round(c.gap_ms, 1),
+                }
+                for c in self.changes
+            ],
+            "longest_present_gap_ms": round(self.max_gap_ms, 1),
+        }
+
+    def line(self, now: float) -> str:
+        """One line for the overlay and the live statistics."""
+        last = self.changes[-1] if self.changes else None
+        if last is None:
+            return "path -"
+        via = f" via {last.relay_id}" if last.relay_id else ""
+        return f"path {last.kind.value}{via} ({last.address}) for {now - last.at:.0f} s"
