@@ -23,7 +23,10 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev pkg-config
     sway wl-clipboard
     x11vnc tigervnc-viewer freerdp2-shadow-x11 freerdp2-x11  # wavry bench peers: VNC and RDP
-    podman runc debootstrap pipx systemd)  # release tests: images, pipx install, unit checks
+    podman runc debootstrap pipx systemd  # release tests: images, pipx install, unit checks
+    # Wayland tests: a headless GNOME Shell and its portal, the wlroots portal, the GTK window
+    gnome-shell xdg-desktop-portal xdg-desktop-portal-gnome xdg-desktop-portal-wlr gir1.2-gtk-3.0
+    libglib2.0-bin)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${APT_PACKAGES[@]}"; do

@@ -22,7 +22,7 @@ import av
 import numpy as np
 import pytest
 
-from wavry.platform.pwsession import PipeWireSession, probe
+from wavry.testing.pwsession import PipeWireSession, probe
 
 pytestmark = pytest.mark.skipif(not probe().ok, reason="PipeWire not installed: " + probe().detail)
 

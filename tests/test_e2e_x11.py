@@ -219,7 +219,11 @@ def test_headless_snapshot_matches_host_display(
     assert got.shape == (H, W, 3)
     psnr = _psnr(got, _screen_rgb(a))
     assert psnr >= 30.0, f"PSNR {psnr:.1f} dB"
-    assert json.loads(stats.read_text())["frames_presented"] > 20
+    # display A is still: the host sends its picture and the refreshes after it, not 30 fps
+    from wavry.media.pacing import REFRESH_DELAYS_S
+
+    presented = json.loads(stats.read_text())["frames_presented"]
+    assert 1 <= presented <= 2 + len(REFRESH_DELAYS_S), presented
 
 
 def test_input_in_client_window_reaches_host_app(
@@ -267,8 +271,65 @@ def test_input_in_client_window_reaches_host_app(
         client.wait(10)
 
 
+def _key_down_on(server: XvfbServer, keysym_name: str) -> bool:
+    """Whether the X server holds the key down now (XQueryKeymap)."""
+    from Xlib import XK, display
+
+    from wavry.platform.xdisplay import xauthority
+
+    with xauthority(str(server.auth_file)):
+        d = display.Display(server.display)
+    try:
+        code = d.keysym_to_keycode(XK.string_to_keysym(keysym_name))
+        return bool(d.query_keymap()[code // 8] & (1 << (code % 8)))
+    finally:
+        d.close()
+
+
+def test_key_held_in_a_killed_client_is_released_within_a_second(
+    displays: tuple[XvfbServer, XvfbServer, RecordingApp], host: int, tmp_path: Path
+) -> None:
+    """issue 15 item 6: hold a key in the client window, SIGKILL the client; the key is up on
+    the host's display within 1 s (the host hears nothing from the session for 0.9 s while it
+    holds a key: gone for input)."""
+    a, b, _ = displays
+    env = _env(b, tmp_path)
+    client = subprocess.Popen(
+        [sys.executable, "-m", "wavry", "connect", f"127.0.0.1:{host}", "--seconds", "30"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wid = _find_window(b, "Wavry", timeout=20)
+        assert wid is not None, "no client window"
+        subprocess.run(["xdotool", "windowfocus", "--sync", wid], env=env, check=True, timeout=10)
+        time.sleep(1.0)  # the session is up and the window has the keyboard
+        subprocess.run(["xdotool", "keydown", "x"], env=env, check=True, timeout=10)
+        deadline = time.monotonic() + 5
+        while not _key_down_on(a, "x"):
+            assert time.monotonic() < deadline, "the key never went down on the host"
+            time.sleep(0.01)
+        time.sleep(0.3)  # held for a while (autorepeat on the host) before the client dies
+        assert _key_down_on(a, "x")
+        client.kill()
+        killed = time.monotonic()
+        while _key_down_on(a, "x"):
+            assert time.monotonic() - killed < 3.0, "the key stayed down on the host"
+            time.sleep(0.005)
+        released_after = time.monotonic() - killed
+        print(f"released {released_after:.3f} s after the kill")
+        assert released_after < 1.0, f"released {released_after:.3f} s after the kill"
+    finally:
+        client.kill()
+        client.wait(10)
+        subprocess.run(["xdotool", "keyup", "x"], env=env, timeout=10)
+    host_log = "".join(HOST_LOG[0]) if HOST_LOG else ""
+    assert "released 1 key(s): quiet for" in host_log, host_log
+
+
 def test_session_survives_monitor_switch(host: int, tmp_path: Path) -> None:
-    """Select monitor 0 mid-session (a reopen of the capture and a keyframe): frames go on."""
+    """Select monitor 0 mid-session (a reopen of the capture and a keyframe): the session goes
+    on, and the switch shows at once although the screen is still (the keyframe asks the
+    capture for a picture)."""
     import asyncio
 
     from wavry.rift import rift_pb2
@@ -279,7 +340,8 @@ def test_session_survives_monitor_switch(host: int, tmp_path: Path) -> None:
     async def run() -> tuple[int, int]:
         est = await establish("127.0.0.1", host, ClientConfig(), config_dir=tmp_path)
         before = after = 0
-        t_end = time.monotonic() + 1.5
+        # 3.5 s: the still screen's refreshes are over, the capture waits for a change
+        t_end = time.monotonic() + 3.5
         while time.monotonic() < t_end:
             with __import__("contextlib").suppress(TimeoutError):
                 if isinstance(await est.conn.next_event(0.2), FrameReady):
@@ -299,7 +361,7 @@ def test_session_survives_monitor_switch(host: int, tmp_path: Path) -> None:
         return before, after
 
     before, after = asyncio.run(run())
-    assert before > 10 and after > 10
+    assert before >= 1 and after >= 1
 
 
 def test_clipboard_crosses_the_session(

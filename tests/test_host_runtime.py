@@ -1,80 +1,199 @@
-"""Host runtime wiring: a session's end releases everything its client held and stops idle
-streaming (docs/spec/RIFT.md §4 step 8)."""
+"""The host runtime from Python, with real sockets on loopback and a real RIFT client: typed
+input reaching the injector, the owner's controls (clients, disconnect), what it reports, a
+virtual display at the client's size, and clear errors (port in use)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
+from wavry.host import HostBackends, HostError, HostOptions, HostRuntime
+from wavry.host.notices import (
+    ClientJoined,
+    ClientLeft,
+    HostNotice,
+    HostStarted,
+    HostStopped,
+    InputReleased,
+)
+from wavry.net.loop import run
+from wavry.platform.input import InputInjector
 from wavry.rift import events as ev
-from wavry.rift import rift_pb2
-from wavry.runtime.host import HostOptions, HostRuntime
+from wavry.rift.config import ClientConfig
+from wavry.runtime.injection import InjectorSink
+from wavry.runtime.messages import KeyInput, encode
+from wavry.runtime.session import establish
 
 
-class RecordingSink:
+class RecordingInjector(InputInjector):
     def __init__(self) -> None:
-        self.events: list[rift_pb2.InputMessage] = []
-        self.released = 0
+        super().__init__()
+        self.keys: list[tuple[int, bool]] = []
 
-    def handle(self, event: rift_pb2.InputMessage) -> None:
-        self.events.append(event)
+    def _key(self, evdev_code: int, pressed: bool) -> None:
+        self.keys.append((evdev_code, pressed))
 
-    def release_all(self) -> None:
-        self.released += 1
+    def _button(self, button: int, pressed: bool) -> None:
+        pass
 
-    def close(self) -> None:
+    def _move_abs(self, x01: float, y01: float) -> None:
+        pass
+
+    def _motion(self, dx: float, dy: float) -> None:
+        pass
+
+    def _scroll(self, dx: float, dy: float) -> None:
         pass
 
 
-class RecordingPads:
-    def __init__(self) -> None:
-        self.released = 0
+def _options(tmp_path: Path, **kw: object) -> HostOptions:
+    base: dict[str, object] = {
+        "listen": ("127.0.0.1", 0),
+        "trust_any": True,
+        "config_dir": tmp_path / "host",
+        "source": "synthetic",
+        "width": 320,
+        "height": 240,
+        "fps": 30,
+        "audio": "off",
+        "file_out_dir": tmp_path / "files",
+    }
+    base.update(kw)
+    return HostOptions(**base)  # type: ignore[arg-type]
 
-    def handle(self, pad: rift_pb2.GamepadMessage) -> None:
-        pass
 
-    def release_all(self) -> None:
-        self.released += 1
-
-    def close(self) -> None:
-        pass
+async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
-def test_session_end_releases_input_and_stops_idle_stream(tmp_path: Path) -> None:
-    async def run() -> None:
-        opts = HostOptions(
-            listen=("127.0.0.1", 0), trust_any=True, config_dir=tmp_path, source="synthetic",
-            width=320, height=240, fps=30,
-        )  # fmt: skip
-        rt = HostRuntime(opts)
-        await rt.start()
-        sink, pads = RecordingSink(), RecordingPads()
-        sent: list[int] = []
-        # the aliases below have no RIFT session behind them: record what would be sent
-        rt.endpoint.send_frame = lambda alias, *a, **k: sent.append(alias) or 1  # type: ignore[method-assign]
-        rt.injector = sink  # type: ignore[assignment]
-        rt.gamepads = pads  # type: ignore[assignment]
-        ack = rift_pb2.HelloAck(
-            accepted=True, selected_codec=rift_pb2.H264, fps=30, initial_bitrate_kbps=1000,
-            stream_resolution=rift_pb2.Resolution(width=320, height=240),
-        )  # fmt: skip
-        rt._on_event(ev.ClientAccepted(7, "id", rift_pb2.Hello(), ack))
-        assert rt.streamer is not None and rt.viewers == {7}
-        key = rift_pb2.InputMessage(key=rift_pb2.Key(keycode=30, pressed=True))
-        rt._on_event(ev.ClientMessage(7, rift_pb2.Message(input=key)))
-        assert [e.key.keycode for e in sink.events] == [30]
-        rt._on_event(ev.ClientGone(7, "id", ev.DisconnectReason.TIMEOUT, "gone"))
-        assert sink.released == 1 and pads.released == 1
-        assert rt.viewers == set() and rt.streamer is None
-        # a client arriving while the old stream still stops gets a stream once it has stopped
-        rt._on_event(ev.ClientAccepted(8, "id2", rift_pb2.Hello(), ack))
-        assert rt._stopping is not None
-        await rt._stopping
-        for _ in range(50):  # the restart runs from the stop's done-callback
-            if rt.streamer is not None:
-                break
-            await asyncio.sleep(0.01)
-        assert rt.streamer is not None and rt.viewers == {8}
+def _run(coro: Callable[[], Awaitable[None]]) -> None:
+    run(coro())  # the product's loop (uvloop), as `wavry host` runs
+
+
+def test_runtime_api_typed_input_clients_and_disconnect(tmp_path: Path) -> None:
+    notices: list[HostNotice] = []
+    inj = RecordingInjector()
+
+    async def main() -> None:
+        rt = HostRuntime(
+            _options(tmp_path),
+            observer=notices.append,
+            backends=HostBackends(open_injector=lambda _cap: InjectorSink(inj)),
+        )
+        host, port = await rt.start()
+        est = await establish(host, port, ClientConfig(), config_dir=tmp_path / "client")
+        try:
+            await _until(lambda: len(rt.clients()) == 1)
+            (client,) = rt.clients()
+            assert client.wavry_id == est.session.identity.wavry_id
+            assert (client.width, client.height, client.fps) == (320, 240, 30)
+            est.conn.send(encode(KeyInput(30, True)))
+            await _until(lambda: inj.keys == [(30, True)])
+            await _until(lambda: rt.clients()[0].stats.frames_sent > 3)
+            rt.disconnect(client.peer)  # the owner's Disconnect
+            await _until(lambda: rt.clients() == [])
+            # the session's end released what the client held
+            assert inj.keys == [(30, True), (30, False)]
+            closed = None
+            with contextlib.suppress(TimeoutError):
+                while not isinstance(closed, ev.SessionClosed):
+                    closed = await est.conn.next_event(2.0)
+            assert isinstance(closed, ev.SessionClosed) and "owner" in closed.message
+        finally:
+            await est.conn.close()
+            await rt.close()
+
+    _run(main)
+    kinds = [type(n) for n in notices]
+    assert kinds[0] is HostStarted and kinds[-1] is HostStopped
+    joined = next(n for n in notices if isinstance(n, ClientJoined))
+    assert joined.width == 320 and joined.address.startswith("127.0.0.1:")
+    left = next(n for n in notices if isinstance(n, ClientLeft))
+    assert left.peer == joined.peer and left.reason == "user"
+    released = next(n for n in notices if isinstance(n, InputReleased))
+    assert released.keys == (30,) and "ended" in released.why
+
+
+def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+
+        async def main() -> None:
+            rt = HostRuntime(_options(tmp_path, listen=("127.0.0.1", port)), observer=print)
+            try:
+                with pytest.raises(HostError) as info:
+                    await rt.start()
+            finally:
+                await rt.close()
+            assert str(info.value) == f"cannot listen on 127.0.0.1:{port}: address already in use"
+
+        _run(main)
+
+
+def test_banner_lists_real_addresses_on_a_wildcard_listen(tmp_path: Path) -> None:
+    notices: list[HostNotice] = []
+
+    async def main() -> None:
+        rt = HostRuntime(_options(tmp_path, listen=("0.0.0.0", 0)), observer=notices.append)
+        _, port = await rt.start()
         await rt.close()
+        started = notices[0]
+        assert isinstance(started, HostStarted)
+        assert f"127.0.0.1:{port}" in started.connect_addresses
+        assert all(not a.startswith("0.0.0.0") for a in started.connect_addresses)
+        assert started.wavry_id == rt.identity.wavry_id
 
-    asyncio.run(run())
+    _run(main)
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is needed")
+def test_virtual_display_takes_the_clients_size(tmp_path: Path) -> None:
+    async def main() -> None:
+        rt = HostRuntime(_options(tmp_path, source="virtual", virtual=None), observer=print)
+        host, port = await rt.start()
+        config = ClientConfig(max_width=800, max_height=600, max_fps=24)
+        est = await establish(host, port, config, config_dir=tmp_path / "client")
+        try:
+            res = est.ack.stream_resolution
+            assert (res.width, res.height, est.ack.fps) == (800, 600, 24)
+            await _until(lambda: rt.video.streamer is not None)
+            capture = rt.video.capture
+            assert capture is not None and capture.size == (800, 600)
+            assert capture.fps == 24  # the client's max_fps caps the capture
+        finally:
+            await est.conn.close()
+            await rt.close()
+
+    _run(main)
+
+
+def test_the_clients_max_fps_caps_the_stream(tmp_path: Path) -> None:
+    """A 30 fps source and a client that wants at most 10: about 10 frames a second leave."""
+
+    async def main() -> None:
+        rt = HostRuntime(_options(tmp_path), observer=lambda _n: None)
+        host, port = await rt.start()
+        config = ClientConfig(max_fps=10)
+        est = await establish(host, port, config, config_dir=tmp_path / "client")
+        try:
+            assert est.ack.fps == 10
+            await _until(lambda: rt.video.frames_sent > 0)
+            start = rt.video.frames_sent
+            await asyncio.sleep(2.0)
+            sent = rt.video.frames_sent - start
+            assert 10 <= sent <= 24, sent  # 20 at 10 fps, not the source's 60 in 2 s
+        finally:
+            await est.conn.close()
+            await rt.close()
+
+    _run(main)

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from wavry.platform.pwsession import PipeWireSession, probe
+from wavry.testing.pwsession import PipeWireSession, probe
 
 pytestmark = pytest.mark.skipif(not probe().ok, reason="PipeWire not installed")
 

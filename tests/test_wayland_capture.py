@@ -17,10 +17,10 @@ from wavry.media.decode import Decoder
 from wavry.media.encode import Codec, Encoder
 from wavry.media.marker import read_marker
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
-from wavry.platform import pwsession
 from wavry.platform.portal import RestoreTokenStore
-from wavry.platform.portal_fake import FakePortal
-from wavry.platform.pwsession import PipeWireSession
+from wavry.testing import pwsession
+from wavry.testing.portal_fake import FakePortal
+from wavry.testing.pwsession import PipeWireSession
 
 pytestmark = [
     pytest.mark.skipif(not pwsession.probe().ok, reason="PipeWire is not installed"),

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from wavry.platform.clipboard import ClipboardError, open_clipboard
-from wavry.platform.wlclipboard import HeadlessSway, WlClipboardSync, watch_supported
+from wavry.platform.wlclipboard import WlClipboardSync, watch_supported
+from wavry.testing.sway import HeadlessSway, SwayError
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["which", "sway", "wl-copy", "wl-paste"], capture_output=True).returncode != 0,
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 def sway() -> Iterator[HeadlessSway]:
     try:
         s = HeadlessSway().start()
-    except ClipboardError as exc:
+    except SwayError as exc:
         pytest.skip(f"headless sway does not run here: {exc}")
     try:
         yield s

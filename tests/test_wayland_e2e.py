@@ -21,9 +21,9 @@ import pytest
 
 from wavry.media.marker import read_marker
 from wavry.media.wayland import gstreamer_problem
-from wavry.platform import pwsession
-from wavry.platform.portal_fake import FakePortal
-from wavry.platform.pwsession import PipeWireSession
+from wavry.testing import pwsession
+from wavry.testing.portal_fake import FakePortal
+from wavry.testing.pwsession import PipeWireSession
 
 pytestmark = [
     pytest.mark.skipif(not pwsession.probe().ok, reason="PipeWire is not installed"),
@@ -132,7 +132,7 @@ def test_default_source_is_wayland_when_portal_reachable(
     env = _env(pw, tmp_path / "h", WAYLAND_DISPLAY="wayland-wavry-test")
     proc, _port, lines = _start_host(env)
     log = _stop(proc, lines)
-    assert "picture: wayland 640x360@30 (a Wayland session with the ScreenCast portal)" in log, log
+    assert "picture: wayland 640x360@30 (Wayland, portal path: xdg-desktop-portal" in log, log
 
 
 def test_wayland_display_without_portal_falls_back_to_x11_reason(tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_wayland_display_without_portal_falls_back_to_x11_reason(tmp_path: Path)
         os.environ["DISPLAY"] = ":99"
         choice = detect_source(None, None)
         assert choice is not None and choice.name == "x11"
-        assert "Wayland portal unusable" in choice.reason
+        assert "Wayland unusable: no usable path" in choice.reason
         del os.environ["DISPLAY"]
         choice = detect_source(None, None)
         assert choice is not None and choice.name == "wayland"

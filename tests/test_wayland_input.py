@@ -8,14 +8,20 @@ from pathlib import Path
 import pytest
 
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
-from wavry.platform import pwsession
 from wavry.platform.input import InjectionError
 from wavry.platform.portal import PortalSession, RestoreTokenStore
-from wavry.platform.portal_fake import FakePortal
 from wavry.platform.portal_input import PortalInputInjector
-from wavry.platform.pwsession import PipeWireSession
-from wavry.rift import rift_pb2
 from wavry.runtime.injection import InjectorSink, injector_for
+from wavry.runtime.messages import (
+    ButtonInput,
+    KeyInput,
+    PointerMotion,
+    PointerMove,
+    ScrollInput,
+)
+from wavry.testing import pwsession
+from wavry.testing.portal_fake import FakePortal
+from wavry.testing.pwsession import PipeWireSession
 
 pytestmark = [
     pytest.mark.skipif(not pwsession.probe().ok, reason="PipeWire is not installed"),
@@ -49,22 +55,19 @@ def test_combined_session_calls_carry_evdev_codes_and_release_all(
             assert isinstance(inj, PortalInputInjector)
             node = cap.node_id
 
-            def msg(**kw: object) -> rift_pb2.InputMessage:
-                return rift_pb2.InputMessage(**kw)  # type: ignore[arg-type]
-
-            sink.handle(msg(key=rift_pb2.Key(keycode=KEY_LEFTSHIFT, pressed=True)))
-            sink.handle(msg(key=rift_pb2.Key(keycode=KEY_A, pressed=True)))
-            sink.handle(msg(key=rift_pb2.Key(keycode=KEY_A, pressed=False)))
-            sink.handle(msg(mouse_move=rift_pb2.MouseMove(x=0.5, y=1.0)))
-            sink.handle(msg(mouse_button=rift_pb2.MouseButton(button=1, pressed=True)))
-            sink.handle(msg(mouse_button=rift_pb2.MouseButton(button=3, pressed=True)))
-            sink.handle(msg(mouse_button=rift_pb2.MouseButton(button=3, pressed=False)))
-            sink.handle(msg(mouse_motion=rift_pb2.MouseMotion(dx=3, dy=-2)))
-            sink.handle(msg(scroll=rift_pb2.Scroll(dx=0.0, dy=1.0)))  # one notch up
-            sink.handle(msg(scroll=rift_pb2.Scroll(dx=0.5, dy=-0.25)))
-            sink.handle(msg(scroll=rift_pb2.Scroll(dx=0.5, dy=-0.75)))  # one right, one down
+            sink.handle(KeyInput(KEY_LEFTSHIFT, True))
+            sink.handle(KeyInput(KEY_A, True))
+            sink.handle(KeyInput(KEY_A, False))
+            sink.handle(PointerMove(0.5, 1.0))
+            sink.handle(ButtonInput(1, True))
+            sink.handle(ButtonInput(3, True))
+            sink.handle(ButtonInput(3, False))
+            sink.handle(PointerMotion(3, -2))
+            sink.handle(ScrollInput(0.0, 1.0))  # one notch up
+            sink.handle(ScrollInput(0.5, -0.25))
+            sink.handle(ScrollInput(0.5, -0.75))  # one right, one down
             # a release of a key this injector never pressed is not sent (the user's own keys)
-            sink.handle(msg(key=rift_pb2.Key(keycode=KEY_ENTER, pressed=False)))
+            sink.handle(KeyInput(KEY_ENTER, False))
             inj.sync()
             assert sink.errors == 0, sink.last_error
             assert inj.held_keys == {KEY_LEFTSHIFT} and inj.held_buttons == {1}

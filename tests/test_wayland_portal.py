@@ -1,6 +1,6 @@
 """The portal D-Bus flow of the wayland source against a fake xdg-desktop-portal on a private bus.
 
-The fake (wavry.platform.portal_fake) plays only the D-Bus side: real Request/Response signals,
+The fake (wavry.testing.portal_fake) plays only the D-Bus side: real Request/Response signals,
 a real PipeWire node from the synthetic marker source. Everything under test is the real
 client: wavry.platform.portal.PortalSession and wavry.media.wayland.WaylandCapture.
 """
@@ -18,7 +18,6 @@ import pytest
 from wavry.media.types import CaptureError
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
 from wavry.media.wayland import probe as wayland_probe
-from wavry.platform import pwsession
 from wavry.platform.portal import (
     CURSOR_EMBEDDED,
     CURSOR_HIDDEN,
@@ -28,8 +27,9 @@ from wavry.platform.portal import (
     RestoreTokenStore,
     probe_portal,
 )
-from wavry.platform.portal_fake import FakePortal
-from wavry.platform.pwsession import PipeWireSession
+from wavry.testing import pwsession
+from wavry.testing.portal_fake import FakePortal
+from wavry.testing.pwsession import PipeWireSession
 
 pytestmark = [
     pytest.mark.skipif(not pwsession.probe().ok, reason="PipeWire is not installed"),
@@ -141,16 +141,6 @@ def test_denied_or_cancelled_gives_clear_error(
         assert "OpenPipeWireRemote" not in portal.members()
 
 
-def _portal_activatable() -> bool:
-    """An installed xdg-desktop-portal would be D-Bus-activated on the private bus too."""
-    dirs = ["/usr/share/dbus-1/services", "/usr/local/share/dbus-1/services"]
-    return any((Path(d) / "org.freedesktop.portal.Desktop.service").exists() for d in dirs)
-
-
-@pytest.mark.skipif(
-    _portal_activatable(),
-    reason="xdg-desktop-portal is installed and would be activated on the private bus",
-)
 def test_no_portal_and_no_screencast_are_explained(
     pw: PipeWireSession, bus: str, tmp_path: Path
 ) -> None:

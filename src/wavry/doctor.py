@@ -230,6 +230,12 @@ def probe_clipboard(display: str | None = None) -> ProbeResult:
     name = "clipboard"
     if os.environ.get("WAYLAND_DISPLAY") and not (display or os.environ.get("DISPLAY")):
         from wavry.platform import wlclipboard
+        from wavry.platform.mutter import probe_mutter
+
+        if probe_mutter().ok:
+            return ProbeResult(
+                name, True, "GNOME clipboard through Mutter's remote-desktop session, change-driven"
+            )
 
         return wlclipboard.probe()  # change-driven (data-control) or polling, and why
     dname = display or os.environ.get("DISPLAY")
@@ -322,6 +328,13 @@ def probe_port_mapping() -> ProbeResult:
     )
 
 
+def _wayland_probes() -> list[ProbeResult]:
+    """Which Wayland path this desktop offers, and what the others need."""
+    from wavry.platform.screencast import doctor_probes
+
+    return doctor_probes()
+
+
 def _guard(name: str, fn: Callable[[], list[ProbeResult]]) -> list[DoctorProbe]:
     try:
         return [_from_result(r) for r in fn()]
@@ -351,6 +364,7 @@ def run_doctor(display: str | None = None) -> list[DoctorProbe]:
         ("decoders", probe_decoders),
         ("input", lambda: probes.input_probes(display)),
         ("input-portal", lambda: [probe_input_portal()]),
+        ("wayland", _wayland_probes),
         ("audio", probe_audio),
         ("clipboard", lambda: [probe_clipboard(display)]),
         ("network", probe_network),

@@ -18,6 +18,7 @@ from wavry.net.addr import AddressError, parse_hostport
 
 __all__ = [
     "DEFAULT_PORT",
+    "CaptureMode",
     "CodecName",
     "ConnectSettings",
     "HostSettings",
@@ -40,6 +41,11 @@ class SourceName(StrEnum):
     x11 = "x11"
     wayland = "wayland"
     virtual = "virtual"
+
+
+class CaptureMode(StrEnum):
+    change = "change"  # when the screen changes (X11 DAMAGE), at most --fps
+    clock = "clock"  # every frame interval
 
 
 class CodecName(StrEnum):
@@ -107,6 +113,7 @@ class HostSettings(_Shared):
     virtual: bool = False
     size: str | None = None
     run: str | None = None
+    capture: CaptureMode = CaptureMode.change
     codec: CodecName = CodecName.h264
     audio: str | None = None
     mic: bool = True

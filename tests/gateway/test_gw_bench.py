@@ -66,4 +66,4 @@ def test_bench_gateway_small(tmp_path: Path, redis_url: str) -> None:
     assert r["connect_ms"]["n"] == 20 and r["connect_ms"]["p99"] > 0
     assert len(r["sockets"]["kib_per_socket"]) == 2
     sf = r["signal_flood"]
-    assert sf["messages"] > 100 and sf["rtt_n"] == 20 and sf["rtt_p99_ms"] > 0
+    assert sf["messages"] > 20 and sf["rtt_n"] == 20 and sf["rtt_p99_ms"] > 0

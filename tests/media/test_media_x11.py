@@ -228,3 +228,110 @@ def test_parse_size_and_wayland_probe() -> None:
     if not wayland.gstreamer_problem():
         with pytest.raises(CaptureError, match="D-Bus session bus"):
             wayland.WaylandCapture(fps=30, bus_address=no_bus).start()
+
+
+def _grab_in_thread(cap: X11Capture) -> tuple[Any, list[Any]]:
+    import threading
+
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(cap.grab()), daemon=True)
+    t.start()
+    return t, got
+
+
+def test_on_change_waits_for_a_change_and_takes_it_at_once() -> None:
+    """A still screen gives its refresh pictures, then nothing; a drawn rectangle, a pointer move
+    and a requested picture each wake the capture at once, with the new pixels in it."""
+    from Xlib import X, display
+    from Xlib.ext import xtest
+
+    refresh_delays_s = (0.02, 0.05)  # short, to keep the test quick
+
+    server = XvfbServer(320, 240).start()
+    with xauthority(str(server.auth_file)):
+        d = display.Display(server.display)
+    cap = X11Capture(
+        server.display,
+        fps=60,
+        draw_mouse=False,
+        auth=str(server.auth_file),
+        refresh_delays_s=refresh_delays_s,
+    )
+    try:
+        cap.start()
+        assert cap.on_change, cap.change_problem
+        cap.grab()  # the first picture, whatever changes
+        # nothing changes: only the refresh pictures, then grab() waits
+        for _ in refresh_delays_s:
+            cap.grab()
+        t, got = _grab_in_thread(cap)
+        t.join(0.5)
+        assert not got, "a still screen must not be captured again"
+        # a change: captured at once, with its pixels
+        gc = d.screen().root.create_gc(foreground=0x00FF00)
+        drawn = time.monotonic()
+        d.screen().root.fill_rectangle(gc, 0, 0, 320, 240)
+        d.sync()
+        t.join(2)
+        took = time.monotonic() - drawn
+        assert got, "the change did not wake the capture"
+        assert _pixel(bgr0_array(got[0].image), 100, 100) == (0, 255, 0)
+        assert took < 0.2, took
+        # a pointer move (the cursor is drawn in, not part of the pixels) wakes it too
+        for _ in refresh_delays_s:
+            cap.grab()
+        t, got = _grab_in_thread(cap)
+        time.sleep(0.1)
+        assert not got
+        xtest.fake_input(d, X.MotionNotify, x=50, y=60)
+        d.sync()
+        t.join(2)
+        assert got, "a pointer move did not wake the capture"
+        for _ in refresh_delays_s:
+            cap.grab()
+        # a requested picture (keyframe for a new client) is taken although nothing changed
+        t, got = _grab_in_thread(cap)
+        time.sleep(0.1)
+        assert not got
+        cap.request_frame()
+        t.join(2)
+        assert got, "request_frame did not wake the capture"
+    finally:
+        cap.close()
+        d.close()
+        server.stop()
+
+
+def test_on_change_falls_back_to_clock_when_asked() -> None:
+    server = XvfbServer(320, 240).start()
+    try:
+        with X11Capture(server.display, fps=30, on_change=False, auth=str(server.auth_file)) as cap:
+            assert not cap.on_change
+            t0 = time.monotonic()
+            for _ in range(6):
+                cap.grab()  # a still screen, captured every interval anyway
+            assert time.monotonic() - t0 < 1.0
+    finally:
+        server.stop()
+
+
+def test_display_going_away_is_capture_lost() -> None:
+    from wavry.media.types import CaptureLost
+
+    server = XvfbServer(320, 240).start()
+    cap = X11Capture(server.display, fps=30, auth=str(server.auth_file))
+    try:
+        cap.start()
+        cap.grab()
+        server.stop()
+        with pytest.raises(CaptureLost, match="went away"):
+            for _ in range(10):
+                try:
+                    cap.grab()
+                except CaptureLost:
+                    raise
+                except CaptureError:
+                    continue
+    finally:
+        cap.close()
+        server.stop()

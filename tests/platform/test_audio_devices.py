@@ -20,7 +20,7 @@ from wavry.platform.audio import (
     probe_capture,
     probe_playback,
 )
-from wavry.platform.pwsession import PipeWireSession, probe
+from wavry.testing.pwsession import PipeWireSession, probe
 
 pytestmark = pytest.mark.skipif(not probe().ok, reason="PipeWire not installed: " + probe().detail)
 

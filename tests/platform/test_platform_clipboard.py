@@ -19,14 +19,12 @@ from Xlib.protocol import event
 from wavry.platform.clipboard import (
     MAX_TEXT_BYTES,
     ClipboardSync,
-    clipboard_message,
-    clipboard_text_budget,
     probe,
-    text_from_message,
 )
 from wavry.platform.xdisplay import open_display
 from wavry.platform.xvfb import XvfbServer
 from wavry.rift import rift_pb2
+from wavry.runtime.clipboard_wire import clipboard_message, clipboard_text_budget, text_from_message
 
 CHUNK = 32 * 1024  # the test owner's own INCR chunk size (independent of the module's)
 

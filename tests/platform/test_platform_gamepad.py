@@ -11,7 +11,7 @@ from wavry.platform import gamepad_uinput as gp
 from wavry.platform import uinput
 from wavry.platform.gamepad_uinput import VirtualGamepads, probe, scale_stick, scale_trigger
 from wavry.platform.input import InjectionError
-from wavry.rift import rift_pb2
+from wavry.runtime.messages import GamepadInput
 
 EVENT = struct.Struct("=qqHHi")
 ABS_SETUP = struct.Struct("=H2xiiiiii")
@@ -59,13 +59,12 @@ class Rig:
 
 def msg(
     pad: int, axes: dict[int, float] | None = None, buttons: dict[int, bool] | None = None
-) -> rift_pb2.GamepadMessage:
-    m = rift_pb2.GamepadMessage(gamepad_id=pad)
-    for a, v in (axes or {}).items():
-        m.axes.add(axis=a, value=v)
-    for b, p in (buttons or {}).items():
-        m.buttons.add(button=b, pressed=p)
-    return m
+) -> GamepadInput:
+    return GamepadInput(pad, tuple((axes or {}).items()), tuple((buttons or {}).items()))
+
+
+def apply(pads: VirtualGamepads, event: GamepadInput) -> None:
+    pads.apply(event.pad, event.axes, event.buttons)
 
 
 def test_scaling() -> None:
@@ -80,7 +79,7 @@ def test_scaling() -> None:
 def test_device_created_on_first_message_as_x360_pad() -> None:
     rig = Rig()
     assert rig.devs == []
-    rig.pads.handle(msg(2, {0: 0.0}))
+    apply(rig.pads, msg(2, {0: 0.0}))
     assert len(rig.devs) == 1 and rig.pads.pads == [2]
     dev = rig.devs[0]
     ev_bits = [a for r, a in dev.ioctls if r == uinput.UI_SET_EVBIT]
@@ -115,14 +114,14 @@ def test_device_created_on_first_message_as_x360_pad() -> None:
     assert kinds.index(uinput.UI_DEV_SETUP) > max(
         i for i, r in enumerate(kinds) if r == uinput.UI_ABS_SETUP
     )
-    rig.pads.handle(msg(2, {1: 0.5}))
-    rig.pads.handle(msg(0, {1: 0.5}))
+    apply(rig.pads, msg(2, {1: 0.5}))
+    apply(rig.pads, msg(0, {1: 0.5}))
     assert len(rig.devs) == 2 and rig.pads.pads == [0, 2]  # one device per pad id
 
 
 def test_axes_buttons_exact_bytes_and_syn_after_each_message() -> None:
     rig = Rig()
-    rig.pads.handle(msg(0, {0: 1.0, 1: -0.5, 2: -1.0, 3: 0.25, 4: 1.0, 5: 0.5}, {0: True}))
+    apply(rig.pads, msg(0, {0: 1.0, 1: -0.5, 2: -1.0, 3: 0.25, 4: 1.0, 5: 0.5}, {0: True}))
     dev = rig.devs[0]
     assert dev.writes == 1  # one message → one write, SYN_REPORT last
     raw = dev.data
@@ -141,47 +140,45 @@ def test_axes_buttons_exact_bytes_and_syn_after_each_message() -> None:
     rifts = {1: 0x131, 2: 0x133, 3: 0x134, 4: 0x136, 5: 0x137, 6: 0x13A, 7: 0x13B}
     rifts |= {8: 0x13C, 9: 0x13D, 10: 0x13E}
     for b, code in rifts.items():
-        rig.pads.handle(msg(0, buttons={b: True}))
-        rig.pads.handle(msg(0, buttons={b: False}))
+        apply(rig.pads, msg(0, buttons={b: True}))
+        apply(rig.pads, msg(0, buttons={b: False}))
         assert dev.events() == [(KEY, code, 1), SYN, (KEY, code, 0), SYN]
 
 
 def test_dpad_is_the_hat() -> None:
     rig = Rig()
     pads = rig.pads
-    pads.handle(msg(1, buttons={11: True}))  # up
+    apply(pads, msg(1, buttons={11: True}))  # up
     dev = rig.devs[0]
     assert dev.events() == [(ABS, 0x11, -1), SYN]
-    pads.handle(msg(1, buttons={14: True}))  # + right: diagonal
+    apply(pads, msg(1, buttons={14: True}))  # + right: diagonal
     assert dev.events() == [(ABS, 0x10, 1), SYN]
-    pads.handle(msg(1, buttons={11: False, 12: True}))  # up → down in one message
+    apply(pads, msg(1, buttons={11: False, 12: True}))  # up → down in one message
     assert dev.events() == [(ABS, 0x11, 1), SYN]
-    pads.handle(msg(1, buttons={13: True}))  # left and right both held: centred
+    apply(pads, msg(1, buttons={13: True}))  # left and right both held: centred
     assert dev.events() == [(ABS, 0x10, 0), SYN]
-    pads.handle(msg(1, buttons={14: False, 12: False}))
+    apply(pads, msg(1, buttons={14: False, 12: False}))
     assert dev.events() == [(ABS, 0x10, -1), (ABS, 0x11, 0), SYN]
-    pads.handle(msg(1, buttons={13: True}))  # no change: nothing written
+    apply(pads, msg(1, buttons={13: True}))  # no change: nothing written
     assert dev.events() == []
 
 
 def test_invalid_ids_and_unknown_codes() -> None:
     rig = Rig()
     with pytest.raises(InjectionError, match=r"0\.\.15"):
-        rig.pads.handle(msg(16, {0: 1.0}))
+        apply(rig.pads, msg(16, {0: 1.0}))
     assert rig.devs == []
-    rig.pads.handle(msg(3, {9: 1.0}, {20: True}))
+    apply(rig.pads, msg(3, {9: 1.0}, {20: True}))
     assert rig.pads.ignored == 2 and rig.devs[0].events() == []
-    assert rig.pads.handle_input(rift_pb2.InputMessage(key=rift_pb2.Key(keycode=30))) is False
-    event = rift_pb2.InputMessage(timestamp_us=1, gamepad=msg(3, buttons={0: True}))
-    assert rig.pads.handle_input(event) is True
+    apply(rig.pads, msg(3, buttons={0: True}))
     assert rig.devs[0].events() == [(KEY, 0x130, 1), SYN]
 
 
 def test_release_all_neutral_and_close_destroys() -> None:
     rig = Rig()
     pads = rig.pads
-    pads.handle(msg(0, {0: 0.7, 5: 1.0}, {0: True, 11: True, 5: True}))
-    pads.handle(msg(1, {3: -1.0}))
+    apply(pads, msg(0, {0: 0.7, 5: 1.0}, {0: True, 11: True, 5: True}))
+    apply(pads, msg(1, {3: -1.0}))
     a, b = rig.devs
     a.events()
     b.events()
@@ -189,7 +186,7 @@ def test_release_all_neutral_and_close_destroys() -> None:
     pads.release_all()
     assert a.events() == [*neutral_axes, (KEY, 0x130, 0), (KEY, 0x137, 0), SYN]
     assert b.events() == [*neutral_axes, SYN]
-    pads.handle(msg(0, buttons={11: True}))  # hat state was reset: up is sent again
+    apply(pads, msg(0, buttons={11: True}))  # hat state was reset: up is sent again
     assert a.events() == [(ABS, 0x11, -1), SYN]
     with pads:
         pass
@@ -214,7 +211,7 @@ def test_setup_failure_closes_the_device() -> None:
 
     pads = VirtualGamepads(opener)
     with pytest.raises(InjectionError, match="setup failed"):
-        pads.handle(msg(0, {0: 1.0}))
+        apply(pads, msg(0, {0: 1.0}))
     assert devs[0].closed and pads.pads == []
 
 
@@ -236,11 +233,11 @@ def test_probe_and_real_device_path(tmp_path) -> None:  # type: ignore[no-untype
         assert not probe().ok
         # the default opener is the real /dev/uinput: missing → InjectionError with the remedy
         with pytest.raises(InjectionError, match="modprobe uinput"):
-            VirtualGamepads().handle(msg(0, {0: 1.0}))
+            apply(VirtualGamepads(), msg(0, {0: 1.0}))
     # the real writer against a regular file: writes land, uinput ioctls fail → InjectionError
     target = tmp_path / "events.bin"
     target.write_bytes(b"")
     pads = VirtualGamepads(lambda: uinput.FileDevice(str(target)))
     with pytest.raises(InjectionError, match="setup failed"):
-        pads.handle(msg(0, {0: 1.0}))
+        apply(pads, msg(0, {0: 1.0}))
     assert gp.VENDOR_ID == 0x045E and gp.PRODUCT_ID == 0x028E

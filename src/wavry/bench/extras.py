@@ -495,12 +495,11 @@ def run_clipboard_row(opts: ExtrasOptions) -> dict[str, Any]:
 
 
 def _wayland_part(tmp: Path, a: Any, n: int) -> dict[str, Any]:
-    from wavry.platform.clipboard import ClipboardError
-    from wavry.platform.wlclipboard import HeadlessSway
+    from wavry.testing.sway import HeadlessSway, SwayError
 
     try:
         sway = HeadlessSway().start()
-    except ClipboardError as exc:
+    except SwayError as exc:
         return {"skipped": str(exc)}
     try:
         # the client window on the sway session itself is not needed for the clipboard; SDL's

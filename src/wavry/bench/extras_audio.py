@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from wavry.platform.audio import BYTES_PER_SAMPLE, RATE, PcmPlayback, _pipe_level
-from wavry.platform.pwsession import PipeWireSession
+from wavry.testing.pwsession import PipeWireSession
 
 __all__ = ["BurstRecorder", "ToneInjector", "detect_onsets", "run_audio_latency"]
 

@@ -38,7 +38,14 @@ __all__ = ["bench_gateway_command", "run_gateway_bench"]
 
 
 async def _bench(
-    sockets: int, messages: int, logins: int, db: str, redis: str, sample: int, flooders: int
+    sockets: int,
+    messages: int,
+    logins: int,
+    db: str,
+    redis: str,
+    sample: int,
+    flooders: int,
+    flood_rate: float,
 ) -> dict[str, Any]:
     import httpx
     from websockets.asyncio.client import connect
@@ -268,7 +275,9 @@ async def _bench(
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         spammer = ctx.Process(
-            target=_signal_flood_main, args=(a_addr, o_token, attackers, child), daemon=True
+            target=_signal_flood_main,
+            args=(a_addr, o_token, attackers, child, flood_rate),
+            daemon=True,
         )
         spammer.start()
         if not parent.poll(60) or parent.recv() != "ready":
@@ -282,6 +291,7 @@ async def _bench(
         spammer.join(10)
         signal_flood = {
             "sockets": flooders,
+            "rate_limit": flood_rate or None,
             "messages": sent_during,
             "messages_per_s": round(sent_during / max(t_sig + 0.5, 1e-9)),
             "rtt_n": len(under_flood),
@@ -328,6 +338,7 @@ def run_gateway_bench(
     redis_url: str | None = None,
     sample: int = 200,
     flooders: int = 20,
+    flood_rate: float = 3200.0,
 ) -> dict[str, Any]:
     redis_proc: _Proc | None = None
     tmp = Path(tempfile.mkdtemp(prefix="wavry-gw-bench-db-"))
@@ -357,7 +368,9 @@ def run_gateway_bench(
             redis_url = f"redis://127.0.0.1:{port}/0"
         db = database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
         before = os.getloadavg()
-        results = asyncio.run(_bench(sockets, messages, logins, db, redis_url, sample, flooders))
+        results = asyncio.run(
+            _bench(sockets, messages, logins, db, redis_url, sample, flooders, flood_rate)
+        )
         results["database"] = db.split("://")[0]
         f, s = results["flood"], results["sockets"]
         results["targets"] = {
@@ -400,6 +413,13 @@ def bench_gateway_command(
     flooders: Annotated[
         int, typer.Option(help="Sockets of another account flooding signaling messages.")
     ] = 20,
+    flood_rate_pps: Annotated[
+        float,
+        typer.Option(
+            help="Signaling flood messages/s in all (default: what one address gets through "
+            "the default limits, 64 sockets x 50/s); 0 = as fast as the gateway takes them."
+        ),
+    ] = 3200.0,
     database_url: Annotated[
         str | None, typer.Option(help="Shared database (default: a temporary SQLite file).")
     ] = None,
@@ -412,7 +432,7 @@ def bench_gateway_command(
     (default niced Argon2 worker processes beside the old thread pool, same run)."""
     try:
         report = run_gateway_bench(
-            sockets, messages, logins, database_url, redis_url, sample, flooders
+            sockets, messages, logins, database_url, redis_url, sample, flooders, flood_rate_pps
         )
     except RuntimeError as exc:
         typer.echo(f"wavry bench gateway: error: {exc}", err=True)

@@ -147,9 +147,11 @@ FLOOD_VARIANTS = {
 }
 
 
-def _signal_flood_main(addr: str, token: str, devices: list[str], conn: Any) -> None:
-    """Child process: one socket per device, each sending junk as fast as the gateway takes it
-    until told to stop; answers the number of messages sent."""
+def _signal_flood_main(
+    addr: str, token: str, devices: list[str], conn: Any, rate: float = 0.0
+) -> None:
+    """Child process: one socket per device, each sending junk until told to stop — as fast as
+    the gateway takes it, or ``rate`` messages/s in all; answers the number sent."""
     from websockets.asyncio.client import connect
 
     async def main() -> int:
@@ -174,10 +176,15 @@ def _signal_flood_main(addr: str, token: str, devices: list[str], conn: Any) -> 
 
             reader = loop.create_task(drain())
             with contextlib.suppress(Exception):
+                interval = len(socks) / rate if rate > 0 else 0.0
+                due = loop.time()
                 while not stop.is_set():
                     await ws.send(junk)
                     sent[0] += 1
-                    if sent[0] % 16 == 0:
+                    if interval:
+                        due += interval
+                        await asyncio.sleep(max(0.0, due - loop.time()))
+                    elif sent[0] % 16 == 0:
                         await asyncio.sleep(0)
             reader.cancel()
 

@@ -601,6 +601,7 @@ def run_latency_bench(
     bitrate_kbps: int | None = None,
     json_file: Path | None = None,
     verbose: bool = True,
+    desktop: bool = True,
 ) -> dict[str, Any]:
     """Measure floor, wavry and aiortc per resolution; print the table, return the JSON dict.
 
@@ -629,6 +630,10 @@ def run_latency_bench(
         res_out.append(
             {"width": w, "height": h, "fps": fps, "bitrate_kbps": kbps, "variants": variants}
         )
+    from wavry.bench.latency_desktop import print_desktop_rows, run_desktop_rows
+
+    # an application window's marker → decoded picture on X11 and on Wayland (GNOME)
+    rows = run_desktop_rows(warmup_s, seconds, verbose) if desktop else {}
     results: dict[str, Any] = {
         "bench": "latency",
         "machine": machine_facts(),
@@ -641,6 +646,7 @@ def run_latency_bench(
             "loadavg_after": os.getloadavg(),
         },
         "resolutions": res_out,
+        "desktop": rows,
     }
     results["cpu"] = {
         f"{r['width']}x{r['height']}@{r['fps']}": {
@@ -655,6 +661,8 @@ def run_latency_bench(
     results["targets"] = _targets(res_out)
     if verbose:
         _print(results)
+        if rows:
+            print_desktop_rows(rows)
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         json_file.write_text(json.dumps(results, indent=2) + "\n")
@@ -672,5 +680,5 @@ def bench_latency_command(
     quick: Annotated[bool, typer.Option("--quick", help="5 s per variant (under ~2 min)")] = False,
 ) -> None:
     """Glass-to-glass latency from the synthetic marker: floor, wavry (headless and windowed),
-    aiortc."""
+    aiortc; then an application window's marker on X11 and on Wayland (GNOME)."""
     run_latency_bench(quick=quick, json_file=json_file)

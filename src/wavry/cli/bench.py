@@ -37,8 +37,31 @@ def bench_net(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
 
 
 @bench_app.command("latency")
-def bench_latency(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
-    """Glass-to-glass latency from the synthetic marker: floor, wavry headless+windowed, aiortc."""
+def bench_latency(
+    json_file: JsonOpt = None,
+    quick: QuickOpt = False,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="synthetic: floor, wavry (headless, windowed) and aiortc side by side; x11: a "
+            "real display, "
+            "capture on change vs on a clock"
+        ),
+    ] = "synthetic",
+) -> None:
+    """Glass-to-glass latency from the marker: floor, wavry headless+windowed, aiortc (synthetic),
+    or X11 capture on change against a fixed clock (x11)."""
+    if source == "x11":
+        from wavry.bench.latency_x11 import run_x11_capture_bench
+
+        write_json(json_file, run_x11_capture_bench(quick=quick))
+        if json_file is not None:
+            typer.echo(f"wrote {json_file}")
+        return
+    if source != "synthetic":
+        from wavry.cli.common import fail
+
+        fail(f"--source must be synthetic or x11, got {source!r}", 2)
     from wavry.bench.latency import bench_latency_command
 
     bench_latency_command(json_file, quick)

@@ -13,7 +13,14 @@ import typer
 
 from wavry.cli.common import fail, human, parse_addr, say, settings, write_json
 from wavry.net.loop import run
-from wavry.settings import CodecName, ConnectSettings, HostSettings, SourceName, TrustMode
+from wavry.settings import (
+    CaptureMode,
+    CodecName,
+    ConnectSettings,
+    HostSettings,
+    SourceName,
+    TrustMode,
+)
 from wavry.store import StoreError
 
 # Options `wavry host` and `wavry connect` share (one definition each).
@@ -99,7 +106,7 @@ def host(
         typer.Option(
             "--virtual/--no-virtual",
             help="Stream a private virtual display (X11: Xvfb) at --size, or at the client's "
-            "size when --size is not given",
+            "size when --size is not given; with --source wayland a GNOME virtual monitor",
             show_default=False,
         ),
     ] = None,
@@ -109,6 +116,14 @@ def host(
     ] = None,
     run_cmd: Annotated[
         str | None, typer.Option("--run", help="Command to start on the virtual display")
+    ] = None,
+    capture: Annotated[
+        CaptureMode | None,
+        typer.Option(
+            help="When to capture the screen: change (X11: when something changes, at most "
+            "--fps; a still screen costs nothing) or clock (every frame interval) "
+            "(default: change)"
+        ),
     ] = None,
     codec: Annotated[CodecName | None, typer.Option(help="Preferred codec (default: h264)")] = None,
     bitrate_kbps: BitrateOpt = None,
@@ -142,7 +157,7 @@ def host(
     ] = None,
 ) -> None:
     """Share this machine: accept sessions and stream the screen to clients."""
-    from wavry.runtime.host import serve
+    from wavry.host import HostError, OptionsError, options_from_settings, serve
     from wavry.runtime.sources import SourceError
 
     s = settings(
@@ -172,15 +187,16 @@ def host(
         audio=audio,
         mic=mic,
         audio_frame_ms=audio_frame_ms,
+        capture=capture,
     )
-    from wavry.runtime.host import options_from_settings
-
     try:
-        run(serve(options_from_settings(s)))
-    except (StoreError, SourceError) as exc:
+        opts = options_from_settings(s)
+    except OptionsError as exc:
+        fail(str(exc), 2)
+    try:
+        run(serve(opts))
+    except (StoreError, SourceError, HostError) as exc:
         fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot listen on {s.listen}: {exc.strerror or exc}")
 
 
 def connect(

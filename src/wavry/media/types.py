@@ -8,11 +8,16 @@ from typing import Any
 
 from wavry.platform.probe import ProbeResult
 
-__all__ = ["Capture", "CaptureError", "CapturedFrame", "ProbeResult"]
+__all__ = ["Capture", "CaptureError", "CaptureLost", "CapturedFrame", "ProbeResult"]
 
 
 class CaptureError(RuntimeError):
     """A capture backend could not start or lost its source; the message says what to do."""
+
+
+class CaptureLost(CaptureError):
+    """The source is gone for good (the X display closed, the portal session ended): retrying
+    cannot help."""
 
 
 @dataclass
@@ -32,9 +37,24 @@ class CapturedFrame:
 
 
 class Capture(abc.ABC):
-    """A source of frames. ``grab()`` blocks until the next frame is due and returns it."""
+    """A source of frames. ``grab()`` blocks until the next frame is due and returns it.
+
+    A source that knows when its picture changes (X11 with DAMAGE) returns from ``grab()`` only
+    after a change, at most ``fps`` times a second; ``request_frame()`` (any thread) makes the
+    next ``grab()`` return even if nothing changed (a keyframe for a new client) and wakes a
+    ``grab()`` that is waiting. Sources on a fixed clock ignore it.
+    """
 
     name: str = "capture"
+    #: True when grab() waits for changes (else it runs on a fixed clock)
+    on_change: bool = False
+
+    def request_frame(self) -> None:  # noqa: B027 - optional hook
+        """Make the next grab() return at once (at the frame-rate cap), changed or not."""
+
+    def set_rate(self, fps: float) -> None:  # noqa: B027 - optional hook
+        """Take at most ``fps`` pictures a second from now on (the stream's rate). Sources that
+        cannot change their rate ignore it; the streamer then drops what comes too soon."""
 
     @abc.abstractmethod
     def start(self) -> None: ...

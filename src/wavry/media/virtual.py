@@ -52,11 +52,13 @@ class VirtualCapture(Capture):
         *,
         run: str | Sequence[str] | None = None,
         draw_mouse: bool = True,
+        on_change: bool = True,
     ) -> None:
         self._w, self._h = width & ~1, height & ~1
         self._fps = float(fps)
         self._run = run
         self._draw_mouse = draw_mouse
+        self._on_change = on_change
         self.server: XvfbServer | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._x11: X11Capture | None = None
@@ -68,6 +70,25 @@ class VirtualCapture(Capture):
     @property
     def fps(self) -> float:
         return self._fps
+
+    @property
+    def on_change(self) -> bool:  # type: ignore[override]
+        return self._x11 is not None and self._x11.on_change
+
+    def resize(self, width: int, height: int) -> None:
+        """Use this size the next time the display starts (a stopped capture only)."""
+        if self.server is not None:
+            raise CaptureError("cannot resize a running virtual display")
+        self._w, self._h = width & ~1, height & ~1
+
+    def request_frame(self) -> None:
+        if self._x11 is not None:
+            self._x11.request_frame()
+
+    def set_rate(self, fps: float) -> None:
+        self._fps = float(fps)
+        if self._x11 is not None:
+            self._x11.set_rate(fps)
 
     @property
     def display(self) -> str:
@@ -108,6 +129,7 @@ class VirtualCapture(Capture):
                 fps=self._fps,
                 draw_mouse=self._draw_mouse,
                 auth=str(self.server.auth_file),
+                on_change=self._on_change,
             )
             self._x11.start()
         except Exception:
@@ -121,7 +143,7 @@ class VirtualCapture(Capture):
 
     def stop(self) -> None:
         if self._x11 is not None:
-            self._x11.stop()
+            self._x11.close()
             self._x11 = None
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:

@@ -26,21 +26,24 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import threading
+import sys
 import time
+from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import av
 import numpy as np
 
 from wavry.media.types import Capture, CapturedFrame, CaptureError, ProbeResult
-from wavry.platform.portal import (
-    PortalCancelled,
-    PortalError,
-    PortalSession,
-    RestoreTokenStore,
-    StartResult,
-    probe_portal,
+from wavry.platform.portal import PortalSession, RestoreTokenStore, StartResult
+from wavry.platform.screencast import (
+    CastError,
+    CastStream,
+    MutterCast,
+    PortalCast,
+    ScreenCastBackend,
+    select_wayland_path,
 )
 
 __all__ = ["WaylandCapture", "gstreamer_problem", "probe"]
@@ -90,16 +93,43 @@ def probe(bus_address: str | None = None) -> ProbeResult:
     elif not os.path.exists(remote):
         problems.append(f"no PipeWire daemon (no socket at {remote})")
         remedies.append("start PipeWire in the session (systemctl --user start pipewire)")
-    portal = probe_portal(bus_address)
-    if not portal.ok:
-        problems.insert(0, portal.detail)
-        remedies.insert(0, portal.remedy)
+    try:
+        choice = select_wayland_path(bus_address)
+    except CastError as exc:
+        problems.insert(0, str(exc))
+        remedies.insert(0, "unset WAVRY_WAYLAND_PATH or set it to mutter or portal")
+        choice = None
+    if choice is not None:
+        by_name = {r.name: r for r in choice.probes}
+        chosen = by_name.get(choice.name)
+        if chosen is not None and not chosen.ok:
+            mutter = by_name.get("mutter")
+            problems.insert(0, chosen.detail)
+            remedies.insert(0, chosen.remedy)
+            if mutter is not None:
+                problems.insert(1, f"GNOME's Mutter API: {mutter.detail}")
     if problems:
         return ProbeResult(
-            "wayland", False, "; ".join(problems), "; ".join(dict.fromkeys(remedies))
+            "wayland",
+            False,
+            "; ".join(problems),
+            "; ".join(dict.fromkeys(r for r in remedies if r)),
         )
+    assert choice is not None
     session = os.environ.get("WAYLAND_DISPLAY") or "no WAYLAND_DISPLAY"
-    return ProbeResult("wayland", True, f"{portal.detail}; PipeWire at {remote} ({session})")
+    return ProbeResult(
+        "wayland", True, f"{choice.name} path: {choice.reason}; PipeWire at {remote} ({session})"
+    )
+
+
+PACING_SLACK = 0.95
+"""The next picture may be taken this fraction of a frame interval after the last one (the
+compositor's clock and ours drift; waiting a full interval would leave its pictures in the slot
+for part of a frame). At most 1/0.95 of the stream's frame rate reaches the encoder."""
+
+
+def _print_notice(text: str) -> None:
+    print(f"wavry: {text}", file=sys.stderr, flush=True)
 
 
 def _even(n: int) -> int:
@@ -107,11 +137,15 @@ def _even(n: int) -> int:
 
 
 class WaylandCapture(Capture):
-    """Capture the monitor the user picks in the portal dialog (or the restored one).
+    """Capture a Wayland desktop through the best available path (see
+    :mod:`wavry.platform.screencast`): Mutter's remote-desktop API on GNOME (no dialog), else the
+    portal (the monitor the user picks, or the restored one).
 
-    ``session`` lets a caller supply a prepared :class:`PortalSession`; by default one is made
-    per ``start()`` (with RemoteDesktop input when the portal offers it, see ``input``) and closed
-    by ``stop()``. ``portal`` is the open session while running (the input injector uses it).
+    ``path`` forces "mutter" or "portal" (None: choose by probe at ``start()``). ``virtual``
+    (Mutter only) records a virtual monitor of that size instead of a real one; ``monitor``
+    picks a real one (index, primary first). ``input``: portal RemoteDesktop input on the same
+    session (None: when offered). ``notice`` gets one-line messages for the person running the
+    host (the portal's waiting dialog); the default prints them on stderr.
     """
 
     name = "wayland"
@@ -120,6 +154,9 @@ class WaylandCapture(Capture):
         self,
         fps: float = 60.0,
         *,
+        path: str | None = None,
+        monitor: int | None = None,
+        virtual: tuple[int, int] | None = None,
         input: bool | None = None,
         cursor: bool = True,
         tokens: RestoreTokenStore | None = None,
@@ -127,38 +164,49 @@ class WaylandCapture(Capture):
         idle_repeat_s: float = 0.25,
         reconnect_after_s: float = 3.0,
         first_frame_timeout: float = 10.0,
+        dialog_timeout: float = 120.0,
         pixel_format: str = "I420",
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         if fps <= 0:
             raise CaptureError(f"fps must be positive, got {fps}")
         if pixel_format not in ("I420", "BGRx"):
             raise CaptureError(f"pixel_format must be I420 or BGRx, got {pixel_format!r}")
+        if path not in (None, "mutter", "portal"):
+            raise CaptureError(f"unknown Wayland path {path!r} (mutter or portal)")
+        if virtual is not None and path == "portal":
+            raise CaptureError("a virtual monitor needs GNOME's Mutter API (not the portal)")
         problem = gstreamer_problem()
         if problem:
             raise CaptureError(
                 f"{problem} (fix: apt install gstreamer1.0-pipewire gstreamer1.0-plugins-base)"
             )
         self._fps = float(fps)
+        self._path = path
+        self._monitor = monitor
+        self._virtual = virtual
         self._input = input
         self._cursor = cursor
         self._tokens = tokens
         self._bus_address = bus_address
         self.idle_repeat_s = idle_repeat_s
         self.first_frame_timeout = first_frame_timeout
+        self.dialog_timeout = dialog_timeout
         self.pixel_format = pixel_format
-        self.portal: PortalSession | None = None
-        self.grant: StartResult | None = None
+        self.notice = notice or _print_notice
+        self.path_reason = ""
+        self.cast: ScreenCastBackend | None = None
+        self.stream: CastStream | None = None
         self._pipeline: Any = None
         self._sink: Any = None
         self._fd = -1
         self._size: tuple[int, int] | None = None
         self._last: CapturedFrame | None = None
-        self._last_at = 0.0
         self._next_due = 0.0
         self._index = 0
         self._ended = ""
-        self._lock = threading.Lock()
         self.frames_received = 0
+        self.frames_delivered = 0  # pictures the compositor sent (taken or dropped)
         self.frames_repeated = 0
         self.reconnects = 0
         self.reconnect_after_s = reconnect_after_s
@@ -169,7 +217,7 @@ class WaylandCapture(Capture):
     @property
     def size(self) -> tuple[int, int]:
         if self._size is None:
-            raise CaptureError("wayland capture is not started (size comes from the portal)")
+            raise CaptureError("wayland capture is not started (size comes from the compositor)")
         return self._size
 
     @property
@@ -177,39 +225,85 @@ class WaylandCapture(Capture):
         return self._fps
 
     @property
+    def path(self) -> str:
+        """The path in use ("mutter" or "portal"; "" before the first start)."""
+        return self.cast.name if self.cast is not None else (self._path or "")
+
+    @property
+    def portal(self) -> PortalSession | None:
+        """The open portal session (portal path), for RemoteDesktop input."""
+        return self.cast.session if isinstance(self.cast, PortalCast) else None
+
+    @property
+    def mutter(self) -> Any:
+        """The open Mutter session (mutter path), for input."""
+        return self.cast.session if isinstance(self.cast, MutterCast) else None
+
+    @property
+    def grant(self) -> StartResult | None:
+        portal = self.portal
+        return portal.result if portal is not None else None
+
+    @property
     def node_id(self) -> int:
-        if self.grant is None:
+        if self.stream is None:
             raise CaptureError("wayland capture is not started")
-        return self.grant.streams[0].node_id
+        return self.stream.node_id
 
     @property
     def stream_size(self) -> tuple[int, int]:
         """The stream's size in the compositor's logical coordinates (pointer coordinates)."""
-        if self.grant is not None and self.grant.streams[0].size:
-            return self.grant.streams[0].size
+        if self.stream is not None and self.stream.size:
+            return self.stream.size
         return self.size
+
+    def _make_cast(self) -> ScreenCastBackend:
+        path = self._path
+        if path is None:
+            try:
+                choice = select_wayland_path(self._bus_address)
+            except CastError as exc:
+                raise CaptureError(str(exc)) from exc
+            path, self.path_reason = choice.name, choice.reason
+            if not choice.probes or any(r.ok for r in choice.probes):
+                self.notice(f"Wayland screen cast through {path}: {choice.reason}")
+            if self._virtual is not None and path != "mutter":
+                raise CaptureError(
+                    "a Wayland virtual monitor needs GNOME's Mutter API, which is not here "
+                    f"({choice.probes[0].detail if choice.probes else choice.reason})"
+                )
+            self._path = path  # the next start (each stream) takes the same path
+        if path == "mutter":
+            return MutterCast(
+                monitor=self._monitor,
+                virtual=self._virtual,
+                cursor=self._cursor,
+                bus_address=self._bus_address,
+            )
+        return PortalCast(
+            input=self._input,
+            cursor=self._cursor,
+            bus_address=self._bus_address,
+            tokens=self._tokens,
+            dialog_timeout=self.dialog_timeout,
+            on_waiting=self.notice,
+        )
 
     def start(self) -> None:
         if self._pipeline is not None:
             return
         self._ended = ""
-        portal = PortalSession(
-            remote_desktop=self._input,
-            cursor_embedded=self._cursor,
-            tokens=self._tokens,
-            bus_address=self._bus_address,
-        )
+        cast = self._make_cast()
         try:
-            self.grant = portal.open()
-        except PortalCancelled as exc:
+            self.stream = cast.open()
+        except CastError as exc:
             raise CaptureError(str(exc)) from exc
-        except PortalError as exc:
-            raise CaptureError(f"screen cast through the portal failed: {exc}") from exc
-        self.portal = portal
-        portal.on_closed = self._portal_closed
+        self.cast = cast
+        cast.on_closed = self._cast_closed
         try:
-            self._fd = portal.open_pipewire_remote()
-            self._start_pipeline(self.grant.streams[0].node_id)
+            fd = cast.pipewire_fd()
+            self._fd = -1 if fd is None else fd
+            self._start_pipeline(self.stream.node_id)
             first = self._pull(self.first_frame_timeout)
             if first is None:
                 raise CaptureError(
@@ -217,22 +311,22 @@ class WaylandCapture(Capture):
                     f"{self.first_frame_timeout:.0f} s ({self._bus_problem() or 'no error'})"
                 )
             self._last = first
-        except PortalError as exc:
+        except CastError as exc:
             self.stop()
-            raise CaptureError(f"cannot open the PipeWire stream: {exc}") from exc
+            raise CaptureError(str(exc)) from exc
         except BaseException:
             self.stop()
             raise
         self._next_due = self._last_new = time.monotonic()
 
-    def _portal_closed(self, reason: str) -> None:
+    def _cast_closed(self, reason: str) -> None:
         self._ended = reason
 
     def _start_pipeline(self, node: int) -> None:
         Gst = _gst()
         desc = (
-            f"pipewiresrc name=src fd={self._fd} path={node} do-timestamp=true "
-            "always-copy=true ! videoconvert ! "
+            f"pipewiresrc name=src {self._fd_arg()}path={node} do-timestamp=true "
+            f"always-copy=true ! {self._source_caps()} ! videoconvert ! "
             f"video/x-raw,format={self.pixel_format} ! "
             "appsink name=sink drop=true max-buffers=1 sync=false emit-signals=false"
         )
@@ -242,10 +336,31 @@ class WaylandCapture(Capture):
             raise CaptureError(f"cannot build the PipeWire pipeline: {exc}") from exc
         self._pipeline = pipeline
         self._sink = pipeline.get_by_name("sink")
+        # count what the compositor delivers (the appsink keeps only the newest of them)
+        src_pad = pipeline.get_by_name("src").get_static_pad("src")
+        src_pad.add_probe(Gst.PadProbeType.BUFFER, self._delivered)
         if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             raise CaptureError(
                 f"the PipeWire pipeline for node {node} did not start: {self._bus_problem()}"
             )
+
+    def _delivered(self, _pad: Any, _info: Any) -> Any:
+        self.frames_delivered += 1
+        return _gst().PadProbeReturn.OK
+
+    def _fd_arg(self) -> str:
+        return f"fd={self._fd} " if self._fd >= 0 else ""
+
+    def _source_caps(self) -> str:
+        """What we ask the compositor for: raw video at most at our frame rate (Mutter skips
+        frames that come sooner, so a busy desktop costs no more than ``fps``), and for a
+        virtual monitor its size (Mutter sizes the monitor to what the consumer asks)."""
+        num, den = Fraction(self._fps).limit_denominator(1001).as_integer_ratio()
+        caps = f"video/x-raw,max-framerate={num}/{den}"
+        if self._virtual is not None:
+            w, h = self._virtual
+            caps += f",width={_even(w)},height={_even(h)}"
+        return caps
 
     def _bus_problem(self) -> str:
         """First error/EOS on the pipeline bus ('' when none)."""
@@ -321,11 +436,14 @@ class WaylandCapture(Capture):
     def grab(self) -> CapturedFrame:
         if self._pipeline is None:
             raise CaptureError("wayland capture is not started")
-        # Pace to fps by waiting, then take the newest picture (older ones were dropped).
+        # Pace to fps from when the last new picture was taken, then take the newest one (older
+        # ones were dropped). Pacing from the pictures rather than from a fixed tick means a
+        # compositor that already sends at most ``fps`` (Mutter with max-framerate) has its
+        # pictures taken the moment they arrive instead of waiting in the slot for our tick.
         delay = self._next_due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        self._next_due = max(self._next_due + 1.0 / self._fps, time.monotonic() - 1.0)
+        self._next_due = time.monotonic() + 1.0 / self._fps
         deadline = time.monotonic() + self.idle_repeat_s
         while True:
             if self._ended:
@@ -334,6 +452,7 @@ class WaylandCapture(Capture):
             if frame is not None:
                 self._last = frame
                 self._last_new = time.monotonic()
+                self._next_due = self._last_new + PACING_SLACK / self._fps
                 return frame
             problem = self._bus_problem()
             if problem:
@@ -359,14 +478,16 @@ class WaylandCapture(Capture):
         stopped moving buffers (seen with pipewiresrc 0.3.65 under load); reconnecting costs
         one picture and brings the current one either way.
         """
-        if self.portal is None or self.grant is None or self.portal.closed.is_set():
+        cast, stream = self.cast, self.stream
+        if cast is None or stream is None or cast.closed.is_set():
             return
         self._last_new = time.monotonic()
         self._stop_pipeline()
         try:
-            self._fd = self.portal.open_pipewire_remote()
-            self._start_pipeline(self.grant.streams[0].node_id)
-        except (PortalError, CaptureError) as exc:
+            fd = cast.pipewire_fd()
+            self._fd = -1 if fd is None else fd
+            self._start_pipeline(stream.node_id)
+        except (CastError, CaptureError) as exc:
             self._ended = f"the PipeWire stream could not be reconnected: {exc}"
             raise CaptureError(self._ended) from exc
         self.reconnects += 1
@@ -383,7 +504,7 @@ class WaylandCapture(Capture):
 
     def stop(self) -> None:
         self._stop_pipeline()
-        portal, self.portal = self.portal, None
-        if portal is not None:
-            portal.close()
+        cast, self.cast = self.cast, None
+        if cast is not None:
+            cast.close()
         self._last = None

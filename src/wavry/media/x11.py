@@ -1,8 +1,11 @@
-"""X11 capture through FFmpeg's x11grab (XCB + MIT-SHM), cursor drawn in, one monitor or all."""
+"""X11 capture through FFmpeg's x11grab (XCB + MIT-SHM), cursor drawn in, one monitor or all;
+on change (DAMAGE, see :mod:`wavry.media.x11_changes`) or on a fixed clock."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +15,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from wavry.media.types import Capture, CapturedFrame, CaptureError, ProbeResult
+from wavry.media.pacing import REFRESH_DELAYS_S, ChangePacer
+from wavry.media.types import Capture, CapturedFrame, CaptureError, CaptureLost, ProbeResult
+from wavry.media.x11_changes import XChangeWatcher
 from wavry.platform.xdisplay import XDisplayError, open_display, xauthority
 
 __all__ = ["Monitor", "X11Capture", "bgr0_array", "list_monitors", "probe", "xauthority"]
@@ -83,12 +88,14 @@ def probe(display: str | None = None, auth: str | None = None) -> ProbeResult:
     try:
         shm = d.query_extension("MIT-SHM") is not None
         fixes = d.query_extension("XFIXES") is not None
+        damage = d.query_extension("DAMAGE") is not None
         scr = d.screen()
         size = f"{scr.width_in_pixels}x{scr.height_in_pixels}"
     finally:
         d.close()
     detail = f"display {name} {size}, MIT-SHM {'yes' if shm else 'no'}, "
-    detail += f"cursor {'drawn (XFIXES)' if fixes else 'not drawn (no XFIXES)'}"
+    detail += f"cursor {'drawn (XFIXES)' if fixes else 'not drawn (no XFIXES)'}, "
+    detail += "captures on change (DAMAGE)" if damage and fixes else "captures on a clock"
     return ProbeResult("x11", True, detail)
 
 
@@ -99,13 +106,23 @@ def bgr0_array(frame: Any) -> npt.NDArray[np.uint8]:
     return rows[:, : frame.width * 4].reshape(frame.height, frame.width, 4)
 
 
-class X11Capture(Capture):
-    """Capture a display (or one RandR monitor, or a region) at ``fps``.
+#: x11grab's own pacing: never the limit (ChangePacer paces the capture, on change or a clock)
+_UNPACED_FPS = 1000
 
-    One x11grab reader stays open for the life of the capture; x11grab paces itself to ``fps``
-    and grabs on demand, so a slow consumer never builds a queue. ``select_monitor`` reopens the
-    reader at the new geometry. Frames are bgr0 ``av.VideoFrame``s (the encoder converts them
-    with one reused swscale context). Width and height are rounded down to even numbers.
+
+class X11Capture(Capture):
+    """Capture a display (or one RandR monitor, or a region), at most ``fps`` times a second.
+
+    One x11grab reader stays open for the life of the capture and grabs on demand, so a slow
+    consumer never builds a queue. With ``on_change`` (the default, when the server has DAMAGE
+    and XFIXES) ``grab()`` waits until something in the area changed — pixels, the pointer, the
+    cursor — or a picture was requested, then takes it at once, no sooner than one frame
+    interval after the previous one (:class:`~wavry.media.pacing.ChangePacer`, which also takes
+    a few refresh pictures after the last change and then nothing). Without it a picture is
+    taken every frame interval (a fixed clock). ``set_rate`` lowers or raises the cap (the
+    stream's rate). ``select_monitor`` reopens the reader at the new geometry.
+    Frames are bgr0 ``av.VideoFrame``s (the encoder converts them with one reused swscale
+    context). Width and height are rounded down to even numbers.
     """
 
     name = "x11"
@@ -119,6 +136,8 @@ class X11Capture(Capture):
         fps: float = 60.0,
         draw_mouse: bool = True,
         auth: str | None = None,
+        on_change: bool = True,
+        refresh_delays_s: tuple[float, ...] = REFRESH_DELAYS_S,
     ) -> None:
         self.auth = auth
         self.display = display or os.environ.get("DISPLAY") or ""
@@ -128,10 +147,21 @@ class X11Capture(Capture):
         self._region = region
         self._fps = float(fps)
         self.draw_mouse = draw_mouse
+        self.want_on_change = on_change
+        self.on_change = False  # True once started with change events
+        #: why the capture runs on a clock although changes were wanted ("" otherwise)
+        self.change_problem = ""
         self._geometry: tuple[int, int, int, int] | None = None
         self._container: Any = None
         self._packets: Iterator[Any] | None = None
         self._index = 0
+        self._watcher: XChangeWatcher | None = None
+        self._refresh_delays_s = refresh_delays_s
+        self.pacer = ChangePacer(self._fps, refresh_delays_s)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._errors_in_row = 0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -181,10 +211,22 @@ class X11Capture(Capture):
     def start(self) -> None:
         if self._container is not None:
             return
-        x, y, w, h = self._resolve()
+        try:
+            x, y, w, h = self._resolve()
+        except CaptureError as exc:
+            if self._geometry is not None and not self._display_answers():
+                # it worked before and the server no longer answers: gone for good
+                raise CaptureLost(f"the X display {self.display} went away") from exc
+            raise
+        watcher = None
+        if self.want_on_change:
+            try:
+                watcher = XChangeWatcher(self.display, (x, y, w, h), self.auth)
+            except CaptureError as exc:
+                self.change_problem = str(exc)
         options = {
             "video_size": f"{w}x{h}",
-            "framerate": f"{self._fps:g}",
+            "framerate": str(_UNPACED_FPS),  # the pacer decides when (on change or a clock)
             "draw_mouse": "1" if self.draw_mouse else "0",
         }
         try:
@@ -192,18 +234,43 @@ class X11Capture(Capture):
                 url = f"{self.display}+{x},{y}"
                 self._container = av.open(url, format="x11grab", options=options)
         except av.FFmpegError as exc:
+            if watcher is not None:
+                watcher.close()
             raise CaptureError(
                 f"x11grab cannot open {self.display} at {w}x{h}+{x}+{y}: {exc}"
             ) from exc
         stream = self._container.streams.video[0]
         self._packets = self._container.demux(stream)
         self._geometry = (x, y, w, h)
+        self._watcher = watcher
+        self.on_change = watcher is not None
+        self.pacer = ChangePacer(self._fps, self._refresh_delays_s)
+        self.pacer.request()  # the first picture, whatever changes
 
     def stop(self) -> None:
         container, self._container = self._container, None
         self._packets = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()
         if container is not None:
             container.close()
+
+    def close(self) -> None:
+        """Stop and release the wake-up pipe (the capture cannot be started again)."""
+        self.stop()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def set_rate(self, fps: float) -> None:
+        self._fps = float(fps)
+        self.pacer.set_fps(self._fps)
+
+    def request_frame(self) -> None:
+        # a full pipe (a request is already pending) or a closed one: nothing to add
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"k")
 
     def select_monitor(self, monitor: int | None) -> tuple[int, int]:
         """Switch to another monitor (None: whole screen); returns the new size."""
@@ -217,14 +284,51 @@ class X11Capture(Capture):
             self._geometry = self._resolve()
         return self.size
 
+    def _wait_for_change(self, watcher: XChangeWatcher) -> int:
+        """Block until a picture is due (a change, a request, a refresh); returns the wall
+        clock (µs) before which a picture is stale."""
+        pacer = self.pacer
+        while True:
+            if watcher.drain():
+                pacer.changed()
+            try:
+                if os.read(self._wake_r, 64):
+                    pacer.request()
+            except BlockingIOError:
+                pass
+            wait = pacer.wait_s(time.monotonic())
+            if wait == 0.0:
+                break
+            if pacer.pending:
+                time.sleep(wait or 0.0)  # the frame-rate cap: changes meanwhile fold in
+                continue
+            ready, _, _ = select.select([watcher.fileno(), self._wake_r], [], [], wait)
+            del ready
+        watcher.settle()
+        return time.time_ns() // 1000
+
     def grab(self) -> CapturedFrame:
-        if self._packets is None:
+        packets = self._packets
+        if packets is None:
             raise CaptureError("capture is not started")
+        watcher = self._watcher
+        if watcher is not None:
+            not_before_us = self._wait_for_change(watcher)
+        else:  # a fixed clock: a picture every frame interval, changed or not
+            self.pacer.changed()
+            time.sleep(self.pacer.wait_s(time.monotonic()) or 0.0)
+            not_before_us = time.time_ns() // 1000
         try:
-            packet = next(self._packets)
+            packet = next(packets)
+            # x11grab hands out what it read while probing the stream first: not this picture
+            while packet.pts is not None and packet.pts < not_before_us:
+                packet = next(packets)
             frames = packet.decode()
         except (StopIteration, av.FFmpegError) as exc:
-            raise CaptureError(f"X11 capture of {self.display} failed: {exc}") from exc
+            self._errors_in_row += 1
+            raise self._failure(exc) from exc
+        self._errors_in_row = 0
+        self.pacer.taken(time.monotonic())
         now_us = time.time_ns() // 1000
         # x11grab stamps each packet with the wall clock (µs) taken just before it copies the
         # picture, after its pacing wait; the copy (and rawvideo wrap) is the capture cost.
@@ -232,3 +336,17 @@ class X11Capture(Capture):
         index = self._index
         self._index += 1
         return CapturedFrame(frames[0], ts, max(0, now_us - ts), index)
+
+    def _failure(self, exc: BaseException) -> CaptureError:
+        """A failed grab: CaptureLost when the display itself is gone (checked after a few
+        failures in a row), else a CaptureError worth retrying."""
+        if self._errors_in_row >= 3 and not self._display_answers():
+            return CaptureLost(f"the X display {self.display} went away")
+        return CaptureError(f"X11 capture of {self.display} failed: {exc}")
+
+    def _display_answers(self) -> bool:
+        try:
+            _open_display(self.display, self.auth).close()
+        except CaptureError:
+            return False
+        return True

@@ -37,7 +37,6 @@ from typing import Any
 
 from wavry.platform.probe import ProbeResult
 from wavry.platform.xdisplay import XDisplayError, open_display
-from wavry.rift import rift_pb2
 
 __all__ = [
     "INCR_CHUNK",
@@ -45,11 +44,8 @@ __all__ = [
     "ClipboardError",
     "ClipboardStats",
     "ClipboardSync",
-    "clipboard_message",
-    "clipboard_text_budget",
     "open_clipboard",
     "probe",
-    "text_from_message",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,50 +66,6 @@ POLL_S = 0.25
 
 class ClipboardError(RuntimeError):
     """The clipboard backend cannot run (no display, no XFIXES)."""
-
-
-def clipboard_message(text: str) -> rift_pb2.Message:
-    """Wrap ``text`` in ``Message{control{clipboard{text}}}``."""
-    return rift_pb2.Message(
-        control=rift_pb2.ControlMessage(clipboard=rift_pb2.ClipboardMessage(text=text))
-    )
-
-
-def clipboard_text_budget(max_plaintext: int) -> int:
-    """Largest UTF-8 text (bytes) whose ``clipboard_message`` fits in ``max_plaintext`` bytes.
-
-    docs/spec/RIFT.md §1: only video and file chunks are split, every other message fits in one
-    datagram,
-    so a session can carry at most this much clipboard text per ``ClipboardMessage`` (1357 bytes
-    at the default 1400-byte datagram). Pass it as ``ClipboardSync(max_bytes=...)`` so larger
-    changes are skipped and counted instead of failing in ``SecureChannel.seal``.
-    """
-    n = max(0, min(max_plaintext, MAX_TEXT_BYTES + 16))
-    while n > 0 and len(clipboard_message("x" * n).SerializeToString()) > max_plaintext:
-        n -= 1
-    return min(n, MAX_TEXT_BYTES)
-
-
-def text_from_message(msg: rift_pb2.Message, max_bytes: int = MAX_TEXT_BYTES) -> str | None:
-    """The clipboard text carried by ``msg``, or None if it is not a valid clipboard message.
-
-    Rejects messages that are not ``control.clipboard``, text that does not encode as UTF-8
-    (lone surrogates) and text over ``max_bytes`` UTF-8 bytes.
-    """
-    if msg.WhichOneof("content") != "control":
-        return None
-    if msg.control.WhichOneof("content") != "clipboard":
-        return None
-    text = msg.control.clipboard.text
-    if not isinstance(text, str):
-        return None
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        return None
-    if size > max_bytes:
-        return None
-    return text
 
 
 def probe(display: str | None = None, auth: str | None = None) -> ProbeResult:
@@ -691,6 +643,12 @@ class ClipboardSync:
                 self._count("timeouts")
 
 
+def _gnome_clipboard_available() -> bool:
+    from wavry.platform.mutter import probe_mutter
+
+    return probe_mutter().ok
+
+
 def open_clipboard(
     on_local_change: Callable[[str], None],
     *,
@@ -704,13 +662,25 @@ def open_clipboard(
     """Start the clipboard backend for this session and return it (``ClipboardSync`` or
     ``WlClipboardSync``; both have ``set_remote_text``, ``close``, ``stats``, ``mode``).
 
-    A Wayland display (``wayland_display`` or ``$WAYLAND_DISPLAY``) gets wl-clipboard
+    On GNOME (Mutter's RemoteDesktop on the session bus) the Mutter session's clipboard is used
+    (:mod:`wavry.platform.mutter_clipboard`). Another Wayland display (``wayland_display`` or
+    ``$WAYLAND_DISPLAY``) gets wl-clipboard
     (change-driven with ``wl-paste --watch``, polling where the compositor lacks data-control);
     otherwise X11 (XFIXES events, polling without XFIXES). Raises :class:`ClipboardError` when
     neither can run.
     """
     wl = wayland_display or (None if display else os.environ.get("WAYLAND_DISPLAY"))
     problems: list[str] = []
+    if wl and _gnome_clipboard_available():
+        # GNOME has no data-control: its remote-desktop session carries the clipboard
+        from wavry.platform.mutter_clipboard import MutterClipboardSync
+
+        try:
+            return MutterClipboardSync(
+                on_local_change, max_bytes=max_bytes, on_too_large=on_too_large
+            ).start()
+        except ClipboardError as exc:
+            problems.append(f"GNOME: {exc}")
     if wl:
         from wavry.platform.wlclipboard import WlClipboardSync
 

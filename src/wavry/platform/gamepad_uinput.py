@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from wavry.platform.input import InjectionError
@@ -47,7 +47,6 @@ from wavry.platform.uinput import (
     UinputDevice,
     input_event,
 )
-from wavry.rift import rift_pb2
 
 __all__ = [
     "ABS_CODES",
@@ -142,7 +141,7 @@ class _Pad:
 class VirtualGamepads:
     """Client pads → virtual uinput pads, created on the first message for each ``gamepad_id``.
 
-    ``handle`` writes one batch of events per message followed by SYN_REPORT; ``release_all``
+    ``apply`` writes one batch of events per client message followed by SYN_REPORT; ``release_all``
     puts every pad in its neutral state (session end, client focus loss); ``close`` does that and
     destroys the devices. ``opener`` makes one device-write boundary per pad (default the real
     /dev/uinput). Errors surface as :class:`InjectionError`.
@@ -203,45 +202,43 @@ class VirtualGamepads:
         y = (DPAD_DOWN in held) - (DPAD_UP in held)
         return x, y
 
-    def handle(self, message: rift_pb2.GamepadMessage) -> None:
-        """Apply one client GamepadMessage (only the axes and buttons it carries)."""
-        pad_id = message.gamepad_id
+    def apply(
+        self,
+        pad_id: int,
+        axes: Iterable[tuple[int, float]] = (),
+        buttons: Iterable[tuple[int, bool]] = (),
+    ) -> None:
+        """Apply one client gamepad message: only the (axis, value) and (button, pressed) pairs
+        it carries (docs/spec/RIFT.md §9 numbering)."""
         if not 0 <= pad_id < MAX_PADS:
             raise InjectionError(f"gamepad_id must be 0..{MAX_PADS - 1}, got {pad_id}")
         pad = self._pads.get(pad_id) or self._create(pad_id)
         events: list[tuple[int, int, int]] = []
-        for a in message.axes:
-            code = ABS_CODES.get(a.axis)
+        for axis, value in axes:
+            code = ABS_CODES.get(axis)
             if code is None:
                 self.ignored += 1
                 continue
-            value = scale_trigger(a.value) if a.axis in _TRIGGERS else scale_stick(a.value)
-            events.append((EV_ABS, code, value))
+            scaled = scale_trigger(value) if axis in _TRIGGERS else scale_stick(value)
+            events.append((EV_ABS, code, scaled))
         hat_before = self._hat(pad.held)
-        for b in message.buttons:
-            if not 0 <= b.button <= DPAD_RIGHT:
+        for button, pressed in buttons:
+            if not 0 <= button <= DPAD_RIGHT:
                 self.ignored += 1
                 continue
-            if b.pressed:
-                pad.held.add(b.button)
+            if pressed:
+                pad.held.add(button)
             else:
-                pad.held.discard(b.button)
-            key = BUTTON_CODES.get(b.button)
+                pad.held.discard(button)
+            key = BUTTON_CODES.get(button)
             if key is not None:
-                events.append((EV_KEY, key, 1 if b.pressed else 0))
+                events.append((EV_KEY, key, 1 if pressed else 0))
         hat = self._hat(pad.held)
         for code, before, after in zip((ABS_HAT0X, ABS_HAT0Y), hat_before, hat, strict=True):
             if after != before:
                 events.append((EV_ABS, code, after))
         if events:
             self._write(pad, events)
-
-    def handle_input(self, event: rift_pb2.InputMessage) -> bool:
-        """Apply an InputMessage if it carries a gamepad event; False otherwise."""
-        if event.WhichOneof("event") != "gamepad":
-            return False
-        self.handle(event.gamepad)
-        return True
 
     def release_all(self) -> None:
         """Every pad to neutral: all axes and the hat at rest, held buttons up, one SYN each."""

@@ -26,14 +26,14 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dbus_fast import Message, MessageType, Variant
-from dbus_fast.aio import MessageBus
+from dbus_fast import Message, Variant
 
 from wavry.atomicfile import atomic_write
+from wavry.platform.dbus_thread import CallLog, DBusCallError, DBusThread
 from wavry.platform.probe import ProbeResult
 
 __all__ = [
@@ -159,25 +159,10 @@ def parse_streams(raw: Any) -> list[PortalStream]:
     return out
 
 
-def _dbus_error_text(reply: Message) -> str:
-    body = reply.body[0] if reply.body else ""
-    return f"{reply.error_name}: {body}"
-
-
 @dataclass
 class _Pending:
     future: asyncio.Future[tuple[int, dict[str, Any]]]
     path: str
-
-
-@dataclass
-class CallLog:
-    """Input notifications sent and failed (Notify* run without waiting for their replies)."""
-
-    sent: int = 0
-    errors: int = 0
-    last_error: str = ""
-    pending: set[asyncio.Future[Any]] = field(default_factory=set)
 
 
 class PortalSession:
@@ -200,6 +185,8 @@ class PortalSession:
         bus_address: str | None = None,
         request_timeout: float = 300.0,
         call_timeout: float = 10.0,
+        on_waiting: Callable[[str], None] | None = None,
+        waiting_after: float = 1.0,
     ) -> None:
         self.want_remote_desktop = True if not screencast else remote_desktop
         self.want_screencast = screencast
@@ -208,65 +195,44 @@ class PortalSession:
         self.bus_address = bus_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS") or ""
         self.request_timeout = request_timeout
         self.call_timeout = call_timeout
+        self.on_waiting = on_waiting
+        self.waiting_after = waiting_after
+        self.waited = False
         self.session_handle = ""
         self.result: StartResult | None = None
         self.closed = threading.Event()
         self.closed_reason = ""
         self.on_closed: Callable[[str], None] | None = None
-        self.log = CallLog()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._bus: MessageBus | None = None
+        self.dbus = DBusThread(
+            self.bus_address,
+            call_timeout=call_timeout,
+            name="wavry-portal",
+            on_signal=self._on_signal,
+        )
         self._pending: dict[str, _Pending] = {}
         self._tokens = itertools.count(1)
 
-    # ---- the private loop ------------------------------------------------------------
+    # ---- plumbing (DBusThread: one connection on a private loop) ------------------------
+
+    @property
+    def log(self) -> CallLog:
+        """Input notifications sent and failed (``notify`` does not wait for replies)."""
+        return self.dbus.log
 
     def _start_loop(self) -> None:
-        if self._loop is not None:
-            return
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="wavry-portal", daemon=True)
-        self._thread.start()
-        ready.wait(5)
-        self._loop = loop
+        self.dbus.start()
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if self._loop is None:
-            coro.close()
-            raise PortalError("portal session is not open")
-        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return fut.result(timeout)
-        except TimeoutError:
-            fut.cancel()
-            raise PortalError(f"the portal did not answer within {timeout:.0f} s") from None
-
-    # ---- low-level calls (on the private loop) ---------------------------------------
+            return self.dbus.run(coro, timeout)
+        except DBusCallError as exc:
+            raise PortalError(str(exc).replace("on D-Bus", "from the portal")) from exc
 
     async def _connect(self) -> None:
-        if not self.bus_address:
-            raise PortalError(
-                "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset); run inside a desktop "
-                "session or `dbus-run-session -- wavry host ...`"
-            )
         try:
-            bus = MessageBus(bus_address=self.bus_address, negotiate_unix_fd=True)
-            await asyncio.wait_for(bus.connect(), self.call_timeout)
-        except (OSError, TimeoutError, Exception) as exc:
-            raise PortalError(
-                f"cannot connect to the D-Bus session bus {self.bus_address}: {exc}"
-            ) from exc
-        bus.add_message_handler(self._on_message)
-        self._bus = bus
+            await self.dbus.connect()
+        except DBusCallError as exc:
+            raise PortalError(str(exc)) from exc
 
     async def _call(
         self,
@@ -278,38 +244,22 @@ class PortalSession:
         path: str = PORTAL_PATH,
         destination: str = PORTAL_BUS,
     ) -> Message:
-        assert self._bus is not None
-        msg = Message(
-            destination=destination,
-            path=path,
-            interface=interface,
-            member=member,
-            signature=signature,
-            body=body or [],
-        )
-        reply = await asyncio.wait_for(self._bus.call(msg), self.call_timeout)
-        assert reply is not None
-        if reply.message_type == MessageType.ERROR:
-            raise PortalError(f"{interface}.{member} failed: {_dbus_error_text(reply)}")
-        return reply
+        try:
+            return await self.dbus.call(destination, path, interface, member, signature, body)
+        except DBusCallError as exc:
+            raise PortalError(str(exc)) from exc
 
     async def _add_match(self, rule: str) -> None:
-        await self._call(
-            "org.freedesktop.DBus",
-            "AddMatch",
-            "s",
-            [rule],
-            path="/org/freedesktop/DBus",
-            destination="org.freedesktop.DBus",
-        )
+        try:
+            await self.dbus.add_match(rule)
+        except DBusCallError as exc:
+            raise PortalError(str(exc)) from exc
 
     async def _get_property(self, interface: str, name: str) -> Any:
         reply = await self._call(PROPERTIES, "Get", "ss", [interface, name])
         return _unwrap(reply.body[0])
 
-    def _on_message(self, msg: Message) -> bool:
-        if msg.message_type != MessageType.SIGNAL:
-            return False
+    def _on_signal(self, msg: Message) -> None:
         if msg.interface == REQUEST and msg.member == "Response":
             pending = self._pending.pop(msg.path or "", None)
             if pending is not None and not pending.future.done():
@@ -325,11 +275,11 @@ class PortalSession:
             self.closed.set()
             if self.on_closed is not None:
                 self.on_closed(self.closed_reason)
-        return False
 
     def _request_path(self, token: str) -> str:
-        assert self._bus is not None and self._bus.unique_name is not None
-        sender = self._bus.unique_name.lstrip(":").replace(".", "_")
+        bus = self.dbus.bus
+        assert bus is not None and bus.unique_name is not None
+        sender = bus.unique_name.lstrip(":").replace(".", "_")
         return f"{PORTAL_PATH}/request/{sender}/{token}"
 
     def _token(self, prefix: str) -> str:
@@ -345,11 +295,11 @@ class PortalSession:
         what: str,
     ) -> dict[str, Any]:
         """Call an interactive portal method and wait for its Response (code 0) results."""
-        assert self._loop is not None
+        assert self.dbus.loop is not None
         token = self._token("req")
         path = self._request_path(token)
         options = {**options, "handle_token": Variant("s", token)}
-        fut: asyncio.Future[tuple[int, dict[str, Any]]] = self._loop.create_future()
+        fut: asyncio.Future[tuple[int, dict[str, Any]]] = self.dbus.loop.create_future()
         self._pending[path] = _Pending(fut, path)
         returned = path
         try:
@@ -363,13 +313,7 @@ class PortalSession:
                 await self._add_match(
                     f"type='signal',interface='{REQUEST}',member='Response',path='{returned}'"
                 )
-            try:
-                code, results = await asyncio.wait_for(fut, self.request_timeout)
-            except TimeoutError:
-                raise PortalError(
-                    f"no answer to {what} within {self.request_timeout:.0f} s "
-                    "(is a permission dialog waiting on the desktop?)"
-                ) from None
+            code, results = await self._answer(fut, what)
         finally:
             self._pending.pop(path, None)
             self._pending.pop(returned, None)
@@ -386,6 +330,29 @@ class PortalSession:
                 code,
             )
         return results
+
+    async def _answer(
+        self, fut: asyncio.Future[tuple[int, dict[str, Any]]], what: str
+    ) -> tuple[int, dict[str, Any]]:
+        """The Response of one request; says once that a dialog waits when it takes long."""
+        done, _ = await asyncio.wait({fut}, timeout=min(self.waiting_after, self.request_timeout))
+        if not done:
+            if self.on_waiting is not None and not self.waited:
+                self.waited = True
+                self.on_waiting(
+                    f"waiting for the desktop's answer to {what}: approve the screen-sharing "
+                    f"request on the host's screen (giving up in {self.request_timeout:.0f} s)"
+                )
+            try:
+                await asyncio.wait_for(fut, self.request_timeout - self.waiting_after)
+            except TimeoutError:
+                raise PortalError(
+                    f"nobody answered the request to {what} within "
+                    f"{self.request_timeout:.0f} s: approve the screen-sharing request on the "
+                    "host's screen when it appears (on GNOME without a person at the screen, "
+                    "wavry uses Mutter's remote-desktop API instead, which needs no dialog)"
+                ) from None
+        return fut.result()
 
     # ---- the flow ----------------------------------------------------------------------
 
@@ -555,85 +522,44 @@ class PortalSession:
 
         Calls go out in order on one connection; failures are counted in ``log``.
         """
-        loop = self._loop
-        if loop is None or self._bus is None or self.closed.is_set():
+        if self.closed.is_set():
             raise PortalError(self.closed_reason or "portal session is not open")
         body = [self.session_handle, {}, *args]
-
-        def send() -> None:
-            assert self._bus is not None
-            msg = Message(
-                destination=PORTAL_BUS,
-                path=PORTAL_PATH,
-                interface=REMOTE_DESKTOP,
-                member=member,
-                signature="oa{sv}" + signature,
-                body=body,
+        try:
+            self.dbus.send(
+                PORTAL_BUS, PORTAL_PATH, REMOTE_DESKTOP, member, "oa{sv}" + signature, body
             )
-            fut = asyncio.ensure_future(self._bus.call(msg))
-            self.log.sent += 1
-            self.log.pending.add(fut)
-            fut.add_done_callback(lambda f: self._notified(member, f))
-
-        loop.call_soon_threadsafe(send)
-
-    def _notified(self, member: str, fut: asyncio.Future[Any]) -> None:
-        self.log.pending.discard(fut)
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        reply = None if exc is not None else fut.result()
-        if exc is not None:
-            self.log.errors += 1
-            self.log.last_error = f"{member}: {exc}"
-        elif reply is not None and reply.message_type == MessageType.ERROR:
-            self.log.errors += 1
-            self.log.last_error = f"{member} failed: {_dbus_error_text(reply)}"
-
-    async def _sync(self) -> None:
-        while self.log.pending:
-            await asyncio.wait(set(self.log.pending), timeout=self.call_timeout)
+        except DBusCallError as exc:
+            raise PortalError("portal session is not open") from exc
 
     def sync(self) -> None:
         """Wait until every notification sent so far has been answered."""
-        if self._loop is not None and self._bus is not None:
-            self._run(self._sync(), self.call_timeout + 5)
+        try:
+            self.dbus.sync()
+        except DBusCallError as exc:
+            raise PortalError(str(exc)) from exc
 
     # ---- end -----------------------------------------------------------------------------
 
     async def _close(self) -> None:
-        if self._bus is None:
-            return
-        with contextlib.suppress(Exception):
-            await self._sync()
+        await self.dbus.drain()
         if self.session_handle and not self.closed.is_set():
-            with contextlib.suppress(Exception):
-                await self._call(SESSION, "Close", path=self.session_handle)
-        self._bus.disconnect()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._bus.wait_for_disconnect(), 2)  # type: ignore[no-untyped-call]
-        self._bus = None
+            await self._call(SESSION, "Close", path=self.session_handle)
 
     def close(self) -> None:
         """Close the portal session (ends the cast and the input grant) and the connection."""
-        loop, self._loop = self._loop, None
-        if loop is None:
+        if self.dbus.loop is None:
+            self.closed.set()
             return
         if not self.closed.is_set():
             self.closed_reason = self.closed_reason or "the session was closed"
         try:
-            fut = asyncio.run_coroutine_threadsafe(self._close(), loop)
-            with contextlib.suppress(Exception):
-                fut.result(5)
+            self.dbus.stop(self._close())
         finally:
             self.closed.set()
-            loop.call_soon_threadsafe(loop.stop)
-            if self._thread is not None:
-                self._thread.join(5)
-                self._thread = None
 
 
-def probe_portal(bus_address: str | None = None, timeout: float = 3.0) -> ProbeResult:
+def probe_portal(bus_address: str | None = None, timeout: float = 8.0) -> ProbeResult:
     """Is an xdg-desktop-portal with ScreenCast reachable on the session bus? (no dialog)"""
     address = bus_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS") or ""
     if not address:
@@ -650,9 +576,7 @@ def probe_portal(bus_address: str | None = None, timeout: float = 3.0) -> ProbeR
         try:
             return await session._interfaces()
         finally:
-            assert session._bus is not None
-            session._bus.disconnect()
-            session._bus = None
+            await session.dbus.disconnect()
 
     session._start_loop()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -62,10 +63,16 @@ class XTestInjector(InputInjector):
             self._d.close()
             raise InjectionError("the X server has no XTEST extension")
         from Xlib import X
+        from Xlib import error as xerror
         from Xlib.ext import xtest
 
         self._X = X
         self._xtest = xtest
+        self._name = display or os.environ.get("DISPLAY") or "?"
+        self._closed_errors: tuple[type[BaseException], ...] = (
+            xerror.ConnectionClosedError,
+            OSError,
+        )
         scr = self._d.screen()
         self.screen_size = (int(scr.width_in_pixels), int(scr.height_in_pixels))
         self.region = region or (0, 0, *self.screen_size)
@@ -111,17 +118,30 @@ class XTestInjector(InputInjector):
         return code
 
     def _fake(self, event_type: int, detail: int = 0, x: int = 0, y: int = 0) -> None:
-        self._xtest.fake_input(self._d, event_type, detail, x=x, y=y)
+        try:
+            self._xtest.fake_input(self._d, event_type, detail, x=x, y=y)
+        except self._closed_errors as exc:
+            raise InjectionError(f"the X display {self._name} went away ({exc})") from exc
+
+    def _flush(self) -> None:
+        try:
+            self._d.flush()
+        except self._closed_errors as exc:
+            raise InjectionError(f"the X display {self._name} went away ({exc})") from exc
 
     def _key(self, evdev_code: int, pressed: bool) -> None:
         X = self._X
-        self._fake(X.KeyPress if pressed else X.KeyRelease, self.keycode_for(evdev_code))
-        self._d.flush()
+        try:
+            code = self.keycode_for(evdev_code)  # may ask the server (keymap, spare keycode)
+        except self._closed_errors as exc:
+            raise InjectionError(f"the X display {self._name} went away ({exc})") from exc
+        self._fake(X.KeyPress if pressed else X.KeyRelease, code)
+        self._flush()
 
     def _button(self, button: int, pressed: bool) -> None:
         X = self._X
         self._fake(X.ButtonPress if pressed else X.ButtonRelease, X_BUTTON[button])
-        self._d.flush()
+        self._flush()
 
     def pixel_for(self, x01: float, y01: float) -> tuple[int, int]:
         """Screen pixel an absolute move to (x01, y01) lands on."""
@@ -131,7 +151,7 @@ class XTestInjector(InputInjector):
     def _move_abs(self, x01: float, y01: float) -> None:
         x, y = self.pixel_for(x01, y01)
         self._fake(self._X.MotionNotify, 0, x, y)
-        self._d.flush()
+        self._flush()
 
     def _motion(self, dx: float, dy: float) -> None:
         self._motion_rem[0] += dx
@@ -141,7 +161,7 @@ class XTestInjector(InputInjector):
         self._motion_rem[1] -= iy
         if ix or iy:
             self._fake(self._X.MotionNotify, 1, ix, iy)  # detail=1: relative
-            self._d.flush()
+            self._flush()
 
     def _scroll(self, dx: float, dy: float) -> None:
         X = self._X
@@ -152,18 +172,21 @@ class XTestInjector(InputInjector):
                 self._fake(X.ButtonPress, b)
                 self._fake(X.ButtonRelease, b)
         if nx or ny:
-            self._d.flush()
+            self._flush()
 
     def flush(self) -> None:
         if not self._closed:
-            self._d.flush()
+            self._flush()
 
     def close(self) -> None:
         if self._closed:
             return
         try:
-            self.release_all()
-            self._d.sync()
+            # the display may be gone: then nothing is held there any more
+            with contextlib.suppress(InjectionError, *self._closed_errors):
+                self.release_all()
+                self._d.sync()
         finally:
             self._closed = True
-            self._d.close()
+            with contextlib.suppress(*self._closed_errors):
+                self._d.close()

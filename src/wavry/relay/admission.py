@@ -127,10 +127,7 @@ class LeaseAdmission:
             srv.stats.dropped["malformed"] += 1
             return
         ip = str(addr[0])
-        # Checked before the (costly) signature verification.
-        if not srv._ip_leases.allow(ip, mono):
-            srv._reject(sid, addr, RejectReason.RATE_LIMITED, "ip_lease_rate", budgeted=True)
-            return
+        # (the per-IP lease rate was checked by the server before decoding)
         if ip in srv.banned_ips:
             srv._reject(sid, addr, RejectReason.BANNED, "banned_ip")
             return

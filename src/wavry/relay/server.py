@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from wavry.controlplane import KeyedRateLimiter, TokenBucket
-from wavry.controlplane.lease import LeaseVerifier
+from wavry.controlplane.lease import LeaseVerifier, RejectReason
 from wavry.net import gso
 from wavry.relay import wire
 from wavry.relay.admission import Binding, LeaseAdmission, RelaySession
@@ -112,6 +112,7 @@ class RelayStats:
 
 _FORWARD_PREFIX = bytes((wire.MAGIC, wire.VERSION, PacketType.FORWARD, 0))
 _MAGIC_VERSION = bytes((wire.MAGIC, wire.VERSION))
+_LEASE_TYPES = frozenset((PacketType.LEASE_PRESENT, PacketType.LEASE_RENEW, PacketType.LEASE_PROOF))
 
 
 class RelayServer(asyncio.DatagramProtocol):
@@ -389,24 +390,42 @@ class RelayServer(asyncio.DatagramProtocol):
             self.stats.gso_sends += 1
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
+        """One datagram. Cheapest refusals first (a junk flood costs little per datagram):
+        FORWARD for an unknown session and noise before the per-IP limit; lease datagrams over
+        their per-IP rate before any decoding."""
         stats = self.stats
         stats.packets_received += 1
         stats.bytes_received += len(data)
-        mono = self.monotonic()
-        ip = str(addr[0])
-        if not self._ip_packets.allow(ip, mono):
-            stats.dropped["ip_rate"] += 1
-            return
         if data[:4] == _FORWARD_PREFIX and HEADER_LEN < len(data) <= wire.MAX_DATAGRAM:
             # hot path: a well-formed FORWARD header, session found by its raw id bytes
             s = self._by_raw.get(data[4:HEADER_LEN])
             if s is None:
                 stats.dropped["unknown_session"] += 1
-            else:
-                self._forward_session(data, s, addr, mono)
+                return
+            mono = self.monotonic()
+            if not self._ip_packets.allow(str(addr[0]), mono):
+                stats.dropped["ip_rate"] += 1
+                return
+            self._forward_session(data, s, addr, mono)
             return
         if data[:2] != _MAGIC_VERSION:  # noise: refused without building an exception
             stats.dropped["malformed"] += 1
+            return
+        mono = self.monotonic()
+        ip = str(addr[0])
+        if not self._ip_packets.allow(ip, mono):
+            stats.dropped["ip_rate"] += 1
+            return
+        lease = len(data) > 2 and data[2] in _LEASE_TYPES
+        if lease and not self._ip_leases.allow(ip, mono):
+            # before decoding or verifying anything; the reject itself is budgeted
+            stats.rejects["ip_lease_rate"] += 1
+            if not self._reject_budget.allow(ip, mono) or len(data) < HEADER_LEN:
+                stats.dropped["reject_suppressed"] += 1
+                return
+            sid = uuid.UUID(bytes=bytes(data[4:HEADER_LEN]))
+            stats.rejects_by_code[RejectReason.RATE_LIMITED] += 1
+            self._send(wire.encode_lease_reject(sid, RejectReason.RATE_LIMITED), addr, "reject")
             return
         try:
             header = wire.decode_header(data)
@@ -415,11 +434,7 @@ class RelayServer(asyncio.DatagramProtocol):
             return
         if header.type is PacketType.FORWARD:
             self._forward(data, header.session_id, addr, mono)
-        elif header.type in (
-            PacketType.LEASE_PRESENT,
-            PacketType.LEASE_RENEW,
-            PacketType.LEASE_PROOF,
-        ):
+        elif lease:
             self.admission.admit(data, header, addr, mono)
         else:  # LEASE_ACK / LEASE_REJECT / LEASE_CHALLENGE are relay -> peer only
             stats.dropped["unexpected_type"] += 1

@@ -61,6 +61,9 @@ class HostConfig:
     max_clients: int = 8
     max_datagram: int = DEFAULT_MAX_DATAGRAM
     trust_any: bool = False
+    # The stream takes the size the client states in Hello.max_resolution (a virtual display
+    # made for it) instead of scaling width x height down to fit it.
+    follow_client_size: bool = False
     # Abuse limits: new handshakes per source IP (token bucket) and in flight overall.
     handshake_rate_per_ip: float = 10.0
     handshake_burst_per_ip: float = 20.0

@@ -45,6 +45,7 @@ from wavry.rift.ratelimit import KeyedRateLimiter, source_key
 from wavry.rift.transport import HostTransport
 
 _COMPLETED_MEMORY_S = 30.0
+MIN_STREAM_SIDE, MAX_STREAM_SIDE = 64, 8192  # pixels
 
 
 class HostSessionState(Enum):
@@ -459,7 +460,7 @@ class HostEndpoint:
             )
         vouched = self.vouch is not None and self.vouch(s.client_id)
         if not cfg.trust_any and s.client_id not in self.trusted and not vouched:
-            issued = self.pairing.ensure(now)
+            issued = self.pairing.ensure(now, source_key(s.addr[0]))
             if issued is not None:
                 self._events.append(PairingCodeIssued(*issued))
             return reject(
@@ -476,7 +477,12 @@ class HostEndpoint:
         if codec is None:
             return reject(rift_pb2.NO_COMMON_CODEC, "no video codec both sides support")
         width, height = cfg.width, cfg.height
-        if hello.HasField("max_resolution") and hello.max_resolution.width:
+        wanted = hello.max_resolution
+        if cfg.follow_client_size and wanted.width and wanted.height:
+            # a display made for this client: its size, within what a display can be
+            width = min(max(wanted.width, MIN_STREAM_SIDE), MAX_STREAM_SIDE)
+            height = min(max(wanted.height, MIN_STREAM_SIDE), MAX_STREAM_SIDE)
+        elif hello.HasField("max_resolution") and hello.max_resolution.width:
             scale = min(
                 1.0,
                 hello.max_resolution.width / width,
@@ -503,7 +509,7 @@ class HostEndpoint:
     def _on_pair_request(self, s: HostSession, req: rift_pb2.PairRequest, now: float) -> None:
         if s.state is not HostSessionState.PAIRING:
             return
-        verdict, left = self.pairing.verify(req.proof, s.handshake_hash, now)
+        verdict, left = self.pairing.verify(req.proof, s.handshake_hash, now, source_key(s.addr[0]))
         if verdict == PairingVerdict.OK:
             self.trusted.add(s.client_id)
             s.state = HostSessionState.AWAITING_HELLO
@@ -517,6 +523,10 @@ class HostEndpoint:
                 else "wrong code; the code is used up, ask the host for a new one"
             )
             result = rift_pb2.PairResult(ok=False, message=text)
+        elif verdict == PairingVerdict.LIMITED:
+            result = rift_pb2.PairResult(
+                ok=False, message="too many wrong codes lately; wait a minute and try again"
+            )
         else:
             result = rift_pb2.PairResult(
                 ok=False, message="no pairing code is active on the host; ask for a new one"

@@ -36,15 +36,13 @@ from wavry.media.encode import Codec
 from wavry.media.record import Recorder, RecorderError, default_record_dir
 from wavry.platform.clipboard import (
     ClipboardError,
-    clipboard_message,
-    clipboard_text_budget,
     open_clipboard,
-    text_from_message,
 )
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import ClientConfig
 from wavry.rift.transport import FrameReady, RateChanged
+from wavry.runtime.clipboard_wire import clipboard_message, clipboard_text_budget, text_from_message
 from wavry.runtime.session import Established, SessionFailed, establish
 from wavry.settings import ConnectSettings
 

@@ -1,20 +1,27 @@
-"""Applying a client's RIFT input on the host (docs/spec/RIFT.md §9) through an InputInjector
-backend."""
+"""Applying a client's input on the host (docs/spec/RIFT.md §9) through an InputInjector
+backend. Input arrives as typed events (:mod:`wavry.runtime.messages`), never protobuf."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from wavry.media.types import Capture, CaptureError
 from wavry.platform.input import InjectionError, InputInjector
-from wavry.rift import rift_pb2
+from wavry.runtime.messages import (
+    ButtonInput,
+    InputEvent,
+    KeyInput,
+    PointerMotion,
+    PointerMove,
+    ScrollInput,
+)
 
 Region = tuple[int, int, int, int]
 
 
 class InjectorSink:
-    """RIFT InputMessage → injector calls. Errors are counted, never raised into the session."""
+    """Input events → injector calls. Errors are counted, never raised into the session."""
 
     def __init__(
         self, injector: InputInjector, region: Callable[[], Region | None] | None = None
@@ -26,28 +33,29 @@ class InjectorSink:
         self.last_error = ""
         self.applied = 0
 
-    def handle(self, event: rift_pb2.InputMessage) -> None:
+    def handle(self, event: InputEvent) -> bool:
+        """Apply one event; False when it failed (counted) or is not for this backend."""
         inj = self.injector
         try:
-            kind = event.WhichOneof("event")
-            if kind == "key":
-                inj.key(event.key.keycode, event.key.pressed)
-            elif kind == "mouse_move":
+            if isinstance(event, KeyInput):
+                inj.key(event.keycode, event.pressed)
+            elif isinstance(event, PointerMove):
                 self._follow_region()
-                x, y = event.mouse_move.x, event.mouse_move.y
-                inj.mouse_move_abs(min(1.0, max(0.0, x)), min(1.0, max(0.0, y)))
-            elif kind == "mouse_motion":
-                inj.mouse_motion(event.mouse_motion.dx, event.mouse_motion.dy)
-            elif kind == "mouse_button":
-                inj.button(event.mouse_button.button, event.mouse_button.pressed)
-            elif kind == "scroll":
-                inj.scroll(event.scroll.dx, event.scroll.dy)
+                inj.mouse_move_abs(min(1.0, max(0.0, event.x)), min(1.0, max(0.0, event.y)))
+            elif isinstance(event, PointerMotion):
+                inj.mouse_motion(event.dx, event.dy)
+            elif isinstance(event, ButtonInput):
+                inj.button(event.button, event.pressed)
+            elif isinstance(event, ScrollInput):
+                inj.scroll(event.dx, event.dy)
             else:
-                return  # gamepads: not on this backend
+                return False  # gamepads: not on this backend
             self.applied += 1
+            return True
         except (InjectionError, ValueError, KeyError, OSError) as exc:
             self.errors += 1
             self.last_error = str(exc)
+            return False
 
     def _follow_region(self) -> None:
         if self._region is None:
@@ -58,6 +66,18 @@ class InjectorSink:
             set_region = getattr(self.injector, "set_region", None)
             if set_region is not None:
                 set_region(region)
+
+    def release(self, keys: Iterable[int] = (), buttons: Iterable[int] = ()) -> None:
+        """Release these keys and buttons (those the injector holds), nothing else."""
+        try:
+            for code in keys:
+                self.injector.key(code, False)
+            for button in buttons:
+                self.injector.button(button, False)
+            self.injector.flush()
+        except (InjectionError, ValueError, OSError) as exc:
+            self.errors += 1
+            self.last_error = str(exc)
 
     def release_all(self) -> None:
         try:
@@ -89,6 +109,11 @@ def injector_for(source: str, capture: Capture, display: str | None) -> Injector
 
         env = capture.env()  # type: ignore[attr-defined]
         return InjectorSink(XTestInjector(env["DISPLAY"], auth=env.get("XAUTHORITY")))
+    if source == "wayland" and getattr(capture, "mutter", None) is not None:
+        from wavry.platform.mutter_input import MutterInputInjector
+
+        # GNOME: the remote-desktop session the screen cast is linked to (no dialog)
+        return InjectorSink(MutterInputInjector.for_capture(capture))
     if source == "wayland":
         from wavry.platform.portal_input import PortalInputInjector
 

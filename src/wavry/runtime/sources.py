@@ -28,16 +28,20 @@ def detect_source(explicit: str | None, virtual: tuple[int, int] | None) -> Sour
     if virtual is not None:
         return SourceChoice("virtual", "--virtual given")
     if os.environ.get("WAYLAND_DISPLAY"):
-        from wavry.platform.portal import probe_portal
+        from wavry.platform.screencast import CastError, select_wayland_path
 
-        portal = probe_portal()
-        if portal.ok:
-            return SourceChoice("wayland", "a Wayland session with the ScreenCast portal")
+        try:
+            path = select_wayland_path()
+        except CastError as exc:
+            return SourceChoice("wayland", str(exc))
+        usable = [p for p in path.probes if p.ok]
+        if usable or not path.probes:
+            return SourceChoice("wayland", f"Wayland, {path.name} path: {path.reason}")
         if not os.environ.get("DISPLAY"):
-            # no fallback: the wayland source's error says what the portal lacks
-            return SourceChoice("wayland", f"WAYLAND_DISPLAY is set ({portal.detail})")
+            # no fallback: the wayland source's error says what the desktop lacks
+            return SourceChoice("wayland", f"WAYLAND_DISPLAY is set ({path.reason})")
         return SourceChoice(
-            "x11", f"DISPLAY={os.environ['DISPLAY']} (Wayland portal unusable: {portal.detail})"
+            "x11", f"DISPLAY={os.environ['DISPLAY']} (Wayland unusable: {path.reason})"
         )
     if os.environ.get("DISPLAY"):
         return SourceChoice("x11", f"DISPLAY={os.environ['DISPLAY']}")
@@ -61,8 +65,10 @@ def open_source(
     monitor: int | None = None,
     virtual: tuple[int, int] | None = None,
     run: str | None = None,
+    on_change: bool = True,
 ) -> Capture:
-    """Create (not start) the capture backend `name`."""
+    """Create (not start) the capture backend `name`. ``on_change``: capture when the picture
+    changes where the backend can tell (X11 DAMAGE), else every frame interval."""
     try:
         if name == "synthetic":
             from wavry.media.synthetic import SyntheticCapture
@@ -70,16 +76,20 @@ def open_source(
             return SyntheticCapture(width, height, fps, noise=12)
         if name == "x11":
             x11 = importlib.import_module("wavry.media.x11")
-            capture: Capture = x11.X11Capture(display=display, monitor=monitor, fps=fps)
+            capture: Capture = x11.X11Capture(
+                display=display, monitor=monitor, fps=fps, on_change=on_change
+            )
             return capture
         if name == "virtual":
             virt = importlib.import_module("wavry.media.virtual")
             w, h = virtual or (width, height)
-            capture = virt.VirtualCapture(w, h, fps=fps, run=run)
+            capture = virt.VirtualCapture(w, h, fps=fps, run=run, on_change=on_change)
             return capture
         if name == "wayland":
             wayland = importlib.import_module("wavry.media.wayland")
-            capture = wayland.WaylandCapture(fps=fps)
+            # the path (Mutter API, portal) is chosen by probe at start; --virtual --size WxH with
+            # --source wayland is a GNOME virtual monitor of that size
+            capture = wayland.WaylandCapture(fps=fps, monitor=monitor, virtual=virtual)
             return capture
     except ImportError as exc:
         raise SourceError(f"the {name} source is not available in this build: {exc}") from exc

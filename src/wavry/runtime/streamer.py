@@ -2,7 +2,11 @@
 
 Hand-offs are one-slot overwrite buffers (LatestFrameSlot): a frame that waited while a newer one
 arrived is dropped and counted, never queued. The encoder follows DELTA (bitrate without a
-keyframe), answers ReferenceInvalidation with a keyframe and skips frames on request.
+keyframe), answers ReferenceInvalidation with a keyframe, skips frames on request and, through
+``skip_gate``, while the frames before are still leaving. A keyframe request also asks a source
+that captures on change for a picture (a still screen produces none by itself). A source that is
+gone for good (``CaptureLost``) ends the capture thread and is reported once through
+``on_lost``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from wavry.media.encode import (
     probe_hardware_h264,
 )
 from wavry.media.handoff import LatestFrameSlot, SlotClosed
-from wavry.media.types import Capture, CapturedFrame, CaptureError
+from wavry.media.types import Capture, CapturedFrame, CaptureError, CaptureLost
 from wavry.rift import rift_pb2
 
 CODEC_FROM_RIFT = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
@@ -34,6 +38,7 @@ class StreamerStats:
     encoded: int = 0
     sent: int = 0
     dropped_stale: int = 0
+    dropped_rate: int = 0
     skipped: int = 0
     skipped_backlog: int = 0
     keyframes: int = 0
@@ -53,6 +58,7 @@ class _Control:
 
 
 SendFrame = Callable[[CapturedFrame, EncodedFrame], None]
+SkipGate = Callable[[], bool]
 
 _HW_CHOICE: str | None = None
 
@@ -79,6 +85,9 @@ class Streamer:
         bitrate_kbps: int,
         on_frame: SendFrame,
         loop: asyncio.AbstractEventLoop,
+        *,
+        skip_gate: SkipGate | None = None,
+        on_lost: Callable[[str], None] | None = None,
     ) -> None:
         self.capture = capture
         #: H.264: the hardware encoder the probe found (NVENC, QSV, GStreamer VA-API …), else
@@ -93,12 +102,19 @@ class Streamer:
         self._control = _Control(keyframe=True)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        #: time.monotonic() until which the sender is still busy with earlier frames (a big
-        #: keyframe paced at a bottleneck's rate): frames captured before then are not encoded
-        self._backlog_until = 0.0
+        self._skip_gate = skip_gate
+        self._on_lost = on_lost
+        self._fps = float(fps)
+        #: a frame from a source faster than the stream (it ignored set_rate) is dropped when it
+        #: comes sooner than this after the last one taken
+        self._min_gap_s = 0.75 / max(1.0, self._fps)
+        self._last_taken = 0.0
+        #: why the source is gone for good ("" while it works)
+        self.lost = ""
 
     def start(self) -> None:
         self.capture.start()
+        self.capture.set_rate(self._fps)
         for target, name in ((self._capture_loop, "capture"), (self._encode_loop, "encode")):
             t = threading.Thread(target=target, name=f"wavry-{name}", daemon=True)
             t.start()
@@ -106,6 +122,7 @@ class Streamer:
 
     def stop(self) -> None:
         self._stop.set()
+        self.capture.request_frame()  # wakes a capture waiting for the screen to change
         self._slot.close()
         for t in self._threads:
             t.join(timeout=3)
@@ -119,6 +136,7 @@ class Streamer:
     def request_keyframe(self) -> None:
         with self._control.lock:
             self._control.keyframe = True
+        self.capture.request_frame()  # a still screen gives no picture by itself
 
     def set_bitrate(self, kbps: int) -> None:
         with self._control.lock:
@@ -128,11 +146,7 @@ class Streamer:
         """Switch the captured monitor between two grabs (capture thread), then a keyframe."""
         with self._control.lock:
             self._control.monitor = monitor_id
-
-    def set_send_backlog(self, until_monotonic: float) -> None:
-        """The transport cannot send a new frame before this time: skip encoding until then
-        (drop, never queue; a frame never encoded breaks no reference chain)."""
-        self._backlog_until = until_monotonic
+        self.capture.request_frame()  # a capture waiting for a change must get to the switch
 
     def skip_frames(self, n: int) -> None:
         with self._control.lock:
@@ -148,17 +162,32 @@ class Streamer:
                 self._switch_monitor(monitor)
             try:
                 frame = self.capture.grab()
+            except CaptureLost as exc:
+                self._lose(str(exc))
+                return
             except CaptureError as exc:
                 self.stats.capture_errors += 1
                 self.stats.last_error = str(exc)
                 time.sleep(0.05)
                 continue
             self.stats.captured += 1
+            now = time.monotonic()
+            if now - self._last_taken < self._min_gap_s:
+                self.stats.dropped_rate += 1  # faster than the stream's frame rate
+                continue
+            self._last_taken = now
             try:
                 if not self._slot.put(frame):
                     self.stats.dropped_stale += 1
             except SlotClosed:
                 return
+
+    def _lose(self, why: str) -> None:
+        self.lost = why
+        self.stats.last_error = why
+        if self._on_lost is not None and not self._stop.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(self._on_lost, why)
 
     def _switch_monitor(self, monitor_id: int) -> None:
         switch = getattr(self.capture, "select_monitor", None)
@@ -193,7 +222,7 @@ class Streamer:
                 if skip:
                     self.stats.skipped += 1
                     continue
-                if not keyframe and time.monotonic() < self._backlog_until:
+                if not keyframe and self._skip_gate is not None and self._skip_gate():
                     self.stats.skipped_backlog += 1
                     continue
                 encoded = self.encoder.encode(frame.image, force_keyframe=keyframe)

@@ -24,6 +24,21 @@ __all__ = ["PipeWireError", "PipeWireSession", "probe"]
 _BINARIES = ("dbus-daemon", "pipewire", "wireplumber", "pipewire-pulse", "pactl")
 
 
+_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>{address}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
 class PipeWireError(RuntimeError):
     """PipeWire is missing or did not come up."""
 
@@ -109,14 +124,12 @@ class PipeWireSession:
         env = self.env()
         log_dir = self.runtime_dir
         try:
+            # a bus that activates nothing: an installed xdg-desktop-portal (or any other
+            # desktop service) must not start on it behind a test's back
+            config = self.runtime_dir / "bus.conf"
+            config.write_text(_BUS_CONFIG.format(address=f"unix:path={self.runtime_dir / 'bus'}"))
             self._spawn(
-                [
-                    "dbus-daemon",
-                    "--session",
-                    "--nofork",
-                    "--nopidfile",
-                    f"--address=unix:path={self.runtime_dir / 'bus'}",
-                ],
+                ["dbus-daemon", f"--config-file={config}", "--nofork", "--nopidfile"],
                 env,
                 log_dir / "dbus.log",
             )

@@ -1,7 +1,7 @@
 """A test double of xdg-desktop-portal (ScreenCast + RemoteDesktop) on a private D-Bus bus.
 
 Only the D-Bus boundary is fake: it owns ``org.freedesktop.portal.Desktop`` on the bus it is
-given (normally the private bus of :class:`wavry.platform.pwsession.PipeWireSession`), answers
+given (normally the private bus of :class:`wavry.testing.pwsession.PipeWireSession`), answers
 the real methods with the real Request/Response signal protocol, records every call, and on
 Start publishes a real PipeWire video node: the project's synthetic marker pattern pushed
 through ``appsrc ! pipewiresink mode=provide``. ``OpenPipeWireRemote`` returns an fd connected
