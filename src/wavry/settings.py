@@ -118,6 +118,24 @@ class HostSettings(_Shared):
     audio: str | None = None
     mic: bool = True
     audio_frame_ms: int = 10
+    #: the gateway to be online at (docs/connecting.md): a URL, "off", or None = the one
+    #: `wavry login` saved (off when not signed in)
+    gateway: str | None = None
+    mdns: bool = True  # advertise on the LAN (_wavry._udp.local.)
+    upnp: bool = True  # ask the router for a port mapping while online at a gateway
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        if value is None or value == "off":
+            return value
+        from wavry.controlplane.devicelogin import canonical_base_url
+
+        try:
+            canonical_base_url(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (or off)") from None
+        return value.strip().rstrip("/")
 
     @field_validator("listen")
     @classmethod

@@ -89,7 +89,8 @@ def host(
         typer.Option("--pair/--no-pair", help="Show a pairing code right away", show_default=False),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Name shown to clients (default: hostname)")
+        str | None,
+        typer.Option(help="Name shown to clients and at the gateway (default: hostname)"),
     ] = None,
     source: Annotated[
         SourceName | None,
@@ -155,8 +156,35 @@ def host(
     audio_frame_ms: Annotated[
         int | None, typer.Option(help="Opus frame duration: 5 or 10 ms (default: 10)")
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Be online at this gateway, reachable as `wavry connect NAME` (default: the "
+            "gateway `wavry login` signed in to; off: none)"
+        ),
+    ] = None,
+    mdns: Annotated[
+        bool | None,
+        typer.Option(
+            "--mdns/--no-mdns",
+            help="Advertise this host on the LAN (mDNS) (default: on)",
+            show_default=False,
+        ),
+    ] = None,
+    upnp: Annotated[
+        bool | None,
+        typer.Option(
+            "--upnp/--no-upnp",
+            help="Ask the router for a port mapping (UPnP-IGD) while online at a gateway "
+            "(default: on)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Share this machine: accept sessions and stream the screen to clients."""
+    """Share this machine: accept sessions and stream the screen to clients.
+
+    With --gateway (or after `wavry login`) the host is online at the gateway under --name
+    and clients of the account connect with `wavry connect NAME` (docs/connecting.md)."""
     from wavry.host import HostError, OptionsError, options_from_settings, serve
     from wavry.runtime.sources import SourceError
 
@@ -187,15 +215,20 @@ def host(
         audio=audio,
         mic=mic,
         audio_frame_ms=audio_frame_ms,
+        gateway=gateway,
+        mdns=mdns,
+        upnp=upnp,
         capture=capture,
     )
     try:
         opts = options_from_settings(s)
     except OptionsError as exc:
         fail(str(exc), 2)
+    from wavry.connectivity.presence import PresenceError
+
     try:
         run(serve(opts))
-    except (StoreError, SourceError, HostError) as exc:
+    except (StoreError, SourceError, HostError, PresenceError) as exc:
         fail(str(exc))
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from wavry.connectivity.services import host_services
 from wavry.files.transfer import FileReceiver, Role, default_download_dir
 from wavry.host.addresses import connect_addresses
 from wavry.host.audio import AudioFeature
@@ -151,7 +152,7 @@ class HostRuntime:
         self._stopped = asyncio.Event()
         self.failure = ""
         self.bound: tuple[str, int] | None = None
-        self.services: list[HostService] = []
+        self.services: list[HostService] = list(host_services(opts.connectivity))
         self._input_note = False
         self.router = HostRouter(self._features())
 
