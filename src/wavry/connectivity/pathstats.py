@@ -78,6 +78,8 @@ class PathStats:
             "path_changes": [
                 {
                     "at_ms": round((c.at - self.started) * 1000, 1),
+                    # this machine's monotonic clock, to line the change up with other logs
+                    "monotonic_s": round(c.at, 3),
                     "path": c.kind.value,
                     "relay_id": c.relay_id,
                     "address": c.address,

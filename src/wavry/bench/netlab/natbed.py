@@ -381,9 +381,21 @@ table inet {table} {{
             )
         return flows
 
-    def bytes_between(self, router: Literal["ra", "rb"], peer: str) -> int:
-        """Bytes (both directions) of the router's flows whose far end is ``peer``."""
-        return sum(f.bytes + f.reply_bytes for f in self.flows(router) if f.dst[0] == peer)
+    def direct_bytes(self, router: Literal["ra", "rb"]) -> int:
+        """Bytes (both directions) the router passed straight to or from the other router."""
+        other = WAN["rb" if router == "ra" else "ra"]
+        return sum(
+            f.bytes + f.reply_bytes for f in self.flows(router) if other in (f.src[0], f.dst[0])
+        )
+
+    def service_bytes(self, router: Literal["ra", "rb"], port: int) -> int:
+        """Bytes (both directions) the router passed to or from the internet's ``port``
+        (4000: the relay, 3478: STUN)."""
+        return sum(
+            f.bytes + f.reply_bytes
+            for f in self.flows(router)
+            if f.dst == (SERVICES, port) or f.src == (SERVICES, port)
+        )
 
     # ---- processes -----------------------------------------------------------------------
 
