@@ -50,8 +50,10 @@ class World:
         )  # type: ignore[arg-type]
 
     def start_host(self) -> Service:
-        argv = [sys.executable, "-m", "wavry", "host", "--gateway", URL, "--name", "studio",
-                "--source", "synthetic", "--size", "320x180", "--fps", str(FPS), "--no-upnp"]  # fmt: skip
+        argv = [
+            sys.executable, "-m", "wavry", "host", "--gateway", URL, "--name", "studio",
+            "--source", "synthetic", "--size", "320x180", "--fps", str(FPS), "--no-upnp",
+        ]  # fmt: skip
         proc = self.bed.popen(
             "host", argv, env=self.env("host"), stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True,
@@ -83,7 +85,7 @@ class World:
 
 
 def _finish(client: subprocess.Popen[str], stats: Path, seconds: float) -> dict[str, Any]:
-    out, err = client.communicate(timeout=seconds + 60)
+    _out, err = client.communicate(timeout=seconds + 60)
     assert client.returncode == 0, err
     data: dict[str, Any] = json.loads(stats.read_text())
     return data
