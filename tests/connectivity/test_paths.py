@@ -97,6 +97,7 @@ def test_first_answer_fixes_the_path_and_later_output_follows_it() -> None:
     assert p.current == HOST_SRFLX and p.kind is PathKind.punched
     change = [e for e in events(p) if isinstance(e, PathChanged)]
     assert change[0].reason == "first answer"
+    assert change[0].handshake_s is not None and abs(change[0].handshake_s - 0.1) < 1e-9
     assert p.route(transport(2), 0.2) == [(transport(2), HOST_SRFLX)]
     # no more checks, and while the host talks, no relay
     for t in (0.5, 1.0, 1.5):
@@ -132,6 +133,8 @@ def test_relay_after_1_5_s_and_the_handshake_through_it() -> None:
     assert p.unwrap(forward, RELAY, 101.7) == (b"RI-msg2", route)
     p.received(route, True, 101.7, handshake=True)
     assert p.kind is PathKind.relayed
+    # the bare handshake on the relay: from its msg1 (sent when the binding held) to msg2
+    assert p.changes[0].handshake_s is not None and abs(p.changes[0].handshake_s - 0.1) < 1e-9
     d, a = p.route(transport(1), 101.8)[0]
     assert a == RELAY and d[20:] == transport(1)
     # relayed: a direct check every 5 s

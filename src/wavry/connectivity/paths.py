@@ -73,6 +73,8 @@ class PathChanged:
     path: Path
     relay_id: str | None
     reason: str
+    #: a handshake fixed the path: from the first msg1 on this path to its msg2 (seconds)
+    handshake_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,7 @@ class ClientPaths:
         self._highest_id = 0
         self._last_auth: dict[Path, float] = {}
         self._last_current_rx = now
+        self._msg1_first: dict[Path, float] = {}
         self._next_direct_check = 0.0
         self._in_direct_check = False
         self._events: deque[PathEvent] = deque()
@@ -171,7 +174,7 @@ class ClientPaths:
         if not usable:
             self._ask_relay("the host offered no usable candidate")
         if self._msg1 is not None:
-            self._fan_out(self._msg1)
+            self._fan_out(self._msg1, now)
             self._start_checks(now)
 
     def add_candidates(self, candidates: list[Candidate], now: float) -> None:
@@ -179,6 +182,7 @@ class ClientPaths:
         if fresh and self._msg1 is not None and self.current is None:
             for c in fresh:
                 self._out.append((self._msg1, c.addr))
+                self._msg1_first.setdefault(c.addr, now)
 
     def relay_granted(
         self, grant: RelayGrant, sign: Callable[[bytes], bytes], now: float, wall: float
@@ -200,7 +204,7 @@ class ClientPaths:
             self._msg1 = datagram
             if self._accepted_at is not None:
                 self._start_checks(now)
-            return self._fan(datagram)
+            return self._fan(datagram, now)
         if self._in_direct_check:
             self.counters.direct_checks += 1
             return [(datagram, a) for a in self.remote.addresses]
@@ -260,7 +264,11 @@ class ClientPaths:
             self._last_auth[path] = now
             if path != self.current:
                 reason = "first answer" if self.current is None else "new handshake"
-                self._set(path, now, reason)
+                sent = self._msg1_first.get(path)
+                if sent is None and not isinstance(path, RelayRoute):  # a peer-reflexive answer
+                    sent = min(self._msg1_first.values(), default=None)
+                self._set(path, now, reason, None if sent is None else now - sent)
+            self._msg1_first.clear()
             self._last_current_rx = now
             return
         if not authenticated:
@@ -348,13 +356,13 @@ class ClientPaths:
             return PathKind.direct
         return PathKind.punched
 
-    def _set(self, path: Path, now: float, reason: str) -> None:
+    def _set(self, path: Path, now: float, reason: str, handshake_s: float | None = None) -> None:
         self.current = path
         self.kind = self.classify(path)
         relay_id = (
             self.relay.grant.relay_id if isinstance(path, RelayRoute) and self.relay else None
         )
-        change = PathChanged(now, self.kind, path, relay_id, reason)
+        change = PathChanged(now, self.kind, path, relay_id, reason, handshake_s)
         self.changes.append(change)
         self._events.append(change)
         if isinstance(path, RelayRoute):
@@ -375,6 +383,7 @@ class ClientPaths:
         if self.current is None:
             if self._msg1 is not None:
                 self._out.append(self._to(b.route, self._msg1))
+                self._msg1_first.setdefault(b.route, now)
         elif not isinstance(self.current, RelayRoute):
             if now - self._last_current_rx >= DIRECT_SILENCE_S:
                 self._set(b.route, now, "the direct path went silent")
@@ -388,15 +397,20 @@ class ClientPaths:
             self._checks_until = now + CHECK_WINDOW_S
             self._next_check = now + CHECK_INTERVAL_S
 
-    def _fan(self, datagram: bytes) -> list[tuple[bytes, Address]]:
+    def _fan(self, datagram: bytes, now: float | None = None) -> list[tuple[bytes, Address]]:
         out = [(datagram, a) for a in self.remote.addresses]
         b = self.relay
         if b is not None and b.bound:
             out.append(self._to(b.route, datagram))
+        if now is not None:
+            for a in self.remote.addresses:
+                self._msg1_first.setdefault(a, now)
+            if b is not None and b.bound:
+                self._msg1_first.setdefault(b.route, now)
         return out
 
-    def _fan_out(self, datagram: bytes) -> None:
-        self._out.extend(self._fan(datagram))
+    def _fan_out(self, datagram: bytes, now: float | None = None) -> None:
+        self._out.extend(self._fan(datagram, now))
 
     def _to(self, path: Path, datagram: bytes) -> tuple[bytes, Address]:
         if isinstance(path, RelayRoute):

@@ -25,6 +25,7 @@ class _Change:
     relay_id: str | None
     reason: str
     address: str
+    handshake_ms: float | None = None
     gap_ms: float | None = None
 
 
@@ -41,13 +42,18 @@ class PathStats:
         return self.changes[-1].kind if self.changes else None
 
     def changed(self, event: PathChanged) -> None:
+        hs = None if event.handshake_s is None else round(event.handshake_s * 1000, 2)
         self.changes.append(
-            _Change(event.at, event.kind, event.relay_id, event.reason, describe_path(event.path))
+            _Change(
+                event.at, event.kind, event.relay_id, event.reason, describe_path(event.path), hs
+            )
         )
 
-    def direct(self, at: float, address: str) -> None:
+    def direct(self, at: float, address: str, handshake_ms: float | None) -> None:
         """A session dialled by address: one direct path from the handshake on."""
-        self.changes.append(_Change(at, PathKind.direct, None, "address given", address))
+        self.changes.append(
+            _Change(at, PathKind.direct, None, "address given", address, handshake_ms)
+        )
 
     def decoded(self, at: float) -> None:
         if self.first_decoded is None:
@@ -84,6 +90,8 @@ class PathStats:
                     "relay_id": c.relay_id,
                     "address": c.address,
                     "reason": c.reason,
+                    # RIFT msg1 → msg2 on this path, when a handshake fixed it
+                    "handshake_ms": c.handshake_ms,
                     "gap_ms": None if c.gap_ms is None else round(c.gap_ms, 1),
                 }
                 for c in self.changes
