@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.connectivity.services import Service, start_gateway, start_relay, wait_ready
 from wavry.bench.netlab.natbed import SERVICES, NatBed, NatType, probe
+from wavry.bench.netlab.services import Service, start_gateway, start_relay, wait_ready
 
 ok, why = probe()
 pytestmark = [pytest.mark.skipif(not ok, reason=why), pytest.mark.slow]

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.connectivity.services import (
+from wavry.account.client import GatewayClient
+from wavry.bench.netlab.services import (
     ControlPlane,
     free_port,
     start_gateway,
     start_relay,
     wait_ready,
 )
-from wavry.account.client import GatewayClient
 from wavry.connectivity.dial import DialError, GatewayRoute, find_host
 from wavry.connectivity.paths import PathKind
 from wavry.connectivity.presence import HostPresence

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-__all__ = ["Flow", "NatBed", "NatBedError", "NatType", "probe"]
+__all__ = ["SERVICES", "Flow", "NatBed", "NatBedError", "NatType", "Site", "probe"]
 
 Site = Literal["inet", "ra", "rb", "host", "client", "lan"]
 PREFIX = "reach-"

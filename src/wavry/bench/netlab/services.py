@@ -1,5 +1,6 @@
-"""Real control-plane processes for the connectivity tests: a gateway (SQLite) and a relay
-registered with it, started in a network namespace or on loopback."""
+"""Real control-plane processes for the NAT bed (`wavry bench connect` and the connectivity
+tests): a gateway (SQLite) and a relay registered with it, started in a network namespace or on
+loopback, with their output collected."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import httpx
 
 RELAY_TOKEN = "relay-enrolment-token-0123456789"
 ADMIN_TOKEN = "admin-" + "x" * 40
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
@@ -75,7 +75,7 @@ class Service:
 def spawn(argv: Sequence[str], env: dict[str, str] | None = None) -> Service:
     full = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
-        list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full, cwd=ROOT
+        list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full
     )
     return Service(proc)
 
