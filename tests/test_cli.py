@@ -184,8 +184,9 @@ def test_bench_transport_quick(tmp_path: Path) -> None:
 def test_demo_runs(tmp_path: Path) -> None:
     r = wavry(tmp_path, "demo", "--seconds", "2", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "per-stage latency" in r.stdout and "end-to-end p50" in r.stdout
-    assert "fps  e2e p50" in r.stderr  # live stats while it runs
+    assert "per-stage latency" in r.stdout and "whole session" in r.stdout
+    assert "start-up: first frame" in r.stdout
+    assert "fps shown" in r.stderr  # live stats of the last second while it runs
 
 
 def test_host_streams_synthetic_to_headless_connect(tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_host_streams_synthetic_to_headless_connect(tmp_path: Path) -> None:
         data = json.loads(stats.read_text())
         assert data["frames_presented"] > 60
         assert 0 < data["e2e_latency_ms"]["p50"] < 500
-        assert set(data["stages_ms"]) == {"capture", "encode", "network", "decode", "present"}
+        assert set(data["stages_ms"]) >= {"capture", "encode", "network", "decode", "present"}
         assert data["stages_ms"]["encode"] > 0 and data["stages_ms"]["decode"] > 0
         assert snap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "host monitors: 0:synthetic 640x360" in r.stderr

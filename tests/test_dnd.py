@@ -84,7 +84,8 @@ def test_dropped_file_arrives_at_the_host(
             config_dir=tmp_path / "c",
             file_out_dir=tmp_path / "C",
         )
-        summary, _message = asyncio.run(run_connect(opts))
+        result = asyncio.run(run_connect(opts))
+        summary = result.summary
         t.join(5)
         assert done.is_set()
         deadline = time.monotonic() + 10

@@ -59,7 +59,7 @@ def test_controller_input_reaches_the_host(
         t = threading.Thread(target=play, daemon=True)
         t.start()
         opts = ConnectOptions(host="127.0.0.1", port=port, seconds=5.0, config_dir=tmp_path / "c")
-        summary, _ = asyncio.run(run_connect(opts))
+        summary = asyncio.run(run_connect(opts)).summary
         t.join(5)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not any("gamepad input" in x for x in lines):

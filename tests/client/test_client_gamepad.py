@@ -21,21 +21,15 @@ from wavry.client.gamepad import (
     radial_deadzone,
     trigger_threshold,
 )
-from wavry.rift import rift_pb2
-
-sdl2 = pytest.importorskip("sdl2")
+from wavry.client.sdl import sdl2
+from wavry.runtime.messages import GamepadInput
 
 NOW = 1700000000.5
 
 
-def content(m: rift_pb2.InputMessage) -> tuple[int, dict[int, float], dict[int, bool]]:
-    assert m.WhichOneof("event") == "gamepad"
-    g = m.gamepad
-    return (
-        g.gamepad_id,
-        {a.axis: round(a.value, 4) for a in g.axes},
-        {b.button: b.pressed for b in g.buttons},
-    )
+def content(g: GamepadInput) -> tuple[int, dict[int, float], dict[int, bool]]:
+    assert isinstance(g, GamepadInput)
+    return (g.pad, {a: round(v, 4) for a, v in g.axes}, dict(g.buttons))
 
 
 NEUTRAL_AXES = {i: 0.0 for i in range(6)}

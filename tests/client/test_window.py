@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -37,44 +36,34 @@ def test_keymap_covers_the_keyboard() -> None:
 def xdisplay() -> Iterator[str]:
     if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
         pytest.skip("Xvfb/xdotool not installed (scripts/setup.sh installs them)")
-    for n in range(140, 200):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            break
-    display = f":{n}"
-    proc = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.skip("Xvfb did not start")
-        time.sleep(0.05)
-    old = {k: os.environ.get(k) for k in ("DISPLAY", "SDL_VIDEODRIVER")}
-    os.environ["DISPLAY"] = display
+    from wavry.platform.xvfb import XvfbServer
+
+    server = XvfbServer(1024, 768).start()
+    keys = ("DISPLAY", "XAUTHORITY", "SDL_VIDEODRIVER")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: v for k, v in server.env().items() if k in keys[:2]})
     os.environ["SDL_VIDEODRIVER"] = "x11"
     try:
-        yield display
+        yield server.display
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        proc.terminate()
-        proc.wait(5)
+        server.stop()
 
 
-def _i420(
-    w: int, h: int, y: int, u: int, v: int
-) -> tuple[tuple[bytes, bytes, bytes], tuple[int, int, int]]:
-    return (bytes([y]) * (w * h), bytes([u]) * (w * h // 4), bytes([v]) * (w * h // 4)), (
-        w,
-        w // 2,
-        w // 2,
-    )
+def _solid(w: int, h: int, y: int, u: int, v: int) -> object:
+    """A decoded-like yuv420p picture of one colour."""
+    import av
+    import numpy as np
+
+    buf = np.empty((h * 3 // 2, w), dtype=np.uint8)
+    buf[:h] = y
+    buf[h : h + h // 4] = u
+    buf[h + h // 4 :] = v
+    return av.VideoFrame.from_ndarray(buf, format="yuv420p")
 
 
 def _pump(win: object, seconds: float) -> tuple[list, list]:  # type: ignore[type-arg]
@@ -88,24 +77,33 @@ def _pump(win: object, seconds: float) -> tuple[list, list]:  # type: ignore[typ
     return events, actions
 
 
-def test_window_shows_frames_and_captures_input(xdisplay: str) -> None:
+def _pixel(display: str, xid: int, x: int, y: int) -> tuple[int, int, int]:
     from Xlib import X
     from Xlib import display as xdisplay_mod
 
-    from wavry.client.window import VideoWindow, WindowAction
-
-    win = VideoWindow("wavry test", 320, 240)
+    d = xdisplay_mod.Display(display)
     try:
-        planes, pitches = _i420(320, 240, 81, 90, 240)  # BT.601 red
-        win.present_i420(320, 240, planes, pitches)
+        img = d.create_resource_object("window", xid).get_image(x, y, 1, 1, X.ZPixmap, 0xFFFFFFFF)
+        b, g, r = img.data[:3]
+        return r, g, b
+    finally:
+        d.close()
+
+
+def test_window_shows_frames_and_captures_input(xdisplay: str) -> None:
+    from wavry.client.window import VideoWindow, WindowAction
+    from wavry.runtime.messages import ButtonInput, KeyInput, PointerMove
+
+    win = VideoWindow("wavry test", 320, 240, gamepads=False)
+    try:
+        assert win.presenter_name == "surface"  # no GPU here: the window surface path
+        red = _solid(320, 240, 81, 90, 240)  # BT.601 red
+        win.show_frame(red)
         xid = win.x11_window()
         assert xid is not None
         _pump(win, 0.3)
-        win.present_i420(320, 240, planes, pitches)
-        d = xdisplay_mod.Display(xdisplay)
-        xw = d.create_resource_object("window", xid)
-        img = xw.get_image(0, 0, 320, 240, X.ZPixmap, 0xFFFFFFFF)
-        b, g, r = img.data[(120 * 320 + 160) * 4 : (120 * 320 + 160) * 4 + 3]
+        win.show_frame(red)
+        r, g, b = _pixel(xdisplay, xid, 160, 120)
         assert r > 200 and g < 60 and b < 60, (r, g, b)
 
         env = dict(os.environ, DISPLAY=xdisplay)
@@ -118,29 +116,73 @@ def test_window_shows_frames_and_captures_input(xdisplay: str) -> None:
             check=True,
         )
         events, _ = _pump(win, 0.5)
-        keys = [(e.key.keycode, e.key.pressed) for e in events if e.HasField("key")]
+        keys = [(e.keycode, e.pressed) for e in events if isinstance(e, KeyInput)]
         assert keys == [(30, True), (30, False), (28, True), (28, False)]
-        moves = [e.mouse_move for e in events if e.HasField("mouse_move")]
+        moves = [e for e in events if isinstance(e, PointerMove)]
         assert moves and moves[-1].x == pytest.approx(0.5, abs=0.01)
         assert moves[-1].y == pytest.approx(0.5, abs=0.01)
-        buttons = [
-            (e.mouse_button.button, e.mouse_button.pressed)
-            for e in events
-            if e.HasField("mouse_button")
-        ]
+        buttons = [(e.button, e.pressed) for e in events if isinstance(e, ButtonInput)]
         assert buttons == [(1, True), (1, False)]
 
-        # the overlay hotkey is consumed locally, never sent
-        subprocess.run(["xdotool", "key", "ctrl+alt+shift+s"], env=env, check=True)
-        events, actions = _pump(win, 0.3)
+        # the overlay hotkey is consumed locally: nothing of the chord reaches the host,
+        # not the S and not Ctrl, Alt or Shift
+        subprocess.run(["xdotool", "key", "--delay", "30", "ctrl+alt+shift+s"], env=env,
+                       check=True)  # fmt: skip
+        events, actions = _pump(win, 0.4)
         assert WindowAction.TOGGLE_OVERLAY in actions and win.overlay_visible
-        assert not [e for e in events if e.HasField("key") and e.key.keycode == 31]
+        assert [e for e in events if isinstance(e, KeyInput)] == []
+
+        # Ctrl+C is no hotkey: both keys reach the host, Ctrl first
+        subprocess.run(["xdotool", "key", "ctrl+c"], env=env, check=True)
+        events, _ = _pump(win, 0.3)
+        keys = [(e.keycode, e.pressed) for e in events if isinstance(e, KeyInput)]
+        assert keys[:2] == [(29, True), (46, True)] and sorted(keys[2:]) == [
+            (29, False),
+            (46, False),
+        ]
 
         # a key held when focus goes away is released
         subprocess.run(["xdotool", "keydown", "b"], env=env, check=True)
         _pump(win, 0.2)
+        assert win.held
         released = win.release_all()
-        assert [(e.key.keycode, e.key.pressed) for e in released] == [(48, False)]
+        assert [(e.keycode, e.pressed) for e in released] == [(48, False)]
+        assert not win.held
         subprocess.run(["xdotool", "keyup", "b"], env=env, check=True)
     finally:
         win.close()
+
+
+def test_fullscreen_without_a_window_manager_fits_the_real_window(xdisplay: str) -> None:
+    """Without a window manager the X window keeps its size when SDL asks for fullscreen; the
+    picture is laid out for the window the system gave, not the size SDL asked for."""
+    from wavry.client.sdl import sdl2
+    from wavry.client.window import VideoWindow, WindowAction, real_window_size
+
+    win = VideoWindow("wavry fullscreen", 640, 360, gamepads=False)
+    try:
+        win.show_frame(_solid(640, 360, 81, 90, 240))
+        _pump(win, 0.2)
+        sdl2.SDL_PushEvent(_hotkey(sdl2, sdl2.SDL_SCANCODE_X))
+        _, actions = _pump(win, 0.5)
+        assert WindowAction.TOGGLE_FULLSCREEN in actions and win.fullscreen
+        win.show_frame(_solid(640, 360, 81, 90, 240))
+        real = real_window_size(win._window)
+        rect = win.output_rect()
+        assert rect.x + rect.w <= real[0] and rect.y + rect.h <= real[1], (rect, real)
+        xid = win.x11_window()
+        assert xid is not None
+        r, g, b = _pixel(xdisplay, xid, rect.x + rect.w // 2, rect.y + rect.h // 2)
+        assert r > 200 and g < 60, (r, g, b)  # the picture's centre is where we think
+    finally:
+        win.close()
+
+
+def _hotkey(sdl2: object, scancode: int) -> object:
+    s = sdl2  # type: ignore[assignment]
+    e = s.SDL_Event()  # type: ignore[attr-defined]
+    e.type = e.key.type = s.SDL_KEYDOWN  # type: ignore[attr-defined]
+    e.key.state = s.SDL_PRESSED  # type: ignore[attr-defined]
+    e.key.keysym.scancode = scancode
+    e.key.keysym.mod = s.KMOD_LCTRL | s.KMOD_LALT | s.KMOD_LSHIFT  # type: ignore[attr-defined]
+    return e

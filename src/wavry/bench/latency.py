@@ -8,7 +8,7 @@ machine and one clock. Per resolution, in the same run and one after another:
 - ``floor``: the same frames (SyntheticCapture, paced, same noise) encoded with wavry's Encoder
   and decoded with its Decoder in one thread of one process, no transport;
 - ``wavry``: a real ``wavry host --source synthetic`` subprocess and an in-process client on
-  loopback over RIFT: ``establish`` + :class:`ClientRuntime`'s own ``on_frame`` (decode, stats;
+  loopback over RIFT: the product's :class:`ClientRuntime` (headless: decode thread, stats;
   headless, so "presented" = decoded and accounted), the marker read from the decoded picture;
 - ``windowed``: the same host, but a real ``wavry connect`` process showing the stream in its
   window on a private Xvfb display; the marker is read from the screen by the grabber of `wavry
@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -259,20 +258,18 @@ async def _wavry_client(
     warmup_s: float,
     seconds: float,
 ) -> tuple[dict[str, Any], LatencyCollector]:
-    from wavry.rift import rift_pb2
-    from wavry.rift.config import ClientConfig
-    from wavry.rift.transport import FrameReady
-    from wavry.runtime.connect import ClientRuntime, ConnectOptions
-    from wavry.runtime.session import establish
+    from wavry.client.pipeline import ReadyFrame
+    from wavry.client.runtime import ClientCallbacks, ClientRuntime
+    from wavry.runtime.connect import ConnectOptions
 
     col = LatencyCollector()
-    # (rift frame id, last chunk arrival, decode start) per presented frame, for the
+    # (rift frame id, last chunk arrival, decode start) per shown frame, for the
     # "queued behind a newer one" check.
     order: list[tuple[int, float, float]] = []
     # Per-frame stage split (ms; one machine, one clock): host capture+encode (durations the
     # host reports), host hand-off → first chunk on the client, chunk spread (first → last
-    # chunk: pacing), last chunk → client handler (jitter buffer, event queue, wake-up),
-    # decode + stats in the handler.
+    # chunk: pacing), last chunk → decode start (jitter buffer, hand-off, decode queue),
+    # decode → shown (decode, picture hand-off).
     stages: dict[str, list[float]] = {k: [] for k in _STAGES}
     measuring = False
     diag: dict[str, Any] = {
@@ -284,54 +281,54 @@ async def _wavry_client(
     }
     last_fid: list[int | None] = [None]
     gap = [False]
+    rt: ClientRuntime | None = None
 
-    class BenchRuntime(ClientRuntime):
-        def on_frame(self, ready: FrameReady, present: bool = True) -> None:
-            t_start = time.time()
-            self.last_frame = None
-            super().on_frame(ready, present)  # the product's decode + stats path
-            now_us = time.time_ns() // 1000
-            if self.last_frame is None or not measuring or not present:
-                return  # superseded frames are decoded but never shown
-            f = ready.frame
-            diag["keyframes"] += int(f.keyframe)
-            if last_fid[0] is not None and f.frame_id != last_fid[0] + 1:
-                diag["frame_id_gaps"] += 1
-                gap[0] = not f.keyframe
-            elif f.keyframe:
-                gap[0] = False
-            last_fid[0] = f.frame_id
-            target = self.stats.bitrate_target_kbps
-            if target is not None:
-                diag["rate_target_min_kbps"] = min(diag["rate_target_min_kbps"] or target, target)
-                diag["rate_target_max_kbps"] = max(diag["rate_target_max_kbps"] or 0, target)
-            if col.record(self.last_frame.frame, now_us) is None:
-                diag["unreadable_after_gap_without_keyframe"] += int(gap[0])
-                return
-            # the session core runs on a monotonic clock: its arrival times as wall clock
-            first_at = self.conn.wall_time(f.first_chunk_at)
-            last_at = self.conn.wall_time(f.last_chunk_at)
-            order.append((f.frame_id, last_at, t_start))
-            ts = f.timestamp_us / 1e6
-            encoded_at = ts + (f.capture_us + f.encode_us) / 1e6
-            for k, v in zip(
-                _STAGES,
-                (
-                    (f.capture_us + f.encode_us) / 1e3,
-                    (first_at - encoded_at) * 1e3,
-                    (last_at - first_at) * 1e3,
-                    (t_start - last_at) * 1e3,
-                    (now_us / 1e6 - t_start) * 1e3,
-                ),
-                strict=True,
-            ):
-                stages[k].append(v)
+    def shown(ready: ReadyFrame, shown_wall: float) -> None:  # the product's decode path
+        now_us = int(shown_wall * 1e6)
+        if not measuring or rt is None:
+            return
+        f = ready.job.frame
+        diag["keyframes"] += int(f.keyframe)
+        if last_fid[0] is not None and f.frame_id != last_fid[0] + 1:
+            diag["frame_id_gaps"] += 1
+            gap[0] = not f.keyframe
+        elif f.keyframe:
+            gap[0] = False
+        last_fid[0] = f.frame_id
+        target = rt.stats.bitrate_target_kbps
+        if target is not None:
+            diag["rate_target_min_kbps"] = min(diag["rate_target_min_kbps"] or target, target)
+            diag["rate_target_max_kbps"] = max(diag["rate_target_max_kbps"] or 0, target)
+        if col.record(ready.decoded.frame, now_us) is None:
+            diag["unreadable_after_gap_without_keyframe"] += int(gap[0])
+            return
+        # the session core and the decode thread run on monotonic clocks: everything as wall
+        # clock, to compare with the capture timestamp
+        assert rt.est is not None
+        first_at = rt.est.conn.wall_time(f.first_chunk_at)
+        last_at = rt.est.conn.wall_time(f.last_chunk_at)
+        started = ready.decode_start + (shown_wall - time.monotonic())
+        order.append((f.frame_id, last_at, started))
+        ts = f.timestamp_us / 1e6
+        encoded_at = ts + (f.capture_us + f.encode_us) / 1e6
+        for k, v in zip(
+            _STAGES,
+            (
+                (f.capture_us + f.encode_us) / 1e3,
+                (first_at - encoded_at) * 1e3,
+                (last_at - first_at) * 1e3,
+                (started - last_at) * 1e3,
+                (shown_wall - started) * 1e3,
+            ),
+            strict=True,
+        ):
+            stages[k].append(v)
 
-    config = ClientConfig(name=socket.gethostname(), supported_codecs=[rift_pb2.H264])
-    est = await establish(addr[0], addr[1], config, timeout=15, config_dir=config_dir)
-    opts = ConnectOptions(host=addr[0], port=addr[1], headless=True, config_dir=config_dir)
-    rt = BenchRuntime(opts, est)
-    task = asyncio.create_task(rt.events())
+    opts = ConnectOptions(
+        host=addr[0], port=addr[1], headless=True, config_dir=config_dir, timeout=15
+    )
+    rt = ClientRuntime(opts, ClientCallbacks(say=lambda _t: None, on_frame_shown=shown))
+    task = asyncio.create_task(rt.run())
     try:
         await asyncio.sleep(warmup_s)
         measuring = True
@@ -344,13 +341,9 @@ async def _wavry_client(
         host_cpu = (host.cpu_s() - host0) / wall
         drops1 = _udp_drops(addr[1])
     finally:
-        rt.stop.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await est.conn.close("bench done")
-    summary = rt.finish()
-    tr = est.session.transport
+        rt.stop()
+    summary = (await task).summary
+    tr = rt.est.session.transport if rt.est is not None else None
     out = col.summary()
     out["queued_behind_newer"] = out["out_of_order"] + _stale_count(order)
     out["stale_presented"] = _stale_count(order)
@@ -380,8 +373,8 @@ _STAGES = (
     "host_capture_encode",
     "encoded_to_first_chunk",
     "chunk_spread",
-    "last_chunk_to_handler",
-    "decode_and_stats",
+    "last_chunk_to_decode",
+    "decode_to_shown",
 )
 
 

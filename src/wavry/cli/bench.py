@@ -87,6 +87,14 @@ def bench_latency(
     bench_latency_command(json_file, quick)
 
 
+@bench_app.command("present")
+def bench_present(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Cost of showing a decoded picture in the client window, per presenter and stage."""
+    from wavry.bench.present import run_present_bench
+
+    run_present_bench(quick=quick, json_file=json_file)
+
+
 @bench_app.command("extras")
 def bench_extras(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
     """Files (1 GiB while video streams), clipboard latency (X11, Wayland), audio if present."""

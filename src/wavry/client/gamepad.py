@@ -1,8 +1,9 @@
-"""Client gamepads: SDL GameController → RIFT ``GamepadMessage`` (docs/spec/RIFT.md §9).
+"""Client gamepads: SDL GameController → typed ``GamepadInput`` events (docs/spec/RIFT.md §9;
+``wavry.runtime.messages`` turns them into ``GamepadMessage``).
 
 Two layers. :class:`GamepadMapper` is pure (no SDL): it keeps each pad's raw state, applies the
 radial stick deadzone and the trigger threshold, and coalesces everything that changed since the
-last :meth:`GamepadMapper.flush` into one ``GamepadMessage`` per pad. :class:`GamepadManager` is
+last :meth:`GamepadMapper.flush` into one ``GamepadInput`` per pad. :class:`GamepadManager` is
 the SDL glue: it opens controllers on hot-plug, gives each the lowest free ``gamepad_id``
 (0..15) and feeds SDL controller events into the mapper.
 
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wavry.rift import rift_pb2
+from wavry.runtime.messages import GamepadInput
 
 __all__ = [
     "AXIS_LT",
@@ -153,11 +154,18 @@ class GamepadMapper:
         self.trigger_threshold = trigger_threshold
         self._clock = clock
         self._pads: dict[int, _Pad] = {}
-        self._ready: list[rift_pb2.InputMessage] = []
+        self._ready: list[GamepadInput] = []
 
     @property
     def pads(self) -> list[int]:
         return sorted(self._pads)
+
+    @property
+    def held(self) -> bool:
+        """Whether the host holds anything of ours: a button down or an axis off rest."""
+        return any(
+            any(p.sent_buttons) or any(v != 0.0 for v in p.sent_axes) for p in self._pads.values()
+        )
 
     def add_pad(self, pad_id: int) -> None:
         if not 0 <= pad_id < MAX_PADS:
@@ -195,24 +203,25 @@ class GamepadMapper:
         return out
 
     def _close(self, pad_id: int, pad: _Pad) -> None:
-        """Move this pad's pending changes into one ready message (nothing if none changed)."""
-        msg = rift_pb2.GamepadMessage(gamepad_id=pad_id)
+        """Move this pad's pending changes into one ready event (nothing if none changed)."""
+        axes: list[tuple[int, float]] = []
+        buttons: list[tuple[int, bool]] = []
         if pad.axes_dirty:
             for i, v in enumerate(self._processed_axes(pad)):
                 if v != pad.sent_axes[i]:
-                    msg.axes.add(axis=i, value=v)
+                    axes.append((i, v))
                     pad.sent_axes[i] = v
             pad.axes_dirty = False
         for b in sorted(pad.pending_buttons):
             pressed = pad.pending_buttons[b]
             if pressed != pad.sent_buttons[b]:
-                msg.buttons.add(button=b, pressed=pressed)
+                buttons.append((b, pressed))
                 pad.sent_buttons[b] = pressed
         pad.pending_buttons.clear()
-        if msg.axes or msg.buttons:
-            self._ready.append(rift_pb2.InputMessage(timestamp_us=self._now_us(), gamepad=msg))
+        if axes or buttons:
+            self._ready.append(GamepadInput(pad_id, tuple(axes), tuple(buttons), self._now_us()))
 
-    def flush(self) -> list[rift_pb2.InputMessage]:
+    def flush(self) -> list[GamepadInput]:
         """Everything that changed since the last flush: at most one message per pad (more only
         when a button toggled twice in between)."""
         for pad_id in sorted(self._pads):
@@ -220,7 +229,7 @@ class GamepadMapper:
         out, self._ready = self._ready, []
         return out
 
-    def neutral(self, pad_id: int) -> list[rift_pb2.InputMessage]:
+    def neutral(self, pad_id: int) -> list[GamepadInput]:
         """Pending changes, then a full neutral state for one pad (all six axes at rest, all
         buttons up). Raw state is reset too, so the next real movement is sent again."""
         pad = self._pads.get(pad_id)
@@ -228,23 +237,20 @@ class GamepadMapper:
             return []
         self._close(pad_id, pad)
         out, self._ready = self._ready, []
-        msg = rift_pb2.GamepadMessage(gamepad_id=pad_id)
-        for i in range(AXIS_COUNT):
-            msg.axes.add(axis=i, value=0.0)
-        for b in range(BUTTON_COUNT):
-            msg.buttons.add(button=b, pressed=False)
+        axes = tuple((i, 0.0) for i in range(AXIS_COUNT))
+        buttons = tuple((b, False) for b in range(BUTTON_COUNT))
         self._pads[pad_id] = _Pad()
-        out.append(rift_pb2.InputMessage(timestamp_us=self._now_us(), gamepad=msg))
+        out.append(GamepadInput(pad_id, axes, buttons, self._now_us()))
         return out
 
-    def remove_pad(self, pad_id: int) -> list[rift_pb2.InputMessage]:
+    def remove_pad(self, pad_id: int) -> list[GamepadInput]:
         """Neutral state for the pad, then forget it (its id becomes free)."""
         out = self.neutral(pad_id)
         self._pads.pop(pad_id, None)
         return out
 
-    def release_all(self) -> list[rift_pb2.InputMessage]:
-        out: list[rift_pb2.InputMessage] = []
+    def release_all(self) -> list[GamepadInput]:
+        out: list[GamepadInput] = []
         for pad_id in sorted(self._pads):
             out += self.neutral(pad_id)
         return out
@@ -254,7 +260,7 @@ class GamepadMapper:
 
 
 def _sdl() -> Any:
-    import sdl2
+    from wavry.client.sdl import sdl2
 
     return sdl2
 
@@ -307,7 +313,7 @@ class GamepadManager:
         """gamepad_id → controller name, for every open pad."""
         return dict(sorted(self.names.items()))
 
-    def handle_event(self, event: Any) -> list[rift_pb2.InputMessage]:
+    def handle_event(self, event: Any) -> list[GamepadInput]:
         sdl2 = _sdl()
         t = event.type
         if t == sdl2.SDL_CONTROLLERAXISMOTION:
@@ -329,17 +335,17 @@ class GamepadManager:
             return self._remove(event.cdevice.which)  # an instance id
         return []
 
-    def process(self, events: Iterable[Any]) -> list[rift_pb2.InputMessage]:
+    def process(self, events: Iterable[Any]) -> list[GamepadInput]:
         """``handle_event`` for each event, then :meth:`flush` — one poll in one call."""
-        out: list[rift_pb2.InputMessage] = []
+        out: list[GamepadInput] = []
         for e in events:
             out += self.handle_event(e)
         return out + self.flush()
 
-    def flush(self) -> list[rift_pb2.InputMessage]:
+    def flush(self) -> list[GamepadInput]:
         return self.mapper.flush()
 
-    def release_all(self) -> list[rift_pb2.InputMessage]:
+    def release_all(self) -> list[GamepadInput]:
         """Neutral axes and every button up for every open pad (focus loss, disconnect)."""
         return self.mapper.release_all()
 
@@ -364,7 +370,7 @@ class GamepadManager:
         self.names[pad_id] = name.decode(errors="replace") if name else f"pad {pad_id}"
         self.mapper.add_pad(pad_id)
 
-    def _remove(self, instance: int) -> list[rift_pb2.InputMessage]:
+    def _remove(self, instance: int) -> list[GamepadInput]:
         pad_id = self._ids.pop(instance, None)
         controller = self._controllers.pop(instance, None)
         if controller is not None:

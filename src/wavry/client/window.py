@@ -1,10 +1,13 @@
-"""The client's video window (PySDL2): YUV streaming texture, input capture, stats overlay.
+"""The client's video window (PySDL2): picture, input capture, stats overlay.
 
-The GPU (or SDL's software renderer) converts colour: frames are uploaded as I420 planes.
-Frames are presented as soon as they are decoded; vsync only when asked for.
-Hotkeys (Ctrl+Alt+Shift + key, as in Moonlight): S stats overlay, X fullscreen, Z pointer lock
-(relative mouse for games), P pause/resume outgoing file transfers, C cancel them, Q quit.
-Hotkeys are never sent to the host.
+Pictures reach the window through a presenter (:mod:`wavry.client.present`): the decode thread
+prepares each frame (:meth:`VideoWindow.prepare`, thread-safe), the window's thread shows the
+newest one (:meth:`VideoWindow.show`), at once and without vsync unless asked for.
+
+Input leaves as typed events (:mod:`wavry.runtime.messages`), never protobuf. Hotkeys
+(Ctrl+Alt+Shift + key, as in Moonlight): S stats overlay, X fullscreen, Z pointer lock (relative
+mouse for games), P pause/resume outgoing file transfers, C cancel them, Q quit. A hotkey sends
+nothing to the host, its modifiers included (:class:`wavry.client.keys.KeyFilter`).
 Files dropped on the window (SDL_DROPFILE) are reported in ``InputBatch.dropped_files``; the
 client sends them to the host like ``--send-file``.
 """
@@ -20,12 +23,25 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import sdl2
-import sdl2.sdlttf as ttf
-
-from wavry.client.geometry import Rect, fit_rect, motion_scale, to_stream
+from wavry.client.geometry import Rect, motion_scale, to_stream
 from wavry.client.keymap import evdev_from_scancode
-from wavry.rift import rift_pb2
+from wavry.client.keys import KeyFilter
+from wavry.client.present import (
+    PreparedFrame,
+    PresentError,
+    RendererPresenter,
+    SurfacePresenter,
+    open_presenter,
+)
+from wavry.client.sdl import sdl2, sdl_error, ttf, window_size
+from wavry.runtime.messages import (
+    ButtonInput,
+    InputEvent,
+    KeyInput,
+    PointerMotion,
+    PointerMove,
+    ScrollInput,
+)
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
@@ -67,19 +83,9 @@ _HOTKEYS = {
 
 @dataclass(slots=True)
 class InputBatch:
-    events: list[rift_pb2.InputMessage] = field(default_factory=list)
+    events: list[InputEvent] = field(default_factory=list)
     actions: list[WindowAction] = field(default_factory=list)
     dropped_files: list[str] = field(default_factory=list)  # local paths dropped on the window
-
-
-def _plane_pointer(buf: bytes | memoryview) -> Any:
-    """A ctypes pointer to a plane's bytes, without copying writable buffers (numpy, PyAV)."""
-    if isinstance(buf, bytes):
-        return ctypes.cast(ctypes.c_char_p(buf), ctypes.POINTER(ctypes.c_ubyte))
-    mv = memoryview(buf)
-    if mv.readonly or not mv.c_contiguous:
-        return ctypes.cast(ctypes.c_char_p(mv.tobytes()), ctypes.POINTER(ctypes.c_ubyte))
-    return (ctypes.c_ubyte * mv.nbytes).from_buffer(mv)
 
 
 def _take_drop_file(e: sdl2.SDL_Event) -> str | None:
@@ -93,8 +99,42 @@ def _take_drop_file(e: sdl2.SDL_Event) -> str | None:
     return os.fsdecode(raw)
 
 
-def _sdl_error() -> str:
-    return sdl2.SDL_GetError().decode(errors="replace") or "unknown SDL error"
+def init_video() -> tuple[int, int]:
+    """Initialise SDL video (checks that a display can be opened) and return the size of the
+    desktop the window will live on. Raises WindowError with the reason."""
+    sdl2.SDL_SetHint(sdl2.SDL_HINT_VIDEO_ALLOW_SCREENSAVER, b"0")
+    explicit = os.environ.get("SDL_VIDEODRIVER")  # e.g. dummy, for tests
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or explicit):
+        raise WindowError("no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY)")
+    if sdl2.SDL_InitSubSystem(sdl2.SDL_INIT_VIDEO) != 0:
+        raise WindowError(f"cannot open the display: {sdl_error()}")
+    mode = sdl2.SDL_DisplayMode()
+    if sdl2.SDL_GetDesktopDisplayMode(0, ctypes.byref(mode)) != 0:
+        return 0, 0
+    return int(mode.w), int(mode.h)
+
+
+_XLIB: Any = None
+
+
+def real_window_size(window: Any) -> tuple[int, int]:
+    """The size the window system actually gave the window. Without a window manager, SDL
+    reports the fullscreen size it asked for while the X window keeps its old size; X11 is
+    asked directly then (``XGetWindowAttributes``), SDL otherwise."""
+    global _XLIB
+    info = sdl2.SDL_SysWMinfo()
+    sdl2.SDL_VERSION(info.version)
+    if sdl2.SDL_GetWindowWMInfo(window, ctypes.byref(info)) and (
+        info.subsystem == sdl2.SDL_SYSWM_X11
+    ):
+        if _XLIB is None:
+            _XLIB = ctypes.CDLL("libX11.so.6")
+            _XLIB.XGetWindowAttributes.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p]
+        attrs = (ctypes.c_int * 64)()  # XWindowAttributes starts with int x, y, width, height
+        x11 = info.info.x11
+        if _XLIB.XGetWindowAttributes(ctypes.cast(x11.display, ctypes.c_void_p), x11.window, attrs):
+            return int(attrs[2]), int(attrs[3])
+    return window_size(window)
 
 
 class VideoWindow:
@@ -106,13 +146,15 @@ class VideoWindow:
         *,
         fullscreen: bool = False,
         vsync: bool = False,
+        presenter: str = "auto",
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        gamepads: bool = True,
     ) -> None:
         sdl2.SDL_SetHint(sdl2.SDL_HINT_RENDER_SCALE_QUALITY, b"linear")
-        sdl2.SDL_SetHint(sdl2.SDL_HINT_VIDEO_ALLOW_SCREENSAVER, b"0")
-        if sdl2.SDL_Init(sdl2.SDL_INIT_VIDEO) != 0:
-            raise WindowError(f"cannot initialise SDL video: {_sdl_error()}")
+        init_video()
         self._clock = clock
+        self._mono = monotonic
         self.stream_w, self.stream_h = stream_width, stream_height
         flags = sdl2.SDL_WINDOW_RESIZABLE | sdl2.SDL_WINDOW_ALLOW_HIGHDPI
         if fullscreen:
@@ -126,88 +168,66 @@ class VideoWindow:
             flags,
         )
         if not self._window:
-            raise WindowError(f"cannot open a window: {_sdl_error()}")
-        rflags = sdl2.SDL_RENDERER_ACCELERATED | (sdl2.SDL_RENDERER_PRESENTVSYNC if vsync else 0)
-        self._renderer: Any = sdl2.SDL_CreateRenderer(self._window, -1, rflags)
-        if not self._renderer:  # no GPU: SDL's software renderer
-            self._renderer = sdl2.SDL_CreateRenderer(self._window, -1, sdl2.SDL_RENDERER_SOFTWARE)
-        if not self._renderer:
-            raise WindowError(f"cannot create a renderer: {_sdl_error()}")
-        self._texture: Any = self._make_texture(stream_width, stream_height)
+            raise WindowError(f"cannot open a window: {sdl_error()}")
+        try:
+            self.presenter: SurfacePresenter | RendererPresenter = open_presenter(
+                self._window,
+                stream_width,
+                stream_height,
+                mode=presenter,
+                vsync=vsync,
+                size=lambda: real_window_size(self._window),
+            )
+        except PresentError as exc:
+            sdl2.SDL_DestroyWindow(self._window)
+            raise WindowError(str(exc)) from exc
         self.fullscreen = fullscreen
         self.pointer_locked = False
         self.overlay_visible = False
         self._overlay_lines: list[str] = []
-        self._overlay_texture: Any = None
-        self._overlay_size = (0, 0)
+        self._overlay: Any = None  # SDL_Surface* of the rendered overlay text
         self._font: Any = self._open_font()
-        self._held_keys: set[int] = set()
+        self.keys = KeyFilter()
         self._held_buttons: set[int] = set()
+        self._last: PreparedFrame | None = None
         self.frames_presented = 0
         self.gamepads: Any = None
-        try:
+        if gamepads:
             from wavry.client.gamepad import GamepadError, GamepadManager
 
             try:
                 self.gamepads = GamepadManager(clock=clock)
             except GamepadError:
                 self.gamepads = None  # no game controller support here: keyboard/mouse only
-        except ImportError:
-            self.gamepads = None
 
     # ---- video ---------------------------------------------------------------------
 
-    def _make_texture(self, w: int, h: int) -> Any:
-        tex = sdl2.SDL_CreateTexture(
-            self._renderer, sdl2.SDL_PIXELFORMAT_IYUV, sdl2.SDL_TEXTUREACCESS_STREAMING, w, h
-        )
-        if not tex:
-            raise WindowError(f"cannot create a {w}x{h} YUV texture: {_sdl_error()}")
-        return tex
+    @property
+    def presenter_name(self) -> str:
+        return self.presenter.name
+
+    def prepare(self, frame: Any) -> PreparedFrame:
+        """Make a decoded ``av.VideoFrame`` ready to show: any thread (the decode thread)."""
+        return self.presenter.prepare(frame)
+
+    def show(self, prepared: PreparedFrame) -> None:
+        """Show a prepared picture now (window thread; no queueing, vsync only if asked)."""
+        overlay = self._overlay if self.overlay_visible else None
+        self.presenter.show(prepared, overlay)
+        self._last = prepared
+        self.frames_presented += 1
+
+    def show_frame(self, frame: Any) -> None:
+        """prepare + show in one call (tests, tools)."""
+        self.show(self.prepare(frame))
+
+    def _repaint(self) -> None:
+        if self._last is not None:
+            overlay = self._overlay if self.overlay_visible else None
+            self.presenter.show(self._last, overlay)
 
     def output_rect(self) -> Rect:
-        w, h = ctypes.c_int(), ctypes.c_int()
-        sdl2.SDL_GetRendererOutputSize(self._renderer, ctypes.byref(w), ctypes.byref(h))
-        return fit_rect(w.value, h.value, self.stream_w, self.stream_h)
-
-    def _window_rect(self) -> Rect:
-        w, h = ctypes.c_int(), ctypes.c_int()
-        sdl2.SDL_GetWindowSize(self._window, ctypes.byref(w), ctypes.byref(h))
-        return fit_rect(w.value, h.value, self.stream_w, self.stream_h)
-
-    def present_i420(
-        self,
-        width: int,
-        height: int,
-        planes: tuple[bytes | memoryview, bytes | memoryview, bytes | memoryview],
-        pitches: tuple[int, int, int],
-    ) -> None:
-        """Upload one I420 frame and present it at once (no queueing, vsync only if asked)."""
-        if (width, height) != (self.stream_w, self.stream_h):
-            sdl2.SDL_DestroyTexture(self._texture)
-            self.stream_w, self.stream_h = width, height
-            self._texture = self._make_texture(width, height)
-        y, u, v = (_plane_pointer(p) for p in planes)
-        sdl2.SDL_UpdateYUVTexture(self._texture, None, y, pitches[0], u, pitches[1], v, pitches[2])
-        self._render()
-
-    def _render(self) -> None:
-        r = self._renderer
-        sdl2.SDL_SetRenderDrawColor(r, 0, 0, 0, 255)
-        sdl2.SDL_RenderClear(r)
-        rect = self.output_rect()
-        dst = sdl2.SDL_Rect(rect.x, rect.y, rect.w, rect.h)
-        sdl2.SDL_RenderCopy(r, self._texture, None, ctypes.byref(dst))
-        if self.overlay_visible and self._overlay_texture is not None:
-            ow, oh = self._overlay_size
-            sdl2.SDL_SetRenderDrawBlendMode(r, sdl2.SDL_BLENDMODE_BLEND)
-            sdl2.SDL_SetRenderDrawColor(r, 0, 0, 0, 170)
-            box = sdl2.SDL_Rect(8, 8, ow + 16, oh + 12)
-            sdl2.SDL_RenderFillRect(r, ctypes.byref(box))
-            odst = sdl2.SDL_Rect(16, 14, ow, oh)
-            sdl2.SDL_RenderCopy(r, self._overlay_texture, None, ctypes.byref(odst))
-        sdl2.SDL_RenderPresent(r)
-        self.frames_presented += 1
+        return self.presenter.layout().rect
 
     # ---- overlay -------------------------------------------------------------------
 
@@ -223,26 +243,32 @@ class VideoWindow:
         return font if font else None
 
     def set_overlay(self, lines: list[str]) -> None:
-        """Replace the stats overlay text (rendered once per change, drawn on every present)."""
+        """Replace the stats overlay text (rendered once per change, drawn on every show)."""
         if lines == self._overlay_lines or self._font is None:
             return
         self._overlay_lines = list(lines)
-        if self._overlay_texture is not None:
-            sdl2.SDL_DestroyTexture(self._overlay_texture)
-            self._overlay_texture = None
+        if self._overlay is not None:
+            sdl2.SDL_FreeSurface(self._overlay)
+            self._overlay = None
         text = "\n".join(lines) or " "
         color = sdl2.SDL_Color(230, 255, 230, 255)
         surface = ttf.TTF_RenderUTF8_Blended_Wrapped(self._font, text.encode(), color, 900)
-        if not surface:
-            return
-        self._overlay_size = (surface.contents.w, surface.contents.h)
-        self._overlay_texture = sdl2.SDL_CreateTextureFromSurface(self._renderer, surface)
-        sdl2.SDL_FreeSurface(surface)
+        self._overlay = surface if surface else None
 
     # ---- input ---------------------------------------------------------------------
 
+    @property
+    def held(self) -> bool:
+        """Whether the host holds a key, button or gamepad control of ours."""
+        pads = self.gamepads
+        return (
+            self.keys.anything_held
+            or bool(self._held_buttons)
+            or (pads is not None and pads.mapper.held)
+        )
+
     def poll(self) -> InputBatch:
-        """Drain SDL events into RIFT input messages and window actions."""
+        """Drain SDL events into typed input events and window actions."""
         batch = InputBatch()
         event = sdl2.SDL_Event()
         pads = self.gamepads
@@ -250,6 +276,7 @@ class VideoWindow:
             self._handle(event, batch)
             if pads is not None:
                 batch.events.extend(pads.handle_event(event))
+        self._keys(self.keys.tick(self._mono()), batch)
         if pads is not None:
             batch.events.extend(pads.flush())
         for action in batch.actions:
@@ -258,6 +285,10 @@ class VideoWindow:
 
     def _now_us(self) -> int:
         return int(self._clock() * 1_000_000)
+
+    def _keys(self, changes: list[tuple[int, bool]], batch: InputBatch) -> None:
+        ts = self._now_us()
+        batch.events.extend(KeyInput(code, pressed, ts) for code, pressed in changes)
 
     def _handle(self, e: sdl2.SDL_Event, batch: InputBatch) -> None:
         t = e.type
@@ -270,11 +301,12 @@ class VideoWindow:
         elif t == sdl2.SDL_WINDOWEVENT:
             if e.window.event == sdl2.SDL_WINDOWEVENT_FOCUS_LOST:
                 batch.events.extend(self.release_all())
-            elif e.window.event in (
-                sdl2.SDL_WINDOWEVENT_EXPOSED,
-                sdl2.SDL_WINDOWEVENT_SIZE_CHANGED,
-            ):
-                self._render()
+            elif e.window.event == sdl2.SDL_WINDOWEVENT_SIZE_CHANGED:
+                self.presenter.resized()
+                self._repaint()
+            elif e.window.event == sdl2.SDL_WINDOWEVENT_EXPOSED:
+                self.presenter.repaint_all()
+                self._repaint()
         elif t in (sdl2.SDL_KEYDOWN, sdl2.SDL_KEYUP):
             self._key(e.key, t == sdl2.SDL_KEYDOWN, batch)
         elif t == sdl2.SDL_MOUSEMOTION:
@@ -284,6 +316,7 @@ class VideoWindow:
             if button is None:
                 return
             pressed = t == sdl2.SDL_MOUSEBUTTONDOWN
+            self._keys(self.keys.pointer(), batch)
             if pressed:
                 self._move_to(e.button.x, e.button.y, batch)
                 self._held_buttons.add(button)
@@ -291,10 +324,7 @@ class VideoWindow:
                 return
             else:
                 self._held_buttons.discard(button)
-            msg = rift_pb2.MouseButton(button=button, pressed=pressed)
-            batch.events.append(
-                rift_pb2.InputMessage(timestamp_us=self._now_us(), mouse_button=msg)
-            )
+            batch.events.append(ButtonInput(button, pressed, self._now_us()))
         elif t == sdl2.SDL_MOUSEWHEEL:
             w = e.wheel
             dx = float(getattr(w, "preciseX", w.x))
@@ -302,40 +332,34 @@ class VideoWindow:
             if w.direction == sdl2.SDL_MOUSEWHEEL_FLIPPED:
                 dx, dy = -dx, -dy
             if dx or dy:
-                scroll = rift_pb2.Scroll(dx=dx, dy=dy)
-                batch.events.append(
-                    rift_pb2.InputMessage(timestamp_us=self._now_us(), scroll=scroll)
-                )
+                self._keys(self.keys.pointer(), batch)
+                batch.events.append(ScrollInput(dx, dy, self._now_us()))
 
     def _key(self, k: sdl2.SDL_KeyboardEvent, pressed: bool, batch: InputBatch) -> None:
         scancode = k.keysym.scancode
-        mod = k.keysym.mod
-        if pressed and scancode in _HOTKEYS and all(mod & g for g in _HOTKEY_MOD_GROUPS):
-            batch.actions.append(_HOTKEYS[scancode])
-            return
-        if pressed and k.repeat:
-            return  # the host's own key repeat applies
         code = evdev_from_scancode(scancode)
-        if code is None:
+        now = self._mono()
+        if pressed and scancode in _HOTKEYS and all(k.keysym.mod & g for g in _HOTKEY_MOD_GROUPS):
+            if not k.repeat:
+                batch.actions.append(_HOTKEYS[scancode])
+            self._keys(self.keys.press(code if code is not None else -1, now, hotkey=True), batch)
             return
+        if code is None or (pressed and k.repeat):
+            return  # unmapped, or the host's own key repeat applies
         if pressed:
-            self._held_keys.add(code)
-        elif code in self._held_keys:
-            self._held_keys.discard(code)
+            self._keys(self.keys.press(code, now), batch)
         else:
-            return  # release of a key we never sent (e.g. the hotkey's letter)
-        key = rift_pb2.Key(keycode=code, pressed=pressed)
-        batch.events.append(rift_pb2.InputMessage(timestamp_us=self._now_us(), key=key))
+            self._keys(self.keys.release(code, now), batch)
+
+    def _window_rect(self) -> Rect:
+        return self.presenter.layout().rect
 
     def _motion(self, m: sdl2.SDL_MouseMotionEvent, batch: InputBatch) -> None:
         if self.pointer_locked:
             sx, sy = motion_scale(self._window_rect(), self.stream_w, self.stream_h)
             dx, dy = round(m.xrel * sx), round(m.yrel * sy)
             if dx or dy:
-                motion = rift_pb2.MouseMotion(dx=dx, dy=dy)
-                batch.events.append(
-                    rift_pb2.InputMessage(timestamp_us=self._now_us(), mouse_motion=motion)
-                )
+                batch.events.append(PointerMotion(dx, dy, self._now_us()))
             return
         self._move_to(m.x, m.y, batch)
 
@@ -343,23 +367,13 @@ class VideoWindow:
         if self.pointer_locked:
             return
         x, y = to_stream(px, py, self._window_rect())
-        move = rift_pb2.MouseMove(x=x, y=y)
-        batch.events.append(rift_pb2.InputMessage(timestamp_us=self._now_us(), mouse_move=move))
+        batch.events.append(PointerMove(x, y, self._now_us()))
 
-    def release_all(self) -> list[rift_pb2.InputMessage]:
+    def release_all(self) -> list[InputEvent]:
         """Key-up and button-up for everything held (focus loss, pointer-lock change, close)."""
         now = self._now_us()
-        out = [
-            rift_pb2.InputMessage(timestamp_us=now, key=rift_pb2.Key(keycode=c, pressed=False))
-            for c in sorted(self._held_keys)
-        ]
-        out += [
-            rift_pb2.InputMessage(
-                timestamp_us=now, mouse_button=rift_pb2.MouseButton(button=b, pressed=False)
-            )
-            for b in sorted(self._held_buttons)
-        ]
-        self._held_keys.clear()
+        out: list[InputEvent] = [KeyInput(c, p, now) for c, p in self.keys.release_all()]
+        out += [ButtonInput(b, False, now) for b in sorted(self._held_buttons)]
         self._held_buttons.clear()
         if self.gamepads is not None:
             out += self.gamepads.release_all()
@@ -368,7 +382,8 @@ class VideoWindow:
     def _apply(self, action: WindowAction, batch: InputBatch) -> None:
         if action is WindowAction.TOGGLE_OVERLAY:
             self.overlay_visible = not self.overlay_visible
-            self._render()
+            self.presenter.repaint_all()
+            self._repaint()
         elif action is WindowAction.TOGGLE_FULLSCREEN:
             self.fullscreen = not self.fullscreen
             flag = sdl2.SDL_WINDOW_FULLSCREEN_DESKTOP if self.fullscreen else 0
@@ -395,17 +410,14 @@ class VideoWindow:
         if self.gamepads is not None:
             self.gamepads.close()
             self.gamepads = None
-        if self._overlay_texture is not None:
-            sdl2.SDL_DestroyTexture(self._overlay_texture)
-            self._overlay_texture = None
+        if self._overlay is not None:
+            sdl2.SDL_FreeSurface(self._overlay)
+            self._overlay = None
         if self._font is not None:
             ttf.TTF_CloseFont(self._font)
             self._font = None
-        if self._texture:
-            sdl2.SDL_DestroyTexture(self._texture)
-        if self._renderer:
-            sdl2.SDL_DestroyRenderer(self._renderer)
+        self.presenter.close()
         if self._window:
             sdl2.SDL_DestroyWindow(self._window)
-        self._window = self._renderer = self._texture = None
+        self._window = None
         sdl2.SDL_QuitSubSystem(sdl2.SDL_INIT_VIDEO)

@@ -16,7 +16,14 @@ from av.codec.context import Flags
 
 from wavry.media.encode import Codec
 
-__all__ = ["DecodedFrame", "Decoder", "DecoderError", "hw_device_types", "snapshot"]
+__all__ = [
+    "DecodedFrame",
+    "Decoder",
+    "DecoderError",
+    "decodable_codecs",
+    "hw_device_types",
+    "snapshot",
+]
 
 _log = logging.getLogger("wavry.decode")
 
@@ -60,6 +67,19 @@ class DecodedFrame:
 
     def to_rgb(self) -> npt.NDArray[np.uint8]:
         return np.asarray(self.frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+
+
+def decodable_codecs() -> list[Codec]:
+    """The codecs this machine's FFmpeg can decode, best known first (each decoder is opened
+    once: a build without, say, libdav1d simply lacks AV1)."""
+    out = []
+    for codec, name in _DECODERS.items():
+        try:
+            av.CodecContext.create(name, "r")
+        except (ValueError, av.FFmpegError):
+            continue
+        out.append(codec)
+    return out
 
 
 # Hardware device types tried by ``hwaccel="auto"``, best first (only those FFmpeg has).

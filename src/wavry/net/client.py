@@ -76,6 +76,11 @@ class ClientConnection:
         self.core.connect(self._clock())
         self.flush()
 
+    @property
+    def receive_errors(self) -> int:
+        """Errors the socket reported (ICMP port/host unreachable for what we sent)."""
+        return self._transport.receive_errors if self._transport is not None else 0
+
     def clock(self) -> float:
         """The core's clock (what every `now` passed to the session must come from)."""
         return self._clock()

@@ -191,6 +191,13 @@ class ClientSession:
         if silence >= t.stall_after_s and not self._stalled:
             self._stalled = True
             self._events.append(LinkStalled(silence))
+            if self.config.auto_reconnect and self._ever_accepted:
+                # a host that restarted answers a new handshake at once, and one that did not
+                # has lost nothing we could keep: attempts start at the stall and back off from
+                # there (docs/spec/RIFT.md §4) instead of after the 10 s loss
+                self._begin_reconnect(now, f"no packets from the host for {silence:.1f} s",
+                                      immediate=True)  # fmt: skip
+                return
         if now >= self._established_at + t.max_session_age_s:
             # Fresh keys well before any limit: a new handshake, same host identity.
             self._begin_reconnect(now, "session age limit reached; re-keying", immediate=True)

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from wavry.net.loop import loop_name
 from wavry.runtime.session import SessionFailed
@@ -106,7 +107,8 @@ async def run_demo(seconds: float) -> int:
             config_dir=client_dir,
         )
         try:
-            summary, ended = await run_connect(opts)
+            result = await run_connect(opts)
+            summary, ended = result.summary, result.ended
         except SessionFailed as exc:
             raise DemoFailed(str(exc)) from exc
         finally:
@@ -126,17 +128,21 @@ async def run_demo(seconds: float) -> int:
     return 0
 
 
-def _print_summary(summary: dict[str, object]) -> None:
+def _print_summary(summary: dict[str, Any]) -> None:
+    from wavry.client.live import startup_line, totals_line
+    from wavry.client.stats import STAGES
+
     stages = summary["stages_ms"]
-    lat = summary["e2e_latency_ms"]
-    assert isinstance(stages, dict) and isinstance(lat, dict)
     print()
-    print("per-stage latency (mean ms per presented frame)")
-    for name in ("capture", "encode", "network", "decode", "present"):
+    print("per-stage latency (mean ms per shown frame)")
+    for name in (*STAGES, "present"):
         print(f"  {name:<10} {stages[name]:8.2f}")
-    print(f"  {'end-to-end':<10} p50 {lat['p50']} / p95 {lat['p95']} / p99 {lat['p99']} ms")
+    print(f"  {startup_line(summary['startup'])}")
+    print(f"  {totals_line(summary)}")
+    lat = summary["e2e_latency_ms"]
+    print(f"  end-to-end p99 {lat['p99']} ms (whole session); drops: {summary['drops'] or 'none'}")
     print(
-        f"  frames {summary['frames_presented']} presented, {summary['frames_dropped']} dropped; "
-        f"{summary['bitrate_kbps']} kbit/s, loss {summary['loss_pct']} %, "
-        f"FEC recovered {summary['fec_recovered']}, rtt {summary['rtt_ms']} ms"
+        f"  {summary['bitrate_kbps']} kbit/s, loss {summary['loss_pct']} %, "
+        f"FEC recovered {summary['fec_recovered']}, rtt {summary['rtt_ms']} ms, "
+        f"presenter {summary.get('presenter', '-')}"
     )

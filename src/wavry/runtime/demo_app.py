@@ -10,7 +10,7 @@ import ctypes
 import math
 import time
 
-import sdl2
+from wavry.client.sdl import sdl2
 
 
 def main() -> None:

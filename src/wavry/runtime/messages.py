@@ -129,6 +129,17 @@ class KeyframeNeeded:
 
 
 @dataclass(frozen=True, slots=True)
+class RateRequest:
+    """The client's limits for the stream it receives (``CongestionControl`` client → host,
+    docs/protocol-notes.md): at most ``bitrate_kbps`` and ``fps``; 0 = no limit of its own.
+    The host's rate control stays within them (and within its own ceiling). The host never
+    sees this event: its transport consumes the message (``RateChanged`` from the peer)."""
+
+    bitrate_kbps: int = 0
+    fps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class FileMessage:
     """File-transfer traffic (FileHeader, FileStatus, FileChunk). The file feature owns its
     protobuf handling (it seals chunks itself), so the message travels through untouched."""
@@ -144,6 +155,7 @@ AppEvent = (
     | MonitorSelected
     | LatencyReport
     | KeyframeNeeded
+    | RateRequest
     | FileMessage
 )
 
@@ -184,6 +196,11 @@ def encode(event: AppEvent) -> rift_pb2.Message:
     if isinstance(event, KeyframeNeeded):
         rfi = rift_pb2.ReferenceInvalidation(last_valid_frame_id=event.last_valid_frame_id)
         return _control(rfi=rfi)
+    if isinstance(event, RateRequest):
+        cc = rift_pb2.CongestionControl(
+            target_bitrate_kbps=event.bitrate_kbps, target_fps=event.fps
+        )
+        return _control(congestion=cc)
     return rift_pb2.Message(input=encode_input(event))
 
 

@@ -14,7 +14,7 @@ from wavry.percentile import percentile
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.config import ClientConfig
-from wavry.runtime.session import SessionFailed, establish
+from wavry.runtime.session import SessionFailed, establish, terminal_prompts
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -82,6 +82,7 @@ async def ping(
         host_id=host_id,
         config_dir=config_dir,
         say=out,
+        prompts=terminal_prompts(),
     )
     conn, session = est.conn, est.session
     result = PingResult(

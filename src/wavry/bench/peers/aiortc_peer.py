@@ -226,15 +226,7 @@ class _Presenter(threading.Thread):
                 window.poll()
                 if frame is None:
                     continue
-                if frame.format.name != "yuv420p":
-                    frame = frame.reformat(format="yuv420p")
-                p = frame.planes
-                window.present_i420(
-                    frame.width,
-                    frame.height,
-                    (memoryview(p[0]), memoryview(p[1]), memoryview(p[2])),
-                    (p[0].line_size, p[1].line_size, p[2].line_size),
-                )
+                window.show_frame(frame)  # the client window's own present path
                 self.presented += 1
         finally:
             window.close()
