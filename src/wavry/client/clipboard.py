@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from wavry.platform.clipboard import clipboard_text_budget
+from wavry.runtime.clipboard_wire import clipboard_text_budget
 from wavry.runtime.features import Feature
 from wavry.runtime.messages import AppEvent, ClipboardText
 
