@@ -74,6 +74,19 @@ def _check_size(value: str | None) -> str | None:
     return value
 
 
+def _check_gateway(value: str | None, allow_off: bool) -> str | None:
+    """A gateway base URL (http(s)://HOST[:PORT][/PATH]), or "off" where that means none."""
+    if value is None or (allow_off and value == "off"):
+        return value
+    from wavry.controlplane.devicelogin import canonical_base_url
+
+    try:
+        canonical_base_url(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}{' (or off)' if allow_off else ''}") from None
+    return value.strip().rstrip("/")
+
+
 class _Shared(CommandSettings):
     """Settings `host` and `connect` both have (one definition each)."""
 
@@ -127,15 +140,7 @@ class HostSettings(_Shared):
     @field_validator("gateway")
     @classmethod
     def _gateway(cls, value: str | None) -> str | None:
-        if value is None or value == "off":
-            return value
-        from wavry.controlplane.devicelogin import canonical_base_url
-
-        try:
-            canonical_base_url(value)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (or off)") from None
-        return value.strip().rstrip("/")
+        return _check_gateway(value, allow_off=True)
 
     @field_validator("listen")
     @classmethod
@@ -201,6 +206,13 @@ class ConnectSettings(_Shared):
     audio: bool = True
     mic: str = "off"
     hwdecode: str | None = None
+    #: the gateway to look a host name up at (default: the one `wavry login` saved)
+    gateway: str | None = None
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        return _check_gateway(value, allow_off=False)
 
     @field_validator("resolution")
     @classmethod

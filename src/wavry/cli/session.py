@@ -236,7 +236,14 @@ def host(
 
 
 def connect(
-    target: Annotated[str, typer.Argument(help="HOST[:PORT] of a wavry host", metavar="TARGET")],
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="HOST[:PORT], a host NAME of your account (USER/NAME: shared with you), or "
+            "nothing: pick from the hosts on the LAN and the account's",
+            metavar="TARGET",
+        ),
+    ] = None,
     headless: Annotated[
         bool | None,
         typer.Option(
@@ -324,8 +331,17 @@ def connect(
             "falls back to software with the reason in the stats"
         ),
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Gateway to find host NAMEs at (default: the one `wavry login` signed in to)"
+        ),
+    ] = None,
 ) -> None:
     """See and control a host: its screen in a window, keyboard, mouse and gamepads back.
+
+    TARGET is an address, or the name of a host of your account found through the gateway
+    (docs/connecting.md); the session is the same either way.
 
     Window hotkeys (hold Ctrl+Alt+Shift): S statistics overlay, X fullscreen, Z pointer lock,
     P pause/resume and C cancel outgoing file transfers, Q quit. A hotkey sends nothing to the
@@ -333,10 +349,12 @@ def connect(
     """
     from wavry.client.live import startup_line, totals_line
     from wavry.client.runtime import Interrupted
-    from wavry.runtime.connect import options_from_settings, run_connect
+    from wavry.connectivity.dial import is_host_name
+    from wavry.runtime.connect import connect_target
     from wavry.runtime.session import SessionFailed
 
-    host_addr, port = parse_addr(target)
+    if target is not None and not is_host_name(target):
+        parse_addr(target)  # a bad address is a usage error
     s = settings(
         ConnectSettings,
         headless=headless,
@@ -365,10 +383,10 @@ def connect(
         audio=audio,
         mic=mic,
         hwdecode=hwdecode,
+        gateway=gateway,
     )
-    opts = options_from_settings(s, host_addr, port)
     try:
-        result = run(run_connect(opts))
+        result = run(connect_target(target, s))
     except Interrupted:
         raise typer.Exit(130) from None
     except SessionFailed as exc:

@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 
 from wavry.client.options import ConnectOptions, options_from_settings
 from wavry.client.runtime import ClientCallbacks, ClientResult, ClientRuntime
 from wavry.runtime.session import terminal_prompts
+from wavry.settings import ConnectSettings
 
-__all__ = ["ConnectOptions", "options_from_settings", "run_connect"]
+__all__ = ["ConnectOptions", "connect_target", "options_from_settings", "run_connect"]
 
 
 def _say(text: str) -> None:
@@ -36,3 +38,32 @@ async def run_connect(
     finally:
         if handled:
             loop.remove_signal_handler(signal.SIGINT)
+
+
+async def connect_target(target: str | None, settings: ConnectSettings) -> ClientResult:
+    """`wavry connect [TARGET]`: an address, a host of the account through the gateway, or a
+    host picked from the LAN and the account (wavry.connectivity.targets), then the session.
+    The host lookup counts in time_to_first_frame_ms."""
+    from wavry.connectivity.services import saved_gateway
+    from wavry.connectivity.targets import TargetError, resolve_target, terminal_ask
+    from wavry.settings import DEFAULT_PORT
+    from wavry.store import load_or_create_identity
+
+    started = time.monotonic()
+    resolved = await resolve_target(
+        target,
+        settings.gateway,
+        load_or_create_identity(),
+        default_port=DEFAULT_PORT,
+        saved_gateway=saved_gateway(),
+        ask=terminal_ask(),
+        timeout=settings.timeout_seconds,
+    )
+    opts = options_from_settings(settings, resolved.host, resolved.port)
+    if resolved.host_id and opts.host_id and opts.host_id != resolved.host_id:
+        raise TargetError(
+            f"--host-id {opts.host_id} is not the Wavry ID of {resolved.label} ({resolved.host_id})"
+        )
+    opts.host_id = opts.host_id or resolved.host_id
+    opts.route, opts.label, opts.started_at = resolved.route, resolved.label, started
+    return await run_connect(opts)
