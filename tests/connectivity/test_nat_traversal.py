@@ -166,7 +166,7 @@ def test_relayed_session_moves_to_direct_when_the_routers_allow_it(
     seconds = 13.0
     client = world.connect(seconds, stats_file)
     try:
-        host.wait_for(r"joined|connected", timeout=30)
+        host.wait_for(r"session \w+ accepted", timeout=30)
         time.sleep(3.0)  # relayed by now (fallback at 1.5 s)
         opened = time.monotonic()
         world.bed.cut_direct(False)
@@ -193,7 +193,7 @@ def test_punched_session_moves_to_the_relay_when_the_direct_path_is_cut(
     seconds = 8.0
     client = world.connect(seconds, stats_file)
     try:
-        host.wait_for(r"joined|connected", timeout=30)
+        host.wait_for(r"session \w+ accepted", timeout=30)
         time.sleep(2.0)
         world.bed.cut_direct(True)
         cut = time.monotonic()
@@ -218,12 +218,13 @@ def test_gateway_restart_leaves_the_session_and_the_host_comes_back(
     seconds = 12.0
     client = world.connect(seconds, stats_file)
     try:
-        host.wait_for(r"joined|connected", timeout=30)
+        host.wait_for(r"session \w+ accepted", timeout=30)
         world.gateway.stop()
-        stopped = time.monotonic()
+        host.wait_for(r"gateway connection lost", timeout=10)
         world.gateway = start_gateway(world.home / "gw", SERVICES, 3000, netns=world.bed.ns["inet"])
+        back = time.monotonic()  # the new gateway listens (its own start takes seconds here)
         host.wait_for(r"back online at", timeout=20)
-        assert time.monotonic() - stopped < 10.0
+        assert time.monotonic() - back < 10.0
         stats = _finish(client, stats_file, seconds)
         _presented_at_rate(stats, seconds)
         assert [c["path"] for c in stats["path_changes"]] == ["punched"]
