@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wavry.account.client import GatewayClient, GatewayError, HostEntry
@@ -61,6 +61,8 @@ class GatewayTarget:
     gateway_url: str
     token: str
     host: HostEntry
+    #: a signaling socket opened while the host was looked up (the route takes it over)
+    signaling: asyncio.Task[Signaling] | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -145,13 +147,51 @@ async def find_host(gateway_url: str | None, target: str, identity: Identity) ->
             )
         gateway_url = saved.gateway_url
     token, _how = await sign_in(gateway_url, identity)
-    hosts = await account_hosts(gateway_url, token)
-    if hosts is None:  # the token was revoked: a fresh device login then
-        with contextlib.suppress(GatewayError):
-            token = await device_token(gateway_url, identity, fresh=True)
+    # the signaling socket opens while the host list comes: a connection's set-up is the sum
+    # of these round trips
+    sig = asyncio.ensure_future(
+        Signaling.open(gateway_url, token, identity.wavry_id, "client", timeout=10.0)
+    )
+    try:
         hosts = await account_hosts(gateway_url, token)
-    if hosts is None:
-        raise DialError(f"the sign-in at {gateway_url} is no longer valid: run `wavry login` again")
+        if hosts is None:  # the token was revoked: a fresh device login then
+            _drop(sig)
+            with contextlib.suppress(GatewayError):
+                token = await device_token(gateway_url, identity, fresh=True)
+            sig = asyncio.ensure_future(
+                Signaling.open(gateway_url, token, identity.wavry_id, "client", timeout=10.0)
+            )
+            hosts = await account_hosts(gateway_url, token)
+        if hosts is None:
+            raise DialError(
+                f"the sign-in at {gateway_url} is no longer valid: run `wavry login` again"
+            )
+        host = _pick_host(hosts, target, gateway_url)
+    except BaseException:
+        _drop(sig)
+        raise
+    return GatewayTarget(gateway_url, token, host, sig)
+
+
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _drop(task: asyncio.Task[Signaling]) -> None:
+    """Close a signaling socket opened ahead that will not be used."""
+
+    def closed(t: asyncio.Task[Signaling]) -> None:
+        if not t.cancelled() and t.exception() is None:
+            fut = asyncio.ensure_future(t.result().close())
+            _closing.add(fut)
+            fut.add_done_callback(_closing.discard)
+
+    if task.done():
+        closed(task)
+    else:
+        task.add_done_callback(closed)
+
+
+def _pick_host(hosts: list[HostEntry], target: str, gateway_url: str) -> HostEntry:
     owner, _, name = target.rpartition("/")
     found = [
         h for h in hosts if h.name == name and (h.owner == owner if owner else not h.shared)
@@ -171,7 +211,7 @@ async def find_host(gateway_url: str | None, target: str, identity: Identity) ->
             f"host {target!r} is offline (not connected to {gateway_url}): is `wavry host "
             f"--gateway {gateway_url}` running there?"
         )
-    return GatewayTarget(gateway_url, token, host)
+    return host
 
 
 async def account_hosts(gateway_url: str, token: str) -> list[HostEntry] | None:
@@ -212,24 +252,36 @@ class GatewayRoute:
 
     async def open(self, session: ClientSession) -> RoutedConnection:
         """Bind, gather, ``connect``, wait for ``accept``, start the handshake."""
+        log.debug("route open")
         conn = RoutedConnection(session, ClientPaths(self.session, time.monotonic()))
         conn.on_path = self.on_path
         conn.on_relay_needed = self._relay_needed
         conn.on_close.append(self._closed)
         self.conn = conn
+        t0 = time.monotonic()
         try:
             bound = await conn.open_socket()
-            sig = await Signaling.open(
-                self.target.gateway_url,
-                self.target.token,
-                self.identity.wavry_id,
-                "client",
-                timeout=self.timeout,
-            )
+            ahead = self.target.signaling
+            if ahead is not None:
+                sig = await ahead
+            else:
+                sig = await Signaling.open(
+                    self.target.gateway_url,
+                    self.target.token,
+                    self.identity.wavry_id,
+                    "client",
+                    timeout=self.timeout,
+                )
             self._sig = sig
+            t1 = time.monotonic()
             candidates = await self._gather(conn, bound, sig)
+            t2 = time.monotonic()
             await sig.connect(self.session, self.target.host.wavry_id, candidates)
             accept = await asyncio.wait_for(self._accept(sig), self.timeout)
+            log.debug(
+                "signaling %.1f ms, candidates %.1f ms, connect → accept %.1f ms",
+                (t1 - t0) * 1000, (t2 - t1) * 1000, (time.monotonic() - t2) * 1000,
+            )  # fmt: skip
         except SignalingError as exc:
             await conn.close("set-up failed")
             raise DialError(str(exc)) from None

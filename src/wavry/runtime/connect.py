@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 import time
@@ -58,6 +59,9 @@ async def connect_target(target: str | None, settings: ConnectSettings) -> Clien
         saved_gateway=saved_gateway(),
         ask=terminal_ask(),
         timeout=settings.timeout_seconds,
+    )
+    logging.getLogger("wavry.dial").debug(
+        "target %s resolved in %.1f ms", resolved.label, (time.monotonic() - started) * 1000
     )
     opts = options_from_settings(settings, resolved.host, resolved.port)
     if resolved.host_id and opts.host_id and opts.host_id != resolved.host_id:
