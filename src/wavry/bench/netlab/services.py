@@ -107,7 +107,7 @@ def start_gateway(
             netns=netns,
         )
     )  # fmt: skip
-    gw.wait_for(r"listening on http://")
+    gw.wait_for(r"listening on http://", timeout=90)
     return gw
 
 
