@@ -114,8 +114,13 @@ def test_relay_grant_parsing() -> None:
     }
     g = parse_grant(msg)
     assert g.relay_addr == RELAY and g.role is Role.CLIENT and g.route.session == str(SID)
-    for bad in ({**msg, "relay_addr": "relay.example:4000"}, {**msg, "role": "admin"},
-                {**msg, "session": "x"}, {k: v for k, v in msg.items() if k != "lease"}):  # fmt: skip
+    bad_ones = [
+        {**msg, "relay_addr": "relay.example:4000"},
+        {**msg, "role": "admin"},
+        {**msg, "session": "x"},
+        {k: v for k, v in msg.items() if k != "lease"},
+    ]
+    for bad in bad_ones:
         with pytest.raises(ValueError):
             parse_grant(bad)
 
