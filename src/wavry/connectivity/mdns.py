@@ -57,8 +57,11 @@ class LanAdvertiser:
         self.advertised: LanHost | None = None
         self._zc: Any = None
         self._info: Any = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self, runtime: Any) -> None:
+        """Registration probes the LAN for name conflicts (about 1.5 s): it runs in the
+        background, the host does not wait for it."""
         bound = runtime.bound
         if bound is None:
             return
@@ -66,9 +69,13 @@ class LanAdvertiser:
         addrs = [host] if host not in ("0.0.0.0", "") else interface_addresses()
         if not addrs:
             return
-        await self.advertise(runtime.identity.wavry_id, addrs, port)
-        if self.advertised is not None:
-            runtime.say(f"advertised on the LAN as {self.name!r} (mDNS {SERVICE_TYPE})")
+
+        async def register() -> None:
+            await self.advertise(runtime.identity.wavry_id, addrs, port)
+            if self.advertised is not None:
+                runtime.say(f"advertised on the LAN as {self.name!r} (mDNS {SERVICE_TYPE})")
+
+        self._task = asyncio.create_task(register(), name="wavry-mdns")
 
     async def advertise(self, wavry_id: str, addrs: list[str], port: int) -> None:
         from zeroconf import IPVersion
@@ -86,16 +93,22 @@ class LanAdvertiser:
         try:
             zc = AsyncZeroconf(interfaces=addrs, ip_version=IPVersion.V4Only)
             await zc.async_register_service(info, allow_name_change=True)
-        except Exception as exc:  # no multicast here (a container without a LAN): not fatal
-            log.info("mDNS advertisement failed: %s", exc)
+        except BaseException as exc:  # no multicast here (a container without a LAN): not fatal
+            log.info("mDNS advertisement failed: %r", exc)
             if zc is not None:
                 with contextlib.suppress(Exception):
                     await zc.async_close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return
         self._zc, self._info = zc, info
         self.advertised = LanHost(self.name, wavry_id, tuple(addrs), port)
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
         zc, info = self._zc, self._info
         self._zc = self._info = None
         if zc is None:
