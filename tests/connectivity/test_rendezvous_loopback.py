@@ -24,9 +24,11 @@ from wavry.bench.netlab.services import (
 from wavry.connectivity.dial import DialError, GatewayRoute, find_host
 from wavry.connectivity.paths import PathKind
 from wavry.connectivity.presence import HostPresence
+from wavry.net.client import ClientConnection
 from wavry.net.host import HostServer
 from wavry.rift import events as ev
-from wavry.rift.client import ClientSession
+from wavry.rift import rift_pb2
+from wavry.rift.client import ClientSession, ClientState
 from wavry.rift.config import ClientConfig, HostConfig
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
@@ -109,6 +111,19 @@ def test_connect_by_name_through_the_gateway(
                 assert took < 3.0, took
                 assert presence.vouches(client_id.wavry_id)
                 assert not any(isinstance(e, ev.PairingCodeIssued) for e in stub.events)
+                # meanwhile a stranger dialling the address still has to pair
+                stranger = ClientConnection(ClientSession(Identity.generate(), ClientConfig()))
+                assert stub.bound is not None
+                await stranger.start(*stub.bound)
+                try:
+                    while True:
+                        e = await stranger.next_event(5)
+                        if isinstance(e, ev.SessionRejected):
+                            assert e.reason == rift_pb2.PAIRING_REQUIRED
+                            break
+                finally:
+                    await stranger.close()
+                assert conn.core.state is ClientState.ACTIVE  # the gateway client streams on
             finally:
                 await conn.close()
         finally:

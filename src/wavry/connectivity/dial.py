@@ -33,7 +33,7 @@ from wavry.connectivity.candidates import (
 from wavry.connectivity.paths import ClientPaths, PathChanged, RelayNeeded
 from wavry.connectivity.relaypath import parse_grant
 from wavry.connectivity.routed import RoutedConnection
-from wavry.connectivity.signaling import Signaling, SignalingError
+from wavry.connectivity.signaling import Signaling, SignalingClosed, SignalingError
 from wavry.rift.client import ClientSession
 from wavry.rift.identity import Identity
 
@@ -262,22 +262,22 @@ class GatewayRoute:
         try:
             bound = await conn.open_socket()
             ahead = self.target.signaling
-            if ahead is not None:
-                sig = await ahead
-            else:
-                sig = await Signaling.open(
-                    self.target.gateway_url,
-                    self.target.token,
-                    self.identity.wavry_id,
-                    "client",
-                    timeout=self.timeout,
-                )
+            sig = await ahead if ahead is not None else await self._signaling()
             self._sig = sig
             t1 = time.monotonic()
             candidates = await self._gather(conn, bound, sig)
             t2 = time.monotonic()
-            await sig.connect(self.session, self.target.host.wavry_id, candidates)
-            accept = await asyncio.wait_for(self._accept(sig), self.timeout)
+            try:
+                await sig.connect(self.session, self.target.host.wavry_id, candidates)
+                accept = await asyncio.wait_for(self._accept(sig), self.timeout)
+            except SignalingClosed:
+                if ahead is None:
+                    raise
+                # the socket opened ahead was replaced meanwhile (another socket of this
+                # device and role): once more on a fresh one
+                sig = self._sig = await self._signaling()
+                await sig.connect(self.session, self.target.host.wavry_id, candidates)
+                accept = await asyncio.wait_for(self._accept(sig), self.timeout)
             log.debug(
                 "signaling %.1f ms, candidates %.1f ms, connect → accept %.1f ms",
                 (t1 - t0) * 1000, (t2 - t1) * 1000, (time.monotonic() - t2) * 1000,
@@ -299,6 +299,12 @@ class GatewayRoute:
         self._loop_task = asyncio.create_task(self._signal_loop(sig), name="wavry-signal")
         conn.begin()
         return conn
+
+    async def _signaling(self) -> Signaling:
+        t = self.target
+        return await Signaling.open(
+            t.gateway_url, t.token, self.identity.wavry_id, "client", timeout=self.timeout
+        )
 
     async def _gather(
         self, conn: RoutedConnection, bound: tuple[str, int], sig: Signaling
@@ -331,6 +337,8 @@ class GatewayRoute:
                 code = str(msg.get("code", "error"))
                 if code == "host_offline":
                     raise SignalingError(code, f"host {self.target.label!r} is offline")
+                if code == "replaced":
+                    raise SignalingClosed(code, str(msg.get("message", code)))
                 raise SignalingError(code, str(msg.get("message", code)))
             if kind == "relay_grant":
                 self._grant(msg)
