@@ -136,11 +136,12 @@ class _Bench:
         return data
 
 
-def _migration(b: _Bench) -> dict[str, Any]:
+def _migration(b: _Bench, index: int) -> dict[str, Any]:
     """Relayed first (the routers cut), then the cut lifted: when does the session move, and
-    what is the longest time between two presented frames around the move."""
+    what is the longest time between two presented frames around the move, next to the same
+    measure in the seconds before it (what this session shows anyway on this machine)."""
     b.bed.cut_direct(True)
-    stats = b.home / "stats-migration.json"
+    stats = b.home / f"stats-migration-{index}.json"
     seconds = 14.0
     proc = b.connect("client", seconds, stats)
     time.sleep(6.0)  # imports, connect, relay fallback: relayed well before this
@@ -152,15 +153,25 @@ def _migration(b: _Bench) -> dict[str, Any]:
     data = json.loads(stats.read_text())
     changes = data.get("path_changes") or []
     moved = next((c for c in changes[1:] if c["path"] != "relayed"), None)
-    gap = moved.get("gap_ms") if moved else None
     return {
         "paths": [c["path"] for c in changes],
         "moved_after_opening_ms": _r((moved["monotonic_s"] - opened) * 1000) if moved else None,
-        "gap_around_move_ms": gap,
+        "gap_around_move_ms": moved.get("gap_ms") if moved else None,
+        "gap_before_move_ms": moved.get("gap_before_ms") if moved else None,
         "longest_gap_whole_session_ms": data.get("longest_present_gap_ms"),
         "frames_presented": data.get("frames_presented"),
+    }
+
+
+def _migrations(b: _Bench, count: int) -> dict[str, Any]:
+    runs = [_migration(b, i) for i in range(count)]
+    gaps = [r["gap_around_move_ms"] for r in runs if r.get("gap_around_move_ms") is not None]
+    worst = max(gaps, default=None)
+    return {
+        "runs": runs,
+        "worst_gap_around_move_ms": worst,
         "target_gap_ms": GAP_TARGET_MS,
-        "met": gap is not None and gap <= GAP_TARGET_MS,
+        "met": worst is not None and len(gaps) == len(runs) and worst <= GAP_TARGET_MS,
     }
 
 
@@ -198,7 +209,7 @@ def run_connect_bench(runs: int = 10, quick: bool = False) -> dict[str, Any]:
                     b.one(site, pr)
                 per_path.append(pr)
             results["paths"] = [p.row() for p in per_path]
-            results["migration"] = _migration(b)
+            results["migration"] = _migrations(b, 1 if quick else 3)
         finally:
             for svc in (host, relay, gw):
                 if svc is not None:
@@ -224,10 +235,17 @@ def _print(results: dict[str, Any]) -> None:
         rows,
     )  # fmt: skip
     m = results.get("migration", {})
+    rows = [
+        [" → ".join(r.get("paths", [])) or str(r.get("error")),
+         str(r.get("moved_after_opening_ms")), str(r.get("gap_around_move_ms")),
+         str(r.get("gap_before_move_ms")), str(r.get("longest_gap_whole_session_ms"))]
+        for r in m.get("runs", [])
+    ]  # fmt: skip
     print_table(
-        "relay → direct migration",
-        ["paths", "moved after opening (ms)", "gap around move (ms)", "longest gap (ms)", "met"],
-        [[" → ".join(m.get("paths", [])) or str(m.get("error")),
-          str(m.get("moved_after_opening_ms")), str(m.get("gap_around_move_ms")),
-          str(m.get("longest_gap_whole_session_ms")), "yes" if m.get("met") else "NO"]],
+        "relay → direct migration (gap: longest time between two frames shown, 0.5 s before to "
+        f"2 s after the move; before: the 2.5 s before that; target ≤ {GAP_TARGET_MS:g} ms: "
+        f"{'met' if m.get('met') else 'NOT met'})",
+        ["paths", "moved after opening (ms)", "gap around move (ms)", "gap before (ms)",
+         "longest gap in session (ms)"],
+        rows,
     )  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from wavry.connectivity.paths import PathChanged, PathKind, describe_path
@@ -16,6 +17,8 @@ __all__ = ["PathStats"]
 #: a change's gap is the longest interval between frames shown within this window around it
 GAP_BEFORE_S = 0.5
 GAP_AFTER_S = 2.0
+#: its baseline: the longest interval in this window before it (the same length, same session)
+BASELINE_S = 2.5
 
 
 @dataclass(slots=True)
@@ -27,6 +30,7 @@ class _Change:
     address: str
     handshake_ms: float | None = None
     gap_ms: float | None = None
+    gap_before_ms: float | None = None  # the baseline: longest gap in the seconds before
 
 
 class PathStats:
@@ -43,11 +47,14 @@ class PathStats:
 
     def changed(self, event: PathChanged) -> None:
         hs = None if event.handshake_s is None else round(event.handshake_s * 1000, 2)
-        self.changes.append(
-            _Change(
-                event.at, event.kind, event.relay_id, event.reason, describe_path(event.path), hs
-            )
+        change = _Change(
+            event.at, event.kind, event.relay_id, event.reason, describe_path(event.path), hs
         )
+        start, end = event.at - GAP_BEFORE_S - BASELINE_S, event.at - GAP_BEFORE_S
+        shown = [t for t in self._shown if start <= t <= end]
+        if len(shown) > 1:
+            change.gap_before_ms = max(b - a for a, b in pairwise(shown)) * 1000
+        self.changes.append(change)
 
     def direct(self, at: float, address: str, handshake_ms: float | None) -> None:
         """A session dialled by address: one direct path from the handshake on."""
@@ -92,7 +99,10 @@ class PathStats:
                     "reason": c.reason,
                     # RIFT msg1 → msg2 on this path, when a handshake fixed it
                     "handshake_ms": c.handshake_ms,
+                    # longest interval between shown frames from 0.5 s before to 2 s after
                     "gap_ms": None if c.gap_ms is None else round(c.gap_ms, 1),
+                    # the same, in the 2.5 s before that window: what this session shows anyway
+                    "gap_before_ms": None if c.gap_before_ms is None else round(c.gap_before_ms, 1),
                 }
                 for c in self.changes
             ],
