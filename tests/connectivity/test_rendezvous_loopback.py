@@ -92,6 +92,27 @@ def test_connect_by_name_through_the_gateway(
             assert target.host.wavry_id == host_id.wavry_id
             with pytest.raises(DialError, match="no host named 'nope'"):
                 await find_host(plane.url, "nope", client_id)
+            # `wavry connect` right after `wavry host` starts: the name is waited for
+            said: list[str] = []
+            later = asyncio.ensure_future(
+                find_host(
+                    plane.url, "attic", client_id, wait_s=8, wait_unknown=True, waiting=said.append
+                )
+            )
+            await asyncio.sleep(0.3)
+            assert not later.done() and said and "waiting" in said[0]
+            attic = HostPresence(plane.url, "attic")
+            attic_id = Identity.generate()
+            async with GatewayClient(plane.url) as gw:
+                res = await gw.login("alice", PASSWORD)
+                await gw.add_device(attic_id, str(res.user["id"]), "attic", "client")
+            attic_ep = HostEndpoint(attic_id, HostConfig(name="attic"))
+            attic_stub = HostStub(attic_id, attic_ep, HostServer(attic_ep))
+            attic_stub.bound = await attic_stub.server.start("127.0.0.1", 0)
+            await attic.start(attic_stub)
+            assert (await asyncio.wait_for(later, 10)).host.wavry_id == attic_id.wavry_id
+            await attic.close()
+            await attic_stub.server.close()
 
             started = time.monotonic()
             route = GatewayRoute(target, client_id, timeout=5)

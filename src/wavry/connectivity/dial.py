@@ -41,6 +41,7 @@ __all__ = [
     "DialError",
     "GatewayRoute",
     "GatewayTarget",
+    "HostUnavailable",
     "account_hosts",
     "find_host",
     "is_host_name",
@@ -54,6 +55,17 @@ STUN_TIMEOUT_S = 0.5
 
 class DialError(ConnectionError):
     """The gateway could not introduce us to the host; the message says why and what to do."""
+
+
+class HostUnavailable(DialError):
+    """No host by that name on the account (``known`` False), or it is offline."""
+
+    def __init__(self, message: str, known: bool) -> None:
+        super().__init__(message)
+        self.known = known
+
+
+WAIT_POLL_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +145,19 @@ async def sign_in(gateway_url: str, identity: Identity) -> tuple[str, str]:
         ) from None
 
 
-async def find_host(gateway_url: str | None, target: str, identity: Identity) -> GatewayTarget:
-    """The host named ``target`` on this account (or ``USER/NAME``, shared with it)."""
+async def find_host(
+    gateway_url: str | None,
+    target: str,
+    identity: Identity,
+    *,
+    wait_s: float = 0.0,
+    wait_unknown: bool = False,
+    waiting: Callable[[str], None] | None = None,
+) -> GatewayTarget:
+    """The host named ``target`` on this account (or ``USER/NAME``, shared with it).
+
+    A host that is offline (or, with ``wait_unknown``, not registered yet: it registers its
+    name when it goes online) is waited for up to ``wait_s``, ``waiting`` told once."""
     if gateway_url is None:
         try:
             saved = AccountStore().load()
@@ -166,7 +189,19 @@ async def find_host(gateway_url: str | None, target: str, identity: Identity) ->
             raise DialError(
                 f"the sign-in at {gateway_url} is no longer valid: run `wavry login` again"
             )
-        host = _pick_host(hosts, target, gateway_url)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                host = _pick_host(hosts, target, gateway_url)
+                break
+            except HostUnavailable as exc:
+                if not (exc.known or wait_unknown) or time.monotonic() >= deadline:
+                    raise
+                if waiting is not None:
+                    waiting(f"waiting up to {wait_s:g} s for host {target!r} to come online")
+                    waiting = None
+                await asyncio.sleep(WAIT_POLL_S)
+                hosts = await account_hosts(gateway_url, token) or []
     except BaseException:
         _drop(sig)
         raise
@@ -198,18 +233,20 @@ def _pick_host(hosts: list[HostEntry], target: str, gateway_url: str) -> HostEnt
     ] or ([h for h in hosts if h.name == name and h.shared] if not owner else [])
     if not found:
         names = ", ".join(sorted(f"{h.owner}/{h.name}" if h.owner else h.name for h in hosts))
-        raise DialError(
+        raise HostUnavailable(
             f"no host named {target!r} at {gateway_url}"
-            + (f" (this account may connect to: {names})" if names else " (no hosts yet)")
+            + (f" (this account may connect to: {names})" if names else " (no hosts yet)"),
+            known=False,
         )
     if len(found) > 1:
         choices = ", ".join(f"{h.owner}/{h.name}" for h in found)
         raise DialError(f"{target!r} is ambiguous: say which one ({choices})")
     host = found[0]
     if not host.online:
-        raise DialError(
+        raise HostUnavailable(
             f"host {target!r} is offline (not connected to {gateway_url}): is `wavry host "
-            f"--gateway {gateway_url}` running there?"
+            f"--gateway {gateway_url}` running there?",
+            known=True,
         )
     return host
 

@@ -21,6 +21,7 @@ from wavry.connectivity.dial import (
     DialError,
     GatewayRoute,
     GatewayTarget,
+    HostUnavailable,
     account_hosts,
     find_host,
     is_host_name,
@@ -72,6 +73,7 @@ async def resolve_target(
     saved_gateway: str | None,
     ask: Ask | None,
     timeout: float = 10.0,
+    say: Callable[[str], None] | None = None,
 ) -> Resolved:
     if target is None:
         return await _pick(gateway or saved_gateway, identity, ask, default_port, timeout)
@@ -86,10 +88,14 @@ async def resolve_target(
         host, port = parse_hostport(target, default_port)
         return Resolved(host, port, None, None, target)
     try:
-        found = await find_host(url, target, identity)
-    except DialError as exc:
-        if gateway is None and "no host named" in str(exc) and "/" not in target:
+        found = await find_host(
+            url, target, identity, wait_s=timeout, wait_unknown=gateway is not None, waiting=say
+        )
+    except HostUnavailable as exc:
+        if gateway is None and not exc.known and "/" not in target:
             return Resolved(target, default_port, None, None, target)  # a DNS name, then
+        raise TargetError(str(exc)) from None
+    except DialError as exc:
         raise TargetError(str(exc)) from None
     return _via_gateway(found, identity, timeout)
 

@@ -59,6 +59,7 @@ async def connect_target(target: str | None, settings: ConnectSettings) -> Clien
         saved_gateway=saved_gateway(),
         ask=terminal_ask(),
         timeout=settings.timeout_seconds,
+        say=_say,
     )
     logging.getLogger("wavry.dial").debug(
         "target %s resolved in %.1f ms", resolved.label, (time.monotonic() - started) * 1000
