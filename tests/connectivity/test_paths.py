@@ -238,3 +238,17 @@ def test_host_relay_binding_wraps_and_unwraps() -> None:
     assert m.unwrap(wire.encode_forward(SID, MSG1), ("10.9.9.9", 4000), 0.05) is None
     wrapped = m.wrap(route, b"RI-data")
     assert wrapped is not None and wrapped[1] == RELAY and wrapped[0][20:] == b"RI-data"
+
+
+def test_a_route_that_got_no_answer_says_why() -> None:
+    from wavry.connectivity.routed import RoutedConnection
+    from wavry.rift.client import ClientSession
+
+    p = ClientPaths(SID, 0.0)
+    conn = RoutedConnection(ClientSession(KEY), p)
+    p.accepted(cands(), 0.0)
+    conn.relay_problem = "the gateway has no relay: no healthy relay is available"
+    why = conn.no_answer_reason()
+    assert "srflx 11.200.1.2:47800" in why and "no healthy relay" in why
+    bound_relay(p, 2.0, 1000.0)
+    assert "no answer through the relay either" in conn.no_answer_reason()

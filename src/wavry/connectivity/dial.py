@@ -395,6 +395,8 @@ class GatewayRoute:
                     self.conn.flush()
                 elif kind == "error":
                     log.info("gateway: %s %s", msg.get("code"), msg.get("message"))
+                    if msg.get("code") == "no_relay" and self.conn is not None:
+                        self.conn.relay_problem = f"the gateway has no relay: {msg.get('message')}"
         except SignalingError as exc:
             log.info("signaling socket ended: %s", exc)
 

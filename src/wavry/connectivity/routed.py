@@ -22,6 +22,7 @@ from wavry.connectivity.paths import (
     DirectCheckDue,
     PathChanged,
     RelayNeeded,
+    describe_path,
     handshake_message_number,
     transport_packet_id,
 )
@@ -80,6 +81,24 @@ class RoutedConnection(ClientConnection):
         self._sock: PathSocket | None = None
         self.probes_received = 0
         self.dropped = 0
+        #: what the gateway said when it could not give a relay (set by the route)
+        self.relay_problem = ""
+
+    def no_answer_reason(self) -> str:
+        """Why no handshake completed, for the user (establish's time-out message)."""
+        p = self.paths
+        tried = ", ".join(f"{c.kind.value} {describe_path(c.addr)}" for c in p.remote.candidates)
+        direct = f"no direct answer from the host's candidates ({tried or 'none offered'})"
+        b = p.relay
+        if b is None:
+            relay = self.relay_problem or "no relay was granted"
+        elif b.failure:
+            relay = f"the relay failed: {b.failure}"
+        elif not b.bound:
+            relay = "the relay never confirmed the binding"
+        else:
+            relay = "no answer through the relay either (is the host still online?)"
+        return f"{direct}; {relay}"
 
     @property
     def receive_errors(self) -> int:

@@ -257,9 +257,14 @@ async def _attempt(
             left = deadline - time.monotonic()
             if left <= 0:
                 if session.host_id is None:
+                    why = getattr(conn, "no_answer_reason", None)  # a dialled route knows why
                     raise SessionFailed(
-                        f"no answer from {address} within {timeout:g} s: is `wavry host` running "
-                        f"there, and is UDP port {port} reachable?"
+                        f"no answer from {address} within {timeout:g} s: "
+                        + (
+                            why()
+                            if why is not None
+                            else f"is `wavry host` running there, and is UDP port {port} reachable?"
+                        )
                     )
                 raise SessionFailed(f"no accepted session with {address} within {timeout:g} s")
             if session.host_id is None and conn.receive_errors:
