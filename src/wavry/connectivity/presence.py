@@ -45,9 +45,11 @@ log = logging.getLogger("wavry.presence")
 
 BACKOFF_INITIAL_S = 0.25
 BACKOFF_MAX_S = 2.0
-#: how long the gateway's word for a client lasts without a new ``connect`` (reconnects of a
-#: session that is still going need no new introduction)
-VOUCH_TTL_S = 24 * 3600.0
+#: how long the gateway's word for a client lasts after its ``connect``, and after its last
+#: session here ended (a session's own reconnects need no new introduction; a client whose
+#: account lost the share must come through the gateway again within this time)
+VOUCH_TTL_S = 600.0
+VOUCH_REFRESH_S = 30.0
 STUN_TIMEOUT_S = 0.5
 FATAL_CODES = {"unknown_device", "suspended", "removed", "invalid_message"}
 
@@ -118,6 +120,7 @@ class HostPresence:
         except (GatewayError, OSError) as exc:  # the gateway is down now: keep trying
             self._say(f"gateway {self.gateway_url} not reachable yet ({exc}); retrying")
         self._task = asyncio.create_task(self._run(), name="wavry-presence")
+        self._spawn(self._vouch_keeper())
 
     async def close(self) -> None:
         if self._task is not None:
@@ -145,6 +148,24 @@ class HostPresence:
     def vouches(self, wavry_id: str) -> bool:
         until = self.state.vouched.get(wavry_id)
         return until is not None and self._clock() < until
+
+    def refresh_vouches(self) -> None:
+        """A vouched client with a session here stays vouched for VOUCH_TTL_S after it."""
+        ctx = self._ctx
+        if ctx is None:
+            return
+        now = self._clock()
+        live = {s.client_id for s in ctx.endpoint.sessions.values()}
+        for wavry_id, until in list(self.state.vouched.items()):
+            if wavry_id in live:
+                self.state.vouched[wavry_id] = max(until, now + VOUCH_TTL_S)
+            elif until <= now:
+                del self.state.vouched[wavry_id]
+
+    async def _vouch_keeper(self) -> None:
+        while True:
+            await asyncio.sleep(VOUCH_REFRESH_S)
+            self.refresh_vouches()
 
     # ---- sign-in -------------------------------------------------------------------------
 
