@@ -45,6 +45,12 @@ src_copy=$(mktemp -d)
 build_log="$src_copy.log"
 trap 'rm -rf "$src_copy" "$build_log"' EXIT
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$src_copy"
+# The browser client (docs/browser.md) is built, never tracked: bundle it into the copy so the
+# wheel carries it (`wavry host --web`, the gateway's /app).
+[ -d web/node_modules ] || die "web/node_modules is missing: run scripts/setup.sh first"
+log "browser client bundle (web/ -> src/wavry/web/static/)"
+(cd web && node build.mjs --outdir "$src_copy/src/wavry/web/static") >"$build_log" 2>&1 \
+    || { tail -n 30 "$build_log" >&2; die "the browser client did not build"; }
 if ! "$PY" -m build --outdir "$OUT" "$src_copy" >"$build_log" 2>&1; then
     tail -n 30 "$build_log" >&2; die "python -m build failed"
 fi

@@ -76,6 +76,36 @@ fi
 # Generated protobuf code (committed; regenerated here so a changed .proto never goes stale).
 .venv/bin/python scripts/gen_proto.py --quiet 2>/dev/null || .venv/bin/python scripts/gen_proto.py --quiet
 
+# The browser client (web/ → src/wavry/web/static/, served by `wavry host --web` and the gateway):
+# npm packages from web/package-lock.json, then the esbuild bundle. Each step runs only when its
+# inputs changed; the bundle is never committed. Needs Node.js >= 18 with npm (Debian 12's
+# nodejs + npm, or NodeSource's nodejs).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing Node.js and npm (the browser client is built with them)"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then
+    log "Node.js $(node --version) is too old for the browser client (needs 18 or newer)"; exit 1
+fi
+npm_sum=$(sha256sum web/package.json web/package-lock.json | sha256sum | cut -d' ' -f1)
+if [ ! -d web/node_modules ] || [ "$(cat "$STAMP_DIR/npm" 2>/dev/null)" != "$npm_sum" ]; then
+    log "installing the browser client's npm packages (web/package-lock.json)"
+    (cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+    echo "$npm_sum" > "$STAMP_DIR/npm"
+    rm -f "$STAMP_DIR/web"
+fi
+web_sum=$( (cd web && find build.mjs tsconfig.json src -type f -print0 | sort -z | xargs -0 sha256sum) \
+    | sha256sum | cut -d' ' -f1)
+if [ ! -f src/wavry/web/static/app.js ] || [ "$(cat "$STAMP_DIR/web" 2>/dev/null)" != "$web_sum" ]; then
+    log "building the browser client (web/ → src/wavry/web/static/)"
+    rm -rf src/wavry/web/static
+    (cd web && node build.mjs)
+    echo "$web_sum" > "$STAMP_DIR/web"
+fi
+
 # `wavry bench peers` compares wavry with Selkies, which lives in its own virtual environment under
 # the cache directory (never among Wavry's dependencies). Best effort: without it the benchmark
 # reports Selkies as "not run" (and installs it on first use). No test needs it, so CI skips it;

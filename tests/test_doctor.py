@@ -55,3 +55,29 @@ def test_doctor_on_a_virtual_display_finds_xtest_and_clipboard() -> None:
     assert probes["x11"]["status"] == "ok"
     clip = probes["clipboard"]
     assert clip["status"] == "ok" and "XFIXES selection events" in clip["detail"], clip
+
+
+def test_verdict_says_what_the_machine_can_do() -> None:
+    from wavry.doctor import DoctorProbe, render_table, to_json
+    from wavry.doctor_verdict import verdict
+
+    probes = [
+        DoctorProbe("synthetic", "ok", "always", ""),
+        DoctorProbe("x11", "ok", "DISPLAY :1", ""),
+        DoctorProbe("libx264", "ok", "", ""),
+        DoctorProbe("decoder-h264", "ok", "", ""),
+        DoctorProbe("xtest", "ok", "", ""),
+        DoctorProbe("uinput", "unavailable", "/dev/uinput does not exist\nsecond line", "modprobe"),
+        DoctorProbe("audio-server", "unavailable", "no sound server\npa_context failed", "start"),
+    ]
+    lines = [v.line() for v in verdict(probes, environ={"DISPLAY": ":1"})]
+    assert "can    host: X11 (--display :N), the test pattern (--source synthetic)" in lines
+    assert "can    connect in a window" in lines
+    assert "can    apply a client's keyboard and mouse with XTest" in lines
+    assert "cannot inject gamepads: /dev/uinput does not exist" in lines
+    assert "cannot stream audio: no sound server" in lines
+    table = render_table(probes)
+    # a multi-line detail stays in its cell: every continuation line is indented to the column
+    cont = [ln for ln in table.splitlines() if "second line" in ln or "pa_context" in ln]
+    assert cont and all(ln.startswith(" " * 20) for ln in cont)
+    assert to_json(probes)["verdict"][0] == {"can": True, "text": lines[0][7:]}

@@ -123,7 +123,10 @@ def load(cls: type[S], config_path: Path | None = None, **flags: Any) -> S:
         return cls(**given)
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = str(err["loc"][0]) if err.get("loc") else "?"
-        raise ConfigError(f"{_where(cls, name, given)}: {err['msg']}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not err.get("loc"):  # a rule between several settings
+            raise ConfigError(f"[{cls.section}] {msg}") from None
+        name = str(err["loc"][0])
+        raise ConfigError(f"{_where(cls, name, given)}: {msg}") from None
     finally:
         cls._config_path = None

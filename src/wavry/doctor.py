@@ -13,7 +13,7 @@ import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from wavry.platform.probe import ProbeResult
 
@@ -377,17 +377,33 @@ def run_doctor(display: str | None = None) -> list[DoctorProbe]:
     return out
 
 
-def to_json(results: list[DoctorProbe]) -> dict[str, list[dict[str, str]]]:
-    return {"probes": [r.as_dict() for r in results]}
+def to_json(results: list[DoctorProbe]) -> dict[str, Any]:
+    from wavry.doctor_verdict import verdict
+
+    return {
+        "probes": [r.as_dict() for r in results],
+        "verdict": [{"can": v.can, "text": v.text} for v in verdict(results)],
+    }
 
 
 def render_table(results: list[DoctorProbe]) -> str:
+    """The probes as a table (multi-line details stay in their cell), then what they mean."""
+    from wavry.doctor_verdict import verdict
+
     width = max(len(r.name) for r in results)
+    pad = " " * (width + 2 + 11 + 2)
+
+    def cell(text: str) -> str:
+        return ("\n" + pad).join(line.rstrip() for line in text.strip().splitlines() or [""])
+
     lines = [f"{'probe':<{width}}  {'status':<11}  detail", "-" * (width + 2 + 11 + 2 + 40)]
     for r in results:
-        lines.append(f"{r.name:<{width}}  {r.status:<11}  {r.detail}")
+        lines.append(f"{r.name:<{width}}  {r.status:<11}  {cell(r.detail)}")
         if r.status != "ok" and r.remedy:
-            lines.append(f"{'':<{width}}  {'':<11}  fix: {r.remedy}")
+            lines.append(f"{pad}{cell('fix: ' + r.remedy)}")
     ok = sum(r.status == "ok" for r in results)
     lines.append(f"{ok}/{len(results)} probes ok")
+    lines.append("")
+    lines.append("This machine:")
+    lines.extend(f"  {v.line()}" for v in verdict(results))
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from wavry.net.addr import AddressError, parse_hostport
 
 __all__ = [
     "DEFAULT_PORT",
+    "DEFAULT_WEB_PORT",
     "CaptureMode",
     "CodecName",
     "ConnectSettings",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 47800
+DEFAULT_WEB_PORT = 47801
 GIB = 1024**3
 
 
@@ -107,8 +109,8 @@ class _Shared(CommandSettings):
         lo, hi = self.bitrate_kbps, self.max_bitrate_kbps
         if lo is not None and hi is not None and hi < lo:
             raise ValueError(
-                f"max_bitrate_kbps ({hi}) is below bitrate_kbps ({lo}): the start bitrate must "
-                "not exceed the ceiling"
+                f"--max-bitrate-kbps ({hi}) is below --bitrate-kbps ({lo}): the start bitrate "
+                "must not exceed the ceiling"
             )
         return self
 
@@ -141,6 +143,19 @@ class HostSettings(_Shared):
     @classmethod
     def _gateway(cls, value: str | None) -> str | None:
         return _check_gateway(value, allow_off=True)
+
+    #: browser clients (docs/browser.md): ADDR:PORT, "" = the --listen address, port 47801
+    web: str | None = None
+
+    @field_validator("web")
+    @classmethod
+    def _web(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                parse_hostport(value, DEFAULT_WEB_PORT)
+            except AddressError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -182,6 +197,14 @@ class HostSettings(_Shared):
     @property
     def listen_addr(self) -> tuple[str, int]:
         return parse_hostport(self.listen, DEFAULT_PORT)
+
+    @property
+    def web_addr(self) -> tuple[str, int] | None:
+        if self.web is None:
+            return None
+        if self.web:
+            return parse_hostport(self.web, DEFAULT_WEB_PORT)
+        return self.listen_addr[0], DEFAULT_WEB_PORT
 
     @property
     def size_pixels(self) -> tuple[int, int] | None:

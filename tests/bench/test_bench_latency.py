@@ -33,7 +33,7 @@ def test_stale_count() -> None:
     assert _stale_count([(1, 0.0, 0.3), (2, 0.2, 0.4)]) == 1
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(150)
 def test_tiny_latency_run_json_contract(tmp_path: Path) -> None:
     out = tmp_path / "latency.json"
     results = run_latency_bench(
@@ -51,7 +51,7 @@ def test_tiny_latency_run_json_contract(tmp_path: Path) -> None:
     assert out.with_suffix(".png").stat().st_size > 1000
     (res,) = data["resolutions"]
     assert (res["width"], res["height"], res["fps"]) == (320, 192, 30)
-    assert set(res["variants"]) == {"floor", "wavry", "windowed", "aiortc"}
+    assert set(res["variants"]) == {"floor", "wavry", "windowed", "aiortc", "browser"}
     for name, v in res["variants"].items():
         assert v["frames"] > 5, name
         for q in ("p50_ms", "p95_ms", "p99_ms"):
@@ -66,6 +66,9 @@ def test_tiny_latency_run_json_contract(tmp_path: Path) -> None:
     assert windowed["status"] == "ok", windowed.get("reason")
     assert windowed["cpu_host_cores"] > 0 and windowed["cpu_client_cores"] > 0
     assert isinstance(windowed["trend_ms_per_s"], float)
+    browser = res["variants"]["browser"]  # the page in headless Chromium (docs/browser.md)
+    assert browser["transport"] == "webtransport"
+    assert browser["cpu_host_cores"] > 0 and browser["cpu_browser_cores"] > 0
     assert set(data["cpu"]) == {"320x192@30"}
     t = data["targets"]
     for key in (
@@ -75,6 +78,7 @@ def test_tiny_latency_run_json_contract(tmp_path: Path) -> None:
         "host_le_1_2_cores",
         "client_le_0_5_core",
         "zero_queued_behind_newer",
+        "browser_p50_within_3ms_of_wavry",
     ):
         assert isinstance(t[key], bool), key
     assert isinstance(t["wavry_corrupt_pictures"], int)

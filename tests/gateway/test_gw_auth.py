@@ -315,5 +315,5 @@ def test_cli_unreachable_database_is_one_line(tmp_path: Any, helpers: Any) -> No
     )
     assert result.exit_code == 1, result.output
     out = result.output.strip()
-    assert out.startswith("wavry gateway: error: database") and "secret" not in out, out
+    assert out.startswith("error: database") and "secret" not in out, out
     assert len(out.splitlines()) == 1

@@ -14,7 +14,10 @@ machine and one clock. Per resolution, in the same run and one after another:
   window on a private Xvfb display; the marker is read from the screen by the grabber of `wavry
   bench peers` (see :mod:`wavry.bench.latency_windowed`): what a person sees;
 - ``aiortc``: two RTCPeerConnections over the host's interfaces, H.264 forced, same source and
-  encoder settings (see :mod:`wavry.bench.latency_aiortc`).
+  encoder settings (see :mod:`wavry.bench.latency_aiortc`);
+- ``browser``: the browser client in headless Chromium against ``wavry host --web`` over
+  WebTransport, the marker read in the page (see :mod:`wavry.bench.latency_browser`); target:
+  p50 within 3 ms of ``wavry``.
 
 "Frames queued behind a newer one": a frame presented with a marker id not above the previous
 one (out of order), or (wavry) a frame whose decoding started after a newer frame had already
@@ -67,6 +70,7 @@ TARGET_P95_OVER_FLOOR_MS = 3.0
 TARGET_AIORTC_RATIO = 0.25
 TARGET_HOST_CORES = 1.2
 TARGET_CLIENT_CORES = 0.5
+TARGET_BROWSER_OVER_NATIVE_MS = 3.0  # the browser client's p50 vs the native one, same run
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -429,6 +433,20 @@ def _run_aiortc(
     return out, col.latencies_ms
 
 
+# ---- (d) the browser client (wavry.bench.latency_browser) ------------------------------------
+
+
+def _run_browser(
+    w: int, h: int, fps: int, kbps: int, warmup_s: float, seconds: float
+) -> tuple[dict[str, Any], list[float]]:
+    from wavry.bench.latency_browser import BrowserBenchError, run_browser
+
+    try:
+        return run_browser(w, h, fps, kbps, warmup_s, seconds)
+    except BrowserBenchError as exc:
+        return {"skipped": str(exc), "frames": 0, "p50_ms": None, "p95_ms": None}, []
+
+
 def _run_windowed(
     w: int, h: int, fps: int, kbps: int, warmup_s: float, seconds: float
 ) -> tuple[dict[str, Any], list[float]]:
@@ -459,6 +477,10 @@ def _targets(res: list[dict[str, Any]]) -> dict[str, Any]:
         p95_over = wv["p95_ms"] - fl["p95_ms"]
     if wv["p50_ms"] is not None and ai["p50_ms"]:
         ratio = wv["p50_ms"] / ai["p50_ms"]
+    br = v.get("browser", {})
+    browser_over = None
+    if br.get("p50_ms") is not None and wv["p50_ms"] is not None:
+        browser_over = br["p50_ms"] - wv["p50_ms"]
     host_max = max(r["variants"]["wavry"]["cpu_host_cores"] for r in res)
     client_max = max(r["variants"]["wavry"]["cpu_client_cores"] for r in res)
     queued = sum(r["variants"]["wavry"]["queued_behind_newer"] for r in res)
@@ -479,6 +501,8 @@ def _targets(res: list[dict[str, Any]]) -> dict[str, Any]:
         # from a broken reference chain: the user saw garbage.
         "wavry_corrupt_pictures": sum(r["variants"]["wavry"]["unreadable_markers"] for r in res),
         "zero_queued_behind_newer": queued == 0,
+        "browser_p50_over_wavry_ms": browser_over,
+        "browser_p50_within_3ms_of_wavry": le(browser_over, TARGET_BROWSER_OVER_NATIVE_MS),
     }
 
 
@@ -487,13 +511,18 @@ def _print(results: dict[str, Any]) -> None:
     for r in results["resolutions"]:
         v = r["variants"]
         fl = v["floor"]
-        for name in ("floor", "wavry", "windowed", "aiortc"):
+        for name in ("floor", "wavry", "windowed", "aiortc", "browser"):
             s = v[name]
+            if s.get("skipped"):
+                rows.append([f"{r['width']}x{r['height']}@{r['fps']}", name, "skipped"] + [""] * 8)
+                continue
             cpu = ""
             if name == "floor":
                 cpu = f"{_ms(s['cpu_cores'])} (1 proc)"
             elif name in ("wavry", "windowed"):
                 cpu = f"host {_ms(s['cpu_host_cores'])} / client {_ms(s['cpu_client_cores'])}"
+            elif name == "browser":
+                cpu = f"host {_ms(s['cpu_host_cores'])} / page {_ms(s['cpu_browser_cores'])}"
             else:
                 cpu = f"{_ms(s['cpu_cores_sender_and_receiver'])} (both peers)"
             d50 = d95 = ""
@@ -614,6 +643,7 @@ def run_latency_bench(
             ("wavry", _run_wavry),
             ("windowed", _run_windowed),
             ("aiortc", _run_aiortc),
+            ("browser", _run_browser),
         ):
             if verbose:
                 print(f"  {w}x{h}@{fps} {name}: {seconds:g} s ...", file=sys.stderr, flush=True)
@@ -648,6 +678,8 @@ def run_latency_bench(
             "wavry_client_cores": r["variants"]["wavry"]["cpu_client_cores"],
             "aiortc_both_peers_cores": r["variants"]["aiortc"]["cpu_cores_sender_and_receiver"],
             "windowed_client_cores": r["variants"]["windowed"]["cpu_client_cores"],
+            "browser_host_cores": r["variants"]["browser"].get("cpu_host_cores"),
+            "browser_page_cores": r["variants"]["browser"].get("cpu_browser_cores"),
         }
         for r in res_out
     }
@@ -673,5 +705,5 @@ def bench_latency_command(
     quick: Annotated[bool, typer.Option("--quick", help="5 s per variant (under ~2 min)")] = False,
 ) -> None:
     """Glass-to-glass latency from the synthetic marker: floor, wavry (headless and windowed),
-    aiortc; then an application window's marker on X11 and on Wayland (GNOME)."""
+    aiortc, browser; then an application window's marker on X11 and on Wayland (GNOME)."""
     run_latency_bench(quick=quick, json_file=json_file)

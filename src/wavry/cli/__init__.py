@@ -174,6 +174,23 @@ def build() -> click.core.Command:
     return cmd
 
 
+# Options whose value may be left out (`wavry host --web` = the default address). typer cannot
+# declare that, so the bare option becomes `--opt=` (empty: the setting's default) before parsing.
+OPTIONAL_VALUE = frozenset({"--web"})
+
+
+def optional_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for i, tok in enumerate(argv):
+        if tok == "--":
+            return out + argv[i:]
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if tok in OPTIONAL_VALUE and (following is None or following.startswith("-")):
+            tok += "="
+        out.append(tok)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     # pysdl2-dll announces itself on import; the doctor says which SDL is used instead
     warnings.filterwarnings("ignore", message="Using SDL2 binaries from pysdl2-dll")
@@ -184,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: WAVRY_LOG_LEVEL: {exc.message}", file=sys.stderr)
             sys.exit(2)
     cmd = build()
+    argv = optional_values(sys.argv[1:] if argv is None else argv)
     try:
         rv: Any = cmd.main(args=argv, prog_name="wavry", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # `wavry` alone: help, exit 0

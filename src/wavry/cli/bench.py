@@ -63,14 +63,13 @@ def bench_latency(
     source: Annotated[
         str,
         typer.Option(
-            help="synthetic: floor, wavry (headless, windowed) and aiortc side by side; x11: a "
-            "real display, "
-            "capture on change vs on a clock"
+            help="synthetic: floor, wavry (headless, windowed), aiortc and browser side by side; "
+            "x11: a real display, capture on change vs on a clock"
         ),
     ] = "synthetic",
 ) -> None:
-    """Glass-to-glass latency from the marker: floor, wavry headless+windowed, aiortc (synthetic),
-    or X11 capture on change against a fixed clock (x11)."""
+    """Glass-to-glass latency from the marker: floor, wavry headless+windowed, aiortc, browser
+    (synthetic), or X11 capture on change against a fixed clock (x11)."""
     if source == "x11":
         from wavry.bench.latency_x11 import run_x11_capture_bench
 

@@ -183,6 +183,16 @@ def host(
             show_default=False,
         ),
     ] = None,
+    web: Annotated[
+        str | None,
+        typer.Option(
+            is_flag=False,
+            flag_value="",
+            metavar="[ADDR:PORT]",
+            help="Also serve browser clients: the page, WebTransport and WebSocket "
+            "(default ADDR: the --listen address, port 47801; docs/browser.md)",
+        ),
+    ] = None,
 ) -> None:
     """Share this machine: accept sessions and stream the screen to clients.
 
@@ -222,7 +232,10 @@ def host(
         mdns=mdns,
         upnp=upnp,
         capture=capture,
+        web=web,
     )
+    from wavry.web.endpoint import WebError
+
     try:
         opts = options_from_settings(s)
     except OptionsError as exc:
@@ -231,7 +244,7 @@ def host(
 
     try:
         run(serve(opts))
-    except (StoreError, SourceError, HostError, PresenceError) as exc:
+    except (StoreError, SourceError, HostError, WebError, PresenceError) as exc:
         fail(str(exc))
 
 

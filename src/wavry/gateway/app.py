@@ -19,7 +19,7 @@ from wavry import __version__
 from wavry.controlplane import KeyedRateLimiter
 from wavry.controlplane.lease import LeaseSigner, load_or_create_private_key
 from wavry.controlplane.stun import start_stun_server
-from wavry.gateway import accounts, admin, api, devices, relays, shares, signaling
+from wavry.gateway import accounts, admin, api, devices, relays, shares, signaling, webapp
 from wavry.gateway.clientip import ClientAddresses, limit_key, parse_networks
 from wavry.gateway.db import make_engine, migrate, prepare_sqlite_file, private_dir, sessionmaker
 from wavry.gateway.errors import error_response, install_error_handlers
@@ -260,4 +260,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(relays.router)
     app.include_router(signaling.router)
     app.include_router(admin.router)
+    app.include_router(webapp.router)
     return app

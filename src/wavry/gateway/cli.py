@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from wavry.config import ConfigError as SettingsError
+from wavry.config import load
 from wavry.gateway.settings import ConfigError, GatewaySettings, parse_host_port
 
 __all__ = ["gateway_command", "serve"]
@@ -130,18 +132,20 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"wavry gateway: error: {message}", err=True)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
 def _opt(flag: str, env: str, help_text: str) -> Any:
-    return typer.Option(flag, envvar=f"WAVRY_GATEWAY_{env}", help=help_text)
+    """A flag; its WAVRY_GATEWAY_<env> variable and config-file key are read by the settings."""
+    return typer.Option(flag, help=help_text)
 
 
 def gateway_command(
-    listen: Annotated[str, _opt("--listen", "LISTEN", "HTTP/WebSocket HOST:PORT.")] = (
-        "127.0.0.1:3000"
-    ),
+    listen: Annotated[
+        str | None,
+        _opt("--listen", "LISTEN", "HTTP/WebSocket HOST:PORT [default: 127.0.0.1:3000]."),
+    ] = None,
     database_url: Annotated[
         str | None,
         _opt("--database-url", "DATABASE_URL", "sqlite+aiosqlite:///FILE or postgresql+asyncpg://"),
@@ -182,12 +186,26 @@ def gateway_command(
         str | None, _opt("--data-dir", "DATA_DIR", "State directory (default: XDG data dir).")
     ] = None,
     production: Annotated[
-        bool, _opt("--production", "PRODUCTION", "Refuse to start without secrets from config.")
-    ] = False,
-    log_json: Annotated[bool, _opt("--log-json", "LOG_JSON", "Log as JSON lines.")] = False,
-    log_level: Annotated[str, _opt("--log-level", "LOG_LEVEL", "debug/info/warning.")] = "info",
+        bool | None,
+        typer.Option(
+            "--production/--no-production",
+            help="Refuse to start without secrets from configuration.",
+            show_default=False,
+        ),
+    ] = None,
+    log_json: Annotated[
+        bool | None,
+        typer.Option("--log-json/--no-log-json", help="Log as JSON lines.", show_default=False),
+    ] = None,
+    log_level: Annotated[
+        str | None, _opt("--log-level", "LOG_LEVEL", "debug, info (default), warning, error.")
+    ] = None,
 ) -> None:
-    """Run the Wavry gateway: accounts, devices, signaling, relay registry, STUN, admin."""
+    """Run the Wavry gateway: accounts, devices, signaling, relay registry, STUN, admin.
+
+    Settings come from `[gateway]` in $XDG_CONFIG_HOME/wavry/config.toml, then WAVRY_GATEWAY_*
+    variables, then these flags (docs/gateway.md lists every setting).
+    """
     given: dict[str, Any] = {
         "listen": listen,
         "database_url": database_url,
@@ -204,14 +222,14 @@ def gateway_command(
         "log_level": log_level,
     }
     try:
-        settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
+        settings = load(GatewaySettings, **given)
         settings.validate_all()
         level = _setup_logging(settings.log_level, settings.log_json)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ()))
         raise _fail(f"WAVRY_GATEWAY_{where.upper()}: {err.get('msg')}", 2) from None
-    except ConfigError as exc:
+    except (ConfigError, SettingsError) as exc:
         raise _fail(str(exc), 2) from None
     try:
         _run(serve(settings, level))

@@ -8,8 +8,8 @@ import socket
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wavry.config import CommandSettings
 from wavry.controlplane.devicelogin import canonical_base_url
 from wavry.gateway.clientip import parse_networks
 from wavry.net.addr import AddressError, parse_endpoint
@@ -30,10 +30,11 @@ def parse_host_port(value: str, what: str, allow_zero: bool = True) -> tuple[str
         raise ConfigError(f"{what}: {exc}") from None
 
 
-class GatewaySettings(BaseSettings):
-    """Every setting; the CLI fills them from flags, the environment fills the rest."""
+class GatewaySettings(CommandSettings):
+    """Every setting: `[gateway]` in the config file, then `WAVRY_GATEWAY_*`, then the flags
+    (docs/cli.md; settings without a flag come from the first two only)."""
 
-    model_config = SettingsConfigDict(env_prefix="WAVRY_GATEWAY_", extra="ignore")
+    section = "gateway"
 
     listen: str = "127.0.0.1:3000"
     database_url: str = ""

@@ -20,6 +20,8 @@ __all__ = [
     "error_frame",
     "receive_frame",
     "session_id_of",
+    "transport_of",
+    "web_rendezvous_of",
 ]
 
 MAX_FRAME = 64 * 1024
@@ -62,6 +64,42 @@ def candidates_of(msg: dict[str, Any]) -> list[dict[str, str]]:
     if not isinstance(raw, list) or len(raw) > MAX_CANDIDATES:
         raise BadMessage("invalid_message", f"candidates must be a list of ≤ {MAX_CANDIDATES}")
     return [candidate_of(c) for c in raw]
+
+
+def transport_of(msg: dict[str, Any]) -> str:
+    """`connect.transport` (+): "udp" (the default) or "web" (a browser page, §6)."""
+    transport = msg.get("transport", "udp")
+    if transport not in ("udp", "web"):
+        raise BadMessage("invalid_message", 'transport must be "udp" or "web"')
+    return str(transport)
+
+
+def web_rendezvous_of(obj: Any) -> dict[str, Any]:
+    """`accept.web` (+): a host's rendezvous for browsers (§6, RIFT.md §11)."""
+    cert = obj.get("cert_sha256") if isinstance(obj, dict) else None
+    raw = obj.get("candidates") if isinstance(obj, dict) else None
+    if (
+        not isinstance(cert, str)
+        or len(cert) != 43
+        or not all(c.isalnum() or c in "-_" for c in cert)
+        or not isinstance(raw, list)
+        or not 1 <= len(raw) <= MAX_CANDIDATES
+    ):
+        raise BadMessage(
+            "invalid_message", 'web must be {"cert_sha256": base64url, "candidates": [...]}'
+        )
+    cands = []
+    for c in raw:
+        if (
+            not isinstance(c, dict)
+            or c.get("kind") not in ("host", "srflx", "mapped")
+            or not isinstance(c.get("addr"), str)
+            or not 3 <= len(c["addr"]) <= 64
+            or ":" not in c["addr"]
+        ):
+            raise BadMessage("invalid_message", 'a web candidate is {"kind", "addr": "ip:port"}')
+        cands.append({"kind": c["kind"], "addr": c["addr"]})
+    return {"cert_sha256": cert, "candidates": cands}
 
 
 def error_frame(code: str, message: str) -> str:

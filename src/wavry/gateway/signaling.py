@@ -37,6 +37,8 @@ from wavry.gateway.signal_frames import (
     error_frame,
     receive_frame,
     session_id_of,
+    transport_of,
+    web_rendezvous_of,
 )
 from wavry.gateway.state import GatewayState
 
@@ -341,6 +343,8 @@ class Hub:
                     "candidates": candidates_of(msg),
                     "host_wavry_id": conn.wavry_id,
                 }
+                if "web" in msg:
+                    out["web"] = web_rendezvous_of(msg["web"])
             else:
                 reason = msg.get("reason", "")
                 if not isinstance(reason, str) or len(reason) > 200:
@@ -381,6 +385,7 @@ class Hub:
         if not isinstance(target, str) or len(target) != 43:
             raise BadMessage("invalid_message", "host must be the target Wavry ID")
         candidates = candidates_of(msg)
+        transport = transport_of(msg)
         known = self.sessions.get(sid)
         if known is not None and (known.client, known.host) != (conn.wavry_id, target):
             raise BadMessage("not_allowed", "this session id is in use")
@@ -398,6 +403,8 @@ class Hub:
             "candidates": candidates,
             "from": conn.wavry_id,
         }
+        if transport == "web":
+            out["transport"] = "web"
         await self.deliver(target, "host", out, (sid, conn.wavry_id, target))
 
     # --- socket lifecycle -----------------------------------------------------------------

@@ -72,7 +72,7 @@ class FilesFeature(HostFeature):
             Role.HOST,
             self.receiver,
             share=self.share,
-            max_datagram_size=self.link.max_datagram,
+            max_datagram_size=self.link.datagram_size(peer.peer),
             peer=peer.peer,
             spare=SpareCapacity(enabled=self.spare),
         )

@@ -110,6 +110,12 @@ class SessionLink:
     def max_datagram(self) -> int:
         return self.endpoint.config.transport.max_datagram
 
+    def datagram_size(self, peer: int) -> int:
+        """This session's maximum datagram size: smaller than the host's on a carrier with
+        smaller datagrams (WebTransport, RIFT.md §11)."""
+        s = self.endpoint.sessions.get(peer)
+        return self.max_datagram if s is None else s.transport.config.max_datagram
+
     def target_bitrate_kbps(self, peer: int) -> int:
         s = self._session(peer)
         return 0 if s is None else int(s.transport.decision.target_bitrate_kbps)

@@ -53,6 +53,7 @@ class HostOptions:
     mic: bool = True  # play a client's microphone on this machine
     #: presence at a gateway, LAN advertisement, port mapping (wavry.connectivity)
     connectivity: ConnectivityOptions = field(default_factory=ConnectivityOptions)
+    web: tuple[str, int] | None = None  # browser clients (--web; wavry.web, docs/browser.md)
 
     @property
     def follows_client_size(self) -> bool:
@@ -116,6 +117,7 @@ def options_from_settings(s: HostSettings, config_dir: Path | None = None) -> Ho
         audio=s.audio,
         audio_frame_ms=s.audio_frame_ms,
         mic=s.mic,
+        web=s.web_addr,
         connectivity=ConnectivityOptions(
             gateway=saved_gateway()
             if s.gateway is None

@@ -153,6 +153,10 @@ class HostRuntime:
         self.failure = ""
         self.bound: tuple[str, int] | None = None
         self.services: list[HostService] = list(host_services(opts.connectivity))
+        if opts.web is not None:  # browser clients (docs/browser.md)
+            from wavry.web.endpoint import WebService
+
+            self.services.append(WebService(opts.web))
         self._input_note = False
         self.router = HostRouter(self._features())
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from wavry.net.carrier import Carrier, CarrierAddress
 from wavry.net.gso import GsoSender, dup_socket
 from wavry.net.udp import Timer, open_udp
 from wavry.rift import rift_pb2
@@ -58,6 +59,9 @@ class HostServer:
         self._gso_wanted = gso
         self.gso: GsoSender | None = None
         self.side: SideChannel | None = None
+        #: carriers besides the UDP socket (RIFT.md §11), by name
+        self.carriers: dict[str, Carrier] = {}
+        endpoint.datagram_limit = self._datagram_limit
 
     def clock(self) -> float:
         """The core's clock (what every `now` passed to the endpoint must come from)."""
@@ -93,18 +97,39 @@ class HostServer:
         """A datagram from the RIFT socket that is not the core's (STUN, probes, relay)."""
         self._sendto(data, addr)
 
+    # ---- carriers (browsers: WebTransport, WebSocket) ---------------------------------------
+
+    def add_carrier(self, carrier: Carrier) -> None:
+        self.carriers[carrier.name] = carrier
+
+    def receive_from_carrier(self, data: bytes, addr: CarrierAddress) -> None:
+        """One RIFT datagram that arrived through a carrier connection."""
+        self.core.receive_datagram(data, addr, self._clock())
+        self.flush()
+
+    def carrier_closed(self, addr: CarrierAddress, why: str) -> None:
+        """A carrier connection is gone: its session cannot be reached any more."""
+        for alias, s in list(self.core.sessions.items()):
+            if s.addr == addr:
+                self.core.close_session(alias, DisconnectReason.USER, why)
+        self.flush()
+
+    def _datagram_limit(self, addr: Any) -> int | None:
+        if isinstance(addr, CarrierAddress) and (c := self.carriers.get(addr.carrier)):
+            return c.max_datagram(addr)
+        return None
+
     def _on_timer(self) -> None:
         self.core.handle_timer(self._clock())
         self.flush()
 
     def flush(self) -> None:
         """Send what the core produced, deliver its events, re-arm its timer."""
-        transport = self._transport
         core = self.core
         now = self._clock()
         for _ in range(8):  # event handlers may produce more output
             out = core.datagrams_to_send(now)
-            if transport is not None and out:
+            if out:
                 self._send_runs(out, now)
             event = core.next_event()
             if event is None:
@@ -118,8 +143,6 @@ class HostServer:
     def send_output(self) -> None:
         """Send the datagrams the core has ready, nothing else (no events, no timer): safe to
         call while the core is inside `send_frame` (its ``on_batch``)."""
-        if self._transport is None:
-            return
         now = self._clock()
         out = self.core.datagrams_to_send(now)
         if out:
@@ -136,6 +159,10 @@ class HostServer:
             run = [d for d, _ in out[i:j]]
             if self.side is not None and self.side.owns(addr):
                 self.side.send_run(run, addr)
+            elif isinstance(addr, CarrierAddress):
+                carrier = self.carriers.get(addr.carrier)
+                if carrier is not None:
+                    carrier.send_run(addr, run)
             elif self.gso is not None:
                 self.gso.send_run(run, addr)
             else:

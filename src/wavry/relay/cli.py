@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from wavry.config import ConfigError as SettingsError
+from wavry.config import load
 from wavry.controlplane.lease import LeaseKeyError, LeaseVerifier, key_id, load_public_key
 from wavry.net.addr import AddressError, parse_endpoint
 from wavry.relay.http import RelayHttpServer, render_relay_metrics
@@ -25,6 +27,7 @@ from wavry.relay.registration import (
     RelayInfo,
 )
 from wavry.relay.server import RelayConfig, RelayServer
+from wavry.relay.settings import RelaySettings
 
 __all__ = ["ConfigError", "parse_host_port", "relay_command"]
 
@@ -204,86 +207,93 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"wavry relay: error: {message}", err=True)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
 def relay_command(
     listen: Annotated[
-        str, typer.Option("--listen", envvar="WAVRY_RELAY_LISTEN", help="UDP HOST:PORT.")
-    ] = "0.0.0.0:4000",
+        str | None, typer.Option("--listen", help="UDP HOST:PORT [default: 0.0.0.0:4000].")
+    ] = None,
     public_addr: Annotated[
         str | None,
         typer.Option(
-            "--public-addr",
-            envvar="WAVRY_RELAY_PUBLIC_ADDR",
-            help="HOST:PORT peers reach this relay at (announced to the gateway).",
+            "--public-addr", help="HOST:PORT peers reach this relay at (announced to the gateway)."
         ),
     ] = None,
-    gateway: Annotated[
-        str | None,
-        typer.Option("--gateway", envvar="WAVRY_RELAY_GATEWAY", help="Gateway base URL."),
-    ] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="Gateway base URL.")] = None,
     token: Annotated[
         str | None,
-        typer.Option(
-            "--token", envvar="WAVRY_RELAY_TOKEN", help="Relay enrolment token (prefer the env)."
-        ),
+        typer.Option("--token", help="Relay enrolment token (prefer WAVRY_RELAY_TOKEN)."),
     ] = None,
     http_listen: Annotated[
-        str,
-        typer.Option(
-            "--http-listen", envvar="WAVRY_RELAY_HTTP_LISTEN", help="/health /ready /metrics."
-        ),
-    ] = "127.0.0.1:9091",
-    region: Annotated[
-        str, typer.Option("--region", envvar="WAVRY_RELAY_REGION", help="Region name.")
-    ] = "default",
+        str | None,
+        typer.Option("--http-listen", help="/health /ready /metrics [default: 127.0.0.1:9091]."),
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Region name.")] = None,
     max_sessions: Annotated[
-        int,
-        typer.Option("--max-sessions", envvar="WAVRY_RELAY_MAX_SESSIONS", help="Session cap."),
-    ] = 1000,
+        int | None, typer.Option("--max-sessions", help="Session cap [default: 1000].")
+    ] = None,
     max_bitrate_kbps: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--max-bitrate-kbps",
-            envvar="WAVRY_RELAY_MAX_BITRATE_KBPS",
             help="Highest per-session hard limit honoured; leases above are clamped.",
         ),
-    ] = 100_000,
+    ] = None,
     lease_public_key: Annotated[
         Path | None,
         typer.Option(
             "--lease-public-key",
-            envvar="WAVRY_RELAY_LEASE_PUBLIC_KEY",
             help="Gateway lease public key file (PEM, PASERK k4.public, hex or base64).",
         ),
     ] = None,
     relay_id: Annotated[
         str | None,
-        typer.Option("--relay-id", envvar="WAVRY_RELAY_ID", help="Relay id (lease rid claim)."),
+        typer.Option("--id", "--relay-id", help="Relay id (the leases' rid claim)."),
     ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", envvar="WAVRY_RELAY_LOG_LEVEL", help="debug/info/...")
-    ] = "info",
+        str | None, typer.Option("--log-level", help="debug, info (default), warning, error.")
+    ] = None,
 ) -> None:
-    """Run a Wavry relay: forwards leased sessions' datagrams between two peers."""
-    level = logging.getLevelName(log_level.upper())
+    """Run a Wavry relay: forwards leased sessions' datagrams between two peers.
+
+    Settings come from `[relay]` in $XDG_CONFIG_HOME/wavry/config.toml, then WAVRY_RELAY_*
+    variables (WAVRY_RELAY_TOKEN, WAVRY_RELAY_ID, ...), then these flags.
+    """
+    try:
+        s = load(
+            RelaySettings,
+            listen=listen,
+            public_addr=public_addr,
+            gateway=gateway,
+            token=token,
+            http_listen=http_listen,
+            region=region,
+            max_sessions=max_sessions,
+            max_bitrate_kbps=max_bitrate_kbps,
+            lease_public_key=lease_public_key,
+            id=relay_id,
+            log_level=log_level,
+        )
+    except SettingsError as exc:
+        raise _fail(str(exc), 2) from None
+    level = logging.getLevelName(s.log_level.upper())
     if not isinstance(level, int):
-        raise _fail(f"--log-level: unknown level {log_level!r}", 2)
+        raise _fail(f"--log-level: unknown level {s.log_level!r}", 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = _settings(
-            listen,
-            public_addr,
-            gateway,
-            token,
-            http_listen,
-            region,
-            max_sessions,
-            max_bitrate_kbps,
-            lease_public_key,
-            relay_id,
+            s.listen,
+            s.public_addr,
+            s.gateway,
+            s.token,
+            s.http_listen,
+            s.region,
+            s.max_sessions,
+            s.max_bitrate_kbps,
+            s.lease_public_key,
+            s.id,
         )
     except ConfigError as exc:
         raise _fail(str(exc), 2) from None

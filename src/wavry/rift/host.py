@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from wavry.rift import rift_pb2
@@ -131,6 +131,9 @@ class HostEndpoint:
         self._events: deque[HostEvent] = deque()
         self._out: list[tuple[bytes, Address]] = []
         self._now = 0.0
+        #: the adapter's cap on a new session's maximum datagram size for the address it comes
+        #: from (a carrier with smaller datagrams, RIFT.md §11); None: the config's size
+        self.datagram_limit: Callable[[Address], int | None] | None = None
 
     # ---- public API ------------------------------------------------------------------
 
@@ -356,18 +359,24 @@ class HostEndpoint:
                     old.alias, DisconnectReason.REPLACED, "replaced by a new session"
                 )
         client_to_host, host_to_client = p.hs.split()
+        tconfig = self.config.transport
+        max_datagram = self.config.max_datagram
+        limit = self.datagram_limit(addr) if self.datagram_limit is not None else None
+        if limit is not None and limit < max(max_datagram, tconfig.max_datagram):
+            max_datagram = min(max_datagram, limit)
+            tconfig = replace(tconfig, max_datagram=min(tconfig.max_datagram, limit))
         channel = SecureChannel(
             alias=p.hs.alias,
             send_key=host_to_client,
             recv_key=client_to_host,
-            max_datagram=self.config.max_datagram,
+            max_datagram=max_datagram,
         )
         s = HostSession(
             alias=p.hs.alias,
             client_id=client_id,
             client_name=name,
             channel=channel,
-            transport=HostTransport(channel, self.config.transport, now),
+            transport=HostTransport(channel, tconfig, now),
             addr=addr,
             handshake_hash=p.hs.handshake_hash,
             established_at=now,
