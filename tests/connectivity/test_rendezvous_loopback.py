@@ -152,3 +152,70 @@ def test_connect_by_name_through_the_gateway(
             await stub.server.close()
 
     asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_browser_connect_gets_the_web_endpoint_or_no_web(
+    plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONTROL_PLANE.md §6 "From a browser": a page's `connect` with `transport: "web"` is
+    answered with the web endpoint's certificate hash and addresses (`wavry host --web`), or
+    `reject` `no_web` without one; either way the page's device is vouched for."""
+    import base64
+    import uuid
+
+    from wavry.connectivity.signaling import Signaling
+    from wavry.web.endpoint import WebService
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+
+    async def run() -> None:
+        host_id, page_id = Identity.generate(), Identity.generate()
+        await _account(plane.url, "carol", host_id, page_id)
+        endpoint = HostEndpoint(host_id, HostConfig(name="desk"))
+        stub = HostStub(host_id, endpoint, HostServer(endpoint))
+        stub.bound = await stub.server.start("127.0.0.1", 0)
+        presence = HostPresence(plane.url, "desk")
+        await presence.start(stub)
+        page: Signaling | None = None
+        web = WebService(("127.0.0.1", 0))
+        try:
+            assert await presence.wait_online(10), stub.said
+            async with GatewayClient(plane.url) as gw:
+                token = (await gw.login("carol", PASSWORD)).token
+            page = await Signaling.open(plane.url, token, page_id.wavry_id, "client")
+
+            async def ask() -> dict[str, object]:
+                assert page is not None
+                sid = str(uuid.uuid4())
+                await page.send({"type": "connect", "session": sid, "host": host_id.wavry_id,
+                                 "candidates": [], "transport": "web"})  # fmt: skip
+                while True:
+                    msg = await asyncio.wait_for(page.recv(), 10)
+                    if msg.get("session") == sid:
+                        return msg
+
+            answer = await ask()
+            assert answer["type"] == "reject" and answer["reason"] == "no_web"
+            assert presence.vouches(page_id.wavry_id)
+            stub.services = [web]  # type: ignore[attr-defined]
+            stub.opts = type("Opts", (), {"config_dir": tmp_path})()  # type: ignore[attr-defined]
+            await web.start(stub)
+            assert web.endpoint is not None and web.endpoint.bound is not None
+            answer = await ask()
+            assert answer["type"] == "accept" and answer["host_wavry_id"] == host_id.wavry_id
+            rendezvous = answer["web"]
+            assert isinstance(rendezvous, dict)
+            cert = web.endpoint.certificate
+            assert cert is not None
+            digest = base64.urlsafe_b64encode(cert.sha256).rstrip(b"=").decode()
+            assert rendezvous["cert_sha256"] == digest
+            port = web.endpoint.bound[1]
+            assert {"kind": "host", "addr": f"127.0.0.1:{port}"} in rendezvous["candidates"]
+        finally:
+            if page is not None:
+                await page.close()
+            await web.close()
+            await presence.close()
+            await stub.server.close()
+
+    asyncio.run(asyncio.wait_for(run(), 60))

@@ -15,6 +15,7 @@ socket, a UPnP-IGD port mapping), answers ``accept`` and starts probing the clie
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -88,6 +89,7 @@ class HostPresence:
         name: str,
         *,
         extra_candidates: Callable[[], list[Candidate]] | None = None,
+        web_mapped: Callable[[], list[tuple[str, int]]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.gateway_url = gateway_url
@@ -95,6 +97,7 @@ class HostPresence:
         self.state = PresenceState()
         self.side: HostSide | None = None
         self._extra = extra_candidates
+        self._web_mapped = web_mapped or (lambda: [])
         self._clock = clock
         self._ctx: HostContext | None = None
         self._task: asyncio.Task[None] | None = None
@@ -316,6 +319,9 @@ class HostPresence:
         # the gateway forwards a connect only from the owner's devices or accounts the owner
         # shared this host with (CONTROL_PLANE.md §3): the handshake must prove that identity
         self.state.vouched[client_id] = self._clock() + VOUCH_TTL_S
+        if msg.get("transport") == "web":
+            await self._on_web_connect(sig, session)
+            return
         now = self._clock()
         side.meetings.on_connect(session, client_id, parse_candidates(msg.get("candidates")), now)
         side.pump()  # probes start before our own candidates are known
@@ -325,6 +331,22 @@ class HostPresence:
         except SignalingError:
             return
         log.info("connect %s from %s; candidates %s", session, client_id, mine)
+
+    async def _on_web_connect(self, sig: Signaling, session: uuid.UUID) -> None:
+        """A browser page (CONTROL_PLANE.md §6 "From a browser"): the web endpoint's
+        certificate hash and addresses, or ``reject`` ``no_web`` without ``--web``."""
+        ctx = self._ctx
+        assert ctx is not None
+        web = web_rendezvous(ctx, self._web_mapped)
+        try:
+            if web is None:
+                await sig.reject(str(session), "no_web")
+            else:
+                await sig.send({"type": "accept", "session": str(session), "candidates": [],
+                                "host_wavry_id": ctx.identity.wavry_id, "web": web})  # fmt: skip
+        except SignalingError:
+            return
+        log.info("web connect %s: %s", session, web)
 
     async def candidates(self, sig: Signaling) -> list[Candidate]:
         """This host's candidates: interface addresses of the RIFT socket, its reflexive
@@ -366,3 +388,26 @@ class HostPresence:
     def _say(self, text: str) -> None:
         if self._ctx is not None:
             self._ctx.say(text)
+
+
+def web_rendezvous(
+    runtime: Any, mapped: Callable[[], list[tuple[str, int]]]
+) -> dict[str, Any] | None:
+    """``accept.web`` for the host's web endpoint (`wavry host --web`), None without one: the
+    certificate hash, and the endpoint's addresses — ``host`` (interface addresses; pages on the
+    same network), ``mapped`` (a port the router forwards to it)."""
+    from wavry.net.addr import format_hostport
+
+    for service in getattr(runtime, "services", []):
+        endpoint = getattr(service, "endpoint", None)
+        cert = getattr(endpoint, "certificate", None)
+        bound = getattr(endpoint, "bound", None)
+        if cert is None or bound is None:
+            continue
+        cands = [{"kind": "mapped", "addr": format_hostport(*a)} for a in mapped()]
+        cands += [c.to_json() for c in host_candidates((str(bound[0]), int(bound[1])))]
+        if not cands:
+            continue
+        digest = base64.urlsafe_b64encode(cert.sha256).rstrip(b"=").decode("ascii")
+        return {"cert_sha256": digest, "candidates": cands[:32]}
+    return None

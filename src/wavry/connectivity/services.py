@@ -50,6 +50,7 @@ class PortMapService:
 
     def __init__(self) -> None:
         self.mapping: PortMapping | None = None
+        self.web_mapping: PortMapping | None = None  # the web endpoint's UDP (WebTransport)
         self._task: asyncio.Task[None] | None = None
         self._runtime: Any = None
 
@@ -57,28 +58,43 @@ class PortMapService:
         self._runtime = runtime
         if runtime.bound is None:
             return
-        self._task = asyncio.create_task(self._map(int(runtime.bound[1])))
+        web = next(
+            (
+                int(s.endpoint.bound[1])
+                for s in getattr(runtime, "services", [])
+                if getattr(getattr(s, "endpoint", None), "bound", None) is not None
+            ),
+            None,
+        )
+        self._task = asyncio.create_task(self._map(int(runtime.bound[1]), web))
 
-    async def _map(self, port: int) -> None:
+    async def _map(self, port: int, web_port: int | None) -> None:
         mapping = await map_port_async(port)
         if mapping is None:
             return
         self.mapping = mapping
         host, ext = mapping.external
         self._runtime.say(f"router maps {host}:{ext}/udp to this host (UPnP-IGD)")
+        if web_port is not None:
+            self.web_mapping = await map_port_async(web_port)
 
     def candidates(self) -> list[Candidate]:
         m = self.mapping
         return [Candidate(CandidateKind.srflx, m.external)] if m is not None else []
+
+    def web_candidates(self) -> list[tuple[str, int]]:
+        m = self.web_mapping
+        return [m.external] if m is not None else []
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self.mapping is not None:
-            await asyncio.to_thread(self.mapping.remove)
-            self.mapping = None
+        for m in (self.mapping, self.web_mapping):
+            if m is not None:
+                await asyncio.to_thread(m.remove)
+        self.mapping = self.web_mapping = None
 
 
 def host_services(opts: ConnectivityOptions) -> list[Any]:
@@ -92,6 +108,11 @@ def host_services(opts: ConnectivityOptions) -> list[Any]:
         if mapper is not None:
             services.append(mapper)
         services.append(
-            HostPresence(opts.gateway, name, extra_candidates=mapper.candidates if mapper else None)
+            HostPresence(
+                opts.gateway,
+                name,
+                extra_candidates=mapper.candidates if mapper else None,
+                web_mapped=mapper.web_candidates if mapper else None,
+            )
         )
     return services

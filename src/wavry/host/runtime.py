@@ -152,11 +152,13 @@ class HostRuntime:
         self._stopped = asyncio.Event()
         self.failure = ""
         self.bound: tuple[str, int] | None = None
-        self.services: list[HostService] = list(host_services(opts.connectivity))
+        self.services: list[HostService] = []
         if opts.web is not None:  # browser clients (docs/browser.md)
             from wavry.web.endpoint import WebService
 
             self.services.append(WebService(opts.web))
+        # after the web endpoint: the presence answers browsers with its addresses
+        self.services.extend(host_services(opts.connectivity))
         self._input_note = False
         self.router = HostRouter(self._features())
 
