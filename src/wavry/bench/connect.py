@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -136,15 +137,18 @@ class _Bench:
         return data
 
 
-def _migration(b: _Bench, index: int) -> dict[str, Any]:
+def _migration(b: _Bench, host: Service, index: int) -> dict[str, Any]:
     """Relayed first (the routers cut), then the cut lifted: when does the session move, and
     what is the longest time between two presented frames around the move, next to the same
     measure in the seconds before it (what this session shows anyway on this machine)."""
     b.bed.cut_direct(True)
     stats = b.home / f"stats-migration-{index}.json"
-    seconds = 14.0
+    seconds = 16.0
+    mark = host.mark()
     proc = b.connect("client", seconds, stats)
-    time.sleep(6.0)  # imports, connect, relay fallback: relayed well before this
+    # the host hears the handshake through the relay; then 2 s of a steady relayed session
+    host.wait_for(rf"handshake from .* at {re.escape(SERVICES)}:4000", timeout=30, since=mark)
+    time.sleep(2.5)
     opened = time.monotonic()
     b.bed.cut_direct(False)
     _out, err = proc.communicate(timeout=seconds + 60)
@@ -163,8 +167,8 @@ def _migration(b: _Bench, index: int) -> dict[str, Any]:
     }
 
 
-def _migrations(b: _Bench, count: int) -> dict[str, Any]:
-    runs = [_migration(b, i) for i in range(count)]
+def _migrations(b: _Bench, host: Service, count: int) -> dict[str, Any]:
+    runs = [_migration(b, host, i) for i in range(count)]
     gaps = [r["gap_around_move_ms"] for r in runs if r.get("gap_around_move_ms") is not None]
     worst = max(gaps, default=None)
     return {
@@ -209,7 +213,7 @@ def run_connect_bench(runs: int = 10, quick: bool = False) -> dict[str, Any]:
                     b.one(site, pr)
                 per_path.append(pr)
             results["paths"] = [p.row() for p in per_path]
-            results["migration"] = _migrations(b, 1 if quick else 3)
+            results["migration"] = _migrations(b, host, 1 if quick else 3)
         finally:
             for svc in (host, relay, gw):
                 if svc is not None:

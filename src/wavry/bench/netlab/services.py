@@ -5,7 +5,6 @@ loopback, with their output collected."""
 from __future__ import annotations
 
 import os
-import queue
 import re
 import socket
 import subprocess
@@ -30,9 +29,12 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
 
 @dataclass
 class Service:
+    """A process whose output lines are collected; ``wait_for`` finds a line, ``mark`` says
+    where the lines stand now (to wait only for what comes after)."""
+
     proc: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
-    _q: queue.Queue[str] = field(default_factory=queue.Queue)
+    _more: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
         threading.Thread(target=self._read, daemon=True).start()
@@ -40,27 +42,33 @@ class Service:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.lines.append(line)
-            self._q.put(line)
+            with self._more:
+                self.lines.append(line)
+                self._more.notify_all()
+        with self._more:
+            self._more.notify_all()
 
-    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+    def mark(self) -> int:
+        return len(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 30.0, since: int = 0) -> re.Match[str]:
+        """The first line from ``since`` on that matches ``pattern``."""
         deadline = time.monotonic() + timeout
-        for line in list(self.lines):
-            if m := re.search(pattern, line):
-                return m
-        while True:
-            try:
-                line = self._q.get(timeout=max(0.05, deadline - time.monotonic()))
-            except queue.Empty:
-                if time.monotonic() >= deadline:
+        checked = since
+        with self._more:
+            while True:
+                for line in self.lines[checked:]:
+                    if m := re.search(pattern, line):
+                        return m
+                checked = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise TimeoutError(
                         f"no {pattern!r} within {timeout} s:\n" + "".join(self.lines)
-                    ) from None
-                continue
-            if m := re.search(pattern, line):
-                return m
-            if self.proc.poll() is not None and self._q.empty():
-                raise RuntimeError(f"exited ({self.proc.returncode}):\n" + "".join(self.lines))
+                    )
+                if self.proc.poll() is not None and not self._more.wait(0.05):
+                    raise RuntimeError(f"exited ({self.proc.returncode}):\n" + "".join(self.lines))
+                self._more.wait(min(left, 0.2))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
