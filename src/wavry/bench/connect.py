@@ -84,6 +84,7 @@ class _Bench:
     def __init__(self, bed: NatBed, home: Path) -> None:
         self.bed = bed
         self.home = home
+        self.count = 0
 
     def env(self, site: Site) -> dict[str, str]:
         return {**os.environ, "XDG_CONFIG_HOME": str(self.home / site), "WAVRY_PASSWORD": PASSWORD}
@@ -114,7 +115,8 @@ class _Bench:
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
 
     def one(self, site: Site, runs: PathRuns, seconds: float = 0.5) -> dict[str, Any] | None:
-        stats = self.home / f"stats-{runs.path}-{len(runs.ttff_ms) + len(runs.failures)}.json"
+        self.count += 1
+        stats = self.home / f"stats-{self.count:03d}-{runs.path}.json"
         started = time.monotonic()
         proc = self.connect(site, seconds, stats)
         _out, err = proc.communicate(timeout=60)
@@ -198,21 +200,19 @@ def run_connect_bench(runs: int = 10, quick: bool = False) -> dict[str, Any]:
             for site in ("client", "lan"):
                 b.wavry(site, "login", URL, "--login", "bench")
             host = b.start_host()
-            per_path: list[PathRuns] = []
             plan: list[tuple[str, Site, bool]] = [
                 ("lan", "lan", False),
                 ("punched", "client", False),
                 ("relayed", "client", True),
             ]
-            for path, site, cut in plan:
-                bed.cut_direct(cut)
-                pr = PathRuns(path)
-                b.one(site, pr)  # a first run warms the host's encoder and caches
-                pr = PathRuns(path)
-                for _ in range(runs):
-                    b.one(site, pr)
-                per_path.append(pr)
-            results["paths"] = [p.row() for p in per_path]
+            per_path = {path: PathRuns(path) for path, _, _ in plan}
+            # rounds of one run per path: the machine's load falls on every path alike; the
+            # first round warms the host (its encoder, the gateway's caches) and is not counted
+            for round_ in range(runs + 1):
+                for path, site, cut in plan:
+                    bed.cut_direct(cut)
+                    b.one(site, per_path[path] if round_ else PathRuns(path))
+            results["paths"] = [p.row() for p in per_path.values()]
             results["migration"] = _migrations(b, host, 1 if quick else 3)
         finally:
             for svc in (host, relay, gw):
