@@ -40,6 +40,7 @@ class PathStats:
         self.first_decoded: float | None = None
         self._shown: deque[float] = deque(maxlen=2048)
         self.max_gap_ms = 0.0
+        self._gaps: list[tuple[float, float]] = []  # the longest few: (gap ms, at)
 
     @property
     def kind(self) -> PathKind | None:
@@ -70,6 +71,8 @@ class PathStats:
         if self._shown:
             gap = (at - self._shown[-1]) * 1000
             self.max_gap_ms = max(self.max_gap_ms, gap)
+            if len(self._gaps) < 5 or gap > self._gaps[-1][0]:
+                self._gaps = sorted([*self._gaps, (gap, at)], reverse=True)[:5]
         self._shown.append(at)
         for c in self.changes:
             if c.at - GAP_BEFORE_S <= at <= c.at + GAP_AFTER_S and len(self._shown) > 1:
@@ -107,6 +110,11 @@ class PathStats:
                 for c in self.changes
             ],
             "longest_present_gap_ms": round(self.max_gap_ms, 1),
+            # the five longest, each with when it ended (ms from the start of connecting)
+            "longest_present_gaps": [
+                {"gap_ms": round(g, 1), "at_ms": round((t - self.started) * 1000, 1)}
+                for g, t in self._gaps
+            ],
         }
 
     def line(self, now: float) -> str:
