@@ -95,7 +95,10 @@ def _finish(client: subprocess.Popen[str], stats: Path, seconds: float) -> dict[
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     home = tmp_path_factory.mktemp("nat")
     with NatBed() as bed:
-        gw = start_gateway(home / "gw", SERVICES, 3000, netns=bed.ns["inet"])
+        # leases of 65 s: a relayed session renews its lease 5 s after binding (60 s ahead)
+        gw = start_gateway(
+            home / "gw", SERVICES, 3000, netns=bed.ns["inet"], env={"WAVRY_GATEWAY_LEASE_TTL": "65"}
+        )
         wait_ready(URL, bed.ns["inet"])
         relay = start_relay(URL, SERVICES, 4000, netns=bed.ns["inet"])
         w = World(bed, home, gw, relay)
@@ -221,12 +224,28 @@ def test_gateway_restart_leaves_the_session_and_the_host_comes_back(
         host.wait_for(r"session \w+ accepted", timeout=30)
         world.gateway.stop()
         host.wait_for(r"gateway connection lost", timeout=10)
-        world.gateway = start_gateway(world.home / "gw", SERVICES, 3000, netns=world.bed.ns["inet"])
+        world.gateway = start_gateway(
+            world.home / "gw", SERVICES, 3000, netns=world.bed.ns["inet"],
+            env={"WAVRY_GATEWAY_LEASE_TTL": "65"},
+        )  # fmt: skip
         back = time.monotonic()  # the new gateway listens (its own start takes seconds here)
         host.wait_for(r"back online at", timeout=20)
         assert time.monotonic() - back < 10.0
         stats = _finish(client, stats_file, seconds)
         _presented_at_rate(stats, seconds)
         assert [c["path"] for c in stats["path_changes"]] == ["punched"]
+    finally:
+        host.stop()
+
+
+def test_a_relayed_session_renews_its_lease(world: World, tmp_path: Path) -> None:
+    """Leases here last 65 s: the client asks for a fresh one 5 s after binding (a minute
+    ahead), both peers renew with it, and the relayed stream goes on without a hitch."""
+    seconds = 10.0
+    stats, host, _ = world.session(NatType.symmetric, NatType.symmetric, seconds, tmp_path)
+    try:
+        assert stats["path"] == "relayed" and len(stats["path_changes"]) == 1, stats
+        assert stats["relay_grants"] >= 2, stats
+        _presented_at_rate(stats, seconds)
     finally:
         host.stop()

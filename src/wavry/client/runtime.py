@@ -154,7 +154,7 @@ class ClientRuntime:
         self.stats.connect_started = opts.started_at or time.monotonic()
         self.paths = PathStats(self.stats.connect_started)
         if opts.route is not None:  # the path manager reports every path change
-            opts.route.on_path = self.paths.changed
+            opts.route.on_path, opts.route.on_grant = self.paths.changed, self.paths.granted
         self._set_state("connecting", opts.label or f"{opts.host}:{opts.port}")
         est = await self._establish(screen)
         self.est = est

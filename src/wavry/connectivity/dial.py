@@ -276,6 +276,8 @@ class GatewayRoute:
         self.identity = identity
         self.timeout = timeout
         self.on_path = on_path
+        #: told of every relay grant for the session (statistics)
+        self.on_grant: Callable[[], None] | None = None
         self.session = uuid.uuid4()
         self.conn: RoutedConnection | None = None
         self.accepted_at: float | None = None
@@ -409,6 +411,8 @@ class GatewayRoute:
             return
         if conn is None or grant.session != self.session:
             return
+        if self.on_grant is not None:
+            self.on_grant()
         conn.paths.relay_granted(grant, self.identity.sign, time.monotonic(), time.time())
         conn.flush()
 

@@ -41,6 +41,7 @@ class PathStats:
         self._shown: deque[float] = deque(maxlen=2048)
         self.max_gap_ms = 0.0
         self._gaps: list[tuple[float, float]] = []  # the longest few: (gap ms, at)
+        self.relay_grants = 0
 
     @property
     def kind(self) -> PathKind | None:
@@ -62,6 +63,10 @@ class PathStats:
         self.changes.append(
             _Change(at, PathKind.direct, None, "address given", address, handshake_ms)
         )
+
+    def granted(self) -> None:
+        """The gateway granted a relay lease for the session (the first, or a renewal)."""
+        self.relay_grants += 1
 
     def decoded(self, at: float) -> None:
         if self.first_decoded is None:
@@ -91,6 +96,7 @@ class PathStats:
             "path": last.kind.value if last else None,
             "relay_id": last.relay_id if last else None,
             "time_to_first_frame_ms": self.time_to_first_frame_ms,
+            "relay_grants": self.relay_grants,  # leases the gateway granted (renewals included)
             "path_changes": [
                 {
                     "at_ms": round((c.at - self.started) * 1000, 1),

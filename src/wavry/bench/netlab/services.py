@@ -105,7 +105,12 @@ class ControlPlane:
 
 
 def start_gateway(
-    data_dir: Path, host: str, port: int, netns: str | None = None, stun_port: int = 3478
+    data_dir: Path,
+    host: str,
+    port: int,
+    netns: str | None = None,
+    stun_port: int = 3478,
+    env: dict[str, str] | None = None,
 ) -> Service:
     gw = spawn(
         wavry_argv(
@@ -113,7 +118,8 @@ def start_gateway(
             "--data-dir", str(data_dir), "--admin-token", ADMIN_TOKEN,
             "--relay-token", RELAY_TOKEN, "--log-level", "warning",
             netns=netns,
-        )
+        ),
+        env=env,
     )  # fmt: skip
     gw.wait_for(r"listening on http://", timeout=90)
     return gw
