@@ -49,6 +49,16 @@ class AccountStore:
         except TypeError:
             raise StoreError(f"{self.path} is incomplete; run `wavry login URL` again") from None
 
+    def for_gateway(self, gateway_url: str) -> Account | None:
+        """The sign-in for ``gateway_url`` when it is saved and not expired (unreadable: None)."""
+        try:
+            saved = self.load()
+        except StoreError:
+            return None
+        if saved is None or saved.gateway_url.rstrip("/") != gateway_url.rstrip("/"):
+            return None
+        return None if saved.expired() else saved
+
     def save(self, account: Account) -> None:
         atomic_write(self.path, (json.dumps(asdict(account), indent=2) + "\n").encode(), 0o600)
 

@@ -124,15 +124,8 @@ async def device_token(gateway_url: str, identity: Identity, fresh: bool = False
 async def sign_in(gateway_url: str, identity: Identity) -> tuple[str, str]:
     """A token for ``gateway_url``: the saved sign-in when it is for this gateway and fresh, else
     a device-key login (this device registered there by `wavry login`)."""
-    try:
-        saved = AccountStore().load()
-    except Exception:
-        saved = None
-    if (
-        saved is not None
-        and saved.gateway_url.rstrip("/") == gateway_url.rstrip("/")
-        and not saved.expired()
-    ):
+    saved = AccountStore().for_gateway(gateway_url)
+    if saved is not None:
         return saved.token, "saved"
     try:
         return await device_token(gateway_url, identity), "device"

@@ -10,7 +10,6 @@ Anything else is dropped and counted.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 from wavry.connectivity.candidates import Address
 from wavry.connectivity.meetings import HostMeetings
 from wavry.connectivity.relaypath import RelayRoute
-from wavry.connectivity.stun import StunQuery, is_stun
+from wavry.connectivity.stun import StunQueries, is_stun
 from wavry.net.host import HostServer
 from wavry.net.udp import Timer
 
@@ -33,7 +32,6 @@ MAX_TIMER_S = 0.5
 class SideCounters:
     relayed_in: int = 0
     relayed_out: int = 0
-    stun_answers: int = 0
     dropped: int = 0
     unroutable: int = 0
 
@@ -51,7 +49,7 @@ class HostSide:
         self.counters = SideCounters()
         self._clock = clock
         self._wall = wall_clock
-        self._stun: list[tuple[StunQuery, asyncio.Future[Address | None]]] = []
+        self.stun = StunQueries(clock, self.pump)
         self._timer = Timer(self._on_timer)
         self._closed = False
 
@@ -63,10 +61,7 @@ class HostSide:
         self._timer.cancel()
         if self.server.side is self:
             self.server.side = None
-        for _, fut in self._stun:
-            if not fut.done():
-                fut.set_result(None)
-        self._stun.clear()
+        self.stun.close()
 
     # ---- SideChannel ---------------------------------------------------------------------
 
@@ -81,12 +76,7 @@ class HostSide:
                 self.pump()
             return
         if is_stun(data):
-            for query, fut in self._stun:
-                if query.on_datagram(data, (str(addr[0]), int(addr[1]))):
-                    self.counters.stun_answers += 1
-                    if not fut.done():
-                        fut.set_result(query.result)
-            self._stun = [(q, f) for q, f in self._stun if not q.done]
+            self.stun.on_datagram(data, (str(addr[0]), int(addr[1])))
             return
         self.counters.dropped += 1
 
@@ -103,21 +93,9 @@ class HostSide:
             self.counters.relayed_out += 1
             self.server.send_raw(*wrapped)
 
-    # ---- STUN from the RIFT socket -------------------------------------------------------
-
     async def reflexive(self, server: Address, timeout: float = 1.0) -> Address | None:
         """The address the gateway's STUN service sees this socket at (None: no answer)."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Address | None] = loop.create_future()
-        query = StunQuery(server, self._clock())
-        self._stun.append((query, fut))
-        self.pump()
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            return None
-        finally:
-            self._stun = [(q, f) for q, f in self._stun if f is not fut]
+        return await self.stun.ask(server, timeout)
 
     # ---- timers and output ---------------------------------------------------------------
 
@@ -126,16 +104,10 @@ class HostSide:
         if self._closed:
             return
         now = self._clock()
-        out = self.meetings.take_output(now)
-        for query, fut in self._stun:
-            out.extend(query.take_output(now))
-            if query.failed and not fut.done():
-                fut.set_result(None)
+        out = self.meetings.take_output(now) + self.stun.take_output(now)
         for data, addr in out:
             self.server.send_raw(data, addr)
-        due = [t for q, _ in self._stun if (t := q.next_timer()) is not None]
-        if (t := self.meetings.next_timer()) is not None:
-            due.append(t)
+        due = [t for t in (self.stun.next_timer(), self.meetings.next_timer()) if t is not None]
         deadline = min([*due, now + MAX_TIMER_S])
         self._timer.schedule(deadline, now)
 

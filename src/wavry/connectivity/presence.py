@@ -204,15 +204,8 @@ class HostPresence:
                 self._registered = True
 
     def _saved_sign_in(self, why: GatewayError) -> tuple[str, str]:
-        try:
-            saved = AccountStore().load()
-        except Exception:
-            saved = None
-        if (
-            saved is not None
-            and saved.gateway_url.rstrip("/") == self.gateway_url.rstrip("/")
-            and not saved.expired()
-        ):
+        saved = AccountStore().for_gateway(self.gateway_url)
+        if saved is not None:
             log.info("device-key login refused (%s); using the saved sign-in", why)
             return saved.token, saved.user_id
         raise PresenceError(

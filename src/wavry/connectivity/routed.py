@@ -11,7 +11,6 @@ path.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,7 @@ from wavry.connectivity.paths import (
     transport_packet_id,
 )
 from wavry.connectivity.relaypath import RelayRoute
-from wavry.connectivity.stun import StunQuery, is_stun
+from wavry.connectivity.stun import StunQueries, is_stun
 from wavry.net.client import ClientConnection
 from wavry.net.udp import ArrivalSink, Timer, TimestampedUdp, tune_socket
 from wavry.rift.client import ClientSession, ClientState
@@ -76,7 +75,7 @@ class RoutedConnection(ClientConnection):
         self.on_path: Callable[[PathChanged], None] | None = None
         self.on_close: list[Callable[[], None]] = []
         self._ptimer = Timer(self._on_path_timer)
-        self._stun: list[tuple[StunQuery, asyncio.Future[Address | None]]] = []
+        self.stun = StunQueries(self._clock, self._pump)
         self._pumping = False
         self._sock: PathSocket | None = None
         self.probes_received = 0
@@ -142,10 +141,7 @@ class RoutedConnection(ClientConnection):
             else:
                 self._pump()
         elif is_stun(data):
-            for query, fut in self._stun:
-                if query.on_datagram(data, src) and not fut.done():
-                    fut.set_result(query.result)
-            self._stun = [(q, f) for q, f in self._stun if not q.done]
+            self.stun.on_datagram(data, src)
         else:
             self.dropped += 1
 
@@ -178,16 +174,7 @@ class RoutedConnection(ClientConnection):
     # ---- STUN from this socket -----------------------------------------------------------
 
     async def reflexive(self, server: Address, timeout: float = 1.0) -> Address | None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Address | None] = loop.create_future()
-        self._stun.append((StunQuery(server, self._clock()), fut))
-        self._pump()
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            return None
-        finally:
-            self._stun = [(q, f) for q, f in self._stun if f is not fut]
+        return await self.stun.ask(server, timeout)
 
     # ---- the path manager's output, events and timer -------------------------------------
 
@@ -205,13 +192,8 @@ class RoutedConnection(ClientConnection):
         try:
             now = self._clock()
             sock = self._sock
-            for data, addr in self.paths.take_output(now):
+            for data, addr in self.paths.take_output(now) + self.stun.take_output(now):
                 sock.send_one(data, addr)
-            for query, fut in self._stun:
-                for data, addr in query.take_output(now):
-                    sock.send_one(data, addr)
-                if query.failed and not fut.done():
-                    fut.set_result(None)
             while (event := self.paths.next_event()) is not None:
                 if isinstance(event, PathChanged):
                     if self.on_path is not None:
@@ -224,9 +206,7 @@ class RoutedConnection(ClientConnection):
                         ts = self.core.ping(now)
                         if ts is not None:
                             super().flush()
-            due = [t for q, _ in self._stun if (t := q.next_timer()) is not None]
-            if (t := self.paths.next_timer()) is not None:
-                due.append(t)
+            due = [t for t in (self.stun.next_timer(), self.paths.next_timer()) if t is not None]
             if due:
                 self._ptimer.schedule(min(due), now)
             else:
@@ -238,8 +218,6 @@ class RoutedConnection(ClientConnection):
         self._ptimer.cancel()
         for hook in self.on_close:
             hook()
-        for _, fut in self._stun:
-            if not fut.done():
-                fut.set_result(None)
+        self.stun.close()
         await super().close(message)
         self._sock = None

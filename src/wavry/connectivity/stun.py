@@ -10,6 +10,7 @@ reach (an answer that takes over a second is better traded for connecting withou
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from aioice import stun
 from wavry.connectivity.candidates import Address, CandidateError, parse_ip_port
 from wavry.net.addr import format_hostport
 
-__all__ = ["StunQuery", "is_stun"]
+__all__ = ["StunQueries", "StunQuery", "is_stun"]
 
 _COOKIE = 0x2112A442
 #: seconds after the first request at which it is sent again; the last entry is the give-up
@@ -105,3 +106,53 @@ class StunQuery:
         except CandidateError:
             return False
         return True
+
+
+class StunQueries:
+    """The STUN transactions pending on one socket, for its asyncio adapter: ``ask`` waits for
+    the answer, ``on_datagram`` takes a STUN datagram, ``take_output``/``next_timer`` drive the
+    retries (the adapter sends and schedules)."""
+
+    def __init__(self, clock: Callable[[], float], wake: Callable[[], None]) -> None:
+        self._clock = clock
+        self._wake = wake  # the adapter sends what is due now and re-arms its timer
+        self._pending: list[tuple[StunQuery, asyncio.Future[Address | None]]] = []
+        self.answers = 0
+
+    async def ask(self, server: Address, timeout: float = 1.0) -> Address | None:
+        """The address ``server`` sees the socket at (None: no answer in ``timeout``)."""
+        fut: asyncio.Future[Address | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((StunQuery(server, self._clock()), fut))
+        self._wake()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._pending = [(q, f) for q, f in self._pending if f is not fut]
+
+    def on_datagram(self, data: bytes, addr: Address) -> None:
+        for query, fut in self._pending:
+            if query.on_datagram(data, addr):
+                self.answers += 1
+                if not fut.done():
+                    fut.set_result(query.result)
+        self._pending = [(q, f) for q, f in self._pending if not q.done]
+
+    def take_output(self, now: float) -> list[tuple[bytes, Address]]:
+        out: list[tuple[bytes, Address]] = []
+        for query, fut in self._pending:
+            out.extend(query.take_output(now))
+            if query.failed and not fut.done():
+                fut.set_result(None)
+        return out
+
+    def next_timer(self) -> float | None:
+        due = [t for q, _ in self._pending if (t := q.next_timer()) is not None]
+        return min(due) if due else None
+
+    def close(self) -> None:
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_result(None)
+        self._pending.clear()

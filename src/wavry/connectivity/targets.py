@@ -158,34 +158,12 @@ async def ask_at_terminal(choices: list[Choice]) -> int | None:
     """Print the list on stderr and read a number from the terminal."""
     for i, c in enumerate(choices, 1):
         print(f"  {i}. {c.label:24} {c.detail}", file=sys.stderr, flush=True)
-    answer = await _read_line(f"Connect to which host [1-{len(choices)}]? ")
+    from wavry.runtime.session import read_line
+
+    answer = await read_line(f"Connect to which host [1-{len(choices)}]? ")
     with contextlib.suppress(ValueError, AttributeError):
         return int((answer or "").strip()) - 1
     return None
-
-
-async def _read_line(prompt: str) -> str | None:
-    """One line from the terminal; a daemon thread reads it, so a Ctrl+C meanwhile ends the
-    process instead of waiting in an executor's shutdown."""
-    import threading
-
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[str | None] = loop.create_future()
-
-    def done(text: str | None) -> None:
-        if not answer.done():
-            answer.set_result(text)
-
-    def read() -> None:
-        try:
-            text: str | None = input(prompt)
-        except (EOFError, OSError, ValueError):
-            text = None
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(done, text)
-
-    threading.Thread(target=read, name="wavry-prompt", daemon=True).start()
-    return await answer
 
 
 def terminal_ask() -> Ask | None:
