@@ -3,9 +3,11 @@
 # as OCI archives (scripts/images.sh, then podman save --format oci-archive), the systemd units,
 # SHA256SUMS and manifest.json (name, version, kind, sha256, size of each artifact).
 #
-# Usage: scripts/release.sh [--out DIR] [--no-images]
+# Usage: scripts/release.sh [--out DIR] [--no-images] [--no-check]
 #   --out DIR     where the artifacts go (default: dist/); the directory is emptied first
 #   --no-images   skip the container images (no podman/root needed): packages and units only
+#   --no-check    do not run the container checks (pytest -m images: the images' users, size,
+#                 health checks, the compose stack with a control-plane smoke) before saving
 # The version is wavry.__version__ (src/wavry/__init__.py). Timestamps inside the packages come
 # from the last commit (SOURCE_DATE_EPOCH), so two runs on one commit give the same wheel.
 # Check a release: cd dist && sha256sum -c SHA256SUMS
@@ -14,11 +16,13 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 OUT="$REPO/dist"
 IMAGES=1
+CHECK=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT=$(realpath -m "$2"); shift 2 ;;
         --no-images) IMAGES=0; shift ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --no-check) CHECK=0; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "release.sh: error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -65,6 +69,13 @@ if [ "$IMAGES" -eq 1 ]; then
     scripts/images.sh build --quiet
     CONTAINERS_CONF=$(scripts/images.sh conf)
     export CONTAINERS_CONF
+    if [ "$CHECK" -eq 1 ]; then
+        # The container checks live outside the default suite (a first base-image build takes
+        # minutes): a release never ships images they have not passed.
+        log "container checks (pytest -m images)"
+        "$REPO/.venv/bin/pytest" -q -m images -p no:cacheprovider tests/release/test_images.py \
+            || die "the container checks failed"
+    fi
     for name in gateway relay; do
         archive="$OUT/wavry-$name-$VERSION.oci.tar"
         podman save --quiet --format oci-archive -o "$archive" "localhost/wavry-$name:$VERSION" \

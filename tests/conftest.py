@@ -2,64 +2,43 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-WAVRY = [sys.executable, "-m", "wavry"]
+from wavry.runtime.processes import WAVRY, HostProcess, free_udp_port, running_host, wavry_env
 
 
 def env_for(home: Path) -> dict[str, str]:
-    return dict(os.environ, XDG_CONFIG_HOME=str(home), PYTHONUNBUFFERED="1")
+    return wavry_env(home)
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class HostLines(Sequence[str]):
+    """A host's output lines as they arrive (each ending in a newline, like the pipe's)."""
+
+    def __init__(self, host: HostProcess) -> None:
+        self._host = host
+
+    def _now(self) -> list[str]:
+        return [line + "\n" for _, line in self._host.lines]
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._now()[i]
+
+    def __len__(self) -> int:
+        return len(self._host.lines)
 
 
 @contextmanager
-def host_process(home: Path, *args: str) -> Iterator[tuple[int, list[str]]]:
-    port = free_udp_port()
-    proc = subprocess.Popen(
-        [*WAVRY, "host", "--listen", f"127.0.0.1:{port}", *args],
-        env=env_for(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "listening on udp://" in line:
-            break
-    else:
-        proc.kill()
-        raise AssertionError("host did not start: " + "".join(lines))
-    try:
-        yield port, lines
-    finally:
-        proc.terminate()
-        try:
-            out, _ = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        lines.append(out)
+def host_process(home: Path, *args: str) -> Iterator[tuple[int, HostLines]]:
+    """A `wavry host` on 127.0.0.1 (any free port) with its own config directory: yields the
+    port and its output lines (live; complete once the host has stopped)."""
+    with running_host(args, wavry_env(home)) as host:
+        yield host.port, HostLines(host)
 
 
 HOST_ARGS = (

@@ -3,79 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from wavry.runtime.processes import WavryProcess, free_udp_port, running_host, wavry_env
 
 WAVRY = [sys.executable, "-m", "wavry"]
 
 
 def env_for(home: Path) -> dict[str, str]:
-    return dict(os.environ, XDG_CONFIG_HOME=str(home), PYTHONUNBUFFERED="1")
+    return wavry_env(home)
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def host_process(home: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
-    port = free_udp_port()
-    proc = subprocess.Popen(
-        [*WAVRY, "host", "--listen", f"127.0.0.1:{port}", *args],
-        env=env_for(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "listening on udp://" in line:
-            break
-    else:
-        proc.kill()
-        raise AssertionError("host did not start: " + "".join(lines))
-    try:
-        yield proc, port, lines
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def read_until(proc: subprocess.Popen[str], pattern: str, lines: list[str]) -> re.Match[str]:
-    rx = re.compile(pattern)
-    for line in lines:
-        if m := rx.search(line):
-            return m
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if m := rx.search(line):
-            return m
-    raise AssertionError(f"{pattern!r} not in host output: {''.join(lines)}")
+def read_until(host: WavryProcess, pattern: str) -> re.Match[str]:
+    """The first line of the host's output matching ``pattern`` (waiting up to 15 s)."""
+    m = host.wait_line(pattern, 15)
+    assert m is not None, f"{pattern!r} not in host output: {host.text()[-3000:]}"
+    return m
 
 
 def wavry(home: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -93,11 +41,10 @@ def test_id_is_stable_and_private(tmp_path: Path) -> None:
 
 
 def test_host_trust_any_and_ping_json(tmp_path: Path) -> None:
-    with host_process(tmp_path / "h", "--trust", "any") as (proc, port, lines):
-        assert any("WARNING: --trust any" in line for line in lines) or read_until(
-            proc, "WARNING: --trust any", lines
-        )
-        host_id = read_until(proc, r"Wavry ID: (\S+)", lines).group(1)
+    with running_host(["--trust", "any"], wavry_env(tmp_path / "h")) as host:
+        port = host.port
+        read_until(host, "WARNING: --trust any")
+        host_id = read_until(host, r"Wavry ID: (\S+)").group(1)
         r = wavry(tmp_path / "c", "ping", f"127.0.0.1:{port}", "--count", "5", "--json", "-")
         assert r.returncode == 0, r.stderr
         data = json.loads(r.stdout)
@@ -109,8 +56,9 @@ def test_host_trust_any_and_ping_json(tmp_path: Path) -> None:
 
 def test_pairing_then_pin_mismatch_then_forget(tmp_path: Path) -> None:
     client_home = tmp_path / "c"
-    with host_process(tmp_path / "h1", "--pair") as (proc, port, lines):
-        code = read_until(proc, r"Pairing code: (\d{3}) (\d{3})", lines)
+    with running_host(["--pair"], wavry_env(tmp_path / "h1")) as host:
+        port = host.port
+        code = read_until(host, r"Pairing code: (\d{3}) (\d{3})")
         # without a code (and no terminal) the client explains what to do
         r = wavry(client_home, "ping", f"127.0.0.1:{port}", "--count", "1")
         assert r.returncode == 1 and "--pair-code" in r.stderr
@@ -119,22 +67,14 @@ def test_pairing_then_pin_mismatch_then_forget(tmp_path: Path) -> None:
             "--pair-code", code.group(1) + code.group(2),
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
-        read_until(proc, "paired and trusted", lines)
+        read_until(host, "paired and trusted")
         # now trusted: no code needed
         assert wavry(client_home, "ping", f"127.0.0.1:{port}", "--count", "2").returncode == 0
         trusted = json.loads((tmp_path / "h1" / "wavry" / "trusted_devices.json").read_text())
         assert len(trusted["devices"]) == 1
     # a different host identity on the same address: refused, with advice
     port2 = port
-    proc2 = subprocess.Popen(
-        [*WAVRY, "host", "--listen", f"127.0.0.1:{port2}", "--trust", "any"],
-        env=env_for(tmp_path / "h2"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        read_until(proc2, "listening on udp://", [])
+    with running_host(["--trust", "any"], wavry_env(tmp_path / "h2"), listen=f"127.0.0.1:{port2}"):
         r = wavry(client_home, "ping", f"127.0.0.1:{port2}", "--count", "1")
         assert r.returncode == 1
         assert "pinned" in r.stderr and f"wavry pins forget 127.0.0.1:{port2}" in r.stderr
@@ -143,9 +83,6 @@ def test_pairing_then_pin_mismatch_then_forget(tmp_path: Path) -> None:
         assert f.returncode == 0
         r = wavry(client_home, "ping", f"127.0.0.1:{port2}", "--count", "1")
         assert r.returncode == 0, r.stderr
-    finally:
-        proc2.terminate()
-        proc2.wait(5)
 
 
 def test_ping_without_host_fails_clearly(tmp_path: Path) -> None:
@@ -177,8 +114,13 @@ def test_bench_transport_quick(tmp_path: Path) -> None:
         "handshakes_per_s_ge_500",
         "per_datagram_le_15us",
         "per_datagram_le_3x_floor",
+        "media_receive_le_3x_floor",
+        "media_send_le_3x_floor",
     }
-    assert "per-datagram receive" in r.stdout
+    media, send = data["media_datagram"], data["media_send"]
+    assert media["clock"] == "cpu" and media["full_us_p50"] > media["floor_us_p50"] > 0
+    assert send["full_us_p50"] > 0 and send["floor_us_p50"] > 0
+    assert "per-datagram receive" in r.stdout and "media send path" in r.stdout
 
 
 def test_demo_runs(tmp_path: Path) -> None:
@@ -190,13 +132,10 @@ def test_demo_runs(tmp_path: Path) -> None:
 
 
 def test_host_streams_synthetic_to_headless_connect(tmp_path: Path) -> None:
-    with host_process(
-        tmp_path / "h", "--trust", "any", "--source", "synthetic", "--size", "640x360"
-    ) as (
-        _proc,
-        port,
-        _lines,
-    ):
+    with running_host(
+        ["--trust", "any", "--source", "synthetic", "--size", "640x360"], wavry_env(tmp_path / "h")
+    ) as host:
+        port = host.port
         stats = tmp_path / "stats.json"
         snap = tmp_path / "snap.png"
         r = wavry(

@@ -8,7 +8,6 @@ runtimes take the validated values. Field names are the flags' names with ``_`` 
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -28,33 +27,15 @@ __all__ = [
     "parse_size",
 ]
 
-DEFAULT_PORT = 47800
-DEFAULT_WEB_PORT = 47801
-GIB = 1024**3
-
-
-class TrustMode(StrEnum):
-    paired = "paired"
-    any = "any"
-
-
-class SourceName(StrEnum):
-    synthetic = "synthetic"
-    x11 = "x11"
-    wayland = "wayland"
-    virtual = "virtual"
-
-
-class CaptureMode(StrEnum):
-    change = "change"  # when the screen changes (X11 DAMAGE), at most --fps
-    clock = "clock"  # every frame interval
-
-
-class CodecName(StrEnum):
-    h264 = "h264"
-    hevc = "hevc"
-    av1 = "av1"
-
+from wavry.settings_types import (
+    DEFAULT_PORT,
+    DEFAULT_WEB_PORT,
+    GIB,
+    CaptureMode,
+    CodecName,
+    SourceName,
+    TrustMode,
+)
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 

@@ -35,7 +35,7 @@ def test_scenario_names_and_variants_are_the_contract() -> None:
     ]
     by = {s.name: s.variants for s in SCENARIOS}
     for name in ("loss-1pct", "loss-2pct", "burst-3pct"):
-        assert by[name] == ["wavry", "no-repair"]
+        assert by[name] == ["wavry", "xor", "no-repair"]
     for name in ("bottleneck-8mbit", "capacity-steps"):
         assert by[name] == ["wavry", "fixed-bitrate"]
     assert by["clean"] == ["wavry"] and by["jitter"] == ["wavry"]
@@ -56,6 +56,7 @@ def test_tiny_run_writes_the_json_contract(tmp_path: Path, monkeypatch: pytest.M
     assert [(r["scenario"], r["variant"]) for r in rows] == [
         ("clean", "wavry"),
         ("loss-1pct", "wavry"),
+        ("loss-1pct", "xor"),
         ("loss-1pct", "no-repair"),
         ("bottleneck-8mbit", "wavry"),
         ("bottleneck-8mbit", "fixed-bitrate"),
@@ -63,18 +64,19 @@ def test_tiny_run_writes_the_json_contract(tmp_path: Path, monkeypatch: pytest.M
     for r in rows:
         assert set(r) >= KEYS
         assert set(r["latency_ms"]) == {"p50", "p95", "p99"}
-    for r in rows[:3]:  # proxy scenarios: utilization/convergence do not apply
+    for r in rows[:4]:  # proxy scenarios: utilization/convergence do not apply
         assert r["utilization"] is None and r["convergence_s"] is None
         assert r["frames_sent"] > 0 and r["frames_presented"] > 0
         assert 0.0 <= r["on_time_ratio"] <= 1.0
         assert r["overhead_pct"] is not None and r["latency_ms"]["p50"] is not None
     assert rows[0]["jitter_buffer_ms"] is not None
     assert rows[0]["transport_added_latency_ms_p50"] is not None
-    for r in rows[3:]:
+    for r in rows[4:]:
         assert r["on_time_ratio"] is None and r["latency_ms"]["p50"] is None
         assert "not permitted" in r["note"]
     assert data["notes"] and data["clean_latency_p50_ms"] > 0
     assert set(data["targets"]) >= {"loss_2pct_on_time_ge_99.5", "clean_jitter_buffer_0"}
+    assert any(p.endswith("-repair.png") for p in data["plots"])  # RS vs XOR vs none
     for p in data["plots"]:
         assert Path(p).is_file() and Path(p).stat().st_size > 1000
     assert data["targets"]["loss_2pct_on_time_ge_99.5"] is None  # not run: unknown, not False

@@ -107,7 +107,7 @@ def test_bad_input_fails_before_connecting(tmp_path: Path) -> None:
         assert r.returncode == 1 and "6 digits" in one_error_line(r.stderr)
         r, _ = run(tmp_path, "connect", target, "--bitrate-kbps", "8000",
                    "--max-bitrate-kbps", "300")  # fmt: skip
-        assert r.returncode == 2 and "below bitrate_kbps" in r.stderr
+        assert r.returncode == 2 and "is below --bitrate-kbps" in r.stderr
         # a window without a display: said at once, not after a handshake
         r, _ = run(tmp_path, "connect", target, env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
         assert r.returncode == 1 and "display" in one_error_line(r.stderr)

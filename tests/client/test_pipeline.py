@@ -48,7 +48,7 @@ def test_every_frame_decoded_only_the_newest_handed_over() -> None:
         return frame
 
     w = DecodeWorker(Decoder(Codec.H264), prepare=prepare, on_ready=ready.set,
-                     on_broken=lambda fid: None, max_queue=64)  # fmt: skip
+                     on_broken=lambda fid: None, max_backlog_s=10.0)  # fmt: skip
     try:
         for u in units:  # a burst, faster than anything is shown (nobody takes)
             assert w.submit(DecodeJob(u, time.monotonic()))
@@ -81,12 +81,13 @@ def test_far_behind_drops_the_queue_and_waits_for_a_keyframe() -> None:
     units = encoded(20, keyframes=(0, 15))
     dec = GatedDecoder()
     w = DecodeWorker(dec, prepare=None, on_ready=lambda: None, on_broken=lambda fid: None,
-                     max_queue=4)  # fmt: skip
+                     max_queue=4, max_backlog_s=10.0)  # fmt: skip
     try:
         assert w.submit(DecodeJob(units[0], time.monotonic()))
         wait_for(lambda: w.queue_depth == 0)  # unit 0 is in the (held) decoder
         accepted = [True] + [w.submit(DecodeJob(u, time.monotonic())) for u in units[1:10]]
         # unit 0 is in the decoder; 1..4 wait; the 6th unit finds 4 waiting: all dropped
+        # (here the unit limit; the usual limit is the backlog's decode time, tested below)
         assert accepted[:5] == [True] * 5 and accepted[5] is False
         dec.gate.set()
         for u in units[10:]:  # the stream goes on at 60 fps
@@ -101,5 +102,24 @@ def test_far_behind_drops_the_queue_and_waits_for_a_keyframe() -> None:
         assert w.flushed + w.skipped == 20 - 6
         got = w.take()
         assert got is not None and got.job.frame.frame_id == 19
+    finally:
+        w.close()
+
+
+def test_a_short_backlog_is_decoded_not_dropped() -> None:
+    """A decoder held up for a moment (a busy CPU) catches up: 20 units that decode in a few
+    ms each are no reason to drop them and wait for a keyframe."""
+    units = encoded(21)
+    dec = GatedDecoder()
+    w = DecodeWorker(dec, prepare=None, on_ready=lambda: None, on_broken=lambda fid: None)
+    try:
+        assert all(w.submit(DecodeJob(u, time.monotonic())) for u in units[:1])
+        wait_for(lambda: w.queue_depth == 0)
+        assert all(w.submit(DecodeJob(u, time.monotonic())) for u in units[1:])  # 20 wait
+        dec.gate.set()
+        wait_for(lambda: w.decoded == 21)
+        assert w.flushed == 0 and w.skipped == 0
+        got = w.take()
+        assert got is not None and got.job.frame.frame_id == 20
     finally:
         w.close()

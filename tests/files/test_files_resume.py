@@ -28,22 +28,30 @@ def test_transfer_resumes_after_interruption(tmp_path: Path, proc: SimpleNamespa
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            time.sleep(1.5)  # the proxy is up
-
-            def interrupt() -> None:
-                time.sleep(2.0)  # part of the file is through
-                proxy.send_signal(signal.SIGSTOP)
-                time.sleep(11.0)  # longer than the 10 s session timeout: a new session
-                proxy.send_signal(signal.SIGCONT)
-
-            t = threading.Thread(target=interrupt)
-            t.start()
-            r = subprocess.run(
+            client = subprocess.Popen(
                 [*proc.WAVRY, "connect", f"127.0.0.1:{pport}", "--headless",
                  "--send-file", str(src), "--no-file-spare"],
-                env=proc.env_for(tmp_path / "c"), capture_output=True, text=True, timeout=28,
+                env=proc.env_for(tmp_path / "c"), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
-            t.join()
+            err: list[str] = []
+
+            def read() -> None:
+                assert client.stderr is not None
+                err.extend(client.stderr)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            # interrupt once part of the file is through: the client offered it and sends
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any("sending big.bin" in x for x in err):
+                time.sleep(0.05)
+            proxy.send_signal(signal.SIGSTOP)
+            time.sleep(11.0)  # longer than the 10 s session timeout: a new session
+            proxy.send_signal(signal.SIGCONT)
+            client.wait(timeout=60)
+            reader.join(5)
+            r = subprocess.CompletedProcess(client.args, client.returncode, "", "".join(err))
         finally:
             proxy.send_signal(signal.SIGCONT)
             proxy.terminate()

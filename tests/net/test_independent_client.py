@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,6 +157,11 @@ class IndependentClient:
     inbox: list[Received] = field(default_factory=list)  # everything authentic, in order
     unread: list[Received] = field(default_factory=list)  # not yet taken by wait_for()
     msg3: bytes = b""
+    #: ids this client pretends it lost (after the header checks): not opened, reported missing
+    drop: Callable[[int], bool] | None = None
+    dropped: dict[int, bytes] = field(default_factory=dict)  # pid -> encrypted payload
+    arrivals: dict[int, int] = field(default_factory=dict)  # pid -> arrival, µs
+    reported: int = 0  # the highest id covered by a TransportFeedback
     _send: ChaCha20Poly1305 | None = None
     _recv: ChaCha20Poly1305 | None = None
 
@@ -264,12 +269,16 @@ class IndependentClient:
         pid = p.packet_id
         if pid in self.seen or pid + REPLAY_WINDOW <= self.highest:
             return None  # replay check before decryption
+        if self.drop is not None and self.drop(pid):
+            self.dropped[pid] = p.payload
+            return None
         try:
             plaintext = self._recv.decrypt(nonce(pid), p.payload, p.header)
         except InvalidTag:
             return None
         self.seen.add(pid)
         self.raw[pid] = p.payload
+        self.arrivals[pid] = time.monotonic_ns() // 1000
         self.highest = max(self.highest, pid)
         self.host_packet_ids.append(pid)
         msg = rift_pb2.Message()
@@ -306,7 +315,7 @@ class IndependentClient:
                 raise AssertionError(f"no {kind} from the host within {timeout} s")
             self.pump(min(0.05, max(0.0, deadline - time.monotonic())))
 
-    def hello(self, timeout: float = 5.0) -> rift_pb2.HelloAck:
+    def hello(self, timeout: float = 5.0, fec_schemes: tuple[int, ...] = ()) -> rift_pb2.HelloAck:
         hello = rift_pb2.Hello(
             client_name="independent-client",
             platform=rift_pb2.LINUX,
@@ -315,6 +324,7 @@ class IndependentClient:
             max_fps=30,
             input_caps=0,
             protocol_version=1,
+            fec_schemes=fec_schemes,  # type: ignore[arg-type]
         )
         msg = rift_pb2.Message(control=rift_pb2.ControlMessage(hello=hello))
         deadline = time.monotonic() + timeout
@@ -333,6 +343,27 @@ class IndependentClient:
         self.send(ping_msg(ts))
         pong = self.wait_for("pong", timeout)
         return ts, pong.message.control.pong, pong.at_us
+
+    def send_feedback(self) -> None:
+        """§5 TransportFeedback over the ids since the last one, up to the highest received."""
+        first, last = self.reported + 1, self.highest
+        got = [pid for pid in range(first, last + 1) if pid in self.arrivals]
+        if not got:
+            return
+        bitmap = bytearray((last - first + 1 + 7) // 8)
+        for pid in got:
+            i = pid - first
+            bitmap[i // 8] |= 1 << (i % 8)  # LSB first within each byte
+        ref = self.arrivals[got[0]]
+        fb = rift_pb2.TransportFeedback(
+            base_packet_id=first,
+            packet_count=last - first + 1,
+            received_bitmap=bytes(bitmap),
+            reference_time_us=ref,
+            arrival_delta_us=[self.arrivals[pid] - ref for pid in got],
+        )
+        self.send(rift_pb2.Message(control=rift_pb2.ControlMessage(transport_feedback=fb)))
+        self.reported = last
 
     def disconnect(self) -> None:
         d = rift_pb2.Disconnect(reason=1, message="independent client done")
@@ -602,8 +633,9 @@ def test_host_fec_parities_match_the_spec_byte_for_byte(video_host: HostProc) ->
     c = IndependentClient(("127.0.0.1", video_host.port))
     try:
         c.handshake()
-        ack = c.hello()
+        ack = c.hello()  # no fec_schemes: XOR only (§7)
         assert ack.accepted, ack.message
+        assert ack.fec_scheme == rift_pb2.FEC_XOR_INTERLEAVED
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
             c.pump(0.2)
@@ -625,6 +657,7 @@ def test_host_fec_parities_match_the_spec_byte_for_byte(video_host: HostProc) ->
         checked = 0
         for carrier, fec in fecs:
             k, m, first = fec.shard_count, fec.parity_count, fec.first_packet_id
+            assert fec.scheme == rift_pb2.FEC_XOR_INTERLEAVED
             assert 1 <= m <= k <= 64 and 0 <= fec.parity_index < m
             assert carrier > first + k - 1  # §7: the parity rides above the group's ids
             ids = range(first, first + k)
@@ -651,6 +684,166 @@ def test_host_fec_parities_match_the_spec_byte_for_byte(video_host: HostProc) ->
         header = transport_header(c.alias, lost)
         assert c._recv is not None
         c._recv.decrypt(nonce(lost), payload, header)  # raises InvalidTag if wrong
+    finally:
+        if c.alias and c._send is not None:
+            c.disconnect()
+        c.close()
+
+
+# ---- docs/spec/RIFT.md §7.2: Reed-Solomon parities, checked against the spec's own math ---------
+
+
+class GF256:
+    """GF(2^8) with x^8+x^4+x^3+x^2+1 (0x11d), alpha = 2, written from §7.2 (not zfec)."""
+
+    def __init__(self) -> None:
+        self.exp = [0] * 512
+        self.log = [0] * 256
+        x = 1
+        for i in range(255):
+            self.exp[i] = x
+            self.log[x] = i
+            x <<= 1
+            if x & 0x100:
+                x ^= 0x11D
+        for i in range(255, 512):
+            self.exp[i] = self.exp[i - 255]
+        # one byte-translation table per coefficient: c · shard is shard.translate(mul[c])
+        self.mul = [bytes(self.times(c, b) for b in range(256)) for c in range(256)]
+
+    def times(self, a: int, b: int) -> int:
+        return 0 if a == 0 or b == 0 else self.exp[self.log[a] + self.log[b]]
+
+    def inverse(self, a: int) -> int:
+        assert a != 0
+        return self.exp[255 - self.log[a]]
+
+    def invert(self, matrix: list[list[int]]) -> list[list[int]]:
+        """Gauss-Jordan over the field (addition is XOR)."""
+        n = len(matrix)
+        a = [row[:] + [1 if i == j else 0 for j in range(n)] for i, row in enumerate(matrix)]
+        for col in range(n):
+            pivot = next(r for r in range(col, n) if a[r][col])
+            a[col], a[pivot] = a[pivot], a[col]
+            inv = self.inverse(a[col][col])
+            a[col] = [self.times(inv, v) for v in a[col]]
+            for r in range(n):
+                if r != col and a[r][col]:
+                    f = a[r][col]
+                    a[r] = [v ^ self.times(f, w) for v, w in zip(a[r], a[col], strict=True)]
+        return [row[n:] for row in a]
+
+    def matmul(self, x: list[list[int]], y: list[list[int]]) -> list[list[int]]:
+        out = []
+        for row in x:
+            acc = [0] * len(y[0])
+            for coef, yrow in zip(row, y, strict=True):
+                if coef:
+                    acc = [v ^ self.times(coef, w) for v, w in zip(acc, yrow, strict=True)]
+            out.append(acc)
+        return out
+
+    def generator(self, k: int, m: int) -> list[list[int]]:
+        """G = V · inv(V[0..k-1]); V row 0 = (1, 0, ..., 0), V[r][c] = alpha^((r-1)·c)."""
+        v = [[1 if c == 0 else 0 for c in range(k)]]
+        v += [[self.exp[((r - 1) * c) % 255] for c in range(k)] for r in range(1, k + m)]
+        return self.matmul(v, self.invert(v[:k]))
+
+    def combine(self, coefficients: list[int], shards: list[bytes], length: int) -> bytes:
+        """Σ coefficient_i · shard_i over shards zero-padded to `length`."""
+        acc = 0
+        for coef, shard in zip(coefficients, shards, strict=True):
+            if coef:
+                term = shard.ljust(length, b"\0").translate(self.mul[coef])
+                acc ^= int.from_bytes(term, "big")
+        return acc.to_bytes(length, "big")
+
+
+def test_own_gf256_reproduces_the_spec_vectors() -> None:
+    """The helper above is the spec's code: it reproduces tests/vectors/fec (small cases)."""
+    gf = GF256()
+    vectors = json.loads((REPO / "tests/vectors/fec/reed_solomon_gf256.json").read_text())
+    for case in vectors["cases"]:
+        k, m = case["k"], case["m"]
+        if k > 12:
+            continue
+        shards = [bytes.fromhex(h) for h in case["shards_hex"]]
+        g = gf.generator(k, m)
+        assert g[:k] == [[1 if i == j else 0 for j in range(k)] for i in range(k)]
+        assert g[k:] == case["parity_coefficients"]
+        longest = max(len(x) for x in shards)
+        parities = [gf.combine(g[k + j], shards, longest).hex() for j in range(m)]
+        assert parities == case["parities_hex"]
+
+
+def test_host_reed_solomon_parities_match_the_spec_math(video_host: HostProc) -> None:
+    """A client that offers RS gets RS (§7), and every parity of a group it has whole is
+    Σ G[k+j][i] · shard_i by its own GF(2^8). It pretends to lose every 16th datagram and
+    reports that in TransportFeedback, so the host sizes its parities for a lossy path; a group
+    that lost as many shards as it has parities is rebuilt by hand from any k of k+m."""
+    gf = GF256()
+    c = IndependentClient(("127.0.0.1", video_host.port))
+    try:
+        c.handshake()
+        ack = c.hello(fec_schemes=(rift_pb2.FEC_REED_SOLOMON, rift_pb2.FEC_XOR_INTERLEAVED))
+        assert ack.accepted, ack.message
+        assert ack.fec_scheme == rift_pb2.FEC_REED_SOLOMON
+        c.drop = lambda pid: pid % 16 == 5
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            c.pump(0.05)
+            c.send_feedback()
+            c.send(ping_msg(time.time_ns() // 1000))  # keep the session alive
+        fecs = [
+            (r.packet_id, r.message.media.fec)
+            for r in c.inbox
+            if r.message.WhichOneof("content") == "media"
+            and r.message.media.WhichOneof("content") == "fec"
+        ]
+        assert len(fecs) >= 20, "the host sent no FEC parities"
+        checked = rebuilt = 0
+        widest = 0
+        known = {**c.raw, **c.dropped}  # every encrypted payload that reached the socket
+        for carrier, fec in fecs:
+            k, m, first = fec.shard_count, fec.parity_count, fec.first_packet_id
+            assert fec.scheme == rift_pb2.FEC_REED_SOLOMON  # every parity of the session
+            assert k >= 1 and m >= 1 and k + m <= 255 and 0 <= fec.parity_index < m
+            assert carrier > first + k - 1
+            ids = range(first, first + k)
+            if not all(i in known for i in ids):
+                continue
+            shards = [known[i] for i in ids]
+            assert list(fec.shard_lengths) == [len(x) for x in shards]
+            g = gf.generator(k, m)
+            assert fec.payload == gf.combine(g[k + fec.parity_index], shards, len(fec.payload))
+            checked += 1
+            widest = max(widest, m)
+        assert checked >= 20
+        assert widest >= 2, "the host never sent two parities for a group on a lossy path"
+
+        # §7.2 decoding by hand: groups with every parity in hand; pretend the first m data
+        # shards were lost, rebuild them from the other k (data and parities) and authenticate
+        by_group: dict[int, list[rift_pb2.FecPacket]] = {}
+        for _, fec in fecs:
+            by_group.setdefault(fec.group_id, []).append(fec)
+        for parities in by_group.values():
+            fec = parities[0]
+            k, m, first = fec.shard_count, fec.parity_count, fec.first_packet_id
+            if len(parities) != m or not all(first + i in known for i in range(k)) or m > k:
+                continue
+            length = len(fec.payload)
+            g = gf.generator(k, m)
+            rows = list(range(m, k)) + [k + p.parity_index for p in parities]
+            have = [known[first + i] for i in range(m, k)] + [p.payload for p in parities]
+            decode = gf.invert([g[r] for r in rows])
+            for lost in range(m):
+                payload = gf.combine(decode[lost], have, length)[: fec.shard_lengths[lost]]
+                assert payload == known[first + lost]
+                header = transport_header(c.alias, first + lost)
+                assert c._recv is not None
+                c._recv.decrypt(nonce(first + lost), payload, header)  # InvalidTag if wrong
+                rebuilt += 1
+        assert rebuilt >= 5
     finally:
         if c.alias and c._send is not None:
             c.disconnect()

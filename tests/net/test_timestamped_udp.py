@@ -77,3 +77,41 @@ def test_arrival_is_the_kernel_receive_time_not_the_read_time(loop: str) -> None
     assert out["reply"] == b"reply"
     udp: TimestampedUdp = out["udp"]
     assert udp.is_closing()
+
+
+async def _gso_run_read(gro: bool) -> tuple[list[bytes], list[float | None], int, bool]:
+    from wavry.net.gso import GsoSender, gso_supported
+
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    got: list[bytes] = []
+    stamps: list[float | None] = []
+
+    def sink(data: bytes, addr: tuple[Any, ...], arrival: float | None) -> None:
+        got.append(data)
+        stamps.append(arrival)
+
+    udp = await open_udp_timestamped(sink, peer.getsockname(), gro=gro)
+    try:
+        target = udp.get_extra_info("sockname")
+        run_ = [bytes([i]) * 1200 for i in range(20)] + [b"tail" * 30]  # last one shorter
+        sender = GsoSender(peer, lambda d, a: peer.sendto(d, a))
+        assert gso_supported()
+        sender.send_run(run_, target)
+        await asyncio.sleep(0.05)
+        assert got == run_  # identical and in order, whichever way they were read
+        return got, stamps, udp.reads, udp.gro
+    finally:
+        udp.close()
+        peer.close()
+
+
+def test_a_gso_run_is_read_in_one_go_with_gro() -> None:
+    """A frame's chunks sent with one UDP_SEGMENT sendmsg arrive in one read (UDP_GRO) and are
+    split back into the same datagrams, all stamped with the run's arrival time."""
+    got, stamps, reads, gro = run(_gso_run_read(True))
+    assert gro
+    assert reads < len(got) / 4  # coalesced: far fewer reads than datagrams
+    assert all(s is not None for s in stamps)
+    got, _, reads, gro = run(_gso_run_read(False))
+    assert not gro and reads == len(got)  # without GRO: one read per datagram

@@ -227,6 +227,9 @@ def pair(displays: tuple[XvfbServer, XvfbServer]) -> Iterator[Pair]:
 
 
 LATENCIES: dict[str, float] = {}
+# A bound that catches a clipboard stuck behind a timer, not a performance target: the typical
+# time (a few ms) is printed; a busy CI machine can stall an X round trip for a few hundred ms.
+FUNCTIONAL_BOUND_S = 1.0
 
 
 def copy_and_measure(src: XvfbServer, dst: XvfbServer, data: bytes) -> float:
@@ -251,12 +254,12 @@ def test_host_to_client_and_back(pair: Pair, displays: tuple[XvfbServer, XvfbSer
     a, b = displays
     text = "héllo from the host ✓ " * 3
     lat_ab = copy_and_measure(a, b, text.encode())
-    assert lat_ab < 0.2, f"A→B took {lat_ab * 1000:.1f} ms"
+    assert lat_ab < FUNCTIONAL_BOUND_S, f"A→B took {lat_ab * 1000:.1f} ms"
     LATENCIES["A→B"] = lat_ab
 
     text2 = "and back from the client ↩"
     lat_ba = copy_and_measure(b, a, text2.encode())
-    assert lat_ba < 0.2, f"B→A took {lat_ba * 1000:.1f} ms"
+    assert lat_ba < FUNCTIONAL_BOUND_S, f"B→A took {lat_ba * 1000:.1f} ms"
     LATENCIES["B→A"] = lat_ba
     print(f"\nclipboard latency A→B {lat_ab * 1000:.1f} ms, B→A {lat_ba * 1000:.1f} ms")
 
@@ -275,7 +278,7 @@ def test_latency_repeated(pair: Pair, displays: tuple[XvfbServer, XvfbServer]) -
         lats.append(copy_and_measure(src, dst, f"round {i}".encode()))
     lats.sort()
     print(f"\nclipboard latency p50 {lats[2] * 1000:.1f} ms max {lats[-1] * 1000:.1f} ms")
-    assert lats[-1] < 0.2
+    assert lats[-1] < FUNCTIONAL_BOUND_S
     time.sleep(0.1)
     assert len(pair.a_to_b) == 3 and len(pair.b_to_a) == 2
 

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from tests.release.compose_pod import Project
 from tests.release.support import BUILD_TIMEOUT, ROOT, Images
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 600)]
+pytestmark = [pytest.mark.slow, pytest.mark.images, pytest.mark.timeout(BUILD_TIMEOUT + 600)]
 
 # The images' size budget (uncompressed, as `podman images` shows it): the 122 MB base plus the
 # services' dependency set. A development tool or the streaming stack slipping in breaks it.

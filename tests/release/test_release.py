@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import wavry
 from tests.release.support import BUILD_TIMEOUT, ROOT, Images
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT + 300)]
+
+PACKAGES = {"wheel", "sdist", "systemd-unit"}
 
 
 def sha256(path: Path) -> str:
@@ -24,17 +27,18 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def test_release_writes_checked_artifacts(images: Images, tmp_path: Path) -> None:
-    out = tmp_path / "dist"
+def release(out: Path, *args: str) -> None:
     r = subprocess.run(
-        [str(ROOT / "scripts/release.sh"), "--out", str(out)],
+        [str(ROOT / "scripts/release.sh"), "--out", str(out), *args],
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT,
         check=False,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    v = images.version
+
+
+def check_artifacts(out: Path, v: str, kinds: set[str]) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["name"] == "wavry" and manifest["version"] == v
     by_name = {a["name"]: a for a in manifest["artifacts"]}
@@ -49,6 +53,7 @@ def test_release_writes_checked_artifacts(images: Images, tmp_path: Path) -> Non
         "wavry-relay.service": "systemd-unit",
         "wavry-host.service": "systemd-unit",
     }
+    expected = {n: k for n, k in expected.items() if k in kinds}
     assert {n: a["kind"] for n, a in by_name.items()} == expected
     sums = {}
     for line in (out / "SHA256SUMS").read_text().splitlines():
@@ -71,6 +76,20 @@ def test_release_writes_checked_artifacts(images: Images, tmp_path: Path) -> Non
         check=False,
     )
     assert bad.returncode != 0 and "wavry-host.service: FAILED" in bad.stdout
+
+
+def test_release_without_images_writes_checked_packages(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    release(out, "--no-images")
+    check_artifacts(out, wavry.__version__, PACKAGES)
+
+
+@pytest.mark.images
+def test_release_writes_checked_artifacts(images: Images, tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    release(out, "--no-check")
+    v = images.version
+    check_artifacts(out, v, PACKAGES | {"oci-image"})
     # an OCI archive is an OCI image layout that loads back and runs
     for name in ("gateway", "relay"):
         archive = out / f"wavry-{name}-{v}.oci.tar"

@@ -275,18 +275,6 @@ def test_paced_frames_through_the_real_pacer() -> None:
     assert result.queue_delay_ms(3.0, 10.0, percentile=0.95) <= 20.0
 
 
-def test_loss_at_a_tiny_queue_raises_fec() -> None:
-    # 20 kB holds 20 ms at 8 Mbit/s (no drops while probing) but the drop to 2 Mbit/s overflows
-    link = LinkSpec(((0.0, 8000.0), (5.0, 2000.0)), one_way_delay_s=OWD, queue_limit_bytes=20_000)
-    result = simulate(link, 15.0, DeltaController(6000))
-    assert result.drops(0.0, 5.0) == 0
-    assert result.drops(5.0, 6.0) > 0
-    assert result.decision_at(5.0).fec_ratio == pytest.approx(0.05)
-    peak = max(d.fec_ratio for d in result.decisions if d.time > 5.0)
-    assert peak >= 0.05 * 1.5
-    assert result.decision_at(15.0).fec_ratio < peak  # decaying once stable again
-
-
 def test_tunables_validation() -> None:
     with pytest.raises(ValueError):
         DeltaTunables(decrease_factor=1.2)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from wavry.rift import rift_pb2
 from wavry.rift.chunking import MAX_GROUP_SHARDS, fec_message_size, varint_size
-from wavry.rift.fec import FecEncoder, _OpenGroup
+from wavry.rift.fec import REED_SOLOMON, FecEncoder, _OpenGroup
 from wavry.rift.fec_decoder import FecDecoder
 
 # --- known answer -------------------------------------------------------------------------------
@@ -79,9 +79,22 @@ def _encode_group(shards: list[bytes], k: int, m: int, first: int) -> list[rift_
 
 
 def test_encoder_rejects_bad_params() -> None:
-    for k, m in [(0, 0), (1, 0), (2, 3), (65, 1)]:
+    for k, m in [(0, 0), (2, 3), (65, 1), (3, -1)]:
         with pytest.raises(ValueError):
             FecEncoder(k, m)
+    # Reed-Solomon may carry more parities than data (k + m <= 255), XOR may not
+    assert FecEncoder(2, 3, scheme=REED_SOLOMON).m == 3
+    with pytest.raises(ValueError):
+        FecEncoder(64, 192, scheme=REED_SOLOMON)
+
+
+def test_m_zero_protects_nothing_and_keeps_no_shards() -> None:
+    encoder = FecEncoder(4, 0)
+    assert [encoder.add(i, b"x" * 30, 0.0) for i in range(1, 9)] == [[]] * 8
+    assert encoder.pending_shards == 0 and encoder.next_timer() is None
+    assert encoder.flush() == []
+    encoder.set_params(4, 1)  # losses showed up: protection resumes with the next id
+    assert encoder.add(9, b"y" * 30, 0.0) == [] and encoder.pending_shards == 1
 
 
 def test_non_consecutive_id_closes_group_early() -> None:

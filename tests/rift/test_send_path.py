@@ -11,6 +11,7 @@ from wavry.rift.congestion import CongestionDecision, CongestionState
 from wavry.rift.framing import TransportDatagram, parse_datagram
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
+from wavry.rift.redundancy import GroupPlan
 from wavry.rift.testing.loopback import Loopback
 from wavry.rift.transport import FrameReady
 
@@ -74,7 +75,9 @@ def test_a_video_group_closed_by_a_pong_keeps_its_parities() -> None:
     host, client, lb, alias = session()
     encoder = host.sessions[alias].transport.media.fec_encoder
     assert encoder is not None
-    encoder.set_params(5, 1)  # short groups: pongs sent mid-frame close many of them
+    # short groups, one parity each: pongs sent mid-frame close many of them
+    media = host.sessions[alias].transport.media
+    media.redundancy.plan = lambda n, keyframe: GroupPlan(5, (0, 1, 1, 1, 1, 1))  # type: ignore[method-assign]
     before = encoder.stats.parity_packets
     now = T0 + 0.1
     start = len(lb.to_client)

@@ -22,6 +22,7 @@ from wavry.rift.congestion import CongestionDecision, CongestionState
 from wavry.rift.events import ClientTransportEvent
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
+from wavry.rift.redundancy import GroupPlan
 from wavry.rift.sender import MediaSender
 from wavry.rift.testing.loopback import Loopback
 from wavry.rift.transport import (
@@ -190,12 +191,25 @@ def test_frames_arrive_complete_and_in_order() -> None:
     assert got[0].keyframe and not any(f.keyframe for f in got[1:])
 
 
+def pin_two_parities(media: MediaSender) -> None:
+    """Two parities per frame group (of at most 32), whatever the loss fit says."""
+
+    def two(n: int, keyframe: bool) -> GroupPlan:
+        groups = -(-n // 32)
+        k = -(-n // groups)
+        return GroupPlan(k, (0, *(min(2, i) for i in range(1, k)), 2))
+
+    media.redundancy.plan = two  # type: ignore[method-assign]
+
+
 def test_fec_repairs_scattered_losses_and_bursts_up_to_m_without_nack() -> None:
     # default FEC: m = 2 interleaved parities per group (one group per ~12-id frame); every 40
     # ids a single loss and a burst of 2 consecutive ids, 20 ids apart (never two in one group)
     net = make(drop_h2c=lambda pid: pid > 40 and pid % 40 in (0, 20, 21))
     client_tr = net.client.transport
     assert client_tr is not None
+    # the repair mechanics, not the policy: two parities per frame group, whatever the fit says
+    pin_two_parities(net.host.sessions[net.alias].transport.media)
     nacked: set[int] = set()
     send_nacks = client_tr.receiver._send_nacks
 
@@ -370,6 +384,7 @@ def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
         wire.extend(d for d, _ in out)
 
     data = bytes(range(256)) * 120  # 30 kB: about 23 chunks + parities
+    pin_two_parities(transport.media)
     pacer = transport.media.pacer
     pacer.set_clean_path(None)
     host.send_frame(alias, data, now, keyframe=True, timestamp_us=1, on_batch=on_batch)
@@ -422,6 +437,9 @@ class StubController:
     def poll_congestion_control(self) -> None:
         return None
 
+    def set_ceiling(self, max_bitrate_kbps: int | None, max_fps: int | None) -> None:
+        pass
+
 
 def stub_sender() -> tuple[MediaSender, StubController]:
     host, _, _ = loopback_session()
@@ -462,28 +480,33 @@ def test_one_noisy_feedback_report_keeps_a_clean_path_unless_a_bottleneck_is_kno
     assert not sender.pacer._clean_burst
 
 
-def test_a_clean_loss_free_path_sends_one_parity_per_group() -> None:
-    """FEC follows the path: one parity per group once the path is clean and loses nothing,
-    the expected burst's worth (2) as soon as losses are reported, and before the path is
-    proven."""
-    from wavry.rift.transport import CLEAN_HOLD_S
-
-    sender, stub = stub_sender()
-    now = T0 + 0.5
-    sender._apply_decision(now)
-    assert sender._fec_params[1] == 2  # not yet proven clean
-    sender._last_unclean = now - CLEAN_HOLD_S - 1
-    sender._apply_decision(now)
-    assert sender._fec_params[1] == 1
-    stub.set(loss_fraction=0.01)  # losses reported
-    sender._apply_decision(now + 0.05)
-    assert sender._fec_params[1] == 2
+def test_a_clean_loss_free_path_stops_sending_parities_and_losses_bring_them_back() -> None:
+    """FEC follows the measured loss: the first frames are protected (the prior), a path that
+    reports no loss for a few seconds gets none on its ordinary frames, and reported losses
+    bring parities back."""
+    lossy = [False]
+    net = make(drop_h2c=lambda pid: lossy[0] and pid % 20 == 0)
+    host_tr = net.host.sessions[net.alias].transport
+    stats = host_tr.stats
+    net.stream(0.3)
+    assert stats.parity_sent > 0
+    net.stream(5.0)
+    before = stats.parity_sent
+    net.stream(1.0)
+    # clean: the second's ordinary frames carry no parity (its first frame is a keyframe, held
+    # to a stricter target: a parity or two)
+    assert stats.parity_sent - before <= 3
+    lossy[0] = True
+    net.stream(2.0)
+    before = stats.parity_sent
+    net.stream(1.0)
+    assert stats.parity_sent - before >= 60  # about one frame in two or more carries parity
 
 
 def test_parities_follow_the_loss_bursts_of_a_lossy_link() -> None:
-    """Bursts of 4 lost ids (no queue: a lossy link, not congestion) are beyond m = 2 and need
-    NACKs at first; once DELTA has seen enough of them the groups carry 4 parities (capped to
-    half of a 9-datagram frame) and the same bursts are rebuilt by FEC with no NACK."""
+    """Bursts of 4 lost ids (no queue: a lossy link, not congestion) are beyond the prior's
+    parities and need NACKs at first; once the policy has fitted them the groups carry enough
+    parities and the same bursts are rebuilt by FEC with no NACK."""
     drop_times: dict[int, float] = {}
 
     def drop(pid: int) -> bool:
@@ -507,8 +530,9 @@ def test_parities_follow_the_loss_bursts_of_a_lossy_link() -> None:
     ids = net.stream(3.0)
     host_tr = net.host.sessions[net.alias].transport
     assert presented_ids(net) == ids
-    assert host_tr.media._fec_params[1] == 4
-    assert any(t < start + 1.0 for t, _ in nacked)  # m = 2 at first: bursts of 4 were NACKed
+    # the fit saw runs of 4: a 9-datagram frame carries at least 4 parities
+    assert host_tr.media.redundancy.plan(9, keyframe=False).m >= 4
+    assert any(t < start + 1.0 for t, _ in nacked)  # the prior's m at first: bursts NACKed
     late_dropped = {pid for pid, t in drop_times.items() if t > start + 1.5}
     late_nacked = {pid for t, pid in nacked if t > start + 1.5}
     assert len(late_dropped) >= 60

@@ -24,22 +24,20 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wavry.bench.report import machine_facts, print_table
 from wavry.percentile import percentile
+from wavry.runtime.processes import WavryProcess, running_host, wavry_env
 
-WAVRY = [sys.executable, "-m", "wavry"]
 FILE_TARGET_S = 120.0
 ON_TIME_TARGET = 0.99
 CLIPBOARD_TARGET_MS = 200.0
@@ -70,12 +68,6 @@ class ExtrasOptions:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pct(values: list[float], q: float) -> float | None:
     p = percentile(values, q)
     return None if p is None else round(p, 3)
@@ -101,90 +93,6 @@ def _sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-class _Process:
-    """A `wavry` subprocess whose output lines are collected (with arrival times) by a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str], *, merge: bool = True) -> None:
-        self.lines: list[tuple[float, str]] = []
-        self.proc = subprocess.Popen(
-            args,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT if merge else subprocess.PIPE,
-            text=True,
-        )
-        self._threads = [
-            threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True)
-        ]
-        if not merge:
-            self._threads.append(
-                threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True)
-            )
-        for t in self._threads:
-            t.start()
-
-    def _drain(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.append((time.time(), line.rstrip("\n")))
-
-    def wait_line(self, pattern: str, timeout: float) -> re.Match[str] | None:
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            for _, line in self.lines[seen:]:
-                if m := rx.search(line):
-                    return m
-            seen = len(self.lines)
-            if self.proc.poll() is not None and seen == len(self.lines):
-                time.sleep(0.1)
-                if seen == len(self.lines):
-                    return None
-            time.sleep(0.02)
-        return None
-
-    def first_time(self, pattern: str) -> float | None:
-        rx = re.compile(pattern)
-        return next((t for t, line in self.lines if rx.search(line)), None)
-
-    def text(self) -> str:
-        return "\n".join(line for _, line in self.lines)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for t in self._threads:
-            t.join(2)
-        return self.proc.returncode
-
-
-def _env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ, XDG_CONFIG_HOME=str(home), PYTHONUNBUFFERED="1")
-    env.update(extra or {})
-    return env
-
-
-@contextlib.contextmanager
-def _host(
-    home: Path, args: list[str], env_extra: dict[str, str] | None = None
-) -> Iterator[tuple[int, _Process]]:
-    port = _free_udp_port()
-    p = _Process([*WAVRY, "host", "--listen", f"127.0.0.1:{port}", "--trust", "any", *args],
-                 _env(home, env_extra))  # fmt: skip
-    try:
-        if p.wait_line(r"listening on udp://", 30) is None:
-            raise RuntimeError("wavry host did not start: " + p.text()[-2000:])
-        yield port, p
-    finally:
-        p.stop()
 
 
 # ---- file-1gib ---------------------------------------------------------------------------------
@@ -284,14 +192,15 @@ def run_file_row(opts: ExtrasOptions) -> dict[str, Any]:
         host_args = ["--source", "synthetic", "--size", f"{opts.width}x{opts.height}",
                      "--fps", str(opts.fps), "--bitrate-kbps", str(opts.bitrate_kbps),
                      "--file-out-dir", str(out_dir)]  # fmt: skip
-        with _host(tmp / "h", host_args) as (port, host):
+        with running_host([*host_args, "--trust", "any"], wavry_env(tmp / "h")) as host:
+            port = host.port
             observer = _Observer(port, tmp / "o").start()
             try:
                 # baseline: the same session shape (host, observer, one `wavry connect`), no file
                 s0 = tmp / "baseline-stats.json"
-                p0 = _Process([*WAVRY, "connect", f"127.0.0.1:{port}", "--headless",
+                p0 = WavryProcess(["connect", f"127.0.0.1:{port}", "--headless",
                                "--seconds", str(opts.baseline_s), "--stats-json", str(s0)],
-                              _env(tmp / "c0"))  # fmt: skip
+                              wavry_env(tmp / "c0"))  # fmt: skip
                 if p0.wait_line(r"^connected to", 20) is None:
                     raise RuntimeError("baseline client did not connect: " + p0.text()[-1500:])
                 b_start = time.time() + 1.0  # past the first keyframe
@@ -300,10 +209,10 @@ def run_file_row(opts: ExtrasOptions) -> dict[str, Any]:
                 p0.stop()
                 # the transfer
                 s1 = tmp / "transfer-stats.json"
-                p1 = _Process([*WAVRY, "connect", f"127.0.0.1:{port}", "--headless",
+                p1 = WavryProcess(["connect", f"127.0.0.1:{port}", "--headless",
                                "--send-file", str(src), "--stats-json", str(s1),
                                "--file-out-dir", str(tmp / "c1-in")],
-                              _env(tmp / "c1"))  # fmt: skip
+                              wavry_env(tmp / "c1"))  # fmt: skip
                 limit = max(600.0, size / 1e6 * 2)
                 try:
                     p1.proc.wait(limit)
@@ -420,10 +329,12 @@ def _clipboard_session(
     """Host on Xvfb ``a`` (x11 source), a windowed `wavry connect` in ``client_env``; measures
     host→client and client→host over ``n`` changes each."""
     out: dict[str, Any] = {}
-    with _host(tmp / f"h-{label}", ["--source", "x11", "--display", a.display, "--fps", "30"],
-               a.env()) as (port, host):  # fmt: skip
-        client = _Process([*WAVRY, "connect", f"127.0.0.1:{port}", "--seconds", "600"],
-                          _env(tmp / f"c-{label}", client_env))  # fmt: skip
+    host_home = wavry_env(tmp / f"h-{label}", a.env())
+    with running_host(["--trust", "any", "--source", "x11", "--display", a.display,
+                       "--fps", "30"], host_home) as host:  # fmt: skip
+        port = host.port
+        client = WavryProcess(["connect", f"127.0.0.1:{port}", "--seconds", "600"],
+                          wavry_env(tmp / f"c-{label}", client_env))  # fmt: skip
         try:
             if client.wait_line(r"clipboard sync on", 30) is None:
                 raise RuntimeError(f"client clipboard did not start: {client.text()[-1500:]}")

@@ -22,7 +22,6 @@ import math
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from wavry.platform.audio import BYTES_PER_SAMPLE, RATE, PcmPlayback, _pipe_level
+from wavry.runtime.processes import WavryProcess, start_host
 from wavry.testing.pwsession import PipeWireSession
 
 __all__ = ["BurstRecorder", "ToneInjector", "detect_onsets", "run_audio_latency"]
@@ -252,43 +252,6 @@ def _figures(delays: list[float]) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
-    lines: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
-    raise RuntimeError(f"wavry host did not start: {''.join(lines)[-800:]}")
-
-
-def _end(proc: subprocess.Popen[str] | None, wait: float = 0.0) -> str:
-    if proc is None:
-        return ""
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=wait)
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=8)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out or ""
-
-
 def run_audio_latency(seconds: float = 10.0, *, frame_ms: int = 10) -> dict[str, Any]:
     """Measure tone-burst latency through Wavry and through PipeWire alone, in one run.
 
@@ -298,8 +261,8 @@ def run_audio_latency(seconds: float = 10.0, *, frame_ms: int = 10) -> dict[str,
     if seconds < 2:
         raise ValueError("run_audio_latency needs at least 2 seconds")
     pw = PipeWireSession().start()
-    host: subprocess.Popen[str] | None = None
-    client: subprocess.Popen[str] | None = None
+    host: WavryProcess | None = None
+    client: WavryProcess | None = None
     recorders: list[BurstRecorder] = []
     injector: ToneInjector | None = None
     tmp = tempfile.TemporaryDirectory(prefix="wavry-bench-audio-")
@@ -308,21 +271,16 @@ def run_audio_latency(seconds: float = 10.0, *, frame_ms: int = 10) -> dict[str,
             pw.pactl("load-module", "module-null-sink", f"sink_name={sink}", f"rate={RATE}")
         env = pw.env()
         base_env = dict(env, XDG_CONFIG_HOME=str(Path(tmp.name) / "cfg"), PYTHONUNBUFFERED="1")
-        port = _free_port()
-        wavry = [sys.executable, "-m", "wavry"]
-        host = subprocess.Popen(
-            [*wavry, "host", "--listen", f"127.0.0.1:{port}", "--trust", "any",
-             "--source", "synthetic", "--size", "320x240", "--fps", "30",
+        host = start_host(
+            ["--trust", "any", "--source", "synthetic", "--size", "320x240", "--fps", "30",
              "--audio", f"source:{HOST_SINK}.monitor", "--audio-frame-ms", str(frame_ms)],
-            env=base_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            base_env, timeout=20,
         )  # fmt: skip
-        _wait_line(host, "listening on udp://", 20)
         stats_path = Path(tmp.name) / "stats.json"
-        client = subprocess.Popen(
-            [*wavry, "connect", f"127.0.0.1:{port}", "--headless",
+        client = WavryProcess(
+            ["connect", host.target, "--headless",
              "--seconds", str(seconds + 2.0), "--stats-json", str(stats_path)],
-            env=dict(base_env, PULSE_SINK=CLIENT_SINK),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            dict(base_env, PULSE_SINK=CLIENT_SINK),
         )  # fmt: skip
         recorders = [
             BurstRecorder(f"{HOST_SINK}.monitor", env).start(),
@@ -335,7 +293,10 @@ def run_audio_latency(seconds: float = 10.0, *, frame_ms: int = 10) -> dict[str,
         time.sleep(0.5)
         for r in recorders:
             r.stop()
-        client_out = _end(client, wait=5.0)  # it writes its stats when its --seconds are up
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            client.proc.wait(timeout=5.0)  # it writes its stats when its --seconds are up
+        client.stop()
+        client_out = client.text()
         client = None
         stats: dict[str, Any] = {}
         with contextlib.suppress(OSError, json.JSONDecodeError):
@@ -367,7 +328,8 @@ def run_audio_latency(seconds: float = 10.0, *, frame_ms: int = 10) -> dict[str,
             injector.stop()
         for r in recorders:
             r.stop()
-        _end(client)
-        _end(host)
+        for p in (client, host):
+            if p is not None:
+                p.stop()
         pw.stop()
         tmp.cleanup()

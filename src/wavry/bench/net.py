@@ -5,8 +5,10 @@ Every scenario streams 60 fps synthetic frames (P-frames ≈ bitrate/fps ± 20 %
 HostServer / ClientConnection over real UDP sockets. Delay, jitter and loss come from the
 userspace ImpairmentProxy on loopback (host, proxy and client in one event loop); bottlenecks from
 a kernel tbf between two network namespaces (host and client as separate processes). Baselines run
-in the same invocation: `no-repair` (FEC and NACK off) for the loss scenarios, `fixed-bitrate`
-(DELTA off, 20 Mbit/s) for the bottleneck ones. Definitions of every figure: docs/benchmarks.md.
+in the same invocation: `xor` (the interleaved XOR code of RIFT §7.1 instead of Reed–Solomon,
+same redundancy policy) and `no-repair` (FEC and NACK off) for the loss scenarios,
+`fixed-bitrate` (DELTA off, 20 Mbit/s) for the bottleneck ones. Definitions of every figure:
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -56,12 +58,16 @@ class Scenario:
 
 SCENARIOS: list[Scenario] = [
     Scenario("clean", "proxy", ["wavry"]),
-    Scenario("loss-1pct", "proxy", ["wavry", "no-repair"], 10.0, {"delay_ms": 10.0, "loss": 0.01}),
-    Scenario("loss-2pct", "proxy", ["wavry", "no-repair"], 10.0, {"delay_ms": 10.0, "loss": 0.02}),
+    Scenario(
+        "loss-1pct", "proxy", ["wavry", "xor", "no-repair"], 10.0, {"delay_ms": 10.0, "loss": 0.01}
+    ),
+    Scenario(
+        "loss-2pct", "proxy", ["wavry", "xor", "no-repair"], 10.0, {"delay_ms": 10.0, "loss": 0.02}
+    ),
     Scenario(
         "burst-3pct",
         "proxy",
-        ["wavry", "no-repair"],
+        ["wavry", "xor", "no-repair"],
         10.0,
         {"delay_ms": 10.0, "burst": gilbert_elliott(0.03, 3.0)},
     ),
@@ -80,6 +86,8 @@ def make_variant(name: str, scenario: Scenario) -> Variant:
     bottleneck = scenario.kind == "netns"
     if name == "wavry":
         return Variant("wavry", ceiling_kbps=20000 if bottleneck else 8000)
+    if name == "xor":  # the same policy with the interleaved XOR code (a peer without RS)
+        return Variant("xor", ceiling_kbps=8000, fec_schemes=[0])
     if name == "no-repair":
         return Variant("no-repair", fec=False, nack=False)
     if name == "fixed-bitrate":
@@ -536,7 +544,7 @@ def run_net_bench(
         if plots and timelines:
             from wavry.bench.plots import write_plots
 
-            out["plots"] = write_plots(json_file, timelines, cdfs)
+            out["plots"] = write_plots(json_file, timelines, cdfs, results)
         json_file.write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {json_file}")
     return out
@@ -583,12 +591,17 @@ def evaluate_targets(results: list[dict[str, Any]]) -> dict[str, bool | None]:
 
     t: dict[str, bool | None] = {}
     t["loss_2pct_on_time_ge_99.5"] = ok(get("loss-2pct"), lambda m: m["on_time_ratio"] >= 0.995)
-    t["loss_2pct_overhead_le_15"] = ok(get("loss-2pct"), lambda m: m["overhead_pct"] <= 15)
+    t["loss_2pct_overhead_le_22"] = ok(get("loss-2pct"), lambda m: m["overhead_pct"] <= 22)
     t["burst_3pct_on_time_ge_99"] = ok(get("burst-3pct"), lambda m: m["on_time_ratio"] >= 0.99)
     t["loss_burst_no_freezes"] = ok(
         get("loss-2pct"),
         lambda m: m["freezes"] == 0 and (get("burst-3pct") or {"freezes": 1})["freezes"] == 0,
     )
+    t["clean_overhead_le_6"] = ok(get("clean"), lambda m: m["overhead_pct"] <= 6)
+    for sc in ("loss-1pct", "loss-2pct", "burst-3pct"):
+        t[f"{sc.replace('-', '_')}_rs_on_time_ge_xor"] = ok(
+            get(sc), lambda m, sc=sc: m["on_time_ratio"] >= (get(sc, "xor") or {})["on_time_ratio"]
+        )
 
     def bottleneck(m: dict[str, Any]) -> bool:
         return bool(
@@ -599,6 +612,11 @@ def evaluate_targets(results: list[dict[str, Any]]) -> dict[str, bool | None]:
         )
 
     t["bottleneck_qd95_le_20_util_ge_80_within_3s"] = ok(get("bottleneck-8mbit"), bottleneck)
+    # "no worse than before Reed-Solomon": queue p95 ≈ 11 ms at ≈ 0.95 use (docs/benchmarks.md)
+    t["bottleneck_qd95_le_13_util_ge_90"] = ok(
+        get("bottleneck-8mbit"),
+        lambda m: m["queue_delay_ms_p95"] <= 13 and m["utilization"] >= 0.9,
+    )
     t["capacity_steps_each_within_3s"] = ok(get("capacity-steps"), bottleneck)
     t["fixed_bitrate_queue_fills"] = ok(
         get("bottleneck-8mbit", "fixed-bitrate"),

@@ -51,6 +51,8 @@ class Variant:
     #: encodes (infinite GOP); > 0 adds a periodic keyframe every this many seconds
     keyframe_interval_s: float = 0.0
     backpressure: bool = True  # skip encoding while the pacer is backlogged (as the host does)
+    #: FEC codes both sides offer, in order of preference (RIFT §7; 1 = Reed-Solomon, 0 = XOR)
+    fec_schemes: list[int] = field(default_factory=lambda: [1, 0])
 
 
 @dataclass(slots=True)
@@ -67,6 +69,7 @@ class HostLog:
     wire_bytes: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
     gso_calls: int = 0
+    cpu_s: float = 0.0  # this process's CPU time (user + system) from start to end
 
 
 @dataclass(slots=True)
@@ -76,6 +79,11 @@ class ClientLog:
     jitter_target_ms: list[float] = field(default_factory=list)
     hold_ms: list[float] = field(default_factory=list)  # presented - last chunk arrival
     stats: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float = 0.0  # this process's CPU time over [cpu_from, cpu_to] (wall clock)
+    cpu_from: float = 0.0
+    cpu_to: float = 0.0
+    datagrams: int = 0  # read from the socket
+    reads: int = 0  # recvmsg calls that returned data (fewer with UDP_GRO)
 
 
 def host_config(v: Variant) -> HostConfig:
@@ -85,12 +93,13 @@ def host_config(v: Variant) -> HostConfig:
         controller="delta" if v.congestion_control else "fixed",
         initial_bitrate_kbps=v.initial_kbps,
         fps=v.fps,
+        fec_schemes=tuple(v.fec_schemes),
     )
     return HostConfig(trust_any=True, initial_bitrate_kbps=v.initial_kbps, fps=v.fps, transport=t)
 
 
 def client_config(v: Variant) -> ClientConfig:
-    t = TransportConfig(fec=v.fec, nack=v.nack)
+    t = TransportConfig(fec=v.fec, nack=v.nack, fec_schemes=tuple(v.fec_schemes))
     return ClientConfig(transport=t)
 
 
@@ -173,6 +182,7 @@ class HostRole:
         self.streaming = True
         start = time.time()
         self.log.start = start
+        cpu0 = time.process_time()
         if self.announce:
             print(f"START {start:.6f}", flush=True)
         wire0, next_key = self.server.bytes_sent, start
@@ -213,6 +223,7 @@ class HostRole:
             t_next += 1 / self.fps
             await asyncio.sleep(max(0.0, t_next - loop.time()))
         self.log.end = time.time()
+        self.log.cpu_s = time.process_time() - cpu0
         self.streaming = False
         self.log.wire_bytes = self.server.bytes_sent - wire0
         s = self.endpoint.sessions.get(self.alias)
@@ -263,6 +274,9 @@ class ClientRole:
         await self.conn.start(host, port)
 
     def finish(self) -> ClientLog:
+        udp = self.conn.udp
+        if udp is not None:
+            self.log.datagrams, self.log.reads = udp.datagrams, udp.reads
         tr = self.conn.core.transport
         if tr is not None:
             self.log.stats = asdict(tr.stats)
@@ -297,7 +311,9 @@ async def _main_client(args: argparse.Namespace) -> None:
     await role.start(args.connect, args.port)
     await asyncio.wait_for(role.conn.accepted.wait(), 15)
     print("ACCEPTED", flush=True)
+    role.log.cpu_from, cpu0 = time.time(), time.process_time()
     await asyncio.sleep(args.duration + 1.5)
+    role.log.cpu_to, role.log.cpu_s = time.time(), time.process_time() - cpu0
     log = role.finish()
     await role.close()
     with open(args.out, "w") as fh:

@@ -1,5 +1,6 @@
 """PNG plots for `wavry bench net` (matplotlib, Agg backend): bitrate and queueing delay over
-time per scenario, and the latency CDF of every scenario/variant."""
+time per scenario, the latency CDF of every scenario/variant, and the loss scenarios' on-time
+ratio and overhead per repair variant (Reed–Solomon, XOR, none) side by side."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 
 
 def write_plots(
-    json_file: Path, timelines: dict[str, dict[str, Any]], cdfs: dict[str, list[float]]
+    json_file: Path,
+    timelines: dict[str, dict[str, Any]],
+    cdfs: dict[str, list[float]],
+    results: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     import matplotlib
 
@@ -71,4 +75,35 @@ def write_plots(
     fig.savefig(path, dpi=90)
     plt.close(fig)
     written.append(str(path))
+    if results:
+        written += _repair_plot(plt, stem, results)
     return written
+
+
+def _repair_plot(plt: Any, stem: Path, results: list[dict[str, Any]]) -> list[str]:
+    """On-time ratio and overhead of each loss scenario's variants (wavry = Reed-Solomon)."""
+    lossy = [m for m in results if m["scenario"].startswith(("loss", "burst"))]
+    scenarios = list(dict.fromkeys(m["scenario"] for m in lossy))
+    variants = list(dict.fromkeys(m["variant"] for m in lossy))
+    if not scenarios:
+        return []
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2))
+    width = 0.8 / len(variants)
+    for vi, v in enumerate(variants):
+        xs = [i + vi * width for i in range(len(scenarios))]
+        get = {m["scenario"]: m for m in lossy if m["variant"] == v}
+        on = [(get.get(sc) or {}).get("on_time_ratio") or 0.0 for sc in scenarios]
+        ovh = [(get.get(sc) or {}).get("overhead_pct") or 0.0 for sc in scenarios]
+        label = "wavry (RS)" if v == "wavry" else v
+        a1.bar(xs, on, width, label=label)
+        a2.bar(xs, ovh, width, label=label)
+    for ax, ylabel in ((a1, "frames on time"), (a2, "overhead %")):
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(scenarios))], scenarios, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.legend(fontsize=7)
+    a1.set_ylim(0.8, 1.0)
+    fig.tight_layout()
+    path = Path(f"{stem}-repair.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [str(path)]

@@ -13,15 +13,17 @@ import sys
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wavry.account.client import AuthResult, GatewayClient, GatewayError
 from wavry.account.store import Account, AccountStore
 from wavry.cli.common import fail, say, write_json
 from wavry.net.loop import run
 from wavry.store import StoreError, load_or_create_identity
+
+if TYPE_CHECKING:  # httpx loads only when a command talks to a gateway
+    from wavry.account.client import AuthResult, GatewayClient
 
 
 class DeviceKind(StrEnum):
@@ -69,6 +71,8 @@ def register(
     ] = DeviceKind.client,
 ) -> None:
     """Create an account on a gateway, sign in and register this device."""
+    from wavry.account.client import GatewayClient, GatewayError
+
     password = _secret("WAVRY_PASSWORD", "Password", confirm=True)
 
     async def go() -> Account:
@@ -93,6 +97,8 @@ def login(
     ] = DeviceKind.client,
 ) -> None:
     """Sign in to a gateway and register this device (asks for a TOTP code when needed)."""
+    from wavry.account.client import GatewayClient, GatewayError
+
     password = _secret("WAVRY_PASSWORD", "Password")
 
     async def go() -> Account:
@@ -115,6 +121,8 @@ def login(
 
 def logout() -> None:
     """Sign out: the gateway revokes the session token and this device forgets it."""
+    from wavry.account.client import GatewayClient, GatewayError
+
     store = AccountStore()
     try:
         account = store.load()
@@ -185,6 +193,8 @@ def hosts(
     ] = None,
 ) -> None:
     """The hosts this account may connect to: name, online, Wavry ID, last seen."""
+    from wavry.account.client import GatewayClient, GatewayError
+
     try:
         account = AccountStore().load()
     except StoreError as exc:

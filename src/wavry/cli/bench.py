@@ -56,6 +56,14 @@ def bench_net(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
     run_net_bench(quick=quick, json_file=json_file)
 
 
+@bench_app.command("throughput")
+def bench_throughput(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
+    """Media at 20-200 Mbit/s over loopback: delivered, on time, CPU per side, vs bare crypto."""
+    from wavry.bench.throughput import run_throughput_bench
+
+    run_throughput_bench(quick=quick, json_file=json_file)
+
+
 @bench_app.command("latency")
 def bench_latency(
     json_file: JsonOpt = None,

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from wavry.config import CommandSettings, ConfigError, load
 from wavry.net.addr import AddressError, parse_hostport
-from wavry.settings import DEFAULT_PORT
+from wavry.settings_types import DEFAULT_PORT
 
-S = TypeVar("S", bound=CommandSettings)
+if TYPE_CHECKING:
+    from wavry.config import CommandSettings
+
+S = TypeVar("S", bound="CommandSettings")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -32,6 +34,8 @@ def parse_addr(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
 
 def settings(cls: type[S], **flags: Any) -> S:
     """The command's settings from config file, environment and flags, or exit 2."""
+    from wavry.config import ConfigError, load
+
     try:
         return load(cls, **flags)
     except ConfigError as exc:

@@ -16,14 +16,7 @@ import typer
 
 from wavry.cli.common import fail, human, parse_addr, say, settings, write_json
 from wavry.net.loop import run
-from wavry.settings import (
-    CaptureMode,
-    CodecName,
-    ConnectSettings,
-    HostSettings,
-    SourceName,
-    TrustMode,
-)
+from wavry.settings_types import DEFAULT_PORT, CaptureMode, CodecName, SourceName, TrustMode
 from wavry.store import StoreError
 
 # Options `wavry host` and `wavry connect` share (one definition each).
@@ -80,7 +73,7 @@ def host(
     listen: Annotated[
         str | None,
         typer.Option(
-            help=f"UDP ADDR:PORT to listen on, port 0 = any (default: {HostSettings().listen})"
+            help=f"UDP ADDR:PORT to listen on, port 0 = any (default: 0.0.0.0:{DEFAULT_PORT})"
         ),
     ] = None,
     trust: Annotated[
@@ -200,6 +193,7 @@ def host(
     and clients of the account connect with `wavry connect NAME` (docs/connecting.md)."""
     from wavry.host import HostError, OptionsError, options_from_settings, serve
     from wavry.runtime.sources import SourceError
+    from wavry.settings import HostSettings
 
     s = settings(
         HostSettings,
@@ -365,6 +359,7 @@ def connect(
     from wavry.connectivity.dial import is_host_name
     from wavry.runtime.connect import connect_target
     from wavry.runtime.session import SessionFailed
+    from wavry.settings import ConnectSettings
 
     if target is not None and not is_host_name(target):
         parse_addr(target)  # a bad address is a usage error

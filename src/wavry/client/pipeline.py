@@ -9,9 +9,13 @@ newer one replaces it there (the older is dropped and counted), and the window t
 newest when it is woken. Nothing queues behind a slow window, and a window that shows frames
 slower than they arrive shows the newest each time.
 
-If decoding itself falls far behind (``max_queue`` units waiting) the queue is dropped and the
-decoder skips to the next keyframe (the caller asks the host for one): latency stays bounded
-while the frame rate request (:class:`wavry.client.video.DecodeLoad`) takes effect.
+A decoder that was held up (its thread not scheduled on a busy machine) catches up at its own
+speed — about ten times real time for 720p here — and only the newest of the backlog is
+converted and shown. Only a backlog that would take longer than ``max_backlog_s`` to decode
+(or more than ``max_queue`` units) is dropped, and the decoder skips to the next keyframe (the
+caller asks the host for one): a keyframe round trip freezes the picture for longer than
+decoding a short backlog does. The frame-rate request (:class:`wavry.client.video.DecodeLoad`)
+keeps that rare.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ __all__ = ["DecodeJob", "DecodeWorker", "LatestFrame", "ReadyFrame"]
 
 _log = logging.getLogger("wavry.client")
 
-MAX_QUEUE = 8  # units waiting for the decoder before the queue is dropped (≈ 130 ms at 60 fps)
+MAX_BACKLOG_S = 0.25  # decode time of the waiting units beyond which they are dropped
+MAX_QUEUE = 120  # units waiting, whatever their decode time (2 s at 60 fps)
+FIRST_DECODE_S = 0.01  # assumed per unit before the first one was decoded
 
 
 @dataclass(slots=True)
@@ -98,6 +104,7 @@ class DecodeWorker:
         on_decoded: Callable[[DecodeJob, DecodedFrame], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_queue: int = MAX_QUEUE,
+        max_backlog_s: float = MAX_BACKLOG_S,
     ) -> None:
         self.decoder = decoder
         self._prepare = prepare
@@ -106,6 +113,7 @@ class DecodeWorker:
         self._on_decoded = on_decoded
         self._clock = clock
         self.max_queue = max_queue
+        self.max_backlog_s = max_backlog_s
         self.slot = LatestFrame()
         self._queue: deque[DecodeJob] = deque()
         self._cond = threading.Condition()
@@ -140,13 +148,13 @@ class DecodeWorker:
         too long and has been dropped: the decoder now waits for a keyframe."""
         with self._cond:
             q = self._queue
-            if len(q) >= self.max_queue and not job.frame.keyframe:
+            if not job.frame.keyframe and self._too_far_behind(len(q)):
                 key = max((i for i, j in enumerate(q) if j.frame.keyframe), default=None)
                 if key:  # keep the chain from the newest waiting keyframe on
                     for _ in range(key):
                         q.popleft()
                     self.flushed += key
-                elif key is None or len(q) >= 2 * self.max_queue:
+                if not key or self._too_far_behind(len(q)):
                     self.flushed += len(q) + 1
                     q.clear()
                     self._broken = True
@@ -157,6 +165,14 @@ class DecodeWorker:
             self._queue.append(job)
             self._cond.notify()
         return True
+
+    def _too_far_behind(self, waiting: int) -> bool:
+        """Whether ``waiting`` units would take longer than ``max_backlog_s`` to decode."""
+        if waiting >= self.max_queue:
+            return True
+        recent = list(self.decode_seconds)[-30:]
+        per_unit = sum(s for _, s in recent) / len(recent) if recent else FIRST_DECODE_S
+        return waiting * per_unit > self.max_backlog_s
 
     def take(self) -> ReadyFrame | None:
         """The newest ready frame, if any (window thread)."""

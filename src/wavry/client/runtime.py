@@ -27,19 +27,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wavry.client.api import ClientCallbacks, ClientResult, Interrupted
 from wavry.client.audio import AudioFeature
 from wavry.client.backends import Backends
 from wavry.client.clipboard import ClipboardFeature
 from wavry.client.files import FilesFeature
 from wavry.client.input import InputFeature
-from wavry.client.live import LiveFigures, LiveStatsFeature
+from wavry.client.live import LiveStatsFeature
 from wavry.client.options import ConnectOptions, hello_config
 from wavry.client.pipeline import DecodeJob, ReadyFrame
 from wavry.client.recording import RecordingFeature
@@ -56,38 +55,13 @@ from wavry.rift.transport import FrameReady, RateChanged
 from wavry.runtime import messages
 from wavry.runtime.features import PeerInfo, Router
 from wavry.runtime.messages import AppEvent, MonitorSelected, MonitorsOffered
-from wavry.runtime.session import Established, Prompts, SessionFailed, establish
+from wavry.runtime.session import Established, SessionFailed, establish
 
 __all__ = ["Backends", "ClientCallbacks", "ClientResult", "ClientRuntime", "Interrupted"]
 
 _log = logging.getLogger("wavry.client")
 _CODEC = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
 TIMER_MAX_S = 0.05
-
-
-class Interrupted(SessionFailed):
-    """stop() (Ctrl+C) came before the session was set up."""
-
-
-def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-@dataclass(slots=True)
-class ClientCallbacks:
-    say: Callable[[str], None] = _stderr
-    on_state: Callable[[str, str], None] | None = None  # (state, detail)
-    on_stats: Callable[[LiveFigures], None] | None = None
-    prompts: Prompts = field(default_factory=Prompts)
-    #: every shown frame with its wall-clock show time (benchmarks read the picture)
-    on_frame_shown: Callable[[ReadyFrame, float], None] | None = None
-
-
-@dataclass(slots=True)
-class ClientResult:
-    summary: dict[str, Any]
-    ended: str  # why the session ended early ("" when it ran its course or was stopped)
-    interrupted: bool = False
 
 
 class ClientRuntime:

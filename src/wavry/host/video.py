@@ -162,6 +162,8 @@ class VideoFeature(HostFeature):
             streamer.request_keyframe()
         elif isinstance(event, RateTarget):
             streamer.set_bitrate(event.bitrate_kbps)
+            if event.fps > 0:
+                streamer.set_fps(event.fps)
         elif isinstance(event, FramesToSkip):
             streamer.skip_frames(event.count)
         elif isinstance(event, MonitorSelected):

@@ -85,6 +85,11 @@ class ClientConnection:
         """The core's clock (what every `now` passed to the session must come from)."""
         return self._clock()
 
+    @property
+    def udp(self) -> TimestampedUdp | None:
+        """The socket reader (its `reads` / `datagrams` counters), None before `start`."""
+        return self._transport
+
     def wall_time(self, t: float) -> float:
         """A time of the core's clock (e.g. `AssembledFrame.last_chunk_at`) as wall-clock
         seconds (Unix epoch), for comparison with wire timestamps."""

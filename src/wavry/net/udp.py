@@ -62,7 +62,41 @@ ArrivalSink = Callable[[bytes, tuple[Any, ...], "float | None"], None]
 #: Linux's SO_TIMESTAMPNS (Python exposes the constant only on some builds)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
-_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
+#: linux/udp.h: deliver a run of same-size datagrams from one sender in one read; a control
+#: message carries the segment size (the relay reads its socket the same way)
+SOL_UDP = 17
+UDP_GRO = 104
+_GRO_SIZE = struct.Struct("=i")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_GRO_SIZE.size)
+#: a coalesced read holds up to 64 segments of up to 64 KiB in all
+_RECV_SIZE = 65535
+
+
+def read_ancillary(ancdata: list[tuple[int, int, bytes]]) -> tuple[float | None, int]:
+    """(kernel receive time, GRO segment size or 0) from one `recvmsg`'s control messages."""
+    arrival = None
+    segment = 0
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = _TIMESPEC.unpack_from(payload)
+            arrival = sec + nsec * 1e-9
+        elif level == SOL_UDP and kind == UDP_GRO:
+            segment = _GRO_SIZE.unpack_from(payload)[0]
+    return arrival, segment
+
+
+def enable_gro(sock: socket.socket) -> bool:
+    """Turn UDP_GRO on (Linux); False where the kernel refuses it."""
+    try:
+        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+    except OSError:
+        return False
+    return True
+
+
+#: control-message room for a timestamp and a GRO segment size (`read_ancillary`)
+ANCILLARY_SPACE = _ANCILLARY
+RECV_SIZE = _RECV_SIZE
 
 
 class TimestampedUdp:
@@ -72,9 +106,14 @@ class TimestampedUdp:
     `(data, addr)` only: the time the kernel queued a datagram is lost, and a process that was
     busy (decoding a frame) or slow to be scheduled when it arrived reads it late by that much.
     A media receiver reports arrival times to the sender's congestion control, which would take
-    that as network queueing. Here each readiness callback drains up to `MAX_BATCH` datagrams
+    that as network queueing. Here each readiness callback drains up to `MAX_BATCH` reads
     with `recvmsg` + SO_TIMESTAMPNS (CLOCK_REALTIME, the clock of `time.time()`), calls `sink`
-    for each with its arrival time (None when the kernel gave none), then `on_batch`.
+    for each datagram with its arrival time (None when the kernel gave none), then `on_batch`.
+
+    With UDP_GRO (Linux) one read returns a whole run of same-size datagrams that the sender
+    sent together (a frame's chunks, sent with GSO): one system call and one timestamp for up
+    to 64 datagrams, split here at the segment size the kernel reports. `gro` is False where
+    the kernel refuses it; datagrams are then read one by one.
 
     Sending never queues in user space: a full socket buffer raises (BlockingIOError), and the
     caller drops the datagram, as a latency-first sender should.
@@ -87,6 +126,7 @@ class TimestampedUdp:
         sock: socket.socket,
         sink: ArrivalSink,
         on_batch: Callable[[], None] | None = None,
+        gro: bool = True,
     ) -> None:
         self._sock = sock
         self._sink = sink
@@ -98,6 +138,9 @@ class TimestampedUdp:
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError:
             self.timestamps = False
+        self.gro = gro and enable_gro(sock)
+        self.reads = 0  # recvmsg calls that returned data
+        self.datagrams = 0
         sock.setblocking(False)
         self.receive_errors = 0
         self._loop.add_reader(sock.fileno(), self._ready)
@@ -105,9 +148,10 @@ class TimestampedUdp:
     def _ready(self) -> None:
         sock = self._sock
         failed = False
+        sink = self._sink
         for _ in range(self.MAX_BATCH):
             try:
-                data, ancdata, _flags, addr = sock.recvmsg(65535, _ANCILLARY)
+                data, ancdata, flags, addr = sock.recvmsg(_RECV_SIZE, _ANCILLARY)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -115,12 +159,20 @@ class TimestampedUdp:
                 self.receive_errors += 1
                 failed = True
                 continue
-            arrival = None
-            for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    sec, nsec = _TIMESPEC.unpack_from(payload)
-                    arrival = sec + nsec * 1e-9
-            self._sink(data, addr, arrival)
+            self.reads += 1
+            if flags & socket.MSG_TRUNC:
+                self.receive_errors += 1
+                continue
+            arrival, segment = read_ancillary(ancdata)
+            if 0 < segment < len(data):
+                for offset in range(0, len(data), segment):
+                    sink(data[offset : offset + segment], addr, arrival)
+                    self.datagrams += 1
+                    if self._closed:
+                        return
+            else:
+                sink(data, addr, arrival)
+                self.datagrams += 1
             if self._closed:
                 return
         if failed:
@@ -161,8 +213,10 @@ async def open_udp_timestamped(
     remote: tuple[str, int],
     on_batch: Callable[[], None] | None = None,
     tos: int | None = DSCP_EF_TOS,
+    gro: bool = True,
 ) -> TimestampedUdp:
-    """A UDP socket connected to `remote`, read with kernel receive timestamps."""
+    """A UDP socket connected to `remote`, read with kernel receive timestamps (and UDP_GRO
+    where the kernel has it)."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(remote[0], remote[1], type=socket.SOCK_DGRAM)
     family = infos[0][0]
@@ -171,7 +225,7 @@ async def open_udp_timestamped(
         tune_socket(sock, tos)
         sock.setblocking(False)
         await loop.sock_connect(sock, infos[0][4])
-        return TimestampedUdp(sock, sink, on_batch)
+        return TimestampedUdp(sock, sink, on_batch, gro=gro)
     except BaseException:
         sock.close()
         raise

@@ -20,6 +20,7 @@ Policy (see docs/rift-media.md):
 from __future__ import annotations
 
 import enum
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -141,6 +142,7 @@ class FrameAssembler:
         self._last_rfi_at: float | None = None
         self._drops_since_rfi = 0
         self._out: list[AssemblerOutput] = []
+        self._due = -math.inf  # next_timer() after the last decision (push's fast path)
         self.stats = AssemblerStats()
 
     @property
@@ -157,7 +159,17 @@ class FrameAssembler:
 
     def push(self, chunk: rift_pb2.VideoChunk, now: float) -> list[AssemblerOutput]:
         """Add one chunk; returns completed frames and reference-invalidation requests."""
-        self._accept(chunk, now)
+        frame = self._accept(chunk, now)
+        if (
+            frame is not None
+            and frame.received < frame.chunk_count
+            and now < self._due
+            and not self._out
+            and self._state is ChainState.DECODABLE
+        ):
+            # the common case: one more chunk of an incomplete frame, no deadline reached (a
+            # chunk only moves deadlines later): no decision can change
+            return []
         self._drain(now)
         out, self._out = self._out, []
         return out
@@ -178,19 +190,22 @@ class FrameAssembler:
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
-    def _accept(self, chunk: rift_pb2.VideoChunk, now: float) -> None:
+    def _accept(self, chunk: rift_pb2.VideoChunk, now: float) -> _PendingFrame | None:
+        """Store one chunk; returns its frame when stored (None: dropped, or state changed)."""
         frame_id = chunk.frame_id
         if self._last_emitted is not None and frame_id <= self._last_emitted:
             self.stats.chunks_late += 1
-            return
+            return None
         if frame_id in self._dead:
             self.stats.chunks_late += 1
-            return
+            return None
         count = chunk.chunk_count
-        if not 1 <= count <= self._max_chunks or chunk.chunk_index >= count:
+        index = chunk.chunk_index
+        if not 1 <= count <= self._max_chunks or index >= count:
             self.stats.chunks_invalid += 1
-            return
+            return None
         frame = self._pending.get(frame_id)
+        evicted = False
         if frame is None:
             frame = _PendingFrame(
                 frame_id=frame_id,
@@ -204,22 +219,28 @@ class FrameAssembler:
                 chunks=[None] * count,
             )
             self._pending[frame_id] = frame
-            self._evict_if_full(now)
-            if frame_id not in self._pending:
-                return
+            if len(self._pending) > self._max_pending:
+                evicted = True
+                self._evict_if_full(now)
+                if frame_id not in self._pending:
+                    return None
         elif not frame.matches(chunk):
             self.stats.chunks_invalid += 1
-            return
-        if frame.chunks[chunk.chunk_index] is not None:
+            return None
+        chunks = frame.chunks
+        if chunks[index] is not None:
             self.stats.chunks_duplicate += 1
-            return
-        frame.chunks[chunk.chunk_index] = chunk.payload
+            return None
+        payload = chunk.payload
+        chunks[index] = payload
         frame.received += 1
-        frame.size += len(chunk.payload)
+        frame.size += len(payload)
         frame.last_chunk_at = now
         if frame.size > self._max_frame_bytes:
             self.stats.frames_too_large += 1
             self._give_up(frame_id, now)
+            return None
+        return None if evicted else frame
 
     def _evict_if_full(self, now: float) -> None:
         while len(self._pending) > self._max_pending:
@@ -231,6 +252,8 @@ class FrameAssembler:
         while self._step(now):
             pass
         self._maybe_retry_rfi(now)
+        due = self.next_timer()
+        self._due = math.inf if due is None else due
 
     def _step(self, now: float) -> bool:
         """Make one decision; returns whether something changed."""

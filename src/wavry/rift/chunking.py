@@ -68,10 +68,12 @@ def fec_message_size(
     shard_count: int,
     parity_count: int,
     parity_len: int,
+    scheme: int = 0,
 ) -> int:
     """Exact size of ``Message(media=MediaMessage(fec=FecPacket(...)))`` for the largest
     ``parity_index`` (``parity_count - 1``); ``shard_lengths_varint_bytes`` is the sum of the
-    varint sizes of the shard lengths (the packed ``shard_lengths`` field body)."""
+    varint sizes of the shard lengths (the packed ``shard_lengths`` field body); ``scheme`` is
+    the ``FecScheme`` value (0, XOR, is not on the wire)."""
     body = (
         uint_field_size(group_id)
         + uint_field_size(first_packet_id)
@@ -80,6 +82,7 @@ def fec_message_size(
         + _bytes_field(parity_len)
         + _bytes_field(shard_lengths_varint_bytes)
         + uint_field_size(parity_count)
+        + uint_field_size(scheme)
     )
     return _wrapped_media_size(body)
 
@@ -99,6 +102,7 @@ def max_protectable_shard_len(max_datagram_size: int, shard_count: int) -> int:
             shard_count=shard_count,
             parity_count=shard_count,
             parity_len=length,
+            scheme=rift_pb2.FEC_REED_SOLOMON,  # the larger of the two schemes' parities
         )
         if TRANSPORT_HEADER_SIZE + size + AEAD_TAG_SIZE <= max_datagram_size:
             break

@@ -434,6 +434,9 @@ class ClientSession:
                 self._close(CloseKind.PROTOCOL_ERROR, "HelloAck carries a different alias")
                 return
             self.ack = ack
+            if self.transport is not None and ack.fec_scheme in self.config.transport.fec_schemes:
+                # §7: the host's choice among what this side offered (XOR otherwise)
+                self.transport.set_fec_scheme(ack.fec_scheme, now)
             self.state = ClientState.ACTIVE
             reconnected = self._ever_accepted
             self._ever_accepted = True
@@ -479,6 +482,7 @@ class ClientSession:
             max_fps=c.max_fps,
             input_caps=c.input_caps,
             protocol_version=PROTOCOL_VERSION,
+            fec_schemes=list(c.transport.fec_schemes) if c.transport.fec else [],  # type: ignore[arg-type]
         )
         self._send(rift_pb2.Message(control=rift_pb2.ControlMessage(hello=hello)))
         self._hello_next = now + c.timing.hello_retry_s

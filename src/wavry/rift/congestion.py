@@ -86,6 +86,10 @@ class CongestionController(Protocol):
         """A `CongestionControl` to tell the peer, when the decision changed enough."""
         ...
 
+    def set_ceiling(self, max_bitrate_kbps: int | None, max_fps: int | None) -> None:
+        """The receiver's own limits (its `CongestionControl`, docs/spec/RIFT.md §8): the media
+        bitrate and frame rate never go above them (None: no limit of the receiver's)."""
+
 
 class FixedRateController:
     """No congestion control: a constant target bitrate and frame rate (a baseline).
@@ -96,8 +100,8 @@ class FixedRateController:
         if bitrate_kbps <= 0 or fps <= 0:
             raise ValueError("need bitrate_kbps > 0 and fps > 0")
         self._overhead = 0.0
-        self._bitrate = bitrate_kbps
-        self._fps = fps
+        self._bitrate = self._base_bitrate = bitrate_kbps
+        self._fps = self._base_fps = fps
 
     @property
     def decision(self) -> CongestionDecision:
@@ -125,3 +129,7 @@ class FixedRateController:
 
     def poll_congestion_control(self) -> rift_pb2.CongestionControl | None:
         return None  # the target never changes: nothing to announce
+
+    def set_ceiling(self, max_bitrate_kbps: int | None, max_fps: int | None) -> None:
+        self._bitrate = min(self._base_bitrate, max_bitrate_kbps or self._base_bitrate)
+        self._fps = min(self._base_fps, max_fps or self._base_fps)

@@ -130,6 +130,9 @@ class DeltaController:
             raise ValueError("max_fps must be > 0")
         self._fps_ladder = sorted({max_fps, *(s for s in t.fps_steps if s < max_fps)}, reverse=True)
         self._fps_index = 0
+        #: the receiver's own limits (`set_ceiling`): media kbit/s and frames per second
+        self._peer_max_kbps: int | None = None
+        self._peer_max_fps: int | None = None
         #: wire bytes per media byte - 1 as the sender measured it (`set_send_overhead`)
         self._send_overhead = t.initial_overhead
         self._rate = 0.0  # total sending rate (media + what the sender adds), kbit/s
@@ -212,9 +215,10 @@ class DeltaController:
     def _decide(self) -> CongestionDecision:
         """Recompute the decision (after every input, so that reading it costs nothing)."""
         media = self._rate / (1 + self._send_overhead)
+        fps = min(self._fps_ladder[self._fps_index], self._peer_max_fps or 1_000)
         self._decision = CongestionDecision(
             target_bitrate_kbps=round(media),
-            target_fps=self._fps_ladder[self._fps_index],
+            target_fps=fps,
             send_rate_kbps=round(self._rate),
             state=self._state,
             queue_delay_ms=self._queue_ms,
@@ -470,10 +474,20 @@ class DeltaController:
         self._congested_at = now
         self._congested_rate = delivered
 
+    def set_ceiling(self, max_bitrate_kbps: int | None, max_fps: int | None) -> None:
+        """The receiver's limits: the rate never even probes above them."""
+        self._peer_max_kbps = max_bitrate_kbps or None
+        self._peer_max_fps = max_fps or None
+        self._set_rate(self._rate)
+        self._decide()
+
     def _set_rate(self, total_kbps: float) -> None:
         t = self.tunables
         scale = 1 + self._send_overhead
-        self._rate = min(max(total_kbps, t.min_bitrate_kbps * scale), t.max_bitrate_kbps * scale)
+        top = t.max_bitrate_kbps
+        if self._peer_max_kbps is not None:
+            top = max(t.min_bitrate_kbps, min(top, self._peer_max_kbps))
+        self._rate = min(max(total_kbps, t.min_bitrate_kbps * scale), top * scale)
 
     def _update_fps(self, now: float) -> None:
         t = self.tunables

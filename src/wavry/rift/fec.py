@@ -1,12 +1,14 @@
-"""FEC encoder: interleaved XOR parities over encrypted payloads (docs/spec/RIFT.md §7.1).
+"""FEC encoder: parities over encrypted payloads (docs/spec/RIFT.md §7), both schemes.
 
 Sans-I/O: no sockets, no clocks; time is always a ``now`` argument in seconds. The receiver's
 half is `fec_decoder.FecDecoder`; the redundancy policy is `redundancy.RedundancyPolicy`.
 
 A group covers ``n`` transport datagrams with consecutive packet ids ``first .. first+n-1``.
 Shard ``i`` is the encrypted payload (ciphertext and tag, the bytes after the 18-byte header) of
-datagram ``first+i``. Parity ``j`` is the XOR of the shards ``i`` with ``i mod m == j``, shorter
-shards padded with zeros to the longest one. The decoder never needs keys: recovered payloads are
+datagram ``first+i``, zero-padded to the longest shard. With interleaved XOR (§7.1) parity ``j``
+is the XOR of the shards ``i`` with ``i mod m == j``; with Reed–Solomon (§7.2, `reed_solomon`)
+parity ``j`` is row ``k+j`` of the systematic generator applied to the shards, and any ``n`` of
+the ``n+m`` datagrams rebuild the group. The decoder never needs keys: recovered payloads are
 handed back to the caller, which rebuilds the header and runs the normal replay check and AEAD.
 
 Group rules left open by the spec (see docs/rift-media.md):
@@ -14,7 +16,9 @@ Group rules left open by the spec (see docs/rift-media.md):
 * a group closes when it holds ``k`` shards, when the next added id is not ``previous + 1``,
   when adding the shard would make a parity datagram exceed the maximum datagram size, on
   :meth:`FecEncoder.flush` and when it is older than ``max_group_delay`` (:meth:`FecEncoder.poll`);
-  a group closed early carries ``shard_count = n < k`` and ``parity_count = min(m, n)``;
+  a group closed early with ``n < k`` shards carries the plan's parity count for ``n``
+  (by default ``min(m, n)``; XOR never more than ``n``);
+* ``m = 0`` protects nothing: no shard is kept, no parity computed (a loss-free path);
 * ids at or below the last added id (retransmissions) are ignored and leave the group open;
 * a shard too large for any parity datagram is left unprotected.
 """
@@ -33,6 +37,11 @@ from wavry.rift.chunking import (
     uint_field_size,
     varint_size,
 )
+from wavry.rift.reed_solomon import MAX_TOTAL_SHARDS, rs_parities
+
+#: the two codes of docs/spec/RIFT.md §7 (`FecPacket.scheme`, `HelloAck.fec_scheme`)
+XOR: int = rift_pb2.FEC_XOR_INTERLEAVED
+REED_SOLOMON: int = rift_pb2.FEC_REED_SOLOMON
 
 MAX_UDP_PAYLOAD = 65507
 MAX_SHARD_LEN = MAX_UDP_PAYLOAD - TRANSPORT_HEADER_SIZE
@@ -88,14 +97,15 @@ class FecEncoder:
         k: int,
         m: int,
         *,
+        scheme: int = XOR,
         max_datagram_size: int = 1400,
         max_group_delay: float = 0.005,
         first_group_id: int = 1,
     ) -> None:
-        _check_params(k, m)
+        self._scheme = scheme
+        self._plan = _plan(scheme, k, m, None)
+        self._pending_plan: tuple[int, tuple[int, ...]] | None = None
         self._k = k
-        self._m = m
-        self._pending_params: tuple[int, int] | None = None
         self._max_datagram_size = max_datagram_size
         self._max_group_delay = max_group_delay
         self._next_group_id = first_group_id
@@ -109,22 +119,42 @@ class FecEncoder:
 
     @property
     def m(self) -> int:
-        return self._m
+        """Parities of a full group."""
+        return self._plan[self._k]
+
+    @property
+    def scheme(self) -> int:
+        """The `FecScheme` of the parities (`rift_pb2.FEC_XOR_INTERLEAVED` or
+        `FEC_REED_SOLOMON`)."""
+        return self._scheme
 
     @property
     def pending_shards(self) -> int:
         return len(self._group.shards) if self._group else 0
 
-    def set_params(self, k: int, m: int) -> None:
-        """Change ``(k, m)``; takes effect with the next group (at once if none is open)."""
-        _check_params(k, m)
-        if self._group is None:
-            self._k, self._m = k, m
-        else:
-            self._pending_params = (k, m)
+    def set_scheme(self, scheme: int) -> None:
+        """Switch the code (negotiated in Hello/HelloAck); the open group is closed first by the
+        caller (`flush`), or it is protected with the new code."""
+        self._plan = _plan(scheme, self._k, self.m, None)
+        self._scheme = scheme
 
-    def add(self, packet_id: int, encrypted_payload: bytes, now: float) -> list[rift_pb2.FecPacket]:
-        """Add the datagram ``packet_id``; returns the parities of every group this closed."""
+    def set_params(self, k: int, m: int, parities: tuple[int, ...] | None = None) -> None:
+        """Change the group shape; takes effect with the next group (at once if none is open).
+
+        ``parities[n]`` (optional, ``len == k + 1``) is the parity count of a group closed with
+        ``n`` shards; by default ``min(m, n)`` for ``n < k``."""
+        plan = _plan(self._scheme, k, m, parities)
+        if self._group is None:
+            self._k, self._plan = k, plan
+        else:
+            self._pending_plan = (k, plan)
+
+    def add(
+        self, packet_id: int, encrypted_payload: bytes, now: float, *, close_full: bool = True
+    ) -> list[rift_pb2.FecPacket]:
+        """Add the datagram ``packet_id``; returns the parities of every group this closed.
+        ``close_full=False`` leaves a group that this shard fills open for :meth:`flush` (the
+        sender hands the datagram out before the parities are computed)."""
         if packet_id <= self._last_added_id:
             self.stats.ignored_old_ids += 1
             return []
@@ -138,6 +168,8 @@ class FecEncoder:
             out += self._close()
             group = None
         if group is None:
+            if not self._plan[self._k]:
+                return out  # m = 0: nothing to protect with
             group = _OpenGroup(first_packet_id=packet_id, started_at=now)
             if not self._fits(group, length):
                 self.stats.unprotected_datagrams += 1
@@ -147,7 +179,7 @@ class FecEncoder:
         group.lengths_varint_bytes += varint_size(length)
         if length > group.longest:
             group.longest = length
-        if len(group.shards) >= self._k:
+        if close_full and len(group.shards) >= self._k:
             out += self._close()
         return out
 
@@ -178,10 +210,13 @@ class FecEncoder:
         count = len(group.shards) + 1
         lengths = group.lengths_varint_bytes + varint_size(extra_len)
         longest = group.longest if group.longest > extra_len else extra_len
-        pc = self._m if self._m < count else count
+        pc = self._plan[count] if count <= self._k else self._plan[self._k]
+        pc = max(pc, 1)
         if group.ids_size < 0:
-            group.ids_size = uint_field_size(self._next_group_id) + uint_field_size(
-                group.first_packet_id
+            group.ids_size = (
+                uint_field_size(self._next_group_id)
+                + uint_field_size(group.first_packet_id)
+                + uint_field_size(self._scheme)
             )
         body = (
             group.ids_size
@@ -204,24 +239,32 @@ class FecEncoder:
             return []
         self._group = None
         count = len(group.shards)
-        parity_count = min(self._m, count)
+        parity_count = self._plan[count]
+        if self._pending_plan is not None:
+            self._k, self._plan = self._pending_plan
+            self._pending_plan = None
+        if not parity_count:
+            return []
         lengths = [len(s) for s in group.shards]
-        parities = xor_parities(group.shards, parity_count)
         group_id = self._next_group_id
         self._next_group_id += 1
         self.stats.groups_closed += 1
         if count < self._k:
             self.stats.groups_closed_early += 1
         self.stats.parity_packets += parity_count
-        if self._pending_params is not None:
-            self._k, self._m = self._pending_params
-            self._pending_params = None
-        # Send order: the classes go on cycling after the last shard (shard i is class i mod m,
-        # so parity (count mod m) comes first). Any m consecutive datagrams of the group, the
-        # data/parity boundary included, then hit m distinct classes, and a burst of up to m
-        # losses there is repairable too; in index order a burst of 2 across the boundary
-        # (the last shard and parity 0, both class 0 when count mod m == 1) would not be.
-        order = [(count + i) % parity_count for i in range(parity_count)]
+        scheme = self._scheme
+        if scheme == REED_SOLOMON:
+            parities = rs_parities(group.shards, parity_count, group.longest)
+            order: list[int] | range = range(parity_count)
+        else:
+            parities = xor_parities(group.shards, parity_count)
+            # Send order: the classes go on cycling after the last shard (shard i is class
+            # i mod m, so parity (count mod m) comes first). Any m consecutive datagrams of the
+            # group, the data/parity boundary included, then hit m distinct classes, and a burst
+            # of up to m losses there is repairable too; in index order a burst of 2 across the
+            # boundary (the last shard and parity 0, both class 0 when count mod m == 1) would
+            # not be.
+            order = [(count + i) % parity_count for i in range(parity_count)]
         return [
             rift_pb2.FecPacket(
                 group_id=group_id,
@@ -231,11 +274,26 @@ class FecEncoder:
                 parity_count=parity_count,
                 payload=parities[j],
                 shard_lengths=lengths,
+                scheme=scheme,  # type: ignore[arg-type]
             )
             for j in order
         ]
 
 
-def _check_params(k: int, m: int) -> None:
-    if not 1 <= m <= k <= MAX_GROUP_SHARDS:
-        raise ValueError(f"FEC needs 1 <= m <= k <= {MAX_GROUP_SHARDS}, got k={k}, m={m}")
+def _plan(scheme: int, k: int, m: int, parities: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Parities of a group closed with n shards, for n = 0..k (index 0 unused)."""
+    if scheme not in (XOR, REED_SOLOMON):
+        raise ValueError(f"unknown FEC scheme {scheme}")
+    if not 1 <= k <= MAX_GROUP_SHARDS or m < 0:
+        raise ValueError(f"FEC needs 1 <= k <= {MAX_GROUP_SHARDS} and m >= 0, got k={k}, m={m}")
+    if parities is None:
+        parities = (0, *(min(m, n) for n in range(1, k)), m)
+    if len(parities) != k + 1 or parities[k] != m:
+        raise ValueError(f"the parity plan needs k + 1 = {k + 1} entries ending with m = {m}")
+    for n, p in enumerate(parities[1:], start=1):
+        if p < 0 or (scheme == XOR and p > n) or n + p > MAX_TOTAL_SHARDS:
+            raise ValueError(
+                f"a group of {n} shards cannot carry {p} parities with "
+                + ("interleaved XOR (m <= k)" if scheme == XOR else "Reed-Solomon (k + m <= 255)")
+            )
+    return parities

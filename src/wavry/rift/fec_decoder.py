@@ -1,8 +1,11 @@
 """FEC decoder (receiver side, docs/spec/RIFT.md §7): rebuilds lost encrypted payloads.
 
-Sans-I/O: no sockets, no clocks; time is always a ``now`` argument in seconds. The decoder
-never holds keys: recovered payloads are handed back to the caller, which rebuilds the header
-and runs the normal replay check and AEAD. See docs/rift-media.md for the rules.
+Both schemes: interleaved XOR (§7.1, a class with one missing shard is rebuilt) and
+Reed–Solomon (§7.2, a group with at most as many missing shards as parities in hand is
+rebuilt whole); each `FecPacket` says which (`scheme`). Sans-I/O: no sockets, no clocks; time
+is always a ``now`` argument in seconds. The decoder never holds keys: recovered payloads are
+handed back to the caller, which rebuilds the header and runs the normal replay check and AEAD.
+See docs/rift-media.md for the rules.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import numpy as np
 
 from wavry.rift import rift_pb2
 from wavry.rift.chunking import AEAD_TAG_SIZE, MAX_GROUP_SHARDS, MAX_PACKET_ID
-from wavry.rift.fec import MAX_SHARD_LEN
+from wavry.rift.fec import MAX_SHARD_LEN, REED_SOLOMON, XOR
+from wavry.rift.reed_solomon import MAX_TOTAL_SHARDS, rs_recover
 
 _EXPIRE_EVERY_S = 0.005
 _REORDER_SLACK_IDS = 4
@@ -30,7 +34,9 @@ class _ParityGroup:
     shard_lengths: tuple[int, ...]
     parity_count: int
     created_at: float
+    scheme: int = XOR
     parities: dict[int, bytes] = field(default_factory=dict)
+    #: XOR: classes attempted; Reed-Solomon: {0} once the group was attempted
     resolved_classes: set[int] = field(default_factory=set)
 
     @property
@@ -71,6 +77,7 @@ class FecDecoder:
     def __init__(
         self,
         *,
+        schemes: tuple[int, ...] = (XOR, REED_SOLOMON),
         max_age: float = 1.0,
         max_stored_shards: int = 8192,
         max_groups: int = 512,
@@ -80,6 +87,10 @@ class FecDecoder:
         self._max_stored_shards = max_stored_shards
         self._max_groups = max_groups
         self._max_shard_len = max_shard_len
+        self._schemes = frozenset(schemes)
+        #: ids just rebuilt by Reed-Solomon and on their way through AEAD (one call returns
+        #: several): not worth a NACK meanwhile
+        self._rebuilding: set[int] = set()
         self._shards: OrderedDict[int, tuple[bytes, float]] = OrderedDict()
         self._carrier_ids: OrderedDict[int, float] = OrderedDict()
         #: ids that probably carry the other parities of a group seen (parities of a group are
@@ -95,16 +106,24 @@ class FecDecoder:
     def on_datagram(
         self, packet_id: int, encrypted_payload: bytes, now: float
     ) -> list[tuple[int, bytes]]:
-        self._expire(now)
-        if packet_id in self._shards or not 1 <= packet_id <= MAX_PACKET_ID:
+        shards = self._shards
+        if now - self._last_expire >= _EXPIRE_EVERY_S:
+            self._expire(now)
+        if packet_id in shards or not 1 <= packet_id <= MAX_PACKET_ID:
             return []
-        self._shards[packet_id] = (bytes(encrypted_payload), now)
-        self._highest_id = max(self._highest_id, packet_id)
-        while len(self._shards) > self._max_stored_shards:
-            self._shards.popitem(last=False)
+        if self._rebuilding:
+            self._rebuilding.discard(packet_id)
+        shards[packet_id] = (encrypted_payload, now)  # bytes: immutable, kept as they are
+        if packet_id > self._highest_id:
+            self._highest_id = packet_id
+        if len(shards) > self._max_stored_shards:
+            while len(shards) > self._max_stored_shards:
+                shards.popitem(last=False)
         group = self._group_covering(packet_id)
         if group is None:
             return []
+        if group.scheme == REED_SOLOMON:
+            return self._try_recover_rs(group)
         parity_index = (packet_id - group.first_packet_id) % group.parity_count
         return self._try_recover(group, parity_index)
 
@@ -144,10 +163,11 @@ class FecDecoder:
             known = group
             known.created_at = now
             self._insert_group(known)
-        elif (known.first_packet_id, known.shard_lengths, known.parity_count) != (
+        elif (known.first_packet_id, known.shard_lengths, known.parity_count, known.scheme) != (
             group.first_packet_id,
             group.shard_lengths,
             group.parity_count,
+            group.scheme,
         ):
             self.stats.parities_conflicting += 1
             return []
@@ -156,6 +176,8 @@ class FecDecoder:
             return []
         known.parities[fec.parity_index] = bytes(fec.payload)
         self.stats.parities_accepted += 1
+        if known.scheme == REED_SOLOMON:
+            return self._try_recover_rs(known)
         return self._try_recover(known, fec.parity_index)
 
     def likely_parity(self, packet_id: int) -> bool:
@@ -168,7 +190,11 @@ class FecDecoder:
         class has no other missing shard and its parity is in hand or still expected soon."""
         if packet_id in self._shards:
             return False
+        if packet_id in self._rebuilding:
+            return True
         group = self._group_covering(packet_id)
+        if group is not None and group.scheme == REED_SOLOMON:
+            return self._will_repair_rs(group, packet_id)
         if group is not None:
             parity_index = (packet_id - group.first_packet_id) % group.parity_count
             if parity_index in group.resolved_classes:
@@ -193,6 +219,14 @@ class FecDecoder:
             return False
         low = max(latest.last_packet_id + 1, packet_id - (k - 1))
         high = min(self._highest_id, packet_id + (k - 1))
+        if latest.scheme == REED_SOLOMON:
+            # any m losses of a group are repaired: this one is among the first m nearby
+            lost = sum(
+                1
+                for q in range(low, packet_id)
+                if q not in self._shards and q not in self._carrier_ids
+            )
+            return lost < m
         start = low + (packet_id - low) % m
         return not any(
             q != packet_id and q not in self._shards and q not in self._carrier_ids
@@ -203,14 +237,21 @@ class FecDecoder:
         self, fec: rift_pb2.FecPacket, carrier_packet_id: int | None
     ) -> _ParityGroup | None:
         count = fec.shard_count
-        if not 1 <= count <= MAX_GROUP_SHARDS or len(fec.shard_lengths) != count:
+        scheme = fec.scheme
+        if scheme not in self._schemes or len(fec.shard_lengths) != count:
             return None
-        if not 1 <= fec.parity_count <= count or fec.parity_index >= fec.parity_count:
+        if scheme == XOR:
+            if not 1 <= count <= MAX_GROUP_SHARDS or not 1 <= fec.parity_count <= count:
+                return None
+        elif count < 1 or fec.parity_count < 1 or count + fec.parity_count > MAX_TOTAL_SHARDS:
+            return None
+        if fec.parity_index >= fec.parity_count:
             return None
         lengths = tuple(fec.shard_lengths)
-        if any(not AEAD_TAG_SIZE <= n <= self._max_shard_len for n in lengths):
+        longest = max(lengths)
+        if min(lengths) < AEAD_TAG_SIZE or longest > self._max_shard_len:
             return None
-        if len(fec.payload) != max(lengths):
+        if len(fec.payload) != longest:
             return None
         first = fec.first_packet_id
         if first < 1 or first + count - 1 > MAX_PACKET_ID:
@@ -223,6 +264,7 @@ class FecDecoder:
             shard_lengths=lengths,
             parity_count=fec.parity_count,
             created_at=0.0,
+            scheme=scheme,
         )
 
     def _missing_in_class(self, group: _ParityGroup, parity_index: int) -> list[int]:
@@ -254,6 +296,58 @@ class FecDecoder:
             return []
         self.stats.recovered += 1
         return [(lost_id, acc[:lost_len].tobytes())]
+
+    def _try_recover_rs(self, group: _ParityGroup) -> list[tuple[int, bytes]]:
+        """Reed-Solomon: rebuild every missing shard once at most as many are missing as
+        parities arrived (any k of the k+m)."""
+        if 0 in group.resolved_classes or not group.parities:
+            return []
+        first, lengths = group.first_packet_id, group.shard_lengths
+        shards = self._shards
+        missing = [i for i in range(len(lengths)) if first + i not in shards]
+        if len(missing) > len(group.parities):
+            return []
+        group.resolved_classes.add(0)
+        if not missing:
+            return []
+        present: dict[int, bytes] = {}
+        for i, length in enumerate(lengths):
+            stored = shards.get(first + i)
+            if stored is None:
+                continue
+            if len(stored[0]) != length:
+                self.stats.recovery_inconsistent += 1
+                return []
+            present[i] = stored[0]
+        longest = max(lengths)
+        data = rs_recover(len(lengths), group.parity_count, present, group.parities, longest)
+        out: list[tuple[int, bytes]] = []
+        for i in missing:
+            shard = data[i]
+            if any(shard[lengths[i] :]):
+                self.stats.recovery_inconsistent += 1
+                return []
+            out.append((first + i, shard[: lengths[i]]))
+        self.stats.recovered += len(out)
+        if len(out) > 1:
+            if len(self._rebuilding) > 1024:
+                self._rebuilding.clear()
+            self._rebuilding.update(pid for pid, _ in out)
+        return out
+
+    def _will_repair_rs(self, group: _ParityGroup, packet_id: int) -> bool:
+        """Reed-Solomon: the group's parities in hand and still expected cover its losses. When
+        they cannot, the ids past that many are requested (a resend of those, and the parities
+        rebuild the rest)."""
+        if 0 in group.resolved_classes:
+            return False
+        first = group.first_packet_id
+        missing = [q for q in range(first, group.last_packet_id + 1) if q not in self._shards]
+        capacity = len(group.parities)
+        expected_by = group.last_packet_id + group.parity_count + _REORDER_SLACK_IDS
+        if self._highest_id <= expected_by:
+            capacity = group.parity_count
+        return packet_id in missing[:capacity]
 
     def _group_covering(self, packet_id: int) -> _ParityGroup | None:
         index = bisect.bisect_right(self._group_starts, (packet_id, math.inf)) - 1
@@ -290,11 +384,8 @@ class FecDecoder:
             )
 
     def _expire(self, now: float) -> None:
-        if (
-            now - self._last_expire < _EXPIRE_EVERY_S
-            and len(self._shards) <= self._max_stored_shards
-        ):
-            return  # expiry is housekeeping: once per few ms is plenty
+        if now - self._last_expire < _EXPIRE_EVERY_S:
+            return  # expiry is housekeeping: once per few ms is plenty (sizes are capped apart)
         self._last_expire = now
         horizon = now - self._max_age
         while self._shards:

@@ -142,7 +142,8 @@ class FeedbackBuilder:
             self.overflow_ignored += 1
             return
         self._arrivals[packet_id] = arrival_us
-        self._highest = max(self._highest, packet_id)
+        if packet_id > self._highest:
+            self._highest = packet_id
 
     def next_timer(self) -> float | None:
         """When `build` should next be called, or None while there is nothing to report."""
@@ -289,7 +290,8 @@ class StatsAccumulator:
             self._period_start = arrival_now
         if self._first_id is None or packet_id < self._first_id:
             self._first_id = packet_id
-        self._highest = max(self._highest, packet_id)
+        if packet_id > self._highest:
+            self._highest = packet_id
         self._received += 1
 
     def on_media_timestamp(self, sender_timestamp_s: float, arrival_now: float) -> None:

@@ -64,7 +64,7 @@ class HandshakeDatagram:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per datagram, and a frozen init is slower
 class TransportDatagram:
     alias: int
     packet_id: int
@@ -91,6 +91,16 @@ def parse_datagram(
 ) -> HandshakeDatagram | TransportDatagram:
     """Classify and check one datagram; raises FramingError with the reason on any failure."""
     n = len(data)
+    if (
+        TRANSPORT_HEADER_LEN <= n <= max_size
+        and data[:4] == _PREFIX
+        and data[4:8] != b"\x00\x00\x00\x00"
+    ):
+        # the common case first (a transport datagram that passes): one prefix compare
+        _, _, alias, packet_id, crc = _TR_STRUCT.unpack_from(data)
+        if crc16_kermit(data[:16]) != crc:
+            raise FramingError(DropReason.BAD_CRC)
+        return TransportDatagram(alias, packet_id, data[:TRANSPORT_HEADER_LEN], data[18:])
     if n < TRANSPORT_HEADER_LEN:
         raise FramingError(DropReason.TOO_SHORT)
     if n > max_size:

@@ -510,6 +510,7 @@ class HostEndpoint:
             session_id=self._random(16),
             session_alias=s.alias,
             message=cfg.software,
+            fec_scheme=s.transport.agree_fec_scheme(list(hello.fec_schemes), now),  # type: ignore[arg-type]
         )
 
     def _send_ack(self, s: HostSession, ack: rift_pb2.HelloAck) -> None:

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from wavry.rift import rift_pb2
 from wavry.rift.assembler import AssembledFrame, FrameAssembler, ReferenceInvalidationNeeded
 from wavry.rift.channel import SecureChannel
+from wavry.rift.fec import XOR
 from wavry.rift.fec_decoder import FecDecoder
 from wavry.rift.feedback import FeedbackBuilder, StatsAccumulator
 from wavry.rift.framing import TransportDatagram, encode_transport_header
@@ -59,7 +60,9 @@ class Receiver:
         self.stats = stats
         self._emit = emit
         self.sender = sender
-        self.fec_decoder: FecDecoder | None = FecDecoder() if config.fec else None
+        # every peer may send XOR parities (§7); Reed-Solomon only when this side offers it
+        schemes = (XOR, *config.fec_schemes)
+        self.fec_decoder: FecDecoder | None = FecDecoder(schemes=schemes) if config.fec else None
         self.nack = NackTracker(
             will_repair=self.fec_decoder.will_repair if self.fec_decoder is not None else None,
             not_needed=self.fec_decoder.likely_parity if self.fec_decoder is not None else None,
@@ -86,6 +89,17 @@ class Receiver:
         plaintext = self.channel.open_bytes(dgram)
         if plaintext is None:
             return []
+        return self._on_plaintext(dgram, plaintext, now, recovered, arrival)
+
+    def _on_plaintext(
+        self,
+        dgram: TransportDatagram,
+        plaintext: bytes,
+        now: float,
+        recovered: bool,
+        arrival: float | None,
+    ) -> list[rift_pb2.Message]:
+        """An authenticated datagram's plaintext: parse, repair, dispatch, track gaps."""
         msg = rift_pb2.Message()
         try:
             msg.ParseFromString(plaintext)
@@ -101,14 +115,29 @@ class Receiver:
         out: list[rift_pb2.Message] = []
         repaired: list[tuple[int, bytes]] = []
         decoder = self.fec_decoder
-        media = msg.media if msg.WhichOneof("content") == "media" else None
-        if media is not None and media.WhichOneof("content") == "fec":
+        content = msg.WhichOneof("content")
+        kind = msg.media.WhichOneof("content") if content == "media" else None
+        if kind == "fec":
             if decoder is not None:
-                repaired = decoder.on_parity(media.fec, now, carrier_packet_id=pid)
+                repaired = decoder.on_parity(msg.media.fec, now, carrier_packet_id=pid)
         else:
             if decoder is not None:
                 repaired = decoder.on_datagram(pid, dgram.payload, now)
-            self._dispatch(msg, now, out, rx)
+            self._dispatch(msg, content, kind, now, out, rx)
+        # only media reveals gaps: a peer may send control, input and audio ahead of media it
+        # sealed earlier (ours does not, see sender.py; others may)
+        in_order = (kind is not None and kind != "audio") or recovered
+        self._repaired_and_gaps(pid, repaired, in_order, now, out)
+        return out
+
+    def _repaired_and_gaps(
+        self,
+        pid: int,
+        repaired: list[tuple[int, bytes]],
+        in_order: bool,
+        now: float,
+        out: list[rift_pb2.Message],
+    ) -> None:
         if repaired:
             # rebuilt datagrams first, so the NACK tracker never requests what FEC just repaired
             alias = self.channel.alias
@@ -117,23 +146,26 @@ class Receiver:
                 rebuilt = TransportDatagram(alias, rpid, header, payload)
                 out.extend(self.on_datagram(rebuilt, now, recovered=True))
         if self._nack_on:
-            # only media reveals gaps: a peer may send control, input and audio ahead of media
-            # it sealed earlier (ours does not, see sender.py; others may)
-            in_order = (media is not None and not media.HasField("audio")) or recovered
             batches = self.nack.on_packet(pid, now, reveals_gaps=in_order)
             if batches:
                 self._send_nacks(batches, now)
             if repaired:
                 self._send_nacks(self.nack.poll(now), now)
-        return out
 
     def _on_arrival(self, pid: int, rx: float) -> None:
         """Hook: an authenticated datagram (not a repair) arrived at `rx`."""
 
     def _dispatch(
-        self, msg: rift_pb2.Message, now: float, out: list[rift_pb2.Message], rx: float
+        self,
+        msg: rift_pb2.Message,
+        content: str | None,
+        kind: str | None,
+        now: float,
+        out: list[rift_pb2.Message],
+        rx: float,
     ) -> None:
-        if msg.WhichOneof("content") == "control":
+        """`content`: the message's oneof; `kind`: the media message's (None if not media)."""
+        if content == "control":
             ctl = msg.control
             which = ctl.WhichOneof("content")
             if which == "nack":
@@ -187,6 +219,9 @@ class HostReceiver(Receiver):
             self._emit(PeerStats(report))
         elif which == "rfi":
             self.media_sender.on_reference_invalidation(ctl.rfi.last_valid_frame_id, now)
+        elif which == "congestion":  # the client's own ceiling (RIFT.md §8)
+            c = ctl.congestion
+            self.media_sender.set_peer_limits(c.target_bitrate_kbps, c.target_fps, now)
         elif which == "encoder_control":
             n = min(2, ctl.encoder_control.skip_frames)
             if n:
@@ -226,19 +261,30 @@ class MediaReceiver(Receiver):
         self.feedback.on_packet(pid, rx)
         self.stats_acc.on_packet(pid, rx)
 
-    def _dispatch(
-        self, msg: rift_pb2.Message, now: float, out: list[rift_pb2.Message], rx: float
-    ) -> None:
-        if msg.WhichOneof("content") == "media" and msg.media.WhichOneof("content") == "video":
-            chunk = msg.media.video
+    def _on_video(self, chunk: rift_pb2.VideoChunk, now: float, rx: float) -> None:
+        frame_id = chunk.frame_id
+        if frame_id > self._queue_frame_id:  # a newer frame's first chunk
             sent_s = chunk.timestamp_us / 1e6
             self.stats_acc.on_media_timestamp(sent_s, rx)
-            if chunk.frame_id > self._queue_frame_id:  # a newer frame's first chunk
-                self._queue_frame_id = chunk.frame_id
-                self._note_media_transit(rx - sent_s, now)
-            self._assembled(self.assembler.push(chunk, now), now)
+            self._queue_frame_id = frame_id
+            self._note_media_transit(rx - sent_s, now)
+        done = self.assembler.push(chunk, now)
+        if done or self.jitter.queued:
+            self._assembled(done, now)
+
+    def _dispatch(
+        self,
+        msg: rift_pb2.Message,
+        content: str | None,
+        kind: str | None,
+        now: float,
+        out: list[rift_pb2.Message],
+        rx: float,
+    ) -> None:
+        if kind == "video":
+            self._on_video(msg.media.video, now, rx)
             return
-        super()._dispatch(msg, now, out, rx)
+        super()._dispatch(msg, content, kind, now, out, rx)
 
     def _control(self, which: str | None, ctl: rift_pb2.ControlMessage, now: float) -> bool:
         if which == "congestion":

@@ -1,17 +1,23 @@
 """How much FEC a sender adds: the one redundancy policy (sans-I/O, sender side).
 
-Fed with the receiver's feedback (after the congestion controller saw it) and with the frames
-sent, it answers the FEC group shape `(k, m)` for the next datagrams. See docs/rate-control.md,
-"FEC redundancy".
+Parities are sized **per frame from the measured loss process** (docs/rate-control.md, "FEC
+redundancy"):
 
-- The redundancy *ratio* (parity bytes per media byte) starts at `base_ratio`, grows
-  ×`growth` (at most every `increase_interval_s`, up to `max_ratio`) when losses coincide with
-  congestion beyond what the path's random loss explains, decays toward the base while the
-  path is STABLE, and never falls below `loss_multiplier` × the random loss.
-- The *parity count* per group follows the loss bursts: runs of consecutive lost ids seen
-  outside congestion over `burst_window_s`, their `burst_quantile` length once `burst_min_runs`
-  were seen (at least `expected_burst`, at most `max_burst_fraction` of an ordinary frame). A
-  clean path that loses nothing gets one parity per group.
+- The receiver's `TransportFeedback` says which packet ids arrived. Over the last
+  `window_s` the policy counts packets, losses and loss runs in every report that the congestion
+  controller did not judge congested (drops at a full bottleneck queue are congestion's
+  business: the rate falls, parity would only lengthen the queue) and fits a two-state Gilbert
+  model: a good state that loses nothing, a bad state that loses everything, `r = 1 / mean run`,
+  `p = loss · r / (1 − loss)`. Random loss is the special case of runs of ≈ 1.
+- For a group of `n` data datagrams it picks the smallest `m` such that the chance of more than
+  `m` losses among the `n + m` datagrams (a Reed–Solomon group survives any `m`) stays under
+  the frame's target: `frame_target` for ordinary frames, the stricter `keyframe_target` for
+  keyframes (every later frame depends on them), within `max_ratio · n` parities.
+- Before any report, a prior of `prior_loss` protects the first frames; on a path that loses
+  nothing the estimate falls towards zero and ordinary frames carry no parity at all (a clean
+  path pays almost nothing; a rare loss is NACKed).
+- Parity is carved out of the media budget: the sender tells the congestion controller the
+  overhead it sends, and the encoder's target is the send rate less that overhead.
 """
 
 from __future__ import annotations
@@ -20,49 +26,52 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from wavry.rift.chunking import MAX_GROUP_SHARDS
 from wavry.rift.congestion import CongestionDecision, CongestionState, FeedbackArrivals
+from wavry.rift.reed_solomon import MAX_TOTAL_SHARDS
 
-__all__ = ["FecParams", "RedundancyPolicy", "RedundancyTunables", "fec_params_for_ratio"]
-
-_MAX_LOSS_RUNS = 1024
+__all__ = [
+    "FecParams",
+    "GilbertFit",
+    "GroupPlan",
+    "RedundancyPolicy",
+    "RedundancyTunables",
+    "fec_params_for_ratio",
+    "loss_tails",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class RedundancyTunables:
-    base_ratio: float = 0.05
-    max_ratio: float = 0.5
-    growth: float = 1.5
-    increase_interval_s: float = 0.5
-    decay_tau_s: float = 3.0
-    #: the ratio never falls below this × the smoothed *random* loss; 0 disables
-    loss_multiplier: float = 2.0
-    #: a batch's losses count as congestion loss only above what the random loss explains:
-    #: lost > expected + sigmas × sqrt(expected) + 1, expected = random loss × batch size
-    loss_sigmas: float = 3.0
-    max_update_dt_s: float = 0.2
-    burst_window_s: float = 10.0
-    burst_quantile: float = 0.9
-    burst_min_runs: int = 8
-    #: parities a group carries at least on a lossy path (any burst this long is repaired)
-    expected_burst: int = 2
-    #: ... and at most this fraction of an ordinary frame's datagrams (RIFT §8: at most 50 %)
-    max_burst_fraction: float = 0.5
+    #: chance of losing an ordinary frame (more losses than parities) the policy allows
+    frame_target: float = 0.005
+    #: ... and a keyframe
+    keyframe_target: float = 0.0005
+    #: parities of a group at most this × its data datagrams
+    max_ratio: float = 1.0
+    #: the loss process is fitted over this many seconds of feedback
+    window_s: float = 5.0
+    #: assumed before (and weighed against) what the feedback shows: this loss rate over
+    #: `prior_packets` packets, in runs of one
+    prior_loss: float = 0.002
+    prior_packets: float = 200.0
+    #: the fit is recomputed when p or r moved this much (relative), at most every `refit_s`
+    refit_change: float = 0.1
+    refit_s: float = 0.2
     max_group_shards: int = 32
-    #: a smoothed loss below this on a clean path: one parity per group
-    loss_free: float = 0.001
     #: smoothing of the datagrams per ordinary frame
     frame_size_alpha: float = 0.1
 
     def __post_init__(self) -> None:
-        if not 0 < self.base_ratio <= self.max_ratio <= 1 or self.growth < 1:
-            raise ValueError("need 0 < base_ratio <= max_ratio <= 1 and growth >= 1")
-        if not 0 < self.burst_quantile <= 1 or self.burst_window_s <= 0 or self.burst_min_runs < 1:
-            raise ValueError(
-                "need 0 < burst_quantile <= 1, burst_window_s > 0, burst_min_runs >= 1"
-            )
-        if not 1 <= self.max_group_shards <= MAX_GROUP_SHARDS or self.expected_burst < 1:
-            raise ValueError(f"need 1 <= max_group_shards <= {MAX_GROUP_SHARDS}, burst >= 1")
+        for name in ("frame_target", "keyframe_target", "prior_loss"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in (0, 1)")
+        if self.max_ratio <= 0 or self.window_s <= 0 or self.prior_packets <= 0:
+            raise ValueError("need max_ratio > 0, window_s > 0, prior_packets > 0")
+        if not 1 <= self.max_group_shards <= MAX_GROUP_SHARDS:
+            raise ValueError(f"need 1 <= max_group_shards <= {MAX_GROUP_SHARDS}")
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,8 @@ def fec_params_for_ratio(
     ratio: float, expected_burst: int = 1, max_group_shards: int = 32
 ) -> FecParams:
     """``(k, m)`` for a redundancy ``ratio`` (parities per data datagram): ``m`` covers the
-    expected loss burst, ``k = round(m / ratio)`` bounded to ``m .. max_group_shards``."""
+    expected loss burst, ``k = round(m / ratio)`` bounded to ``m .. max_group_shards`` (the
+    static shape of a sender without a loss model, e.g. the client's uplink)."""
     if ratio <= 0:
         raise ValueError(f"ratio must be positive, got {ratio}")
     max_group_shards = max(1, min(max_group_shards, MAX_GROUP_SHARDS))
@@ -88,42 +98,150 @@ def fec_params_for_ratio(
     return FecParams(k=k, m=m)
 
 
+@dataclass(frozen=True, slots=True)
+class GilbertFit:
+    """The fitted loss process: per packet, good → bad with `p`, bad → good with `r`; the bad
+    state loses every packet."""
+
+    p: float
+    r: float
+
+    @property
+    def loss(self) -> float:
+        return self.p / (self.p + self.r) if self.p + self.r > 0 else 0.0
+
+    @property
+    def mean_burst(self) -> float:
+        return 1.0 / self.r if self.r > 0 else math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPlan:
+    """FEC for one frame: groups of `k` data datagrams; `parities[n]` for a group of `n`."""
+
+    k: int
+    parities: tuple[int, ...]
+
+    @property
+    def m(self) -> int:
+        return self.parities[self.k]
+
+
+def loss_tails(fit: GilbertFit, n_max: int) -> np.ndarray:
+    """`tails[N, l]` = the chance of at least `l` losses among `N` consecutive packets
+    (N = 0..n_max), the chain starting in its stationary state."""
+    p, r = fit.p, fit.r
+    bad = fit.loss
+    tails = np.zeros((n_max + 1, n_max + 2))
+    tails[:, 0] = 1.0
+    g = np.zeros(n_max + 2)
+    b = np.zeros(n_max + 2)
+    g[0], b[1] = 1.0 - bad, bad
+    for n in range(1, n_max + 1):
+        if n > 1:
+            to_g = g * (1.0 - p) + b * r
+            to_b = g * p + b * (1.0 - r)
+            g = to_g
+            b = np.zeros(n_max + 2)
+            b[1:] = to_b[:-1]
+        dist = g + b
+        tails[n, : n_max + 2] = np.cumsum(dist[::-1])[::-1]
+    return tails
+
+
 class RedundancyPolicy:
-    def __init__(self, tunables: RedundancyTunables | None = None) -> None:
-        self.tunables = t = tunables if tunables is not None else RedundancyTunables()
-        self._ratio = t.base_ratio
-        self._last_increase = -math.inf
-        self._last_update: float | None = None
-        # (when, length) of closed loss runs; bounded, so heavy loss on a fast link does not
-        # make loss_burst() sort tens of thousands of runs
-        self._runs: deque[tuple[float, int]] = deque(maxlen=_MAX_LOSS_RUNS)
+    def __init__(self, tunables: RedundancyTunables | None = None, *, rs: bool = True) -> None:
+        self.tunables = tunables if tunables is not None else RedundancyTunables()
+        self._rs = rs
+        # (when, packets, losses, runs) per feedback report outside congestion
+        self._reports: deque[tuple[float, int, int, int]] = deque()
+        self._sums = [0, 0, 0]
         self._open_run = 0  # lost ids in a row at the end of the last report
         self._prev_id: int | None = None
-        self._burst: int | None = None  # loss_burst() of the current runs
+        self._fit = self._raw_fit()
+        self._fit_at = -math.inf
+        self._tails = loss_tails(self._fit, self._n_max())
+        self._cache: dict[tuple[int, float], int] = {}
+        self._plans: dict[tuple[int, bool], GroupPlan] = {}  # until the next refit
         self._frame_datagrams = 0.0  # smoothed datagrams per ordinary (non-key) frame
+        self._ratio = 0.0
+
+    # ---- what the sender reads ------------------------------------------------------------
+
+    @property
+    def rs(self) -> bool:
+        """Reed-Solomon (any m of a group) or interleaved XOR (at most one parity per data
+        datagram); the same sizes either way, XOR just repairs fewer patterns with them."""
+        return self._rs
+
+    @rs.setter
+    def rs(self, value: bool) -> None:
+        if value != self._rs:
+            self._rs = value
+            self._cache.clear()
+            self._plans.clear()
+
+    @property
+    def fit(self) -> GilbertFit:
+        return self._fit
 
     @property
     def ratio(self) -> float:
-        """Parity bytes per media byte the policy aims at now."""
+        """Parity datagrams per data datagram of an ordinary frame now."""
         return self._ratio
 
     @property
     def frame_datagrams(self) -> float:
         return self._frame_datagrams
 
+    def parities_for(self, n: int, target: float) -> int:
+        """The smallest m such that more than m losses among n + m packets are rarer than
+        `target` (at most `max_ratio · n`; XOR: at most n)."""
+        key = (n, target)
+        m = self._cache.get(key)
+        if m is not None:
+            return m
+        t = self.tunables
+        cap = min(int(t.max_ratio * n), MAX_TOTAL_SHARDS - n, self._tails.shape[0] - 1 - n)
+        if not self._rs:
+            cap = min(cap, n)
+        tails = self._tails
+        m = 0
+        while m < cap and tails[n + m, m + 1] > target:
+            m += 1
+        self._cache[key] = m
+        return m
+
+    def plan(self, datagrams: int, keyframe: bool) -> GroupPlan:
+        """FEC for a frame of `datagrams` data datagrams: balanced groups of at most
+        `max_group_shards`, each with the parities its share of the frame's target needs."""
+        key = (datagrams, keyframe)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        t = self.tunables
+        groups = max(1, math.ceil(datagrams / t.max_group_shards))
+        k = max(1, math.ceil(datagrams / groups))
+        target = (t.keyframe_target if keyframe else t.frame_target) / groups
+        parities = (0, *(self.parities_for(n, target) for n in range(1, k + 1)))
+        plan = self._plans[key] = GroupPlan(k, parities)
+        return plan
+
+    # ---- what the sender tells ------------------------------------------------------------
+
     def on_frame(self, datagrams: int, keyframe: bool) -> None:
         """A frame of `datagrams` data datagrams is being sent."""
         if not keyframe:
             alpha = self.tunables.frame_size_alpha
             self._frame_datagrams += alpha * (datagrams - self._frame_datagrams)
+            n = max(1, round(self._frame_datagrams))
+            self._ratio = self.parities_for(n, self.tunables.frame_target) / n
 
     def on_feedback(
         self, arrivals: FeedbackArrivals, decision: CongestionDecision, now: float
     ) -> None:
         """One feedback report, with the congestion controller's decision after it."""
-        t = self.tunables
-        lost = received = 0
-        runs: list[int] = []
+        lost = received = runs = 0
         run = self._open_run
         prev = self._prev_id
         for packet_id, arrival in arrivals:
@@ -132,64 +250,60 @@ class RedundancyPolicy:
             prev = packet_id
             if arrival is None:
                 lost += 1
+                if not run:
+                    runs += 1
                 run += 1
             else:
                 received += 1
-                if run:
-                    runs.append(run)
-                    run = 0
+                run = 0
         self._prev_id = prev
         self._open_run = run
-        if not lost and not received:
+        if decision.state is not CongestionState.CONGESTED and (lost or received):
+            self._reports.append((now, lost + received, lost, runs))
+            sums = self._sums
+            sums[0] += lost + received
+            sums[1] += lost
+            sums[2] += runs
+        self._expire(now)
+        self._maybe_refit(now)
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        reports, sums = self._reports, self._sums
+        horizon = now - self.tunables.window_s
+        while reports and reports[0][0] < horizon:
+            _, packets, lost, runs = reports.popleft()
+            sums[0] -= packets
+            sums[1] -= lost
+            sums[2] -= runs
+
+    def _raw_fit(self) -> GilbertFit:
+        t = self.tunables
+        packets, lost, runs = self._sums
+        prior_lost = t.prior_loss * t.prior_packets
+        loss = min(0.5, (lost + prior_lost) / (packets + t.prior_packets))
+        burst = max(1.0, (lost + prior_lost) / (runs + prior_lost))
+        r = 1.0 / burst
+        return GilbertFit(p=min(1.0, loss * r / (1.0 - loss)), r=r)
+
+    def _maybe_refit(self, now: float) -> None:
+        t = self.tunables
+        if now - self._fit_at < t.refit_s:
             return
-        if decision.state is CongestionState.STABLE and runs:
-            # bursts of a lossy link; a full bottleneck queue's drops are congestion's business
-            self._runs.extend((now, n) for n in runs)
-            self._burst = None
-        expected = decision.random_loss_fraction * (lost + received)
-        congestion_loss = lost > expected + t.loss_sigmas * math.sqrt(expected) + 1
-        ratio = self._ratio
-        last = self._last_update
-        self._last_update = now
-        if decision.state is CongestionState.CONGESTED and congestion_loss:
-            if now - self._last_increase >= t.increase_interval_s:
-                ratio = min(t.max_ratio, max(ratio, t.base_ratio, 0.01) * t.growth)
-                self._last_increase = now
-        elif decision.state is CongestionState.STABLE and last is not None:
-            dt = min(max(now - last, 0.0), t.max_update_dt_s)
-            ratio = t.base_ratio + (ratio - t.base_ratio) * math.exp(-dt / t.decay_tau_s)
-        floor = min(t.max_ratio, t.loss_multiplier * decision.random_loss_fraction)
-        self._ratio = max(ratio, floor)
+        fit = self._raw_fit()
+        old = self._fit
+        if abs(fit.p - old.p) <= t.refit_change * old.p and abs(fit.r - old.r) <= (
+            t.refit_change * old.r
+        ):
+            return
+        self._fit, self._fit_at = fit, now
+        self._tails = loss_tails(fit, self._n_max())
+        self._cache.clear()
+        self._plans.clear()
+        n = max(1, round(self._frame_datagrams))
+        self._ratio = self.parities_for(n, t.frame_target) / n
 
-    def loss_burst(self, now: float) -> int:
-        """The run length of lost consecutive packets that covers `burst_quantile` of the loss
-        bursts seen outside congestion in the last `burst_window_s` (1 until `burst_min_runs`
-        were seen)."""
-        t = self.tunables
-        runs = self._runs
-        while runs and now - runs[0][0] > t.burst_window_s:
-            runs.popleft()
-            self._burst = None
-        if self._burst is None:  # asked on every decision: sort only on change
-            if len(runs) < t.burst_min_runs:
-                self._burst = 1
-            else:
-                lengths = sorted(n for _, n in runs)
-                self._burst = lengths[max(0, math.ceil(t.burst_quantile * len(lengths)) - 1)]
-        return self._burst
-
-    def params(self, now: float, decision: CongestionDecision, *, clean: bool) -> FecParams:
-        """The group shape for what is sent next. `clean`: the sender judges the path clean.
-
-        Interleaved XOR with `m` parities repairs any run of up to `m` consecutive losses, so on
-        a link that drops runs of 3–6 datagrams `m = 2` loses the frame (burst-3pct: 0.90 of
-        frames on time with m = 2, see docs/rate-control.md)."""
-        t = self.tunables
-        if clean and decision.loss_fraction < t.loss_free:
-            # one parity per group on a clean path that loses nothing (any single loss is still
-            # repaired): 8 % less bandwidth on a 12-datagram frame; losses bring bursts back
-            burst = 1
-        else:
-            cap = max(t.expected_burst, int(t.max_burst_fraction * self._frame_datagrams))
-            burst = max(t.expected_burst, min(self.loss_burst(now), cap))
-        return fec_params_for_ratio(self._ratio, burst, t.max_group_shards)
+    def _n_max(self) -> int:
+        k = self.tunables.max_group_shards
+        return min(MAX_TOTAL_SHARDS, k + max(1, int(self.tunables.max_ratio * k)))

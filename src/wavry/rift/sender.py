@@ -28,11 +28,16 @@ from wavry.rift.congestion import (
     FixedRateController,
 )
 from wavry.rift.delta import DeltaController, DeltaTunables
-from wavry.rift.fec import FecEncoder
+from wavry.rift.fec import REED_SOLOMON, XOR, FecEncoder
 from wavry.rift.feedback import FeedbackError, parse_feedback
 from wavry.rift.framing import AEAD_TAG_LEN, TRANSPORT_HEADER_LEN
 from wavry.rift.pacer import Pacer, PacerConfig
-from wavry.rift.redundancy import RedundancyPolicy, RedundancyTunables, fec_params_for_ratio
+from wavry.rift.redundancy import (
+    GroupPlan,
+    RedundancyPolicy,
+    RedundancyTunables,
+    fec_params_for_ratio,
+)
 from wavry.rift.retransmit import RetransmitHistory
 from wavry.rift.transport_types import (
     KeyframeRequested,
@@ -112,10 +117,22 @@ class Sender:
         self._out: list[bytes] = []
         self.history = RetransmitHistory()
         self.fec_encoder: FecEncoder | None = None
+        #: the session's FEC code: XOR until Hello/HelloAck agreed on one (`set_fec_scheme`)
+        self.fec_scheme = XOR
         if config.fec:
             c = config
             p = fec_params_for_ratio(c.fec_ratio, c.expected_burst, c.max_group_shards)
             self.fec_encoder = FecEncoder(p.k, p.m, max_datagram_size=config.max_datagram)
+
+    def set_fec_scheme(self, scheme: int, now: float) -> None:
+        """The FEC code both sides agreed on (`HelloAck.fec_scheme`): the open group leaves
+        with its parities in the old code, every later group uses the new one."""
+        if scheme == self.fec_scheme:
+            return
+        self.fec_scheme = scheme
+        if self.fec_encoder is not None:
+            self._send_parities(self.fec_encoder.flush(), now)
+            self.fec_encoder.set_scheme(scheme)
 
     # ---- sending -------------------------------------------------------------------
 
@@ -211,6 +228,7 @@ class _FrameRecord:
 
     media_bytes: int
     keyframe: bool
+    plan: GroupPlan | None = None  # its FEC groups (redundancy.py)
     wire_bytes: int = 0
 
 
@@ -229,20 +247,14 @@ class MediaSender(Sender):
         self._emit = emit
         self.controller = _make_controller(config)
         self.redundancy = RedundancyPolicy(
-            RedundancyTunables(
-                base_ratio=config.fec_ratio,
-                expected_burst=config.expected_burst,
-                max_burst_fraction=config.max_burst_fraction,
-                max_group_shards=config.max_group_shards,
-            )
+            RedundancyTunables(max_group_shards=config.max_group_shards),
+            rs=self.fec_scheme == REED_SOLOMON,
         )
+        self._planned: _FrameRecord | None = None  # the frame whose FEC plan the encoder has
         self.pacer = Pacer(
             PacerConfig(max_datagram_bytes=config.max_datagram, datagram_overhead=SEAL_OVERHEAD),
             config.initial_bitrate_kbps,
             config.fps,
-        )
-        self._fec_params = (
-            (self.fec_encoder.k, self.fec_encoder.m) if self.fec_encoder is not None else (0, 0)
         )
         self._next_frame_id = 1
         self._bulk: deque[rift_pb2.Message] = deque()
@@ -259,6 +271,11 @@ class MediaSender(Sender):
     def decision(self) -> CongestionDecision:
         """The congestion controller's current decision."""
         return self.controller.decision
+
+    def set_fec_scheme(self, scheme: int, now: float) -> None:
+        super().set_fec_scheme(scheme, now)
+        self.redundancy.rs = scheme == REED_SOLOMON
+        self._planned = None
 
     # ---- video ---------------------------------------------------------------------
 
@@ -289,7 +306,8 @@ class MediaSender(Sender):
         # what the pacer may send by now leaves first, so only media that really could not go
         # out in time counts as stale when this frame is queued
         self._release(now)
-        record = _FrameRecord(len(data), keyframe)
+        plan = self.redundancy.plan(len(chunks), keyframe) if self.fec_encoder else None
+        record = _FrameRecord(len(data), keyframe, plan)
         if self.pacer.enqueue(chunks, now, droppable=not keyframe, tag=record):
             self._close_group(now)  # a frame dropped half sent: its group ends here
         self.stats.frames_dropped_sender = self.pacer.dropped_frames
@@ -367,8 +385,14 @@ class MediaSender(Sender):
                     store(pid, datagram, now)
                 frame = record if type(record) is _FrameRecord else None
                 wire = size
+                if frame is not None and frame is not self._planned and encoder is not None:
+                    self._planned = frame  # its first chunk: the frame's own FEC groups
+                    if frame.plan is not None:
+                        encoder.set_params(frame.plan.k, frame.plan.m, frame.plan.parities)
                 if encoder is not None:
-                    parities = encoder.add(pid, datagram[TRANSPORT_HEADER_LEN:], now)
+                    payload = datagram[TRANSPORT_HEADER_LEN:]
+                    # the frame's last chunk leaves before its group's parities are computed
+                    parities = encoder.add(pid, payload, now, close_full=not (last and defer_flush))
                     if parities:
                         wire += self._send_parities(parities, now)
                 if last:
@@ -467,6 +491,15 @@ class MediaSender(Sender):
         d = self.decision
         return d.state is CongestionState.STABLE and d.capacity_kbps is None
 
+    def set_peer_limits(self, max_bitrate_kbps: int, max_fps: int, now: float) -> None:
+        """The receiver's `CongestionControl` (docs/spec/RIFT.md §8): a ceiling on the media
+        bitrate and frame rate (0 = no limit); the encoder follows the capped decision at once."""
+        self.controller.set_ceiling(max_bitrate_kbps or None, max_fps or None)
+        d = self.controller.decision
+        self.pacer.set_target(d.send_rate_kbps, d.target_fps)
+        ratio = self.redundancy.ratio
+        self._emit(RateChanged(d.target_bitrate_kbps, d.target_fps, ratio, d.state.value))
+
     def _apply_decision(self, now: float) -> None:
         cc = self.controller.poll_congestion_control()
         d = self.controller.decision
@@ -491,11 +524,6 @@ class MediaSender(Sender):
         else:
             capacity = max(capacity, d.send_rate_kbps)
             self.pacer.set_rate_cap(PACE_CAP_HEADROOM * capacity, PACE_FRAME_CAP * capacity)
-        if self.fec_encoder is not None:
-            p = self.redundancy.params(now, d, clean=clean)
-            if (p.k, p.m) != self._fec_params:
-                self._fec_params = (p.k, p.m)
-                self.fec_encoder.set_params(p.k, p.m)
         self._tell_overhead()
         if cc is not None:
             self.send_message(rift_pb2.Message(control=rift_pb2.ControlMessage(congestion=cc)), now)

@@ -25,6 +25,7 @@ from wavry.rift import rift_pb2
 from wavry.rift.assembler import AssembledFrame
 from wavry.rift.channel import SecureChannel
 from wavry.rift.congestion import CongestionDecision
+from wavry.rift.fec import XOR
 from wavry.rift.framing import TransportDatagram
 from wavry.rift.jitter import JitterBuffer
 from wavry.rift.receiver import HostReceiver, MediaReceiver, Receiver
@@ -91,6 +92,25 @@ class _Transport:
     def take_output(self, now: float) -> list[bytes]:
         """Datagrams due now."""
         return self.sender.take_output(now)
+
+    @property
+    def fec_scheme(self) -> int:
+        """The FEC code this side's parities use (docs/spec/RIFT.md §7)."""
+        return self.sender.fec_scheme
+
+    def set_fec_scheme(self, scheme: int, now: float) -> None:
+        """The FEC code agreed in Hello/HelloAck, for this side's parities from now on."""
+        self.sender.set_fec_scheme(scheme, now)
+
+    def agree_fec_scheme(self, offered: list[int], now: float) -> int:
+        """The host's choice for an accepted `HelloAck.fec_scheme`, in force for this side's
+        parities from now on: its first preference the client offers in `Hello.fec_schemes`
+        (empty: XOR, which every peer supports)."""
+        scheme = XOR
+        if self.config.fec:
+            scheme = next((s for s in self.config.fec_schemes if s in offered), XOR)
+        self.set_fec_scheme(scheme, now)
+        return scheme
 
     def on_datagram(
         self, dgram: TransportDatagram, now: float, arrival: float | None = None

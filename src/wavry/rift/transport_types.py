@@ -51,8 +51,15 @@ class TransportConfig:
     max_group_shards: int = 32
     max_datagram: int = 1400
     frame_deadline_s: float = 0.1
+    #: FEC schemes this side supports, in order of preference (docs/spec/RIFT.md §7): a client
+    #: offers them in `Hello.fec_schemes`, a host picks its first one the client offers (XOR,
+    #: which every peer supports, when the client offers none of them)
+    fec_schemes: tuple[int, ...] = (rift_pb2.FEC_REED_SOLOMON, rift_pb2.FEC_XOR_INTERLEAVED)
 
     def __post_init__(self) -> None:
+        known = (rift_pb2.FEC_REED_SOLOMON, rift_pb2.FEC_XOR_INTERLEAVED)
+        if not self.fec_schemes or any(s not in known for s in self.fec_schemes):
+            raise ValueError(f"fec_schemes must name FecScheme values, got {self.fec_schemes}")
         if self.controller not in CONTROLLERS:
             raise ValueError(
                 f"unknown congestion controller {self.controller!r}; "

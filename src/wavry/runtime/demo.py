@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -23,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from wavry.net.loop import loop_name
+from wavry.runtime.processes import WAVRY, parse_banner, wavry_env
 from wavry.runtime.session import SessionFailed
 from wavry.store import TrustedDevices, load_or_create_identity
-
-_LISTEN_RE = re.compile(r"listening on udp://(\S+):(\d+)")
 
 
 class DemoFailed(Exception):
@@ -34,11 +32,9 @@ class DemoFailed(Exception):
 
 
 async def _start_host(home: Path, source_args: list[str]) -> tuple[asyncio.subprocess.Process, int]:
-    env = dict(os.environ, XDG_CONFIG_HOME=str(home / "host"))
+    env = wavry_env(home / "host")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wavry",
+        *WAVRY,
         "host",
         "--listen",
         "127.0.0.1:0",
@@ -60,9 +56,9 @@ async def _start_host(home: Path, source_args: list[str]) -> tuple[asyncio.subpr
             break
         text = line.decode(errors="replace").rstrip()
         print(f"  [host] {text}", flush=True)
-        m = _LISTEN_RE.search(text)
-        if m:
-            return proc, int(m.group(2))
+        bound = parse_banner(text)
+        if bound is not None:
+            return proc, bound[1]
     proc.kill()
     raise DemoFailed("the host process did not start (see its output above)")
 

@@ -105,6 +105,8 @@ class Streamer:
         self._skip_gate = skip_gate
         self._on_lost = on_lost
         self._fps = float(fps)
+        #: the stream's negotiated frame rate: set_fps never goes above it
+        self.max_fps = float(fps)
         #: a frame from a source faster than the stream (it ignored set_rate) is dropped when it
         #: comes sooner than this after the last one taken
         self._min_gap_s = 0.75 / max(1.0, self._fps)
@@ -141,6 +143,16 @@ class Streamer:
     def set_bitrate(self, kbps: int) -> None:
         with self._control.lock:
             self._control.bitrate_kbps = max(100, int(kbps))
+
+    def set_fps(self, fps: float) -> None:
+        """The congestion controller's (or the client's) frame rate, at most the stream's own:
+        the capture takes fewer pictures instead of the sender dropping encoded ones."""
+        fps = max(1.0, min(float(fps), self.max_fps))
+        if fps == self._fps:
+            return
+        self._fps = fps
+        self._min_gap_s = 0.75 / fps
+        self.capture.set_rate(fps)
 
     def select_monitor(self, monitor_id: int) -> None:
         """Switch the captured monitor between two grabs (capture thread), then a keyframe."""
