@@ -394,12 +394,15 @@ class HostEndpoint:
             self.counters.unknown_alias += 1
             return
         before = s.channel.counters.received
+        highest = s.channel.highest_received_id
         messages = s.transport.on_datagram(dgram, now)
         if s.channel.counters.received == before:
             return  # nothing authentic: no state changes, not even the address
         s.last_rx = now
         s.stalled = False
-        if addr != s.addr:
+        # Migration (RIFT.md §3, §10) follows the newest datagram only: one sent earlier on the
+        # old path (a relay is slower than the direct path it is leaving) must not move it back.
+        if addr != s.addr and dgram.packet_id > highest:
             old, s.addr = s.addr, addr
             self._events.append(ClientMigrated(s.alias, old, addr))
         active = s.state is HostSessionState.ACTIVE
