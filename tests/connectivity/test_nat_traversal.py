@@ -99,17 +99,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         gw = start_gateway(
             home / "gw", SERVICES, 3000, netns=bed.ns["inet"], env={"WAVRY_GATEWAY_LEASE_TTL": "65"}
         )
-        wait_ready(URL, bed.ns["inet"])
-        relay = start_relay(URL, SERVICES, 4000, netns=bed.ns["inet"])
-        w = World(bed, home, gw, relay)
-        r = w.wavry("host", "register", URL, "--username", "alice", "--email", "a@example.org")
-        assert r.returncode == 0, r.stderr
-        r = w.wavry("client", "login", URL, "--login", "alice")
-        assert r.returncode == 0, r.stderr
+        relay: Service | None = None
+        w: World | None = None
         try:
+            wait_ready(URL, bed.ns["inet"])
+            relay = start_relay(URL, SERVICES, 4000, netns=bed.ns["inet"])
+            w = World(bed, home, gw, relay)
+            r = w.wavry("host", "register", URL, "--username", "alice", "--email", "a@example.org")
+            assert r.returncode == 0, r.stderr
+            r = w.wavry("client", "login", URL, "--login", "alice")
+            assert r.returncode == 0, r.stderr
             yield w
         finally:
-            relay.stop()
+            if relay is not None:
+                relay.stop()
+            if w is not None:
+                w.gateway.stop()  # a test may have restarted it: the one running now
             gw.stop()
 
 

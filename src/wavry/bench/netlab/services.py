@@ -121,8 +121,17 @@ def start_gateway(
         ),
         env=env,
     )  # fmt: skip
-    gw.wait_for(r"listening on http://", timeout=90)
+    _started(gw, r"listening on http://", timeout=90)
     return gw
+
+
+def _started(service: Service, pattern: str, timeout: float) -> None:
+    """Wait for ``pattern``; a service that does not get there is stopped, not left behind."""
+    try:
+        service.wait_for(pattern, timeout=timeout)
+    except BaseException:
+        service.stop()
+        raise
 
 
 def wait_ready(url: str, netns: str | None = None, timeout: float = 20.0) -> None:
@@ -157,5 +166,5 @@ def start_relay(
         ),
         env={"WAVRY_RELAY_TOKEN": RELAY_TOKEN},
     )  # fmt: skip
-    relay.wait_for(r"registered with gateway", timeout=30)
+    _started(relay, r"registered with gateway", timeout=30)
     return relay
