@@ -22,6 +22,7 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     gstreamer1.0-plugins-ugly gstreamer1.0-pipewire
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev pkg-config
     sway wl-clipboard
+    libyuv0  # fast BGRx <-> I420 conversion for the encoder (wavry.media.yuv; swscale without it)
     x11vnc tigervnc-viewer freerdp2-shadow-x11 freerdp2-x11  # wavry bench peers: VNC and RDP
     podman runc debootstrap pipx systemd  # release tests: images, pipx install, unit checks
     # Wayland tests: a headless GNOME Shell and its portal, the wlroots portal, the GTK window
@@ -75,6 +76,10 @@ fi
 
 # Generated protobuf code (committed; regenerated here so a changed .proto never goes stale).
 .venv/bin/python scripts/gen_proto.py --quiet 2>/dev/null || .venv/bin/python scripts/gen_proto.py --quiet
+
+# Byte-code for the package: every `wavry` process otherwise compiles the sources it imports
+# again where PYTHONDONTWRITEBYTECODE is set (containers, CI), seconds per process start.
+.venv/bin/python -m compileall -q -j 0 src/wavry >/dev/null
 
 # The browser client (web/ → src/wavry/web/static/, served by `wavry host --web` and the gateway):
 # npm packages from web/package-lock.json, then the esbuild bundle. Each step runs only when its

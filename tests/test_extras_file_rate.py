@@ -139,10 +139,11 @@ def test_receiver_hashes_as_chunks_arrive_even_out_of_order(tmp_path: Path) -> N
     order = list(range(len(chunks)))
     order[3], order[10] = order[10], order[3]  # a reordering
     out = []
+    t = next(iter(r.incoming.values()))
     for i in order:
         out += r.on_chunk(0, chunks[i], 1.0)
-    t = next(iter(r.incoming.values()))
     assert t.done and t.hashed == len(chunks)
+    assert not r.incoming  # a finished transfer is forgotten (its verdict is remembered)
     assert out[-1].message.control.file_status.status == rift_pb2.FileStatus.COMPLETE
     assert hashlib.sha256((tmp_path / "out" / "src.bin").read_bytes()).digest() == (
         hashlib.sha256(data).digest()

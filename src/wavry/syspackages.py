@@ -38,6 +38,8 @@ _TYPELIB_DIRS = ("/usr/lib/girepository-1.0", "/usr/lib64/girepository-1.0",
                  "/usr/lib/x86_64-linux-gnu/girepository-1.0",
                  "/usr/lib/aarch64-linux-gnu/girepository-1.0")  # fmt: skip
 _PORTAL = ("/usr/libexec/xdg-desktop-portal", "/usr/lib/xdg-desktop-portal")
+_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
+             "/usr/local/lib")  # fmt: skip
 
 
 @dataclass
@@ -92,6 +94,11 @@ def _portal(p: Probe) -> list[str]:
     return [] if any(p.exists(x) for x in _PORTAL) else ["xdg-desktop-portal"]
 
 
+def _libyuv(p: Probe) -> list[str]:
+    found = any(p.exists(f"{d}/{n}") for d in _LIB_DIRS for n in ("libyuv.so.0", "libyuv.so"))
+    return [] if found else ["libyuv"]
+
+
 def _pygobject(p: Probe) -> list[str]:
     if p.module("gi"):
         return []
@@ -137,6 +144,8 @@ NEEDS = (
     Need("wl-clipboard", "the clipboard on Wayland (wl-copy, wl-paste)",
          {"debian": ("wl-clipboard",), "fedora": ("wl-clipboard",), "arch": ("wl-clipboard",)},
          _exes("wl-copy", "wl-paste")),
+    Need("libyuv", "fast colour conversion before encoding (without it: FFmpeg's, slower)",
+         {"debian": ("libyuv0",), "fedora": ("libyuv",), "arch": ("libyuv",)}, _libyuv),
     Need("pygobject-build", "installing the `wayland` extra (PyGObject compiles on install)",
          {"debian": ("libgirepository1.0-dev", "libcairo2-dev", "pkg-config", "python3-dev", "gcc"),
           "fedora": ("gobject-introspection-devel", "cairo-gobject-devel", "pkgconf-pkg-config",

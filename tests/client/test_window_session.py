@@ -47,7 +47,7 @@ def _env(server: XvfbServer | None, home: Path) -> dict[str, str]:
     return env
 
 
-def _wait_line(lines: list[str], pattern: str, timeout: float = 20) -> re.Match[str]:
+def _wait_line(lines: list[str], pattern: str, timeout: float = 60) -> re.Match[str]:
     rx = re.compile(pattern)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -109,8 +109,11 @@ def _client_window(server: XvfbServer, timeout: float = 40) -> str:
     raise AssertionError("no client window")
 
 
-def _busy(n: int) -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+def _busy(n: int, limit_s: float = 60.0) -> list[subprocess.Popen[bytes]]:
+    """``n`` processes spinning a core each; each ends by itself after ``limit_s`` so a test that
+    dies (a timeout, a killed pytest) never leaves the machine busy."""
+    spin = f"import time\nend = time.monotonic() + {limit_s}\nwhile time.monotonic() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(n)]
 
 
 def _windowed_run(port: int, server: XvfbServer, home: Path, seconds: float,
@@ -148,7 +151,9 @@ def test_busy_machine_drops_instead_of_queueing(tmp_path: Path) -> None:
         assert 0 <= s["frames_received"] - s["frames_presented"] - s["frames_dropped"] <= 3, s
     p95_quiet = quiet["e2e_after_startup_ms"]["p95"]
     p95_busy = busy["e2e_after_startup_ms"]["p95"]
-    assert p95_busy <= p95_quiet + 100, (p95_quiet, p95_busy, busy["drops"])
+    # a client that queued would fall seconds behind in 8 s; one that drops stays within a few
+    # frame intervals of its quiet self (the margin covers a machine that is busy besides)
+    assert p95_busy <= p95_quiet + 250, (p95_quiet, p95_busy, busy["drops"])
     assert exit_quiet <= 1.0 and exit_busy <= 1.0, (exit_quiet, exit_busy)
 
 

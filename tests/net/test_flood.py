@@ -5,9 +5,11 @@ garbage datagrams, and MUST rate-limit new handshakes per source address.
 A HostServer and a ClientConnection run on one event loop over real UDP on 127.0.0.1; the client
 pings every 50 ms while a separate process sends 50 000 junk datagrams (random bytes, transport
 headers with random aliases, transport headers with the session's real alias and garbage) and
-1 000 bogus msg1 (valid header, random handshake id, random 32-byte "ephemeral key"), from one
-heavy source address and from 40 rotating ones. The session must keep being answered, and the
-host's bounded structures and memory must stay bounded.
+1 000 bogus msg1 (valid header, random handshake id, random 32-byte "ephemeral key", padded to
+128 bytes like a real client's), from one heavy source address and from 40 rotating ones. The
+session must keep being answered, the host's bounded structures and memory must stay bounded,
+the host must switch to cookies under that load, and no source may get back more than 3x the
+bytes it sent (docs/spec/RIFT.md §2, amplification).
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ MAX_PONG_GAP_S = 1.0
 MAX_RSS_GROWTH_KB = 32 * 1024  # observed: ~1 MiB
 CONFIG = HostConfig(
     trust_any=True,
-    # Tighter than the defaults so that the flood actually reaches both bounds.
+    # Tighter than the defaults so that the flood actually reaches the bounds.
     max_pending_handshakes=128,
+    cookie_pending_threshold=32,
     max_tracked_sources=16,
 )
 
@@ -71,13 +74,16 @@ heavy = bound(heavy_ip)
 rot = [bound(ip) for ip in rotating]
 every = max(1, n_junk // n_msg1)
 kinds = {"random": 0, "random_alias": 0, "real_alias": 0, "msg1": 0}
+sent_bytes = {heavy_ip: 0, **{ip: 0 for ip in rotating}}
 i = junk = msg1 = errors = 0
 start = time.monotonic()
 while junk < n_junk or msg1 < n_msg1:
     if msg1 < n_msg1 and (i % (every + 1) == every or junk >= n_junk):
         hid = rnd.randbytes(12)
-        d = encode_handshake_header(hid, 1) + rnd.randbytes(32)
+        d = encode_handshake_header(hid, 1) + rnd.randbytes(32) + bytes(66)
         s = heavy if msg1 < n_heavy else rot[msg1 % len(rot)]
+        ip = heavy_ip if msg1 < n_heavy else rotating[msg1 % len(rot)]
+        sent_bytes[ip] = sent_bytes.get(ip, 0) + len(d)
         msg1 += 1
         kinds["msg1"] += 1
     else:
@@ -112,18 +118,27 @@ time.sleep(0.3)
 
 def drain(s):
     s.setblocking(False)
-    n = 0
+    n = cookies = size = 0
     while True:
         try:
             data = s.recv(65535)
         except BlockingIOError:
-            return n
+            return n, cookies, size
+        size += len(data)
         if data[4:8] == bytes(4) and int.from_bytes(data[20:28], "big") == 2:
             n += 1
+        if data[4:8] == bytes(4) and int.from_bytes(data[20:28], "big") == 4:
+            cookies += 1
 
+h = drain(heavy)
+r = [drain(s) for s in rot]
 print(json.dumps({
     "sent": i, "errors": errors, "kinds": kinds, "elapsed": elapsed,
-    "heavy_msg2": drain(heavy), "rotating_msg2": sum(drain(s) for s in rot),
+    "heavy_msg2": h[0], "rotating_msg2": sum(x[0] for x in r),
+    "heavy_cookies": h[1], "rotating_cookies": sum(x[1] for x in r),
+    "heavy_bytes_in": h[2], "rotating_bytes_in": [x[2] for x in r],
+    "heavy_bytes_out": sent_bytes[heavy_ip],
+    "rotating_bytes_out": [sent_bytes[ip] for ip in rotating],
 }))
 """
 
@@ -183,7 +198,7 @@ async def flood_scenario() -> FloodResult:
 
     # Count per-source limiter denials (the counter handshakes_rate_limited also counts the
     # global pending cap, so it alone does not show that per-source limiting happened).
-    buckets = endpoint._buckets
+    buckets = endpoint.admission.buckets
     allow = buckets.allow
 
     def counting_allow(key: Hashable, now: float, amount: float = 1.0) -> bool:
@@ -212,7 +227,8 @@ async def flood_scenario() -> FloodResult:
 
     def sample() -> None:
         r.max_pending = max(r.max_pending, endpoint.pending_handshakes)
-        r.max_sources = max(r.max_sources, len(buckets))
+        tracked = max(len(buckets), len(endpoint.admission.cookie_buckets))
+        r.max_sources = max(r.max_sources, tracked)
         r.rss_peak_kb = max(r.rss_peak_kb, rss_kb())
 
     for _ in range(5):  # warm up, then take the memory baseline
@@ -298,7 +314,9 @@ def test_host_processed_the_flood(flood: FloodResult) -> None:
     dropped = c.framing_drops + c.unknown_alias + ch.auth_failed + ch.replayed + ch.malformed
     assert dropped >= 0.9 * N_JUNK, (c, ch)
     assert ch.auth_failed >= 0.9 * flood.flooder["kinds"]["real_alias"]
-    handshake_work = c.handshakes_started + c.handshakes_rate_limited + c.handshakes_failed
+    handshake_work = (
+        c.handshakes_started + c.handshakes_rate_limited + c.handshakes_failed + c.cookie_replies
+    )
     assert handshake_work >= 0.9 * N_MSG1, c
     assert c.handshakes_completed == 1  # only the real client
 
@@ -325,19 +343,35 @@ def test_handshake_structures_stay_bounded(flood: FloodResult) -> None:
     c = flood.counters
     assert flood.max_pending <= cfg.max_pending_handshakes
     assert flood.max_sources <= cfg.max_tracked_sources
-    # Both bounds were actually reached, so the checks above are not vacuous.
-    assert flood.max_pending == cfg.max_pending_handshakes
+    # The bounds were actually reached, so the checks above are not vacuous: the host went
+    # under load (cookies) once cookie_pending_threshold handshakes were in flight, and stopped
+    # doing key work for sources that did not prove their address.
+    assert flood.max_pending >= cfg.cookie_pending_threshold
     assert flood.max_sources == cfg.max_tracked_sources
-    assert c.handshakes_rate_limited > 0
+    assert c.cookie_replies > 0
+    got = flood.flooder["heavy_cookies"] + flood.flooder["rotating_cookies"]
+    assert 0.9 * c.cookie_replies <= got <= c.cookie_replies  # a few may still be in flight
+    assert c.handshakes_started <= cfg.cookie_pending_threshold + 1  # + the real client
     # Per-source limiting: the heavy source was refused far more often than not, and the host
     # answered it with a msg2 only for its allowance (burst + rate over the flood).
-    heavy = flood.denied[HEAVY_IP]
-    assert heavy > 0 and heavy >= N_MSG1_HEAVY // 2, flood.denied
-    allowance = cfg.handshake_burst_per_ip + cfg.handshake_rate_per_ip * (
-        flood.flood_end - flood.flood_start
-    )
+    # Per-source limiting: the heavy source got a msg2 only for its handshake allowance and a
+    # cookie reply only for its cookie allowance (burst + rate over the flood); the rest of its
+    # 600 msg1 got nothing.
+    span = flood.flood_end - flood.flood_start
+    assert flood.denied[HEAVY_IP] > 0, flood.denied
+    allowance = cfg.handshake_burst_per_ip + cfg.handshake_rate_per_ip * span
     assert flood.flooder["heavy_msg2"] <= allowance
-    assert c.handshakes_started <= cfg.max_pending_handshakes + 1  # + the real client
+    cookie_allowance = 3 * cfg.cookie_rate_per_ip + cfg.cookie_rate_per_ip * span
+    assert flood.flooder["heavy_cookies"] <= cookie_allowance
+    assert flood.flooder["heavy_msg2"] + flood.flooder["heavy_cookies"] < N_MSG1_HEAVY // 2
+
+
+def test_no_source_gets_more_than_three_times_what_it_sent(flood: FloodResult) -> None:
+    f = flood.flooder
+    pairs = [(f["heavy_bytes_in"], f["heavy_bytes_out"])]
+    pairs += list(zip(f["rotating_bytes_in"], f["rotating_bytes_out"], strict=True))
+    assert all(got <= 3 * sent for got, sent in pairs), pairs
+    assert sum(got for got, _ in pairs) > 0  # the host did answer (msg2, cookie replies)
 
 
 def test_memory_stays_bounded(flood: FloodResult) -> None:

@@ -72,7 +72,7 @@ def test_parse_transport_and_handshake() -> None:
         (encode_handshake_header(b"\x01" * 12, 1)[:-2] + b"\x00\x00", DropReason.BAD_CRC),
         # zero alias but shorter than a handshake header
         (encode_handshake_header(b"\x01" * 12, 1)[:20], DropReason.TOO_SHORT),
-        (encode_handshake_header(b"\x01" * 12, 4), DropReason.BAD_HANDSHAKE_MESSAGE),
+        (encode_handshake_header(b"\x01" * 12, 5), DropReason.BAD_HANDSHAKE_MESSAGE),
     ],
 )
 def test_drop_reasons(data: bytes, reason: DropReason) -> None:

@@ -565,7 +565,8 @@ def test_msg1_with_low_order_ephemeral_is_dropped(point: bytes) -> None:
     env = make_env()
     before = snapshot(env)
     failed = env.host.counters.handshakes_failed
-    env.host.receive_datagram(hs(b"\x43" * 12, 1, point), ATTACKER_ADDR, T1)
+    # padded like our clients' msg1, so the host answers the first copy (§2, amplification)
+    env.host.receive_datagram(hs(b"\x43" * 12, 1, point + bytes(66)), ATTACKER_ADDR, T1)
     assert_no_effect(env, before)
     assert env.host.counters.handshakes_failed == failed + 1
 
@@ -598,7 +599,7 @@ def test_unexpected_handshake_messages_change_nothing() -> None:
         assert_no_effect(env, before)
         env.client.receive_datagram(d, T1)  # an ACTIVE client ignores handshake datagrams
         assert_no_effect(env, before)
-    for number in (0, 4, 255, 2**64 - 1):
+    for number in (0, 5, 255, 2**64 - 1):
         d = fix_crc(encode_handshake_header(known_hid, 1)[:20] + number.to_bytes(8, "big") + b"xx")
         d = d + rnd.randbytes(32)
         before = snapshot(env)
@@ -624,8 +625,15 @@ def test_random_handshake_datagrams_never_create_a_session(
     assert after["sessions"] == before["sessions"]
     assert env.host.next_event() is None
     out = env.host.datagrams_to_send()
-    if number == 1 and len(payload) >= 32 and hid != bytes(12) and payload[:32] not in LOW_ORDER:
-        # A well-formed msg1 may start a handshake: one pending entry and one msg2 back.
+    if (
+        number == 1
+        and len(payload) >= 32
+        and 3 * (30 + len(payload)) >= env.host.admission.msg2_len
+        and hid != bytes(12)
+        and payload[:32] not in LOW_ORDER
+    ):
+        # A well-formed msg1, large enough that 3x covers msg2, may start a handshake: one
+        # pending entry and one msg2 back.
         assert after["pending"] == before["pending"] + 1
         assert len(out) == 1
         msg2, to = out[0]

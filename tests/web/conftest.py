@@ -290,7 +290,7 @@ def web_host(home: Path, *args: str, env: dict[str, str] | None = None) -> Itera
     lines: list[str] = []
     url = None
     assert proc.stdout is not None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a busy machine: the host's imports alone can take 20 s
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:

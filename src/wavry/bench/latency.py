@@ -34,11 +34,8 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,31 +43,26 @@ from typing import Annotated, Any
 
 import typer
 
-from wavry.bench.report import machine_facts, print_table
+from wavry.bench.latency_report import print_results, targets, write_cdf_plot
+from wavry.bench.report import machine_facts
 from wavry.media.decode import Decoder
 from wavry.media.encode import Encoder
 from wavry.media.marker import read_marker
 from wavry.media.synthetic import SyntheticCapture
 from wavry.net.loop import run as run_loop
 from wavry.percentile import percentile
+from wavry.runtime.processes import HostProcess, WavryProcess, start_host, wavry_env
 
 __all__ = [
     "DEFAULT_RESOLUTIONS",
     "LatencyCollector",
     "bench_latency_command",
     "run_latency_bench",
-    "write_cdf_plot",
 ]
 
 DEFAULT_RESOLUTIONS: list[tuple[int, int, int]] = [(1280, 720, 60), (1920, 1080, 30)]
 BITRATE_KBPS = {(1280, 720): 8000, (1920, 1080): 12000}
 NOISE = 12  # the noise `wavry host --source synthetic` uses (runtime/sources.py)
-TARGET_P50_OVER_FLOOR_MS = 1.5
-TARGET_P95_OVER_FLOOR_MS = 3.0
-TARGET_AIORTC_RATIO = 0.25
-TARGET_HOST_CORES = 1.2
-TARGET_CLIENT_CORES = 0.5
-TARGET_BROWSER_OVER_NATIVE_MS = 3.0  # the browser client's p50 vs the native one, same run
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -204,59 +196,17 @@ def _udp_drops(port: int) -> dict[str, int]:
     return out
 
 
-class _HostProcess:
-    """`wavry host --source synthetic` in a subprocess with its own config directory."""
-
-    def __init__(self, w: int, h: int, fps: int, kbps: int, config_home: Path) -> None:
-        env = dict(os.environ, XDG_CONFIG_HOME=str(config_home), PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "wavry", "host", "--source", "synthetic"]
-        cmd += ["--size", f"{w}x{h}", "--fps", str(fps), "--bitrate-kbps", str(kbps)]
-        # the same bitrate as the floor and aiortc: DELTA may lower it, never raise it above
-        cmd += ["--max-bitrate-kbps", str(kbps)]
-        cmd += ["--trust", "any", "--listen", "127.0.0.1:0"]
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the host)
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self._err, text=True, env=env
-        )
-        self.lines: list[str] = []
-        self._bound: tuple[str, int] | None = None
-        self._ready = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            m = re.search(r"listening on udp://\[?([^\]\s]+?)\]?:(\d+)\s*$", line)
-            if m and self._bound is None:
-                self._bound = (m.group(1), int(m.group(2)))
-                self._ready.set()
-        self._ready.set()
-
-    def wait_bound(self, timeout: float = 30.0) -> tuple[str, int]:
-        self._ready.wait(timeout)
-        if self._bound is None:
-            self._err.seek(0)
-            err = self._err.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"wavry host did not start: {' | '.join(self.lines)} {err}")
-        return self._bound
-
-    def cpu_s(self) -> float:
-        return _proc_cpu_s(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._err.close()
+def _synthetic_host(w: int, h: int, fps: int, kbps: int, config_home: Path) -> HostProcess:
+    """`wavry host --source synthetic` in a subprocess with its own config directory, started
+    (banner read); the same bitrate as the floor and aiortc: DELTA may lower it, never raise it
+    above."""
+    args = ["--source", "synthetic", "--size", f"{w}x{h}", "--fps", str(fps)]
+    args += ["--bitrate-kbps", str(kbps), "--max-bitrate-kbps", str(kbps), "--trust", "any"]
+    return start_host(args, wavry_env(config_home), merge=False)
 
 
 async def _wavry_client(
-    host: _HostProcess,
+    host: WavryProcess,
     addr: tuple[str, int],
     config_dir: Path,
     warmup_s: float,
@@ -337,12 +287,12 @@ async def _wavry_client(
         await asyncio.sleep(warmup_s)
         measuring = True
         drops0 = _udp_drops(addr[1])
-        cpu0, host0, wall0 = time.process_time(), host.cpu_s(), time.monotonic()
+        cpu0, host0, wall0 = time.process_time(), _proc_cpu_s(host.pid), time.monotonic()
         await asyncio.sleep(seconds)
         measuring = False
         wall = time.monotonic() - wall0
         client_cpu = (time.process_time() - cpu0) / wall
-        host_cpu = (host.cpu_s() - host0) / wall
+        host_cpu = (_proc_cpu_s(host.pid) - host0) / wall
         drops1 = _udp_drops(addr[1])
     finally:
         rt.stop()
@@ -398,9 +348,9 @@ def _run_wavry(
     w: int, h: int, fps: int, kbps: int, warmup_s: float, seconds: float
 ) -> tuple[dict[str, Any], list[float]]:
     with tempfile.TemporaryDirectory(prefix="wavry-bench-") as tmp:
-        host = _HostProcess(w, h, fps, kbps, Path(tmp) / "host")
+        host = _synthetic_host(w, h, fps, kbps, Path(tmp) / "host")
         try:
-            addr = host.wait_bound()
+            addr = host.address
             # the product's event loop (uvloop, as `wavry connect` runs)
             out, col = run_loop(_wavry_client(host, addr, Path(tmp) / "client", warmup_s, seconds))
         finally:
@@ -456,162 +406,6 @@ def _run_windowed(
 
 
 # ---- driver ---------------------------------------------------------------------------------
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
-def _targets(res: list[dict[str, Any]]) -> dict[str, Any]:
-    r720 = next((r for r in res if (r["width"], r["height"]) == (1280, 720)), res[0])
-    v = r720["variants"]
-    fl, wv, ai = v["floor"], v["wavry"], v["aiortc"]
-
-    def le(a: float | None, b: float | None) -> bool:
-        return a is not None and b is not None and a <= b
-
-    p50_over = p95_over = ratio = None
-    if wv["p50_ms"] is not None and fl["p50_ms"] is not None:
-        p50_over = wv["p50_ms"] - fl["p50_ms"]
-    if wv["p95_ms"] is not None and fl["p95_ms"] is not None:
-        p95_over = wv["p95_ms"] - fl["p95_ms"]
-    if wv["p50_ms"] is not None and ai["p50_ms"]:
-        ratio = wv["p50_ms"] / ai["p50_ms"]
-    br = v.get("browser", {})
-    browser_over = None
-    if br.get("p50_ms") is not None and wv["p50_ms"] is not None:
-        browser_over = br["p50_ms"] - wv["p50_ms"]
-    host_max = max(r["variants"]["wavry"]["cpu_host_cores"] for r in res)
-    client_max = max(r["variants"]["wavry"]["cpu_client_cores"] for r in res)
-    queued = sum(r["variants"]["wavry"]["queued_behind_newer"] for r in res)
-    return {
-        "measured_at": f"{r720['width']}x{r720['height']}@{r720['fps']}",
-        "p50_over_floor_ms": p50_over,
-        "p50_le_floor_plus_1_5ms": le(p50_over, TARGET_P50_OVER_FLOOR_MS),
-        "p95_over_floor_ms": p95_over,
-        "p95_le_floor_plus_3ms": le(p95_over, TARGET_P95_OVER_FLOOR_MS),
-        "wavry_over_aiortc_p50": ratio,
-        "p50_le_0_25x_aiortc": le(ratio, TARGET_AIORTC_RATIO),
-        "host_cores_max": host_max,
-        "host_le_1_2_cores": host_max <= TARGET_HOST_CORES,
-        "client_cores_max": client_max,
-        "client_le_0_5_core": client_max <= TARGET_CLIENT_CORES,
-        "queued_behind_newer": queued,
-        # Not a target of the issue, but a picture whose marker cannot be read was decoded
-        # from a broken reference chain: the user saw garbage.
-        "wavry_corrupt_pictures": sum(r["variants"]["wavry"]["unreadable_markers"] for r in res),
-        "zero_queued_behind_newer": queued == 0,
-        "browser_p50_over_wavry_ms": browser_over,
-        "browser_p50_within_3ms_of_wavry": le(browser_over, TARGET_BROWSER_OVER_NATIVE_MS),
-    }
-
-
-def _print(results: dict[str, Any]) -> None:
-    rows: list[list[str]] = []
-    for r in results["resolutions"]:
-        v = r["variants"]
-        fl = v["floor"]
-        for name in ("floor", "wavry", "windowed", "aiortc", "browser"):
-            s = v[name]
-            if s.get("skipped"):
-                rows.append([f"{r['width']}x{r['height']}@{r['fps']}", name, "skipped"] + [""] * 8)
-                continue
-            cpu = ""
-            if name == "floor":
-                cpu = f"{_ms(s['cpu_cores'])} (1 proc)"
-            elif name in ("wavry", "windowed"):
-                cpu = f"host {_ms(s['cpu_host_cores'])} / client {_ms(s['cpu_client_cores'])}"
-            elif name == "browser":
-                cpu = f"host {_ms(s['cpu_host_cores'])} / page {_ms(s['cpu_browser_cores'])}"
-            else:
-                cpu = f"{_ms(s['cpu_cores_sender_and_receiver'])} (both peers)"
-            d50 = d95 = ""
-            if name != "floor" and s["p50_ms"] is not None and fl["p50_ms"] is not None:
-                d50 = f"+{s['p50_ms'] - fl['p50_ms']:.2f}"
-                d95 = f"+{s['p95_ms'] - fl['p95_ms']:.2f}"
-            rows.append(
-                [
-                    f"{r['width']}x{r['height']}@{r['fps']}",
-                    name,
-                    str(s["frames"]),
-                    _ms(s["p50_ms"]),
-                    _ms(s["p95_ms"]),
-                    _ms(s["p99_ms"]),
-                    d50,
-                    d95,
-                    str(s["queued_behind_newer"]),
-                    str(s["unreadable_markers"]),
-                    cpu,
-                ]
-            )
-        wv, ai = v["wavry"], v["aiortc"]
-        if wv["p50_ms"] is not None and ai["p50_ms"]:
-            rows.append(
-                ["", "wavry/aiortc p50", "", f"{wv['p50_ms'] / ai['p50_ms']:.2f}x"] + [""] * 7
-            )
-    print_table(
-        "Glass-to-glass latency from the decoded marker (ms; x264; loopback)",
-        [
-            "stream",
-            "variant",
-            "frames",
-            "p50",
-            "p95",
-            "p99",
-            "p50-floor",
-            "p95-floor",
-            "queued",
-            "corrupt",
-            "CPU cores",
-        ],
-        rows,
-    )
-    for r in results["resolutions"]:
-        for name, s in r["variants"].items():
-            if s.get("status") == "failed":
-                print(f"  {r['width']}x{r['height']}@{r['fps']} {name}: failed: {s.get('reason')}")
-    for k, val in results["targets"].items():
-        if isinstance(val, bool):
-            print(f"  target {k}: {'met' if val else 'MISSED'}")
-    print(
-        "  corrupt = decoded pictures whose marker is unreadable (broken reference chain); "
-        f"wavry total {results['targets']['wavry_corrupt_pictures']}"
-    )
-    t = results["targets"]
-    print(
-        f"  ({t['measured_at']}: p50 {_ms(t['p50_over_floor_ms'])} ms and p95 "
-        f"{_ms(t['p95_over_floor_ms'])} ms over the floor; wavry/aiortc "
-        f"{_ms(t['wavry_over_aiortc_p50'])}x; host {_ms(t['host_cores_max'])} cores, client "
-        f"{_ms(t['client_cores_max'])} cores)"
-    )
-
-
-def write_cdf_plot(path: Path, cdfs: dict[str, list[float]]) -> Path:
-    """One latency CDF panel per resolution, one line per variant (matplotlib Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    streams = list(dict.fromkeys(k.split("/")[0] for k in cdfs))
-    fig, axes = plt.subplots(1, len(streams), figsize=(6 * len(streams), 4), squeeze=False)
-    for ax, stream in zip(axes[0], streams, strict=True):
-        for key, values in cdfs.items():
-            if key.split("/")[0] != stream or not values:
-                continue
-            xs = sorted(values)
-            ys = [(i + 1) / len(xs) for i in range(len(xs))]
-            ax.plot(xs, ys, label=key.split("/")[1])
-        ax.set_title(stream)
-        ax.set_xlabel("glass-to-glass latency (ms)")
-        ax.set_ylabel("fraction of frames")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def run_latency_bench(
@@ -683,9 +477,9 @@ def run_latency_bench(
         }
         for r in res_out
     }
-    results["targets"] = _targets(res_out)
+    results["targets"] = targets(res_out)
     if verbose:
-        _print(results)
+        print_results(results)
         if rows:
             print_desktop_rows(rows)
     if json_file is not None:

@@ -14,17 +14,14 @@ process of this Chromium instance (found by its private profile directory) over 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from wavry.percentile import percentile
+from wavry.runtime.processes import WavryProcess, wavry_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -61,49 +58,24 @@ def _profile_cpu_s(profile: str) -> float:
     return total
 
 
-class _WebHost:
+class _WebHost(WavryProcess):
     """``wavry host --web 127.0.0.1:0 --source synthetic`` with its own configuration."""
 
     def __init__(self, w: int, h: int, fps: int, kbps: int, home: Path) -> None:
-        env = dict(os.environ, XDG_CONFIG_HOME=str(home), PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "wavry", "host", "--source", "synthetic"]
-        cmd += ["--size", f"{w}x{h}", "--fps", str(fps), "--bitrate-kbps", str(kbps)]
-        cmd += ["--max-bitrate-kbps", str(kbps), "--trust", "any", "--listen", "127.0.0.1:0"]
-        cmd += ["--web", "127.0.0.1:0"]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
-        self.lines: list[str] = []
-        self.url: str | None = None
-        self._ready = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if self.url is None and (m := re.match(r"browser: (https://\S+)", line)):
-                self.url = m.group(1)
-                self._ready.set()
-        self._ready.set()
+        args = ["host", "--source", "synthetic", "--size", f"{w}x{h}", "--fps", str(fps)]
+        args += ["--bitrate-kbps", str(kbps), "--max-bitrate-kbps", str(kbps), "--trust", "any"]
+        args += ["--listen", "127.0.0.1:0", "--web", "127.0.0.1:0"]
+        super().__init__(args, wavry_env(home))
 
     def wait_url(self, timeout: float = 30.0) -> str:
-        self._ready.wait(timeout)
-        if self.url is None:
-            raise BrowserBenchError("wavry host --web did not start: " + " | ".join(self.lines))
-        return self.url
+        m = self.wait_line(r"^browser: (https://\S+)", timeout)
+        if m is None:
+            self.stop(5)
+            raise BrowserBenchError("wavry host --web did not start: " + self.text()[-2000:])
+        return m.group(1)
 
     def cpu_s(self) -> float:
         return _proc_cpu_s(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def _summary(samples: list[float], stats: dict[str, Any], seconds: float) -> dict[str, Any]:

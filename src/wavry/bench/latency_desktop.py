@@ -26,29 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from wavry.bench import latency
+from wavry.bench.latency_report import fmt
 from wavry.net.loop import run as run_loop
+from wavry.runtime.processes import HostProcess, start_host, wavry_env
 
 __all__ = ["DESKTOP_SIZE", "run_desktop_rows"]
 
 DESKTOP_SIZE = (1280, 720, 30)
 
 
-class _DesktopHost(latency._HostProcess):
-    """`wavry host` on a desktop source, with the environment of that desktop."""
-
-    def __init__(self, source_args: list[str], env: dict[str, str], fps: int, kbps: int) -> None:
-        env = dict(env, PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "wavry", "host", *source_args, "--fps", str(fps)]
-        cmd += ["--bitrate-kbps", str(kbps), "--max-bitrate-kbps", str(kbps)]
-        cmd += ["--trust", "any", "--listen", "127.0.0.1:0", "--audio", "off"]
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the host)
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self._err, text=True, env=env
-        )
-        self.lines: list[str] = []
-        self._bound: tuple[str, int] | None = None
-        self._ready = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
+def _desktop_host(source_args: list[str], env: dict[str, str], fps: int, kbps: int) -> HostProcess:
+    """`wavry host` on a desktop source, with the environment of that desktop, started."""
+    args = [*source_args, "--fps", str(fps), "--bitrate-kbps", str(kbps)]
+    args += ["--max-bitrate-kbps", str(kbps), "--trust", "any", "--audio", "off"]
+    return start_host(args, wavry_env(extra=env), timeout=60, merge=False)
 
 
 def _measure(
@@ -57,15 +48,15 @@ def _measure(
     w, h, fps = DESKTOP_SIZE
     kbps = latency.BITRATE_KBPS.get((w, h), 8000)
     with tempfile.TemporaryDirectory(prefix="wavry-bench-desktop-") as tmp:
-        host = _DesktopHost(source_args, dict(env, XDG_CONFIG_HOME=f"{tmp}/host"), fps, kbps)
+        host = _desktop_host(source_args, dict(env, XDG_CONFIG_HOME=f"{tmp}/host"), fps, kbps)
         try:
-            addr = host.wait_bound(60)
+            addr = host.address
             out, _col = run_loop(
                 latency._wavry_client(host, addr, Path(tmp) / "client", warmup_s, seconds)
             )
         finally:
             host.stop()
-    out["host_banner"] = [ln.strip() for ln in host.lines if "picture" in ln]
+    out["host_banner"] = [ln.strip() for _, ln in host.lines if "picture" in ln]
     return out
 
 
@@ -151,9 +142,9 @@ def print_desktop_rows(rows: dict[str, Any]) -> None:
         cells = (
             name,
             str(r["frames"]),
-            latency._ms(r["fps"]),
-            latency._ms(r["p50_ms"]),
-            latency._ms(r["p95_ms"]),
+            fmt(r["fps"]),
+            fmt(r["p50_ms"]),
+            fmt(r["p95_ms"]),
             f"{r['cpu_host_cores']:.2f}",
             f"{r['cpu_client_cores']:.2f}",
         )

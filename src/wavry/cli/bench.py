@@ -110,6 +110,50 @@ def bench_extras(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
     run_extras_command(quick, json_file)
 
 
+@bench_app.command("attack")
+def bench_attack(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="mutate, junk, handshakes, sessions (repeatable; default: all)"),
+    ] = None,
+    json_file: JsonOpt = None,
+    quick: QuickOpt = False,
+) -> None:
+    """A streaming host under attack (mutated traffic, junk, handshake floods, handshake-only
+    sessions), each next to its baseline without attack."""
+    from wavry.bench.attack import SCENARIOS, AttackOptions, run_attack
+
+    chosen = tuple(scenario or SCENARIOS)
+    bad = [s for s in chosen if s not in SCENARIOS]
+    if bad:
+        typer.echo(f"error: unknown scenario {bad[0]!r} (one of {', '.join(SCENARIOS)})", err=True)
+        raise typer.Exit(2)
+    write_json(json_file, run_attack(AttackOptions(scenarios=chosen, quick=quick)))
+
+
+@bench_app.command("soak")
+def bench_soak(
+    minutes: Annotated[float, typer.Option(min=0.5, help="How long the soak runs")] = 60.0,
+    cycle_seconds: Annotated[
+        float, typer.Option(min=30.0, help="One round of clipboard, keys and path changes")
+    ] = 60.0,
+    reconnect_every: Annotated[
+        int, typer.Option(min=1, help="A 12 s blackout (reconnect) every N cycles")
+    ] = 5,
+    json_file: JsonOpt = None,
+) -> None:
+    """A host and a client for N minutes under loss, capacity and address changes, reconnects,
+    files, clipboard and keys: RSS, fds and threads of both over time."""
+    from wavry.bench.soak import SoakOptions, run_soak
+
+    opts = SoakOptions(minutes=minutes, cycle_s=cycle_seconds, reconnect_every=reconnect_every)
+    result = run_soak(opts, json_file)
+    write_json(json_file, result)
+    if result["error"]:
+        typer.echo(f"error: {result['error']}", err=True)
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     from wavry.bench.flood import bench_flood_command
     from wavry.bench.gateway import bench_gateway_command

@@ -228,7 +228,7 @@ def host(
         capture=capture,
         web=web,
     )
-    from wavry.web.endpoint import WebError
+    from wavry.web.errors import WebError
 
     try:
         opts = options_from_settings(s)

@@ -122,6 +122,7 @@ async def receive_frame(ws: WebSocket) -> dict[str, Any]:
         raise BadMessage("invalid_message", "frames must be JSON objects", close=True) from None
     if not isinstance(msg, dict):
         raise BadMessage("invalid_message", "frames must be JSON objects", close=True)
-    if msg.get("type") not in TYPES:
-        raise BadMessage("unknown_type", f"unknown message type {msg.get('type')!r}", close=True)
+    kind = msg.get("type")
+    if not isinstance(kind, str) or kind not in TYPES:  # a list is unhashable (found by fuzzing)
+        raise BadMessage("unknown_type", f"unknown message type {kind!r:.80}", close=True)
     return msg

@@ -55,7 +55,7 @@ class SessionLink:
         s = self._session(peer)
         if s is None:
             return False
-        s.transport.send_bulk(message, self.now())
+        self.endpoint.send_bulk(peer, message, self.now())
         return True
 
     def send_frame(

@@ -16,6 +16,7 @@ from av.video.reformatter import VideoReformatter
 
 from wavry.media.avopts import AvOptUnavailable, set_int_options
 from wavry.media.types import ProbeResult
+from wavry.media.yuv import PackedToI420
 
 __all__ = [
     "Codec",
@@ -96,7 +97,8 @@ class Encoder:
     """One encoder per stream. ``encode()`` returns one :class:`EncodedFrame` per input frame.
 
     The input is any ``av.VideoFrame`` (yuv420p passes straight through; bgr0/bgra from X11 are
-    converted by one reused swscale context). ``set_bitrate`` takes effect on the next frame
+    converted by libyuv (:mod:`wavry.media.yuv`) when the size is the encoder's, else, or
+    without libyuv, by one reused swscale context). ``set_bitrate`` takes effect on the next frame
     without a keyframe for H.264 (x264_encoder_reconfig); HEVC and AV1 reopen the encoder, which
     costs a keyframe (FFmpeg's wrappers do not reconfigure them).
     """
@@ -125,6 +127,7 @@ class Encoder:
         self.vbv_frames = float(vbv_frames)
         self.reconfigures_in_place = self.encoder_name == "libx264"
         self._reformatter = VideoReformatter()
+        self._yuv = PackedToI420.open()  # None without libyuv: swscale converts
         self._force_key = False
         self._pending_kbps: int | None = None
         self.reconfig_fallback_reason = ""
@@ -209,6 +212,10 @@ class Encoder:
             and frame.height == self.height
         ):
             return frame
+        if self._yuv is not None and (frame.width, frame.height) == (self.width, self.height):
+            out = self._yuv.convert(frame)
+            if out is not None:
+                return out
         return self._reformatter.reformat(frame, self.width, self.height, "yuv420p")
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> EncodedFrame:

@@ -1,8 +1,9 @@
 """Per-frame cost of each media stage on this machine: ``python -m wavry.media.measure``.
 
 Prints a table (median and p95 in ms) for: synthetic frame generation, bgr0→yuv420p conversion
-with one reused reformatter vs a new one per frame, x264/x265/SVT-AV1 encode, H.264/HEVC/AV1
-decode, and X11 capture of a private Xvfb. Not a test: numbers depend on the machine's load.
+with one reused reformatter vs a new one per frame vs libyuv, x264/x265/SVT-AV1 encode,
+H.264/HEVC/AV1 decode, and X11 capture of a private Xvfb. Not a test: numbers depend on the
+machine's load.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from av.video.reformatter import VideoReformatter
 from wavry.media.decode import Decoder
 from wavry.media.encode import Codec, Encoder
 from wavry.media.synthetic import SyntheticCapture
+from wavry.media.yuv import PackedToI420
 
 __all__ = ["main", "measure"]
 
@@ -63,6 +65,9 @@ def measure(
     res["bgra→yuv420p, new ctx"] = _stats(
         _time(lambda i: VideoReformatter().reformat(bgr0, width, height, "yuv420p"), frames)
     )
+    libyuv = PackedToI420.open()
+    if libyuv is not None:  # what the encoder uses when libyuv0 is installed
+        res["bgra→yuv420p, libyuv"] = _stats(_time(lambda i: libyuv.convert(bgr0), frames))
 
     for codec in codecs:
         enc = Encoder(codec, width, height, fps, bitrate_kbps=8000 if codec is Codec.H264 else 4000)

@@ -5,8 +5,9 @@ shows a change at once (on a fixed clock a change waits half an interval on aver
 even captured) and costs nothing while the screen is still. :class:`ChangePacer` is the policy,
 on a clock handed in (seconds, monotonic), so it is tested without a screen:
 
-- a change is captured at once, but never sooner than one frame interval after the previous
-  picture (the stream's frame rate is the cap);
+- a change is captured at once, as long as the pictures stay within the stream's frame rate
+  (:class:`RateCap`: on average at most ``fps`` a second, a picture up to half an interval
+  early; a change that comes sooner waits for it);
 - a requested picture (a keyframe for a client that joined or lost a frame) is taken the same way
   even if nothing changed;
 - after the last change the picture is taken again a few times, at ``REFRESH_DELAYS_S`` after it
@@ -19,10 +20,57 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["REFRESH_DELAYS_S", "ChangePacer", "PacerCounts"]
+__all__ = ["EARLY_FRACTION", "REFRESH_DELAYS_S", "ChangePacer", "PacerCounts", "RateCap"]
 
 #: seconds after the last captured change at which a still picture is taken again
 REFRESH_DELAYS_S: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)
+
+#: how early (in frame intervals) a picture may come while the average stays at the cap
+EARLY_FRACTION = 0.5
+
+
+class RateCap:
+    """At most ``fps`` pictures a second on average, each up to ``early`` of an interval
+    before its nominal time (a virtual-scheduling rate limit: the nominal time advances one
+    interval per picture, and never lags the clock).
+
+    A cap that instead demands a whole interval since the previous picture loses frames of a
+    source that changes at the cap's own rate: the source's frames come with jitter, every one
+    that comes a little early waits almost an interval (a later change supersedes it), and the
+    capture drifts through the source's phase. With this cap a jittery 60 Hz source captured at
+    60 fps keeps its 60 pictures a second, each taken at once (tests/media/test_media_pacing.py;
+    the glass-to-glass effect is in docs/benchmarks.md). A pause earns no burst: the nominal
+    time restarts from the clock.
+    """
+
+    def __init__(self, fps: float, early: float = EARLY_FRACTION) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if not 0.0 <= early < 1.0:
+            raise ValueError(f"early must be in [0, 1), got {early}")
+        self.interval_s = 1.0 / fps
+        self.early = early
+        self._nominal: float | None = None  # when the next picture is due at the average rate
+
+    def set_fps(self, fps: float) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.interval_s = 1.0 / fps
+
+    def allowed_at(self) -> float | None:
+        """The earliest time of the next picture (None: at once)."""
+        if self._nominal is None:
+            return None
+        return self._nominal - self.early * self.interval_s
+
+    def allows(self, now: float) -> bool:
+        at = self.allowed_at()
+        return at is None or now >= at
+
+    def taken(self, now: float) -> None:
+        """A picture was taken (or let through) at ``now``."""
+        nominal = now if self._nominal is None else max(self._nominal, now)
+        self._nominal = nominal + self.interval_s
 
 
 @dataclass(slots=True)
@@ -40,6 +88,7 @@ class ChangePacer:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.interval_s = 1.0 / fps
+        self.cap = RateCap(fps)
         self.refresh_delays_s = tuple(sorted(refresh_delays_s))
         self.counts = PacerCounts()
         self._dirty = False
@@ -53,6 +102,7 @@ class ChangePacer:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.interval_s = 1.0 / fps
+        self.cap.set_fps(fps)
 
     def changed(self) -> None:
         """The source reported a change."""
@@ -72,7 +122,8 @@ class ChangePacer:
         """When the next picture is due, or None: wait for a change or a request."""
         last = self._last_picture
         if self._dirty or self._requested:
-            return 0.0 if last is None else last + self.interval_s
+            allowed = self.cap.allowed_at()
+            return 0.0 if allowed is None else allowed
         if self._last_change_picture is not None and self._refresh_index < len(
             self.refresh_delays_s
         ):
@@ -103,4 +154,5 @@ class ChangePacer:
                 self._refresh_index += 1
         self._dirty = self._requested = False
         self._last_picture = now
+        self.cap.taken(now)
         self.counts.pictures += 1

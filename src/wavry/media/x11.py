@@ -116,13 +116,14 @@ class X11Capture(Capture):
     One x11grab reader stays open for the life of the capture and grabs on demand, so a slow
     consumer never builds a queue. With ``on_change`` (the default, when the server has DAMAGE
     and XFIXES) ``grab()`` waits until something in the area changed — pixels, the pointer, the
-    cursor — or a picture was requested, then takes it at once, no sooner than one frame
-    interval after the previous one (:class:`~wavry.media.pacing.ChangePacer`, which also takes
-    a few refresh pictures after the last change and then nothing). Without it a picture is
+    cursor — or a picture was requested, then takes it at once while the pictures stay within
+    the frame rate (:class:`~wavry.media.pacing.ChangePacer` with its
+    :class:`~wavry.media.pacing.RateCap`; it also takes a few refresh pictures after the last
+    change and then nothing). Without it a picture is
     taken every frame interval (a fixed clock). ``set_rate`` lowers or raises the cap (the
     stream's rate). ``select_monitor`` reopens the reader at the new geometry.
-    Frames are bgr0 ``av.VideoFrame``s (the encoder converts them with one reused swscale
-    context). Width and height are rounded down to even numbers.
+    Frames are bgr0 ``av.VideoFrame``s (the encoder converts them with libyuv, or its one
+    reused swscale context without it). Width and height are rounded down to even numbers.
     """
 
     name = "x11"

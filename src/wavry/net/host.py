@@ -97,8 +97,12 @@ class HostServer:
             self.side.receive(data, addr)
             return
         with self._lock:
-            self.core.receive_datagram(data, addr, self._clock())
-            self.flush()
+            core = self.core
+            core.receive_datagram(data, addr, self._clock())
+            # a dropped datagram (junk, a flood) changed nothing: no flush, no timer work, so
+            # floods cost the receive path alone (docs/security.md)
+            if core.has_work:
+                self.flush()
 
     def receive(self, data: bytes, addr: tuple[Any, ...]) -> None:
         """A RIFT datagram that arrived by another way (unwrapped from a relay's FORWARD)."""

@@ -51,11 +51,6 @@ class SecureChannel:
         return self.max_datagram - TRANSPORT_HEADER_LEN - AEAD_TAG_LEN
 
     @property
-    def highest_received_id(self) -> int:
-        """The highest packet id authenticated so far (0 before the first)."""
-        return self._replay.highest
-
-    @property
     def next_packet_id(self) -> int:
         return self._sealer.next_packet_id
 

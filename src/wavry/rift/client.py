@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable
-from enum import Enum
 
 from wavry.rift import rift_pb2
 from wavry.rift.channel import SecureChannel
@@ -23,6 +22,7 @@ from wavry.rift.clock import ClockOffsetEstimator
 from wavry.rift.config import PROTOCOL_VERSION, ClientConfig
 from wavry.rift.events import (
     ClientEvent,
+    ClientState,
     CloseKind,
     DisconnectReason,
     HandshakeCompleted,
@@ -37,26 +37,18 @@ from wavry.rift.events import (
     SessionRejected,
 )
 from wavry.rift.framing import (
+    COOKIE_REPLY,
+    MSG2,
     FramingError,
     HandshakeDatagram,
     TransportDatagram,
     parse_datagram,
 )
-from wavry.rift.handshake import HandshakeError, InitiatorHandshake, LocalStatic
+from wavry.rift.handshake import COOKIE_LEN, HandshakeError, InitiatorHandshake, LocalStatic
 from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import is_valid_code_format, pairing_proof
 from wavry.rift.transport import ClientTransport
-
-
-class ClientState(Enum):
-    IDLE = "idle"
-    HANDSHAKE = "handshake"
-    HELLO = "hello"
-    PAIRING = "pairing"
-    ACTIVE = "active"
-    RECONNECT_WAIT = "reconnect_wait"
-    CLOSED = "closed"
 
 
 class ClientSession:
@@ -90,6 +82,7 @@ class ClientSession:
         self._events: deque[ClientEvent] = deque()
         self._out: list[bytes] = []
         self._hs: InitiatorHandshake | None = None
+        self._cookie: bytes | None = None  # the host's address proof (§2 cookie reply)
         self._hs_started = 0.0
         self._msg1_next = 0.0
         self._msg1_delay = 0.0
@@ -276,7 +269,7 @@ class ClientSession:
         hid = self._random(12)
         while hid == b"\x00" * 12:
             hid = self._random(12)
-        self._hs = InitiatorHandshake(self._local, hid)
+        self._hs = InitiatorHandshake(self._local, hid, cookie=self._cookie)
         self._hs_started = now
         t = self.config.timing
         self._msg1_delay = t.msg1_initial_retry_s
@@ -292,10 +285,19 @@ class ClientSession:
         if (
             self.state is not ClientState.HANDSHAKE
             or hs is None
-            or dgram.message_number != 2
+            or dgram.message_number not in (MSG2, COOKIE_REPLY)
             or dgram.handshake_id != hs.handshake_id
         ):
             self.drops += 1
+            return
+        if dgram.message_number == COOKIE_REPLY:
+            # the host is under load and wants proof of our address: msg1 again at once, with
+            # the cookie (a new attempt: the cookie changes msg1's Noise payload)
+            if len(dgram.payload) != COOKIE_LEN or dgram.payload == self._cookie:
+                self.drops += 1
+                return
+            self._cookie = bytes(dgram.payload)
+            self._start_handshake_retry(now)
             return
         try:
             peer = hs.on_msg2(dgram.payload)
@@ -391,6 +393,10 @@ class ClientSession:
         kind = ctl.WhichOneof("content")
         if kind == "pong":
             self._on_pong(ctl.pong, now)
+        elif kind == "ping":
+            # the host checks a new path (§3): answer at once, from where we are
+            pong = rift_pb2.Pong(timestamp_us=ctl.ping.timestamp_us)
+            self._send(rift_pb2.Message(control=rift_pb2.ControlMessage(pong=pong)))
         elif kind == "hello_ack":
             self._on_hello_ack(ctl.hello_ack, now)
         elif kind == "pair_result":

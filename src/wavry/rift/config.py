@@ -17,6 +17,14 @@ class TimingConfig:
     msg1_initial_retry_s: float = 0.25
     msg1_max_retry_s: float = 2.0
     handshake_timeout_s: float = 10.0
+    # a session not yet accepted is freed this long after its handshake without a Hello, or
+    # after the host asked for pairing without a pairing (pings do not keep it)
+    hello_wait_s: float = 5.0
+    pairing_wait_s: float = 60.0
+    # address migration (docs/spec/RIFT.md §3): a new path is challenged with a Ping at most this
+    # often; without a Pong from there, media moves only after the old path was silent this long
+    path_challenge_every_s: float = 0.5
+    unvalidated_move_after_s: float = 2.0
     hello_retry_s: float = 0.2
     hello_timeout_s: float = 10.0
     ping_interval_s: float = 0.5
@@ -70,6 +78,21 @@ class HostConfig:
     handshake_rate_total: float = 1000.0
     max_pending_handshakes: int = 1024
     max_tracked_sources: int = 4096
+    # Sessions not accepted yet (waiting for Hello or pairing): in total and per source address
+    # (IPv6 by /64); a new one beyond either bound replaces the oldest (docs/security.md).
+    max_untrusted_sessions: int = 64
+    max_untrusted_per_source: int = 4
+    # handshake tokens a source loses when one of its sessions is freed without being accepted
+    # (replaced by the bounds above, or no Hello/pairing in time): handshake-only sessions
+    # cost their source most of its handshake rate, accepted clients pay nothing
+    untrusted_penalty: float = 5.0
+    # Admission (docs/spec/RIFT.md §2): cookies while this many handshakes are in flight (or
+    # half the global handshake budget is spent); their replies are rate-limited too.
+    cookies: bool = True
+    cookie_pending_threshold: int = 128
+    cookie_rate_per_ip: float = 5.0
+    cookie_rate_total: float = 4000.0
+    max_msg2_resends: int = 3
     timing: TimingConfig = field(default_factory=TimingConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Any
 
 from wavry.rift import rift_pb2
@@ -40,6 +40,18 @@ class CloseKind(IntEnum):
 
 
 # ---- client side -------------------------------------------------------------------------
+
+
+class ClientState(Enum):
+    """Where a client session is (`ClientSession.state`)."""
+
+    IDLE = "idle"
+    HANDSHAKE = "handshake"
+    HELLO = "hello"
+    PAIRING = "pairing"
+    ACTIVE = "active"
+    RECONNECT_WAIT = "reconnect_wait"
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,9 @@ HANDSHAKE_ID_LEN = 12
 AEAD_TAG_LEN = 16
 DEFAULT_MAX_DATAGRAM = 1400
 MIN_MAX_DATAGRAM = 1200
+#: handshake header packet ids: msg1..msg3 of the Noise handshake, and the host's cookie reply
+#: (+, docs/spec/RIFT.md §2: "Cookie reply"), which asks a client to prove its address
+MSG1, MSG2, MSG3, COOKIE_REPLY = 1, 2, 3, 4
 
 _PREFIX = MAGIC + VERSION.to_bytes(2, "big")
 _TR_STRUCT = struct.Struct(">2sHIQH")
@@ -117,7 +120,7 @@ def parse_datagram(
         if crc16_kermit(header[:28]) != int.from_bytes(header[28:30], "big"):
             raise FramingError(DropReason.BAD_CRC)
         msg_no = int.from_bytes(header[20:28], "big")
-        if msg_no not in (1, 2, 3):
+        if msg_no not in (MSG1, MSG2, MSG3, COOKIE_REPLY):
             raise FramingError(DropReason.BAD_HANDSHAKE_MESSAGE)
         return HandshakeDatagram(
             handshake_id=header[8:20],

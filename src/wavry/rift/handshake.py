@@ -8,11 +8,21 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from wavry.rift import rift_pb2
-from wavry.rift.framing import encode_handshake_header
+from wavry.rift.framing import HANDSHAKE_HEADER_LEN, encode_handshake_header
 from wavry.rift.identity import Identity, verify_static_key_signature, wavry_id_from_public_key
 from wavry.rift.noise import NoiseHandshakeFailed, NoiseXX, generate_static_key, x25519_public
 
 MAX_NAME_BYTES = 64
+EPHEMERAL_LEN = 32
+COOKIE_LEN = 16
+#: msg1's Noise payload (+, docs/spec/RIFT.md §2): empty (unpadded), or a kind byte and a body.
+#: Kind 0: padding only (every byte zero); kind 1: the host's cookie follows, then zero bytes.
+MSG1_KIND_PADDING = 0
+MSG1_KIND_COOKIE = 1
+#: what our clients pad msg1 to (whole datagram): 3 x 128 bytes covers the largest msg2 (298
+#: bytes with a 64-byte host name), so the host may answer the first msg1 at once (§2,
+#: amplification)
+MSG1_PADDED_LEN = 128
 
 
 class HandshakeError(Exception):
@@ -81,14 +91,43 @@ def handshake_datagram(handshake_id: bytes, number: int, noise_message: bytes) -
     return encode_handshake_header(handshake_id, number) + noise_message
 
 
+def msg1_payload(cookie: bytes | None = None, datagram_len: int = MSG1_PADDED_LEN) -> bytes:
+    """The Noise payload of msg1: padding to `datagram_len`, with the cookie when there is one
+    (0: unpadded and without cookie, as before this profile)."""
+    room = max(0, datagram_len - HANDSHAKE_HEADER_LEN - EPHEMERAL_LEN)
+    if cookie is None:
+        return bytes(room)
+    if len(cookie) != COOKIE_LEN:
+        raise ValueError("a cookie is 16 bytes")
+    head = bytes([MSG1_KIND_COOKIE]) + cookie
+    return head + bytes(max(0, room - len(head)))
+
+
+def msg1_cookie(noise_message: bytes) -> bytes | None:
+    """The cookie a msg1 carries (its Noise payload is cleartext: msg1 has no key yet), if any."""
+    if (
+        len(noise_message) >= EPHEMERAL_LEN + 1 + COOKIE_LEN
+        and noise_message[EPHEMERAL_LEN] == MSG1_KIND_COOKIE
+    ):
+        return noise_message[EPHEMERAL_LEN + 1 : EPHEMERAL_LEN + 1 + COOKIE_LEN]
+    return None
+
+
 class InitiatorHandshake:
     """Client side: msg1 out, msg2 in (verify host), msg3 out."""
 
-    def __init__(self, local: LocalStatic, handshake_id: bytes) -> None:
+    def __init__(
+        self,
+        local: LocalStatic,
+        handshake_id: bytes,
+        cookie: bytes | None = None,
+        pad_to: int = MSG1_PADDED_LEN,
+    ) -> None:
         self.local = local
         self.handshake_id = handshake_id
         self._noise = NoiseXX(initiator=True, static_private=local.private)
-        self.msg1 = handshake_datagram(handshake_id, 1, self._noise.write_message(b""))
+        payload = msg1_payload(cookie, pad_to)
+        self.msg1 = handshake_datagram(handshake_id, 1, self._noise.write_message(payload))
         self.msg3: bytes | None = None
         self.peer: PeerIdentity | None = None
 

@@ -1,32 +1,31 @@
 """Host side of RIFT (sans-I/O): many client sessions behind one UDP endpoint.
 
-Handshakes are keyed by handshake id, sessions by alias (never by source address), so a client
-can change address mid-session. Abuse limits (per-source handshake rate, pending-handshake cap)
-keep established sessions served while the endpoint is flooded.
+Handshakes are keyed by handshake id, sessions by alias, so a client can change address (after
+the new path answered a challenge, §3). Admission (admission.py) and bounds on sessions not
+accepted yet keep established sessions served under floods (docs/security.md). Deadlines live
+in a heap and only sessions with work are asked for output: O(log n) per datagram.
 
 Clocks: every `now` is the adapter's monotonic clock (seconds). Wall-clock time only stamps
-what goes on the wire (`Pong.host_time_us`); it comes from the injected `wall_clock`, or from
-`now` itself when none is given (tests on one fake clock).
+what goes on the wire (`Pong.host_time_us`): the injected `wall_clock`, else `now` (tests).
 """
 
 from __future__ import annotations
 
 import os
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
 
 from wavry.rift import rift_pb2
+from wavry.rift.admission import HandshakeAdmission, PendingHandshake
 from wavry.rift.channel import SecureChannel
 from wavry.rift.config import PROTOCOL_VERSION, HostConfig
+from wavry.rift.deadlines import DeadlineQueue
 from wavry.rift.events import (
     Address,
     ClientAccepted,
     ClientConnected,
     ClientGone,
     ClientMessage,
-    ClientMigrated,
     ClientRejected,
     ClientStalled,
     ClientTransportEvent,
@@ -36,58 +35,32 @@ from wavry.rift.events import (
     PairingAttemptFailed,
     PairingCodeIssued,
 )
-from wavry.rift.framing import FramingError, HandshakeDatagram, TransportDatagram, parse_datagram
-from wavry.rift.handshake import HandshakeError, LocalStatic, ResponderHandshake
+from wavry.rift.framing import (
+    MSG1,
+    MSG3,
+    FramingError,
+    HandshakeDatagram,
+    TransportDatagram,
+    parse_datagram,
+)
+from wavry.rift.handshake import LocalStatic
+from wavry.rift.host_session import (
+    HostCounters,
+    HostSession,
+    HostSessionState,
+    PathValidation,
+    UntrustedSessions,
+    datagram_sizes,
+    pair_result,
+    stream_size,
+)
 from wavry.rift.identity import Identity
 from wavry.rift.noise import generate_static_key
 from wavry.rift.pairing import PairingCodes, PairingVerdict
-from wavry.rift.ratelimit import KeyedRateLimiter, source_key
+from wavry.rift.ratelimit import source_key
 from wavry.rift.transport import HostTransport
 
-_COMPLETED_MEMORY_S = 30.0
-MIN_STREAM_SIDE, MAX_STREAM_SIDE = 64, 8192  # pixels
-
-
-class HostSessionState(Enum):
-    AWAITING_HELLO = "awaiting_hello"
-    PAIRING = "pairing"
-    ACTIVE = "active"
-
-
-@dataclass(slots=True)
-class _Pending:
-    hs: ResponderHandshake
-    addr: Address
-    created: float
-
-
-@dataclass(slots=True)
-class HostSession:
-    alias: int
-    client_id: str
-    client_name: str
-    channel: SecureChannel
-    transport: HostTransport
-    addr: Address
-    handshake_hash: bytes
-    established_at: float
-    last_rx: float
-    state: HostSessionState = HostSessionState.AWAITING_HELLO
-    hello: rift_pb2.Hello | None = None
-    ack: rift_pb2.HelloAck | None = None
-    stalled: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class HostCounters:
-    framing_drops: int = 0
-    unknown_alias: int = 0
-    handshakes_started: int = 0
-    handshakes_completed: int = 0
-    handshakes_failed: int = 0
-    handshakes_rate_limited: int = 0
-    duplicate_msg1: int = 0
+__all__ = ["HostCounters", "HostEndpoint", "HostSession", "HostSessionState"]
 
 
 class HostEndpoint:
@@ -117,20 +90,29 @@ class HostEndpoint:
             identity, static_private or generate_static_key(), self.config.name
         )
         self.sessions: dict[int, HostSession] = {}
-        self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
-        self._completed: OrderedDict[bytes, float] = OrderedDict()
-        self._buckets = KeyedRateLimiter(
-            self.config.handshake_rate_per_ip,
-            self.config.handshake_burst_per_ip,
-            self.config.max_tracked_sources,
-        )
-        # all sources together: bounds key work when sources rotate past the per-source table
-        self._global_bucket = KeyedRateLimiter(
-            self.config.handshake_rate_total, self.config.handshake_rate_total / 4, 1
-        )
         self._events: deque[HostEvent] = deque()
         self._out: list[tuple[bytes, Address]] = []
         self._now = 0.0
+        self.admission = HandshakeAdmission(
+            self.config,
+            self._local,
+            random_bytes,
+            lambda data, addr: self._out.append((data, addr)),
+            lambda alias: alias not in self.sessions,
+            counters=self.counters,
+        )
+        self._paths = PathValidation(
+            self.config.timing,
+            self.counters,
+            random_bytes,
+            lambda data, addr: self._out.append((data, addr)),
+            self._events.append,
+        )
+        self._timers: DeadlineQueue[int] = DeadlineQueue()
+        self._dirty: set[int] = set()  # sessions that may have output
+        self._in_send_frame: int | None = None  # its on_batch takes output mid-frame
+        self._untrusted = UntrustedSessions()
+        self._by_client: dict[str, set[int]] = {}
         #: the adapter's cap on a new session's maximum datagram size for the address it comes
         #: from (a carrier with smaller datagrams, RIFT.md §11); None: the config's size
         self.datagram_limit: Callable[[Address], int | None] | None = None
@@ -147,47 +129,48 @@ class HostEndpoint:
         if isinstance(dgram, TransportDatagram):
             self._on_transport(dgram, addr, now)
         else:
-            self._on_handshake(dgram, addr, now)
+            self._on_handshake(dgram, len(data), addr, now)
 
     def datagrams_to_send(self, now: float | None = None) -> list[tuple[bytes, Address]]:
         """Handshake datagrams plus what each session's pacer releases at `now`."""
         if now is not None:
             self._now = now
         out, self._out = self._out, []
-        for s in self.sessions.values():
+        dirty, self._dirty = self._dirty, set()
+        if self._in_send_frame is not None:
+            dirty.add(self._in_send_frame)
+        for alias in dirty:
+            s = self.sessions.get(alias)
+            if s is None:
+                continue
             addr = s.addr
             out.extend((d, addr) for d in s.transport.take_output(self._now))
+            self._schedule(s)
         return out
+
+    @property
+    def has_work(self) -> bool:
+        """Whether output or events may be waiting (False after a datagram that was dropped:
+        the adapter need not flush, and no deadline moved)."""
+        return bool(self._out or self._dirty or self._events)
 
     def next_event(self) -> HostEvent | None:
         return self._events.popleft() if self._events else None
 
     def next_timer(self) -> float | None:
-        t = self.config.timing
-        deadlines: list[float] = []
-        if self._pending:
-            deadlines.append(next(iter(self._pending.values())).created + t.handshake_timeout_s)
-        for s in self.sessions.values():
-            deadlines.append(s.last_rx + (t.lost_after_s if s.stalled else t.stall_after_s))
-            deadlines.append(s.established_at + t.max_session_age_s)
-            if (tt := s.transport.next_timer()) is not None:
-                deadlines.append(tt)
-        return min(deadlines) if deadlines else None
+        a, b = self.admission.next_deadline(), self._timers.earliest()
+        if a is None:
+            return b
+        return a if b is None else min(a, b)
 
     def handle_timer(self, now: float) -> None:
         self._now = now
         t = self.config.timing
-        while self._pending:
-            hid, p = next(iter(self._pending.items()))
-            if now - p.created < t.handshake_timeout_s:
-                break
-            del self._pending[hid]
-        while self._completed:
-            hid, at = next(iter(self._completed.items()))
-            if now - at < _COMPLETED_MEMORY_S:
-                break
-            del self._completed[hid]
-        for s in list(self.sessions.values()):
+        self.admission.expire(now)
+        for alias in self._timers.pop_due(now):
+            s = self.sessions.get(alias)
+            if s is None:
+                continue
             silence = now - s.last_rx
             if silence >= t.lost_after_s:
                 self._free(s, DisconnectReason.TIMEOUT, f"no packets for {silence:.0f} s")
@@ -195,12 +178,21 @@ class HostEndpoint:
                 self.close_session(
                     s.alias, DisconnectReason.SESSION_LIMIT, "session age limit; reconnecting"
                 )
+            elif s.state is not HostSessionState.ACTIVE and now >= s.wait_until:
+                self.counters.untrusted_expired += 1
+                self.admission.buckets.penalize(s.source, self.config.untrusted_penalty, now)
+                what = "pairing" if s.state is HostSessionState.PAIRING else "Hello"
+                self.close_session(
+                    s.alias, DisconnectReason.TIMEOUT, f"no {what} in time; connect again"
+                )
             else:
                 if silence >= t.stall_after_s and not s.stalled:
                     s.stalled = True
                     self._events.append(ClientStalled(s.alias, silence))
                 s.transport.handle_timer(now)
                 self._drain_transport(s)
+                self._dirty.add(alias)
+                self._schedule(s)
 
     def send_message(self, alias: int, message: rift_pb2.Message, now: float | None = None) -> int:
         s = self.sessions.get(alias)
@@ -208,7 +200,17 @@ class HostEndpoint:
             raise KeyError(f"no session with alias {alias:#x}")
         if now is not None:
             self._now = now
-        return self._send(s, message)
+        pid = self._send(s, message)
+        self._schedule(s)
+        return pid
+
+    def send_bulk(self, alias: int, message: rift_pb2.Message, now: float) -> None:
+        """A bulk message (a file chunk), sent behind the session's queued video."""
+        s = self.sessions[alias]
+        self._now = now
+        s.transport.send_bulk(message, now)
+        self._dirty.add(alias)
+        self._schedule(s)
 
     def send_frame(
         self,
@@ -229,15 +231,22 @@ class HostEndpoint:
         if s is None or s.state is not HostSessionState.ACTIVE:
             raise KeyError(f"no accepted session with alias {alias:#x}")
         self._now = now
-        return s.transport.send_frame(
-            data,
-            now,
-            keyframe=keyframe,
-            timestamp_us=timestamp_us,
-            capture_us=capture_us,
-            encode_us=encode_us,
-            on_batch=on_batch,
-        )
+        self._in_send_frame = alias
+        try:
+            frame_id = s.transport.send_frame(
+                data,
+                now,
+                keyframe=keyframe,
+                timestamp_us=timestamp_us,
+                capture_us=capture_us,
+                encode_us=encode_us,
+                on_batch=on_batch,
+            )
+        finally:
+            self._in_send_frame = None
+        self._dirty.add(alias)
+        self._schedule(s)
+        return frame_id
 
     def media_backlog_s(self, alias: int, now: float) -> float:
         """How long the media queued for this client needs to leave (0 if no session)."""
@@ -289,82 +298,34 @@ class HostEndpoint:
 
     @property
     def pending_handshakes(self) -> int:
-        return len(self._pending)
+        return len(self.admission.pending)
+
+    @property
+    def untrusted_sessions(self) -> int:
+        """Sessions not accepted yet (waiting for Hello or pairing)."""
+        return len(self._untrusted)
 
     # ---- handshake -------------------------------------------------------------------
 
-    def _on_handshake(self, dgram: HandshakeDatagram, addr: Address, now: float) -> None:
-        hid = dgram.handshake_id
-        if dgram.message_number == 1:
-            pending = self._pending.get(hid)
-            if pending is not None:
-                # cached: no new key work; only to the original source, so a spoofed duplicate
-                # cannot reflect msg2 (4x larger) at somebody else
-                if addr == pending.addr:
-                    self.counters.duplicate_msg1 += 1
-                    self._out.append((pending.hs.msg2, addr))
-                return
-            if hid in self._completed or hid == b"\x00" * 12:
-                return
-            if len(dgram.payload) != 32:  # msg1 is the 32-byte ephemeral key, empty payload
-                self.counters.handshakes_failed += 1
-                return
-            # per source first: one flooding source must not empty the global bucket
-            if not self._buckets.allow(source_key(addr[0]), now):
-                self.counters.handshakes_rate_limited += 1
-                return
-            if not self._global_bucket.allow(None, now):
-                self.counters.handshakes_rate_limited += 1
-                return
-            if len(self._pending) >= self.config.max_pending_handshakes:
-                self.handle_timer(now)
-                if len(self._pending) >= self.config.max_pending_handshakes:
-                    self.counters.handshakes_rate_limited += 1
-                    return
-            alias = self._new_alias()
-            try:
-                hs = ResponderHandshake(self._local, hid, alias, dgram.payload)
-            except HandshakeError:
-                self.counters.handshakes_failed += 1
-                return
-            self.counters.handshakes_started += 1
-            self._pending[hid] = _Pending(hs, addr, now)
-            self._out.append((hs.msg2, addr))
-        elif dgram.message_number == 3:
-            p = self._pending.get(hid)
-            if p is None:
-                return  # unknown, or a duplicate msg3 of a completed handshake: ignore
-            try:
-                peer = p.hs.on_msg3(dgram.payload)
-            except HandshakeError:
-                self.counters.handshakes_failed += 1
-                if p.hs.exhausted:
-                    del self._pending[hid]
-                return
-            del self._pending[hid]
-            self._completed[hid] = now
-            self._establish(p, peer.wavry_id, peer.name, addr, now)
+    def _on_handshake(self, dgram: HandshakeDatagram, size: int, addr: Address, now: float) -> None:
+        if dgram.message_number == MSG1:
+            self.admission.on_msg1(dgram, size, addr, now)
+        elif dgram.message_number == MSG3:
+            done = self.admission.on_msg3(dgram, now)
+            if done is not None:
+                p, peer = done
+                self._establish(p, peer.wavry_id, peer.name, addr, now)
 
-    def _new_alias(self) -> int:
-        reserved = {p.hs.alias for p in self._pending.values()}
-        while True:
-            alias = int.from_bytes(self._random(4), "big")
-            if alias and alias not in self.sessions and alias not in reserved:
-                return alias
-
-    def _establish(self, p: _Pending, client_id: str, name: str, addr: Address, now: float) -> None:
-        for old in list(self.sessions.values()):
-            if old.client_id == client_id:
-                self.close_session(
-                    old.alias, DisconnectReason.REPLACED, "replaced by a new session"
-                )
+    def _establish(
+        self, p: PendingHandshake, client_id: str, name: str, addr: Address, now: float
+    ) -> None:
+        for old in list(self._by_client.get(client_id, ())):
+            self.close_session(old, DisconnectReason.REPLACED, "replaced by a new session")
+        source = source_key(p.addr[0])
+        self._make_room_for_untrusted(source)
         client_to_host, host_to_client = p.hs.split()
-        tconfig = self.config.transport
-        max_datagram = self.config.max_datagram
-        limit = self.datagram_limit(addr) if self.datagram_limit is not None else None
-        if limit is not None and limit < max(max_datagram, tconfig.max_datagram):
-            max_datagram = min(max_datagram, limit)
-            tconfig = replace(tconfig, max_datagram=min(tconfig.max_datagram, limit))
+        limit = self.datagram_limit(p.addr) if self.datagram_limit is not None else None
+        max_datagram, tconfig = datagram_sizes(self.config, limit)
         channel = SecureChannel(
             alias=p.hs.alias,
             send_key=host_to_client,
@@ -377,14 +338,37 @@ class HostEndpoint:
             client_name=name,
             channel=channel,
             transport=HostTransport(channel, tconfig, now),
-            addr=addr,
+            # the address msg2 went to; a msg3 from elsewhere is a new path to validate (§3)
+            addr=p.addr,
             handshake_hash=p.hs.handshake_hash,
             established_at=now,
             last_rx=now,
+            source=source,
+            wait_until=now + self.config.timing.hello_wait_s,
+            addr_rx=now,
         )
         self.sessions[s.alias] = s
+        self._by_client.setdefault(client_id, set()).add(s.alias)
+        self._untrusted.add(s.alias, source)
         self.counters.handshakes_completed += 1
-        self._events.append(ClientConnected(s.alias, client_id, name, addr))
+        self._events.append(ClientConnected(s.alias, client_id, name, p.addr))
+        if addr != p.addr:
+            self._paths.challenge(s, addr, now)
+        self._schedule(s)
+
+    def _make_room_for_untrusted(self, source: Hashable) -> None:
+        """A new session is not accepted yet: keep the bounds on such sessions, replacing the
+        oldest one of this source, or else the oldest of all (docs/security.md)."""
+        cfg = self.config
+        victims = self._untrusted.victims(
+            source, cfg.max_untrusted_per_source, cfg.max_untrusted_sessions
+        )
+        for alias, src in victims:
+            self.counters.untrusted_evicted += 1
+            self.admission.buckets.penalize(src, cfg.untrusted_penalty, self._now)
+            self.close_session(
+                alias, DisconnectReason.SESSION_LIMIT, "too many sessions waiting; connect again"
+            )
 
     # ---- transport -------------------------------------------------------------------
 
@@ -394,20 +378,23 @@ class HostEndpoint:
             self.counters.unknown_alias += 1
             return
         before = s.channel.counters.received
-        highest = s.channel.highest_received_id
         messages = s.transport.on_datagram(dgram, now)
         if s.channel.counters.received == before:
             return  # nothing authentic: no state changes, not even the address
         s.last_rx = now
         s.stalled = False
-        # Migration (RIFT.md §3, §10) follows the newest datagram only: one sent earlier on the
-        # old path (a relay is slower than the direct path it is leaving) must not move it back.
-        if addr != s.addr and dgram.packet_id > highest:
-            old, s.addr = s.addr, addr
-            self._events.append(ClientMigrated(s.alias, old, addr))
+        self._dirty.add(s.alias)
+        if addr == s.addr:
+            s.addr_rx = now
+        else:
+            self._paths.on_new_path(s, addr, now)
         active = s.state is HostSessionState.ACTIVE
         for msg in messages:
             if msg.WhichOneof("content") == "control":
+                if msg.control.WhichOneof("content") == "pong" and self._paths.on_pong(
+                    s, msg.control.pong, addr, now
+                ):
+                    continue
                 self._on_control(s, msg, now)
                 if s.alias not in self.sessions:
                     return
@@ -416,6 +403,7 @@ class HostEndpoint:
                 self._events.append(ClientMessage(s.alias, msg))
         if s.transport.has_events:
             self._drain_transport(s)
+        self._schedule(s)
 
     def _drain_transport(self, s: HostSession) -> None:
         while (e := s.transport.next_event()) is not None:
@@ -449,12 +437,17 @@ class HostEndpoint:
         if ack.accepted:
             s.ack = ack
             s.state = HostSessionState.ACTIVE
+            self._untrusted.discard(s.alias)
             self._events.append(ClientAccepted(s.alias, s.client_id, hello, ack))
             ml = rift_pb2.MonitorList(monitors=self.monitors)
             self._send(s, rift_pb2.Message(control=rift_pb2.ControlMessage(monitor_list=ml)))
         else:
-            if ack.reject_reason == rift_pb2.PAIRING_REQUIRED:
+            if (
+                ack.reject_reason == rift_pb2.PAIRING_REQUIRED
+                and s.state is not HostSessionState.PAIRING
+            ):
                 s.state = HostSessionState.PAIRING
+                s.wait_until = now + self.config.timing.pairing_wait_s  # a person types a code
             self._events.append(
                 ClientRejected(s.alias, s.client_id, ack.reject_reason, ack.message)
             )
@@ -488,20 +481,7 @@ class HostEndpoint:
         codec = next((c for c in cfg.codecs if c in offered), None)
         if codec is None:
             return reject(rift_pb2.NO_COMMON_CODEC, "no video codec both sides support")
-        width, height = cfg.width, cfg.height
-        wanted = hello.max_resolution
-        if cfg.follow_client_size and wanted.width and wanted.height:
-            # a display made for this client: its size, within what a display can be
-            width = min(max(wanted.width, MIN_STREAM_SIDE), MAX_STREAM_SIDE)
-            height = min(max(wanted.height, MIN_STREAM_SIDE), MAX_STREAM_SIDE)
-        elif hello.HasField("max_resolution") and hello.max_resolution.width:
-            scale = min(
-                1.0,
-                hello.max_resolution.width / width,
-                (hello.max_resolution.height or height) / height,
-            )
-            width, height = int(width * scale), int(height * scale)
-        width, height = max(2, width - width % 2), max(2, height - height % 2)
+        width, height = stream_size(cfg, hello)
         fps = min(cfg.fps, hello.max_fps) if hello.max_fps else cfg.fps
         return rift_pb2.HelloAck(
             accepted=True,
@@ -526,33 +506,43 @@ class HostEndpoint:
         if verdict == PairingVerdict.OK:
             self.trusted.add(s.client_id)
             s.state = HostSessionState.AWAITING_HELLO
+            s.wait_until = now + self.config.timing.hello_wait_s
             self._events.append(DevicePaired(s.client_id, s.client_name))
-            result = rift_pb2.PairResult(ok=True, message="paired: this host now trusts you")
         elif verdict == PairingVerdict.WRONG:
             self._events.append(PairingAttemptFailed(s.client_id, left))
-            text = (
-                f"wrong code; {left} attempts left"
-                if left
-                else "wrong code; the code is used up, ask the host for a new one"
-            )
-            result = rift_pb2.PairResult(ok=False, message=text)
-        elif verdict == PairingVerdict.LIMITED:
-            result = rift_pb2.PairResult(
-                ok=False, message="too many wrong codes lately; wait a minute and try again"
-            )
-        else:
-            result = rift_pb2.PairResult(
-                ok=False, message="no pairing code is active on the host; ask for a new one"
-            )
+        result = pair_result(verdict, left)
         self._send(s, rift_pb2.Message(control=rift_pb2.ControlMessage(pair_result=result)))
 
     # ---- helpers ---------------------------------------------------------------------
 
     def _send(self, s: HostSession, message: rift_pb2.Message) -> int:
+        self._dirty.add(s.alias)
         return s.transport.send_message(message, self._now)
+
+    def _schedule(self, s: HostSession) -> None:
+        """Put the session's earliest deadline in the timer heap (after anything touched it)."""
+        if s.alias not in self.sessions:
+            return
+        t = self.config.timing
+        when = min(
+            s.last_rx + (t.lost_after_s if s.stalled else t.stall_after_s),
+            s.established_at + t.max_session_age_s,
+        )
+        if s.state is not HostSessionState.ACTIVE:
+            when = min(when, s.wait_until)
+        tt = s.transport.next_timer()
+        self._timers.set(s.alias, when if tt is None else min(when, tt))
 
     def _free(self, s: HostSession, reason: DisconnectReason, message: str) -> None:
         if self.sessions.pop(s.alias, None) is not None:
+            self._timers.discard(s.alias)
+            self._dirty.discard(s.alias)
+            self._untrusted.discard(s.alias)
+            same = self._by_client.get(s.client_id)
+            if same is not None:
+                same.discard(s.alias)
+                if not same:
+                    del self._by_client[s.client_id]
             # flush what is already queued for it (e.g. the Disconnect), then forget it
             self._out.extend((d, s.addr) for d in s.transport.take_output(self._now))
             self._events.append(ClientGone(s.alias, s.client_id, reason, message))

@@ -90,5 +90,14 @@ class KeyedRateLimiter:
             self._buckets.move_to_end(key)
         return bucket.take(now, amount)
 
+    def penalize(self, key: Hashable, amount: float, now: float) -> None:
+        """Take ``amount`` tokens from ``key``'s bucket even below zero (down to ``-burst``):
+        the key waits for the refill before it is allowed again."""
+        if key not in self._buckets:
+            self.allow(key, now, 0.0)
+        bucket = self._buckets[key]
+        bucket.take(now, 0.0)  # refill to now
+        bucket.tokens = max(-bucket.burst, bucket.tokens - amount)
+
     def __len__(self) -> int:
         return len(self._buckets)

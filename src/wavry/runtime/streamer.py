@@ -26,6 +26,7 @@ from wavry.media.encode import (
     probe_hardware_h264,
 )
 from wavry.media.handoff import LatestFrameSlot, SlotClosed
+from wavry.media.pacing import RateCap
 from wavry.media.types import Capture, CapturedFrame, CaptureError, CaptureLost
 from wavry.rift import rift_pb2
 
@@ -61,6 +62,10 @@ SendFrame = Callable[[CapturedFrame, EncodedFrame], None]
 SkipGate = Callable[[], bool]
 
 _HW_CHOICE: str | None = None
+
+#: a source that ignores set_rate is held to the stream's rate with this much slack (in frame
+#: intervals), more than a source that honours it uses (``wavry.media.pacing.EARLY_FRACTION``)
+SOURCE_EARLY_FRACTION = 0.75
 
 
 def hardware_h264_choice() -> str:
@@ -108,9 +113,8 @@ class Streamer:
         #: the stream's negotiated frame rate: set_fps never goes above it
         self.max_fps = float(fps)
         #: a frame from a source faster than the stream (it ignored set_rate) is dropped when it
-        #: comes sooner than this after the last one taken
-        self._min_gap_s = 0.75 / max(1.0, self._fps)
-        self._last_taken = 0.0
+        #: comes too early for the stream's average rate
+        self._cap = RateCap(max(1.0, self._fps), early=SOURCE_EARLY_FRACTION)
         #: why the source is gone for good ("" while it works)
         self.lost = ""
 
@@ -151,7 +155,7 @@ class Streamer:
         if fps == self._fps:
             return
         self._fps = fps
-        self._min_gap_s = 0.75 / fps
+        self._cap.set_fps(fps)
         self.capture.set_rate(fps)
 
     def select_monitor(self, monitor_id: int) -> None:
@@ -184,10 +188,10 @@ class Streamer:
                 continue
             self.stats.captured += 1
             now = time.monotonic()
-            if now - self._last_taken < self._min_gap_s:
+            if not self._cap.allows(now):
                 self.stats.dropped_rate += 1  # faster than the stream's frame rate
                 continue
-            self._last_taken = now
+            self._cap.taken(now)
             try:
                 if not self._slot.put(frame):
                     self.stats.dropped_stale += 1

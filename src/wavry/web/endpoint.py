@@ -24,15 +24,12 @@ from wavry.net.host import HostServer
 from wavry.rift.identity import Identity
 from wavry.web.assets import page_problem
 from wavry.web.cert import WebCertificate, load_or_create_certificate
+from wavry.web.errors import WebError
 from wavry.web.websocket import WebSocketCarrier
 from wavry.web.webtransport import WebTransportCarrier
 
 DEFAULT_WEB_PORT = 47801
 RENEW_CHECK_S = 3600.0
-
-
-class WebError(Exception):
-    """The web endpoint cannot start (page not built, port taken); the message says why."""
 
 
 def b64url(data: bytes) -> str:

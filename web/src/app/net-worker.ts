@@ -176,6 +176,8 @@ class NetCore {
 
   private onClosed(kind: CloseKind, message: string): void {
     this.end();
+    // the page's last snapshot must not show the closed session as still alive
+    post({ t: "snapshot", snap: this.snapshot() });
     if (FINAL.includes(kind)) {
       this.stopped = true;
       post({ t: "ended", kind, message });

@@ -57,6 +57,9 @@ export function verifyPeerPayload(remoteStatic: Uint8Array | null, payload: Uint
   };
 }
 
+/** msg1's Noise payload: zero padding (kind 0) to a 128-byte datagram (30 + 32 + 66). */
+const MSG1_PADDING = 66;
+
 /** Client side: msg1 out, msg2 in (verify the host), msg3 out. */
 export class InitiatorHandshake {
   readonly msg1: Uint8Array;
@@ -71,7 +74,8 @@ export class InitiatorHandshake {
     private readonly staticKey: KeyPair = generateKeyPair(),
   ) {
     this.noise = new NoiseXX(true, staticKey);
-    this.msg1 = concatHeader(handshakeId, 1, this.noise.writeMessage());
+    // padded to 128 bytes (RIFT.md §2 admission): the host may answer the first copy at once
+    this.msg1 = concatHeader(handshakeId, 1, this.noise.writeMessage(new Uint8Array(MSG1_PADDING)));
   }
 
   onMsg2(noiseMessage: Uint8Array): PeerIdentity {

@@ -1,0 +1,165 @@
+"""libyuv colour conversion (wavry.media.yuv) against an exact reference and against swscale,
+and the encoder's fallback to swscale where libyuv is missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pytest
+from av.video.reformatter import VideoReformatter
+
+from wavry.media import yuv
+from wavry.media.decode import Decoder
+from wavry.media.encode import Codec, Encoder
+from wavry.media.synthetic import SyntheticCapture
+from wavry.media.yuv import PackedToI420
+
+pytestmark = pytest.mark.skipif(yuv.libyuv() is None, reason="libyuv0 is not installed")
+
+Image = npt.NDArray[np.uint8]
+SIZES = [(640, 360), (1280, 720), (65, 37), (641, 361), (3, 1)]
+
+
+def desktop(w: int, h: int, seed: int = 0) -> Image:
+    """A (h, w, 4) R, G, B, X picture: the synthetic test scene (textured background, moving
+    square, frame marker), a smooth gradient strip, a white window with black text-like noise."""
+    sw, sh = max(128, w + w % 2), max(64, h + h % 2)  # the scene needs an even size, ≥ 128×64
+    scene = SyntheticCapture(sw, sh, 30, paced=False).make_frame(7, 123_456)
+    rgb = scene.to_ndarray(format="rgb24")[:h, :w]
+    out = np.zeros((h, w, 4), np.uint8)
+    out[..., :3] = rgb
+    y, x = np.mgrid[0:h, 0:w]
+    band = slice(0, max(1, h // 4))
+    out[band, :, 0] = (x[band] * 255 // max(1, w - 1)).astype(np.uint8)
+    out[band, :, 1] = (y[band] * 255 // max(1, h - 1)).astype(np.uint8)
+    win = (slice(h // 2, h), slice(w // 3, w))
+    text = np.random.default_rng(seed).integers(0, 2, out[win].shape[:2], dtype=np.uint8)
+    out[win][..., :3] = (255 * (1 - text))[..., None]
+    return out
+
+
+def packed_frame(rgbx: Image, fmt: str) -> av.VideoFrame:
+    """``rgbx`` (R, G, B, X per pixel) as a packed ``fmt`` frame (bgr0 stores B, G, R, X)."""
+    h, w = rgbx.shape[:2]
+    frame = av.VideoFrame(w, h, fmt)
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    order = [2, 1, 0, 3] if fmt.startswith("bgr") else [0, 1, 2, 3]
+    rows[:, : w * 4] = rgbx[..., order].reshape(h, w * 4)
+    return frame
+
+
+def plane(frame: av.VideoFrame, i: int) -> npt.NDArray[np.int64]:
+    p = frame.planes[i]
+    rows = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)
+    return rows[: p.height, : p.width].astype(np.int64)
+
+
+def reference_i420(rgbx: Image) -> list[npt.NDArray[np.float64]]:
+    """BT.601 limited range; chroma of each 2×2 block's mean colour (edges repeated)."""
+    h, w = rgbx.shape[:2]
+    ph, pw = -h % 2, -w % 2
+    r, g, b = (rgbx[..., c].astype(np.float64) for c in range(3))
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+
+    def box(c: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        c = np.pad(c, ((0, ph), (0, pw)), mode="edge")
+        return c.reshape(c.shape[0] // 2, 2, c.shape[1] // 2, 2).mean(axis=(1, 3))
+
+    rb, gb, bb = box(r), box(g), box(b)
+    u = 128 + (-37.797 * rb - 74.203 * gb + 112.0 * bb) / 255
+    v = 128 + (112.0 * rb - 93.786 * gb - 18.214 * bb) / 255
+    return [np.rint(y), np.rint(u), np.rint(v)]
+
+
+def converter() -> PackedToI420:
+    conv = PackedToI420.open()
+    assert conv is not None
+    return conv
+
+
+@pytest.mark.parametrize("fmt", ["bgr0", "rgb0"])
+@pytest.mark.parametrize(("w", "h"), SIZES)
+def test_packed_to_i420_matches_the_exact_conversion(fmt: str, w: int, h: int) -> None:
+    rgbx = desktop(w, h)
+    out = converter().convert(packed_frame(rgbx, fmt))
+    assert out is not None and out.format.name == "yuv420p" and (out.width, out.height) == (w, h)
+    for i, ref in enumerate(reference_i420(rgbx)):
+        got = plane(out, i)
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() <= 2, f"plane {i}"
+
+
+@pytest.mark.parametrize("fmt", ["bgr0", "rgb0"])
+@pytest.mark.parametrize(("w", "h"), SIZES[:-1])  # 3×1 has no smooth colour to compare
+def test_packed_to_i420_agrees_with_swscale(fmt: str, w: int, h: int) -> None:
+    """Luma is the same as swscale's; chroma too where colour changes smoothly. (At sharp colour
+    edges swscale's chroma is not a 2×2 mean, so the two differ there by design.)"""
+    rgbx = desktop(w, h)
+    frame = packed_frame(rgbx, fmt)
+    ours = converter().convert(frame)
+    theirs = VideoReformatter().reformat(frame, w, h, "yuv420p")
+    assert ours is not None
+    assert np.abs(plane(ours, 0) - plane(theirs, 0)).max() <= 1
+    y, x = np.mgrid[0:h, 0:w]
+    smooth = np.zeros((h, w, 4), np.uint8)
+    smooth[..., 0] = x * 200 // max(1, w - 1) + 20
+    smooth[..., 1] = y * 200 // max(1, h - 1) + 20
+    smooth[..., 2] = (x + y) * 100 // max(1, w + h - 2) + 60
+    frame = packed_frame(smooth, fmt)
+    ours = converter().convert(frame)
+    theirs = VideoReformatter().reformat(frame, w, h, "yuv420p")
+    assert ours is not None
+    for i in range(3):
+        assert np.abs(plane(ours, i) - plane(theirs, i)).max() <= 2, f"plane {i}"
+
+
+def test_a_format_libyuv_does_not_take_is_refused() -> None:
+    assert converter().convert(av.VideoFrame(64, 32, "rgb24")) is None
+
+
+def _encode_decode(enc: Encoder, rgbx: Image) -> Any:
+    dec = Decoder(Codec.H264)
+    out = None
+    for _ in range(3):
+        out = dec.decode(enc.encode(packed_frame(rgbx, "bgr0")).data)
+    assert out is not None
+    return out.yuv_arrays()[0]
+
+
+def test_the_encoder_converts_with_libyuv_and_falls_back_to_swscale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rgbx = np.zeros((240, 320, 4), np.uint8)
+    rgbx[:, :160] = 255
+    enc = Encoder(Codec.H264, 320, 240, 30, bitrate_kbps=500)
+    assert enc._yuv is not None  # libyuv is installed here
+    calls = []
+    convert = enc._yuv.convert
+    monkeypatch.setattr(enc._yuv, "convert", lambda f: calls.append(f) or convert(f))
+    y = _encode_decode(enc, rgbx)
+    assert len(calls) == 3
+    assert y[:, :150].mean() > 200 and y[:, 170:].mean() < 40
+
+    # without the library (the loader finds nothing): swscale, same picture
+    monkeypatch.setattr(yuv, "_LIB", None)
+    monkeypatch.setattr(yuv, "_LOADED", False)
+    monkeypatch.setattr(yuv.ctypes, "CDLL", _no_library)
+    assert yuv.libyuv() is None and PackedToI420.open() is None
+    enc = Encoder(Codec.H264, 320, 240, 30, bitrate_kbps=500)
+    assert enc._yuv is None
+    y = _encode_decode(enc, rgbx)
+    assert y[:, :150].mean() > 200 and y[:, 170:].mean() < 40
+
+
+def _no_library(name: str, *args: Any, **kwargs: Any) -> Any:
+    raise OSError(f"{name}: cannot open shared object file")
+
+
+def test_another_size_than_the_encoders_is_scaled_by_swscale() -> None:
+    enc = Encoder(Codec.H264, 320, 240, 30, bitrate_kbps=500)
+    y = _encode_decode(enc, np.full((480, 640, 4), 255, np.uint8))
+    assert y.shape == (240, 320) and y.mean() > 200
