@@ -28,8 +28,9 @@ from wavry.net.client import ClientConnection
 from wavry.net.host import HostServer
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
-from wavry.rift.client import ClientSession, ClientState
+from wavry.rift.client import ClientSession
 from wavry.rift.config import ClientConfig, HostConfig
+from wavry.rift.events import ClientState
 from wavry.rift.host import HostEndpoint
 from wavry.rift.identity import Identity
 

@@ -29,7 +29,8 @@ from wavry.connectivity.relaypath import RelayRoute
 from wavry.connectivity.stun import StunQueries, is_stun
 from wavry.net.client import ClientConnection
 from wavry.net.udp import ArrivalSink, Timer, TimestampedUdp, tune_socket
-from wavry.rift.client import ClientSession, ClientState
+from wavry.rift.client import ClientSession
+from wavry.rift.events import ClientState
 
 __all__ = ["PathSocket", "RoutedConnection"]
 
