@@ -9,6 +9,7 @@ import uuid
 from wavry.connectivity.candidates import Candidate, CandidateKind
 from wavry.connectivity.meetings import HostMeetings, probe_datagram
 from wavry.connectivity.paths import (
+    MOVE_BACK_HOLD_S,
     ClientPaths,
     DirectCheckDue,
     PathChanged,
@@ -152,7 +153,15 @@ def test_relay_after_1_5_s_and_the_handshake_through_it() -> None:
     p.received(route, True, 106.86, handshake=False)
     p.authenticated_id(route, 49, 106.86)
     assert p.current == HOST_SRFLX
+    # nor one with a higher id the host sent on the relay while it validated the direct path
+    # (RIFT.md §3: it moves its media only when the client's Pong comes back directly)
+    p.authenticated_id(route, 51, 106.87)
+    assert p.current == HOST_SRFLX
     assert [c.kind for c in p.changes] == [PathKind.relayed, PathKind.punched]
+    # a host that really goes back to the relay is followed once the hold is over
+    p.authenticated_id(route, 52, 106.85 + MOVE_BACK_HOLD_S)
+    assert p.current == route
+    assert [c.kind for c in p.changes] == [PathKind.relayed, PathKind.punched, PathKind.relayed]
 
 
 def test_a_silent_direct_path_moves_to_the_relay_and_asks_for_one_first() -> None:

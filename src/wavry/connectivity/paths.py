@@ -39,6 +39,7 @@ __all__ = [
     "CHECK_WINDOW_S",
     "DIRECT_CHECK_S",
     "DIRECT_SILENCE_S",
+    "MOVE_BACK_HOLD_S",
     "RELAY_AFTER_S",
     "ClientPaths",
     "DirectCheckDue",
@@ -56,6 +57,10 @@ CHECK_WINDOW_S = 3.0
 RELAY_AFTER_S = 1.5
 DIRECT_CHECK_S = 5.0
 DIRECT_SILENCE_S = 1.0
+#: after following the host to a new path, its datagrams on the path just left do not move the
+#: session back for this long: the host keeps sending there while it validates the new path
+#: (RIFT.md §3, a round trip), and those carry higher packet ids than its first on the new one
+MOVE_BACK_HOLD_S = 0.25
 
 Path = Address | RelayRoute
 
@@ -156,6 +161,8 @@ class ClientPaths:
         self._next_check = 0.0
         self._relay_asked = False
         self._highest_id = 0
+        self._left: Path | None = None  # the path the host moved us away from, and when
+        self._left_at = 0.0
         self._last_auth: dict[Path, float] = {}
         self._last_current_rx = now
         self._msg1_first: dict[Path, float] = {}
@@ -284,6 +291,9 @@ class ClientPaths:
             return
         self._highest_id = packet_id
         if self.current is not None and path != self.current:
+            if path == self._left and now - self._left_at < MOVE_BACK_HOLD_S:
+                return  # sent while the host validated the path it moved us to
+            self._left, self._left_at = self.current, now
             self._set(path, now, "the host moved here")
             self._last_current_rx = now
 
