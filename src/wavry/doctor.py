@@ -308,6 +308,26 @@ def probe_network() -> list[ProbeResult]:
     return out
 
 
+def probe_port_mapping() -> ProbeResult:
+    """A router that maps ports over UPnP-IGD (one more direct candidate; docs/connecting.md)."""
+    from wavry.connectivity.portmap import probe_igd
+
+    status = probe_igd(1000)
+    if status.found:
+        return ProbeResult(
+            "port-mapping",
+            True,
+            f"{status.detail}; `wavry host --gateway` maps its port there (removed on exit)",
+        )
+    return ProbeResult(
+        "port-mapping",
+        False,
+        f"no UPnP-IGD port mapping: {status.detail}",
+        "optional: enable UPnP (IGD) on the router, or forward UDP 47800 to this machine; "
+        "without it connections still punch through the NAT or use a relay",
+    )
+
+
 def _wayland_probes() -> list[ProbeResult]:
     """Which Wayland path this desktop offers, and what the others need."""
     from wavry.platform.screencast import doctor_probes
@@ -348,6 +368,7 @@ def run_doctor(display: str | None = None) -> list[DoctorProbe]:
         ("audio", probe_audio),
         ("clipboard", lambda: [probe_clipboard(display)]),
         ("network", probe_network),
+        ("port-mapping", lambda: [probe_port_mapping()]),
         ("system-packages", _system_packages),
     ]
     out: list[DoctorProbe] = []

@@ -62,6 +62,19 @@ def _check_size(value: str | None) -> str | None:
     return value
 
 
+def _check_gateway(value: str | None, allow_off: bool) -> str | None:
+    """A gateway base URL (http(s)://HOST[:PORT][/PATH]), or "off" where that means none."""
+    if value is None or (allow_off and value == "off"):
+        return value
+    from wavry.controlplane.devicelogin import canonical_base_url
+
+    try:
+        canonical_base_url(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}{' (or off)' if allow_off else ''}") from None
+    return value.strip().rstrip("/")
+
+
 class _Shared(CommandSettings):
     """Settings `host` and `connect` both have (one definition each)."""
 
@@ -106,6 +119,17 @@ class HostSettings(_Shared):
     audio: str | None = None
     mic: bool = True
     audio_frame_ms: int = 10
+    #: the gateway to be online at (docs/connecting.md): a URL, "off", or None = the one
+    #: `wavry login` saved (off when not signed in)
+    gateway: str | None = None
+    mdns: bool = True  # advertise on the LAN (_wavry._udp.local.)
+    upnp: bool = True  # ask the router for a port mapping while online at a gateway
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        return _check_gateway(value, allow_off=True)
+
     #: browser clients (docs/browser.md): ADDR:PORT, "" = the --listen address, port 47801
     web: str | None = None
 
@@ -191,6 +215,13 @@ class ConnectSettings(_Shared):
     audio: bool = True
     mic: str = "off"
     hwdecode: str | None = None
+    #: the gateway to look a host name up at (default: the one `wavry login` saved)
+    gateway: str | None = None
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        return _check_gateway(value, allow_off=False)
 
     @field_validator("resolution")
     @classmethod

@@ -104,8 +104,14 @@ class GatewayClient:
     ) -> None:
         self.base_url = normalize_url(base_url)
         self.token = token
+        # certificates are loaded only for https: building a verifying context costs ~0.1 s,
+        # which an http:// gateway (a LAN or a lab) would pay on every `wavry connect NAME`
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=TIMEOUT_S, transport=transport, follow_redirects=False
+            base_url=self.base_url,
+            timeout=TIMEOUT_S,
+            transport=transport,
+            follow_redirects=False,
+            verify=self.base_url.startswith("https://"),
         )
 
     async def __aenter__(self) -> GatewayClient:

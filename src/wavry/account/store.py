@@ -189,6 +189,16 @@ class AccountStore:
             raise StoreError("the session token is no longer in the system keyring: sign in again")
         return token
 
+    def for_gateway(self, gateway_url: str) -> Account | None:
+        """The sign-in for ``gateway_url`` when it is saved and not expired (unreadable: None)."""
+        try:
+            saved = self.load()
+        except StoreError:
+            return None
+        if saved is None or saved.gateway_url.rstrip("/") != gateway_url.rstrip("/"):
+            return None
+        return None if saved.expired() else saved
+
     def save(self, account: Account) -> None:
         doc: dict[str, Any] = asdict(account)
         vault = self.vault

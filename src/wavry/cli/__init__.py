@@ -55,6 +55,7 @@ def _root(
 app.command("host", context_settings=CONTEXT)(session.host)
 app.command("connect", context_settings=CONTEXT)(session.connect)
 app.command("ping", context_settings=CONTEXT)(session.ping)
+app.command("discover", context_settings=CONTEXT)(session.discover)
 # 2. identity and trust
 app.command("id", context_settings=CONTEXT)(identity.id_cmd)
 app.add_typer(identity.trust_app, name="trust", context_settings=CONTEXT)

@@ -28,6 +28,26 @@ def bench_transport(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
         typer.echo(f"wrote {json_file}")
 
 
+@bench_app.command("connect")
+def bench_connect(
+    json_file: Annotated[
+        str | None, typer.Option("--json", help="Write results as JSON to FILE (- = stdout)")
+    ] = None,
+    runs: Annotated[int, typer.Option(min=1, max=200, help="Runs per path")] = 10,
+    quick: QuickOpt = False,
+) -> None:
+    """wavry connect NAME to the first frame through real NATs: LAN, punched, relayed (p50/p95,
+    next to the bare RIFT handshake), and the gap of a relay → direct move (root: namespaces)."""
+    from wavry.bench.connect import BenchError, run_connect_bench
+    from wavry.cli.common import fail
+
+    try:
+        results = run_connect_bench(runs=runs, quick=quick)
+    except BenchError as exc:
+        fail(str(exc))
+    write_json(json_file, results)
+
+
 @bench_app.command("net")
 def bench_net(json_file: JsonOpt = None, quick: QuickOpt = False) -> None:
     """Synthetic video through real sessions over lossy, jittery and bottlenecked links."""

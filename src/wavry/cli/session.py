@@ -88,7 +88,8 @@ def host(
         typer.Option("--pair/--no-pair", help="Show a pairing code right away", show_default=False),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Name shown to clients (default: hostname)")
+        str | None,
+        typer.Option(help="Name shown to clients and at the gateway (default: hostname)"),
     ] = None,
     source: Annotated[
         SourceName | None,
@@ -154,6 +155,30 @@ def host(
     audio_frame_ms: Annotated[
         int | None, typer.Option(help="Opus frame duration: 5 or 10 ms (default: 10)")
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Be online at this gateway, reachable as `wavry connect NAME` (default: the "
+            "gateway `wavry login` signed in to; off: none)"
+        ),
+    ] = None,
+    mdns: Annotated[
+        bool | None,
+        typer.Option(
+            "--mdns/--no-mdns",
+            help="Advertise this host on the LAN (mDNS) (default: on)",
+            show_default=False,
+        ),
+    ] = None,
+    upnp: Annotated[
+        bool | None,
+        typer.Option(
+            "--upnp/--no-upnp",
+            help="Ask the router for a port mapping (UPnP-IGD) while online at a gateway "
+            "(default: on)",
+            show_default=False,
+        ),
+    ] = None,
     web: Annotated[
         str | None,
         typer.Option(
@@ -165,7 +190,10 @@ def host(
         ),
     ] = None,
 ) -> None:
-    """Share this machine: accept sessions and stream the screen to clients."""
+    """Share this machine: accept sessions and stream the screen to clients.
+
+    With --gateway (or after `wavry login`) the host is online at the gateway under --name
+    and clients of the account connect with `wavry connect NAME` (docs/connecting.md)."""
     from wavry.host import HostError, OptionsError, options_from_settings, serve
     from wavry.runtime.sources import SourceError
     from wavry.settings import HostSettings
@@ -197,6 +225,9 @@ def host(
         audio=audio,
         mic=mic,
         audio_frame_ms=audio_frame_ms,
+        gateway=gateway,
+        mdns=mdns,
+        upnp=upnp,
         capture=capture,
         web=web,
     )
@@ -206,14 +237,23 @@ def host(
         opts = options_from_settings(s)
     except OptionsError as exc:
         fail(str(exc), 2)
+    from wavry.connectivity.presence import PresenceError
+
     try:
         run(serve(opts))
-    except (StoreError, SourceError, HostError, WebError) as exc:
+    except (StoreError, SourceError, HostError, WebError, PresenceError) as exc:
         fail(str(exc))
 
 
 def connect(
-    target: Annotated[str, typer.Argument(help="HOST[:PORT] of a wavry host", metavar="TARGET")],
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="HOST[:PORT], a host NAME of your account (USER/NAME: shared with you), or "
+            "nothing: pick from the hosts on the LAN and the account's",
+            metavar="TARGET",
+        ),
+    ] = None,
     headless: Annotated[
         bool | None,
         typer.Option(
@@ -310,8 +350,17 @@ def connect(
             "of stdin ends the session (docs/client.md)",
         ),
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Gateway to find host NAMEs at (default: the one `wavry login` signed in to)"
+        ),
+    ] = None,
 ) -> None:
     """See and control a host: its screen in a window, keyboard, mouse and gamepads back.
+
+    TARGET is an address, or the name of a host of your account found through the gateway
+    (docs/connecting.md); the session is the same either way.
 
     Window hotkeys (hold Ctrl+Alt+Shift): S statistics overlay, X fullscreen, Z pointer lock,
     P pause/resume and C cancel outgoing file transfers, Q quit. A hotkey sends nothing to the
@@ -319,11 +368,13 @@ def connect(
     """
     from wavry.client.live import startup_line, totals_line
     from wavry.client.runtime import Interrupted
-    from wavry.runtime.connect import options_from_settings, run_connect
+    from wavry.connectivity.dial import is_host_name
+    from wavry.runtime.connect import connect_target
     from wavry.runtime.session import SessionFailed
     from wavry.settings import ConnectSettings
 
-    host_addr, port = parse_addr(target)
+    if target is not None and not is_host_name(target):
+        parse_addr(target)  # a bad address is a usage error
     s = settings(
         ConnectSettings,
         headless=headless,
@@ -352,20 +403,21 @@ def connect(
         audio=audio,
         mic=mic,
         hwdecode=hwdecode,
+        gateway=gateway,
     )
     if events_json == "-" and s.stats_json == "-":
         fail("--events-json - and --stats-json - both want stdout: give one of them a FILE", 2)
-    opts = options_from_settings(s, host_addr, port)
     channel = _event_channel(events_json)
     # human lines leave stdout to whichever JSON is written there
     json_target = "-" if events_json == "-" else s.stats_json
     try:
         if channel is None:
-            result = run(run_connect(opts))
+            result = run(connect_target(target, s))
         else:
             from wavry.client.eventlines import run_with_events
 
-            result = run(run_with_events(opts, channel))
+            events = channel
+            result = run(connect_target(target, s, lambda o: run_with_events(o, events)))
     except Interrupted:
         if channel is not None:
             channel.emit("ended", ended="", summary={})
@@ -468,3 +520,24 @@ def ping(
         say(f"clock offset (host - client) {off:.3f} ms", json_out)
     if data["received"] != data["sent"]:
         raise typer.Exit(1)
+
+
+def discover(
+    seconds: Annotated[
+        float, typer.Option(min=0.2, max=60.0, help="How long to listen for answers")
+    ] = 1.5,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the list as JSON to FILE (- = stdout)")
+    ] = None,
+) -> None:
+    """Wavry hosts on this LAN (mDNS `_wavry._udp.local.`): name, Wavry ID, address."""
+    from wavry.connectivity.mdns import discover as lan_hosts
+    from wavry.net.addr import format_hostport
+
+    hosts = run(lan_hosts(seconds))
+    write_json(json_out, [h.to_json() for h in hosts])
+    if not hosts:
+        say(f"no Wavry host answered on this LAN within {seconds:g} s", json_out)
+    for h in hosts:
+        where = ", ".join(format_hostport(a, h.port) for a in h.addresses)
+        say(f"{h.name:24} {h.wavry_id}  {where}", json_out)

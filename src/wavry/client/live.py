@@ -9,7 +9,7 @@ it); :func:`live_line`, :func:`startup_line` and :func:`totals_line` are the CLI
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wavry.client.stats import STARTUP_S, ClientStats
@@ -42,6 +42,7 @@ class LiveFigures:
     quiet_s: float | None  # no frame shown for this long (None: frames are coming)
     state: str  # streaming, stalled, reconnecting, ...
     congestion: str
+    path: str = ""  # "path punched (…) for 12 s" (wavry.connectivity.pathstats)
 
 
 def live_figures(
@@ -94,9 +95,10 @@ def live_line(f: LiveFigures) -> str:
         latency = "no frame yet"
     state = "" if f.state == "streaming" else f"  [{f.state}]"
     loss = "loss -" if f.loss_pct is None else f"loss {f.loss_pct:4.2f} %"
+    path = f"  {f.path}" if f.path else ""
     return (
         f"last {f.span_s:g} s: {f.frames_shown:3d} fps shown, {f.frames_dropped:3d} dropped  "
-        f"{latency}  {f.bitrate_kbps / 1000:6.2f} Mbit/s  {loss}  {rtt}{state}"
+        f"{latency}  {f.bitrate_kbps / 1000:6.2f} Mbit/s  {loss}  {rtt}{state}{path}"
     )
 
 
@@ -152,6 +154,8 @@ class LiveStatsFeature(Feature):
         self._next: float | None = None
         self._dropped_before = 0
         self._startup_said = False
+        #: the session's path for the live line (the runtime sets it)
+        self.path: Callable[[], str] | None = None
 
     def next_timer(self) -> float | None:
         return self._next
@@ -164,6 +168,8 @@ class LiveStatsFeature(Feature):
         self._sample(now)
         s = self.stats
         figures = live_figures(s, now, self._dropped_before, self._state(), self._stream_fps)
+        if self.path is not None:
+            figures = replace(figures, path=self.path())
         self._dropped_before = s.dropped
         if self._on_stats is not None:
             self._on_stats(figures)

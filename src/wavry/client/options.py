@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wavry.files.transfer import DEFAULT_CLIPBOARD_MAX, DEFAULT_MAX_FILE_SIZE, DEFAULT_SHARE
 from wavry.media.encode import Codec
@@ -52,6 +53,12 @@ class ConnectOptions:
     fps: int | None = None  # highest frame rate to ask the host for
     bitrate_kbps: int | None = None  # highest bitrate to ask for (when max_bitrate_kbps is not)
     max_bitrate_kbps: int | None = None  # highest bitrate to ask the host for
+    #: reach the host through the gateway (wavry.connectivity.dial.GatewayRoute) instead of
+    #: host:port; ``label`` names it in messages; ``started_at`` (monotonic) is when `wavry
+    #: connect` began (the host lookup counts in time_to_first_frame_ms)
+    route: Any = None
+    label: str | None = None
+    started_at: float | None = None
 
     @property
     def bitrate_ceiling_kbps(self) -> int:

@@ -45,6 +45,7 @@ from wavry.client.recording import RecordingFeature
 from wavry.client.screen import WindowFeature
 from wavry.client.stats import ClientStats, sample_session, write_summary
 from wavry.client.video import VideoFeature
+from wavry.connectivity.pathstats import PathStats
 from wavry.media.decode import DecodedFrame, snapshot
 from wavry.media.encode import Codec
 from wavry.rift import events as ev
@@ -91,6 +92,7 @@ class ClientRuntime:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stream_fps = 0
+        self.paths = PathStats(time.monotonic())
         self._attached = False
 
     # ---- the public surface -------------------------------------------------------------
@@ -123,10 +125,15 @@ class ClientRuntime:
         self._stop = asyncio.Event()
         opts = self.opts
         screen = (0, 0) if opts.headless else self.backends.screen()  # no display: fail now
-        self.stats.connect_started = time.monotonic()
-        self._set_state("connecting", f"{opts.host}:{opts.port}")
+        self.stats.connect_started = opts.started_at or time.monotonic()
+        self.paths = PathStats(self.stats.connect_started)
+        if opts.route is not None:  # the path manager reports every path change
+            opts.route.on_path, opts.route.on_grant = self.paths.changed, self.paths.granted
+        self._set_state("connecting", opts.label or f"{opts.host}:{opts.port}")
         est = await self._establish(screen)
         self.est = est
+        if opts.route is None:
+            self.paths.direct(time.monotonic(), est.address, est.handshake_ms)
         self.stats.handshake_ms = est.handshake_ms
         ack = est.ack
         self._stream_fps = ack.fps
@@ -190,6 +197,8 @@ class ClientRuntime:
                 config_dir=opts.config_dir,
                 say=self.cb.say,
                 prompts=self.cb.prompts,
+                dial=opts.route.open if opts.route is not None else None,
+                address=opts.label,
             )
         )
         stopped = asyncio.ensure_future(self._stop.wait())
@@ -281,6 +290,7 @@ class ClientRuntime:
             self.stats, self._sample_counters, lambda: self.state, ack.fps, self.cb.on_stats,
             say if opts.live_stats else None,
         )  # fmt: skip
+        self.live.path = lambda: self.paths.line(time.monotonic())
         self.live.start(time.monotonic())
         for f in (self.video, self.input, self.audio, self.clipboard, self.files, self.live):
             self.router.add(f)
@@ -399,12 +409,14 @@ class ClientRuntime:
 
     def _on_decoded(self, job: DecodeJob, decoded: DecodedFrame) -> None:
         """Decode thread: every decoded unit (recording; the audio's A/V reference)."""
+        self.paths.decoded(time.monotonic())
         if self.recording is not None:
             self.recording.video(job, decoded)
         if self.audio is not None:
             self.audio.video_timestamp(job.frame.timestamp_us)
 
     def _on_shown(self, ready: ReadyFrame, shown_wall: float) -> None:
+        self.paths.shown(time.monotonic())
         if self.cb.on_frame_shown is not None:
             self.cb.on_frame_shown(ready, shown_wall)
 
@@ -450,7 +462,7 @@ class ClientRuntime:
 
     def _overlay_lines(self, now: float) -> list[str]:
         self._sample_counters(now)
-        lines = self.stats.overlay_lines(now, self._stream_fps)
+        lines = [*self.stats.overlay_lines(now, self._stream_fps), self.paths.line(now)]
         if self.audio is not None:
             lines += self.audio.overlay_lines()
         if self.files is not None:
@@ -480,7 +492,7 @@ class ClientRuntime:
         _log.debug("session closed")
 
     def _finish(self) -> dict[str, Any]:
-        summary = self.stats.summary()
+        summary = self.stats.summary() | self.paths.summary()
         last = self.video.worker.last_decoded if self.video is not None else None
         if self.video is not None:
             summary["decoder"] = self.video.worker.decoder.describe()

@@ -65,6 +65,17 @@ class Conn:
     lock: asyncio.Lock
     token_hash: str  # the socket lives only as long as the token it authenticated with
     expires_at: float
+    presence: bool = False  # this socket is the device's presence (its role is its kind)
+
+    @property
+    def key(self) -> str:
+        return socket_key(self.wavry_id, self.role)
+
+
+def socket_key(wavry_id: str, role: str) -> str:
+    """Sockets are one per device and role: a device registered as a host may also sign in as a
+    client (one machine that shares and connects), each with its own socket."""
+    return f"{role}:{wavry_id}"
 
 
 @dataclass
@@ -79,7 +90,7 @@ class Hub:
 
     def __init__(self, state: GatewayState | None = None) -> None:
         self.state: GatewayState | None = state
-        self.local: dict[str, Conn] = {}
+        self.local: dict[str, Conn] = {}  # by socket_key(wavry_id, role)
         self.per_ip: Counter[str] = Counter()
         self.sessions: OrderedDict[str, SignalSession] = OrderedDict()
         self._redis: Any = None
@@ -135,10 +146,13 @@ class Hub:
         if env.get("origin") == self.gw.instance_id:
             return
         if env.get("op") == "kick":
-            conn = self.local.get(env["wid"])
-            if conn is not None:
-                code = env.get("code", "replaced")
-                await self._close(conn, code, env.get("message", "this device connected elsewhere"))
+            roles = [env["role"]] if env.get("role") else ["host", "client"]
+            for role in roles:
+                conn = self.local.get(socket_key(env["wid"], role))
+                if conn is not None:
+                    code = env.get("code", "replaced")
+                    message = env.get("message", "this device connected elsewhere")
+                    await self._close(conn, code, message)
             return
         if env.get("op") == "kick_user":
             await self._kick_local_user(
@@ -150,7 +164,7 @@ class Hub:
                 env["th"], env.get("code", "token_revoked"), env["message"]
             )
             return
-        conn = self.local.get(env.get("to", ""))
+        conn = self.local.get(socket_key(env.get("to", ""), env.get("role", "")))
         if conn is None:
             return
         sess = env.get("sess")
@@ -178,23 +192,31 @@ class Hub:
                 await conn.ws.close(1011)
 
     async def deliver(
-        self, to: str, msg: dict[str, Any], sess: tuple[str, str, str] | None = None
+        self, to: str, role: str, msg: dict[str, Any], sess: tuple[str, str, str] | None = None
     ) -> bool:
-        """Send to a local peer, or publish for the instance that holds it."""
-        conn = self.local.get(to)
+        """Send to a local peer's socket for ``role``, or publish for the instance holding it."""
+        conn = self.local.get(socket_key(to, role))
         if conn is not None:
             await self._send(conn, msg)
             return True
         if self._redis is None:
             return False
-        env = {"op": "deliver", "to": to, "msg": msg, "sess": sess, "origin": self.gw.instance_id}
+        env = {
+            "op": "deliver",
+            "to": to,
+            "role": role,
+            "msg": msg,
+            "sess": sess,
+            "origin": self.gw.instance_id,
+        }
         await self._redis.publish(CHANNEL, json.dumps(env))
         return True
 
     async def kick(self, wavry_id: str, reason: str) -> None:
-        conn = self.local.get(wavry_id)
-        if conn is not None:
-            await self._close(conn, "removed", reason)
+        for role in ("host", "client"):
+            conn = self.local.get(socket_key(wavry_id, role))
+            if conn is not None:
+                await self._close(conn, "removed", reason)
         if self._redis is not None:
             env = {
                 "op": "kick",
@@ -250,7 +272,7 @@ class Hub:
                 live.update((await s.execute(q)).scalars())
         closed = 0
         for conn in conns:
-            if conn.token_hash not in live and self.local.get(conn.wavry_id) is conn:
+            if conn.token_hash not in live and self.local.get(conn.key) is conn:
                 await self._close(conn, "token_revoked", "the session token is no longer valid")
                 closed += 1
         return closed
@@ -302,12 +324,16 @@ class Hub:
             raise BadMessage("invalid_message", "already authenticated")
         sid = session_id_of(msg)
         sess = self.sessions.get(sid)
-        if sess is None or conn.wavry_id not in (sess.client, sess.host):
+        if sess is None or conn.wavry_id != (sess.client if conn.role == "client" else sess.host):
             raise BadMessage("unknown_session", "no such session for this device")
-        other = sess.host if conn.wavry_id == sess.client else sess.client
+        # the other side of the session, by role (a device may be both client and host)
+        if conn.role == "client":
+            other, other_role = sess.host, "host"
+        else:
+            other, other_role = sess.client, "client"
         triple = (sid, sess.client, sess.host)
         if kind in ("accept", "reject"):
-            if conn.wavry_id != sess.host:
+            if conn.role != "host":
                 raise BadMessage("not_allowed", f"only the host sends {kind}")
             out: dict[str, Any]
             if kind == "accept":
@@ -324,14 +350,14 @@ class Hub:
                 if not isinstance(reason, str) or len(reason) > 200:
                     raise BadMessage("invalid_message", "reason must be a string ≤ 200 chars")
                 out = {"type": "reject", "session": sid, "reason": reason}
-            await self.deliver(other, out, triple)
+            await self.deliver(other, other_role, out, triple)
         elif kind == "candidate":
             out = {
                 "type": "candidate",
                 "session": sid,
                 "candidate": candidate_of(msg.get("candidate")),
             }
-            await self.deliver(other, out, triple)
+            await self.deliver(other, other_role, out, triple)
         elif kind == "relay_request":
             grant = await self.gw.relays.grant(sid, sess.client, sess.host)
             if grant is None:
@@ -349,7 +375,7 @@ class Hub:
                     "role": role,
                     "expires_at": grant.expires_at,
                 }
-                await self.deliver(wid, out, triple)
+                await self.deliver(wid, role, out, triple)
 
     async def _connect(self, conn: Conn, msg: dict[str, Any]) -> None:
         sid = session_id_of(msg)
@@ -366,7 +392,8 @@ class Hub:
         dev = await self._peer_device(target)
         if dev is None or dev.kind != "host" or not await may_connect(self.gw, dev, conn.user_id):
             raise BadMessage("not_allowed", "you may not connect to this host")
-        if target not in self.local and (not dev.is_online() or self._redis is None):
+        here = socket_key(target, "host") in self.local
+        if not here and (not dev.is_online() or self._redis is None):
             raise BadMessage("host_offline", "the host is not connected to the gateway")
         self._remember(sid, conn.wavry_id, target)
         out = {
@@ -378,7 +405,7 @@ class Hub:
         }
         if transport == "web":
             out["transport"] = "web"
-        await self.deliver(target, out, (sid, conn.wavry_id, target))
+        await self.deliver(target, "host", out, (sid, conn.wavry_id, target))
 
     # --- socket lifecycle -----------------------------------------------------------------
 
@@ -410,8 +437,9 @@ class Hub:
         dev = await self._peer_device(wid)
         if dev is None or dev.user_id != user.id:
             raise BadMessage("unknown_device", "register this device first", close=True)
-        if dev.kind != role:
-            raise BadMessage("invalid_message", f"this device is registered as {dev.kind}", True)
+        if role == "host" and dev.kind != "host":
+            # a host device may also sign in as a client, a client device never as a host
+            raise BadMessage("invalid_message", "this device is registered as a client", True)
         s = self.gw.settings
         conn = Conn(
             ws,
@@ -424,22 +452,29 @@ class Hub:
             session.token_hash,
             session.expires_at,
         )
-        old = self.local.get(wid)
+        old = self.local.get(conn.key)
+        presence = role == dev.kind  # a host's presence is its host socket, not its client one
         if old is not None:
             await self._close(old, "replaced", "this device connected again")
-        elif self._redis is not None and dev.online_instance not in (None, self.gw.instance_id):
-            await self._redis.publish(
-                CHANNEL, json.dumps({"op": "kick", "wid": wid, "origin": self.gw.instance_id})
-            )
-        self.local[wid] = conn
-        await self._set_online(wid, True)
+        elif self._redis is not None and (
+            not presence or dev.online_instance not in (None, self.gw.instance_id)
+        ):
+            env = {"op": "kick", "wid": wid, "role": role, "origin": self.gw.instance_id}
+            await self._redis.publish(CHANNEL, json.dumps(env))
+        self.local[conn.key] = conn
+        conn.presence = presence
+        if presence:
+            await self._set_online(wid, True)
         user_info = {"id": user.id, "username": user.username, "display_name": user.display_name}
-        await self._send(conn, {"type": "ready", "user": user_info, "wavry_id": wid})
+        ready: dict[str, Any] = {"type": "ready", "user": user_info, "wavry_id": wid}
+        if self.gw.stun_addr is not None:
+            ready["stun_port"] = int(self.gw.stun_addr[1])  # on the gateway's host (§3)
+        await self._send(conn, ready)
         return conn
 
     async def _expire(self, conn: Conn) -> None:
         await asyncio.sleep(max(0.0, conn.expires_at - time.time()))
-        if self.local.get(conn.wavry_id) is conn:
+        if self.local.get(conn.key) is conn:
             await self._close(conn, "token_expired", "the session token expired; log in again")
 
     async def serve(self, ws: WebSocket) -> None:
@@ -495,10 +530,11 @@ class Hub:
             if self.per_ip[ip] <= 0:
                 del self.per_ip[ip]
             gw.metrics.connections.dec()
-            if conn is not None and self.local.get(conn.wavry_id) is conn:
-                del self.local[conn.wavry_id]
-                with contextlib.suppress(Exception):
-                    await self._set_online(conn.wavry_id, False)
+            if conn is not None and self.local.get(conn.key) is conn:
+                del self.local[conn.key]
+                if conn.presence:
+                    with contextlib.suppress(Exception):
+                        await self._set_online(conn.wavry_id, False)
             if ws.application_state != WebSocketState.DISCONNECTED:
                 with contextlib.suppress(Exception):
                     await ws.close()

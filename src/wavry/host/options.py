@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wavry.connectivity.services import ConnectivityOptions, saved_gateway
 from wavry.files.transfer import DEFAULT_CLIPBOARD_MAX, DEFAULT_MAX_FILE_SIZE, DEFAULT_SHARE
 from wavry.settings import CaptureMode, HostSettings, SourceName, TrustMode
 
@@ -50,6 +51,8 @@ class HostOptions:
     # PipeWire/Pulse server answers, else off
     audio_frame_ms: int = 10  # Opus frame: 5 or 10 ms
     mic: bool = True  # play a client's microphone on this machine
+    #: presence at a gateway, LAN advertisement, port mapping (wavry.connectivity)
+    connectivity: ConnectivityOptions = field(default_factory=ConnectivityOptions)
     web: tuple[str, int] | None = None  # browser clients (--web; wavry.web, docs/browser.md)
 
     @property
@@ -115,4 +118,14 @@ def options_from_settings(s: HostSettings, config_dir: Path | None = None) -> Ho
         audio_frame_ms=s.audio_frame_ms,
         mic=s.mic,
         web=s.web_addr,
+        connectivity=ConnectivityOptions(
+            gateway=saved_gateway()
+            if s.gateway is None
+            else None
+            if s.gateway == "off"
+            else s.gateway,
+            name=s.name,
+            mdns=s.mdns,
+            upnp=s.upnp,
+        ),
     )

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from wavry.connectivity.services import host_services
 from wavry.files.transfer import FileReceiver, Role, default_download_dir
 from wavry.host.addresses import connect_addresses
 from wavry.host.audio import AudioFeature
@@ -156,6 +157,8 @@ class HostRuntime:
             from wavry.web.endpoint import WebService
 
             self.services.append(WebService(opts.web))
+        # after the web endpoint: the presence answers browsers with its addresses
+        self.services.extend(host_services(opts.connectivity))
         self._input_note = False
         self.router = HostRouter(self._features())
 

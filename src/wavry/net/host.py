@@ -11,7 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from wavry.net.carrier import Carrier, CarrierAddress
 from wavry.net.gso import GsoSender, dup_socket
@@ -22,6 +22,19 @@ from wavry.rift.host import HostEndpoint
 
 HostEventHandler = Callable[[HostEvent], None]
 SentHook = Callable[[list[bytes], float], None]
+
+
+class SideChannel(Protocol):
+    """What else shares the RIFT socket (wavry.connectivity: STUN answers, relay control and
+    relayed RIFT, hole-punching probes). RIFT datagrams start with 0x52; everything else goes to
+    ``receive``, which hands relayed RIFT back through `HostServer.receive`. Addresses that are
+    not plain UDP addresses (a relay route) are ``owned`` by it and sent through ``send_run``."""
+
+    def receive(self, data: bytes, addr: tuple[Any, ...]) -> None: ...
+
+    def owns(self, addr: tuple[Any, ...]) -> bool: ...
+
+    def send_run(self, run: list[bytes], addr: tuple[Any, ...]) -> None: ...
 
 
 class HostServer:
@@ -47,6 +60,7 @@ class HostServer:
         self.on_sent: SentHook | None = None
         self._gso_wanted = gso
         self.gso: GsoSender | None = None
+        self.side: SideChannel | None = None
         # Every entry into the core holds this lock: the loop's callbacks and
         # `send_frame_threadsafe` from the encoder's thread (the core itself is single-threaded).
         self._lock = threading.RLock()
@@ -79,6 +93,9 @@ class HostServer:
         return str(sockname[0]), int(sockname[1])
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if self.side is not None and data[:1] != b"R":
+            self.side.receive(data, addr)
+            return
         with self._lock:
             core = self.core
             core.receive_datagram(data, addr, self._clock())
@@ -86,6 +103,16 @@ class HostServer:
             # floods cost the receive path alone (docs/security.md)
             if core.has_work:
                 self.flush()
+
+    def receive(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """A RIFT datagram that arrived by another way (unwrapped from a relay's FORWARD)."""
+        with self._lock:
+            self.core.receive_datagram(data, addr, self._clock())
+            self.flush()
+
+    def send_raw(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """A datagram from the RIFT socket that is not the core's (STUN, probes, relay)."""
+        self._sendto(data, addr)
 
     # ---- carriers (browsers: WebTransport, WebSocket) ---------------------------------------
 
@@ -181,8 +208,10 @@ class HostServer:
             while j < len(out) and out[j][1] == addr:
                 j += 1
             run = [d for d, _ in out[i:j]]
-            if isinstance(addr, CarrierAddress):
-                # a browser's carrier lives on the loop: its datagrams go from there
+            side = self.side
+            if isinstance(addr, CarrierAddress) or (side is not None and side.owns(addr)):
+                # a browser's carrier and the side channel (relayed paths) live on the loop:
+                # their datagrams go from there
                 with contextlib.suppress(RuntimeError):
                     assert self._loop is not None
                     self._loop.call_soon_threadsafe(self._send_runs, out[i:j], now)
@@ -243,7 +272,9 @@ class HostServer:
             while j < len(out) and out[j][1] == addr:
                 j += 1
             run = [d for d, _ in out[i:j]]
-            if isinstance(addr, CarrierAddress):
+            if self.side is not None and self.side.owns(addr):
+                self.side.send_run(run, addr)
+            elif isinstance(addr, CarrierAddress):
                 carrier = self.carriers.get(addr.carrier)
                 if carrier is not None:
                     carrier.send_run(addr, run)

@@ -78,6 +78,10 @@ class HostEndpoint:
         self.wall_clock = wall_clock
         self.identity = identity
         self.trusted: set[str] = set(trusted)
+        #: trust decided outside the endpoint, asked with a client's proven Wavry ID when it is
+        #: not in ``trusted`` (the gateway introduced it as a device of the owner's account, or
+        #: of an account the owner shared this host with: docs/spec/CONTROL_PLANE.md §2, §6)
+        self.vouch: Callable[[str], bool] | None = None
         self.monitors: list[rift_pb2.MonitorInfo] = []
         self.counters = HostCounters()
         self.pairing = PairingCodes(random_bytes)
@@ -459,7 +463,8 @@ class HostEndpoint:
                 f"this host speaks RIFT protocol version {PROTOCOL_VERSION}, "
                 f"the client asked for {hello.protocol_version}",
             )
-        if not cfg.trust_any and s.client_id not in self.trusted:
+        vouched = self.vouch is not None and self.vouch(s.client_id)
+        if not cfg.trust_any and s.client_id not in self.trusted and not vouched:
             issued = self.pairing.ensure(now, source_key(s.addr[0]))
             if issued is not None:
                 self._events.append(PairingCodeIssued(*issued))

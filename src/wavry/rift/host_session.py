@@ -191,7 +191,10 @@ class PathValidation:
         value = int.from_bytes(self._random(8), "big") | 1
         s.path = PathChallenge(addr, value, now)
         self.counters.path_challenges += 1
-        # what is queued for the current path leaves first, then the Ping goes to both paths
+        # what is queued for the current path leaves first, then the Ping goes to the new path
+        # only: a copy on the current path would reach a client with two paths (a relay and a
+        # direct one) there first, and its answer from the current path would refuse the move.
+        # A forged address gains nothing either way: it cannot open the Ping to answer it.
         for d in s.transport.take_output(now):
             self._emit(d, s.addr)
         ping = rift_pb2.Ping(timestamp_us=value)
@@ -199,9 +202,7 @@ class PathValidation:
             rift_pb2.Message(control=rift_pb2.ControlMessage(ping=ping)), now
         )
         for d in s.transport.take_output(now):
-            self._emit(d, s.addr)
-            if int.from_bytes(d[8:16], "big") == pid:
-                self._emit(d, addr)
+            self._emit(d, addr if int.from_bytes(d[8:16], "big") == pid else s.addr)
 
     def on_pong(self, s: HostSession, pong: rift_pb2.Pong, addr: Address, now: float) -> bool:
         """Whether this Pong answered a path challenge (and is consumed here)."""

@@ -90,6 +90,9 @@ class IdentityChange:
 
 
 PairingCallback = Callable[[PairingPrompt], Awaitable[str | None]]
+#: opens a started connection for a session another way than to one address (the gateway's
+#: route, wavry.connectivity.dial.GatewayRoute.open)
+Dial = Callable[[ClientSession], Awaitable[ClientConnection]]
 IdentityCallback = Callable[[IdentityChange], Awaitable[bool]]
 
 
@@ -186,9 +189,14 @@ async def establish(
     config_dir: Path | None = None,
     say: Callable[[str], None] = lambda _text: None,
     prompts: Prompts | None = None,
+    dial: Dial | None = None,
+    address: str | None = None,
 ) -> Established:
-    """Connect and wait for an accepted HelloAck. Raises SessionFailed with advice."""
-    address = format_hostport(host, port)
+    """Connect and wait for an accepted HelloAck. Raises SessionFailed with advice.
+
+    ``dial`` (with an ``address`` label and the ``host_id`` the route vouches for) replaces
+    the UDP socket to ``host``:``port`` — a session through the gateway (docs/connecting.md)."""
+    address = address or format_hostport(host, port)
     try:
         code = normalize_pair_code(pair_code) if pair_code is not None else None
         wanted = check_host_id(host_id) if host_id is not None else None
@@ -201,7 +209,7 @@ async def establish(
         try:
             return await _attempt(
                 host, port, address, config, timeout, code, wanted, pin.wavry_id if pin else None,
-                config_dir, say, prompts,
+                config_dir, say, prompts, dial,
             )  # fmt: skip
         except _IdentityChanged as changed:
             change = IdentityChange(address, changed.pinned, changed.presented)
@@ -231,12 +239,16 @@ async def _attempt(
     config_dir: Path | None,
     say: Callable[[str], None],
     prompts: Prompts,
+    dial: Dial | None = None,
 ) -> Established:
     identity = load_or_create_identity(config_dir)
     expected = wanted or pinned
     session = ClientSession(identity, config, expected)
-    conn = ClientConnection(session)
-    await conn.start(host, port)
+    if dial is not None:
+        conn = await dial(session)
+    else:
+        conn = ClientConnection(session)
+        await conn.start(host, port)
     attempts = 0
     handshake_ms = 0.0
     try:
@@ -245,9 +257,14 @@ async def _attempt(
             left = deadline - time.monotonic()
             if left <= 0:
                 if session.host_id is None:
+                    why = getattr(conn, "no_answer_reason", None)  # a dialled route knows why
                     raise SessionFailed(
-                        f"no answer from {address} within {timeout:g} s: is `wavry host` running "
-                        f"there, and is UDP port {port} reachable?"
+                        f"no answer from {address} within {timeout:g} s: "
+                        + (
+                            why()
+                            if why is not None
+                            else f"is `wavry host` running there, and is UDP port {port} reachable?"
+                        )
                     )
                 raise SessionFailed(f"no accepted session with {address} within {timeout:g} s")
             if session.host_id is None and conn.receive_errors:
@@ -296,10 +313,14 @@ async def _attempt(
             elif isinstance(event, ev.SessionClosed):
                 if event.kind is ev.CloseKind.IDENTITY_MISMATCH and session.host_id:
                     if wanted is not None:
+                        expected_from = (
+                            f"the gateway lists {wanted} for it"
+                            if dial is not None
+                            else f"you asked for {wanted} (--host-id)"
+                        )
                         raise SessionFailed(
                             f"the host at {address} presented Wavry ID {session.host_id}; "
-                            f"you asked for {wanted} (--host-id). Check the ID on the host "
-                            "with `wavry id`."
+                            f"{expected_from}. Check the ID on the host with `wavry id`."
                         )
                     assert pinned is not None
                     raise _IdentityChanged(pinned, session.host_id)
