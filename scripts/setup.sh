@@ -55,6 +55,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY=python3
+# A .venv left broken by an interrupted run (no python, or no pip in it) is made again.
+if [ -d .venv ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    log "the virtual environment .venv/ is incomplete (an interrupted set-up?): making it again"
+    rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
     log "creating virtual environment .venv/"
     "$PY" -m venv .venv
