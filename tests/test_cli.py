@@ -101,6 +101,7 @@ def test_bad_listen_is_one_clear_line(tmp_path: Path, listen: str) -> None:
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().startswith("error:")
     assert len(r.stderr.strip().splitlines()) == 1
+    assert "unknown error" not in r.stderr.lower()  # a reason a user can act on
 
 
 def test_bench_transport_quick(tmp_path: Path) -> None:

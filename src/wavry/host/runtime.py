@@ -118,6 +118,9 @@ class ClientInfo:
 def _listen_reason(exc: OSError) -> str:
     """The reason in an OSError from binding (uvloop keeps it in the cause)."""
     for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, socket.gaierror) or (isinstance(e, OSError) and (e.errno or 0) < 0):
+            # a resolver error (EAI_*, negative in uvloop): not an errno for os.strerror
+            return "not an address of this machine (it does not resolve)"
         if isinstance(e, OSError) and e.errno:
             return os.strerror(e.errno).lower()
     return str(exc)
