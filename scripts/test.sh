@@ -9,4 +9,14 @@ echo "== ruff" >&2
 echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
-exec .venv/bin/pytest "$@"
+if [ $# -gt 0 ]; then
+    exec .venv/bin/pytest "$@"
+fi
+# The whole suite: the desktop app's tests in a pytest process of their own. A process has one
+# QApplication, and once it exists pytest-qt runs Qt's event processing after every test: the
+# other tests stay out of it.
+rc=0
+.venv/bin/pytest --ignore=tests/desktop || rc=$?
+echo "== pytest (desktop app)" >&2
+.venv/bin/pytest tests/desktop || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
+exit "$rc"
