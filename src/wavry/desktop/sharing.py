@@ -56,6 +56,7 @@ class SharingController(QObject):
         self.started: Any = None  # the HostStarted notice
         self.last_error = ""
         self.pairing: Any = None  # the open PairingRequested / PairingCodeShown notice
+        self.asker_left = False  # the device that asked to pair has disconnected since
         self._watch: asyncio.Task[None] | None = None
         self._tick = QTimer(self)
         self._tick.setInterval(CLIENTS_EVERY_MS)
@@ -149,14 +150,17 @@ class SharingController(QObject):
             self.started = notice
         elif isinstance(notice, (n.PairingRequested, n.PairingCodeShown)):
             self.pairing = notice
+            self.asker_left = False
             self.pairing_requested.emit(notice)
         elif isinstance(notice, n.Paired):
             self.pairing = None
             self.paired.emit(notice)
         elif isinstance(notice, (n.ClientJoined, n.ClientLeft)):
             if isinstance(notice, n.ClientLeft) and self._pairing_peer() == notice.peer:
-                self.pairing = None
-                self.pairing_requested.emit(None)
+                # A client without a prompt gives up at once and comes back with the code: the
+                # code stays on screen (it stays valid), only refusing has nothing left to end.
+                self.asker_left = True
+                self.pairing_requested.emit(self.pairing)
             self.clients_changed.emit()
         self.notice.emit(notice)
 

@@ -261,7 +261,12 @@ class ThisComputerView(QWidget):
 
         if hasattr(n, "wavry_id"):  # PairingRequested
             who = f"<b>{n.name or 'A device'}</b> (Wavry ID {n.wavry_id}) at {n.address}"
-            if n.code:
+            if n.code and self.sharing.asker_left:
+                self.pairing_text.setText(
+                    f"{who} asked to connect and will ask again with a code. If that is a "
+                    "device you expect, this is the code to type on it."
+                )
+            elif n.code:
                 self.pairing_text.setText(
                     f"{who} asks to connect. If that is a device you expect, type this code "
                     "on it; otherwise refuse it."
@@ -269,7 +274,7 @@ class ThisComputerView(QWidget):
             else:
                 self.pairing_text.setText(f"{who} asks to connect, but {n.why_no_code}.")
             self.pairing_code.setText(format_code(n.code) if n.code else "")
-            self.refuse.show()
+            self.refuse.setVisible(not self.sharing.asker_left)
         else:  # PairingCodeShown: the owner asked for a code
             minutes = max(1, round(n.valid_s / 60))
             self.pairing_text.setText(
