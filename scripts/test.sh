@@ -14,9 +14,11 @@ if [ $# -gt 0 ]; then
 fi
 # The whole suite: the desktop app's tests in a pytest process of their own. A process has one
 # QApplication, and once it exists pytest-qt runs Qt's event processing after every test: the
-# other tests stay out of it.
+# other tests stay out of it. Native tracebacks there: formatting pytest's own (it parses the
+# test's source) inside the Qt event loop hit CPython's "AST constructor recursion depth
+# mismatch" and ended the run with an INTERNALERROR instead of the failure.
 rc=0
 .venv/bin/pytest --ignore=tests/desktop || rc=$?
 echo "== pytest (desktop app)" >&2
-.venv/bin/pytest tests/desktop || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
+.venv/bin/pytest --tb=native tests/desktop || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
 exit "$rc"
