@@ -32,7 +32,8 @@ def test_marker_survives_low_bitrate_x264() -> None:
     # 300 kbit/s for 640x360@30 is ~1.2 kB per frame (0.035 bit/pixel). The two or three frames
     # right after the keyframe are starved by VBV (x264 skips macroblocks, leaving a mix of old
     # and new blocks): those may read as None or as an earlier frame, never as a wrong value;
-    # from frame 5 on every marker must read back exactly.
+    # from frame 8 on every marker must read back exactly (how long the starvation lasts depends
+    # on the source's random noise: frame 5 still showed frame 2 in one CI run).
     cap = _source()
     enc = Encoder(Codec.H264, W, H, FPS, bitrate_kbps=300)
     dec = Decoder(Codec.H264)
@@ -44,12 +45,12 @@ def test_marker_survives_low_bitrate_x264() -> None:
         out = dec.decode(enc.encode(shot.image).data)
         assert out is not None, "decoder held a frame back (frame delay)"
         got = read_marker(out.frame)
-        if shot.frame_index >= 5 or shot.frame_index == 0:
+        if shot.frame_index >= 8 or shot.frame_index == 0:
             assert got == (shot.frame_index, shot.capture_ts)
             exact += 1
         elif got is not None:
             assert sent[got[0]] == got[1]
-    assert exact == 41
+    assert exact == 38
 
 
 def test_starved_encoder_never_yields_a_wrong_marker() -> None:

@@ -26,6 +26,7 @@ import pytest
 
 from wavry.media.marker import read_marker
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
+from wavry.runtime.processes import parse_banner
 from wavry.testing.gnome import HeadlessGnome, MarkerClient, probe, processes_in
 
 pytestmark = [
@@ -276,7 +277,14 @@ def test_host_streams_gnome_to_headless_connect(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
+    started: list[str] = []
     try:
+        # the client gives up at once on a closed port (ICMP): wait for the host's banner
+        assert host.stdout is not None
+        while line := host.stdout.readline():
+            started.append(line)
+            if parse_banner(line):
+                break
         stats, snap = tmp_path / "stats.json", tmp_path / "snap.png"
         r = subprocess.run(
             [*WAVRY, "connect", f"127.0.0.1:{port}", "--headless", "--seconds", "4",
@@ -291,6 +299,7 @@ def test_host_streams_gnome_to_headless_connect(
         except subprocess.TimeoutExpired:
             os.killpg(host.pid, 9)
             log, _ = host.communicate()
+        log = "".join(started) + log
     assert r.returncode == 0, r.stderr + log
     assert "picture: wayland 640x480@30" in log, log
     assert "Wayland screen cast through mutter: GNOME's Mutter remote-desktop API" in log, log
