@@ -1,9 +1,9 @@
 """Computers on this network: hosts advertising ``_wavry._udp.local.`` (mDNS, the reach work's
 :mod:`wavry.connectivity.mdns`).
 
-SEAM: LAN discovery lives in ``wavry.connectivity`` (issue 17, "reach"). Where that package is
-not installed, :func:`find_lan_hosts` says so instead of listing anything, and the app still
-connects by address and through the account.
+LAN discovery lives in ``wavry.connectivity``; a build without that package (a trimmed install)
+gets :data:`NO_LAN_DISCOVERY` from :func:`find_lan_hosts` instead of a list, and the app still
+connects by address.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def lan_discovery_available() -> bool:
 
 def reach_by_name_available() -> bool:
     """`wavry connect NAME --gateway URL` (an account host through the gateway) exists: the
-    reach work's ``wavry.connectivity``. SEAM, like LAN discovery."""
+    reach work's ``wavry.connectivity``."""
     return _has("wavry.connectivity")
 
 
