@@ -87,6 +87,7 @@ def test_account_hosts_with_state_and_shares(desk: Any, gateway: Any, shot: Any)
         # it comes online: the list says so within the polling period
         sockets.append(await online(gateway.ws_url, token, ada_pc))
         await until(lambda: rows(view)["den"][2] == "online", 15, "den online")
+        assert view.banner.text == ""  # "den is offline" went with it
         view.tree.setCurrentItem(find(view, "den")[0])
         if reach_by_name_available():
             assert view.connect_button.isEnabled()

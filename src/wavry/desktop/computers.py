@@ -251,6 +251,8 @@ class ComputersView(QWidget):
             gateway = ("--gateway", a.account.gateway_url) if a.account is not None else ()
             t = Target(name, name, h.wavry_id, not why, why, gateway)
             self._row([name, where, state, short_id(h.wavry_id)], t, h.online)
+            if h.online and self.banner.text == f"{name} is offline":
+                self.banner.hide()  # it came online since: the news is stale
         if not hosts:
             self._row(["    No other computer on this account yet: share one (This computer)."],
                       None)  # fmt: skip
