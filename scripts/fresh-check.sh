@@ -117,7 +117,11 @@ fi
 cleanup
 mounted=()
 if [ "$status" -eq 0 ]; then
-    log "PASS: both README commands work on a fresh Debian 12 root"
+    if [ "$DEMO_ONLY" -eq 1 ]; then
+        log "PASS: the README's main job (set-up and demo) works on a fresh Debian 12 root"
+    else
+        log "PASS: both README commands work on a fresh Debian 12 root"
+    fi
     [ "$KEEP" -eq 1 ] || rm -rf "$ROOT"
 else
     log "FAIL: see $LOGS/"
