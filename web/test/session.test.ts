@@ -2,6 +2,7 @@
 // of RIFT.md §2–§4): handshake with identity proofs, Hello/HelloAck, a video frame, Ping/Pong,
 // NACK answers, the identity check — and thousands of malformed datagrams, authenticated or
 // not, that must never throw.
+import "./webcrypto.js";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { concat } from "../src/rift/bytes.js";
