@@ -28,7 +28,10 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     # Wayland tests: a headless GNOME Shell and its portal, the wlroots portal, the GTK window
     gnome-shell xdg-desktop-portal xdg-desktop-portal-gnome xdg-desktop-portal-wlr gir1.2-gtk-3.0
     libglib2.0-bin
-    gnome-keyring)  # wavry desktop tests: a real Secret Service for the session token
+    gnome-keyring  # wavry desktop tests: a real Secret Service for the session token
+    # wavry desktop on X11: Qt's xcb platform plugin (PySide6 wheel) loads these
+    libxcb-cursor0 libxcb-image0 libxcb-keysyms1 libxcb-icccm4 libxcb-render-util0
+    libxcb-shape0 libxkbcommon-x11-0)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${APT_PACKAGES[@]}"; do
