@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,14 +278,22 @@ def test_host_streams_gnome_to_headless_connect(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
-    started: list[str] = []
+    lines: list[str] = []
+    banner = threading.Event()
+
+    def drain() -> None:  # one reader for all of the host's output (see the banner, keep it all)
+        assert host.stdout is not None
+        for line in host.stdout:
+            lines.append(line)
+            if parse_banner(line):
+                banner.set()
+        banner.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
         # the client gives up at once on a closed port (ICMP): wait for the host's banner
-        assert host.stdout is not None
-        while line := host.stdout.readline():
-            started.append(line)
-            if parse_banner(line):
-                break
+        assert banner.wait(60), "".join(lines)
         stats, snap = tmp_path / "stats.json", tmp_path / "snap.png"
         r = subprocess.run(
             [*WAVRY, "connect", f"127.0.0.1:{port}", "--headless", "--seconds", "4",
@@ -295,11 +304,12 @@ def test_host_streams_gnome_to_headless_connect(
     finally:
         host.terminate()
         try:
-            log, _ = host.communicate(timeout=15)
+            host.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(host.pid, 9)
-            log, _ = host.communicate()
-        log = "".join(started) + log
+            host.wait()
+        reader.join(5)
+    log = "".join(lines)
     assert r.returncode == 0, r.stderr + log
     assert "picture: wayland 640x480@30" in log, log
     assert "Wayland screen cast through mutter: GNOME's Mutter remote-desktop API" in log, log
