@@ -50,6 +50,8 @@ mounted=()
 cleanup() {
     local i
     for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
+    # `ip netns` run by the tests inside the root mounts its own /run/netns there
+    if mountpoint -q "$ROOT/run/netns" 2>/dev/null; then umount -l "$ROOT/run/netns" || true; fi
 }
 trap cleanup EXIT
 
