@@ -2,22 +2,19 @@
 account's hosts, gets the chosen host's browser rendezvous through signaling (CONTROL_PLANE.md
 §3 `transport: "web"`, `accept.web`) and then streams straight from the host over WebTransport.
 
-The host side of that signaling (a gateway-connected `wavry host`) is not built yet (the "reach
-by name" work): a small stand-in here signs in with the real host's identity as a host device and
-answers `connect` with the real `wavry host --web`'s certificate hash and address, which is what
-that host will send.
+The host is the real thing: `wavry register` (password from WAVRY_PASSWORD) registers the
+account and this machine as a host device, then `wavry host --web --gateway URL --name NAME`
+signs in with its device key, stays online and answers the page's `connect` with its web
+endpoint's certificate hash and addresses.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import importlib.util
-import json
-import re
+import os
+import subprocess
 import sys
-import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 
 from wavry.store import load_or_create_identity
 
@@ -46,44 +42,17 @@ def _gateway_helpers() -> Any:
 GW = _gateway_helpers()
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class StandInHost:
-    """Answers `connect` on the host's behalf, with the web rendezvous of `wavry host --web`."""
-
-    def __init__(self, signal_url: str, token: str, wavry_id: str, web: dict[str, Any]) -> None:
-        self.url, self.token, self.wavry_id, self.web = signal_url, token, wavry_id, web
-        self.connects: list[dict[str, Any]] = []
-        self.ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),))
-        self._thread.daemon = True
-        self._thread.start()
-
-    async def _run(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._serve()
-
-    async def _serve(self) -> None:
-        async with websockets.connect(self.url) as ws:
-            auth = {"type": "auth", "token": self.token, "wavry_id": self.wavry_id, "role": "host"}
-            await ws.send(json.dumps(auth))
-            async for raw in ws:
-                msg = json.loads(raw)
-                if msg["type"] == "ready":
-                    self.ready.set()
-                elif msg["type"] == "connect":
-                    self.connects.append(msg)
-                    answer = {"type": "accept", "session": msg["session"], "candidates": []}
-                    answer["web"] = self.web
-                    await ws.send(json.dumps(answer))
-
-    def stop(self) -> None:
-        for task in asyncio.all_tasks(self._loop):
-            self._loop.call_soon_threadsafe(task.cancel)
-        self._thread.join(5)
+def _wait_online(c: httpx.Client, token: str, wavry_id: str, timeout: float = 60.0) -> None:
+    """Until the gateway lists the host online (its device-key sign-in and signaling socket)."""
+    deadline = time.monotonic() + timeout
+    listed: Any = None
+    while time.monotonic() < deadline:
+        r = c.get("/v1/hosts", headers={"Authorization": f"Bearer {token}"})
+        listed = r.json()
+        if any(h["wavry_id"] == wavry_id and h.get("online") for h in listed.get("hosts", [])):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"host never came online at the gateway: {listed}")
 
 
 @pytest.fixture
@@ -100,59 +69,42 @@ def test_gateway_app_signs_in_picks_host_and_streams(
     chromium: Any, web: Any, tmp_path: Path, gateway: Any
 ) -> None:
     password = "browser-" + uuid.uuid4().hex
+    home = tmp_path / "host"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(home), WAVRY_PASSWORD=password)
+    reg = subprocess.run(
+        [sys.executable, "-m", "wavry", "register", gateway.url, "--username", "webuser",
+         "--email", "web@example.com", "--device-kind", "host"],
+        env=env, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert reg.returncode == 0, reg.stdout + reg.stderr
     with httpx.Client(base_url=gateway.url, timeout=15) as c:
-        r = c.post(
-            "/v1/auth/register",
-            json={"email": "web@example.com", "username": "webuser", "password": password,
-                  "display_name": "Web"},
-        )  # fmt: skip
-        assert r.status_code == 201, r.text
-        user, token = r.json()["user"], r.json()["token"]
-        home = tmp_path / "host"
+        r = c.post("/v1/auth/login", json={"login": "webuser", "password": password})
+        assert r.status_code == 200, r.text
+        token = r.json()["token"]
         args = ("--source", "synthetic", "--size", "320x240", "--fps", "30", "--trust", "any")
-        with web.host(home, *args, "--name", "lab box") as host:
+        gw_args = ("--gateway", gateway.url, "--name", "lab box")
+        with web.host(home, *args, *gw_args) as host:
             identity = load_or_create_identity(home / "wavry")
             assert identity.wavry_id == host.wavry_id
-            proof = b64url(identity.sign(b"wavry-device:" + user["id"].encode()))
-            r = c.post(
-                "/v1/devices",
-                headers={"Authorization": f"Bearer {token}"},
-                json={"wavry_id": host.wavry_id, "name": "lab box", "kind": "host",
-                      "proof": proof},
-            )  # fmt: skip
-            assert r.status_code == 201, r.text
-            cert = re.search(r"[#&]h=([A-Za-z0-9_-]{43})", host.url)
-            addr = re.search(r"https://([^/]+)/", host.url)
-            assert cert and addr
-            rendezvous = {
-                "cert_sha256": cert.group(1),
-                "candidates": [{"kind": "host", "addr": addr.group(1)}],
-            }
-            stand_in = StandInHost(gateway.ws_url, token, host.wavry_id, rendezvous)
+            _wait_online(c, token, host.wavry_id)
+            page = web.open_page(chromium, gateway.url + "/app")
             try:
-                assert stand_in.ready.wait(15), "stand-in host never signed in"
-                page = web.open_page(chromium, gateway.url + "/app")
-                try:
-                    page.fill("#login", "webuser")
-                    page.fill("#password", password)
-                    page.click("#signin button[type=submit]")
-                    button = page.wait_for_selector(
-                        f"#hosts button[data-wavry-id='{host.wavry_id}']", timeout=20_000
-                    )
-                    assert button is not None and "lab box" in button.inner_text()
-                    button.click()
-                    stats = web.wait_stats(page, lambda s: s.get("framesDecoded", 0) >= 20)
-                    assert stats["transport"] == "webtransport"
-                    assert stats["hostId"] == host.wavry_id
-                    assert page.is_hidden("#gateway")
-                    browser_id = stats["myId"]
-                finally:
-                    page.context.close()
+                page.fill("#login", "webuser")
+                page.fill("#password", password)
+                page.click("#signin button[type=submit]")
+                button = page.wait_for_selector(
+                    f"#hosts button[data-wavry-id='{host.wavry_id}']", timeout=20_000
+                )
+                assert button is not None and "lab box" in button.inner_text()
+                button.click()
+                stats = web.wait_stats(page, lambda s: s.get("framesDecoded", 0) >= 20)
+                assert stats["transport"] == "webtransport"
+                assert stats["hostId"] == host.wavry_id
+                assert page.is_hidden("#gateway")
+                browser_id = stats["myId"]
             finally:
-                stand_in.stop()
+                page.context.close()
             # the page asked as a browser, from its own registered device
-            assert stand_in.connects and stand_in.connects[0]["transport"] == "web"
-            assert stand_in.connects[0]["from"] == browser_id
             me = c.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
             kinds = {d["wavry_id"]: d["kind"] for d in me["devices"]}
             assert kinds[browser_id] == "client"

@@ -101,6 +101,11 @@ def _summary(samples: list[float], stats: dict[str, Any], seconds: float) -> dic
         "bitrate_kbps": stats.get("bitrateKbps"),
         "target_kbps_at_end": stats.get("targetKbps"),
         "rtt_ms": stats.get("rttMs"),
+        # the page's own split (last 10 s): host send → last chunk in the page, and decode
+        # start → drawn on the canvas
+        "page_network_p50_ms": stats.get("networkP50Ms"),
+        "page_decode_to_drawn_p50_ms": stats.get("decodeP50Ms"),
+        "clock_offset_ms": stats.get("clockOffsetMs"),
     }
 
 

@@ -36,6 +36,12 @@ class Monitor:
     primary: bool = False
 
 
+#: a picture waits until the damage has been quiet this long (see X11Capture._quiet) ...
+QUIET_S = 0.0005
+#: ... but never longer than this after the change that asked for it
+QUIET_MAX_S = 0.003
+
+
 def _open_display(display: str | None, auth: str | None = None) -> Any:
     try:
         return open_display(display, auth)
@@ -299,6 +305,7 @@ class X11Capture(Capture):
                 pass
             wait = pacer.wait_s(time.monotonic())
             if wait == 0.0:
+                self._quiet(watcher)
                 break
             if pacer.pending:
                 time.sleep(wait or 0.0)  # the frame-rate cap: changes meanwhile fold in
@@ -307,6 +314,25 @@ class X11Capture(Capture):
             del ready
         watcher.settle()
         return time.time_ns() // 1000
+
+    def _quiet(self, watcher: XChangeWatcher) -> None:
+        """Let a burst of drawing finish before the picture (at most ``QUIET_MAX_S``).
+
+        X11 has no frame boundaries: a client draws one frame in several requests (the
+        `bench peers` animation: the old square's background, the new square, the marker), and
+        their damage comes in a burst. A picture taken at the burst's first event misses the
+        rest, and the rest asks for a second picture at once. Waiting until the damage has been
+        quiet for ``QUIET_S`` keeps one frame in one picture; measured with `wavry bench peers`
+        (60 Hz animation): 72 pictures a second without it, 60 with it, and glass-to-glass p95
+        16.6-16.9 ms against 10.8-11.3.
+        """
+        end = time.monotonic() + QUIET_MAX_S
+        fd = watcher.fileno()
+        while (left := end - time.monotonic()) > 0:
+            ready, _, _ = select.select([fd], [], [], min(QUIET_S, left))
+            if not ready:
+                return
+            watcher.drain()
 
     def grab(self) -> CapturedFrame:
         packets = self._packets

@@ -63,9 +63,9 @@ SkipGate = Callable[[], bool]
 
 _HW_CHOICE: str | None = None
 
-#: a source that ignores set_rate is held to the stream's rate with this much slack (in frame
-#: intervals), more than a source that honours it uses (``wavry.media.pacing.EARLY_FRACTION``)
-SOURCE_EARLY_FRACTION = 0.75
+#: a source that ignores set_rate is held to the stream's rate with this much burst (pictures),
+#: more than a source that honours it uses (``wavry.media.pacing.BURST_PICTURES``)
+SOURCE_BURST_PICTURES = 3.0
 
 
 def hardware_h264_choice() -> str:
@@ -114,7 +114,7 @@ class Streamer:
         self.max_fps = float(fps)
         #: a frame from a source faster than the stream (it ignored set_rate) is dropped when it
         #: comes too early for the stream's average rate
-        self._cap = RateCap(max(1.0, self._fps), early=SOURCE_EARLY_FRACTION)
+        self._cap = RateCap(max(1.0, self._fps), burst=SOURCE_BURST_PICTURES)
         #: why the source is gone for good ("" while it works)
         self.lost = ""
 

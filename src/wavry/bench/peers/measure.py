@@ -126,6 +126,10 @@ def measure_one(
                 for proc in (grabber, *running.all(), drawer):
                     if proc is not None:
                         proc.stop()
+                for key, read in running.after_stop.items():
+                    value = read()
+                    if value is not None:
+                        result[key] = value
     except NotRunnable as exc:
         result.update(status="failed", reason=str(exc))
     except (OSError, ValueError) as exc:  # a program that cannot start, garbled output

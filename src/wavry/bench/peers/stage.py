@@ -64,6 +64,9 @@ class Running:
     facts: dict[str, Any] = field(default_factory=dict)
     #: read at the end of the measured window into ``facts`` (e.g. what a log says was used)
     probes: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    #: read once the processes have stopped (e.g. a statistics file written at exit); a
+    #: reader returns None when there is nothing to report
+    after_stop: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
     def all(self) -> list[Proc]:
         return [*self.viewers, *self.servers]

@@ -5,10 +5,13 @@ the tuning is in ``tuning()`` and in docs/benchmarks.md."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sys
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 from wavry.bench.peers.procs import Proc, free_tcp_port, wait_tcp
 from wavry.bench.peers.stage import NotRunnable, Running, Stage, missing_tools
@@ -55,9 +58,23 @@ class WavrySystem:
         env_b = dict(stage.display_b.env(), XDG_CONFIG_HOME=str(stage.workdir / "client"))
         connect = [sys.executable, "-m", "wavry", "connect", f"{stage.path.server_addr}:{port}"]
         connect += ["--no-audio", "--timeout-seconds", "20", "--fps", str(stage.fps)]
+        stats_file = stage.workdir / "client-stats.json"
+        connect += ["--stats-json", str(stats_file)]
         run.viewers.append(Proc("wavry-connect", stage.path.viewer_argv(connect), env_b))
+        run.after_stop["client_stats"] = lambda: _client_stages(stats_file)
         run.facts["port"] = port
         return run
+
+
+def _client_stages(path: Path) -> dict[str, Any] | None:
+    """What the client's own accounting says (``--stats-json``, written as it exits): its
+    per-stage means over the session, so a glass-to-glass figure can be split."""
+    try:
+        stats = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    keep = ("stages_ms", "e2e_after_startup_ms", "frames_presented", "frames_dropped")
+    return {k: stats[k] for k in keep if k in stats} or None
 
 
 def wait_line(proc: Proc, pattern: re.Pattern[str]) -> re.Match[str] | None:
