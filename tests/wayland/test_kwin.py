@@ -4,7 +4,8 @@ One ``kwin_wayland --virtual`` (its own bus, PipeWire, WirePlumber) per module w
 marker window of wavry.testing.wayland_client. wavry must pick the kwin path, write its own
 ``.desktop`` allowance, get a PipeWire node from ``zkde_screencast_unstable_v1``, record the
 window's marker through it, and inject keys, pointer moves, buttons and wheel notches through
-``org_kde_kwin_fake_input`` into the window; nothing may be left running afterwards.
+``org_kde_kwin_fake_input`` into the window; the clipboard must cross a real session both ways
+(wl-clipboard over KWin's wlr-data-control); nothing may be left running afterwards.
 
 KWin 5.27's virtual back-end never emits the output-change signal its output streams record on
 (only the DRM back-end does), so an output stream gets a node but no picture here: the picture is
@@ -13,16 +14,21 @@ checked through a window stream of the same protocol, the output stream as far a
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from wavry.media.marker import read_marker
 from wavry.media.wayland import WaylandCapture, gstreamer_problem
-from wavry.testing.gnome import MarkerClient
+from wavry.testing.gnome import GnomeError, MarkerClient
 from wavry.testing.kwin import HeadlessKWin, probe
 
 pytestmark = [
@@ -186,3 +192,118 @@ def test_fake_input_reaches_the_window(kwin: tuple[HeadlessKWin, MarkerClient]) 
     finally:
         inj.close()
         cast.close()
+
+
+@pytest.mark.skipif(
+    shutil.which("Xvfb") is None or shutil.which("wl-copy") is None,
+    reason="Xvfb (the client's desktop) and wl-clipboard are needed",
+)
+def test_clipboard_crosses_a_session_both_ways(
+    kwin: tuple[HeadlessKWin, MarkerClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy in a Wayland app on KWin reaches the clipboard of a `wavry connect` client's
+    desktop (Xvfb) through a real session, and the client's copy can be pasted in the app.
+
+    The host is the runtime of `wavry host --source wayland` with everything chosen as that
+    command chooses it (the clipboard through wl-clipboard on KWin's wlr-data-control, input
+    through fake-input) except the picture: a window stream of KWin's screen-cast protocol,
+    since the virtual back-end's output stream shows nothing (see the module docstring)."""
+    from wavry.doctor import probe_clipboard
+    from wavry.host import HostBackends, HostOptions, HostRuntime
+    from wavry.net.loop import run
+    from wavry.platform.clipboard import ClipboardSync
+    from wavry.platform.xvfb import XvfbServer
+
+    session, app = kwin
+    monkeypatch.delenv("DISPLAY", raising=False)
+    line = probe_clipboard()  # what `wavry doctor` says on this desktop
+    assert line.ok and line.detail == "wl-clipboard, change-driven (wl-paste --watch)", line
+    cap = WaylandCapture(30, path="kwin", window=_marker_window(session))
+    cap.start()  # the size is known once started (as `wavry host` does before it listens)
+    cap.stop()
+    opts = HostOptions(
+        listen=("127.0.0.1", 0), trust_any=True, config_dir=tmp_path / "host", source="wayland",
+        fps=30, audio="off", file_out_dir=tmp_path / "files",
+    )  # fmt: skip
+    notes: list[str] = []
+    bound: list[int] = []
+    stop = threading.Event()
+
+    async def host_main() -> None:
+        rt = HostRuntime(opts, observer=lambda n: notes.append(getattr(n, "text", repr(n))),
+                         backends=HostBackends(capture=cap))  # fmt: skip
+        try:
+            bound.append((await rt.start())[1])
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+        finally:
+            await rt.close()
+
+    host = threading.Thread(target=lambda: run(host_main()), daemon=True)
+    host.start()
+    desk = XvfbServer(320, 240).start()
+    client: subprocess.Popen[str] | None = None
+    err: list[str] = []
+    watcher = None
+    try:
+        deadline = time.monotonic() + 15
+        while not bound and host.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bound, notes
+        env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+        env.update(desk.env(), XDG_CONFIG_HOME=str(tmp_path / "client"), PYTHONUNBUFFERED="1",
+                   SDL_VIDEODRIVER="x11")  # fmt: skip
+        client = subprocess.Popen(
+            [sys.executable, "-m", "wavry", "connect", f"127.0.0.1:{bound[0]}", "--seconds", "40"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        threading.Thread(target=lambda: err.extend(client.stderr or ()), daemon=True).start()
+        seen: list[str] = []
+        watcher = ClipboardSync(seen.append, desk.display, str(desk.auth_file)).start()
+
+        def until(check: Callable[[], bool], timeout: float) -> bool:
+            end = time.monotonic() + timeout
+            while not check() and time.monotonic() < end:
+                time.sleep(0.05)
+            return check()
+
+        both_on = until(
+            lambda: (
+                any("clipboard sync on" in n for n in notes)
+                and any("clipboard sync on" in e for e in err)
+            ),
+            20,
+        )
+        log = "host: " + "\n".join(notes) + "\nclient: " + "".join(err)
+        assert both_on, log
+        # change-driven through KWin's wlr-data-control (not polling)
+        assert "clipboard sync on (wayland-0, watch)" in "\n".join(notes), log
+        app.copy("copied in the KWin app ✓")
+        assert until(lambda: "copied in the KWin app ✓" in seen, 10), (seen, log)
+        assert watcher.set_remote_text("copied on the client π")
+        assert until(lambda: _paste_quietly(app) == "copied on the client π", 10), log
+        time.sleep(0.5)
+        # no echo: neither the host nor the client sent the client's text back
+        assert watcher.owns_clipboard and seen == ["copied in the KWin app ✓"], (seen, log)
+    finally:
+        if watcher is not None:
+            watcher.close()
+        if client is not None:
+            client.terminate()
+            try:
+                client.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(client.pid, 9)
+                client.wait()
+        stop.set()
+        host.join(15)
+        desk.stop()
+    assert not host.is_alive()
+
+
+def _paste_quietly(app: MarkerClient) -> str:
+    try:
+        return app.paste(2)
+    except GnomeError:
+        return ""
