@@ -45,6 +45,7 @@ __all__ = ["HostReceiver", "MediaReceiver", "Receiver", "video_chunk_start"]
 
 Emit = Callable[[TransportEvent], None]
 Msg = rift_pb2.Message
+_parse_chunk = rift_pb2.VideoChunk.FromString
 _NONE: tuple[tuple[int, bytes], ...] = ()
 
 # wire tags (field number << 3 | 2, length-delimited) of Message.media and MediaMessage.video
@@ -153,9 +154,8 @@ class Receiver:
         if start:
             # a bare video chunk (the bulk of a media stream): its two wrappers hold nothing
             # else, so parsing the chunk alone gives what the whole message's parse would
-            chunk = rift_pb2.VideoChunk()
             try:
-                chunk.ParseFromString(plaintext[start:])
+                chunk = _parse_chunk(plaintext[start:])
             except DecodeError:
                 self.channel.counters.malformed += 1
                 return out
