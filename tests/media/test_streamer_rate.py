@@ -9,9 +9,10 @@ import time
 import pytest
 
 from wavry.media.encode import Codec
+from wavry.media.pacing import CAPTURE_HEADROOM
 from wavry.media.synthetic import SyntheticCapture
 from wavry.runtime import streamer as streamer_mod
-from wavry.runtime.streamer import Streamer
+from wavry.runtime.streamer import SOURCE_BURST_PICTURES, Streamer
 
 
 def test_a_faster_source_is_capped_to_the_streams_rate(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,6 +35,7 @@ def test_a_faster_source_is_capped_to_the_streams_rate(monkeypatch: pytest.Monke
 
     s = asyncio.run(main())
     assert s.stats.dropped_rate > 0
-    # 20 fps for 1.5 s, plus the half interval the first picture may come early
-    assert 5 <= len(sent) <= 20 * 1.5 + 2, len(sent)
+    # 20 fps with the capture's headroom for 1.5 s, plus the bucket's burst (against 180
+    # pictures the source made)
+    assert 5 <= len(sent) <= 20 * CAPTURE_HEADROOM * 1.5 + SOURCE_BURST_PICTURES, len(sent)
     assert s.stats.captured >= len(sent) + s.stats.dropped_rate

@@ -26,7 +26,7 @@ from wavry.media.encode import (
     probe_hardware_h264,
 )
 from wavry.media.handoff import LatestFrameSlot, SlotClosed
-from wavry.media.pacing import RateCap
+from wavry.media.pacing import CAPTURE_HEADROOM, RateCap
 from wavry.media.types import Capture, CapturedFrame, CaptureError, CaptureLost
 from wavry.rift import rift_pb2
 
@@ -63,8 +63,9 @@ SkipGate = Callable[[], bool]
 
 _HW_CHOICE: str | None = None
 
-#: a source that ignores set_rate is held to the stream's rate with this much burst (pictures),
-#: more than a source that honours it uses (``wavry.media.pacing.BURST_PICTURES``)
+#: a source that ignores set_rate is held to the capture's own cap (the stream's rate with its
+#: headroom) with this much burst (pictures): deeper than the capture's bucket
+#: (``wavry.media.pacing.BURST_PICTURES``), so a source that honours it never loses a picture
 SOURCE_BURST_PICTURES = 3.0
 
 
@@ -114,7 +115,7 @@ class Streamer:
         self.max_fps = float(fps)
         #: a frame from a source faster than the stream (it ignored set_rate) is dropped when it
         #: comes too early for the stream's average rate
-        self._cap = RateCap(max(1.0, self._fps), burst=SOURCE_BURST_PICTURES)
+        self._cap = RateCap(max(1.0, self._fps) * CAPTURE_HEADROOM, burst=SOURCE_BURST_PICTURES)
         #: why the source is gone for good ("" while it works)
         self.lost = ""
 
@@ -155,7 +156,7 @@ class Streamer:
         if fps == self._fps:
             return
         self._fps = fps
-        self._cap.set_fps(fps)
+        self._cap.set_fps(fps * CAPTURE_HEADROOM)
         self.capture.set_rate(fps)
 
     def select_monitor(self, monitor_id: int) -> None:
