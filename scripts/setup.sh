@@ -27,6 +27,7 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     podman runc debootstrap pipx systemd  # release tests: images, pipx install, unit checks
     # Wayland tests: a headless GNOME Shell and its portal, the wlroots portal, the GTK window
     gnome-shell xdg-desktop-portal xdg-desktop-portal-gnome xdg-desktop-portal-wlr gir1.2-gtk-3.0
+    kwin-wayland  # KDE: kwin_wayland --virtual with its screencast and fake-input protocols
     libglib2.0-bin
     gnome-keyring  # wavry desktop tests: a real Secret Service for the session token
     # wavry desktop on X11: Qt's xcb platform plugin (PySide6 wheel) loads these

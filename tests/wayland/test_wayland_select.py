@@ -46,6 +46,8 @@ def test_forced_path_and_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVRY_WAYLAND_PATH", "portal")
     assert select_wayland_path().name == "portal"
     monkeypatch.setenv("WAVRY_WAYLAND_PATH", "kwin")
+    assert select_wayland_path().name == "kwin"
+    monkeypatch.setenv("WAVRY_WAYLAND_PATH", "sway")
     with pytest.raises(CastError, match="not a Wayland path"):
         select_wayland_path()
 
@@ -54,6 +56,7 @@ def test_no_bus_says_so_for_every_path(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.delenv("WAVRY_WAYLAND_PATH", raising=False)
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path / 'no-bus'}")
     monkeypatch.setenv("XDG_CURRENT_DESKTOP", "KDE")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert not probe_mutter().ok
     path = select_wayland_path()
     assert path.name == "portal" and path.reason.startswith("no usable path")
@@ -61,7 +64,7 @@ def test_no_bus_says_so_for_every_path(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert probes["wayland-path"].ok is False and probes["wayland-path"].remedy
     assert "GNOME only" in probes["mutter"].remedy
     assert "plasma-workspace" in probes["portal"].remedy  # what Plasma's portal needs
-    assert "kwin-protocols" in probes
+    assert not probes["kwin"].ok and "WAYLAND_DISPLAY" in probes["kwin"].detail
 
 
 def test_host_virtual_with_wayland_source_is_a_gnome_virtual_monitor() -> None:

@@ -40,6 +40,7 @@ from wavry.platform.portal import PortalSession, RestoreTokenStore, StartResult
 from wavry.platform.screencast import (
     CastError,
     CastStream,
+    KWinCast,
     MutterCast,
     PortalCast,
     ScreenCastBackend,
@@ -97,7 +98,7 @@ def probe(bus_address: str | None = None) -> ProbeResult:
         choice = select_wayland_path(bus_address)
     except CastError as exc:
         problems.insert(0, str(exc))
-        remedies.insert(0, "unset WAVRY_WAYLAND_PATH or set it to mutter or portal")
+        remedies.insert(0, "unset WAVRY_WAYLAND_PATH or set it to mutter, portal or kwin")
         choice = None
     if choice is not None:
         by_name = {r.name: r for r in choice.probes}
@@ -141,11 +142,12 @@ class WaylandCapture(Capture):
     :mod:`wavry.platform.screencast`): Mutter's remote-desktop API on GNOME (no dialog), else the
     portal (the monitor the user picks, or the restored one).
 
-    ``path`` forces "mutter" or "portal" (None: choose by probe at ``start()``). ``virtual``
-    (Mutter only) records a virtual monitor of that size instead of a real one; ``monitor``
-    picks a real one (index, primary first). ``input``: portal RemoteDesktop input on the same
-    session (None: when offered). ``notice`` gets one-line messages for the person running the
-    host (the portal's waiting dialog); the default prints them on stderr.
+    ``path`` forces "mutter", "portal" or "kwin" (None: choose by probe at ``start()``).
+    ``virtual`` (Mutter only) records a virtual monitor of that size instead of a real one;
+    ``monitor`` picks a real one (index, primary first); ``window`` (KWin only) records one
+    window, by KWin's window UUID, instead of an output. ``input``: portal RemoteDesktop input on
+    the same session (None: when offered). ``notice`` gets one-line messages for the person
+    running the host (the portal's waiting dialog); the default prints them on stderr.
     """
 
     name = "wayland"
@@ -157,6 +159,7 @@ class WaylandCapture(Capture):
         path: str | None = None,
         monitor: int | None = None,
         virtual: tuple[int, int] | None = None,
+        window: str | None = None,
         input: bool | None = None,
         cursor: bool = True,
         tokens: RestoreTokenStore | None = None,
@@ -172,8 +175,10 @@ class WaylandCapture(Capture):
             raise CaptureError(f"fps must be positive, got {fps}")
         if pixel_format not in ("I420", "BGRx"):
             raise CaptureError(f"pixel_format must be I420 or BGRx, got {pixel_format!r}")
-        if path not in (None, "mutter", "portal"):
-            raise CaptureError(f"unknown Wayland path {path!r} (mutter or portal)")
+        if path not in (None, "mutter", "portal", "kwin"):
+            raise CaptureError(f"unknown Wayland path {path!r} (mutter, portal or kwin)")
+        if window is not None and path not in (None, "kwin"):
+            raise CaptureError("recording one window needs KWin's screen-cast protocol")
         if virtual is not None and path == "portal":
             raise CaptureError("a virtual monitor needs GNOME's Mutter API (not the portal)")
         problem = gstreamer_problem()
@@ -185,6 +190,7 @@ class WaylandCapture(Capture):
         self._path = path
         self._monitor = monitor
         self._virtual = virtual
+        self._window = window
         self._input = input
         self._cursor = cursor
         self._tokens = tokens
@@ -226,7 +232,7 @@ class WaylandCapture(Capture):
 
     @property
     def path(self) -> str:
-        """The path in use ("mutter" or "portal"; "" before the first start)."""
+        """The path in use ("mutter", "portal" or "kwin"; "" before the first start)."""
         return self.cast.name if self.cast is not None else (self._path or "")
 
     @property
@@ -238,6 +244,11 @@ class WaylandCapture(Capture):
     def mutter(self) -> Any:
         """The open Mutter session (mutter path), for input."""
         return self.cast.session if isinstance(self.cast, MutterCast) else None
+
+    @property
+    def kwin(self) -> Any:
+        """The open KWin screen cast (kwin path), whose connection carries fake input."""
+        return self.cast.session if isinstance(self.cast, KWinCast) else None
 
     @property
     def grant(self) -> StartResult | None:
@@ -273,6 +284,14 @@ class WaylandCapture(Capture):
                     f"({choice.probes[0].detail if choice.probes else choice.reason})"
                 )
             self._path = path  # the next start (each stream) takes the same path
+        if self._window is not None and path != "kwin":
+            raise CaptureError("recording one window needs KWin's screen-cast protocol")
+        if path == "kwin":
+            if self._virtual is not None:
+                raise CaptureError("a virtual monitor needs GNOME's Mutter API (not KWin)")
+            return KWinCast(
+                monitor=self._monitor, window=self._window, cursor=self._cursor, notice=self.notice
+            )
         if path == "mutter":
             return MutterCast(
                 monitor=self._monitor,

@@ -229,6 +229,8 @@ class X11Capture(Capture):
         if self.want_on_change:
             try:
                 watcher = XChangeWatcher(self.display, (x, y, w, h), self.auth)
+            except CaptureLost:
+                raise
             except CaptureError as exc:
                 self.change_problem = str(exc)
         options = {

@@ -78,6 +78,11 @@ class XChangeWatcher:
                 except xerror.XError:
                     self.pointer_events = False
             d.sync()
+        except self._closed_errors as exc:
+            # the server went away while the watcher was being set up
+            with contextlib.suppress(Exception):
+                d.close()
+            raise CaptureLost(f"the X display {display} went away") from exc
         except BaseException:
             d.close()
             raise

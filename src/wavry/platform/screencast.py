@@ -8,6 +8,9 @@ consumes; they differ in how the node is obtained and who may need to approve it
 - ``portal``: xdg-desktop-portal ScreenCast (+ RemoteDesktop) (:mod:`wavry.platform.portal`),
   a dialog the first time, then a restore token; the node is reached through the fd the portal
   hands out. On wlroots desktops (sway, Hyprland) this is xdg-desktop-portal-wlr.
+- ``kwin``: KDE Plasma without its portal dialogs: KWin's own ``zkde_screencast_unstable_v1`` and
+  ``org_kde_kwin_fake_input`` (:mod:`wavry.platform.kwin`), allowed by a ``.desktop`` file; the
+  node lives on the session's PipeWire daemon.
 
 :func:`select_wayland_path` picks the best one by probe (``WAVRY_WAYLAND_PATH`` overrides).
 """
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CastError",
     "CastStream",
+    "KWinCast",
     "MutterCast",
     "PortalCast",
     "ScreenCastBackend",
@@ -37,7 +41,7 @@ __all__ = [
     "wayland_path_probes",
 ]
 
-PATHS = ("mutter", "portal")
+PATHS = ("mutter", "portal", "kwin")
 
 
 class CastError(RuntimeError):
@@ -184,6 +188,52 @@ class PortalCast(ScreenCastBackend):
         self.session.close()
 
 
+class KWinCast(ScreenCastBackend):
+    """KDE Plasma: KWin's own screen-cast protocol (no dialog; a ``.desktop`` file allows it)."""
+
+    name = "kwin"
+
+    def __init__(
+        self,
+        *,
+        monitor: int | None = None,
+        window: str | None = None,
+        cursor: bool = True,
+        display: str | None = None,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        from wavry.platform.kwin import KWinScreenCast
+
+        self.session = KWinScreenCast(
+            monitor=monitor, window=window, cursor=cursor, display=display, notice=notice
+        )
+        self.session.on_closed = self._closed
+
+    def _closed(self, reason: str) -> None:
+        if self.on_closed is not None:
+            self.on_closed(reason)
+
+    def open(self) -> CastStream:
+        from wavry.platform.kwin import KWinError
+
+        try:
+            node, size = self.session.open()
+        except KWinError as exc:
+            raise CastError(str(exc)) from exc
+        return CastStream(node, size if size != (0, 0) else None)
+
+    def pipewire_fd(self) -> int | None:
+        return None
+
+    @property
+    def closed(self) -> threading.Event:
+        return self.session.closed
+
+    def close(self) -> None:
+        self.session.close()
+
+
 # ---- choosing a path -------------------------------------------------------------------
 
 
@@ -191,23 +241,25 @@ class PortalCast(ScreenCastBackend):
 class WaylandPath:
     """The path ``wavry host`` uses on this Wayland desktop and why."""
 
-    name: str  # "mutter" | "portal"
+    name: str  # "mutter" | "portal" | "kwin"
     reason: str
     probes: tuple[ProbeResult, ...] = ()
 
 
 def wayland_path_probes(bus_address: str | None = None) -> list[ProbeResult]:
     """One probe per Wayland path, best first (what ``wavry doctor`` shows)."""
+    from wavry.platform.kwin import probe_kwin
     from wavry.platform.mutter import probe_mutter
     from wavry.platform.portal import probe_portal
 
-    return [probe_mutter(bus_address), probe_portal(bus_address)]
+    return [probe_mutter(bus_address), probe_portal(bus_address), probe_kwin()]
 
 
 def select_wayland_path(bus_address: str | None = None) -> WaylandPath:
     """The best available path by probe: Mutter's API on GNOME (nobody needs to approve),
-    else the portal (a dialog once, then its restore token). ``WAVRY_WAYLAND_PATH=portal`` or
-    ``=mutter`` forces one."""
+    else the portal (a dialog once, then its restore token), else KWin's own protocols when the
+    compositor is KWin (its ``.desktop`` allowance is written on first use).
+    ``WAVRY_WAYLAND_PATH=mutter|portal|kwin`` forces one."""
     forced = os.environ.get("WAVRY_WAYLAND_PATH", "").strip().lower()
     if forced and forced not in PATHS:
         raise CastError(
@@ -225,6 +277,12 @@ def select_wayland_path(bus_address: str | None = None) -> WaylandPath:
     probes = (mutter, portal)
     if portal.ok:
         return WaylandPath("portal", "xdg-desktop-portal: approve once, then restored", probes)
+    from wavry.platform.kwin import kwin_state
+
+    kwin = kwin_state()
+    if kwin.kwin:  # allowed now, or the allowance is written when the capture starts
+        reason = "KWin's screencast and fake-input protocols, no dialog"
+        return WaylandPath("kwin", reason, (*probes, ProbeResult("kwin", True, kwin.detail)))
     return WaylandPath("portal", f"no usable path ({portal.detail})", probes)
 
 
@@ -237,11 +295,13 @@ def _desktop() -> str:
 def doctor_probes(bus_address: str | None = None) -> list[ProbeResult]:
     """What ``wavry doctor`` shows for Wayland: the path this desktop offers, then each path
     with what to install or allow for it."""
+    from wavry.platform.kwin import kwin_state, probe_kwin
     from wavry.platform.mutter import probe_mutter
     from wavry.platform.portal import probe_portal
 
     mutter, portal = probe_mutter(bus_address), probe_portal(bus_address)
     desktop = _desktop()
+    on_kwin = kwin_state().kwin
     out = []
     if mutter.ok:
         out.append(
@@ -250,6 +310,10 @@ def doctor_probes(bus_address: str | None = None) -> list[ProbeResult]:
     elif portal.ok:
         out.append(
             ProbeResult("wayland-path", True, "portal: a dialog once, then its restore token")
+        )
+    elif on_kwin:
+        out.append(
+            ProbeResult("wayland-path", True, "kwin: KWin's own protocols, no dialog (KDE Plasma)")
         )
     else:
         out.append(
@@ -266,7 +330,7 @@ def doctor_probes(bus_address: str | None = None) -> list[ProbeResult]:
             "mutter", False, mutter.detail, "GNOME only: run wavry in the user's GNOME session"
         )
     out.append(mutter)
-    if not portal.ok and "kde" in desktop:
+    if not portal.ok and ("kde" in desktop or on_kwin):
         portal = ProbeResult(
             "portal",
             False,
@@ -282,16 +346,8 @@ def doctor_probes(bus_address: str | None = None) -> list[ProbeResult]:
             "apt install xdg-desktop-portal-wlr (wlroots screencopy needs a GPU with DMA-BUF)",
         )
     out.append(portal)
-    if "kde" in desktop:
-        out.append(
-            ProbeResult(
-                "kwin-protocols",
-                False,
-                "KWin's own zkde_screencast_unstable_v1 / org_kde_kwin_fake_input are not used "
-                "by this version of wavry",
-                "use the portal path on Plasma (xdg-desktop-portal-kde with plasma-workspace)",
-            )
-        )
+    if "kde" in desktop or on_kwin:
+        out.append(probe_kwin())
     if os.path.isdir("/dev/dri"):
         out.append(
             ProbeResult(

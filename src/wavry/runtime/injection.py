@@ -114,6 +114,11 @@ def injector_for(source: str, capture: Capture, display: str | None) -> Injector
 
         # GNOME: the remote-desktop session the screen cast is linked to (no dialog)
         return InjectorSink(MutterInputInjector.for_capture(capture))
+    if source == "wayland" and getattr(capture, "kwin", None) is not None:
+        from wavry.platform.kwin_input import KWinInputInjector
+
+        # KDE Plasma: KWin's fake-input device on the screen cast's own connection
+        return InjectorSink(KWinInputInjector.for_capture(capture))
     if source == "wayland":
         from wavry.platform.portal_input import PortalInputInjector
 

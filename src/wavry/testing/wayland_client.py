@@ -55,7 +55,12 @@ class MarkerWindow:
         self.area.connect("draw", self.on_draw)
         self.window.connect("key-press-event", self.on_key)
         self.window.connect("focus-in-event", self.on_focus)
-        self.area.add_events(Gdk.EventMask.BUTTON_PRESS_MASK | Gdk.EventMask.SCROLL_MASK)
+        # smooth too: KWin's fake input sends axis values without discrete steps
+        self.area.add_events(
+            Gdk.EventMask.BUTTON_PRESS_MASK
+            | Gdk.EventMask.SCROLL_MASK
+            | Gdk.EventMask.SMOOTH_SCROLL_MASK
+        )
         self.area.connect("button-press-event", self.on_button)
         self.area.connect("scroll-event", self.on_scroll)
         self.window.connect("destroy", lambda *_: Gtk.main_quit())
