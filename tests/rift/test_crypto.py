@@ -69,9 +69,12 @@ def test_replay_window_minimum_size() -> None:
         ReplayWindow(1024)
 
 
-@given(st.lists(st.integers(min_value=1, max_value=20000), max_size=300))
-def test_replay_window_matches_model(ids: list[int]) -> None:
-    size = 2048
+@given(
+    st.sampled_from([2048, 2049, 3001]),
+    st.lists(st.integers(min_value=1, max_value=20000), max_size=300),
+)
+def test_replay_window_matches_model(size: int, ids: list[int]) -> None:
+    # sizes that are not powers of two too: the ring is indexed id % size
     w = ReplayWindow(size)
     seen: set[int] = set()
     highest = 0
@@ -82,3 +85,24 @@ def test_replay_window_matches_model(ids: list[int]) -> None:
             w.mark(pid)
             seen.add(pid)
             highest = max(highest, pid)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=2100), min_size=1, max_size=400))
+def test_replay_window_in_order_runs_with_gaps(steps: list[int]) -> None:
+    """Mostly-increasing ids (a media stream with losses and late repairs): the ring clears
+    the slots of skipped ids, which then leave or re-enter the window correctly."""
+    size = 2048
+    w = ReplayWindow(size)
+    seen: set[int] = set()
+    highest = 0
+    pid = 0
+    for step in steps:
+        pid += step
+        for candidate in (pid, pid - size + 1, pid - size, pid - 1):
+            expected = candidate > 0 and candidate not in seen and candidate > highest - size
+            assert w.check(candidate) == expected, (candidate, highest)
+            if expected:
+                w.mark(candidate)
+                seen.add(candidate)
+                highest = max(highest, candidate)
+    assert w.highest == highest

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wavry.rift import rift_pb2
 from wavry.rift.delta import DeltaController, DeltaDecision, DeltaState, DeltaTunables
@@ -232,6 +234,39 @@ def test_windowed_min_forgets_old_samples() -> None:
     assert wmin.get(9.0) == 5.0
     assert wmin.get(12.0) == 9.0
     assert wmin.get(30.0) is None
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 3.0), st.floats(-5.0, 5.0), st.booleans(), st.booleans()),
+        max_size=200,
+    )
+)
+def test_windowed_min_keeps_the_minimum_of_its_buckets(
+    steps: list[tuple[float, float, bool, bool]],
+) -> None:
+    """The minimum kept up to date equals the minimum over the buckets still in the window
+    (the definition), whatever the sequence of samples, reads, expiries and resets."""
+    window_s, buckets = 4.0, 4
+    bucket_s = window_s / buckets
+    wmin = WindowedMin(window_s, buckets)
+    model: list[tuple[float, float]] = []  # (bucket start, minimum)
+    now = 0.0
+    for dt, value, read_only, reset in steps:
+        now += dt
+        model = [b for b in model if not b[0] + bucket_s + window_s <= now]
+        if reset:
+            wmin.reset()
+            model = []
+        elif read_only:
+            assert wmin.get(now) == (min(m for _, m in model) if model else None)
+        else:
+            wmin.update(value, now)
+            if model and now < model[-1][0] + bucket_s:
+                model[-1] = (model[-1][0], min(model[-1][1], value))
+            else:
+                model.append((now, value))
+        assert wmin.get(now) == (min(m for _, m in model) if model else None)
 
 
 # --------------------------------------------------------------------------- bottleneck simulation

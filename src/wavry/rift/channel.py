@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidTag
 from google.protobuf.message import DecodeError
 
 from wavry.rift import rift_pb2
-from wavry.rift.crypto import ReplayWindow, TransportOpener, TransportSealer
+from wavry.rift.crypto import ReplayWindow, TransportOpener, TransportSealer, pack_nonce
 from wavry.rift.framing import AEAD_TAG_LEN, TRANSPORT_HEADER_LEN, TransportDatagram
 
 
@@ -72,16 +73,19 @@ class SecureChannel:
         """Replay check, authenticate and decrypt; None (state unchanged) on failure."""
         pid = dgram.packet_id
         replay = self._replay
-        if not replay.check(pid):
-            self.counters.replayed += 1
+        counters = self.counters
+        if pid <= replay.highest and not replay.check(pid):  # above the highest: new
+            counters.replayed += 1
             return None
-        plaintext = self._opener.open(dgram.header, pid, dgram.payload)
-        if plaintext is None:
-            self.counters.auth_failed += 1
+        payload = dgram.payload
+        try:
+            plaintext = self._opener.decrypt(pack_nonce(pid), payload, dgram.header)
+        except InvalidTag:
+            counters.auth_failed += 1
             return None
         replay.mark(pid)
-        self.counters.received += 1
-        self.counters.bytes_received += TRANSPORT_HEADER_LEN + len(dgram.payload)
+        counters.received += 1
+        counters.bytes_received += TRANSPORT_HEADER_LEN + len(payload)
         return plaintext
 
     def open(self, dgram: TransportDatagram) -> rift_pb2.Message | None:

@@ -117,10 +117,10 @@ class ClientSession:
         except FramingError:
             self.drops += 1
             return
-        if isinstance(dgram, HandshakeDatagram):
-            self._on_handshake(dgram, now)
-        else:
+        if dgram.__class__ is TransportDatagram:
             self._on_transport(dgram, now, arrival)
+        else:
+            self._on_handshake(dgram, now)  # type: ignore[arg-type]
 
     def datagrams_to_send(self, now: float | None = None) -> list[bytes]:
         """Handshake datagrams plus what the transport's pacer releases at `now`."""
@@ -363,9 +363,10 @@ class ClientSession:
         if ch is None or tr is None or dgram.alias != ch.alias:
             self.drops += 1
             return
-        before = ch.counters.received
-        messages = tr.on_datagram(dgram, now, arrival)
-        if ch.counters.received != before:
+        counters = ch.counters
+        before = counters.received
+        messages = tr.receiver.on_datagram(dgram, now, False, arrival)
+        if counters.received != before:
             self._host_confirmed = True
             if self._stalled:
                 self._stalled = False
@@ -378,7 +379,8 @@ class ClientSession:
                 self._events.append(MessageReceived(msg))
             if self.transport is not tr:
                 return  # the session ended or restarted while dispatching
-        self._drain_transport()
+        if tr.events:
+            self._drain_transport()
 
     def _drain_transport(self) -> None:
         tr = self.transport

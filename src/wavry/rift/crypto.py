@@ -19,6 +19,10 @@ class NonceExhausted(RuntimeError):
     """The packet-id counter reached its limit: the session must be re-established."""
 
 
+#: the nonce of a packet id, as bytes (`nonce_for` without the call)
+pack_nonce = _NONCE.pack
+
+
 def nonce_for(packet_id: int) -> bytes:
     """12-byte ChaCha20-Poly1305 nonce: four zero bytes then LE64(packet id)."""
     return _NONCE.pack(packet_id)
@@ -51,55 +55,67 @@ class TransportSealer:
 class TransportOpener:
     """Decrypts one direction of a session. Stateless apart from the key: replay is separate."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("decrypt",)
 
     def __init__(self, key: bytes) -> None:
-        self._aead = ChaCha20Poly1305(key)
+        #: ChaCha20-Poly1305 decrypt(nonce, ciphertext, aad), raising InvalidTag (for callers
+        #: on the per-datagram path, which save a call by using it directly)
+        self.decrypt = ChaCha20Poly1305(key).decrypt
 
     def open(self, header: bytes, packet_id: int, ciphertext: bytes) -> bytes | None:
         """Plaintext, or None when the tag does not verify."""
         try:
-            return self._aead.decrypt(_NONCE.pack(packet_id), ciphertext, header)
+            return self.decrypt(_NONCE.pack(packet_id), ciphertext, header)
         except InvalidTag:
             return None
 
 
 class ReplayWindow:
-    """Highest authenticated id plus a bitmap of the `size` ids below it (docs/spec/RIFT.md §3).
+    """Highest authenticated id plus which of the `size` ids below it were seen
+    (docs/spec/RIFT.md §3).
 
     `check` runs before decryption and changes nothing; `mark` runs only after the tag verified.
-    The bitmap is one Python int: bit i set means id (highest - i) was seen.
+    The window is a ring of `size` bytes, slot `id % size` for each id of the window (they are
+    `size` consecutive ids, so no two share a slot): marking the next id is one byte store, where
+    a bitmap held in one Python int reallocated `size` bits per datagram.
     """
 
-    __slots__ = ("_bits", "_highest", "_mask", "size")
+    __slots__ = ("_ring", "highest", "size")
 
     def __init__(self, size: int = REPLAY_WINDOW_SIZE) -> None:
         if size < 2048:
             raise ValueError("replay window must cover at least 2048 ids")
         self.size = size
-        self._highest = 0
-        self._bits = 0
-        self._mask = (1 << size) - 1
-
-    @property
-    def highest(self) -> int:
-        return self._highest
+        #: the highest authenticated id (0: none yet); read-only for callers
+        self.highest = 0
+        self._ring = bytearray(size)
 
     def check(self, packet_id: int) -> bool:
         """True if packet_id may be new (not yet seen and not below the window)."""
         if packet_id <= 0:
             return False
-        if packet_id > self._highest:
+        highest = self.highest
+        if packet_id > highest:
             return True
-        offset = self._highest - packet_id
-        if offset >= self.size:
+        if highest - packet_id >= self.size:
             return False
-        return not (self._bits >> offset) & 1
+        return not self._ring[packet_id % self.size]
 
     def mark(self, packet_id: int) -> None:
-        if packet_id > self._highest:
-            shift = packet_id - self._highest
-            self._bits = ((self._bits << shift) | 1) & self._mask if shift < self.size else 1
-            self._highest = packet_id
-        else:
-            self._bits |= 1 << (self._highest - packet_id)
+        highest, size, ring = self.highest, self.size, self._ring
+        if packet_id > highest:
+            shift = packet_id - highest
+            if shift >= size:
+                ring[:] = bytes(size)
+            elif shift > 1:
+                # the ids skipped over: their slots held ids that just left the window
+                start, end = (highest + 1) % size, packet_id % size
+                if start < end:
+                    ring[start:end] = bytes(end - start)
+                else:
+                    ring[start:] = bytes(size - start)
+                    ring[:end] = bytes(end)
+            self.highest = packet_id
+        elif highest - packet_id >= size:
+            return  # below the window: `check` refuses it anyway
+        ring[packet_id % size] = 1

@@ -38,14 +38,15 @@ class _ParityGroup:
     parities: dict[int, bytes] = field(default_factory=dict)
     #: XOR: classes attempted; Reed-Solomon: {0} once the group was attempted
     resolved_classes: set[int] = field(default_factory=set)
+    #: the group's last data id (read per datagram: a field, not a property)
+    last_packet_id: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last_packet_id = self.first_packet_id + len(self.shard_lengths) - 1
 
     @property
     def shard_count(self) -> int:
         return len(self.shard_lengths)
-
-    @property
-    def last_packet_id(self) -> int:
-        return self.first_packet_id + self.shard_count - 1
 
     def class_packet_ids(self, parity_index: int) -> range:
         return range(
@@ -119,6 +120,9 @@ class FecDecoder:
         if len(shards) > self._max_stored_shards:
             while len(shards) > self._max_stored_shards:
                 shards.popitem(last=False)
+        latest = self._latest_group
+        if latest is None or packet_id > latest.last_packet_id:
+            return []  # groups do not overlap: none covers an id past the latest one's
         group = self._group_covering(packet_id)
         if group is None:
             return []
@@ -131,7 +135,8 @@ class FecDecoder:
         self, fec: rift_pb2.FecPacket, now: float, carrier_packet_id: int | None = None
     ) -> list[tuple[int, bytes]]:
         """Accept one parity; ``carrier_packet_id`` is the id of the datagram that carried it."""
-        self._expire(now)
+        if now - self._last_expire >= _EXPIRE_EVERY_S:
+            self._expire(now)
         group = self._validate(fec, carrier_packet_id)
         if group is None:
             self.stats.parities_invalid += 1
@@ -388,13 +393,22 @@ class FecDecoder:
             return  # expiry is housekeeping: once per few ms is plenty (sizes are capped apart)
         self._last_expire = now
         horizon = now - self._max_age
-        while self._shards:
-            oldest_id, (_, stored_at) = next(iter(self._shards.items()))
+        shards = self._shards
+        stale = 0
+        for _, stored_at in shards.values():  # oldest first: count, then drop, the stale ones
             if stored_at >= horizon:
                 break
-            del self._shards[oldest_id]
-        while self._carrier_ids and next(iter(self._carrier_ids.values())) < horizon:
-            self._carrier_ids.popitem(last=False)
+            stale += 1
+        for _ in range(stale):
+            shards.popitem(last=False)
+        carriers = self._carrier_ids
+        stale = 0
+        for stored_at in carriers.values():
+            if stored_at >= horizon:
+                break
+            stale += 1
+        for _ in range(stale):
+            carriers.popitem(last=False)
         while self._groups:
             oldest = next(iter(self._groups.values()))  # dict order = creation order
             if oldest.created_at >= horizon:

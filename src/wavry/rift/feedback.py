@@ -108,6 +108,7 @@ class FeedbackBuilder:
 
     def __init__(self, config: FeedbackConfig | None = None) -> None:
         self._config = config if config is not None else FeedbackConfig()
+        self._max_pending = self._config.max_pending
         self._arrivals: dict[int, int] = {}  # packet id -> arrival time (µs)
         self._next_base: int | None = None  # first id not yet covered by a feedback
         self._highest = 0
@@ -131,19 +132,27 @@ class FeedbackBuilder:
         """Record the arrival of `packet_id` at `arrival_now` (receiver clock, seconds)."""
         if not 1 <= packet_id < _U64_LIMIT:
             raise ValueError(f"packet id out of range: {packet_id}")
-        arrival_us = _to_us(arrival_now)
+        arrival_us = round(arrival_now * 1_000_000)  # _to_us, inlined: runs per datagram
+        if arrival_us < 0:
+            _to_us(arrival_now)  # raises
+        arrivals = self._arrivals
+        if packet_id > self._highest:  # the common case: a new highest id
+            if len(arrivals) >= self._max_pending:
+                self.overflow_ignored += 1
+                return
+            arrivals[packet_id] = arrival_us
+            self._highest = packet_id
+            return
         if self._next_base is not None and packet_id < self._next_base:
             self.late_ignored += 1
             return
-        if packet_id in self._arrivals:
+        if packet_id in arrivals:
             self.duplicates_ignored += 1
             return
-        if len(self._arrivals) >= self._config.max_pending:
+        if len(arrivals) >= self._max_pending:
             self.overflow_ignored += 1
             return
-        self._arrivals[packet_id] = arrival_us
-        if packet_id > self._highest:
-            self._highest = packet_id
+        arrivals[packet_id] = arrival_us
 
     def next_timer(self) -> float | None:
         """When `build` should next be called, or None while there is nothing to report."""

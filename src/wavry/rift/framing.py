@@ -31,11 +31,12 @@ _TR_BODY = struct.Struct(">2sHIQ")
 # (poly 0x1021), which binascii.crc_hqx computes in C. Reflecting the input bytes and the
 # 16-bit result turns one into the other, so no per-bit Python loop runs on the hot path.
 _REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+_crc_hqx = binascii.crc_hqx
 
 
 def crc16_kermit(data: bytes) -> int:
     """CRC-16/KERMIT (poly 0x1021 reflected, init 0, no final XOR). Check: "123456789" → 0x2189."""
-    c = binascii.crc_hqx(data.translate(_REV8), 0)
+    c = _crc_hqx(data.translate(_REV8), 0)
     return (_REV8[c & 0xFF] << 8) | _REV8[c >> 8]
 
 
@@ -94,16 +95,14 @@ def parse_datagram(
 ) -> HandshakeDatagram | TransportDatagram:
     """Classify and check one datagram; raises FramingError with the reason on any failure."""
     n = len(data)
-    if (
-        TRANSPORT_HEADER_LEN <= n <= max_size
-        and data[:4] == _PREFIX
-        and data[4:8] != b"\x00\x00\x00\x00"
-    ):
-        # the common case first (a transport datagram that passes): one prefix compare
-        _, _, alias, packet_id, crc = _TR_STRUCT.unpack_from(data)
-        if crc16_kermit(data[:16]) != crc:
-            raise FramingError(DropReason.BAD_CRC)
-        return TransportDatagram(alias, packet_id, data[:TRANSPORT_HEADER_LEN], data[18:])
+    if TRANSPORT_HEADER_LEN <= n <= max_size:
+        # the common case first (a transport datagram that passes): one unpack, then the CRC
+        magic, version, alias, packet_id, crc = _TR_STRUCT.unpack_from(data)
+        if magic == MAGIC and version == VERSION and alias:
+            c = _crc_hqx(data[:16].translate(_REV8), 0)  # crc16_kermit, inlined
+            if (_REV8[c & 0xFF] << 8) | _REV8[c >> 8] != crc:
+                raise FramingError(DropReason.BAD_CRC)
+            return TransportDatagram(alias, packet_id, data[:TRANSPORT_HEADER_LEN], data[18:])
     if n < TRANSPORT_HEADER_LEN:
         raise FramingError(DropReason.TOO_SHORT)
     if n > max_size:

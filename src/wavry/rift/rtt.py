@@ -25,7 +25,8 @@ class WindowedMin:
     """Minimum of the samples of the last `window_s` seconds, kept in `buckets` time buckets.
 
     Memory is bounded by the bucket count; a sample leaves the window between `window_s` and
-    `window_s + window_s / buckets` after it was recorded.
+    `window_s + window_s / buckets` after it was recorded. The minimum is kept up to date as
+    samples come and buckets leave (read several times per video frame).
     """
 
     def __init__(self, window_s: float, buckets: int = 10) -> None:
@@ -34,29 +35,48 @@ class WindowedMin:
         self._window_s = window_s
         self._bucket_s = window_s / buckets
         self._buckets: deque[tuple[float, float]] = deque()  # (bucket start, minimum)
+        self._min: float | None = None
+        #: when the oldest bucket leaves the window
+        self._expires_at = math.inf
 
     def update(self, value: float, now: float) -> None:
-        self._expire(now)
-        if self._buckets and now < self._buckets[-1][0] + self._bucket_s:
-            start, minimum = self._buckets[-1]
+        if now >= self._expires_at:
+            self._expire(now)
+        buckets = self._buckets
+        if buckets and now < buckets[-1][0] + self._bucket_s:
+            start, minimum = buckets[-1]
             if value < minimum:
-                self._buckets[-1] = (start, value)
+                buckets[-1] = (start, value)
         else:
-            self._buckets.append((now, value))
+            buckets.append((now, value))
+            if len(buckets) == 1:
+                self._expires_at = now + self._bucket_s + self._window_s
+        current = self._min
+        if current is None or value < current:
+            self._min = value
 
     def reset(self) -> None:
         """Forget every sample (e.g. after a clock step made them meaningless)."""
         self._buckets.clear()
+        self._min = None
+        self._expires_at = math.inf
 
     def get(self, now: float) -> float | None:
-        self._expire(now)
-        if not self._buckets:
-            return None
-        return min(minimum for _, minimum in self._buckets)
+        if now >= self._expires_at:
+            self._expire(now)
+        return self._min
 
     def _expire(self, now: float) -> None:
-        while self._buckets and self._buckets[0][0] + self._bucket_s + self._window_s <= now:
-            self._buckets.popleft()
+        buckets = self._buckets
+        bucket_s, window_s = self._bucket_s, self._window_s
+        while buckets and buckets[0][0] + bucket_s + window_s <= now:
+            buckets.popleft()
+        if buckets:
+            self._expires_at = buckets[0][0] + bucket_s + window_s
+            self._min = min(minimum for _, minimum in buckets)
+        else:
+            self._expires_at = math.inf
+            self._min = None
 
 
 @dataclass(frozen=True, slots=True)

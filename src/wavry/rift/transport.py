@@ -74,6 +74,8 @@ class _Transport:
         self.config = config
         self.stats = TransportStats()
         self._events: deque[TransportEvent] = deque()
+        #: the events not yet taken (read-only: `next_event` takes them)
+        self.events = self._events
         self._emit: Callable[[TransportEvent], None] = self._events.append
 
     def send_message(self, message: rift_pb2.Message, now: float) -> int:
