@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 # Extras not installed in the pipx test (bench: aiortc, matplotlib; wayland: PyGObject, which
 # compiles; desktop: Qt, a large download): a module may fail to import only for want of one of
 # these.
-NOT_INSTALLED = {"aiortc", "matplotlib", "gi", "PySide6", "qasync", "keyring"}
+NOT_INSTALLED = {"aiortc", "matplotlib", "gi", "pywayland", "PySide6", "qasync", "keyring"}
 
 
 @pytest.fixture(scope="module")

@@ -234,13 +234,15 @@ class HeadlessGnome:
             time.sleep(0.05)
 
     def _gdbus(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["gdbus", "call", "--session", *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        """One D-Bus call; a call that does not return within ``timeout`` (a shell still busy
+        starting on a loaded machine) is a failed call the callers retry, not an exception."""
+        argv = ["gdbus", "call", "--session", *args]
+        try:
+            return subprocess.run(
+                argv, env=self.env(), capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(argv, 124, "", f"no answer within {timeout:g} s")
 
     def _wait_shell(self) -> None:
         """Until Mutter's ScreenCast answers and the shell left its start-up overview."""
