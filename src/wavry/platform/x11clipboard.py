@@ -278,7 +278,12 @@ class ClipboardSync:
                     except (BlockingIOError, OSError):
                         pass
         except Exception as exc:  # connection lost: stop quietly, the session carries on
-            log.warning("clipboard: X event loop ended: %s", type(exc).__name__)
+            # the display closing (the end of a virtual display, a demo's shutdown) is said by
+            # the capture when it matters; anything else is worth a warning
+            closed = type(exc).__name__ == "ConnectionClosedError"
+            (log.info if closed else log.warning)(
+                "clipboard: X event loop ended: %s", type(exc).__name__
+            )
         finally:
             self._shutdown()
 
