@@ -44,3 +44,12 @@ def test_growth_stuck_keys_and_lost_sessions_are_caught() -> None:
     # the blackout had no reconnect after it, one came out of the blue, the client died
     assert r["blackouts_without_reconnect"] == 1 and r["unexpected_reconnects"] == 1
     assert r["sessions_lost"] == 3 and t["no session lost"] == "MISSED"
+
+
+def test_the_clients_live_line_gives_its_frames_per_second() -> None:
+    from wavry.bench.soak import _FPS
+
+    line = "last 1 s:  59 fps shown,   0 dropped  e2e p50   7.5 p95   8.9 ms    1.49 Mbit/s"
+    m = _FPS.match(line)
+    assert m is not None and m.group(1) == "59"
+    assert _FPS.match("received soak-file.bin -> /tmp/x") is None

@@ -43,7 +43,8 @@ __all__ = ["SoakOptions", "run_soak"]
 
 BLACKOUT_S = 12.0  # longer than a session's 10 s of silence: both ends give it up
 LARGE_CLIPBOARD = 200_000  # bytes: more than a datagram, so it travels as a file
-_FPS = re.compile(r"\s*(\d+) fps\b")
+#: the client's live line: "last 1 s:  59 fps shown, ..." (older clients: "  59 fps ...")
+_FPS = re.compile(r"^(?:last 1 s:)?\s*(\d+) fps\b")
 
 
 @dataclass(slots=True)
