@@ -126,4 +126,6 @@ def test_drops_by_reason_and_summary_contract() -> None:
     out = s.summary()
     assert out["frames_dropped"] == 8 and out["frames_presented"] == 10
     assert set(out["stages_ms"]) >= {"capture", "network", "queue", "decode", "present"}
+    assert out["stages_p50_ms"]["decode"] == pytest.approx(2.0)
+    assert out["stages_p50_ms"]["capture"] == pytest.approx(0.5)
     assert out["bitrate_kbps"] == pytest.approx(10_000 * 8 * 10 / (9 / 60) / 1000, rel=0.01)

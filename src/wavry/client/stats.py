@@ -348,6 +348,11 @@ class ClientStats:
                     sum(self._stage_sums[s] for s in ("convert", "wait", "show")) / n, 3
                 )
             },
+            # medians over the last shown frames (up to the live window): a mean hides which
+            # stage is slow for most frames and which only now and then
+            "stages_p50_ms": {
+                s: _r(percentile([f.stage(s) for f in self.frames], 0.5)) for s in STAGES
+            },
             "bitrate_kbps": round(self.bitrate_kbps(), 1),
             "loss_pct": round(self.loss.total_pct, 3),
             "fec_recovered": self.fec_recovered,

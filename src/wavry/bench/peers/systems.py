@@ -73,7 +73,13 @@ def _client_stages(path: Path) -> dict[str, Any] | None:
         stats = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    keep = ("stages_ms", "e2e_after_startup_ms", "frames_presented", "frames_dropped")
+    keep = (
+        "stages_ms",
+        "stages_p50_ms",
+        "e2e_after_startup_ms",
+        "frames_presented",
+        "frames_dropped",
+    )
     return {k: stats[k] for k in keep if k in stats} or None
 
 
