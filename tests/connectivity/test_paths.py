@@ -202,6 +202,52 @@ def test_a_relayed_session_asks_for_a_fresh_lease_before_it_expires() -> None:
     assert [d[2] for d, _ in out] == [wire.PacketType.LEASE_RENEW]
 
 
+def _wakeups(p: ClientPaths, start: float, until: float) -> int:
+    """Drive ``p`` as the client's adapter does, with nothing arriving: wake at its next
+    deadline (every 0.5 s at the latest). A deadline it leaves in the past wakes it again at
+    once, and this count explodes."""
+    t, n = start, 0
+    while t < until and n < 100_000:
+        p.take_output(t)
+        events(p)
+        due = p.next_timer()
+        t = min(due, t + 0.5) if due is not None else t + 0.5
+        n += 1
+    return n
+
+
+def test_no_path_state_keeps_the_client_timer_spinning() -> None:
+    # relayed, the renewal asked for and the gateway silent (restarting)
+    p = ClientPaths(SID, 0.0)
+    p.accepted([], 0.0)
+    bound_relay(p, 0.1, 1000.0)  # lease ends at monotonic 300.1
+    assert p.relay is not None
+    route = p.relay.route
+    p.route(MSG1, 0.2)
+    p.received(route, True, 0.3, handshake=True)
+    assert _wakeups(p, 0.3, 290.0) < 2_000
+    # direct, the path silent, the relay asked for and no grant coming
+    p = ClientPaths(SID, 0.0)
+    p.accepted(cands(), 0.0)
+    p.route(MSG1, 0.0)
+    p.received(HOST_SRFLX, True, 0.05, handshake=True)
+    assert _wakeups(p, 0.05, 60.0) < 1_000
+    assert p._relay_asked
+    # direct and silent while the granted binding gets no answer from the relay
+    p = ClientPaths(SID, 0.0)
+    p.accepted(cands(), 0.0)
+    p.route(MSG1, 0.0)
+    p.received(HOST_SRFLX, True, 0.05, handshake=True)
+    p.relay_granted(grant(), KEY.sign, 0.1, 1000.0)
+    assert _wakeups(p, 0.1, 60.0) < 1_000
+    # not connected yet, a relay granted (not asked for by us) and still binding
+    p = ClientPaths(SID, 0.0)
+    p.accepted(cands(), 0.0)
+    p.route(MSG1, 0.0)
+    p.relay_granted(grant(), KEY.sign, 0.5, 1000.5)
+    assert _wakeups(p, 0.5, 30.0) < 1_000
+
+
 def test_host_probes_candidates_then_keeps_probing_a_relayed_session() -> None:
     m = HostMeetings(KEY.sign)
     client = [Candidate(CandidateKind.srflx, ("11.200.2.2", 40000))]
@@ -223,6 +269,57 @@ def test_host_probes_candidates_then_keeps_probing_a_relayed_session() -> None:
     m.set_relayed(set(), 101.0)
     m.handle_timer(101.0)
     assert SID not in m.meetings
+
+
+def _bound_meeting(m: HostMeetings) -> None:
+    """SID met at t=0, its host binding bound at t=0.03 with a lease ending at t=300."""
+    m.on_connect(SID, "c" * 43, [Candidate(CandidateKind.srflx, ("11.200.2.2", 40000))], 0.0)
+    m.relay_granted(grant(Role.HOST), 0.0, 1000.0)
+    m.take_output(0.0)
+    m.unwrap(ack(1300.0), RELAY, 0.03)
+
+
+def _run_timers(m: HostMeetings, until: float, relayed: bool) -> int:
+    """Drive ``m`` as HostSide does (wake at the next deadline, or every 0.5 s at the latest);
+    the number of wake-ups before ``until``."""
+    t, wakeups = 0.0, 0
+    while t < until and wakeups < 100_000:
+        m.set_relayed({str(SID)} if relayed else set(), t)
+        m.take_output(t)
+        m.handle_timer(t)
+        due = m.next_timer()
+        t = min(due, t + 0.5) if due is not None else t + 0.5
+        wakeups += 1
+    return wakeups
+
+
+def test_a_meeting_kept_past_its_ttl_never_asks_for_a_timer_in_the_past() -> None:
+    # the meeting outlives MEETING_TTL_S (60 s), kept by a relayed session and then by its
+    # valid lease: its deadlines must move on, or the host's timer fires again at once for as
+    # long as it lives (a core spun, capture and encode starved: found by `bench connect`)
+    for relayed in (True, False):
+        m = HostMeetings(KEY.sign)
+        _bound_meeting(m)
+        wakeups = _run_timers(m, 200.0, relayed)
+        assert wakeups <= 200 / 0.5 + 100, wakeups  # the 0.5 s ceiling, probes, re-presents
+        assert SID in m.meetings  # the lease (t=300) keeps it
+        due = m.next_timer()
+        assert due is not None and due > 199.0
+    m = HostMeetings(KEY.sign)
+    _bound_meeting(m)
+    _run_timers(m, 301.0, relayed=False)
+    assert SID not in m.meetings  # the lease ran out
+
+
+def test_a_finished_relayed_session_releases_its_meeting() -> None:
+    m = HostMeetings(KEY.sign)
+    _bound_meeting(m)
+    route = RelayRoute(RELAY[0], RELAY[1], str(SID))
+    m.session_ended(str(uuid.uuid4()))  # someone else's: nothing changes
+    assert SID in m.meetings and m.wrap(route, b"x") is not None
+    m.session_ended(str(SID))
+    assert SID not in m.meetings and m.wrap(route, b"x") is None
+    assert m.take_output(20.0) == [] and m.next_timer() is None  # no re-presenting
 
 
 def test_host_relay_binding_wraps_and_unwraps() -> None:
@@ -261,3 +358,42 @@ def test_a_route_that_got_no_answer_says_why() -> None:
     assert "srflx 11.200.1.2:47800" in why and "no healthy relay" in why
     bound_relay(p, 2.0, 1000.0)
     assert "no answer through the relay either" in conn.no_answer_reason()
+
+
+def test_host_side_releases_a_meeting_when_its_relayed_rift_session_ends() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from wavry.connectivity.hostside import HostSide
+
+    route = RelayRoute(RELAY[0], RELAY[1], str(SID))
+    other = uuid.UUID("87654321-4321-4321-8321-cba987654321")
+    sessions: dict[int, object] = {}
+    sent: list[tuple[bytes, object]] = []
+    server = SimpleNamespace(
+        side=None,
+        core=SimpleNamespace(sessions=sessions),
+        send_raw=lambda data, addr: sent.append((data, addr)),
+    )
+
+    async def scenario() -> None:
+        side = HostSide(server, KEY.sign, clock=lambda: 1.0, wall_clock=lambda: 1001.0)  # type: ignore[arg-type]
+        try:
+            m = side.meetings
+            _bound_meeting(m)
+            m.on_connect(other, "d" * 43, [], 0.0)
+            sessions[5] = SimpleNamespace(addr=route)  # relayed
+            sessions[6] = SimpleNamespace(addr=("11.200.2.2", 40000))  # direct, never relayed
+            side._on_timer()
+            assert m.meetings[SID].relayed
+            sessions[5] = SimpleNamespace(addr=("11.200.2.2", 40001))  # moved to direct
+            side._on_timer()
+            assert SID in m.meetings  # still the same session: its binding stays for failover
+            del sessions[5], sessions[6]  # both sessions end
+            side._on_timer()
+            assert SID not in m.meetings  # the relayed one's meeting goes at once
+            assert other in m.meetings  # the other waits for its TTL as before
+        finally:
+            side.close()
+
+    asyncio.run(scenario())

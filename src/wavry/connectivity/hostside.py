@@ -52,6 +52,8 @@ class HostSide:
         self.stun = StunQueries(clock, self.pump)
         self._timer = Timer(self._on_timer)
         self._closed = False
+        #: RIFT sessions (core alias) that ran through a meeting's relay → that meeting
+        self._relayed_by: dict[int, str] = {}
 
     def attach(self) -> None:
         self.server.side = self
@@ -113,11 +115,16 @@ class HostSide:
 
     def _on_timer(self) -> None:
         now = self._clock()
-        relayed = {
-            s.addr.session
-            for s in self.server.core.sessions.values()
-            if isinstance(s.addr, RelayRoute)
-        }
+        sessions = self.server.core.sessions
+        relayed = set()
+        for alias, s in sessions.items():
+            if isinstance(s.addr, RelayRoute):
+                relayed.add(s.addr.session)
+                self._relayed_by[alias] = s.addr.session
+        for alias in [a for a in self._relayed_by if a not in sessions]:
+            meeting = self._relayed_by.pop(alias)
+            if meeting not in relayed:
+                self.meetings.session_ended(meeting)
         self.meetings.set_relayed(relayed, now)
         self.meetings.handle_timer(now)
         self.pump()

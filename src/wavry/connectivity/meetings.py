@@ -186,8 +186,23 @@ class HostMeetings:
                 due.append(t)
             if m.relay is not None and (t := m.relay.next_timer()) is not None:
                 due.append(t)
-            due.append(m.started + MEETING_TTL_S)
+            if (t := self._expiry(m)) is not None:
+                due.append(t)
         return min(due) if due else None
+
+    @staticmethod
+    def _expiry(m: Meeting) -> float | None:
+        """When ``m`` may be forgotten, if nothing changes before (None: not while its RIFT
+        session runs through the relay; :meth:`set_relayed` wakes the caller when that ends).
+        Never a time already past for a meeting that stays: a deadline in the past would make
+        the caller's timer fire again at once, for as long as the meeting lives."""
+        if m.relayed:
+            return None
+        end = m.started + MEETING_TTL_S
+        b = m.relay
+        if b is not None and b.bound and b.expires_at is not None:
+            end = max(end, b.expires_at)
+        return end
 
     def handle_timer(self, now: float) -> None:
         for m in list(self.meetings.values()):
@@ -198,10 +213,18 @@ class HostMeetings:
                 self._forget(m)
 
     def _expired(self, m: Meeting, now: float) -> bool:
-        if m.relayed or now < m.started + MEETING_TTL_S:
-            return False
-        b = m.relay
-        return b is None or not b.lease_valid(now)
+        end = self._expiry(m)
+        return end is not None and now >= end
+
+    def session_ended(self, session: str) -> None:
+        """The RIFT session that ran through this meeting's relay has ended: its binding has
+        nothing left to carry. Forgotten at once rather than kept re-presenting its lease to
+        the relay every 15 s until the lease runs out (the relay limits lease datagrams per
+        identity: a host with many short relayed sessions would otherwise run into that
+        limit). A client that comes back asks for a new grant, which makes a new binding."""
+        for m in list(self.meetings.values()):
+            if str(m.session) == session:
+                self._forget(m)
 
     def _make_room(self, now: float) -> None:
         if len(self.meetings) < MAX_MEETINGS:

@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from wavry.connectivity.candidates import Address, Candidate, CandidateKind
-from wavry.connectivity.relaypath import RelayBinding, RelayBindingState, RelayGrant, RelayRoute
+from wavry.connectivity.relaypath import (
+    RENEW_BEFORE_S,
+    RelayBinding,
+    RelayBindingState,
+    RelayGrant,
+    RelayRoute,
+)
 from wavry.net.addr import format_hostport
 
 __all__ = [
@@ -57,6 +63,7 @@ CHECK_WINDOW_S = 3.0
 RELAY_AFTER_S = 1.5
 DIRECT_CHECK_S = 5.0
 DIRECT_SILENCE_S = 1.0
+SILENCE_RECHECK_S = 0.25
 #: after following the host to a new path, its datagrams on the path just left do not move the
 #: session back for this long: the host keeps sending there while it validates the new path
 #: (RIFT.md §3, a round trip), and those carry higher packet ids than its first on the new one
@@ -165,6 +172,9 @@ class ClientPaths:
         self._left_at = 0.0
         self._last_auth: dict[Path, float] = {}
         self._last_current_rx = now
+        #: while the direct path is silent and nothing could be done about it yet (the relay
+        #: asked for, or still binding), look again at this time
+        self._silence_recheck = 0.0
         self._msg1_first: dict[Path, float] = {}
         self._next_direct_check = 0.0
         self._in_direct_check = False
@@ -308,17 +318,26 @@ class ClientPaths:
         checking = self.current is None and self._msg1 is not None and self._checks_until
         if checking and self._next_check < self._checks_until:
             due.append(self._next_check)
-        if self.current is None and self._accepted_at is not None and not self._relay_asked:
-            due.append(self._accepted_at + RELAY_AFTER_S)
+        # every deadline here is one that handle_timer acts on and then moves on: one left in
+        # the past would wake the caller again at once, for as long as that state lasts
         b = self.relay
+        if (
+            self.current is None
+            and self._accepted_at is not None
+            and not self._relay_asked
+            and b is None
+        ):
+            due.append(self._accepted_at + RELAY_AFTER_S)
         if b is not None and (t := b.next_timer()) is not None:
             due.append(t)
-            if b.expires_at is not None and isinstance(self.current, RelayRoute):
-                due.append(b.expires_at - 60.0)
+            renew = b.expires_at is not None and not b.renewing
+            if renew and isinstance(self.current, RelayRoute):
+                assert b.expires_at is not None
+                due.append(b.expires_at - RENEW_BEFORE_S)
         if isinstance(self.current, RelayRoute):
             due.append(self._next_direct_check)
         elif self.current is not None:
-            due.append(self._last_current_rx + DIRECT_SILENCE_S)
+            due.append(max(self._last_current_rx + DIRECT_SILENCE_S, self._silence_recheck))
         return min(due) if due else None
 
     def handle_timer(self, now: float) -> None:
@@ -351,8 +370,12 @@ class ClientPaths:
             if b is not None and b.bound and b.lease_valid(now):
                 self._set(b.route, now, f"no packets on the direct path for {DIRECT_SILENCE_S:g} s")
                 self._last_current_rx = now
-            elif b is None or b.state is RelayBindingState.FAILED:
-                self._ask_relay("the direct path went silent")
+            else:
+                if b is None or b.state is RelayBindingState.FAILED:
+                    self._ask_relay("the direct path went silent")
+                # a grant or the binding's answer moves the session (_relay_bound); until
+                # then, look again now and then rather than at every wake-up
+                self._silence_recheck = now + SILENCE_RECHECK_S
 
     def next_event(self) -> PathEvent | None:
         return self._events.popleft() if self._events else None

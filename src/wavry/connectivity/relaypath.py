@@ -159,6 +159,11 @@ class RelayBinding:
             and now >= self.expires_at - RENEW_BEFORE_S
         )
 
+    @property
+    def renewing(self) -> bool:
+        """A fresh lease was asked for and has not come yet."""
+        return self._renewing
+
     def renewal_asked(self) -> None:
         self._renewing = True
 
