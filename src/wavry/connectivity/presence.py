@@ -21,7 +21,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +46,10 @@ log = logging.getLogger("wavry.presence")
 
 BACKOFF_INITIAL_S = 0.25
 BACKOFF_MAX_S = 2.0
+#: a signaling connection that lasted this long was a working one: after it ends the host
+#: reconnects at once; one that ended sooner (the gateway closed it right away, or another
+#: process with this device's identity replaced it) is retried with the back-off
+STABLE_ONLINE_S = 30.0
 #: how long the gateway's word for a client lasts after its ``connect``, and after its last
 #: session here ended (a session's own reconnects need no new introduction; a client whose
 #: account lost the share must come through the gateway again within this time)
@@ -91,6 +95,7 @@ class HostPresence:
         extra_candidates: Callable[[], list[Candidate]] | None = None,
         web_mapped: Callable[[], list[tuple[str, int]]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.gateway_url = gateway_url
         self.name = name
@@ -99,6 +104,7 @@ class HostPresence:
         self._extra = extra_candidates
         self._web_mapped = web_mapped or (lambda: [])
         self._clock = clock
+        self._sleep = sleep
         self._ctx: HostContext | None = None
         self._task: asyncio.Task[None] | None = None
         self._token: str | None = None
@@ -231,7 +237,7 @@ class HostPresence:
             except PresenceError as exc:
                 self._offline(str(exc), was_online)
                 was_online = False
-                await asyncio.sleep(30.0)
+                await self._sleep(30.0)
                 continue
             except (GatewayError, SignalingError, OSError) as exc:
                 code = getattr(exc, "code", "")
@@ -239,13 +245,12 @@ class HostPresence:
                     self._token = None
                 self._offline(str(exc), was_online)
                 was_online = False
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                await self._sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             self._sig = sig
-            delay = BACKOFF_INITIAL_S
             self.state.online = True
-            self.state.since = self._clock()
+            self.state.since = online_at = self._clock()
             self._online.set()
             if was_online or self.state.reconnects:
                 self._say(f"back online at {self.gateway_url} as {self.name!r}")
@@ -270,6 +275,13 @@ class HostPresence:
                 f"gateway connection lost ({self.state.last_error or 'closed'}); reconnecting"
             )
             was_online = False
+            # a connection the gateway ended at once must not be reopened at once: two hosts
+            # with one identity replaced each other as fast as the round trips went, forever
+            if self._clock() - online_at < STABLE_ONLINE_S:
+                await self._sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, BACKOFF_MAX_S)
+            else:
+                delay = BACKOFF_INITIAL_S
 
     def _offline(self, why: str, announce: bool) -> None:
         self.state.last_error = why
