@@ -87,3 +87,55 @@ def test_router_routes_by_type_in_order_and_survives_a_failing_feature() -> None
     router.accepted(PeerInfo(1, "id"), 0.0)
     router.gone(1, "closed", 0.0)
     router.close()
+
+
+class _Ticker(Feature):
+    """A feature with a periodic timer (every 0.1 s), the way the runtime's features do it."""
+
+    name = "ticker"
+
+    def __init__(self) -> None:
+        self.due = 0.0
+        self.ticks = 0
+
+    def next_timer(self) -> float | None:
+        return self.due
+
+    def on_timer(self, now: float) -> None:
+        self.due = now + 0.1
+        self.ticks += 1
+
+
+class _BrokenTimer(Feature):
+    """A feature whose on_timer fails before its deadline moves on."""
+
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def next_timer(self) -> float | None:
+        return 0.0
+
+    def on_timer(self, now: float) -> None:
+        self.calls += 1
+        raise RuntimeError("send failed")
+
+
+def test_a_feature_whose_timer_raises_does_not_keep_the_runtime_awake() -> None:
+    """Driven like the runtime's timer loop (sleep until the router's next deadline, then
+    `timers`): a deadline left in the past by a failing feature woke the loop at once, over
+    and over, for as long as the fault lasted (10 000 wake-ups here without moving time on)."""
+    ticker, broken = _Ticker(), _BrokenTimer()
+    router = Router([broken, ticker])
+    now, wakeups = 0.0, 0
+    while now < 5.0 and wakeups < 10_000:
+        due = router.next_timer()
+        assert due is not None
+        now = max(now, due)
+        router.timers(now)
+        wakeups += 1
+    assert now >= 5.0, f"{wakeups} wake-ups and the clock is still at {now}"
+    assert broken.calls <= 6  # retried once a second
+    assert ticker.ticks >= 49  # the healthy feature kept its 10 Hz
+    assert wakeups <= ticker.ticks + broken.calls

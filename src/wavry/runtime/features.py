@@ -22,6 +22,11 @@ from wavry.runtime.messages import AppEvent
 
 log = logging.getLogger(__name__)
 
+#: a feature whose ``on_timer`` raised is not woken again for this long: the deadline it left
+#: behind is in the past, and waking it at once would fail again at once, in a busy loop that
+#: spins a core (and starves the other features) for as long as the fault lasts
+TIMER_RETRY_S = 1.0
+
 Send = Callable[[int, AppEvent], None]
 """How a feature sends an application event to a peer (raises nothing: a peer that is gone
 drops it)."""
@@ -74,13 +79,16 @@ class Router:
     """Hands each typed event to the features that handle it; fans lifecycle calls out.
 
     One misbehaving feature never takes the others (or the session) down: an exception is logged
-    once per feature and event class, and the event goes on to the next feature.
+    once per feature and event class, and the event goes on to the next feature; a feature whose
+    timer raised is woken again only after ``TIMER_RETRY_S``.
     """
 
     def __init__(self, features: Iterable[Feature] = ()) -> None:
         self.features: list[Feature] = []
         self._by_type: dict[type, list[Feature]] = {}
         self._reported: set[tuple[str, str]] = set()
+        #: id(feature) → not woken before this (its on_timer raised)
+        self._timer_held: dict[int, float] = {}
         for f in features:
             self.add(f)
 
@@ -93,6 +101,7 @@ class Router:
         if feature in self.features:
             self.features.remove(feature)
             self._by_type.clear()
+            self._timer_held.pop(id(feature), None)
 
     def _targets(self, kind: type) -> list[Feature]:
         targets = self._by_type.get(kind)
@@ -131,18 +140,26 @@ class Router:
             except Exception as exc:
                 self._failed(f, "on_gone", exc)
 
+    def _due(self, f: Feature) -> float | None:
+        t = f.next_timer()
+        held = self._timer_held.get(id(f))
+        return t if t is None or held is None else max(t, held)
+
     def next_timer(self) -> float | None:
-        due = [t for f in self.features if (t := f.next_timer()) is not None]
+        due = [t for f in self.features if (t := self._due(f)) is not None]
         return min(due) if due else None
 
     def timers(self, now: float) -> None:
         for f in self.features:
-            t = f.next_timer()
+            t = self._due(f)
             if t is not None and t <= now:
                 try:
                     f.on_timer(now)
                 except Exception as exc:
                     self._failed(f, "on_timer", exc)
+                    self._timer_held[id(f)] = now + TIMER_RETRY_S
+                else:
+                    self._timer_held.pop(id(f), None)
 
     def close(self) -> None:
         for f in reversed(self.features):
