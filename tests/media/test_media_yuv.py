@@ -163,3 +163,53 @@ def test_another_size_than_the_encoders_is_scaled_by_swscale() -> None:
     enc = Encoder(Codec.H264, 320, 240, 30, bitrate_kbps=500)
     y = _encode_decode(enc, np.full((480, 640, 4), 255, np.uint8))
     assert y.shape == (240, 320) and y.mean() > 200
+
+
+def _into_surface(src: av.VideoFrame, fmt: str) -> Image:
+    """``src`` written by libyuv into a packed buffer with a row pitch of its own; the bytes
+    past each row must be left alone. The (h, w, 4) picture as stored."""
+    w, h = src.width, src.height
+    pitch = w * 4 + 64
+    surface = np.full((h, pitch), 0x5A, np.uint8)
+    assert yuv.packs_i420_to(fmt)
+    assert yuv.i420_to_packed(src, fmt, int(surface.ctypes.data), pitch)
+    assert (surface[:, w * 4 :] == 0x5A).all()
+    return surface[:, : w * 4].reshape(h, w, 4)
+
+
+@pytest.mark.parametrize("fmt", ["bgr0", "bgra", "rgb0", "rgba"])
+@pytest.mark.parametrize(("w", "h"), [(640, 360), (1280, 720)])
+def test_i420_into_a_packed_surface_agrees_with_swscale(fmt: str, w: int, h: int) -> None:
+    """The client's window-surface path at decoded-video sizes: libyuv straight into the
+    surface against swscale's picture of the same format (BT.601 limited range both)."""
+    src = converter().convert(packed_frame(desktop(w, h), "bgr0"))
+    assert src is not None
+    got = _into_surface(src, fmt).astype(np.int64)
+    p = VideoReformatter().reformat(src, w, h, fmt).planes[0]
+    ref = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:h, : w * 4].reshape(h, w, 4)
+    # colour bytes only: libyuv writes 255 into X/A, swscale what it likes
+    assert np.abs(got[..., :3] - ref[..., :3].astype(np.int64)).max() <= 3
+
+
+@pytest.mark.parametrize(("w", "h"), [(641, 361), (65, 37)])
+def test_i420_into_a_packed_surface_at_odd_sizes_gives_the_picture_back(w: int, h: int) -> None:
+    """Odd sizes (where swscale's own round trip is off by up to 37 here): a smooth picture
+    through I420 and back is the picture within the rounding of two conversions and of the
+    2×2 chroma (the gradient is steep at 65×37)."""
+    y, x = np.mgrid[0:h, 0:w]
+    smooth = np.zeros((h, w, 4), np.uint8)
+    smooth[..., 0] = x * 200 // max(1, w - 1) + 20
+    smooth[..., 1] = y * 200 // max(1, h - 1) + 20
+    smooth[..., 2] = (x + y) * 100 // max(1, w + h - 2) + 60
+    src = converter().convert(packed_frame(smooth, "bgr0"))
+    assert src is not None
+    got = _into_surface(src, "bgr0")[..., [2, 1, 0]].astype(np.int64)  # B, G, R → R, G, B
+    assert np.abs(got - smooth[..., :3].astype(np.int64)).max() <= 6
+
+
+def test_i420_into_a_packed_surface_refuses_what_it_cannot_write() -> None:
+    frame = av.VideoFrame(64, 32, "yuv420p")
+    buf = np.zeros((32, 64 * 4), np.uint8)
+    assert not yuv.packs_i420_to("rgb565le")
+    assert not yuv.i420_to_packed(frame, "rgb565le", int(buf.ctypes.data), 64 * 4)
+    assert not yuv.i420_to_packed(av.VideoFrame(64, 32, "nv12"), "bgr0", int(buf.ctypes.data), 256)

@@ -12,8 +12,10 @@ Presenters, measured side by side in one run:
 - ``sdl-software`` — the baseline: SDL's software renderer with an I420 streaming texture (what
   the client used before; SDL converts and scales in one thread);
 - ``sdl-opengl``, ``sdl-opengles2`` — SDL's GL renderers (Mesa llvmpipe without a GPU);
-- ``surface`` — the client's CPU path: swscale into the window's pixel format on the decode
-  thread, then the window surface (``XShmPutImage``).
+- ``surface-swscale`` — the client's CPU path without libyuv: swscale into the window's pixel
+  format on the decode thread, then a copy into the window surface (``XShmPutImage``);
+- ``surface`` — the client's CPU path as shipped: libyuv converts the decoded I420 picture
+  straight into the window surface on the window thread (nothing in ``prepare``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from wavry.percentile import percentile
 
 __all__ = ["run_present_bench"]
 
-PRESENTERS = ("sdl-software", "sdl-opengl", "sdl-opengles2", "surface")
+PRESENTERS = ("sdl-software", "sdl-opengl", "sdl-opengles2", "surface-swscale", "surface")
 SIZES = ((1280, 720), (1920, 1080))
 FPS = 60
 
@@ -72,8 +74,8 @@ def _worker(presenter: str, w: int, h: int, n: int) -> dict[str, Any]:
     sdl2.SDL_InitSubSystem(sdl2.SDL_INIT_VIDEO)
     win = sdl2.SDL_CreateWindow(b"wavry bench present", 0, 0, w, h, sdl2.SDL_WINDOW_SHOWN)
     p: Any
-    if presenter == "surface":
-        p = SurfacePresenter(win, w, h)
+    if presenter.startswith("surface"):
+        p = SurfacePresenter(win, w, h, direct=presenter == "surface")
     else:
         p = RendererPresenter(win, w, h, software=presenter == "sdl-software")
     event = sdl2.SDL_Event()

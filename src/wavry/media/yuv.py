@@ -21,7 +21,7 @@ from typing import Any
 
 import av
 
-__all__ = ["PackedToI420", "libyuv"]
+__all__ = ["PackedToI420", "i420_to_packed", "libyuv", "packs_i420_to"]
 
 _LIB: ctypes.CDLL | None = None
 _LOADED = False
@@ -30,6 +30,7 @@ _LOCK = threading.Lock()
 _u8p = ctypes.c_void_p
 _int = ctypes.c_int
 _TO_I420 = (_u8p, _int, _u8p, _int, _u8p, _int, _u8p, _int, _int, _int)
+_FROM_I420 = _TO_I420  # y, u, v (pointer, stride each), then the packed picture, width, height
 
 #: libyuv names a format by its 32-bit word, little-endian: "ARGB" is B, G, R, A in memory
 _PACKED_TO_I420 = {
@@ -37,6 +38,13 @@ _PACKED_TO_I420 = {
     "bgra": "ARGBToI420",
     "rgb0": "ABGRToI420",
     "rgba": "ABGRToI420",
+}
+#: ... and back: I420 into a packed picture (the client's window surface)
+_I420_TO_PACKED = {
+    "bgr0": "I420ToARGB",
+    "bgra": "I420ToARGB",
+    "rgb0": "I420ToABGR",
+    "rgba": "I420ToABGR",
 }
 
 
@@ -56,6 +64,9 @@ def libyuv() -> ctypes.CDLL | None:
                 try:
                     for fn in set(_PACKED_TO_I420.values()):
                         getattr(lib, fn).argtypes = _TO_I420
+                        getattr(lib, fn).restype = _int
+                    for fn in set(_I420_TO_PACKED.values()):
+                        getattr(lib, fn).argtypes = _FROM_I420
                         getattr(lib, fn).restype = _int
                 except AttributeError:  # an unrelated library of that name
                     continue
@@ -104,3 +115,25 @@ class PackedToI420:
             frame.width, frame.height,
         )  # fmt: skip
         return out if rc == 0 else None
+
+
+def packs_i420_to(fmt: str) -> bool:
+    """:func:`i420_to_packed` can write ``fmt`` (a swscale name), libyuv being installed."""
+    return fmt in _I420_TO_PACKED and libyuv() is not None
+
+
+def i420_to_packed(frame: Any, fmt: str, dst: int, dst_stride: int) -> bool:
+    """Convert the ``yuv420p`` ``frame`` into the packed ``fmt`` picture at address ``dst``
+    (``dst_stride`` bytes a row, room for the frame's width and height), in place: the
+    client's window surface, without an intermediate picture. BT.601 limited range, as
+    swscale's default. False when libyuv or the conversion is missing or it failed."""
+    lib = libyuv()
+    fn = _I420_TO_PACKED.get(fmt)
+    if lib is None or fn is None or frame.format.name != "yuv420p":
+        return False
+    y, u, v = frame.planes
+    rc = getattr(lib, fn)(
+        _ptr(y), y.line_size, _ptr(u), u.line_size, _ptr(v), v.line_size,
+        dst, dst_stride, frame.width, frame.height,
+    )  # fmt: skip
+    return bool(rc == 0)
