@@ -54,7 +54,12 @@ def link_missing() -> str | None:
             return f"`{tool}` not found (apt-get install iproute2)"
     if not os.path.exists("/dev/net/tun"):
         return "/dev/net/tun is missing (no tun support)"
-    return None
+    # root and the tools are not enough (e.g. in a chroot, `ip netns exec` cannot remount /):
+    # the lab's own probe makes a namespace, a veth pair and a tbf queue and says what failed
+    from wavry.bench.netlab.netns import probe
+
+    ok, why = probe()
+    return None if ok else why
 
 
 def cleanup_stale() -> None:
