@@ -9,6 +9,7 @@ and shown as a line in the status bar.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -163,8 +164,25 @@ def run(started: float | None = None) -> int:
     try:
         desktop.loop.run_forever()
     finally:
+        finish_tasks(desktop.loop)
         desktop.loop.close()
     return 0
+
+
+def finish_tasks(loop: asyncio.AbstractEventLoop, timeout: float = 5.0) -> None:
+    """Cancel what the app still has running (a LAN search, a sign-in) and let it clean up
+    on the loop before the loop closes. Left alone, such a coroutine is closed later by the
+    garbage collector, its clean-up (closing the mDNS socket) cannot run without a loop, and
+    Python prints "Exception ignored in …" with a traceback on the way out."""
+    if loop.is_closed():
+        return
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not pending:
+        return
+    for t in pending:
+        t.cancel()
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(asyncio.wait(pending, timeout=timeout))
 
 
 def _quit_on_signals(desktop: Desktop) -> None:
