@@ -87,6 +87,35 @@ def test_bursty_loss_needs_more_parities_than_random_loss_of_the_same_rate() -> 
     assert bursty.plan(13, False).m >= scattered.plan(13, False).m + 4
 
 
+def test_an_ordinary_frame_gets_the_share_of_the_target_its_loss_costs() -> None:
+    """An unrepaired frame costs the frames until the keyframe it asks for: at 20 ms RTT and
+    60 fps about 2 + 1.2 of them, so its own loss chance must be ~3× smaller."""
+    rng = random.Random(3)
+    policy = RedundancyPolicy()
+    _feed(policy, 5.0, lambda i: rng.random() < 0.02)
+    tails = loss_tails(policy.fit, 40)
+    alone = policy.plan(13, keyframe=False).m
+    key_alone = policy.plan(100, keyframe=True)
+    policy.set_failure_cost(2.0 + 0.02 * 60)
+    assert policy.failure_cost == 3.25 and policy.ordinary_target == pytest.approx(0.005 / 3.25)
+    costed = policy.plan(13, keyframe=False).m
+    assert costed == alone + 1  # the plan cache was dropped with the change
+    assert tails[13 + costed, costed + 1] <= 0.005 / 3.25 < tails[13 + alone, alone + 1]
+    assert policy.plan(100, keyframe=True) == key_alone  # keyframes keep their own target
+    # the bound, both ways
+    # the prior alone (nothing seen yet, or a clean window) is not multiplied by the cost
+    fresh = RedundancyPolicy()
+    before = fresh.plan(13, keyframe=False).m
+    fresh.set_failure_cost(3.25)
+    assert fresh.plan(13, keyframe=False).m == before
+    _feed(fresh, 5.0, lambda i: False)
+    assert fresh.plan(13, keyframe=False).m == 0
+    policy.set_failure_cost(1000.0)
+    assert policy.failure_cost == 8.0
+    policy.set_failure_cost(0.1)
+    assert policy.failure_cost == 1.0
+
+
 def test_a_clean_path_pays_nothing_and_a_loss_brings_parities_back() -> None:
     policy = RedundancyPolicy()
     assert policy.plan(13, False).m >= 1  # the prior protects the first frames

@@ -303,6 +303,9 @@ class MediaSender(Sender):
         info = VideoFrameInfo(frame_id, timestamp_us, keyframe, capture_us, encode_us)
         chunks = video_chunk_messages(data, info, max_datagram_size=self.config.max_datagram)
         self.redundancy.on_frame(len(chunks), keyframe)
+        interval = 1.0 / max(1, self.decision.target_fps or self.config.fps)
+        rtt = self.decision.smoothed_rtt_s or 0.05
+        self.redundancy.set_failure_cost(2.0 + rtt / interval)
         # what the pacer may send by now leaves first, so only media that really could not go
         # out in time counts as stale when this frame is queued
         self._release(now)
