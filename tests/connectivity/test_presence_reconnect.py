@@ -34,8 +34,15 @@ class _Ctx:
         self.lines.append(text)
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, lasts: float, opens: int) -> list[float]:
-    """The pauses before each reconnect, over ``opens`` connections of ``lasts`` seconds."""
+def _run(
+    monkeypatch: pytest.MonkeyPatch,
+    lasts: float,
+    opens: int,
+    error: Exception | None = None,
+    lines: list[str] | None = None,
+) -> list[float]:
+    """The pauses before each reconnect, over ``opens`` connections of ``lasts`` seconds, each
+    ended by ``error`` (default: the gateway's "replaced")."""
     now = [0.0]
     pauses: list[float] = []
     count = [0]
@@ -47,7 +54,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, lasts: float, opens: int) -> list[floa
     class _Sig:
         async def recv(self) -> dict[str, Any]:
             now[0] += lasts
-            raise SignalingClosed("replaced", "this device connected again")
+            raise error or SignalingClosed("replaced", "this device connected again")
 
         async def close(self) -> None:
             pass
@@ -62,7 +69,8 @@ def _run(monkeypatch: pytest.MonkeyPatch, lasts: float, opens: int) -> list[floa
 
     monkeypatch.setattr(presence, "Signaling", _Signaling)
     p = HostPresence("http://gw.invalid", "studio", clock=lambda: now[0], sleep=sleep)
-    p._ctx = _Ctx()  # type: ignore[assignment]
+    ctx = _Ctx()
+    p._ctx = ctx  # type: ignore[assignment]
 
     async def signed_in() -> None:
         p._token = "token"
@@ -75,6 +83,8 @@ def _run(monkeypatch: pytest.MonkeyPatch, lasts: float, opens: int) -> list[floa
 
     asyncio.run(main())
     assert count[0] == opens + 1
+    if lines is not None:
+        lines.extend(ctx.lines)
     return pauses
 
 
@@ -95,3 +105,15 @@ def test_a_connection_that_ran_for_a_while_is_reopened_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert _run(monkeypatch, lasts=STABLE_ONLINE_S + 1, opens=5) == []
+
+
+@pytest.mark.timeout(30)
+def test_an_unexpected_failure_of_the_connection_is_reconnected_not_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # anything but SignalingClosed used to end presence: the host stayed offline, silently
+    lines: list[str] = []
+    pauses = _run(monkeypatch, lasts=0.0, opens=3, error=RuntimeError("boom"), lines=lines)
+    assert len(pauses) == 3
+    lost = [line for line in lines if line.startswith("gateway connection lost")]
+    assert len(lost) == 3 and "boom" in lost[0]

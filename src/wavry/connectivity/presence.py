@@ -265,6 +265,11 @@ class HostPresence:
                 if exc.code in ("token_expired", "token_revoked"):
                     self._token = None
                 self.state.last_error = str(exc)
+            except Exception as exc:  # anything else must not end presence either
+                # an unexpected failure (a bug, a socket error the library did not wrap) would
+                # otherwise end this task, and the host would stay offline without a word
+                log.warning("presence: the signaling connection failed", exc_info=True)
+                self.state.last_error = f"unexpected error: {exc!r}"
             finally:
                 self._sig = None
                 await sig.close()
