@@ -53,3 +53,29 @@ def test_probes_with_status_detail_and_remedy_then_again(desk: Any, shot: Any) -
         assert view.ran_at is not None and first is not None and view.ran_at > first
 
     run(desk, scenario(), 200)
+
+
+def test_a_probe_process_that_crashes_is_one_line_not_the_app(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """The probes run in a child process: a C library crashing there (a segfault) is reported,
+    and the app goes on."""
+    import stat
+    import sys
+
+    import pytest
+
+    from wavry.desktop.diagnostics import ProbesFailed, run_probes
+
+    crash = tmp_path / "python"
+    crash.write_text("#!/bin/sh\necho 'probing…' >&2\nkill -SEGV $$\n")
+    crash.chmod(crash.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(sys, "executable", str(crash))
+    with pytest.raises(ProbesFailed, match=r"ended \(signal 11\): probing…"):
+        asyncio.run(run_probes())
+    garbage = tmp_path / "garbage"
+    garbage.write_text("#!/bin/sh\necho 'not json'\n")
+    garbage.chmod(garbage.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(sys, "executable", str(garbage))
+    with pytest.raises(ProbesFailed, match="no readable results"):
+        asyncio.run(run_probes())

@@ -1,6 +1,9 @@
 """The Diagnostics view: `wavry doctor`'s probes (:func:`wavry.doctor.run_doctor`) with status,
 detail and the remedy for what does not work, run again on demand. The probes open encoders and
-talk to servers for real, so they run on a worker thread and the window stays responsive.
+talk to servers for real (C libraries: GStreamer, hardware codecs, miniupnpc), so they run in a
+`wavry doctor --json -` child process: the window stays responsive, and a library that crashes
+takes the probe run down, never the app (a crash of the app with the probes on a worker thread
+was seen once, in CI).
 
 The results are a wrapped, selectable report (what needs attention first, each with its remedy,
 then what works): details and remedies are sentences and commands, too long for table cells."""
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
+import sys
 import time
 from typing import Any
 
@@ -23,7 +28,41 @@ from PySide6.QtWidgets import (
 
 from wavry.desktop.widgets import Banner, run_task, title
 
-__all__ = ["STATUS", "DiagnosticsView", "report_html"]
+__all__ = ["STATUS", "DiagnosticsView", "ProbesFailed", "report_html", "run_probes"]
+
+
+class ProbesFailed(RuntimeError):
+    """The probe process did not give its results (one line says why)."""
+
+
+async def run_probes(display: str | None = None, timeout: float = 120.0) -> list[Any]:
+    """`wavry doctor`'s probes, run in a child process; its results as ``DoctorProbe``s."""
+    from wavry.doctor import DoctorProbe
+
+    argv = [sys.executable, "-m", "wavry", "doctor", "--json", "-"]
+    if display:
+        argv += ["--display", display]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        proc.kill()
+        await proc.wait()
+        raise
+    rc = proc.returncode
+    assert rc is not None
+    if rc != 0:
+        how = f"signal {-rc}" if rc < 0 else f"exit {rc}"
+        last = (err.decode(errors="replace").strip().splitlines() or [""])[-1][:200]
+        raise ProbesFailed(f"the probe process ended ({how}){': ' + last if last else ''}")
+    try:
+        probes = json.loads(out)["probes"]
+        return [DoctorProbe(p["name"], p["status"], p["detail"], p["remedy"]) for p in probes]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProbesFailed(f"the probe process gave no readable results ({exc})") from None
+
 
 STATUS = {
     "error": ("probe failed", "#c5221f"),
@@ -100,10 +139,7 @@ class DiagnosticsView(QWidget):
         self.summary.setText("Probing… (encoders are opened for real: a few seconds)")
 
         async def probe() -> list[Any]:
-            from wavry.doctor import run_doctor
-
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, run_doctor, self.display)
+            return await run_probes(self.display)
 
         task = run_task(probe(), self.banner, "running the probes", self.show_results)
         task.add_done_callback(lambda _t: self._finished())
