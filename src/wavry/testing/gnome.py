@@ -132,7 +132,11 @@ class MarkerClient:
 class HeadlessGnome:
     """Start a headless GNOME Shell in a private runtime directory (see module docstring)."""
 
-    def __init__(self, width: int = 1280, height: int = 720, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, width: int = 1280, height: int = 720, startup_timeout: float = 120.0
+    ) -> None:
+        # 120 s: on llvmpipe a busy (or slowed) 2-core machine has taken over 60 s before the
+        # shell answered on D-Bus (a fresh-clone CI run, 2026-12-07)
         self.width, self.height = width, height
         self.startup_timeout = startup_timeout
         self.runtime_dir: Path | None = None
