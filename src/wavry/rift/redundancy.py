@@ -18,10 +18,9 @@ redundancy"):
   arrives — about `2 + RTT / frame interval` of them (the rest of its own interval, the request's
   trip, the next frame's encoding, the keyframe's trip back; `failure_cost`). Its share of the
   budget is `frame_target / failure_cost`, so that frames lost *in all* stay under
-  `frame_target` (the sender tells the cost with :meth:`RedundancyPolicy.set_failure_cost`).
-  Measured in `wavry bench net`: `burst-3pct` 0.982 → 0.997 on time, `loss-2pct` 0.996 → 0.997,
-  for more parity on lossy paths (docs/rate-control.md). The prior alone (no loss seen in the
-  window) is not multiplied: a clean path pays nothing more.
+  `frame_target` (the sender tells the cost with :meth:`RedundancyPolicy.set_failure_cost`;
+  measured effect in docs/rate-control.md). The prior alone (no loss seen in the window) is not
+  multiplied: a clean path pays nothing more.
 - Before any report, a prior of `prior_loss` protects the first frames; on a path that loses
   nothing the estimate falls towards zero and ordinary frames carry no parity at all (a clean
   path pays almost nothing; a rare loss is NACKed).
