@@ -18,7 +18,7 @@ fi
 # test's source) inside the Qt event loop hit CPython's "AST constructor recursion depth
 # mismatch" and ended the run with an INTERNALERROR instead of the failure.
 rc=0
-.venv/bin/pytest --ignore=tests/desktop || rc=$?
+.venv/bin/pytest --durations=25 --ignore=tests/desktop || rc=$?
 echo "== pytest (desktop app)" >&2
 .venv/bin/pytest --tb=native tests/desktop || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
 exit "$rc"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import faulthandler
+import os
+import sys
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,6 +15,44 @@ from typing import Any
 import pytest
 
 from wavry.runtime.processes import WAVRY, HostProcess, free_udp_port, running_host, wavry_env
+
+# pytest-timeout's signal method fails a test by raising inside whatever the main thread runs; a
+# test blocked where that exception is swallowed (an event-loop callback) or that loops in its
+# own clean-up would hang the whole run until CI's own limit, with no word of where. This
+# watchdog thread is the backstop: well past the test's own timeout it prints every thread's
+# stack (outside pytest's capture) and ends the process, so the run fails with the place it hung
+# instead of timing out.
+WATCHDOG_FACTOR = 2.0
+WATCHDOG_SLACK_S = float(os.environ.get("WAVRY_TEST_WATCHDOG_SLACK_S", "60"))
+
+
+def _timeout_of(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getini("timeout") or 120)
+
+
+def _hung(item: pytest.Item, limit: float) -> None:
+    capman = item.config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n!!! {item.nodeid} still running after {limit:.0f} s: stacks, then exit\n")
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    limit = _timeout_of(item) * WATCHDOG_FACTOR + WATCHDOG_SLACK_S
+    watchdog = threading.Timer(limit, _hung, (item, limit))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
 
 
 def env_for(home: Path) -> dict[str, str]:
