@@ -12,7 +12,8 @@ LOSS: none | rand1 | rand2 | ge (Gilbert 3 %, mean burst 3, as `wavry bench net`
 VARIANT: rs | xor | none (no FEC). Frames: 8 Mbit/s, 60 fps, ±20 %, a keyframe first and on
 request. On time = presented within REF_MS (the clean run's median frame latency; default this
 run's median) + one frame interval, as `wavry bench net` counts it. Prints one JSON line.
-`TARGET=0.004` overrides the redundancy policy's frame-loss target.
+`TARGET=0.004` overrides the redundancy policy's frame-loss target, `COST=1.5` the frames an
+unrepaired frame costs (else the sender's `2 + RTT / interval`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def run(
     presented: list[tuple[int, float]] = []
     wire = media = 0
     force_key = True
+    key_requests: list[float] = []
 
     def collect() -> None:
         nonlocal wire
@@ -129,6 +131,7 @@ def run(
         while (he := host.next_event()) is not None:
             if isinstance(he, ClientTransportEvent) and isinstance(he.event, KeyframeRequested):
                 force_key = True
+                key_requests.append(round(now - start, 3))
     assert alias is not None and client.transport is not None
     lat = {fid: t - frames[fid] for fid, t in presented if fid in frames}
     p50 = statistics.median(lat.values())
@@ -150,6 +153,13 @@ def run(
         "parity": hs.parity_sent,
         "resent": hs.retransmitted,
         "recovered": client.transport.stats.fec_recovered,
+        # when each late frame was captured (s from the start) and its latency (ms)
+        "late_frames": [
+            [round(frames[f] - start, 3), round(x * 1000, 1)]
+            for f, x in sorted(lat.items())
+            if x > deadline
+        ],
+        "keyframe_requests": key_requests,
     }
 
 
@@ -158,6 +168,10 @@ def main(argv: list[str]) -> None:
         sender_module.RedundancyTunables = functools.partial(  # type: ignore[misc]
             sender_module.RedundancyTunables, frame_target=float(target)
         )
+    if cost := os.environ.get("COST"):  # an unrepaired frame's cost, fixed (else the sender's)
+        policy = sender_module.RedundancyPolicy
+        setter = policy.set_failure_cost
+        policy.set_failure_cost = lambda self, _frames: setter(self, float(cost))  # type: ignore[method-assign]
     loss, variant = argv[0], argv[1]
     seconds = float(argv[2]) if len(argv) > 2 else 12.0
     seed = int(argv[3]) if len(argv) > 3 else 1

@@ -72,7 +72,37 @@ def test_a_repeated_nack_is_answered_once() -> None:
     assert history.resend([1], now=0.07) == [b"d1", b"d1"]  # a later re-request is answered
 
 
+def test_a_nack_younger_than_the_datagram_could_be_missed_is_not_answered() -> None:
+    """A real loss is asked for a round trip after the datagram left at the earliest: a request
+    within `min_age` was made before the datagram existed (it is still on its way)."""
+    history = RetransmitHistory()
+    history.store(5, b"d5", now=1.0)
+    assert history.resend([5], now=1.004, min_age=0.005) == []
+    assert history.stats.premature == 1
+    assert history.resend([5], now=1.006, min_age=0.005) == [b"d5"]
+
+
 # --- receiver tracker ---------------------------------------------------------------------------
+
+
+def test_an_expected_tail_is_requested_at_once_and_again_only_once_it_surely_exists() -> None:
+    nack = NackTracker(rtt=0.02, max_attempts=3, max_age=1.0)
+    for pid in range(1, 5):
+        nack.on_packet(pid, 0.0)
+    # the frame's chunk count says ids up to 7 follow; the lane went quiet
+    assert nack.expect_through(7, 0.01) == [[5, 6, 7]]
+    assert nack.expect_through(7, 0.011) == [] and nack.highest_packet_id == 7
+    assert nack.stats.tail_ids == 3
+    # unanswered, and nothing later arrived: maybe the sender cut the frame and never sent
+    # them, so no re-request (the ids may go to its next datagrams)
+    assert nack.poll(0.04) == []
+    assert nack.missing_ids == [5, 6, 7]
+    # 6 arrives (it existed after all), then 9: 5 and 7 are real losses now, 8 a plain gap
+    assert nack.on_packet(6, 0.045) == []
+    assert nack.on_packet(9, 0.046) == [[8]]
+    assert nack.poll(0.08) == [[5, 7, 8], [5, 7, 8]]  # (8 is due again too)
+    # a jump past max_gap is not expected
+    assert NackTracker(max_gap=10).expect_through(50, 0.0) == []
 
 
 def test_gap_is_requested_immediately_and_late_arrival_clears_it() -> None:
@@ -277,3 +307,19 @@ def test_no_copies_when_the_sender_asks_for_none() -> None:
     assert history.resend([1], now=0.01, copies=False) == [b"d1"]
     assert history.resend([1], now=0.04, copies=False) == [b"d1"]  # congested: no copy
     assert history.stats.duplicated == 0
+
+
+def test_a_poll_exactly_at_the_deadline_acts_on_it() -> None:
+    """`missed_at + max_age` is the deadline the tracker hands out; at that `now`, `now -
+    missed_at` rounds below `max_age` (1001.0 + 0.3 - 1001.0 < 0.3). The expiry must use the
+    deadline's own form, or the timer stays due and fires again at once."""
+    missed_at, max_age = 1001.0, 0.3
+    assert (missed_at + max_age) - missed_at < max_age  # the rounding this is about
+    nack = NackTracker(rtt=1.0, max_age=max_age, max_attempts=5, first_expected_id=1)
+    nack.on_packet(1, missed_at - 0.01)
+    assert nack.on_packet(3, missed_at) == [[2]]
+    while (due := nack.next_timer()) is not None:
+        nack.poll(due)
+        after = nack.next_timer()
+        assert after is None or after > due, (due, after)
+    assert nack.missing_ids == []

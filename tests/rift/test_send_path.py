@@ -77,7 +77,7 @@ def test_a_video_group_closed_by_a_pong_keeps_its_parities() -> None:
     assert encoder is not None
     # short groups, one parity each: pongs sent mid-frame close many of them
     media = host.sessions[alias].transport.media
-    media.redundancy.plan = lambda n, keyframe: GroupPlan(5, (0, 1, 1, 1, 1, 1))  # type: ignore[method-assign]
+    media.redundancy.frame_plan = lambda n, keyframe: GroupPlan(5, (0, 1, 1, 1, 1, 1))  # type: ignore[method-assign]
     before = encoder.stats.parity_packets
     now = T0 + 0.1
     start = len(lb.to_client)

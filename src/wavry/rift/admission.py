@@ -65,7 +65,7 @@ class CookieJar:
         self._rotated_at = now
 
     def _rotate(self, now: float) -> None:
-        if now - self._rotated_at >= COOKIE_SECRET_S or now < self._rotated_at:
+        if now >= self._rotated_at + COOKIE_SECRET_S or now < self._rotated_at:
             self._previous, self._secret = self._secret, self._random(32)
             self._rotated_at = now
 
@@ -294,12 +294,12 @@ class HandshakeAdmission:
     def expire(self, now: float) -> None:
         while self.pending:
             hid, p = next(iter(self.pending.items()))
-            if now - p.created < self._timeout:
+            if now < p.created + self._timeout:
                 break
             self._drop(hid)
         while self._completed:
             hid, at = next(iter(self._completed.items()))
-            if now - at < _COMPLETED_MEMORY_S:
+            if now < at + _COMPLETED_MEMORY_S:
                 break
             del self._completed[hid]
 

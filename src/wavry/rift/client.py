@@ -177,11 +177,13 @@ class ClientSession:
             return
         if s not in (ClientState.HELLO, ClientState.PAIRING, ClientState.ACTIVE):
             return
+        # (deadlines are `_last_rx + ...`: compared in the same form, so that a timer that
+        # fires exactly at one acts on it, whatever the rounding of a difference)
         silence = now - self._last_rx
-        if silence >= t.lost_after_s:
+        if now >= self._last_rx + t.lost_after_s:
             self._lost(now, f"no packets from the host for {silence:.0f} s")
             return
-        if silence >= t.stall_after_s and not self._stalled:
+        if now >= self._last_rx + t.stall_after_s and not self._stalled:
             self._stalled = True
             self._events.append(LinkStalled(silence))
             if self.config.auto_reconnect and self._ever_accepted:
@@ -524,7 +526,7 @@ class ClientSession:
         t = self.config.timing
         if self.state is not ClientState.RECONNECT_WAIT and self._reconnect_attempt == 0:
             self._reconnect_since = now
-        if now - self._reconnect_since >= t.reconnect_give_up_s:
+        if now >= self._reconnect_since + t.reconnect_give_up_s:
             self._close(CloseKind.RECONNECT_FAILED, f"could not reconnect: {why}")
             return
         base = min(t.reconnect_initial_s * (2**self._reconnect_attempt), t.reconnect_max_delay_s)

@@ -199,7 +199,7 @@ class DeltaController:
         (a standing queue drains at the link's rate), or None if there was none recently."""
         if self._capacity is None:
             return None
-        if now - self._congested_at > self.tunables.capacity_memory_s:
+        if now > self._congested_at + self.tunables.capacity_memory_s:
             return None
         return self._capacity
 
@@ -327,12 +327,12 @@ class DeltaController:
         self._last_now = now
         self._expire_records(now)
         last = self._last_feedback
-        if self._sent and (last is None or now - last >= t.feedback_timeout_s):
+        if self._sent and (last is None or now >= last + t.feedback_timeout_s):
             oldest = next(iter(self._sent.values())).send_time
-            if now - oldest >= t.feedback_timeout_s:
+            if now >= oldest + t.feedback_timeout_s:
                 if self._state is not DeltaState.CONGESTED:
                     self._enter(DeltaState.CONGESTED, now)
-                elif now - self._last_decrease >= t.feedback_timeout_s:
+                elif now >= self._last_decrease + t.feedback_timeout_s:
                     self._decrease(now, use_delivery=False)
         self._update_fps(now)
         return self._decide()
@@ -355,7 +355,7 @@ class DeltaController:
         sent = self._sent
         while sent:
             oldest = next(iter(sent.values()))
-            if now - oldest.send_time <= t.send_record_ttl_s and len(sent) <= t.max_send_records:
+            if now <= oldest.send_time + t.send_record_ttl_s and len(sent) <= t.max_send_records:
                 # nothing turns stale before the oldest record does
                 self._records_expire_at = oldest.send_time + t.send_record_ttl_s
                 return
@@ -421,7 +421,7 @@ class DeltaController:
             # Decrease again only while the queue is over budget and not draining.
             interval = max(t.min_decrease_interval_s, self._srtt or 0.0)
             still_over = self._queue_ms > t.queue_delay_budget_ms and self._slope >= 0
-            if still_over and now - self._last_decrease >= interval:
+            if still_over and now >= self._last_decrease + interval:
                 self._decrease(now, use_delivery=True)
             return
         if self._state is not DeltaState.STABLE or dt == 0:
@@ -506,13 +506,13 @@ class DeltaController:
             if (
                 start is not None
                 and since is not None
-                and now - since >= t.congestion_episode_gap_s
+                and now >= since + t.congestion_episode_gap_s
             ):
                 self._episode_start = None
                 self._episode_congested_s = 0.0
                 self._congested_since_step = 0.0
             quiet_since = max(self._last_sustained, self._last_fps_change)
-            if self._fps_index > 0 and now - quiet_since >= t.fps_up_after_s:
+            if self._fps_index > 0 and now >= quiet_since + t.fps_up_after_s:
                 self._fps_index -= 1
                 self._last_fps_change = now
             return

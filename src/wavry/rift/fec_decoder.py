@@ -108,7 +108,7 @@ class FecDecoder:
         self, packet_id: int, encrypted_payload: bytes, now: float
     ) -> list[tuple[int, bytes]]:
         shards = self._shards
-        if now - self._last_expire >= _EXPIRE_EVERY_S:
+        if now >= self._last_expire + _EXPIRE_EVERY_S:
             self._expire(now)
         if packet_id in shards or not 1 <= packet_id <= MAX_PACKET_ID:
             return []
@@ -135,7 +135,7 @@ class FecDecoder:
         self, fec: rift_pb2.FecPacket, now: float, carrier_packet_id: int | None = None
     ) -> list[tuple[int, bytes]]:
         """Accept one parity; ``carrier_packet_id`` is the id of the datagram that carried it."""
-        if now - self._last_expire >= _EXPIRE_EVERY_S:
+        if now >= self._last_expire + _EXPIRE_EVERY_S:
             self._expire(now)
         group = self._validate(fec, carrier_packet_id)
         if group is None:
@@ -389,7 +389,7 @@ class FecDecoder:
             )
 
     def _expire(self, now: float) -> None:
-        if now - self._last_expire < _EXPIRE_EVERY_S:
+        if now < self._last_expire + _EXPIRE_EVERY_S:
             return  # expiry is housekeeping: once per few ms is plenty (sizes are capped apart)
         self._last_expire = now
         horizon = now - self._max_age

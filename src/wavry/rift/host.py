@@ -172,9 +172,9 @@ class HostEndpoint:
             if s is None:
                 continue
             silence = now - s.last_rx
-            if silence >= t.lost_after_s:
+            if now >= s.last_rx + t.lost_after_s:  # the form the deadline has
                 self._free(s, DisconnectReason.TIMEOUT, f"no packets for {silence:.0f} s")
-            elif now - s.established_at >= t.max_session_age_s:
+            elif now >= s.established_at + t.max_session_age_s:
                 self.close_session(
                     s.alias, DisconnectReason.SESSION_LIMIT, "session age limit; reconnecting"
                 )

@@ -181,9 +181,9 @@ class PathValidation:
         answers host Pings still moves once its old address stayed silent for a while."""
         t = self.timing
         p = s.path
-        if p is None or p.addr != addr or now - p.sent_at >= t.path_challenge_every_s:
+        if p is None or p.addr != addr or now >= p.sent_at + t.path_challenge_every_s:
             self.challenge(s, addr, now)
-        if now - s.addr_rx >= t.unvalidated_move_after_s:
+        if now >= s.addr_rx + t.unvalidated_move_after_s:
             self.counters.unvalidated_migrations += 1
             self._move(s, addr, now)
 

@@ -192,7 +192,7 @@ class Pacer:
         if self._frames:
             kept: deque[_Frame] = deque()
             for frame in self._frames:
-                if frame.droppable and now - frame.enqueued_at > stale_age:
+                if frame.droppable and now > frame.enqueued_at + stale_age:
                     dropped += 1
                     self.dropped_datagrams += len(frame.datagrams)
                     self._queued_bytes -= sum(len(d) for d in frame.datagrams) + (

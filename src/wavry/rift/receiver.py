@@ -48,6 +48,15 @@ Msg = rift_pb2.Message
 _parse_chunk = rift_pb2.VideoChunk.FromString
 _NONE: tuple[tuple[int, bytes], ...] = ()
 
+#: a frame's missing tail is asked for after this many chunk spacings of quiet (at least the
+#: NACK tracker's FEC hold; the spacing smoothed over frames with this weight), with this many
+#: ids beyond the chunks still to come
+TAIL_SPACINGS = 3.0
+CHUNK_GAP_ALPHA = 0.05
+TAIL_SLACK_IDS = 1
+#: ... and only while parities arrive (see MediaReceiver._tail_due)
+TAIL_PARITY_RECENT_S = 1.0
+
 # wire tags (field number << 3 | 2, length-delimited) of Message.media and MediaMessage.video
 _MEDIA_TAG = 3 << 3 | 2
 _VIDEO_TAG = 1 << 3 | 2
@@ -164,7 +173,7 @@ class Receiver:
             else:
                 self._on_arrival(pid, rx)
             repaired = decoder.on_datagram(pid, dgram.payload, now) if decoder else _NONE
-            self._on_video(chunk, now, rx)
+            self._on_video(chunk, pid, now, rx)
             in_order = True
         else:
             msg = rift_pb2.Message()
@@ -186,9 +195,10 @@ class Receiver:
                     if decoder is not None
                     else _NONE
                 )
+                self._on_parity(msg.media.fec)
             else:
                 repaired = decoder.on_datagram(pid, dgram.payload, now) if decoder else _NONE
-                self._dispatch(msg, content, kind, now, out, rx)
+                self._dispatch(msg, content, kind, now, out, rx, pid)
             # only media reveals gaps: a peer may send control, input and audio ahead of
             # media it sealed earlier (ours does not, see sender.py; others may)
             in_order = (kind is not None and kind != "audio") or recovered
@@ -214,9 +224,12 @@ class Receiver:
     def _on_arrival(self, pid: int, rx: float) -> None:
         """Hook: an authenticated datagram (not a repair) arrived at `rx`."""
 
-    def _on_video(self, chunk: rift_pb2.VideoChunk, now: float, rx: float) -> None:
-        """Hook of receivers with `_takes_video`: one video chunk."""
+    def _on_video(self, chunk: rift_pb2.VideoChunk, pid: int, now: float, rx: float) -> None:
+        """Hook of receivers with `_takes_video`: one video chunk (datagram `pid`)."""
         raise NotImplementedError
+
+    def _on_parity(self, fec: rift_pb2.FecPacket) -> None:
+        """Hook: a parity arrived (after the FEC decoder took it)."""
 
     def _dispatch(
         self,
@@ -226,8 +239,10 @@ class Receiver:
         now: float,
         out: list[rift_pb2.Message],
         rx: float,
+        pid: int,
     ) -> None:
-        """`content`: the message's oneof; `kind`: the media message's (None if not media)."""
+        """`content`: the message's oneof; `kind`: the media message's (None if not media);
+        `pid`: the datagram's packet id."""
         if content == "control":
             ctl = msg.control
             which = ctl.WhichOneof("content")
@@ -321,13 +336,31 @@ class MediaReceiver(Receiver):
         self._recent_transits: deque[float] = deque(maxlen=2)
         self._media_queue_s = 0.0
         self._queue_frame_id = 0
+        # the newest frame's expected last data id, and how its chunks arrived (_tail_due)
+        self._tail_pid = 0
+        self._tail_frame = -1
+        self._tail_last_rx = 0.0
+        self._chunk_gap = 0.0  # smoothed gap between consecutive chunks of one frame
+        self._tail_last_pid = 0
+        self._parity_seen_at = -math.inf
 
     def _on_arrival(self, pid: int, rx: float) -> None:
         self.feedback.on_packet(pid, rx)
         self.stats_acc.on_packet(pid, rx)
 
-    def _on_video(self, chunk: rift_pb2.VideoChunk, now: float, rx: float) -> None:
+    def _on_video(self, chunk: rift_pb2.VideoChunk, pid: int, now: float, rx: float) -> None:
         frame_id = chunk.frame_id
+        # the id the frame's last chunk should have (chunks leave back to back; see _tail_due)
+        tail = pid + chunk.chunk_count - 1 - chunk.chunk_index
+        if frame_id == self._tail_frame:
+            if pid > self._tail_last_pid:
+                self._chunk_gap += CHUNK_GAP_ALPHA * (rx - self._tail_last_rx - self._chunk_gap)
+                self._tail_last_pid, self._tail_last_rx = pid, rx
+            if tail > self._tail_pid:
+                self._tail_pid = tail
+        elif frame_id > self._tail_frame:
+            self._tail_frame, self._tail_pid = frame_id, tail
+            self._tail_last_pid, self._tail_last_rx = pid, rx
         if frame_id > self._queue_frame_id:  # a newer frame's first chunk
             sent_s = chunk.timestamp_us / 1e6
             self.stats_acc.on_media_timestamp(sent_s, rx)
@@ -345,11 +378,12 @@ class MediaReceiver(Receiver):
         now: float,
         out: list[rift_pb2.Message],
         rx: float,
+        pid: int,
     ) -> None:
         if kind == "video":
-            self._on_video(msg.media.video, now, rx)
+            self._on_video(msg.media.video, pid, now, rx)
             return
-        super()._dispatch(msg, content, kind, now, out, rx)
+        super()._dispatch(msg, content, kind, now, out, rx, pid)
 
     def _control(self, which: str | None, ctl: rift_pb2.ControlMessage, now: float) -> bool:
         if which == "congestion":
@@ -419,10 +453,50 @@ class MediaReceiver(Receiver):
         if self._ping_rtt is not None:
             self.nack.set_rtt(max(self._ping_rtt, self._min_rtt + self._media_queue_s))
 
+    # ---- a frame's lost tail ------------------------------------------------------------
+
+    def _tail_due(self) -> float | None:
+        """When to ask for the rest of the newest frame, if its last chunks have not come: once
+        the media lane has been quiet for the FEC hold, or for three chunk spacings if the pacer
+        spreads a frame's chunks wider (a slow link), whichever is longer. A burst
+        that takes a frame's end takes its parities too, and nothing else would show the gap
+        before the next frame (`NackTracker.expect_through`).
+
+        Only while the sender protects its frames with parities (one arrived in the last
+        `TAIL_PARITY_RECENT_S`): a frame the sender's pacer cut short looks the same, and only
+        the parities it sends for the part that left (`_on_parity`) tell the two apart. A
+        clean path carries no parity; its frames are cut short on a bottleneck, where a
+        request for ids that were never sent would only add to the queue."""
+        nack = self.nack
+        if not self._nack_on or self._tail_pid <= nack.highest_packet_id:
+            return None
+        if nack.last_arrival - self._parity_seen_at > TAIL_PARITY_RECENT_S:
+            return None
+        return nack.last_arrival + max(nack.fec_hold, TAIL_SPACINGS * self._chunk_gap)
+
+    def _on_parity(self, fec: rift_pb2.FecPacket) -> None:
+        self._parity_seen_at = self.nack.last_arrival
+        # A parity of the group holding the frame's newest chunk says where that group's data
+        # ends: if the frame goes on, the rest comes in a later group (its own parities will
+        # show its gaps) or the sender cut the frame short there (its pacer dropped the stale
+        # rest, and those ids go to later datagrams). Either way, nothing to infer.
+        if fec.first_packet_id + fec.shard_count > self._tail_last_pid > 0:
+            self._tail_pid = 0
+
+    def _ask_for_tail(self, now: float) -> None:
+        due = self._tail_due()
+        if due is None or now < due:
+            return
+        # one id more than the chunks still to come: a datagram of the priority lane (audio,
+        # control) may have been sealed between them
+        self._send_nacks(self.nack.expect_through(self._tail_pid + TAIL_SLACK_IDS, now), now)
+        self._tail_pid = 0
+
     # ---- timers --------------------------------------------------------------------
 
     def next_timer(self) -> float | None:
         cands = (
+            self._tail_due(),
             super().next_timer(),
             self.feedback.next_timer(),
             self.stats_acc.next_timer(),
@@ -434,6 +508,7 @@ class MediaReceiver(Receiver):
 
     def handle_timer(self, now: float) -> None:
         super().handle_timer(now)
+        self._ask_for_tail(now)
         send = self.sender.send_message
         fb = self.feedback.build(now)
         if fb is not None:

@@ -39,6 +39,8 @@ class RetransmitStats:
     duplicated: int = 0
     #: requests for an id resent less than `min_resend_interval` ago (a repeated Nack)
     repeated: int = 0
+    #: requests for an id younger than the request could know of (`resend`'s `min_age`)
+    premature: int = 0
 
 
 class RetransmitHistory:
@@ -92,7 +94,14 @@ class RetransmitHistory:
         entry = self._datagrams.get(packet_id)
         return entry.datagram if entry is not None else None
 
-    def resend(self, packet_ids: Iterable[int], now: float, *, copies: bool = True) -> list[bytes]:
+    def resend(
+        self,
+        packet_ids: Iterable[int],
+        now: float,
+        *,
+        copies: bool = True,
+        min_age: float = 0.0,
+    ) -> list[bytes]:
         """Datagrams to send again for a received ``Nack`` (unknown ids are skipped; each id is
         resent at most ``max_resends_per_packet`` times; an id resent less than
         ``min_resend_interval`` ago is not sent again: the receiver repeats re-requests in a
@@ -104,6 +113,11 @@ class RetransmitHistory:
         take its copy too. A frame whose resend is lost has waited about two RTTs already; a
         third request would come too late to spare the picture a freeze. (The transport asks
         for no copies while the path is congested: there a copy only lengthens the queue.)
+
+        An id sent less than `min_age` ago is not resent (`premature`): a real loss is asked
+        for a round trip after the datagram left at the earliest, so a request that fast was
+        made before the datagram existed (a receiver that expected the rest of a frame the
+        pacer then cut short) and the datagram is still on its way.
         """
         self.expire(now)
         out: list[bytes] = []
@@ -112,7 +126,9 @@ class RetransmitHistory:
             entry = self._datagrams.get(packet_id)
             if entry is None:
                 self.stats.unknown += 1
-            elif now - entry.resent_at < self._min_resend_interval:
+            elif now < entry.stored_at + min_age:
+                self.stats.premature += 1
+            elif now < entry.resent_at + self._min_resend_interval:
                 self.stats.repeated += 1
             elif entry.resends >= self._max_resends:
                 self.stats.resend_limited += 1
@@ -132,7 +148,7 @@ class RetransmitHistory:
             datagrams.popitem(last=False)
         while len(datagrams) > self._min_count:
             oldest = next(iter(datagrams.values()))
-            if now - oldest.stored_at <= self._min_age:
+            if now <= oldest.stored_at + self._min_age:
                 # nothing is due before the oldest entry turns min_age old
                 self._expire_at = oldest.stored_at + self._min_age
                 return
@@ -151,6 +167,8 @@ class _MissingPacket:
     state: MissingState = MissingState.HELD_FOR_FEC
     requested_at: float = 0.0
     attempts: int = 0
+    #: named by `expect_through` before any datagram showed it missing
+    inferred: bool = False
 
 
 @dataclass
@@ -166,6 +184,8 @@ class NackStats:
     gave_up: int = 0
     resets: int = 0
     not_needed: int = 0
+    #: ids requested before any later datagram showed them missing (`expect_through`)
+    tail_ids: int = 0
 
 
 WillRepair = Callable[[int], bool]
@@ -210,6 +230,8 @@ class NackTracker:
         #: ids never worth requesting (e.g. lost FEC parities: the sender does not keep them)
         self._not_needed = not_needed
         self._highest = first_expected_id - 1
+        #: the highest id that really arrived (`_highest` also covers `expect_through`)
+        self._arrived_max = first_expected_id - 1
         self._missing: OrderedDict[int, _MissingPacket] = OrderedDict()
         self._next_due: float | None = None
         #: ids that arrived ahead of the in-order media lane (priority-lane messages)
@@ -259,7 +281,7 @@ class NackTracker:
             and not self._holding
             and (self._next_due is None or now < self._next_due)
         ):
-            self._highest = packet_id  # in-order fast path: nothing missing, nothing due
+            self._highest = self._arrived_max = packet_id  # in-order fast path: nothing due
             if self._ahead:
                 self._absorb_ahead()
             return []
@@ -270,6 +292,8 @@ class NackTracker:
                 return self._out(self._scan(now))
             return []
         requested: list[int] = []
+        if packet_id > self._arrived_max:
+            self._arrived_max = packet_id
         if packet_id > self._highest:
             gap = packet_id - self._highest - 1
             if gap > self._max_gap:
@@ -302,6 +326,50 @@ class NackTracker:
                 self.stats.arrived_unrequested += 1
         if self._holding or (self._next_due is not None and now >= self._next_due):
             requested += self._scan(now)
+        return self._out(requested)
+
+    @property
+    def last_arrival(self) -> float:
+        """When the in-order (media) lane last delivered a datagram."""
+        return self._last_arrival
+
+    @property
+    def fec_hold(self) -> float:
+        return self._fec_hold
+
+    def expect_through(self, last_id: int, now: float) -> list[list[int]]:
+        """The in-order lane should have delivered every id up to `last_id` by now; returns
+        NACK batches for those above the highest seen, requested at once.
+
+        Gaps are otherwise revealed by a later datagram. When a loss burst takes the end of a
+        frame together with its parities, no later datagram comes until the next frame, a
+        frame interval later: the receiver would sit on a frame it knows to be incomplete (its
+        chunk count says so) for 17 ms before asking. The caller knows how many chunks are
+        still to come and that the lane went quiet; the ids it names are then missing like any
+        other (given up after `max_attempts`, dropped when it arrives), except that one is
+        asked for again only once a later id has really arrived: a frame the sender cut short
+        (its pacer dropped the stale rest) never had those ids, and the sender gives them to
+        its next datagrams; a re-request then would have them sent twice.
+        """
+        if last_id <= self._highest or last_id - self._highest > self._max_gap:
+            return []
+        requested: list[int] = []
+        ahead = self._ahead
+        for missing_id in range(self._highest + 1, last_id + 1):
+            if ahead and missing_id in ahead:
+                ahead.discard(missing_id)
+                continue
+            self._missing[missing_id] = entry = _MissingPacket(missed_at=now, inferred=True)
+            # no hold for FEC: the lane is quiet, so this group's parities were lost too
+            self._request(missing_id, entry, now, requested)
+            self._fold_due(self._due_at(entry))
+        while len(self._missing) > self._max_missing:
+            self._missing.popitem(last=False)
+            self.stats.expired += 1
+        self._highest = last_id
+        if ahead:
+            self._absorb_ahead()
+        self.stats.tail_ids += len(requested)
         return self._out(requested)
 
     def _absorb_ahead(self) -> None:
@@ -383,7 +451,7 @@ class NackTracker:
         idle = now >= self._last_arrival + self._fec_hold
         holding = False
         for packet_id, entry in list(self._missing.items()):
-            if now - entry.missed_at >= self._max_age:
+            if now >= entry.missed_at + self._max_age:
                 del self._missing[packet_id]
                 self.stats.expired += 1
                 continue
@@ -399,7 +467,9 @@ class NackTracker:
                     del self._missing[packet_id]
                     self.stats.gave_up += 1
                     continue
-                if self._will_repair is None or not self._will_repair(packet_id):
+                if entry.inferred and packet_id > self._arrived_max:
+                    entry.requested_at = now  # not known to exist yet (expect_through)
+                elif self._will_repair is None or not self._will_repair(packet_id):
                     self._request(packet_id, entry, now, requested)
                 else:
                     entry.requested_at = now  # FEC can repair it now; check again later

@@ -107,7 +107,7 @@ class RttSpikeDetector:
         t = self.tunables
         base = self._min.get(now)
         self._min.update(rtt_s, now)
-        if base is None or now - self._last_spike < t.cooldown_s:
+        if base is None or now < self._last_spike + t.cooldown_s:
             return 0
         excess_ms = (rtt_s - base) * 1000
         if rtt_s <= t.ratio * base or excess_ms <= t.min_excess_ms:

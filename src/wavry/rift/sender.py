@@ -22,12 +22,10 @@ from wavry.rift import rift_pb2
 from wavry.rift.channel import SecureChannel
 from wavry.rift.chunking import VideoFrameInfo, video_chunk_messages
 from wavry.rift.congestion import (
-    CongestionController,
     CongestionDecision,
     CongestionState,
-    FixedRateController,
 )
-from wavry.rift.delta import DeltaController, DeltaTunables
+from wavry.rift.controller import controller_for
 from wavry.rift.fec import REED_SOLOMON, XOR, FecEncoder
 from wavry.rift.feedback import FeedbackError, parse_feedback
 from wavry.rift.framing import AEAD_TAG_LEN, TRANSPORT_HEADER_LEN
@@ -37,6 +35,7 @@ from wavry.rift.redundancy import (
     RedundancyPolicy,
     RedundancyTunables,
     fec_params_for_ratio,
+    unrepaired_frame_cost,
 )
 from wavry.rift.retransmit import RetransmitHistory
 from wavry.rift.transport_types import (
@@ -156,7 +155,8 @@ class Sender:
         """The peer's `Nack`: the identical bytes again (never a new seal)."""
         if not self.config.nack:
             return
-        for d in self.history.resend(packet_ids, now, copies=self._resend_copies()):
+        resend = self.history.resend
+        for d in resend(packet_ids, now, copies=self._resend_copies(), min_age=self._nack_age()):
             self._out.append(d)
             self._charge(len(d), now)
             self.stats.retransmitted += 1
@@ -221,6 +221,11 @@ class Sender:
     def _resend_copies(self) -> bool:
         return True
 
+    def _nack_age(self) -> float:
+        """How old a datagram must be before a NACK for it is answered (see
+        `RetransmitHistory.resend`): half the smallest RTT seen, where the sender knows it."""
+        return 0.0
+
 
 @dataclass(slots=True)
 class _FrameRecord:
@@ -245,7 +250,7 @@ class MediaSender(Sender):
     ) -> None:
         super().__init__(channel, config, stats)
         self._emit = emit
-        self.controller = _make_controller(config)
+        self.controller = controller_for(config)
         self.redundancy = RedundancyPolicy(
             RedundancyTunables(max_group_shards=config.max_group_shards),
             rs=self.fec_scheme == REED_SOLOMON,
@@ -260,6 +265,7 @@ class MediaSender(Sender):
         self._bulk: deque[rift_pb2.Message] = deque()
         self._media_ewma = 0.0  # smoothed media bytes per ordinary frame
         self._wire_ewma = 0.0  # ... and what they cost on the wire (parities included)
+        self._min_rtt = math.inf  # the smallest RTT sample (see _nack_age)
         self._flush_pending = False  # a frame's last chunk left; its FEC group is still open
         self._stepping = False  # inside send_frame's stepwise hand-out
         self._last_unclean = now  # conservative pacing until the path has proven clean
@@ -305,11 +311,13 @@ class MediaSender(Sender):
         self.redundancy.on_frame(len(chunks), keyframe)
         interval = 1.0 / max(1, self.decision.target_fps or self.config.fps)
         rtt = self.decision.smoothed_rtt_s or 0.05
-        self.redundancy.set_failure_cost(2.0 + rtt / interval)
+        self.redundancy.set_failure_cost(
+            unrepaired_frame_cost(rtt, interval, self.redundancy.fit.loss)
+        )
         # what the pacer may send by now leaves first, so only media that really could not go
         # out in time counts as stale when this frame is queued
         self._release(now)
-        plan = self.redundancy.plan(len(chunks), keyframe) if self.fec_encoder else None
+        plan = self.redundancy.frame_plan(len(chunks), keyframe) if self.fec_encoder else None
         record = _FrameRecord(len(data), keyframe, plan)
         if self.pacer.enqueue(chunks, now, droppable=not keyframe, tag=record):
             self._close_group(now)  # a frame dropped half sent: its group ends here
@@ -451,6 +459,11 @@ class MediaSender(Sender):
 
     def on_peer_rtt(self, rtt_s: float, now: float) -> None:
         self.controller.on_rtt_sample(rtt_s, now)
+        if rtt_s > 0:
+            self._min_rtt = min(self._min_rtt, rtt_s)
+
+    def _nack_age(self) -> float:
+        return 0.5 * self._min_rtt if self._min_rtt < math.inf else 0.0
 
     def on_reference_invalidation(self, last_valid_frame_id: int, now: float) -> None:
         if last_valid_frame_id < self._last_keyframe_id and now < self._keyframe_guard_until:
@@ -518,7 +531,7 @@ class MediaSender(Sender):
         )
         if not clean_now:
             self._last_unclean = now
-        clean = now - self._last_unclean >= CLEAN_HOLD_S
+        clean = now >= self._last_unclean + CLEAN_HOLD_S
         # whole-frame bursts only where no bottleneck is known: next to one (e.g. just after its
         # capacity went up) they slowed the controller's convergence (capacity-steps 2.2 → 3.2 s)
         self.pacer.set_clean_path(CLEAN_DRAIN_FRACTION if clean else None, burst=capacity is None)
@@ -532,13 +545,3 @@ class MediaSender(Sender):
             self.send_message(rift_pb2.Message(control=rift_pb2.ControlMessage(congestion=cc)), now)
             ratio = self.redundancy.ratio
             self._emit(RateChanged(d.target_bitrate_kbps, d.target_fps, ratio, d.state.value))
-
-
-def _make_controller(config: TransportConfig) -> CongestionController:
-    if config.controller == "fixed":
-        return FixedRateController(config.initial_bitrate_kbps, config.fps)
-    tunables = DeltaTunables(initial_overhead=config.fec_ratio)
-    if config.max_bitrate_kbps is not None:
-        ceiling = max(tunables.min_bitrate_kbps, config.max_bitrate_kbps)
-        tunables = DeltaTunables(initial_overhead=config.fec_ratio, max_bitrate_kbps=ceiling)
-    return DeltaController(config.initial_bitrate_kbps, max_fps=config.fps, tunables=tunables)
