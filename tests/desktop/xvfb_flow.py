@@ -118,8 +118,11 @@ async def gateway(desks: Desks, shots: Path, result: dict[str, Any]) -> None:
     def den() -> Any:
         from PySide6.QtCore import Qt
 
+        # the account's row (the host is on this LAN too: mDNS lists it under "On this
+        # network" as well, and that row may come first)
         found = view.tree.findItems("den", Qt.MatchFlag.MatchExactly, 0)
-        return found[0] if found and found[0].text(2) == "online" else None
+        mine = [i for i in found if i.text(1) == "your account"]
+        return mine[0] if mine and mine[0].text(2) == "online" else None
 
     await until(den, 40, "the host online in the list")
     result["listed"] = [den().text(c) for c in range(3)]
