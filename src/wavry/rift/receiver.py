@@ -49,10 +49,8 @@ _parse_chunk = rift_pb2.VideoChunk.FromString
 _NONE: tuple[tuple[int, bytes], ...] = ()
 
 #: a frame's missing tail is asked for after this many chunk spacings of quiet (at least the
-#: NACK tracker's FEC hold; the spacing smoothed over frames with this weight), with this many
-#: ids beyond the chunks still to come
+#: NACK tracker's FEC hold), with this many ids beyond the chunks still to come
 TAIL_SPACINGS = 3.0
-CHUNK_GAP_ALPHA = 0.05
 TAIL_SLACK_IDS = 1
 #: ... and only while parities arrive (see MediaReceiver._tail_due)
 TAIL_PARITY_RECENT_S = 1.0
@@ -339,9 +337,9 @@ class MediaReceiver(Receiver):
         # the newest frame's expected last data id, and how its chunks arrived (_tail_due)
         self._tail_pid = 0
         self._tail_frame = -1
-        self._tail_last_rx = 0.0
-        self._chunk_gap = 0.0  # smoothed gap between consecutive chunks of one frame
-        self._tail_last_pid = 0
+        self._tail_first_pid = self._tail_last_pid = 0
+        self._tail_first_rx = self._tail_last_rx = 0.0
+        self._chunk_gap = 0.0  # the last frame's gap between consecutive chunks
         self._parity_seen_at = -math.inf
 
     def _on_arrival(self, pid: int, rx: float) -> None:
@@ -350,17 +348,25 @@ class MediaReceiver(Receiver):
 
     def _on_video(self, chunk: rift_pb2.VideoChunk, pid: int, now: float, rx: float) -> None:
         frame_id = chunk.frame_id
-        # the id the frame's last chunk should have (chunks leave back to back; see _tail_due)
-        tail = pid + chunk.chunk_count - 1 - chunk.chunk_index
+        # the id the frame's last chunk should have (chunks leave back to back; see _tail_due),
+        # worked out again only where the ids jump (a loss, or a datagram sealed between): this
+        # runs for every chunk
         if frame_id == self._tail_frame:
-            if pid > self._tail_last_pid:
-                self._chunk_gap += CHUNK_GAP_ALPHA * (rx - self._tail_last_rx - self._chunk_gap)
+            last = self._tail_last_pid
+            if pid > last:
                 self._tail_last_pid, self._tail_last_rx = pid, rx
-            if tail > self._tail_pid:
-                self._tail_pid = tail
+                if pid != last + 1:
+                    tail = pid + chunk.chunk_count - 1 - chunk.chunk_index
+                    if tail > self._tail_pid:
+                        self._tail_pid = tail
         elif frame_id > self._tail_frame:
-            self._tail_frame, self._tail_pid = frame_id, tail
-            self._tail_last_pid, self._tail_last_rx = pid, rx
+            if self._tail_last_pid > self._tail_first_pid:  # the previous frame's spacing
+                spread = self._tail_last_rx - self._tail_first_rx
+                self._chunk_gap = spread / (self._tail_last_pid - self._tail_first_pid)
+            self._tail_frame = frame_id
+            self._tail_pid = pid + chunk.chunk_count - 1 - chunk.chunk_index
+            self._tail_first_pid = self._tail_last_pid = pid
+            self._tail_first_rx = self._tail_last_rx = rx
         if frame_id > self._queue_frame_id:  # a newer frame's first chunk
             sent_s = chunk.timestamp_us / 1e6
             self.stats_acc.on_media_timestamp(sent_s, rx)
@@ -457,8 +463,9 @@ class MediaReceiver(Receiver):
 
     def _tail_due(self) -> float | None:
         """When to ask for the rest of the newest frame, if its last chunks have not come: once
-        the media lane has been quiet for the FEC hold, or for three chunk spacings if the pacer
-        spreads a frame's chunks wider (a slow link), whichever is longer. A burst
+        the media lane has been quiet for the FEC hold, or for three chunk spacings (this
+        frame's or the last one's, the wider) if the pacer spreads them wider (a slow link),
+        whichever is longer. A burst
         that takes a frame's end takes its parities too, and nothing else would show the gap
         before the next frame (`NackTracker.expect_through`).
 
@@ -472,7 +479,11 @@ class MediaReceiver(Receiver):
             return None
         if nack.last_arrival - self._parity_seen_at > TAIL_PARITY_RECENT_S:
             return None
-        return nack.last_arrival + max(nack.fec_hold, TAIL_SPACINGS * self._chunk_gap)
+        spacing = self._chunk_gap
+        if self._tail_last_pid > self._tail_first_pid:  # this frame's so far, if wider
+            spread = self._tail_last_rx - self._tail_first_rx
+            spacing = max(spacing, spread / (self._tail_last_pid - self._tail_first_pid))
+        return nack.last_arrival + max(nack.fec_hold, TAIL_SPACINGS * spacing)
 
     def _on_parity(self, fec: rift_pb2.FecPacket) -> None:
         self._parity_seen_at = self.nack.last_arrival
