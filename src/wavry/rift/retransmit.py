@@ -312,9 +312,7 @@ class NackTracker:
                     self._missing[missing_id] = entry = _MissingPacket(missed_at=now)
                     self._decide_first(missing_id, entry, now, requested)
                     self._fold_due(self._due_at(entry))
-                while len(self._missing) > self._max_missing:
-                    self._missing.popitem(last=False)
-                    self.stats.expired += 1
+                self._trim_missing()
             self._highest = packet_id
             if self._ahead:
                 self._absorb_ahead()
@@ -363,14 +361,18 @@ class NackTracker:
             # no hold for FEC: the lane is quiet, so this group's parities were lost too
             self._request(missing_id, entry, now, requested)
             self._fold_due(self._due_at(entry))
-        while len(self._missing) > self._max_missing:
-            self._missing.popitem(last=False)
-            self.stats.expired += 1
+        self._trim_missing()
         self._highest = last_id
         if ahead:
             self._absorb_ahead()
         self.stats.tail_ids += len(requested)
         return self._out(requested)
+
+    def _trim_missing(self) -> None:
+        """At most `max_missing` ids are tracked: the oldest go first."""
+        while len(self._missing) > self._max_missing:
+            self._missing.popitem(last=False)
+            self.stats.expired += 1
 
     def _absorb_ahead(self) -> None:
         ahead = self._ahead
