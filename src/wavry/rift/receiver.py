@@ -463,11 +463,10 @@ class MediaReceiver(Receiver):
 
     def _tail_due(self) -> float | None:
         """When to ask for the rest of the newest frame, if its last chunks have not come: once
-        the media lane has been quiet for the FEC hold, or for three chunk spacings (this
-        frame's or the last one's, the wider) if the pacer spreads them wider (a slow link),
-        whichever is longer. A burst
-        that takes a frame's end takes its parities too, and nothing else would show the gap
-        before the next frame (`NackTracker.expect_through`).
+        the media lane has been quiet for the FEC hold or for three chunk spacings (this
+        frame's or the last one's, the wider: a slow link), whichever is longer. A burst that
+        takes a frame's end takes its parities too, and nothing else would show the gap before
+        the next frame (`NackTracker.expect_through`).
 
         Only while the sender protects its frames with parities (one arrived in the last
         `TAIL_PARITY_RECENT_S`): a frame the sender's pacer cut short looks the same, and only
