@@ -176,3 +176,36 @@ test("malformed datagrams, authenticated or not, never throw and change nothing 
   assert.equal(client.state, "active");
   assert.ok(client.counters.malformed > 100 && client.counters.framingDrops > 100, JSON.stringify(client.counters));
 });
+
+test("feedback and chunk times carry when a datagram arrived, not when it was processed", () => {
+  const { host, client } = establish(3);
+  let t = 1001;
+  client.receiveDatagram(
+    host.seal({ control: { hello_ack: { accepted: true, selected_codec: 1, session_alias: ALIAS, fps: 60 } } }),
+    (t += 0.001),
+  );
+  client.takeEvents();
+  client.takeOutput();
+  // three chunks that reached the page 1 ms apart, processed together 5 ms after the first
+  const arrivals = [t + 0.01, t + 0.011, t + 0.012];
+  const late = t + 0.015;
+  arrivals.forEach((at, i) => {
+    const payload = Uint8Array.of(i);
+    const video = { frame_id: 1, chunk_index: i, chunk_count: 3, timestamp_us: 7, keyframe: true, payload };
+    client.receiveDatagram(host.seal({ media: { video } }), late, at);
+  });
+  const frame = client.takeEvents().find((e) => e.type === "frame");
+  assert.ok(frame && frame.type === "frame");
+  assert.equal(frame.frame.firstChunkAt, arrivals[0]);
+  assert.equal(frame.frame.lastChunkAt, arrivals[2]);
+  // the next TransportFeedback: arrival deltas 1 ms apart (processing time would give 0)
+  client.handleTimer(late + 0.06);
+  const reports = client
+    .takeOutput()
+    .map((d) => host.open(d))
+    .map((m) => (m.control as Record<string, Record<string, unknown>> | undefined)?.transport_feedback)
+    .filter((f) => f !== undefined);
+  assert.ok(reports.length > 0, "no TransportFeedback");
+  const deltas = reports.flatMap((f) => (f!.arrival_delta_us as number[] | undefined) ?? []);
+  assert.deepEqual(deltas.slice(-3).map((d) => d - deltas[deltas.length - 3]), [0, 1000, 2000]);
+});

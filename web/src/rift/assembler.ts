@@ -74,8 +74,10 @@ export class FrameAssembler {
     return this.lastEmitted;
   }
 
-  push(chunk: Pb, now: number): AssemblerOutput[] {
-    this.accept(chunk, now);
+  /** One chunk at `now`; `arrival` (default `now`) is when its datagram reached the page: the
+   * frame's first/last chunk times (its network figure) use it, deadlines use `now`. */
+  push(chunk: Pb, now: number, arrival: number = now): AssemblerOutput[] {
+    this.accept(chunk, arrival);
     return this.drain(now);
   }
 

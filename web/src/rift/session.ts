@@ -172,7 +172,12 @@ export class ClientSession {
     this.out.push(this.hs.msg1);
   }
 
-  receiveDatagram(data: Uint8Array, now: number): void {
+  /** One datagram, processed at `now`; `arrival` (same clock) is when it reached the page, if the
+   * carrier read it before the session could process it: what TransportFeedback reports and
+   * the frame's chunk times use, so that time spent processing earlier datagrams does not look
+   * like queueing on the path to the host's DELTA (RIFT.md §8; the native client uses the
+   * kernel's receive timestamp the same way). */
+  receiveDatagram(data: Uint8Array, now: number, arrival: number = now): void {
     let d;
     try {
       d = parseDatagram(data, 65507);
@@ -184,7 +189,7 @@ export class ClientSession {
       throw e;
     }
     if (d.kind === "handshake") this.onHandshake(d.handshakeId, d.messageNumber, d.payload, now);
-    else this.onTransport(d, now, false);
+    else this.onTransport(d, now, false, arrival);
   }
 
   takeOutput(): Uint8Array[] {
@@ -427,7 +432,7 @@ export class ClientSession {
     return plain;
   }
 
-  private onTransport(d: TransportDatagram, now: number, recovered: boolean): void {
+  private onTransport(d: TransportDatagram, now: number, recovered: boolean, arrival: number = now): void {
     const plain = this.open(d);
     if (plain === null) return;
     if (!this.hostConfirmed) this.hostConfirmed = true;
@@ -447,8 +452,8 @@ export class ClientSession {
     const pid = d.packetId;
     if (recovered) this.counters.fecRecovered++;
     else {
-      this.feedback.onPacket(pid, now);
-      this.statsAcc.onPacket(pid, now);
+      this.feedback.onPacket(pid, arrival);
+      this.statsAcc.onPacket(pid, arrival);
     }
     const media = msg.media as Pb | undefined;
     let repaired: Array<[number, Uint8Array]> = [];
@@ -456,7 +461,7 @@ export class ClientSession {
       repaired = this.fec.onParity(media.fec, now, pid);
     } else {
       repaired = this.fec.onDatagram(pid, d.payload, now);
-      this.dispatch(msg, now);
+      this.dispatch(msg, now, arrival);
     }
     for (const [rpid, payload] of repaired) {
       const header = encodeTransportHeader(this.alias, rpid);
@@ -476,11 +481,11 @@ export class ClientSession {
     }
   }
 
-  private dispatch(msg: Pb, now: number): void {
+  private dispatch(msg: Pb, now: number, arrival: number = now): void {
     if (msg.media?.video) {
       const chunk = msg.media.video;
-      this.statsAcc.onMediaTimestamp((chunk.timestamp_us ?? 0) / 1e6, now);
-      this.assembled(this.assembler.push(chunk, now), now);
+      this.statsAcc.onMediaTimestamp((chunk.timestamp_us ?? 0) / 1e6, arrival);
+      this.assembled(this.assembler.push(chunk, now, arrival), now);
       return;
     }
     const ctl = msg.control as Pb | undefined;
