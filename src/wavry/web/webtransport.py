@@ -32,6 +32,24 @@ QUIC_PACKET_SIZE = 1252
 MAX_PENDING_DATAGRAMS = 64
 
 
+class _Unpaced:
+    """Stands in for aioquic's packet pacer on WebTransport connections (aioquic has no option
+    to turn it off). RIFT paces its own datagrams (DELTA: a whole frame at once on a clean
+    path, spread where a queue shows): aioquic's pacer, at the huge rate its window grows to on
+    loopback, held the rest of each burst back for an event-loop timer (millisecond resolution),
+    adding ~1 ms per stall to a frame's last datagram in the browser."""
+
+    def next_send_time(self, now: float) -> float | None:
+        del now
+        return None
+
+    def update_after_send(self, now: float) -> None:
+        del now
+
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        del congestion_window, smoothed_rtt
+
+
 class _Connection(QuicConnectionProtocol):
     """One QUIC connection; at most one WebTransport session (one RIFT session) on it."""
 
@@ -39,6 +57,9 @@ class _Connection(QuicConnectionProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        loss = getattr(self._quic, "_loss", None)
+        if loss is not None and hasattr(loss, "_pacer"):  # aioquic internals (pinned version)
+            loss._pacer = _Unpaced()
         self._h3: H3Connection | None = None
         self.session_stream: int | None = None
         self.addr: CarrierAddress | None = None
