@@ -12,7 +12,8 @@ LOSS: none | rand1 | rand2 | ge (Gilbert 3 %, mean burst 3, as `wavry bench net`
 VARIANT: rs | xor | none (no FEC). Frames: 8 Mbit/s, 60 fps, ±20 %, a keyframe first and on
 request. On time = presented within REF_MS (the clean run's median frame latency; default this
 run's median) + one frame interval, as `wavry bench net` counts it. Prints one JSON line.
-`TARGET=0.004` overrides the redundancy policy's frame-loss target, `COST=1.5` the frames an
+`TUNE=prior_packets=50,refit_s=0.05` overrides any of the policy's RedundancyTunables (numbers),
+`TARGET=0.004` its frame-loss target, `COST=1.5` the frames an
 unrepaired frame costs (else the sender's `2 + RTT / interval`).
 """
 
@@ -164,9 +165,15 @@ def run(
 
 
 def main(argv: list[str]) -> None:
+    tune: dict[str, float | int] = {
+        k: int(v) if v.lstrip("-").isdigit() else float(v)
+        for k, v in (kv.split("=") for kv in os.environ.get("TUNE", "").split(",") if kv)
+    }
     if target := os.environ.get("TARGET"):
+        tune["frame_target"] = float(target)
+    if tune:
         sender_module.RedundancyTunables = functools.partial(  # type: ignore[misc]
-            sender_module.RedundancyTunables, frame_target=float(target)
+            sender_module.RedundancyTunables, **tune
         )
     if cost := os.environ.get("COST"):  # an unrepaired frame's cost, fixed (else the sender's)
         policy = sender_module.RedundancyPolicy

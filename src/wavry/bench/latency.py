@@ -223,7 +223,8 @@ async def _wavry_client(
     # Per-frame stage split (ms; one machine, one clock): host capture+encode (durations the
     # host reports), host hand-off → first chunk on the client, chunk spread (first → last
     # chunk: pacing), last chunk → decode start (jitter buffer, hand-off, decode queue),
-    # decode → shown (decode, picture hand-off).
+    # decode → shown (decode, picture hand-off), and the last split in two: the decode call
+    # itself, and decoded → shown (the decode thread's hand-off to the loop).
     stages: dict[str, list[float]] = {k: [] for k in _STAGES}
     measuring = False
     diag: dict[str, Any] = {
@@ -261,7 +262,9 @@ async def _wavry_client(
         assert rt.est is not None
         first_at = rt.est.conn.wall_time(f.first_chunk_at)
         last_at = rt.est.conn.wall_time(f.last_chunk_at)
-        started = ready.decode_start + (shown_wall - time.monotonic())
+        mono_to_wall = shown_wall - time.monotonic()
+        started = ready.decode_start + mono_to_wall
+        decoded_at = ready.decode_end + mono_to_wall
         order.append((f.frame_id, last_at, started))
         ts = f.timestamp_us / 1e6
         encoded_at = ts + (f.capture_us + f.encode_us) / 1e6
@@ -273,6 +276,8 @@ async def _wavry_client(
                 (last_at - first_at) * 1e3,
                 (started - last_at) * 1e3,
                 (shown_wall - started) * 1e3,
+                (decoded_at - started) * 1e3,
+                (shown_wall - decoded_at) * 1e3,
             ),
             strict=True,
         ):
@@ -329,6 +334,8 @@ _STAGES = (
     "chunk_spread",
     "last_chunk_to_decode",
     "decode_to_shown",
+    "decode",
+    "decoded_to_shown",
 )
 
 
