@@ -221,6 +221,7 @@ class NetCore {
     this.carrier?.close();
     this.carrier = null;
     this.session = null;
+    this.inbox = []; // read for the session that ended: never for the next one
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.timerAt = Infinity;
