@@ -325,3 +325,36 @@ def test_long_transfer_without_statuses_does_not_give_up(tmp_path: Path) -> None
     assert tx.state is SenderState.WAITING
     tx.poll(t + 31, 100)
     assert tx.state is SenderState.FAILED and "stopped answering" in tx.message
+
+
+def test_only_leaving_chunks_need_the_fast_tick(tmp_path: Path) -> None:
+    """A host's files feature polls every 10 ms while chunks leave; a file that is offered or
+    paused (headers repeat each second, a paused one waits for the receiver) only every 250 ms,
+    and a resumed one gets the fast tick back at once."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from wavry.host.files import FILE_TICK_S, IDLE_TICK_S, FilesFeature
+
+    clock = [100.0]
+    link = SimpleNamespace(now=lambda: clock[0])
+    rx_host = FileReceiver(tmp_path / "in", Role.HOST)
+    feature = FilesFeature(
+        cast(Any, link), lambda _t: None, rx_host, send_files=[], share=0.15, spare=False
+    )
+    assert feature.next_timer() is None  # nothing to transfer: no ticks at all
+    ft = FileTransfers(Role.HOST, rx_host)
+    feature.transfers[1] = ft
+    tx, _ = ft.send_file(make_file(tmp_path, 300_000), clock[0])
+    assert not ft.pacing and feature.next_timer() == pytest.approx(100.0 + IDLE_TICK_S)
+    rx = FileReceiver(tmp_path / "out", Role.CLIENT)
+    [accept] = rx.on_header(0, tx.header().control.file_header, clock[0])
+    tx.on_status(accept.message.control.file_status, clock[0])
+    assert ft.pacing and feature.next_timer() == pytest.approx(100.0 + FILE_TICK_S)  # pulled in
+    clock[0] = 100.01
+    feature._tick_at = None  # as on_timer leaves it
+    tx.pause()
+    assert not ft.pacing and feature.next_timer() == pytest.approx(100.01 + IDLE_TICK_S)
+    tx.resume(100.02)
+    clock[0] = 100.02
+    assert feature.next_timer() == pytest.approx(100.02 + FILE_TICK_S)

@@ -251,7 +251,7 @@ class FilesFeature(Feature):
 
     def on_timer(self, now: float) -> None:
         self._now = now
-        active = self.files.sending or self.offering
+        active = self.files.pacing or self.offering  # paused or waiting: the slow tick
         self._next = now + (FILE_TICK_S if active else IDLE_TICK_S)
         kbps = self._bitrate()
         out = self.files.poll(now, kbps, self.signs.clean(now))

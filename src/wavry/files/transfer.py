@@ -236,6 +236,13 @@ class FileTransfers:
     def sending(self) -> bool:
         return any(not s.done for s in self.senders.values())
 
+    @property
+    def pacing(self) -> bool:
+        """A file's chunks are leaving (its token bucket needs the fast tick). Offered, waiting
+        and paused senders only repeat headers and give up, on a slow tick; a paused one does
+        nothing until the receiver resumes it."""
+        return any(s.state is SenderState.SENDING for s in self.senders.values())
+
 
 def path_is_clean(delta: Any) -> bool:
     """The congestion signal for :class:`SpareCapacity` from a session's DELTA controller

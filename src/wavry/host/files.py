@@ -27,9 +27,10 @@ from wavry.host.link import SessionLink
 from wavry.host.routing import HostFeature, PeerInfo, RoutedEvent
 from wavry.runtime.messages import FileMessage
 
-__all__ = ["FILE_TICK_S", "FilesFeature"]
+__all__ = ["FILE_TICK_S", "IDLE_TICK_S", "FilesFeature"]
 
 FILE_TICK_S = 0.01
+IDLE_TICK_S = 0.25  # a file offered, waiting for its verdict or paused (HEADER_REPEAT_S is 1 s)
 PROGRESS_EVERY_S = 1.0
 
 #: (peer, ok, text, why): clipboard text that arrived over the file path
@@ -162,20 +163,31 @@ class FilesFeature(HostFeature):
 
     # ---- pacing -----------------------------------------------------------------------
 
-    def _active(self) -> bool:
-        if any(ft.sending for ft in self.transfers.values()):
-            return True
-        return any(not (t.done or t.paused or t.peer_gone) for t in self.receiver.incoming.values())
+    def _tick_s(self) -> float | None:
+        """How often to poll: fast while chunks leave or arrive, slowly while a file is only
+        offered, waiting for its verdict or paused (header repeats, give-up), never when idle."""
+        transfers = self.transfers.values()
+        incoming = self.receiver.incoming.values()
+        if any(ft.pacing for ft in transfers) or any(
+            not (t.done or t.paused or t.peer_gone) for t in incoming
+        ):
+            return FILE_TICK_S
+        if any(ft.sending for ft in transfers):
+            return IDLE_TICK_S
+        return None
 
     def next_timer(self) -> float | None:
-        if not self._active():
+        tick = self._tick_s()
+        if tick is None:
             self._tick_at = None
-        elif self._tick_at is None:
-            self._tick_at = self.link.now() + FILE_TICK_S
+        else:
+            soonest = self.link.now() + tick
+            if self._tick_at is None or self._tick_at > soonest:
+                self._tick_at = soonest  # e.g. a paused file resumed: the fast tick at once
         return self._tick_at
 
     def on_timer(self, now: float) -> None:
-        self._tick_at = now + FILE_TICK_S
+        self._tick_at = None  # next_timer: now + the tick that the transfers need
         for peer, ft in list(self.transfers.items()):
             if not self.link.accepted(peer):
                 continue
