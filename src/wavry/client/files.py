@@ -18,6 +18,8 @@ from typing import Any
 
 from wavry.files.transfer import (
     CLIPBOARD_FILENAME,
+    FILE_TICK_S,
+    IDLE_TICK_S,
     FileReceiver,
     FileSender,
     FileTransfers,
@@ -34,9 +36,6 @@ from wavry.runtime.features import Feature, PeerInfo
 from wavry.runtime.messages import AppEvent, FileMessage
 
 __all__ = ["FileCongestionSigns", "FilesFeature"]
-
-FILE_TICK_S = 0.01  # while a transfer is active
-IDLE_TICK_S = 0.25
 
 
 @dataclass(slots=True)

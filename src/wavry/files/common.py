@@ -44,6 +44,10 @@ CLIPBOARD_IDLE_S = 30.0
 DISK_RESERVE_BYTES = 64 << 20
 FINISHED_MEMORY = 256  # verdicts remembered for repeated offers
 HEADER_REPEAT_S = 1.0
+#: how often each side's files feature polls: while a file's chunks leave (its token bucket), and
+#: while files are only offered, waiting for a verdict or paused (header repeats, give-up)
+FILE_TICK_S = 0.01
+IDLE_TICK_S = 0.25
 GIVE_UP_S = 30.0
 STALL_S = 0.5
 BURST_S = 0.02

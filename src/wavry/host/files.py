@@ -14,6 +14,8 @@ from pathlib import Path
 
 from wavry.files.transfer import (
     CLIPBOARD_FILENAME,
+    FILE_TICK_S,
+    IDLE_TICK_S,
     FileReceiver,
     FileTransfers,
     Outgoing,
@@ -29,8 +31,6 @@ from wavry.runtime.messages import FileMessage
 
 __all__ = ["FILE_TICK_S", "IDLE_TICK_S", "FilesFeature"]
 
-FILE_TICK_S = 0.01
-IDLE_TICK_S = 0.25  # a file offered, waiting for its verdict or paused (HEADER_REPEAT_S is 1 s)
 PROGRESS_EVERY_S = 1.0
 
 #: (peer, ok, text, why): clipboard text that arrived over the file path

@@ -361,8 +361,7 @@ class MediaReceiver(Receiver):
                         self._tail_pid = tail
         elif frame_id > self._tail_frame:
             if self._tail_last_pid > self._tail_first_pid:  # the previous frame's spacing
-                spread = self._tail_last_rx - self._tail_first_rx
-                self._chunk_gap = spread / (self._tail_last_pid - self._tail_first_pid)
+                self._chunk_gap = self._frame_spacing()
             self._tail_frame = frame_id
             self._tail_pid = pid + chunk.chunk_count - 1 - chunk.chunk_index
             self._tail_first_pid = self._tail_last_pid = pid
@@ -480,9 +479,13 @@ class MediaReceiver(Receiver):
             return None
         spacing = self._chunk_gap
         if self._tail_last_pid > self._tail_first_pid:  # this frame's so far, if wider
-            spread = self._tail_last_rx - self._tail_first_rx
-            spacing = max(spacing, spread / (self._tail_last_pid - self._tail_first_pid))
+            spacing = max(spacing, self._frame_spacing())
         return nack.last_arrival + max(nack.fec_hold, TAIL_SPACINGS * spacing)
+
+    def _frame_spacing(self) -> float:
+        """The newest frame's mean gap between consecutive chunk ids (two or more seen)."""
+        spread = self._tail_last_rx - self._tail_first_rx
+        return spread / (self._tail_last_pid - self._tail_first_pid)
 
     def _on_parity(self, fec: rift_pb2.FecPacket) -> None:
         self._parity_seen_at = self.nack.last_arrival

@@ -57,7 +57,7 @@ __all__ = ["MediaSender", "Sender"]
 # most CLEAN_NOISE_REPORTS feedback reports. A host or client busy for a millisecond (1080p on
 # two shared cores) shows ~1 ms in one report; with a plain 1 ms threshold that reset the hold
 # every few seconds and 1080p30 frames went back to being spread over 7-9 ms. A browser's receive
-# times are noisier (no kernel timestamps): idle on loopback, runs of up to 5 reports at 1-1.5 ms
+# times are noisier (no kernel timestamps): idle on loopback, runs of up to 7 reports at 1-1.6 ms
 # and single ones at 3-5 ms, so the hold almost never completed and its frames stayed spread.
 # A real queue persists (a congested path also leaves STABLE). The tolerance only applies while
 # no bottleneck is known (no capacity estimate): near a measured one, bursts into a 1-2 ms queue
