@@ -220,3 +220,62 @@ def test_a_browser_connect_gets_the_web_endpoint_or_no_web(
             await stub.server.close()
 
     asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_socket_replaced_before_it_was_ready_is_opened_anew(
+    plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two signaling sockets of one device and role that authenticate at the same time: the
+    gateway may close the first with ``replaced`` before its ``ready`` (CONTROL_PLANE.md §3).
+    The socket a lookup opened ahead failing that way is no failed connect: the route opens a
+    fresh one. (The gateway's side of that race is played by a socket server that answers the
+    auth with that error; its timing cannot be forced on the real gateway.)"""
+    import json
+    from dataclasses import replace
+
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from wavry.connectivity.signaling import Signaling, SignalingClosed
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+
+    async def replaced_at_once(ws: ServerConnection) -> None:
+        await ws.recv()  # auth
+        await ws.send(json.dumps({"type": "error", "code": "replaced",
+                                  "message": "this device connected again"}))  # fmt: skip
+        await ws.close(1008)
+
+    async def run() -> None:
+        host_id, client_id = Identity.generate(), Identity.generate()
+        await _account(plane.url, "dave", host_id, client_id)
+        endpoint = HostEndpoint(host_id, HostConfig(name="den"))
+        stub = HostStub(host_id, endpoint, HostServer(endpoint))
+        stub.bound = await stub.server.start("127.0.0.1", 0)
+        presence = HostPresence(plane.url, "den")
+        await presence.start(stub)
+        try:
+            assert await presence.wait_online(10), stub.said
+            found = await find_host(plane.url, "den", client_id)
+            assert found.signaling is not None
+            await (await found.signaling).close()  # the real one opened ahead: unused here
+            async with serve(replaced_at_once, "127.0.0.1", 0) as server:
+                port = server.sockets[0].getsockname()[1]
+                url = f"http://127.0.0.1:{port}"
+                racing = asyncio.ensure_future(
+                    Signaling.open(url, found.token, client_id.wavry_id, "client")
+                )
+                with pytest.raises(SignalingClosed, match="connected again"):
+                    await racing
+            route = GatewayRoute(replace(found, signaling=racing), client_id, timeout=5)
+            session = ClientSession(client_id, ClientConfig(name="laptop"), host_id.wavry_id)
+            conn = await route.open(session)
+            try:
+                while not isinstance(event := await conn.next_event(5), ev.SessionAccepted):
+                    assert not isinstance(event, (ev.SessionRejected, ev.SessionClosed)), event
+            finally:
+                await conn.close()
+        finally:
+            await presence.close()
+            await stub.server.close()
+
+    asyncio.run(asyncio.wait_for(run(), 60))

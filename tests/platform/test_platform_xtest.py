@@ -196,3 +196,30 @@ def test_release_all_releases_everything_held(
     assert inj.held_keys == set() and inj.held_buttons == set()
     assert not any(t.d.query_keymap())
     assert not t.d.screen().root.query_pointer().mask & X.Button1Mask
+
+
+def test_a_display_that_goes_away_while_opening_is_one_clear_error() -> None:
+    """An X server that accepts the connection and closes it (it is stopping: the host's display
+    went away mid-session) is an InjectionError, never a python-xlib traceback."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    assert port > 6000  # an ephemeral port: a TCP display number
+
+    def accept_and_close() -> None:
+        conn, _ = srv.accept()
+        conn.recv(64)
+        conn.close()
+
+    t = threading.Thread(target=accept_and_close, daemon=True)
+    t.start()
+    try:
+        with pytest.raises(InjectionError, match=r"cannot open X display 127\.0\.0\.1:"):
+            XTestInjector(f"127.0.0.1:{port - 6000}")
+    finally:
+        t.join(5)
+        srv.close()

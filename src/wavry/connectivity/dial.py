@@ -294,7 +294,7 @@ class GatewayRoute:
         try:
             bound = await conn.open_socket()
             ahead = self.target.signaling
-            sig = await ahead if ahead is not None else await self._signaling()
+            sig = await self._ahead() if ahead is not None else await self._signaling()
             self._sig = sig
             t1 = time.monotonic()
             candidates = await self._gather(conn, bound, sig)
@@ -331,6 +331,15 @@ class GatewayRoute:
         self._loop_task = asyncio.create_task(self._signal_loop(sig), name="wavry-signal")
         conn.begin()
         return conn
+
+    async def _ahead(self) -> Signaling:
+        """The socket opened while the host was looked up, or a fresh one when that one was
+        replaced (by another socket of this device and role) before it was ready."""
+        assert self.target.signaling is not None
+        try:
+            return await self.target.signaling
+        except SignalingClosed:
+            return await self._signaling()
 
     async def _signaling(self) -> Signaling:
         t = self.target

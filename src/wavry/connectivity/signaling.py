@@ -95,7 +95,12 @@ class Signaling:
             raise
         if first.get("type") == "error":
             await ws.close()
-            raise SignalingError(str(first.get("code", "error")), str(first.get("message", "")))
+            code, message = str(first.get("code", "error")), str(first.get("message", ""))
+            if code == "replaced":
+                # a newer socket of this device and role authenticated while this one did: the
+                # gateway closed this one before its ``ready``
+                raise SignalingClosed(code, message)
+            raise SignalingError(code, message)
         if first.get("type") != "ready":
             await ws.close()
             raise SignalingError("bad_answer", f"expected ready, got {first.get('type')!r}")

@@ -45,5 +45,6 @@ def open_display(display: str | None, auth: str | None = None) -> Any:
     try:
         with xauthority(auth):
             return xdisplay.Display(name)
-    except (xerror.DisplayError, OSError) as exc:
+    except (xerror.DisplayError, xerror.ConnectionClosedError, OSError) as exc:
+        # ConnectionClosedError: the server accepted and then went away (it is stopping)
         raise XDisplayError(f"cannot open X display {name}: {exc}") from exc

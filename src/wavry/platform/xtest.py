@@ -59,11 +59,16 @@ class XTestInjector(InputInjector):
             self._d = open_display(display, auth)
         except XDisplayError as exc:
             raise InjectionError(str(exc)) from exc
-        if self._d.query_extension("XTEST") is None:
-            self._d.close()
-            raise InjectionError("the X server has no XTEST extension")
         from Xlib import X
         from Xlib import error as xerror
+
+        try:
+            has_xtest = self._d.query_extension("XTEST") is not None
+        except (xerror.ConnectionClosedError, OSError) as exc:
+            raise InjectionError(f"the X display went away: {exc}") from exc
+        if not has_xtest:
+            self._d.close()
+            raise InjectionError("the X server has no XTEST extension")
         from Xlib.ext import xtest
 
         self._X = X
