@@ -248,6 +248,31 @@ def test_fec_repairs_scattered_losses_and_bursts_up_to_m_without_nack() -> None:
     assert host_s.transport.stats.retransmitted <= len(nacked)
 
 
+def test_a_chunk_fec_rebuilt_arrived_with_the_datagram_that_completed_it() -> None:
+    """A busy client reads every datagram 4 ms after the kernel stamped it. A chunk FEC
+    rebuilt counts as arrived when the datagram that completed its group did, not when it was
+    read: the frame's chunk spacing (what times a tail loss's NACK) stays the path's own."""
+    net = make(drop_h2c=lambda pid: pid > 40 and pid % 38 == 0, rx_lag_s=lambda pid: 0.004)
+    client_tr = net.client.transport
+    assert client_tr is not None
+    pin_two_parities(net.host.sessions[net.alias].transport.media)
+    receiver = client_tr.receiver
+    spacings: list[float] = []
+    frame_spacing = receiver._frame_spacing
+
+    def note() -> float:
+        spacings.append(frame_spacing())
+        return spacings[-1]
+
+    receiver._frame_spacing = note  # type: ignore[method-assign]
+    ids = net.stream(1.0)
+    assert presented_ids(net) == ids
+    assert client_tr.stats.fec_recovered >= 10
+    # ~12 datagrams per 60 fps frame left at the pacer's spacing; read times would add 4 ms
+    # to the spread of every frame whose last chunk was rebuilt
+    assert 0 < max(spacings) < 0.0005, sorted(spacings)[-3:]
+
+
 def test_unrepairable_loss_is_nacked_at_once_and_resent_byte_identical() -> None:
     lost: set[int] = set()
 

@@ -7,10 +7,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { concat } from "../src/rift/bytes.js";
 import { TransportOpener, TransportSealer } from "../src/rift/crypto.js";
-import { encodeHandshakeHeader, parseDatagram } from "../src/rift/framing.js";
+import { TRANSPORT_HEADER_LEN, encodeHandshakeHeader, parseDatagram } from "../src/rift/framing.js";
+import { rsEncode } from "../src/rift/gf256.js";
 import { verifyPeerPayload } from "../src/rift/handshake.js";
 import { Identity } from "../src/rift/identity.js";
-import { S, decodeMessage, encodeMessage } from "../src/rift/messages.js";
+import { FecScheme, S, decodeMessage, encodeMessage } from "../src/rift/messages.js";
 import { NoiseXX, generateKeyPair } from "../src/rift/noise.js";
 import { encode } from "../src/rift/proto.js";
 import { ClientSession, DEFAULT_CONFIG, type SessionEvent } from "../src/rift/session.js";
@@ -208,4 +209,42 @@ test("feedback and chunk times carry when a datagram arrived, not when it was pr
   assert.ok(reports.length > 0, "no TransportFeedback");
   const deltas = reports.flatMap((f) => (f!.arrival_delta_us as number[] | undefined) ?? []);
   assert.deepEqual(deltas.slice(-3).map((d) => d - deltas[deltas.length - 3]), [0, 1000, 2000]);
+});
+
+test("a chunk FEC rebuilt arrived when the datagram that completed its group did", () => {
+  const { host, client } = establish(4);
+  let t = 1001;
+  client.receiveDatagram(
+    host.seal({ control: { hello_ack: { accepted: true, selected_codec: 1, session_alias: ALIAS, fps: 60 } } }),
+    (t += 0.001),
+  );
+  client.takeEvents();
+  client.takeOutput();
+  // a three-chunk frame and one Reed–Solomon parity over its datagrams; the last chunk is lost
+  const sealed = [0, 1, 2].map((i) => {
+    const video = { frame_id: 1, chunk_index: i, chunk_count: 3, timestamp_us: 7, keyframe: true, payload: Uint8Array.of(i, i) };
+    return host.sealer!.seal(encodeMessage({ media: { video } }));
+  });
+  const shards = sealed.map(([, d]) => d.subarray(TRANSPORT_HEADER_LEN));
+  const [parity] = rsEncode(shards, 1);
+  const fec = {
+    group_id: 1,
+    first_packet_id: sealed[0][0],
+    shard_count: 3,
+    parity_index: 0,
+    parity_count: 1,
+    payload: parity,
+    shard_lengths: shards.map((x) => x.length),
+    scheme: FecScheme.FEC_REED_SOLOMON,
+  };
+  // read 1 ms apart, processed together 5 ms after the first arrived
+  const arrivals = [t + 0.01, t + 0.011, t + 0.012];
+  const late = t + 0.015;
+  client.receiveDatagram(sealed[0][1], late, arrivals[0]);
+  client.receiveDatagram(sealed[1][1], late, arrivals[1]);
+  client.receiveDatagram(host.seal({ media: { fec } }), late, arrivals[2]);
+  assert.equal(client.counters.fecRecovered, 1);
+  const frame = client.takeEvents().find((e) => e.type === "frame");
+  assert.ok(frame && frame.type === "frame");
+  assert.equal(frame.frame.lastChunkAt, arrivals[2]);
 });

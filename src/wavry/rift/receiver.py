@@ -201,7 +201,7 @@ class Receiver:
             # media it sealed earlier (ours does not, see sender.py; others may)
             in_order = (kind is not None and kind != "audio") or recovered
         if repaired:
-            self._repaired(repaired, now, out)
+            self._repaired(repaired, now, rx, out)
         if self._nack_on:
             batches = self.nack.on_packet(pid, now, reveals_gaps=in_order)
             if batches:
@@ -210,14 +210,17 @@ class Receiver:
                 self._send_nacks(self.nack.poll(now), now)
         return out
 
-    def _repaired(self, repaired: Sequence[tuple[int, bytes]], now: float, out: list[Msg]) -> None:
+    def _repaired(
+        self, repaired: Sequence[tuple[int, bytes]], now: float, rx: float, out: list[Msg]
+    ) -> None:
         """Datagrams FEC rebuilt, processed before the NACK tracker sees the datagram that
-        completed them, so that it never requests what FEC just repaired."""
+        completed them, so that it never requests what FEC just repaired. They count as
+        arrived when that datagram did (`rx`)."""
         alias = self.channel.alias
         for rpid, payload in repaired:
             header = encode_transport_header(alias, rpid)
             rebuilt = TransportDatagram(alias, rpid, header, payload)
-            out.extend(self.on_datagram(rebuilt, now, recovered=True))
+            out.extend(self.on_datagram(rebuilt, now, recovered=True, arrival=rx))
 
     def _on_arrival(self, pid: int, rx: float) -> None:
         """Hook: an authenticated datagram (not a repair) arrived at `rx`."""

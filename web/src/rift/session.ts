@@ -465,7 +465,8 @@ export class ClientSession {
     }
     for (const [rpid, payload] of repaired) {
       const header = encodeTransportHeader(this.alias, rpid);
-      this.onTransport({ kind: "transport", alias: this.alias, packetId: rpid, header, payload }, now, true);
+      // a rebuilt datagram arrived when the one that completed its group did
+      this.onTransport({ kind: "transport", alias: this.alias, packetId: rpid, header, payload }, now, true, arrival);
     }
     if (this.state === "closed") return;
     const inOrder = (media !== undefined && media.audio === undefined) || recovered;
