@@ -183,7 +183,7 @@ def test_a_paced_frame_is_one_fec_group() -> None:
     (the encoder's 5 ms timer is for sparse input, not for a frame being paced)."""
     host, _, lb, alias = session()
     sender = host.sessions[alias].transport.media
-    assert not sender.pacer.clean_path  # paced over half a frame interval
+    sender.pacer.set_clean_path(None)  # a path that showed a queue: paced over half a frame
     encoder = sender.fec_encoder
     assert encoder is not None
     before = encoder.stats.groups_closed

@@ -48,17 +48,17 @@ from wavry.rift.transport_types import (
 
 __all__ = ["MediaSender", "Sender"]
 
-# A path that has shown no standing queue and no congestion loss (per the controller) for
-# CLEAN_HOLD_S gets frames drained within 3 % of a frame interval instead of spread over half of
-# it; any sign of a queue or of loss beyond the path's random loss restores normal pacing at
-# once (a bottleneck keeps resetting the hold). Random loss without a queue is no reason to
-# pace: the spread only delays every frame, and with it every repair a NACK could still make in
-# time. "No standing queue": under CLEAN_QUEUE_MS, or under CLEAN_QUEUE_NOISE_MS in runs of at
-# most CLEAN_NOISE_REPORTS feedback reports. A host or client busy for a millisecond (1080p on
-# two shared cores) shows ~1 ms in one report; with a plain 1 ms threshold that reset the hold
-# every few seconds and 1080p30 frames went back to being spread over 7-9 ms. A browser's receive
-# times are noisier (no kernel timestamps): idle on loopback, runs of up to 7 reports at 1-1.6 ms
-# and single ones at 3-5 ms, so the hold almost never completed and its frames stayed spread.
+# A session starts clean (its first report, an RTT + 50 ms in, shows any queue; a 3 s hold at the
+# start spread every frame of it over 8 ms and made its first repairs late), and a path that has
+# shown no standing queue and no congestion loss (per the controller) for CLEAN_HOLD_S is clean
+# again: frames drain within 3 % of a frame interval instead of over half of it; any sign of a
+# queue or of loss beyond the path's random loss restores normal pacing at once. Random loss
+# without a queue is no reason to pace: the spread only delays every frame, and with it every
+# repair a NACK could still make in time. "No standing queue": under CLEAN_QUEUE_MS, or under
+# CLEAN_QUEUE_NOISE_MS in runs of at most CLEAN_NOISE_REPORTS feedback reports. A host or client
+# busy for a millisecond (1080p on two shared cores) shows ~1 ms in one report: a plain 1 ms
+# threshold reset the hold every few seconds. A browser's receive times are noisier (no kernel
+# timestamps): idle on loopback, runs of up to 7 reports at 1-1.6 ms and single ones at 3-5 ms.
 # A real queue persists (a congested path also leaves STABLE). The tolerance only applies while
 # no bottleneck is known (no capacity estimate): near a measured one, bursts into a 1-2 ms queue
 # slowed convergence after a capacity step (2 of 3 capacity-steps runs missed a step).
@@ -259,11 +259,11 @@ class MediaSender(Sender):
             rs=self.fec_scheme == REED_SOLOMON,
         )
         self._planned: _FrameRecord | None = None  # the frame whose FEC plan the encoder has
-        self.pacer = Pacer(
-            PacerConfig(max_datagram_bytes=config.max_datagram, datagram_overhead=SEAL_OVERHEAD),
-            config.initial_bitrate_kbps,
-            config.fps,
+        pacing = PacerConfig(
+            max_datagram_bytes=config.max_datagram, datagram_overhead=SEAL_OVERHEAD
         )
+        self.pacer = Pacer(pacing, config.initial_bitrate_kbps, config.fps)
+        self.pacer.set_clean_path(CLEAN_DRAIN_FRACTION)
         self._next_frame_id = 1
         self._bulk: deque[rift_pb2.Message] = deque()
         self._media_ewma = 0.0  # smoothed media bytes per ordinary frame
@@ -271,7 +271,7 @@ class MediaSender(Sender):
         self._min_rtt = math.inf  # the smallest RTT sample (see _nack_age)
         self._flush_pending = False  # a frame's last chunk left; its FEC group is still open
         self._stepping = False  # inside send_frame's stepwise hand-out
-        self._last_unclean = now  # conservative pacing until the path has proven clean
+        self._last_unclean = now - CLEAN_HOLD_S  # clean until a report shows a queue
         self._queue_reports = 0  # consecutive feedback reports with a queue ≥ CLEAN_QUEUE_MS
         self._last_keyframe_id = 0
         self._keyframe_guard_until = -math.inf
