@@ -114,6 +114,25 @@ def test_serialized_chunks_are_the_protobuf_bytes(
     assert video_chunk_messages(frame, info, **kw) == expected
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    info=info_strategy,
+    frame_len=st.sampled_from([1300, 5000, 200_000, 400_000]) | st.integers(1, 400_000),
+    max_datagram_size=st.sampled_from([1200, 1400, 1500]) | st.integers(1200, 9000),
+    reserve=st.sampled_from([0, 1, 32]),
+)
+def test_a_frames_chunks_make_datagrams_of_one_size_but_the_last(
+    info: VideoFrameInfo, frame_len: int, max_datagram_size: int, reserve: int
+) -> None:
+    """What one GSO send takes whole (only its last segment may be shorter): chunk 0 has no
+    index field and chunks past 127 a longer one, so the payloads differ instead."""
+    frame = bytes(i % 251 for i in range(frame_len))
+    kw = {"max_datagram_size": max_datagram_size, "fec_reserve_shards": reserve}
+    sizes = [len(m) for m in video_chunk_messages(frame, info, **kw)]
+    assert len(set(sizes[:-1])) <= 1, sizes
+    assert sizes[-1] <= sizes[0]
+
+
 def test_default_budget_is_close_to_the_limit() -> None:
     info = VideoFrameInfo(frame_id=1234, timestamp_us=1_700_000_000_000_000, keyframe=False)
     chunks = split_video_frame(bytes(100_000), info, fec_reserve_shards=0)

@@ -204,6 +204,29 @@ def _plan_video_frame(
         count = needed
 
 
+def _chunk_sizes(total: int, needed: int, budget: int) -> list[int]:
+    """Payload bytes of each chunk of a ``total``-byte frame. ``budget`` fits the chunk with the
+    largest index; a smaller index is a shorter field (chunk 0 has none: proto3 leaves out the
+    default), and its chunk takes the bytes that frees. Every chunk but the last then makes a
+    datagram of one size, and a GSO send batches a frame's chunks whole (only a batch's last
+    segment may be shorter, net/gso.py): 2 bytes short, chunk 0 went out in a send of its own.
+    The count can come out lower than ``needed``; the fields then only shrink."""
+    top = uint_field_size(needed - 1)
+    full = _bytes_field(budget)
+    sizes: list[int] = []
+    left = total
+    for index in range(needed):
+        n = budget + top - uint_field_size(index)
+        while _bytes_field(n) > full + top - uint_field_size(index):
+            n -= 1  # the length prefix grew a byte (a 16 kB budget)
+        n = min(n, left)
+        sizes.append(n)
+        left -= n
+        if not left:
+            break
+    return sizes
+
+
 def split_video_frame(
     frame: bytes,
     info: VideoFrameInfo,
@@ -216,20 +239,25 @@ def split_video_frame(
     An empty frame gives one chunk with an empty payload.
     """
     needed, budget = _plan_video_frame(frame, info, max_datagram_size, fec_reserve_shards)
+    sizes = _chunk_sizes(len(frame), needed, budget)
     view = memoryview(frame)
-    return [
-        rift_pb2.VideoChunk(
-            frame_id=info.frame_id,
-            chunk_index=index,
-            chunk_count=needed,
-            timestamp_us=info.timestamp_us,
-            keyframe=info.keyframe,
-            payload=bytes(view[index * budget : (index + 1) * budget]),
-            capture_us=info.capture_us,
-            encode_us=info.encode_us,
+    out = []
+    at = 0
+    for index, n in enumerate(sizes):
+        out.append(
+            rift_pb2.VideoChunk(
+                frame_id=info.frame_id,
+                chunk_index=index,
+                chunk_count=len(sizes),
+                timestamp_us=info.timestamp_us,
+                keyframe=info.keyframe,
+                payload=bytes(view[at : at + n]),
+                capture_us=info.capture_us,
+                encode_us=info.encode_us,
+            )
         )
-        for index in range(needed)
-    ]
+        at += n
+    return out
 
 
 def _varint(value: int) -> bytes:
@@ -265,19 +293,22 @@ def video_chunk_messages(
     per chunk and copying each payload into them cost more than the encryption.
     """
     needed, budget = _plan_video_frame(frame, info, max_datagram_size, fec_reserve_shards)
+    sizes = _chunk_sizes(len(frame), needed, budget)
     # VideoChunk fields in field-number order: 1 frame_id, 2 chunk_index, 3 chunk_count,
     # 4 timestamp_us, 5 keyframe, 6 payload, 7 capture_us, 8 encode_us
     head = _key_varint(0x08, info.frame_id)
     middle = (
-        _key_varint(0x18, needed)
+        _key_varint(0x18, len(sizes))
         + _key_varint(0x20, info.timestamp_us)
         + (b"\x28\x01" if info.keyframe else b"")
     )
     tail = _key_varint(0x38, info.capture_us) + _key_varint(0x40, info.encode_us)
     view = memoryview(frame)
     out = []
-    for index in range(needed):
-        payload = view[index * budget : (index + 1) * budget]
+    at = 0
+    for index, n in enumerate(sizes):
+        payload = view[at : at + n]
+        at += n
         chunk = b"".join(
             (
                 head,
