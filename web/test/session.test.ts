@@ -14,6 +14,7 @@ import { Identity } from "../src/rift/identity.js";
 import { FecScheme, S, decodeMessage, encodeMessage } from "../src/rift/messages.js";
 import { NoiseXX, generateKeyPair } from "../src/rift/noise.js";
 import { encode } from "../src/rift/proto.js";
+import { ClockOffsetEstimator } from "../src/rift/clock.js";
 import { ClientSession, DEFAULT_CONFIG, type SessionEvent } from "../src/rift/session.js";
 
 const ALIAS = 0x1234abcd;
@@ -247,4 +248,24 @@ test("a chunk FEC rebuilt arrived when the datagram that completed its group did
   const frame = client.takeEvents().find((e) => e.type === "frame");
   assert.ok(frame && frame.type === "frame");
   assert.equal(frame.frame.lastChunkAt, arrivals[2]);
+});
+
+test("the clock offset: a slow first round trip gives way to quick ones, pinged 100 ms apart", () => {
+  const est = new ClockOffsetEstimator();
+  est.add(10.0, 10.2, 10.2); // the host answered 200 ms late: 100 ms off
+  assert.ok(Math.abs(est.offset! - 0.1) < 1e-9);
+  est.add(10.3, 10.3005, 10.30025); // a quick round trip: the clocks agree
+  assert.ok(Math.abs(est.offset!) < 1e-9);
+  // after acceptance the first five Pings go 100 ms apart, then every 500 ms
+  const { host, client } = establish(5);
+  let t = 1001;
+  client.receiveDatagram(host.seal({ control: { hello_ack: { accepted: true, selected_codec: 1, session_alias: ALIAS, fps: 60 } } }), t);
+  const pingTimes: number[] = [];
+  for (let i = 0; i <= 120; i++, t = 1001 + i * 0.01) {
+    client.handleTimer(t);
+    for (const d of client.takeOutput()) if ((host.open(d).control as Record<string, unknown> | undefined)?.ping) pingTimes.push(t - 1001);
+  }
+  const gaps = pingTimes.slice(1).map((x, i) => x - pingTimes[i]);
+  assert.equal(gaps.length, 5, JSON.stringify(pingTimes));
+  gaps.forEach((g, i) => assert.ok(Math.abs(g - (i < 4 ? 0.1 : 0.5)) < 0.015, JSON.stringify(pingTimes)));
 });

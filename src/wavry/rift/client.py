@@ -91,6 +91,7 @@ class ClientSession:
         self._hello_started = 0.0
         self._hello_next = 0.0
         self._ping_next = 0.0
+        self._start_pings = 0  # Pings left at the start interval (set when the host accepts)
         self._pings: dict[int, tuple[float, float]] = {}  # ts → (now, wall) when sent
         self._last_rx = 0.0
         self._stalled = False
@@ -226,7 +227,10 @@ class ClientSession:
         self._send(
             rift_pb2.Message(control=rift_pb2.ControlMessage(ping=rift_pb2.Ping(timestamp_us=ts)))
         )
-        self._ping_next = now + self.config.timing.ping_interval_s
+        t = self.config.timing
+        self._start_pings -= 1
+        early = self._start_pings > 0
+        self._ping_next = now + (t.start_ping_interval_s if early else t.ping_interval_s)
         return ts
 
     def pair(self, code: str, now: float) -> None:
@@ -418,9 +422,8 @@ class ClientSession:
         if sent is None:
             return
         sent_at, sent_wall = sent
-        # the round trip on the monotonic clock; its midpoint on the wall clock, which is what
-        # the host's wall clock is compared with (a wall step between the two only moves the
-        # offset, never the RTT)
+        # the round trip on the monotonic clock; its midpoint on the wall clock, which the host's
+        # is compared with (a wall step between the two only moves the offset, never the RTT)
         rtt = max(0.0, now - sent_at)
         sample = self.clock.add(sent_wall, sent_wall + rtt, pong.host_time_us / 1_000_000)
         if self.transport is not None:
@@ -455,6 +458,7 @@ class ClientSession:
             # An RTT and a clock sample before the first frames: until the first Pong the NACK
             # tracker spaces its re-requests by a guessed 50 ms RTT (62 ms at 20 ms RTT, where
             # a lost first resend then froze the session's first second).
+            self._start_pings = self.config.timing.start_pings
             self.ping(now)
             return
         reason = ack.reject_reason

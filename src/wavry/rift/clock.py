@@ -15,10 +15,14 @@ class PingSample:
 
 
 class ClockOffsetEstimator:
-    """Host-minus-client offset: `host_time` against the midpoint of the round trip, taken from
-    the lowest-RTT samples of a recent window (queueing inflates RTT asymmetrically, so the
-    quickest round trips bound the offset best). A sample more than `CLOCK_STEP_S` away from the
-    estimate means one of the wall clocks stepped (NTP): the older samples are dropped."""
+    """Host-minus-client offset: `host_time` against the midpoint of the round trip, the median
+    of the lowest-RTT samples of a recent window that are about as quick as the quickest
+    (queueing inflates RTT asymmetrically, so the quickest round trips bound the offset best).
+    A sample more than `CLOCK_STEP_S` away from the estimate means one of the wall clocks
+    stepped (NTP): the older samples are dropped."""
+
+    #: a sample counts only while its RTT is within this much of the quickest one's (× and +)
+    RTT_SLACK = (1.5, 0.001)
 
     def __init__(self, window: int = 32, best: int = 3) -> None:
         self._samples: deque[PingSample] = deque(maxlen=window)
@@ -42,7 +46,12 @@ class ClockOffsetEstimator:
         if not self._samples:
             return None
         best = sorted(self._samples, key=lambda s: s.rtt_s)[: self._best]
-        offsets = sorted(s.offset_s for s in best)
+        # a slow round trip bounds the offset only to ± half of it: the first Ping of a session
+        # can wait 200 ms in a host busy starting its stream, 100 ms off, and the median of two
+        # samples is the worse one; it counts only next to samples about as quick as the best
+        factor, extra = self.RTT_SLACK
+        bound = best[0].rtt_s * factor + extra
+        offsets = sorted(s.offset_s for s in best if s.rtt_s <= bound)
         return offsets[len(offsets) // 2]
 
     @property

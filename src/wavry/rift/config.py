@@ -28,6 +28,10 @@ class TimingConfig:
     hello_retry_s: float = 0.2
     hello_timeout_s: float = 10.0
     ping_interval_s: float = 0.5
+    # ... but the first `start_pings` Pings after the host accepts go this often: the first can
+    # meet a host busy starting the stream, and the clock offset needs a quick round trip
+    start_ping_interval_s: float = 0.1
+    start_pings: int = 5
     stall_after_s: float = 3.0
     lost_after_s: float = 10.0
     disconnect_repeats: int = 3

@@ -31,7 +31,13 @@ export class ClockOffsetEstimator {
   get offset(): number | null {
     if (!this.samples.length) return null;
     const best = [...this.samples].sort((a, b) => a.rtt - b.rtt).slice(0, this.best);
-    const offs = best.map((s) => s.offset).sort((a, b) => a - b);
+    // a slow round trip bounds the offset only to ± half of it (a first Ping that waited in a
+    // host busy starting its stream): it counts only next to samples about as quick as the best
+    const bound = best[0].rtt * 1.5 + 0.001;
+    const offs = best
+      .filter((s) => s.rtt <= bound)
+      .map((s) => s.offset)
+      .sort((a, b) => a - b);
     return offs[Math.floor(offs.length / 2)];
   }
 }

@@ -79,6 +79,10 @@ export const TIMING = {
   helloRetry: 0.2,
   helloTimeout: 10.0,
   pingInterval: 0.5,
+  // ... but the first `startPings` after the host accepts go this often: the first can meet a
+  // host busy starting the stream, and the clock offset needs a quick round trip
+  startPingInterval: 0.1,
+  startPings: 5,
   stallAfter: 3.0,
   lostAfter: 10.0,
 };
@@ -142,6 +146,7 @@ export class ClientSession {
   private helloStarted = 0;
   private helloNext = 0;
   private pingNext = 0;
+  private startPingsLeft = 0; // Pings left at the start interval (set when the host accepts)
   private pings = new Map<number, number>();
   private lastRx = 0;
   private stalled = false;
@@ -278,7 +283,8 @@ export class ClientSession {
     this.pings.set(ts, now);
     if (this.pings.size > 64) this.pings.delete(this.pings.keys().next().value as number);
     this.send({ control: { ping: { timestamp_us: ts } } }, now);
-    this.pingNext = now + TIMING.pingInterval;
+    this.startPingsLeft--;
+    this.pingNext = now + (this.startPingsLeft > 0 ? TIMING.startPingInterval : TIMING.pingInterval);
   }
 
   /** Answer PAIRING_REQUIRED with the 6-digit code the host shows. */
@@ -543,6 +549,7 @@ export class ClientSession {
       this.ack = ack;
       this.state = "active";
       this.events.push({ type: "accepted", ack });
+      this.startPingsLeft = TIMING.startPings;
       this.ping(now);
       return;
     }
