@@ -17,6 +17,7 @@ from wavry.rift.framing import (
     encode_handshake_header,
     encode_transport_header,
     parse_datagram,
+    transport_header_encoder,
 )
 
 
@@ -99,3 +100,22 @@ def test_header_encoders_validate() -> None:
 def test_parse_never_raises_anything_else(data: bytes) -> None:
     with contextlib.suppress(FramingError):
         parse_datagram(data)
+
+
+@given(
+    alias=st.integers(1, 0xFFFFFFFF),
+    packet_ids=st.lists(st.integers(0, 2**64 - 1) | st.sampled_from([1, 2**63 - 1]), max_size=20),
+)
+def test_the_per_alias_header_encoder_writes_the_same_bytes(
+    alias: int, packet_ids: list[int]
+) -> None:
+    """The sender's per-datagram header (prefix and CRC state worked out once per alias)."""
+    encode = transport_header_encoder(alias)
+    for pid in packet_ids:
+        assert encode(pid) == encode_transport_header(alias, pid)
+
+
+def test_the_per_alias_header_encoder_refuses_a_bad_alias() -> None:
+    for alias in (0, 2**32):
+        with pytest.raises(ValueError, match="alias"):
+            transport_header_encoder(alias)

@@ -7,7 +7,7 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from wavry.rift.framing import encode_transport_header
+from wavry.rift.framing import transport_header_encoder
 
 # A sender must never let the counter reach 2^63 (docs/spec/RIFT.md §3).
 MAX_PACKET_ID = (1 << 63) - 1
@@ -31,11 +31,11 @@ def nonce_for(packet_id: int) -> bytes:
 class TransportSealer:
     """Encrypts one direction of a session; owns that direction's packet-id counter."""
 
-    __slots__ = ("_aead", "_alias", "_next_id")
+    __slots__ = ("_encrypt", "_header", "_next_id")
 
     def __init__(self, key: bytes, alias: int) -> None:
-        self._aead = ChaCha20Poly1305(key)
-        self._alias = alias
+        self._encrypt = ChaCha20Poly1305(key).encrypt
+        self._header = transport_header_encoder(alias)
         self._next_id = 1
 
     @property
@@ -48,8 +48,8 @@ class TransportSealer:
         if pid >= MAX_PACKET_ID:
             raise NonceExhausted("packet id limit reached; re-establish the session")
         self._next_id = pid + 1
-        header = encode_transport_header(self._alias, pid)
-        return pid, header + self._aead.encrypt(_NONCE.pack(pid), plaintext, header)
+        header = self._header(pid)
+        return pid, header + self._encrypt(_NONCE.pack(pid), plaintext, header)
 
 
 class TransportOpener:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import binascii
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -26,6 +27,7 @@ MSG1, MSG2, MSG3, COOKIE_REPLY = 1, 2, 3, 4
 _PREFIX = MAGIC + VERSION.to_bytes(2, "big")
 _TR_STRUCT = struct.Struct(">2sHIQH")
 _TR_BODY = struct.Struct(">2sHIQ")
+_PACKET_ID = struct.Struct(">Q")
 
 # Bit-reversal table for one byte. CRC-16/KERMIT is the reflected form of CRC-16/XMODEM
 # (poly 0x1021), which binascii.crc_hqx computes in C. Reflecting the input bytes and the
@@ -88,6 +90,23 @@ def encode_transport_header(alias: int, packet_id: int) -> bytes:
         raise ValueError("session alias must be a non-zero u32")
     body = _TR_BODY.pack(MAGIC, VERSION, alias, packet_id)
     return body + crc16_kermit(body).to_bytes(2, "big")
+
+
+def transport_header_encoder(alias: int) -> Callable[[int], bytes]:
+    """`encode_transport_header` for one alias, as a function of the packet id: the bytes before
+    the id and their CRC state are worked out once (a sender runs it for every datagram; CRC-16
+    continues over the id with `crc_hqx`'s running value)."""
+    prefix = encode_transport_header(alias, 0)[:8]  # checks the alias
+    state = _crc_hqx(prefix.translate(_REV8), 0)
+    pack_id = _PACKET_ID.pack
+    rev, crc = _REV8, _crc_hqx
+
+    def encode(packet_id: int) -> bytes:
+        pid = pack_id(packet_id)
+        c = crc(pid.translate(rev), state)
+        return prefix + pid + bytes((rev[c & 0xFF], rev[c >> 8]))
+
+    return encode
 
 
 def parse_datagram(
