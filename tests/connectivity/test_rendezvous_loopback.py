@@ -6,8 +6,9 @@ pairing because the gateway vouched for the client of the same account."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,22 +74,35 @@ async def _account(url: str, username: str, host: Identity, client: Identity) ->
         await gw.add_device(client, str(res.user["id"]), "laptop", "client")
 
 
+@contextlib.asynccontextmanager
+async def _host_online(
+    url: str, username: str, name: str, config_name: str = "box"
+) -> AsyncIterator[tuple[Identity, Identity, HostStub, HostPresence]]:
+    """A new account with a host device (sharing as ``name``, online) and a client device."""
+    host_id, client_id = Identity.generate(), Identity.generate()
+    await _account(url, username, host_id, client_id)
+    endpoint = HostEndpoint(host_id, HostConfig(name=config_name))
+    stub = HostStub(host_id, endpoint, HostServer(endpoint))
+    stub.server._on_event = stub.events.append
+    stub.bound = await stub.server.start("127.0.0.1", 0)
+    presence = HostPresence(url, name)
+    await presence.start(stub)
+    try:
+        assert await presence.wait_online(10), stub.said
+        yield host_id, client_id, stub, presence
+    finally:
+        await presence.close()
+        await stub.server.close()
+
+
 def test_connect_by_name_through_the_gateway(
     plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
 
     async def run() -> None:
-        host_id, client_id = Identity.generate(), Identity.generate()
-        await _account(plane.url, "alice", host_id, client_id)
-        endpoint = HostEndpoint(host_id, HostConfig(name="box"))
-        stub = HostStub(host_id, endpoint, HostServer(endpoint))
-        stub.server._on_event = stub.events.append
-        stub.bound = await stub.server.start("127.0.0.1", 0)
-        presence = HostPresence(plane.url, "studio")
-        await presence.start(stub)
-        try:
-            assert await presence.wait_online(10), stub.said
+        online = _host_online(plane.url, "alice", "studio")
+        async with online as (host_id, client_id, stub, presence):
             target = await find_host(plane.url, "studio", client_id)
             assert target.host.wavry_id == host_id.wavry_id
             with pytest.raises(DialError, match="no host named 'nope'"):
@@ -148,9 +162,6 @@ def test_connect_by_name_through_the_gateway(
                 assert conn.core.state is ClientState.ACTIVE  # the gateway client streams on
             finally:
                 await conn.close()
-        finally:
-            await presence.close()
-            await stub.server.close()
 
     asyncio.run(asyncio.wait_for(run(), 60))
 
@@ -170,54 +181,47 @@ def test_a_browser_connect_gets_the_web_endpoint_or_no_web(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
 
     async def run() -> None:
-        host_id, page_id = Identity.generate(), Identity.generate()
-        await _account(plane.url, "carol", host_id, page_id)
-        endpoint = HostEndpoint(host_id, HostConfig(name="desk"))
-        stub = HostStub(host_id, endpoint, HostServer(endpoint))
-        stub.bound = await stub.server.start("127.0.0.1", 0)
-        presence = HostPresence(plane.url, "desk")
-        await presence.start(stub)
-        page: Signaling | None = None
-        web = WebService(("127.0.0.1", 0))
-        try:
-            assert await presence.wait_online(10), stub.said
-            async with GatewayClient(plane.url) as gw:
-                token = (await gw.login("carol", PASSWORD)).token
-            page = await Signaling.open(plane.url, token, page_id.wavry_id, "client")
+        online = _host_online(plane.url, "carol", "desk", "desk")
+        async with online as (host_id, page_id, stub, presence):
+            page: Signaling | None = None
+            web = WebService(("127.0.0.1", 0))
+            try:
+                async with GatewayClient(plane.url) as gw:
+                    token = (await gw.login("carol", PASSWORD)).token
+                page = await Signaling.open(plane.url, token, page_id.wavry_id, "client")
 
-            async def ask() -> dict[str, object]:
-                assert page is not None
-                sid = str(uuid.uuid4())
-                await page.send({"type": "connect", "session": sid, "host": host_id.wavry_id,
-                                 "candidates": [], "transport": "web"})  # fmt: skip
-                while True:
-                    msg = await asyncio.wait_for(page.recv(), 10)
-                    if msg.get("session") == sid:
-                        return msg
+                async def ask() -> dict[str, object]:
+                    assert page is not None
+                    sid = str(uuid.uuid4())
+                    await page.send({"type": "connect", "session": sid, "host": host_id.wavry_id,
+                                     "candidates": [], "transport": "web"})  # fmt: skip
+                    while True:
+                        msg = await asyncio.wait_for(page.recv(), 10)
+                        if msg.get("session") == sid:
+                            return msg
 
-            answer = await ask()
-            assert answer["type"] == "reject" and answer["reason"] == "no_web"
-            assert presence.vouches(page_id.wavry_id)
-            stub.services = [web]  # type: ignore[attr-defined]
-            stub.opts = type("Opts", (), {"config_dir": tmp_path})()  # type: ignore[attr-defined]
-            await web.start(stub)
-            assert web.endpoint is not None and web.endpoint.bound is not None
-            answer = await ask()
-            assert answer["type"] == "accept" and answer["host_wavry_id"] == host_id.wavry_id
-            rendezvous = answer["web"]
-            assert isinstance(rendezvous, dict)
-            cert = web.endpoint.certificate
-            assert cert is not None
-            digest = base64.urlsafe_b64encode(cert.sha256).rstrip(b"=").decode()
-            assert rendezvous["cert_sha256"] == digest
-            port = web.endpoint.bound[1]
-            assert {"kind": "host", "addr": f"127.0.0.1:{port}"} in rendezvous["candidates"]
-        finally:
-            if page is not None:
-                await page.close()
-            await web.close()
-            await presence.close()
-            await stub.server.close()
+                answer = await ask()
+                assert answer["type"] == "reject" and answer["reason"] == "no_web"
+                assert presence.vouches(page_id.wavry_id)
+                stub.services = [web]  # type: ignore[attr-defined]
+                opts = type("Opts", (), {"config_dir": tmp_path})()
+                stub.opts = opts  # type: ignore[attr-defined]
+                await web.start(stub)
+                assert web.endpoint is not None and web.endpoint.bound is not None
+                answer = await ask()
+                assert answer["type"] == "accept" and answer["host_wavry_id"] == host_id.wavry_id
+                rendezvous = answer["web"]
+                assert isinstance(rendezvous, dict)
+                cert = web.endpoint.certificate
+                assert cert is not None
+                digest = base64.urlsafe_b64encode(cert.sha256).rstrip(b"=").decode()
+                assert rendezvous["cert_sha256"] == digest
+                port = web.endpoint.bound[1]
+                assert {"kind": "host", "addr": f"127.0.0.1:{port}"} in rendezvous["candidates"]
+            finally:
+                if page is not None:
+                    await page.close()
+                await web.close()
 
     asyncio.run(asyncio.wait_for(run(), 60))
 
@@ -246,15 +250,7 @@ def test_a_socket_replaced_before_it_was_ready_is_opened_anew(
         await ws.close(1008)
 
     async def run() -> None:
-        host_id, client_id = Identity.generate(), Identity.generate()
-        await _account(plane.url, "dave", host_id, client_id)
-        endpoint = HostEndpoint(host_id, HostConfig(name="den"))
-        stub = HostStub(host_id, endpoint, HostServer(endpoint))
-        stub.bound = await stub.server.start("127.0.0.1", 0)
-        presence = HostPresence(plane.url, "den")
-        await presence.start(stub)
-        try:
-            assert await presence.wait_online(10), stub.said
+        async with _host_online(plane.url, "dave", "den", "den") as (host_id, client_id, _, _):
             found = await find_host(plane.url, "den", client_id)
             assert found.signaling is not None
             await (await found.signaling).close()  # the real one opened ahead: unused here
@@ -274,8 +270,5 @@ def test_a_socket_replaced_before_it_was_ready_is_opened_anew(
                     assert not isinstance(event, (ev.SessionRejected, ev.SessionClosed)), event
             finally:
                 await conn.close()
-        finally:
-            await presence.close()
-            await stub.server.close()
 
     asyncio.run(asyncio.wait_for(run(), 60))

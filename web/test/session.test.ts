@@ -99,6 +99,16 @@ function establish(seed = 1, expected: string | null = null): { host: ScriptedHo
   return { host, client, events, t };
 }
 
+/** An established session the host accepted at 1001.001 s (60 fps), its events and output taken. */
+function accepted(seed: number): { host: ScriptedHost; client: ClientSession; t: number } {
+  const { host, client } = establish(seed);
+  const t = 1001.001;
+  client.receiveDatagram(host.seal({ control: { hello_ack: { accepted: true, selected_codec: 1, session_alias: ALIAS, fps: 60 } } }), t);
+  client.takeEvents();
+  client.takeOutput();
+  return { host, client, t };
+}
+
 test("handshake, Hello/HelloAck, a video frame, Ping/Pong and a NACK answer", () => {
   const { host, client, events } = establish();
   assert.equal(events[0].type, "handshake");
@@ -180,14 +190,7 @@ test("malformed datagrams, authenticated or not, never throw and change nothing 
 });
 
 test("feedback and chunk times carry when a datagram arrived, not when it was processed", () => {
-  const { host, client } = establish(3);
-  let t = 1001;
-  client.receiveDatagram(
-    host.seal({ control: { hello_ack: { accepted: true, selected_codec: 1, session_alias: ALIAS, fps: 60 } } }),
-    (t += 0.001),
-  );
-  client.takeEvents();
-  client.takeOutput();
+  const { host, client, t } = accepted(3);
   // three chunks that reached the page 1 ms apart, processed together 5 ms after the first
   const arrivals = [t + 0.01, t + 0.011, t + 0.012];
   const late = t + 0.015;
@@ -213,14 +216,7 @@ test("feedback and chunk times carry when a datagram arrived, not when it was pr
 });
 
 test("a chunk FEC rebuilt arrived when the datagram that completed its group did", () => {
-  const { host, client } = establish(4);
-  let t = 1001;
-  client.receiveDatagram(
-    host.seal({ control: { hello_ack: { accepted: true, selected_codec: 1, session_alias: ALIAS, fps: 60 } } }),
-    (t += 0.001),
-  );
-  client.takeEvents();
-  client.takeOutput();
+  const { host, client, t } = accepted(4);
   // a three-chunk frame and one Reed–Solomon parity over its datagrams; the last chunk is lost
   const sealed = [0, 1, 2].map((i) => {
     const video = { frame_id: 1, chunk_index: i, chunk_count: 3, timestamp_us: 7, keyframe: true, payload: Uint8Array.of(i, i) };
