@@ -201,6 +201,17 @@ def page_fixtures(tmp_path: Path) -> Path:
 
 # ---- Playwright and `wavry host --web` --------------------------------------------------------
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser test past its timeout is stopped by pytest-timeout's thread method (stacks
+    dumped, the run ended) rather than its signal method: one fresh-clone CI run hung for 17
+    minutes in a Playwright call that SIGALRM never interrupted (the call waits inside the
+    driver's event loop)."""
+    for item in items:
+        if "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(method="thread"))
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
