@@ -262,7 +262,10 @@ async def _wavry_client(
         assert rt.est is not None
         first_at = rt.est.conn.wall_time(f.first_chunk_at)
         last_at = rt.est.conn.wall_time(f.last_chunk_at)
-        mono_to_wall = shown_wall - time.monotonic()
+        # both clocks read together: their offset (the wall time `shown_wall` was read while
+        # the frame was taken, earlier than this callback, so `shown_wall - monotonic()` here
+        # would shift every monotonic stage by the time in between)
+        mono_to_wall = time.time() - time.monotonic()
         started = ready.decode_start + mono_to_wall
         decoded_at = ready.decode_end + mono_to_wall
         order.append((f.frame_id, last_at, started))
