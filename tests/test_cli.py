@@ -130,6 +130,20 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert "per-stage latency" in r.stdout and "whole session" in r.stdout
     assert "start-up: first frame" in r.stdout
     assert "fps shown" in r.stderr  # live stats of the last second while it runs
+    if "picture: virtual" in r.stdout + r.stderr:  # Xvfb present: the demo app on it
+        assert "captured on change" in r.stdout + r.stderr
+
+
+def test_demo_app_keeps_its_rate_whatever_drawing_takes() -> None:
+    from wavry.runtime.demo_app import next_tick
+
+    period = 1 / 60
+    # drawing took 10 ms: the next picture is still one period after the last tick
+    assert next_tick(1.0, 1.010, period) == pytest.approx(1.0 + period)
+    # a stall of 50 ms: the missed ticks are skipped, the next one is in the future, on the grid
+    due = next_tick(1.0, 1.050, period)
+    assert 1.050 < due <= 1.050 + period
+    assert (due - 1.0) / period == pytest.approx(round((due - 1.0) / period))
 
 
 def test_host_streams_synthetic_to_headless_connect(tmp_path: Path) -> None:

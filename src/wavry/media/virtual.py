@@ -72,6 +72,11 @@ class VirtualCapture(Capture):
         return self._fps
 
     @property
+    def want_on_change(self) -> bool:
+        """Whether the capture is asked to take pictures on change (as `X11Capture`)."""
+        return self._on_change
+
+    @property
     def on_change(self) -> bool:  # type: ignore[override]
         return self._x11 is not None and self._x11.on_change
 
