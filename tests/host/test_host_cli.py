@@ -111,3 +111,35 @@ def test_display_alone_streams_it_and_its_end_is_one_line(tmp_path: Path) -> Non
         assert "Traceback" not in out
     finally:
         server.stop()
+
+
+def test_virtual_display_and_its_app_outlive_a_session(tmp_path: Path) -> None:
+    """`--virtual --run CMD` is a desktop session: a client that leaves and comes back finds the
+    same application (started once), and the host's end ends it."""
+    from wavry.runtime.processes import running_host, wavry_env
+
+    starts = tmp_path / "starts"
+    app = f"sh -c 'echo $$ >> {starts}; exec sleep 600'"
+    with running_host(
+        ["--trust", "any", "--virtual", "--size", "320x240", "--fps", "30", "--run", app],
+        wavry_env(tmp_path / "h"),
+    ) as host:
+        for _ in range(2):
+            r = subprocess.run(
+                [*WAVRY, "connect", host.target, "--headless", "--seconds", "1.5"],
+                env=_env(tmp_path / "c"), capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            assert host.wait_line(r"ended: ", 10) is not None, host.text()
+        pids = starts.read_text().split()
+        assert len(pids) == 1, f"the application was started {len(pids)} times"
+        os.kill(int(pids[0]), 0)  # still running between sessions
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(int(pids[0]), 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the application outlived the host")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -194,7 +195,7 @@ time.sleep(60)
 """
 
 
-def test_virtual_display_runs_command_and_cleans_up() -> None:
+def test_virtual_display_outlives_a_stream_and_cleans_up_on_close() -> None:
     cap = VirtualCapture(320, 240, fps=30, run=[sys.executable, "-c", PAINTER], draw_mouse=False)
     cap.start()
     try:
@@ -209,8 +210,36 @@ def test_virtual_display_runs_command_and_cleans_up() -> None:
                 break
             assert time.monotonic() < deadline, "command's window never appeared"
             time.sleep(0.05)
-    finally:
+        # the last viewer left: capturing stops, the display and its command go on
         cap.stop()
+        assert proc.poll() is None and cap.server is not None and cap.server.running
+        # the next stream: the same display, the same process, its window still there
+        cap.start()
+        assert cap.process is proc and cap.server.pid == server_pid
+        img = bgr0_array(cap.grab().image)
+        assert _pixel(img, 160, 120) == (0, 255, 0)
+        cap.stop()
+        cap.resize(320, 240)  # the same size: nothing restarts
+        assert cap.process is proc and proc.poll() is None
+        # the command exited while nobody watched: the next stream runs it again
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(5)
+        cap.start()
+        again = cap.process
+        assert again is not None and again is not proc and again.poll() is None
+        assert cap.server.pid == server_pid
+        cap.stop()
+        # another size: the display and its command end, the next start makes new ones
+        cap.resize(400, 300)
+        assert again.poll() is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(server_pid, 0)
+        cap.start()
+        assert cap.size == (400, 300) and cap.server is not None
+        server_pid, proc = cap.server.pid, cap.process
+        assert proc is not None
+    finally:
+        cap.close()
     assert proc.poll() is not None
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)

@@ -240,7 +240,7 @@ class HostRuntime:
 
     def _capture_ready(self, capture: Capture) -> None:
         """A stream started its capture: point input and the clipboard at its display (a
-        virtual display is a new one for every stream)."""
+        virtual display may be a new one: it starts again at another client's size)."""
         fresh = self.picture.name == "virtual"
         if self.input.injector is None or fresh:
             self.input.attach(self._open_injector(capture))

@@ -101,7 +101,7 @@ def measure(
                 shots.append(cap.grab())
                 calls.append((time.perf_counter_ns() - t0) / 1000)
         finally:
-            cap.stop()
+            cap.close()
         # Requested at 240 fps, so x11grab's pacing wait is (almost) nil and the call time is
         # the cost of one XShmGetImage + wrapping the picture.
         res["x11 grab() call (x11grab, SHM)"] = _stats(calls[5:])

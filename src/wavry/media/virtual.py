@@ -38,8 +38,12 @@ def parse_size(text: str) -> tuple[int, int]:
 class VirtualCapture(Capture):
     """Start Xvfb at ``width``x``height``, optionally run ``run`` on it, capture it.
 
-    ``stop()`` ends the command's process group and the server. ``display`` and ``env()`` let a
-    host runtime point an input injector (XTest) at the same display.
+    The display and its command outlive a stream, as a remote desktop session does: ``stop()``
+    (the last viewer left) stops capturing only, and the next ``start()`` captures the same
+    display with the same application in the state the user left it (the command is run again
+    only if it has exited meanwhile). ``close()`` ends the command's process group and the
+    server, and so does a ``resize`` to another size. ``display`` and ``env()`` let a host
+    runtime point an input injector (XTest) at the same display.
     """
 
     name = "virtual"
@@ -81,10 +85,15 @@ class VirtualCapture(Capture):
         return self._x11 is not None and self._x11.on_change
 
     def resize(self, width: int, height: int) -> None:
-        """Use this size the next time the display starts (a stopped capture only)."""
-        if self.server is not None:
-            raise CaptureError("cannot resize a running virtual display")
-        self._w, self._h = width & ~1, height & ~1
+        """Use this size from the next ``start()`` (a stopped capture only). A display kept from
+        an earlier stream at another size is closed (its command ends with it): Xvfb's screen
+        cannot change size."""
+        if self._x11 is not None:
+            raise CaptureError("cannot resize a virtual display while it is captured")
+        size = (width & ~1, height & ~1)
+        if size != (self._w, self._h):
+            self.close()
+            self._w, self._h = size
 
     def request_frame(self) -> None:
         if self._x11 is not None:
@@ -107,28 +116,21 @@ class VirtualCapture(Capture):
         return self.server.env()
 
     def start(self) -> None:
-        if self.server is not None:
+        if self._x11 is not None:
             return
+        if self.server is not None and not self.server.running:
+            self.close()  # the X server died while nobody watched: a new one
+        fresh = self.server is None
+        if fresh:
+            try:
+                self.server = XvfbServer(self._w, self._h).start()
+            except XvfbError as exc:
+                self.server = None
+                raise CaptureError(f"cannot start the virtual display: {exc}") from exc
+        assert self.server is not None
         try:
-            self.server = XvfbServer(self._w, self._h).start()
-        except XvfbError as exc:
-            self.server = None
-            raise CaptureError(f"cannot start the virtual display: {exc}") from exc
-        try:
-            env = self.server.env()
-            if self._run:
-                argv = shlex.split(self._run) if isinstance(self._run, str) else list(self._run)
-                try:
-                    self.process = subprocess.Popen(
-                        argv,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        start_new_session=True,
-                    )
-                except OSError as exc:
-                    raise CaptureError(
-                        f"cannot run {argv[0]!r} on the virtual display: {exc}"
-                    ) from exc
+            if self._run and (self.process is None or self.process.poll() is not None):
+                self._start_command(self.server.env())
             self._x11 = X11Capture(
                 self.server.display,
                 fps=self._fps,
@@ -138,8 +140,21 @@ class VirtualCapture(Capture):
             )
             self._x11.start()
         except Exception:
-            self.stop()
+            if fresh:
+                self.close()
+            else:
+                self.stop()
             raise
+
+    def _start_command(self, env: dict[str, str]) -> None:
+        assert self._run
+        argv = shlex.split(self._run) if isinstance(self._run, str) else list(self._run)
+        try:
+            self.process = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError as exc:
+            raise CaptureError(f"cannot run {argv[0]!r} on the virtual display: {exc}") from exc
 
     def grab(self) -> CapturedFrame:
         if self._x11 is None:
@@ -147,9 +162,17 @@ class VirtualCapture(Capture):
         return self._x11.grab()
 
     def stop(self) -> None:
+        """Stop capturing; the display and its command go on (``close()`` ends them)."""
         if self._x11 is not None:
             self._x11.close()
             self._x11 = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the capture, the command's process group and the X server."""
+        self.stop()
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             try:
