@@ -228,7 +228,7 @@ class ClientSession:
             rift_pb2.Message(control=rift_pb2.ControlMessage(ping=rift_pb2.Ping(timestamp_us=ts)))
         )
         t = self.config.timing
-        self._start_pings -= 1
+        self._start_pings = max(0, self._start_pings - 1)
         early = self._start_pings > 0
         self._ping_next = now + (t.start_ping_interval_s if early else t.ping_interval_s)
         return ts

@@ -283,7 +283,7 @@ export class ClientSession {
     this.pings.set(ts, now);
     if (this.pings.size > 64) this.pings.delete(this.pings.keys().next().value as number);
     this.send({ control: { ping: { timestamp_us: ts } } }, now);
-    this.startPingsLeft--;
+    this.startPingsLeft = Math.max(0, this.startPingsLeft - 1);
     this.pingNext = now + (this.startPingsLeft > 0 ? TIMING.startPingInterval : TIMING.pingInterval);
   }
 
