@@ -153,6 +153,63 @@ def test_window_shows_frames_and_captures_input(xdisplay: str) -> None:
         win.close()
 
 
+def test_window_updates_only_what_changed(xdisplay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The surface path hands the window system only the bands that changed since the picture
+    it shows, and nothing for a picture that did not change; the pixels are right either way."""
+    import numpy as np
+
+    from wavry.client import present
+    from wavry.client.window import VideoWindow
+
+    win = VideoWindow("wavry test", 320, 240, gamepads=False)
+    try:
+        updates: list[list[tuple[int, int, int, int]]] = []
+        real = present.sdl2.SDL_UpdateWindowSurfaceRects
+
+        def spy(window: object, rects: object, n: int) -> int:
+            updates.append([(r.x, r.y, r.w, r.h) for r in rects[:n]])  # type: ignore[index]
+            return int(real(window, rects, n))
+
+        monkeypatch.setattr(present.sdl2, "SDL_UpdateWindowSurfaceRects", spy)
+        red = _solid(320, 240, 81, 90, 240)
+        win.show_frame(red)
+        xid = win.x11_window()
+        assert xid is not None
+        _pump(win, 0.3)
+        win.show_frame(red)  # the same picture again: no update at all
+        # (360, 320): 240 Y rows, then U and V with two 160-byte chroma rows in each row
+        banded = red.to_ndarray()
+        banded[100:116] = 145  # BT.601 green in rows 100..115: its Y, and chroma rows 50..57
+        banded[240 + 25 : 240 + 29] = 54
+        banded[300 + 25 : 300 + 29] = 34
+        green = type(red).from_ndarray(banded, format="yuv420p")
+        updates.clear()
+        win.show_frame(red)
+        assert updates == []
+        win.show_frame(green)
+        assert updates and all(w == 320 for _, _, w, _ in updates[0])
+        rows = sorted((y, y + h) for _, y, _, h in updates[0])
+        assert rows == [(96, 112), (112, 128)] or rows == [(96, 128)], rows
+        r, g, b = _pixel(xdisplay, xid, 160, 108)
+        assert g > 200 and r < 80, (r, g, b)
+        r, g, b = _pixel(xdisplay, xid, 160, 20)
+        assert r > 200 and g < 60, (r, g, b)
+        win.show_frame(red)  # the band back to red: updated again
+        r, g, b = _pixel(xdisplay, xid, 160, 108)
+        assert r > 200 and g < 60, (r, g, b)
+        assert np.array_equal(red.to_ndarray(), _solid(320, 240, 81, 90, 240).to_ndarray())
+        # a picture that changes everywhere: the next ones are shown whole, uncompared
+        blue = _solid(320, 240, 41, 240, 110)
+        updates.clear()
+        win.show_frame(blue)
+        win.show_frame(green)
+        assert len(updates) == 2 and updates[1] == [(0, 0, 320, 240)], updates
+        r, g, b = _pixel(xdisplay, xid, 160, 20)  # green's picture is red there
+        assert r > 200 and b < 60, (r, g, b)
+    finally:
+        win.close()
+
+
 def test_fullscreen_without_a_window_manager_fits_the_real_window(xdisplay: str) -> None:
     """Without a window manager the X window keeps its size when SDL asks for fullscreen; the
     picture is laid out for the window the system gave, not the size SDL asked for."""

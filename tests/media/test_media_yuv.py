@@ -213,3 +213,69 @@ def test_i420_into_a_packed_surface_refuses_what_it_cannot_write() -> None:
     assert not yuv.packs_i420_to("rgb565le")
     assert not yuv.i420_to_packed(frame, "rgb565le", int(buf.ctypes.data), 64 * 4)
     assert not yuv.i420_to_packed(av.VideoFrame(64, 32, "nv12"), "bgr0", int(buf.ctypes.data), 256)
+
+
+def _i420(w: int, h: int, seed: int) -> av.VideoFrame:
+    rng = np.random.default_rng(seed)
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for i, plane in enumerate(frame.planes):
+        ph = h if i == 0 else (h + 1) // 2
+        a = np.frombuffer(plane, np.uint8, count=ph * plane.line_size).reshape(ph, -1)
+        a[:] = rng.integers(16, 236, a.shape, dtype=np.uint8)
+    return frame
+
+
+def _touch(frame: av.VideoFrame, plane: int, row: int, col: int) -> av.VideoFrame:
+    """A copy of ``frame`` with one byte of one plane changed."""
+    out = av.VideoFrame(frame.width, frame.height, "yuv420p")
+    for src, dst in zip(frame.planes, out.planes, strict=True):
+        np.frombuffer(dst, np.uint8)[:] = np.frombuffer(src, np.uint8)
+    p = out.planes[plane]
+    np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[row, col] ^= 0x40
+    return out
+
+
+@pytest.mark.parametrize(("w", "h"), [(1280, 720), (1366, 770), (65, 101)])
+def test_changed_rows_finds_every_changed_band_and_only_those(w: int, h: int) -> None:
+    from wavry.client.present import BAND_ROWS, changed_rows
+
+    a = _i420(w, h, 1)
+    assert changed_rows(a, a) == []
+    assert changed_rows(a, None) is None
+    assert changed_rows(a, _i420(w + 2, h, 1)) is None
+    band = BAND_ROWS
+    # one luma byte: its band; the last column too (the compared width is the picture's)
+    b = _touch(a, 0, 2 * band + 3, w - 1)
+    assert changed_rows(b, a) == [(2 * band, 3 * band)]
+    # one chroma byte counts for its two luma rows
+    c = _touch(a, 2, band // 2, (w - 1) // 2)
+    assert changed_rows(c, a) == [(band, 2 * band)]
+    # the last row: the last (maybe short) band
+    last = (h - 1) // band * band
+    assert changed_rows(_touch(a, 0, h - 1, 0), a) == [(last, h)]
+    # neighbouring bands merge, distant ones do not
+    d = _touch(_touch(_touch(a, 0, 0, 5), 0, band, 5), 1, (h - 1) // 2, 0)
+    assert changed_rows(d, a) == [(0, 2 * band), (last, h)]
+
+
+def test_converting_the_changed_bands_gives_the_whole_conversion() -> None:
+    """The window's partial update: the changed bands of a new picture converted over the old
+    picture's pixels equal the new picture converted whole (libyuv takes one chroma row for
+    two luma rows, no vertical filter across a band's edge)."""
+    from wavry.client.present import changed_rows
+
+    w, h = 640, 360
+    old = _i420(w, h, 3)
+    new = _touch(_touch(old, 0, 100, 10), 1, 120, 300)
+    pitch = w * 4
+    partial = np.zeros((h, pitch), np.uint8)
+    whole = np.zeros((h, pitch), np.uint8)
+    assert yuv.i420_to_packed(old, "bgr0", int(partial.ctypes.data), pitch)
+    bands = changed_rows(new, old)
+    assert bands == [(96, 112), (240, 256)]
+    for rows in bands:
+        assert yuv.i420_to_packed(new, "bgr0", int(partial.ctypes.data), pitch, rows=rows)
+    assert yuv.i420_to_packed(new, "bgr0", int(whole.ctypes.data), pitch)
+    assert np.array_equal(partial, whole)
+    with pytest.raises(ValueError, match=r"rows 3\.\.16"):
+        yuv.i420_to_packed(new, "bgr0", int(whole.ctypes.data), pitch, rows=(3, 16))

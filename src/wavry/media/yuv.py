@@ -122,18 +122,28 @@ def packs_i420_to(fmt: str) -> bool:
     return fmt in _I420_TO_PACKED and libyuv() is not None
 
 
-def i420_to_packed(frame: Any, fmt: str, dst: int, dst_stride: int) -> bool:
+def i420_to_packed(
+    frame: Any, fmt: str, dst: int, dst_stride: int, rows: tuple[int, int] | None = None
+) -> bool:
     """Convert the ``yuv420p`` ``frame`` into the packed ``fmt`` picture at address ``dst``
     (``dst_stride`` bytes a row, room for the frame's width and height), in place: the
     client's window surface, without an intermediate picture. BT.601 limited range, as
-    swscale's default. False when libyuv or the conversion is missing or it failed."""
+    swscale's default. ``rows`` = (first, end), first even: only those rows (libyuv takes
+    each chroma row for its two luma rows, no vertical filter, so a band converts exactly as
+    in the whole picture). False when libyuv or the conversion is missing or it failed."""
     lib = libyuv()
     fn = _I420_TO_PACKED.get(fmt)
     if lib is None or fn is None or frame.format.name != "yuv420p":
         return False
     y, u, v = frame.planes
+    first, end = rows if rows is not None else (0, frame.height)
+    if first % 2 or not 0 <= first < end <= frame.height:
+        raise ValueError(f"rows {first}..{end} of a picture {frame.height} high")
+    c = first // 2
     rc = getattr(lib, fn)(
-        _ptr(y), y.line_size, _ptr(u), u.line_size, _ptr(v), v.line_size,
-        dst, dst_stride, frame.width, frame.height,
+        _ptr(y, first * y.line_size), y.line_size,
+        _ptr(u, c * u.line_size), u.line_size,
+        _ptr(v, c * v.line_size), v.line_size,
+        dst + first * dst_stride, dst_stride, frame.width, end - first,
     )  # fmt: skip
     return bool(rc == 0)
