@@ -124,6 +124,11 @@ def test_virtual_display_and_its_app_outlive_a_session(tmp_path: Path) -> None:
         ["--trust", "any", "--virtual", "--size", "320x240", "--fps", "30", "--run", app],
         wavry_env(tmp_path / "h"),
     ) as host:
+        # at a fixed size the display and its application start with the host
+        deadline = time.monotonic() + 10
+        while not starts.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert starts.exists(), "the application did not start with the host"
         for _ in range(2):
             r = subprocess.run(
                 [*WAVRY, "connect", host.target, "--headless", "--seconds", "1.5"],
@@ -143,3 +148,10 @@ def test_virtual_display_and_its_app_outlive_a_session(tmp_path: Path) -> None:
         time.sleep(0.05)
     else:
         raise AssertionError("the application outlived the host")
+
+
+def test_a_virtual_display_application_that_cannot_run_is_one_clear_error(tmp_path: Path) -> None:
+    r = _host(tmp_path, "--virtual", "--size", "320x240", "--run", "no-such-program-here")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("error: cannot run 'no-such-program-here'"), r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr + r.stdout

@@ -66,7 +66,7 @@ from wavry.host.stats import StatsFeature
 from wavry.host.trust import Trust
 from wavry.host.video import VideoFeature
 from wavry.media.audio_session import HostAudio, default_audio_spec
-from wavry.media.types import Capture
+from wavry.media.types import Capture, CaptureError
 from wavry.net.addr import format_hostport
 from wavry.net.host import HostServer
 from wavry.net.udp import Timer
@@ -271,6 +271,14 @@ class HostRuntime:
             raise HostError(
                 f"cannot listen on {format_hostport(host, port)}: {_listen_reason(exc)}"
             ) from exc
+        # a virtual display of a fixed size is the host's desktop session: it starts now, its
+        # application with it (a client's size is only known when one comes)
+        open_display = getattr(self.picture.capture, "open", None)
+        if self.picture.name == "virtual" and not self.picture.follow_client and open_display:
+            try:
+                await asyncio.to_thread(open_display)
+            except CaptureError as exc:  # serve() closes the runtime
+                raise HostError(str(exc)) from exc
         bound_host, bound_port = self.bound
         audio = self.audio.audio.spec
         self.notify(

@@ -115,9 +115,11 @@ class VirtualCapture(Capture):
             raise CaptureError("virtual display is not started")
         return self.server.env()
 
-    def start(self) -> None:
-        if self._x11 is not None:
-            return
+    def open(self) -> bool:
+        """Start the display and its command if they are not running (no capture yet): a host
+        at a fixed size starts its desktop session with itself, so the application runs from
+        the start and the first client's picture comes without the display's start-up. True
+        when the X server is new."""
         if self.server is not None and not self.server.running:
             self.close()  # the X server died while nobody watched: a new one
         fresh = self.server is None
@@ -131,6 +133,18 @@ class VirtualCapture(Capture):
         try:
             if self._run and (self.process is None or self.process.poll() is not None):
                 self._start_command(self.server.env())
+        except CaptureError:
+            if fresh:
+                self.close()
+            raise
+        return fresh
+
+    def start(self) -> None:
+        if self._x11 is not None:
+            return
+        fresh = self.open()
+        assert self.server is not None
+        try:
             self._x11 = X11Capture(
                 self.server.display,
                 fps=self._fps,
