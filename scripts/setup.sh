@@ -24,6 +24,7 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 procps xvfb xauth xd
     sway wl-clipboard
     libyuv0  # fast BGRx <-> I420 conversion for the encoder (wavry.media.yuv; swscale without it)
     x11vnc tigervnc-viewer freerdp2-shadow-x11 freerdp2-x11  # wavry bench peers: VNC and RDP
+    nftables conntrack miniupnpd-nftables  # NAT traversal tests: NATs in namespaces, a UPnP router
     podman runc debootstrap pipx systemd  # release tests: images, pipx install, unit checks
     # Wayland tests: a headless GNOME Shell and its portal, the wlroots portal, the GTK window
     gnome-shell xdg-desktop-portal xdg-desktop-portal-gnome xdg-desktop-portal-wlr gir1.2-gtk-3.0
