@@ -44,15 +44,28 @@ def _hung(item: pytest.Item, limit: float) -> None:
     os._exit(3)
 
 
+def _terminal_fd(config: pytest.Config) -> int:
+    """The run's real stderr: pytest's fd capture saves it while it captures fd 2."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    err = getattr(getattr(capman, "_global_capturing", None), "err", None)
+    saved = getattr(err, "targetfd_save", None)
+    return saved if isinstance(saved, int) else 2
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     limit = _timeout_of(item) * WATCHDOG_FACTOR + WATCHDOG_SLACK_S
     watchdog = threading.Timer(limit, _hung, (item, limit))
     watchdog.daemon = True
     watchdog.start()
+    # ... and the backstop of that backstop: a thread of faulthandler's own (C), which needs no
+    # GIL, for a hang that holds it (a Python thread, the watchdog above or pytest-timeout's,
+    # never runs then; one browser test hung 17 minutes that way)
+    faulthandler.dump_traceback_later(limit + 30, exit=True, file=_terminal_fd(item.config))
     try:
         yield
     finally:
+        faulthandler.cancel_dump_traceback_later()
         watchdog.cancel()
 
 
