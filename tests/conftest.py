@@ -90,6 +90,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped for a missing tool although scripts/setup.sh ran: {reason}"
 
 
+@pytest.fixture(autouse=True)
+def _stays_normally_scheduled() -> Iterator[None]:
+    """A test that leaves the test process under a real-time policy fails (and the policy is
+    put back): every thread and process started afterwards would inherit it, and real-time
+    processes that spin starve everything else. SVT-AV1 run as root did that once, and a later
+    browser test hung for good with the pytest process, Playwright's driver and Chromium at
+    SCHED_FIFO 99."""
+    yield
+    policy = os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
+    if policy in (os.SCHED_FIFO, os.SCHED_RR):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        pytest.fail("the test left the test process under a real-time scheduling policy")
+
+
 def env_for(home: Path) -> dict[str, str]:
     return wavry_env(home)
 

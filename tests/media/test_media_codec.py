@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -150,6 +152,24 @@ def test_hevc_and_av1_round_trip(codec: Codec) -> None:
     assert got and all(got)
     enc.set_bitrate(400)  # reopens: documented to cost a keyframe
     assert enc.encode(cap.grab().image).keyframe
+
+
+def test_an_av1_encoder_leaves_no_thread_real_time() -> None:
+    """SVT-AV1 run as root makes the thread that opens it and its workers SCHED_FIFO 99 (this
+    machine runs the tests as root); the encoder puts them back under the normal policy, after
+    the open, its first frames and a reopen."""
+    from wavry.media.encode import _realtime_threads
+
+    before = _realtime_threads()
+    cap = _source()
+    enc = Encoder(Codec.AV1, W, H, FPS, bitrate_kbps=800)
+    for _ in range(4):
+        enc.encode(cap.grab().image)
+    enc.set_bitrate(400)  # reopens
+    for _ in range(4):
+        enc.encode(cap.grab().image)
+    assert _realtime_threads() - before == set()
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 def test_hardware_probe_falls_back_with_reason() -> None:

@@ -6,6 +6,7 @@ import contextlib
 import enum
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "Encoder",
     "EncoderError",
     "HardwareChoice",
+    "normal_scheduling",
     "open_encoder",
     "probe_encoder",
     "probe_hardware_h264",
@@ -32,6 +34,49 @@ __all__ = [
 
 # SVT-AV1 prints its banner and settings at info level on every open; keep errors only.
 os.environ.setdefault("SVT_LOG", "1")
+
+#: encodes after an open that made threads real-time during which new ones are looked for
+#: (SVT-AV1 starts two more workers with its first frame)
+_RT_WATCH_FRAMES = 3
+
+
+def _realtime_threads() -> set[int]:
+    """This process's threads under a real-time policy (SCHED_FIFO/RR); empty where /proc
+    cannot tell."""
+    out: set[int] = set()
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            policy = os.sched_getscheduler(int(tid)) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile
+        if policy in (os.SCHED_FIFO, os.SCHED_RR):
+            out.add(int(tid))
+    return out
+
+
+@contextlib.contextmanager
+def normal_scheduling() -> Iterator[None]:
+    """Threads that become real-time inside the block go back under the normal policy (what
+    opening SVT-AV1 as root does: see `Encoder._open`)."""
+    before = _realtime_threads()
+    try:
+        yield
+    finally:
+        _back_to_normal(_realtime_threads() - before)
+
+
+def _back_to_normal(tids: set[int]) -> int:
+    """Put these threads back under the normal policy; returns how many were."""
+    done = 0
+    for tid in tids:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            done += 1
+    return done
 
 
 class EncoderError(RuntimeError):
@@ -133,6 +178,8 @@ class Encoder:
         self.reconfig_fallback_reason = ""
         self._pts = 0
         self.frames_encoded = 0
+        self._rt_watch = 0  # encodes left during which new real-time threads are reset
+        self._rt_before: set[int] = set()  # the real-time threads before the last open
         self._ctx = self._open()
 
     def _open(self) -> Any:
@@ -156,10 +203,20 @@ class Encoder:
             ctx.options = {"preset": "p1", "tune": "ull", "zerolatency": "1", "bf": "0"}
         elif "qsv" in self.encoder_name:
             ctx.options = {"preset": "veryfast", "async_depth": "1", "bf": "0", "low_power": "1"}
+        # SVT-AV1 run as root makes the thread that opens it, and its own workers, SCHED_FIFO at
+        # priority 99. A real-time thread that spins starves every normal one, and threads and
+        # processes started later inherit the policy: a test run hung for good that way (the
+        # pytest process, and the Chromium it started after an AV1 test, at FIFO 99 on two
+        # cores). The encoder works the same under the normal policy, so whatever became
+        # real-time while it opened (and during its first frames) goes back to it.
+        before = _realtime_threads()
         try:
             ctx.open()
         except av.FFmpegError as exc:
             raise EncoderError(f"cannot open {self.encoder_name}: {exc}") from exc
+        finally:
+            if _back_to_normal(_realtime_threads() - before):
+                self._rt_before, self._rt_watch = before, _RT_WATCH_FRAMES
         return ctx
 
     def _vbv(self) -> dict[str, int]:
@@ -236,6 +293,10 @@ class Encoder:
             packets = self._ctx.encode(yuv)
         except av.FFmpegError as exc:
             raise EncoderError(f"{self.encoder_name} failed on a frame: {exc}") from exc
+        finally:
+            if self._rt_watch:
+                self._rt_watch -= 1
+                _back_to_normal(_realtime_threads() - self._rt_before)
         if not packets:
             raise EncoderError(
                 f"{self.encoder_name} buffered a frame (encoder delay); "

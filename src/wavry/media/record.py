@@ -22,7 +22,7 @@ from typing import Any
 
 import av
 
-from wavry.media.encode import Codec
+from wavry.media.encode import Codec, normal_scheduling
 
 __all__ = ["Recorder", "RecorderError", "default_record_dir"]
 
@@ -71,6 +71,7 @@ class Recorder:
         self._first_ts = 0
         self._last_pts = -1
         self._path: Path | None = None
+        self._fresh = False  # the open segment's first packet is still to come
 
     def write(
         self,
@@ -97,7 +98,14 @@ class Recorder:
         packet.pts = packet.dts = pts
         packet.is_keyframe = keyframe
         try:
-            self._container.mux(packet)
+            if self._fresh:
+                # the first packet opens the stream's codec context: for AV1 that starts
+                # SVT-AV1, which as root makes this thread and its own real-time
+                self._fresh = False
+                with normal_scheduling():
+                    self._container.mux(packet)
+            else:
+                self._container.mux(packet)
         except av.FFmpegError as exc:
             raise RecorderError(f"cannot write {self._path}: {exc}") from exc
         self.frames_written += 1
@@ -161,6 +169,7 @@ class Recorder:
         self._container, self._stream, self._key, self._path = container, stream, key, path
         self._first_ts = timestamp_us
         self._last_pts = -1
+        self._fresh = True
 
     def _close_segment(self) -> None:
         container, path = self._container, self._path
