@@ -35,8 +35,8 @@ __all__ = [
 # SVT-AV1 prints its banner and settings at info level on every open; keep errors only.
 os.environ.setdefault("SVT_LOG", "1")
 
-#: encodes after an open that made threads real-time during which new ones are looked for
-#: (SVT-AV1 starts two more workers with its first frame)
+#: encodes after an open during which new real-time threads are looked for (SVT-AV1 starts
+#: two more workers with its first frame)
 _RT_WATCH_FRAMES = 3
 
 
@@ -59,24 +59,18 @@ def _realtime_threads() -> set[int]:
 
 
 @contextlib.contextmanager
-def normal_scheduling() -> Iterator[None]:
-    """Threads that become real-time inside the block go back under the normal policy (what
-    opening SVT-AV1 as root does: see `Encoder._open`)."""
-    before = _realtime_threads()
+def normal_scheduling(before: set[int] | None = None) -> Iterator[set[int]]:
+    """At the end of the block, threads under a real-time policy that were not in ``before``
+    (default: the real-time threads when the block starts, which it yields) go back under the
+    normal policy (what opening SVT-AV1 as root needs: see `Encoder._open`)."""
+    if before is None:
+        before = _realtime_threads()
     try:
-        yield
+        yield before
     finally:
-        _back_to_normal(_realtime_threads() - before)
-
-
-def _back_to_normal(tids: set[int]) -> int:
-    """Put these threads back under the normal policy; returns how many were."""
-    done = 0
-    for tid in tids:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-            done += 1
-    return done
+        for tid in _realtime_threads() - before:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
 
 
 class EncoderError(RuntimeError):
@@ -209,14 +203,12 @@ class Encoder:
         # pytest process, and the Chromium it started after an AV1 test, at FIFO 99 on two
         # cores). The encoder works the same under the normal policy, so whatever became
         # real-time while it opened (and during its first frames) goes back to it.
-        before = _realtime_threads()
         try:
-            ctx.open()
+            with normal_scheduling() as before:
+                ctx.open()
         except av.FFmpegError as exc:
             raise EncoderError(f"cannot open {self.encoder_name}: {exc}") from exc
-        finally:
-            if _back_to_normal(_realtime_threads() - before):
-                self._rt_before, self._rt_watch = before, _RT_WATCH_FRAMES
+        self._rt_before, self._rt_watch = before, _RT_WATCH_FRAMES
         return ctx
 
     def _vbv(self) -> dict[str, int]:
@@ -289,14 +281,15 @@ class Encoder:
             self._force_key = False
         else:
             yuv.pict_type = PictureType.NONE
+        watch: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        if self._rt_watch:
+            self._rt_watch -= 1
+            watch = normal_scheduling(self._rt_before)
         try:
-            packets = self._ctx.encode(yuv)
+            with watch:
+                packets = self._ctx.encode(yuv)
         except av.FFmpegError as exc:
             raise EncoderError(f"{self.encoder_name} failed on a frame: {exc}") from exc
-        finally:
-            if self._rt_watch:
-                self._rt_watch -= 1
-                _back_to_normal(_realtime_threads() - self._rt_before)
         if not packets:
             raise EncoderError(
                 f"{self.encoder_name} buffered a frame (encoder delay); "
