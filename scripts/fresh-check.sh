@@ -78,6 +78,10 @@ if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
     cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
     chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || true
 fi
+# the root a mount point of its own: `ip netns exec` (and `ip -n`) makes `/` a slave mount,
+# which fails with "Invalid argument" where `/` is a plain directory of another file system
+mount --bind "$ROOT" "$ROOT"
+mounted+=("$ROOT")
 for fs in proc sys dev dev/pts dev/shm; do
     mkdir -p "$ROOT/$fs"
     case "$fs" in
