@@ -23,4 +23,9 @@ rc=0
 .venv/bin/pytest --durations=25 --ignore=tests/desktop || rc=$?
 echo "== pytest (desktop app)" >&2
 .venv/bin/pytest --tb=native tests/desktop || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
+# The protocol core's tests again on its plain-Python modules (the main run uses the compiled
+# ones, src/wavry/native.py): the fallback stays right, and the tests that replace a core
+# object's method to watch it (marked `pure`: compiled objects cannot be patched) run here.
+echo "== pytest (protocol core as plain Python)" >&2
+WAVRY_PURE=1 .venv/bin/pytest -q tests/rift || { s=$?; [ "$rc" -ne 0 ] || rc=$s; }
 exit "$rc"

@@ -328,6 +328,23 @@ def probe_port_mapping() -> ProbeResult:
     )
 
 
+def probe_protocol_core() -> ProbeResult:
+    """Whether the protocol core runs compiled (src/wavry/native.py): plain Python works, at
+    about twice the CPU per datagram."""
+    from wavry import native
+
+    line = native.status()
+    if native.compiled():
+        return ProbeResult("protocol-core", True, line)
+    return ProbeResult(
+        "protocol-core",
+        False,
+        line,
+        "optional: build it with `python -m wavry.native` in wavry's environment (needs gcc, "
+        "python3-dev, mypy; docs/install.md)",
+    )
+
+
 def _wayland_probes() -> list[ProbeResult]:
     """Which Wayland path this desktop offers, and what the others need."""
     from wavry.platform.screencast import doctor_probes
@@ -369,6 +386,7 @@ def run_doctor(display: str | None = None) -> list[DoctorProbe]:
         ("clipboard", lambda: [probe_clipboard(display)]),
         ("network", probe_network),
         ("port-mapping", lambda: [probe_port_mapping()]),
+        ("protocol-core", lambda: [probe_protocol_core()]),
         ("system-packages", _system_packages),
     ]
     out: list[DoctorProbe] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wavry.rift import rift_pb2
-from wavry.rift.chunking import MAX_GROUP_SHARDS, fec_message_size, varint_size
+from wavry.rift.chunking import MAX_GROUP_SHARDS, fec_message, fec_message_size, varint_size
 from wavry.rift.fec import REED_SOLOMON, FecEncoder, _OpenGroup
 from wavry.rift.fec_decoder import FecDecoder
 
@@ -490,3 +491,20 @@ def test_will_repair_predicts_the_group_in_flight() -> None:
     assert decoder.will_repair(7) is True
     decoder.on_datagram(10, bytes(20), 0.0)  # 9 missing too: same class (m = 1)
     assert decoder.will_repair(7) is False
+
+
+@pytest.mark.parametrize("payload_len", [0, 1, 120, 1_300, 20_000])
+def test_a_parity_message_is_written_as_protobuf_would(payload_len: int) -> None:
+    fec = rift_pb2.FecPacket(
+        group_id=2**40 + 3,
+        first_packet_id=2**33 + 7,
+        shard_count=12,
+        parity_index=1,
+        parity_count=3,
+        payload=os.urandom(payload_len),
+        shard_lengths=[1_262, 300, 1, 16_384] * 3,
+        scheme=REED_SOLOMON,  # type: ignore[arg-type]
+    )
+    want = rift_pb2.Message(media=rift_pb2.MediaMessage(fec=fec)).SerializeToString()
+    assert fec_message(fec) == want
+    assert rift_pb2.Message.FromString(fec_message(fec)).media.fec == fec

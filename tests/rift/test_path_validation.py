@@ -4,6 +4,8 @@ answers host Pings, after its old address stayed silent)."""
 
 from __future__ import annotations
 
+import pytest
+
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.client import ClientSession, ClientState
@@ -110,6 +112,7 @@ def test_a_client_behind_a_rebinding_nat_moves_after_one_round_trip() -> None:
     assert net.sent_to[C2] > before + 3000
 
 
+@pytest.mark.pure
 def test_a_client_that_never_answers_host_pings_still_moves_when_its_old_path_is_silent() -> None:
     net = Net()
     net.at = C2

@@ -36,6 +36,16 @@ def test_keyed_limiter_forgets_the_least_recently_used_key() -> None:
     assert len(lim) == 2 and lim.allow("b", 0)  # "b" starts again with a full bucket
 
 
+def test_a_keyed_limiter_counts_each_keys_refusals() -> None:
+    lim = KeyedRateLimiter(rate=0, burst=2, max_keys=2)
+    for _ in range(5):
+        lim.allow("a", 0)
+    lim.allow("b", 0)
+    assert (lim.refused("a"), lim.refused("b"), lim.refused("never")) == (3, 0, 0)
+    lim.allow("c", 0)  # forgets "a", the least recently used: its count goes with it
+    assert lim.refused("a") == 0
+
+
 def test_ipv6_sources_count_by_their_64_prefix() -> None:
     a, b = source_key("2001:db8:1:2::1"), source_key("2001:db8:1:2:ffff::9")
     assert a == b == ipaddress.ip_network("2001:db8:1:2::/64")

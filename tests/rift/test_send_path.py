@@ -3,6 +3,8 @@ backlog-skip decision (issue 14 item 7), through real sessions on the scripted `
 
 from __future__ import annotations
 
+import pytest
+
 from wavry.rift import rift_pb2
 from wavry.rift.channel import SecureChannel
 from wavry.rift.client import ClientSession
@@ -69,6 +71,7 @@ def test_every_parity_a_group_closed_by_a_message_computes_is_sent() -> None:
     assert ids == sorted(ids) == list(range(ids[0], ids[0] + len(ids)))  # no id skipped
 
 
+@pytest.mark.pure
 def test_a_video_group_closed_by_a_pong_keeps_its_parities() -> None:
     """Pings answered while a frame is paced: every parity the host computes is on the wire,
     whichever datagram closed its group."""

@@ -206,6 +206,7 @@ def pin_two_parities(media: MediaSender) -> None:
     media.redundancy.on_feedback = lambda *args: None  # type: ignore[method-assign]
 
 
+@pytest.mark.pure
 def test_fec_repairs_scattered_losses_and_bursts_up_to_m_without_nack() -> None:
     # default FEC: m = 2 interleaved parities per group (one group per ~12-id frame); every 40
     # ids a single loss and a burst of 2 consecutive ids, 20 ids apart (never two in one group)
@@ -248,6 +249,7 @@ def test_fec_repairs_scattered_losses_and_bursts_up_to_m_without_nack() -> None:
     assert host_s.transport.stats.retransmitted <= len(nacked)
 
 
+@pytest.mark.pure
 def test_a_chunk_fec_rebuilt_arrived_with_the_datagram_that_completed_it() -> None:
     """A busy client reads every datagram 4 ms after the kernel stamped it. A chunk FEC
     rebuilt counts as arrived when the datagram that completed its group did, not when it was
@@ -407,6 +409,7 @@ def test_sender_skips_frames_while_a_capped_keyframe_drains() -> None:
     assert not host_tr.should_skip_frame(net.now)
 
 
+@pytest.mark.pure
 def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
     """`send_frame(on_batch=...)` on a clean path: the adapter can send the first datagrams
     while the rest are sealed, and all the data before the last parities; the wire carries the
@@ -549,6 +552,7 @@ def test_a_clean_loss_free_path_stops_sending_parities_and_losses_bring_them_bac
     assert stats.parity_sent - before >= 60  # about one frame in two or more carries parity
 
 
+@pytest.mark.pure
 def test_parities_follow_the_loss_bursts_of_a_lossy_link() -> None:
     """Bursts of 4 lost ids (no queue: a lossy link, not congestion) are beyond the prior's
     parities and need NACKs at first; once the policy has fitted them the groups carry enough
@@ -691,6 +695,7 @@ def test_rerequests_wait_for_the_queue_the_media_waits_in() -> None:
     assert client_tr.nack.rtt > ping_rtt + 0.08
 
 
+@pytest.mark.pure
 def test_a_frame_whose_tail_and_parities_are_lost_is_nacked_before_the_next_frame() -> None:
     """A burst that takes a frame's last chunks takes its parities (sent right behind them)
     too, and no later datagram shows the gap until the next frame, 16.7 ms on. The client

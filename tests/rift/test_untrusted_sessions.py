@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from wavry.rift import events as ev
 from wavry.rift import rift_pb2
 from wavry.rift.client import ClientSession, ClientState
@@ -119,6 +121,7 @@ def _client_channel_for(s: object) -> object:
     return cached
 
 
+@pytest.mark.pure
 def test_timers_do_not_walk_idle_sessions() -> None:
     """A datagram for one session, the endpoint's next deadline and its output must not touch
     the other sessions' transports (before: every session, after every datagram)."""

@@ -9,8 +9,12 @@ from typing import Any
 
 
 def machine_facts() -> dict[str, Any]:
+    from wavry import native
+
     return {
         "python": platform.python_version(),
+        #: compiled (mypyc) or plain Python, and why (src/wavry/native.py)
+        "protocol_core": native.status(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "time_unix": time.time(),

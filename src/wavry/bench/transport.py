@@ -479,8 +479,10 @@ def run_transport_bench(quick: bool = False) -> dict[str, Any]:
         "per_datagram_le_15us": dg["full_us_p50"] <= 15.0,
         "per_datagram_le_3x_floor": dg["ratio_to_floor"] <= 3.0,
     }
+    from wavry import native
+
     print_table(
-        "RIFT transport (one core)",
+        f"RIFT transport (one core; protocol core {native.label()})",
         ["measure", "wavry", "floor", "ratio"],
         [
             [

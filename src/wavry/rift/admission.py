@@ -85,7 +85,7 @@ class CookieJar:
         )
 
 
-@dataclass(slots=True)
+@dataclass
 class AdmissionCounters:
     handshakes_started: int = 0
     handshakes_failed: int = 0
@@ -99,7 +99,7 @@ class AdmissionCounters:
     bytes_out_unverified: int = 0  # handshake bytes sent to them (msg2, cookie replies)
 
 
-@dataclass(slots=True)
+@dataclass
 class PendingHandshake:
     hs: ResponderHandshake
     addr: Address

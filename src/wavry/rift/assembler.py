@@ -77,7 +77,7 @@ class AssemblerStats:
     reference_invalidations: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class _PendingFrame:
     frame_id: int
     chunk_count: int

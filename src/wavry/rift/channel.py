@@ -16,7 +16,7 @@ class MessageTooLarge(ValueError):
     """A message that does not fit in one datagram of the session's maximum size."""
 
 
-@dataclass(slots=True)
+@dataclass
 class ChannelCounters:
     sent: int = 0
     received: int = 0
@@ -27,7 +27,7 @@ class ChannelCounters:
     bytes_received: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class SecureChannel:
     """Send and receive keys, packet ids and the replay window of one session (docs/spec/RIFT.md
     §3)."""

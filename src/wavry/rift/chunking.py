@@ -261,6 +261,7 @@ def split_video_frame(
 
 
 def _varint(value: int) -> bytes:
+    """The protobuf base-128 varint encoding of a non-negative ``value``."""
     if value < 0x80:
         return bytes((value,))
     if value < 0x4000:
@@ -276,6 +277,16 @@ def _varint(value: int) -> bytes:
 def _key_varint(key: int, value: int) -> bytes:
     """A varint field (one-byte key) as proto3 writes it: nothing for the default 0."""
     return bytes((key,)) + _varint(value) if value else b""
+
+
+def fec_message(fec: rift_pb2.FecPacket) -> bytes:
+    """``Message(media=MediaMessage(fec=fec))`` serialized, byte for byte as protobuf writes it:
+    the parity's own bytes behind the two wrappers' keys and lengths. Nesting the messages
+    would copy the parity into each wrapper first (one ~1.3 kB parity per few datagrams)."""
+    body = fec.SerializeToString()
+    n = len(body)
+    inner = _varint(n)
+    return b"".join((b"\x1a", _varint(1 + len(inner) + n), b"\x12", inner, body))
 
 
 def video_chunk_messages(

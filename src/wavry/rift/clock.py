@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from wavry.rift.rtt import CLOCK_STEP_S
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PingSample:
     rtt_s: float
     offset_s: float

@@ -12,7 +12,7 @@ from wavry.rift.transport_types import TransportConfig
 PROTOCOL_VERSION = 1
 
 
-@dataclass(slots=True)
+@dataclass
 class TimingConfig:
     msg1_initial_retry_s: float = 0.25
     msg1_max_retry_s: float = 2.0
@@ -41,7 +41,7 @@ class TimingConfig:
     reconnect_give_up_s: float = 300.0
 
 
-@dataclass(slots=True)
+@dataclass
 class ClientConfig:
     name: str = "wavry-client"
     platform: int = rift_pb2.LINUX
@@ -59,7 +59,7 @@ class ClientConfig:
         check_max_datagram(self.max_datagram)
 
 
-@dataclass(slots=True)
+@dataclass
 class HostConfig:
     name: str = "wavry-host"
     # NAME/VERSION in an accepted HelloAck's `message` (docs/spec/RIFT.md §4): informational only

@@ -35,7 +35,7 @@ class CongestionState(enum.Enum):
     CONGESTED = "congested"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CongestionDecision:
     """What the sender should do now, and what the controller sees of the path.
 

@@ -15,7 +15,7 @@ REPLAY_WINDOW_SIZE = 4096
 _NONCE = struct.Struct("<4xQ")
 
 
-class NonceExhausted(RuntimeError):
+class NonceExhausted(Exception):
     """The packet-id counter reached its limit: the session must be re-established."""
 
 

@@ -25,7 +25,7 @@ DeltaState = CongestionState
 DeltaDecision = CongestionDecision
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DeltaTunables:
     """Every DELTA constant. Rates in kbit/s, delays in ms, times in s, ratios as fractions."""
 
@@ -104,10 +104,12 @@ class DeltaTunables:
             raise ValueError("sample counts must be >= 1")
 
 
-@dataclass(frozen=True, slots=True)
-class _SendRecord:
-    send_time: float
-    size: int
+class _SendRecord:  # a sent datagram's; not a dataclass (wavry/native.py: made per datagram)
+    __slots__ = ("send_time", "size")
+
+    def __init__(self, send_time: float, size: int) -> None:
+        self.send_time = send_time
+        self.size = size
 
 
 class DeltaController:

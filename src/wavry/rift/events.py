@@ -54,7 +54,7 @@ class ClientState(Enum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class HandshakeCompleted:
     host_id: str
     host_name: str
@@ -62,25 +62,25 @@ class HandshakeCompleted:
     handshake_hash: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SessionAccepted:
     ack: rift_pb2.HelloAck
     reconnected: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SessionRejected:
     reason: int
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PairingFinished:
     ok: bool
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PongReceived:
     timestamp_us: int
     rtt_s: float
@@ -88,29 +88,29 @@ class PongReceived:
     clock_offset_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MessageReceived:
     message: rift_pb2.Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LinkStalled:
     silence_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LinkResumed:
     silence_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Reconnecting:
     attempt: int
     delay_s: float
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SessionClosed:
     kind: CloseKind
     message: str
@@ -120,7 +120,7 @@ class SessionClosed:
 # ---- host side ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientConnected:
     alias: int
     client_id: str
@@ -128,7 +128,7 @@ class ClientConnected:
     addr: Address
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientAccepted:
     alias: int
     client_id: str
@@ -136,7 +136,7 @@ class ClientAccepted:
     ack: rift_pb2.HelloAck
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientRejected:
     alias: int
     client_id: str
@@ -144,44 +144,44 @@ class ClientRejected:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PairingCodeIssued:
     code: str
     expires_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DevicePaired:
     client_id: str
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PairingAttemptFailed:
     client_id: str
     attempts_left: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientMessage:
     alias: int
     message: rift_pb2.Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientMigrated:
     alias: int
     old_addr: Address
     new_addr: Address
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientStalled:
     alias: int
     silence_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientGone:
     """A host session ended; the runtime must release everything the client held."""
 
@@ -191,7 +191,7 @@ class ClientGone:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientTransportEvent:
     """A media-transport event of one host session (keyframe request, rate change, stats)."""
 

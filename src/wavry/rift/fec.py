@@ -25,7 +25,7 @@ Group rules left open by the spec (see docs/rift-media.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,15 +59,20 @@ def xor_parities(shards: list[bytes], parity_count: int) -> list[bytes]:
     ]
 
 
-@dataclass(slots=True)
 class _OpenGroup:
-    first_packet_id: int
-    started_at: float
-    shards: list[bytes] = field(default_factory=list)
-    lengths_varint_bytes: int = 0
-    longest: int = 0
-    #: size of the group_id and first_packet_id fields of its parities (-1: not yet known)
-    ids_size: int = -1
+    """The FEC group being filled (a plain class: one per group, see delta._SendRecord)."""
+
+    __slots__ = ("first_packet_id", "ids_size", "lengths_varint_bytes", "longest", "shards",
+                 "started_at")  # fmt: skip
+
+    def __init__(self, first_packet_id: int, started_at: float) -> None:
+        self.first_packet_id = first_packet_id
+        self.started_at = started_at
+        self.shards: list[bytes] = []
+        self.lengths_varint_bytes = 0
+        self.longest = 0
+        #: size of the group_id and first_packet_id fields of its parities (-1: not yet known)
+        self.ids_size = -1
 
     @property
     def last_packet_id(self) -> int:

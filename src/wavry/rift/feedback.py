@@ -73,7 +73,7 @@ def _to_us(seconds: float) -> int:
     return us
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FeedbackConfig:
     """Tunables of `FeedbackBuilder`."""
 

@@ -62,7 +62,7 @@ class FramingError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class HandshakeDatagram:
     handshake_id: bytes
     message_number: int
@@ -70,7 +70,7 @@ class HandshakeDatagram:
     payload: bytes
 
 
-@dataclass(slots=True)  # not frozen: one is built per datagram, and a frozen init is slower
+@dataclass  # not frozen: one is built per datagram, and a frozen init is slower
 class TransportDatagram:
     alias: int
     packet_id: int

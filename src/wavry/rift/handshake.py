@@ -29,7 +29,7 @@ class HandshakeError(Exception):
     """The peer's handshake failed verification; the attempt must be aborted."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LocalStatic:
     """A Noise static key bound to a long-term identity by a signature (computed once)."""
 
@@ -54,7 +54,7 @@ class LocalStatic:
         ).SerializeToString()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PeerIdentity:
     wavry_id: str
     identity_key: bytes

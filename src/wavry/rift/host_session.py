@@ -40,7 +40,7 @@ class HostSessionState(Enum):
     ACTIVE = "active"
 
 
-@dataclass(slots=True)
+@dataclass
 class PathChallenge:
     """A new source address that delivered authentic datagrams, waiting for its Pong."""
 
@@ -49,7 +49,7 @@ class PathChallenge:
     sent_at: float
 
 
-@dataclass(slots=True)
+@dataclass
 class HostSession:
     alias: int
     client_id: str
@@ -71,7 +71,7 @@ class HostSession:
     path: PathChallenge | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class HostCounters(AdmissionCounters):
     framing_drops: int = 0
     unknown_alias: int = 0

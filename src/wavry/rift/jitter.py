@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from wavry.rift.rtt import CLOCK_STEP_S, WindowedMin
@@ -36,7 +36,7 @@ _GAP_SAMPLES = 31
 _MAX_GAP_S = 0.5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class JitterBufferConfig:
     max_delay_ms: float = 10.0
     clean_threshold_ms: float = 2.5
@@ -55,12 +55,22 @@ class JitterBufferConfig:
             raise ValueError("need 0 <= clean_interval_fraction <= 1")
 
 
-@dataclass(order=True, slots=True)
 class _Entry(Generic[FrameT]):
-    sender_timestamp: float
-    seq: int
-    ready_at: float = field(compare=False)
-    frame: FrameT = field(compare=False)
+    """A held frame, ordered by (sender timestamp, arrival sequence). A plain class: mypyc
+    (wavry/native.py) cannot compile a generic dataclass with `order=True`."""
+
+    __slots__ = ("frame", "ready_at", "sender_timestamp", "seq")
+
+    def __init__(self, sender_timestamp: float, seq: int, ready_at: float, frame: FrameT) -> None:
+        self.sender_timestamp = sender_timestamp
+        self.seq = seq
+        self.ready_at = ready_at
+        self.frame = frame
+
+    def __lt__(self, other: _Entry[FrameT]) -> bool:
+        if self.sender_timestamp != other.sender_timestamp:
+            return self.sender_timestamp < other.sender_timestamp
+        return self.seq < other.seq
 
 
 class JitterBuffer(Generic[FrameT]):

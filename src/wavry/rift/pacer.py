@@ -15,6 +15,7 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Pacer", "PacerConfig"]
 
@@ -22,7 +23,7 @@ _EPS_BYTES = 1e-6
 _CLOCK_STEP_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PacerConfig:
     """Pacing tunables."""
 
@@ -52,13 +53,14 @@ class PacerConfig:
             raise ValueError("clean_burst_bytes and datagram_overhead must be >= 0")
 
 
-@dataclass(slots=True)
+@dataclass
 class _Frame:
     enqueued_at: float
     droppable: bool
     datagrams: deque[bytes] = field(default_factory=deque)
-    #: the caller's note about the frame, handed back with each of its payloads
-    tag: object = None
+    #: the caller's note about the frame, handed back with each of its payloads (Any, not
+    #: object: mypyc's dataclass support cannot resolve a field annotated `object`)
+    tag: Any = None
 
 
 class Pacer:

@@ -22,6 +22,7 @@ import hmac
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Final
 
 from wavry.rift.ratelimit import KeyedRateLimiter, TokenBucket
 
@@ -51,7 +52,7 @@ def is_valid_code_format(code: str) -> bool:
     return len(code) == 6 and code.isascii() and code.isdigit()
 
 
-@dataclass(slots=True)
+@dataclass
 class _ActiveCode:
     code: str
     expires_at: float
@@ -63,10 +64,10 @@ class _ActiveCode:
 
 
 class PairingVerdict:
-    OK = "ok"
-    WRONG = "wrong"
-    NO_CODE = "no_code"
-    LIMITED = "limited"  # too many wrong guesses lately: this one was not checked
+    OK: Final = "ok"
+    WRONG: Final = "wrong"
+    NO_CODE: Final = "no_code"
+    LIMITED: Final = "limited"  # too many wrong guesses lately: this one was not checked
 
 
 class PairingCodes:

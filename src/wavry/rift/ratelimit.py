@@ -31,7 +31,7 @@ class TokenBucket:
     Time is passed in by the caller (any monotonic seconds), so the bucket is deterministic.
     """
 
-    __slots__ = ("burst", "rate", "stamp", "tokens")
+    __slots__ = ("burst", "rate", "refused", "stamp", "tokens")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         if rate < 0 or burst <= 0:
@@ -40,6 +40,8 @@ class TokenBucket:
         self.burst = float(burst)
         self.tokens = float(burst)
         self.stamp = now
+        #: how many `take`s this bucket refused
+        self.refused = 0
 
     def _refill(self, now: float) -> None:
         elapsed = now - self.stamp
@@ -53,6 +55,7 @@ class TokenBucket:
         if self.tokens >= amount:
             self.tokens -= amount
             return True
+        self.refused += 1
         return False
 
     def reconfigure(self, rate: float, burst: float, now: float) -> None:
@@ -98,6 +101,12 @@ class KeyedRateLimiter:
         bucket = self._buckets[key]
         bucket.take(now, 0.0)  # refill to now
         bucket.tokens = max(-bucket.burst, bucket.tokens - amount)
+
+    def refused(self, key: Hashable) -> int:
+        """How often ``key`` was refused since its bucket was made (0 for a key not tracked:
+        unknown, or forgotten as the least recently used)."""
+        bucket = self._buckets.get(key)
+        return bucket.refused if bucket is not None else 0
 
     def __len__(self) -> int:
         return len(self._buckets)

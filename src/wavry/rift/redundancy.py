@@ -63,7 +63,7 @@ MIN_RUN_END = 0.05
 CREDIT_FRAMES = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RedundancyTunables:
     #: chance of losing an ordinary frame (more losses than parities) the policy allows
     frame_target: float = 0.005
@@ -120,7 +120,7 @@ def fec_params_for_ratio(
     return FecParams(k=k, m=m)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class GilbertFit:
     """The fitted loss process: per packet, good → bad with `p`, bad → good with `r`; the bad
     state loses every packet."""
@@ -137,7 +137,7 @@ class GilbertFit:
         return 1.0 / self.r if self.r > 0 else math.inf
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class GroupPlan:
     """FEC for one frame: groups of `k` data datagrams; `parities[n]` for a group of `n`."""
 

@@ -21,12 +21,17 @@ from wavry.rift import rift_pb2
 MAX_IDS_PER_NACK = 64
 
 
-@dataclass
 class _StoredDatagram:
-    datagram: bytes
-    stored_at: float
-    resends: int = 0
-    resent_at: float = -math.inf
+    """A sent datagram kept for resends (a plain class: one per datagram, see
+    delta._SendRecord)."""
+
+    __slots__ = ("datagram", "resends", "resent_at", "stored_at")
+
+    def __init__(self, datagram: bytes, stored_at: float) -> None:
+        self.datagram = datagram
+        self.stored_at = stored_at
+        self.resends = 0
+        self.resent_at = -math.inf
 
 
 @dataclass

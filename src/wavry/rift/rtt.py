@@ -79,7 +79,7 @@ class WindowedMin:
             self._min = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RttSpikeTunables:
     window_s: float = 10.0
     #: a spike is an RTT above ratio × the windowed minimum AND above it by min_excess_ms

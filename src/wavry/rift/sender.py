@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from wavry.rift import rift_pb2
 from wavry.rift.channel import SecureChannel
-from wavry.rift.chunking import VideoFrameInfo, video_chunk_messages
+from wavry.rift.chunking import VideoFrameInfo, fec_message, video_chunk_messages
 from wavry.rift.congestion import (
     CongestionDecision,
     CongestionState,
@@ -205,9 +205,9 @@ class Sender:
     def _send_parities(self, parities: list[rift_pb2.FecPacket], now: float) -> int:
         """Seal and send parities (right behind their group); returns their wire bytes."""
         total = 0
-        seal = self.channel.seal
+        seal = self.channel.seal_bytes  # a parity fits by construction (fec.py sizes groups)
         for fec in parities:
-            pid, datagram = seal(rift_pb2.Message(media=rift_pb2.MediaMessage(fec=fec)))
+            pid, datagram = seal(fec_message(fec))
             self._out.append(datagram)
             self.stats.parity_sent += 1
             self._on_new_datagram(pid, len(datagram), now)
@@ -230,7 +230,7 @@ class Sender:
         return 0.0
 
 
-@dataclass(slots=True)
+@dataclass
 class _FrameRecord:
     """What the sender remembers of a queued frame while the pacer releases it."""
 

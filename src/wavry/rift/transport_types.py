@@ -27,7 +27,7 @@ __all__ = [
 CONTROLLERS = ("delta", "fixed")
 
 
-@dataclass(slots=True)
+@dataclass
 class TransportConfig:
     """What a session's transport does. One config for both sides: each side's halves read
     the fields they use (the host sends media, the client receives it)."""
@@ -70,22 +70,22 @@ class TransportConfig:
 # ---- events ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FrameReady:
     frame: AssembledFrame
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class KeyframeRequested:
     last_valid_frame_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SkipFramesRequested:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RateChanged:
     target_bitrate_kbps: int
     target_fps: int
@@ -93,7 +93,7 @@ class RateChanged:
     state: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PeerStats:
     report: rift_pb2.StatsReport
 
@@ -101,7 +101,7 @@ class PeerStats:
 TransportEvent = FrameReady | KeyframeRequested | SkipFramesRequested | RateChanged | PeerStats
 
 
-@dataclass(slots=True)
+@dataclass
 class TransportStats:
     frames_sent: int = 0
     datagrams_sent: int = 0
