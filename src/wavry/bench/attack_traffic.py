@@ -107,23 +107,29 @@ def _record(port: int, seconds: float) -> list[bytes]:
 
     seen: list[bytes] = []
 
-    async def run() -> None:
-        session = ClientSession(Identity.generate(), ClientConfig(name="attacker"))
-        out, inp = session.datagrams_to_send, session.receive_datagram
+    class Recording:
+        """The session as the adapter sees it, keeping a copy of every datagram both ways (a
+        wrapper: the compiled core's methods cannot be replaced on the object)."""
 
-        def sent(now: float | None = None) -> list[bytes]:
-            data = out(now)
+        def __init__(self, session: ClientSession) -> None:
+            self._session = session
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._session, name)
+
+        def datagrams_to_send(self, now: float | None = None) -> list[bytes]:
+            data = self._session.datagrams_to_send(now)
             seen.extend(data)
             return data
 
-        def got(data: bytes, now: float, arrival: float | None = None) -> None:
+        def receive_datagram(self, data: bytes, now: float, arrival: float | None = None) -> None:
             if len(seen) < 20000:
                 seen.append(data)
-            inp(data, now, arrival)
+            self._session.receive_datagram(data, now, arrival)
 
-        session.datagrams_to_send = sent  # type: ignore[method-assign]
-        session.receive_datagram = got  # type: ignore[method-assign]
-        conn = ClientConnection(session)
+    async def run() -> None:
+        session = ClientSession(Identity.generate(), ClientConfig(name="attacker"))
+        conn = ClientConnection(Recording(session))  # type: ignore[arg-type]
         await conn.start("127.0.0.1", port)
         await asyncio.sleep(seconds)
         await conn.close()
