@@ -71,3 +71,31 @@ def test_the_set_up_runs_the_compiled_core_and_wavry_pure_the_plain_one() -> Non
         pytest.skip("the compiled core is not installed (scripts/setup.sh installs it)")
     assert _module_file(env).endswith(".so")
     assert _module_file({**env, "WAVRY_PURE": "1"}).endswith("sender.py")
+
+
+def _scratch_package(tmp_path: Path, source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rift = tmp_path / "src" / "wavry" / "rift"
+    rift.mkdir(parents=True)
+    (rift / "__init__.py").write_text("")
+    (rift / "scratch.py").write_text(source)
+    monkeypatch.setattr(native, "package_dir", lambda: rift)
+    monkeypatch.setenv("WAVRY_NATIVE_DIR", str(tmp_path / "builds"))
+
+
+@pytest.mark.timeout(300)
+def test_a_build_that_fails_is_one_line_and_leaves_nothing_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _scratch_package(tmp_path, 'def f() -> int:\n    return "not an int"\n', monkeypatch)
+    assert native.main([]) == 1  # mypyc refuses the type error
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("wavry.native: mypyc stopped"), err
+    assert native.choose()[0] is None and native.main(["--check"]) == 1
+
+    (native.package_dir() / "scratch.py").write_text("def f() -> int:\n    return 1\n")
+    monkeypatch.setenv("CC", "false")  # a C compiler that always fails
+    assert native.main([]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CompileError" in err[0], err
+    assert native.choose()[0] is None
+    assert not list((tmp_path / "builds").glob("*/BUILD_COMPLETE"))

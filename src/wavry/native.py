@@ -170,13 +170,17 @@ def build(*, force: bool = False, jobs: int | None = None) -> Path:
             command.build_temp = str(work / "obj")
             command.parallel = jobs or os.cpu_count() or 1
             dist.run_command("build_ext")
-        except SystemExit as e:  # mypyc and distutils report failures by exiting
-            raise BuildError(f"the build failed ({e.code})") from None
+        except SystemExit as e:  # mypyc reports type errors (printed above) by exiting
+            raise BuildError(f"mypyc stopped (exit {e.code}): see its messages above") from None
+        except Exception as e:  # the C compiler or linker failed (setuptools' own errors)
+            raise BuildError(f"{type(e).__name__}: {e}") from None
         finally:
             os.chdir(cwd)
-        (out / _COMPLETE).write_text(f"{digest()}\n{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        if target.exists():
-            shutil.rmtree(target)
+        # the key of the sources the build started from (mypyc read them then)
+        (out / _COMPLETE).write_text(f"{target.name}\n{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        if (target / _COMPLETE).is_file() and not force:
+            return target  # another build of the same sources finished first
+        shutil.rmtree(target, ignore_errors=True)
         out.rename(target)
     for old in target.parent.glob(f"{sys.implementation.cache_tag}-*"):
         if old != target:  # builds of older sources: never used again
