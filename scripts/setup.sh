@@ -96,12 +96,14 @@ fi
 # twice as fast per datagram (src/wavry/native.py). Built for exactly the current sources: only
 # when they changed (about a minute on 2 cores), and an edited module runs as plain Python until
 # this runs again.
+# A failed build is reported and set-up goes on: everything works on the plain Python, at about
+# twice the CPU per datagram (scripts/test.sh then fails tests/test_native.py).
 if ! .venv/bin/python -m wavry.native --check; then
     log "compiling the protocol core with mypyc (about a minute)"
     native_log=$(mktemp)
     if ! .venv/bin/python -m wavry.native >"$native_log" 2>&1; then
-        tail -n 30 "$native_log" >&2; rm -f "$native_log"
-        log "building the compiled protocol core failed"; exit 1
+        tail -n 30 "$native_log" >&2
+        log "building the compiled protocol core failed (above): it runs as plain Python"
     fi
     rm -f "$native_log"
 fi
