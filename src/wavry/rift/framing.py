@@ -70,12 +70,23 @@ class HandshakeDatagram:
     payload: bytes
 
 
-@dataclass  # not frozen: one is built per datagram, and a frozen init is slower
 class TransportDatagram:
-    alias: int
-    packet_id: int
-    header: bytes
-    payload: bytes
+    """A transport datagram whose header checked out. A plain class, not a dataclass: one is
+    made per datagram received, and a dataclass's `__init__` stays interpreted when the core is
+    compiled (wavry/native.py)."""
+
+    __slots__ = ("alias", "header", "packet_id", "payload")
+
+    def __init__(self, alias: int, packet_id: int, header: bytes, payload: bytes) -> None:
+        self.alias = alias
+        self.packet_id = packet_id
+        self.header = header
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"TransportDatagram(alias={self.alias:#x}, packet_id={self.packet_id}, " + (
+            f"{len(self.payload)} payload bytes)"
+        )
 
 
 def encode_handshake_header(handshake_id: bytes, message_number: int) -> bytes:
