@@ -3,6 +3,8 @@ never is."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import subprocess
@@ -94,8 +96,16 @@ def test_a_build_that_fails_is_one_line_and_leaves_nothing_in_use(
 
     (native.package_dir() / "scratch.py").write_text("def f() -> int:\n    return 1\n")
     monkeypatch.setenv("CC", "false")  # a C compiler that always fails
+    # a process whose logging writes to a closed stream (as a test before this one may leave
+    # it): setuptools' log lines must not reach it
+    closed = io.StringIO()
+    closed.close()
+    broken = logging.StreamHandler(closed)
+    logging.getLogger().addHandler(broken)
+    monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)
     assert native.main([]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "CompileError" in err[0], err
     assert native.choose()[0] is None
     assert not list((tmp_path / "builds").glob("*/BUILD_COMPLETE"))
+    logging.getLogger().removeHandler(broken)

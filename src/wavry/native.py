@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -149,6 +150,10 @@ def build(*, force: bool = False, jobs: int | None = None) -> Path:
         out = work / "out"
         cwd = os.getcwd()
         os.chdir(root)  # mypyc names modules by their path relative to here
+        # setuptools logs each compiler command to the root logger: whatever handlers the
+        # process has are not this build's business (its failures come back as exceptions)
+        logging_was = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)
         try:
             extensions = mypycify(
                 [
@@ -176,6 +181,7 @@ def build(*, force: bool = False, jobs: int | None = None) -> Path:
             raise BuildError(f"{type(e).__name__}: {e}") from None
         finally:
             os.chdir(cwd)
+            logging.disable(logging_was)
         # the key of the sources the build started from (mypyc read them then)
         (out / _COMPLETE).write_text(f"{target.name}\n{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         if (target / _COMPLETE).is_file() and not force:
