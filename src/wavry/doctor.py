@@ -336,13 +336,14 @@ def probe_protocol_core() -> ProbeResult:
     line = native.status()
     if native.compiled():
         return ProbeResult("protocol-core", True, line)
-    return ProbeResult(
-        "protocol-core",
-        False,
-        line,
-        "optional: build it with `python -m wavry.native` in wavry's environment (needs gcc, "
-        "python3-dev, mypy; docs/install.md)",
-    )
+    if os.environ.get("WAVRY_PURE") == "1":
+        remedy = "unset WAVRY_PURE to run the compiled core"
+    else:
+        remedy = (
+            "optional: build it with `python -m wavry.native` in wavry's environment (needs "
+            "gcc, python3-dev, mypy; docs/install.md)"
+        )
+    return ProbeResult("protocol-core", False, line, remedy)
 
 
 def _wayland_probes() -> list[ProbeResult]:

@@ -118,7 +118,7 @@ def status() -> str:
     """One line: which core runs and why."""
     import wavry.rift  # noqa: F401 - runs `activate`
 
-    return ("compiled: " if compiled() else "plain Python: ") + _reason
+    return _reason if compiled() else f"plain Python: {_reason}"
 
 
 class BuildError(Exception):
