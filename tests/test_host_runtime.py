@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import shutil
 import socket
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from wavry.net.loop import run
 from wavry.platform.input import InputInjector
 from wavry.rift import events as ev
 from wavry.rift.config import ClientConfig
+from wavry.rift.transport import FrameReady
 from wavry.runtime.injection import InjectorSink
 from wavry.runtime.messages import KeyInput, encode
 from wavry.runtime.session import establish
@@ -201,3 +204,60 @@ def test_the_clients_max_fps_caps_the_stream(tmp_path: Path) -> None:
             await rt.close()
 
     _run(main)
+
+
+def test_frames_leave_while_the_hosts_loop_is_busy(tmp_path: Path) -> None:
+    """The encode thread hands each frame to the transport itself (issue 19: no loop hop): with
+    the host's event loop blocked for half a second, the client still gets frames at the
+    stream's rate."""
+    host_loop = asyncio.new_event_loop()
+    started: list[tuple[str, int]] = []
+    stop: list[asyncio.Event] = []
+    ready = threading.Event()
+
+    async def serve() -> None:
+        rt = HostRuntime(_options(tmp_path, fps=60), observer=lambda _n: None)
+        stop.append(asyncio.Event())
+        try:
+            started.append(await rt.start())
+            ready.set()
+            await stop[0].wait()
+        finally:
+            await rt.close()
+
+    thread = threading.Thread(target=host_loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+
+    async def main() -> None:
+        est = await establish(*started[0], ClientConfig(), config_dir=tmp_path / "client")
+        arrived: list[float] = []
+        est.conn.set_batch_handler(
+            lambda batch: arrived.extend(
+                time.monotonic() for e in batch if isinstance(e, FrameReady)
+            )
+        )
+        try:
+            await _until(lambda: len(arrived) > 10)
+            blocked = threading.Event()
+
+            def block() -> None:
+                blocked.set()
+                time.sleep(0.5)
+
+            host_loop.call_soon_threadsafe(block)
+            assert blocked.wait(5)
+            t0 = time.monotonic()
+            await asyncio.sleep(0.5)
+            during = [t for t in arrived if t0 + 0.05 < t < t0 + 0.45]
+            # 60 fps: ~24 frames in those 0.4 s; a loop hop would let none through
+            assert len(during) >= 10, len(during)
+        finally:
+            await est.conn.close()
+
+    try:
+        _run(main)
+    finally:
+        host_loop.call_soon_threadsafe(stop[0].set)
+        thread.join(10)
+        host_loop.close()

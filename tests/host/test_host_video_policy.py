@@ -3,7 +3,6 @@ encoder's backlog gate (frames skipped while earlier ones still leave, counted).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 from wavry.host.link import BacklogGate
@@ -56,44 +55,44 @@ class BacklogLink:
     def __init__(self) -> None:
         self.backlog_s = 0.0
         self.core_skips = 0
+        self.questions = 0
 
     def media_backlog_s(self, peers: object) -> float:
         return self.backlog_s
 
     def should_skip_frame(self, peers: object) -> bool:
+        self.questions += 1
         skip = self.backlog_s > 0.5 / 50.0
         self.core_skips += skip
         return skip
 
 
 def test_backlog_gate_skips_while_the_queue_is_long_and_counts_each_skip() -> None:
-    async def run() -> None:
-        link = BacklogLink()
-        gate = BacklogGate(
-            link,  # type: ignore[arg-type]
-            lambda: [1],
-            lambda: 50.0,  # 20 ms interval: skip while more than 10 ms is queued
-            asyncio.get_running_loop(),
-        )
+    link = BacklogLink()
+    gate = BacklogGate(
+        link,  # type: ignore[arg-type]
+        lambda: [1],
+        lambda: 50.0,  # 20 ms interval: skip while more than 10 ms is queued
+    )
 
-        async def from_encode_thread() -> bool:
-            answer: list[bool] = []
-            t = threading.Thread(target=lambda: answer.append(gate.should_skip()))
-            t.start()
-            while t.is_alive():
-                await asyncio.sleep(0.001)
-            return answer[0]
+    def from_encode_thread() -> bool:
 
-        gate.update()  # nothing queued
-        assert not await from_encode_thread() and gate.skipped == 0
-        link.backlog_s = 0.5  # a keyframe leaving at a bottleneck's rate
-        gate.update()
-        assert await from_encode_thread() and gate.skipped == 1
-        assert await from_encode_thread() and gate.skipped == 2
-        assert link.core_skips == 2  # the core counted exactly the frames not encoded
-        link.backlog_s = 0.005  # drained below half an interval: encode again
-        assert not await from_encode_thread() and gate.skipped == 2
-        assert not await from_encode_thread()  # and no more questions to the loop
-        assert link.core_skips == 2
+        answer: list[bool] = []
+        t = threading.Thread(target=lambda: answer.append(gate.should_skip()))
+        t.start()
+        t.join(5)
 
-    asyncio.run(run())
+        return answer[0]
+
+    gate.update()  # nothing queued
+    assert not from_encode_thread() and gate.skipped == 0
+    link.backlog_s = 0.5  # a keyframe leaving at a bottleneck's rate
+    gate.update()
+    assert from_encode_thread() and gate.skipped == 1
+    assert from_encode_thread() and gate.skipped == 2
+    assert link.core_skips == 2  # the core counted exactly the frames not encoded
+    link.backlog_s = 0.005  # drained below half an interval: encode again
+    assert not from_encode_thread() and gate.skipped == 2
+    questions = link.questions
+    assert not from_encode_thread()  # and no more questions to the core
+    assert link.questions == questions and link.core_skips == 2

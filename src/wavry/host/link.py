@@ -1,14 +1,14 @@
 """The features' one view of the sessions: :class:`SessionLink` wraps the sans-I/O
 ``HostEndpoint`` and its asyncio ``HostServer``, so no feature reaches into the core's types.
 
-Everything here runs on the event loop, except :meth:`BacklogGate.should_skip`, which the encode
-thread calls.
+Everything here runs on the event loop, except :meth:`SessionLink.send_frame_from_thread` and
+:class:`BacklogGate`, which the encode thread calls. Every call into the core holds the server's
+lock (``HostServer.lock``): the encode thread hands its frames to the core directly, without
+waiting for the loop (RIFT's sans-I/O core is single-threaded, so both sides take turns).
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -45,42 +45,47 @@ class SessionLink:
 
     def send_message(self, peer: int, message: rift_pb2.Message) -> bool:
         """A message the feature builds itself (files); False when the session is gone."""
-        if self._session(peer) is None:
-            return False
-        self.endpoint.send_message(peer, message, self.now())
-        return True
+        with self.server.lock:
+            if self._session(peer) is None:
+                return False
+            self.endpoint.send_message(peer, message, self.now())
+            return True
 
     def send_bulk(self, peer: int, message: rift_pb2.Message) -> bool:
         """A bulk message (a file chunk): it waits until the video of the session has left."""
-        s = self._session(peer)
-        if s is None:
-            return False
-        self.endpoint.send_bulk(peer, message, self.now())
-        return True
+        with self.server.lock:
+            if self._session(peer) is None:
+                return False
+            self.endpoint.send_bulk(peer, message, self.now())
+            return True
 
-    def send_frame(
+    def send_frame_from_thread(
         self,
-        peer: int,
+        peers: Iterable[int],
         data: bytes,
         *,
         keyframe: bool,
         timestamp_us: int,
         capture_us: int,
         encode_us: int,
-    ) -> bool:
-        if self._session(peer) is None:
-            return False
-        self.endpoint.send_frame(
-            peer,
-            data,
-            self.now(),
-            keyframe=keyframe,
-            timestamp_us=timestamp_us,
-            capture_us=capture_us,
-            encode_us=encode_us,
-            on_batch=self.server.send_output,  # first chunks leave while sealing goes on
-        )
-        return True
+    ) -> list[int]:
+        """(encode thread) One encoded frame to each of these sessions, straight into the
+        transport: its first datagrams are on the wire before this returns, whatever the loop is
+        doing (``HostServer.send_frame_threadsafe``). Returns the sessions it went to; the
+        others are gone (or not accepted)."""
+        sent = []
+        for peer in peers:
+            fid = self.server.send_frame_threadsafe(
+                peer,
+                data,
+                keyframe=keyframe,
+                timestamp_us=timestamp_us,
+                capture_us=capture_us,
+                encode_us=encode_us,
+            )
+            if fid is not None:
+                sent.append(peer)
+        return sent
 
     def flush(self) -> None:
         """Send what the core has ready (after sending outside an event or timer)."""
@@ -88,23 +93,27 @@ class SessionLink:
         self.after_flush()
 
     def close_session(self, peer: int, message: str) -> None:
-        self.endpoint.close_session(peer, DisconnectReason.USER, message)
-        self.flush()
+        with self.server.lock:
+            self.endpoint.close_session(peer, DisconnectReason.USER, message)
+            self.flush()
 
     # ---- facts about a session ----------------------------------------------------------
 
     def accepted(self, peer: int) -> bool:
-        return self._session(peer) is not None
+        with self.server.lock:
+            return self._session(peer) is not None
 
     def last_heard(self, peer: int) -> float | None:
         """When the last authentic datagram of the session arrived (None: no session)."""
-        s = self.endpoint.sessions.get(peer)
-        return None if s is None else s.last_rx
+        with self.server.lock:
+            s = self.endpoint.sessions.get(peer)
+            return None if s is None else s.last_rx
 
     def max_plaintext(self, peer: int) -> int:
         """The largest message that fits one datagram of this session (0: no session)."""
-        s = self._session(peer)
-        return 0 if s is None else s.channel.max_plaintext
+        with self.server.lock:
+            s = self._session(peer)
+            return 0 if s is None else s.channel.max_plaintext
 
     @property
     def max_datagram(self) -> int:
@@ -113,27 +122,32 @@ class SessionLink:
     def datagram_size(self, peer: int) -> int:
         """This session's maximum datagram size: smaller than the host's on a carrier with
         smaller datagrams (WebTransport, RIFT.md §11)."""
-        s = self.endpoint.sessions.get(peer)
-        return self.max_datagram if s is None else s.transport.config.max_datagram
+        with self.server.lock:
+            s = self.endpoint.sessions.get(peer)
+            return self.max_datagram if s is None else s.transport.config.max_datagram
 
     def target_bitrate_kbps(self, peer: int) -> int:
-        s = self._session(peer)
-        return 0 if s is None else int(s.transport.decision.target_bitrate_kbps)
+        with self.server.lock:
+            s = self._session(peer)
+            return 0 if s is None else int(s.transport.decision.target_bitrate_kbps)
 
     def path_clean(self, peer: int) -> bool:
         """Congestion control's verdict that the path has spare room (files may use it)."""
-        s = self._session(peer)
-        return s is not None and path_is_clean(s.transport.decision)
+        with self.server.lock:
+            s = self._session(peer)
+            return s is not None and path_is_clean(s.transport.decision)
 
     def rtt_ms(self, peer: int) -> float | None:
-        s = self._session(peer)
-        rtt = None if s is None else s.transport.decision.smoothed_rtt_s
+        with self.server.lock:
+            s = self._session(peer)
+            rtt = None if s is None else s.transport.decision.smoothed_rtt_s
         return None if rtt is None else rtt * 1000
 
     def media_backlog_s(self, peers: Iterable[int]) -> float:
         """How long the media queued for these sessions needs to leave (the longest)."""
-        now = self.now()
-        return max((self.endpoint.media_backlog_s(p, now) for p in peers), default=0.0)
+        with self.server.lock:
+            now = self.now()
+            return max((self.endpoint.media_backlog_s(p, now) for p in peers), default=0.0)
 
     def should_skip_frame(self, peers: Iterable[int]) -> bool:
         """The core's one backlog decision (``HostEndpoint.should_skip_frame``) for the next
@@ -141,34 +155,31 @@ class SessionLink:
         frame interval to leave. Each backlogged session counts the skip
         (``frames_skipped_backlog``): call it once per frame the encoder would otherwise
         encode."""
-        return self.endpoint.should_skip_frame(self.now(), list(peers))
+        with self.server.lock:
+            return self.endpoint.should_skip_frame(self.now(), list(peers))
 
 
 class BacklogGate:
     """Whether the encoder skips a frame because the frames before it are still leaving.
 
     Drop, never queue: a frame not encoded breaks no reference chain, one dropped after encoding
-    does. The loop publishes, after every sent frame, until when the send queue stays longer than
-    half a frame interval (:meth:`update`); the encode thread checks that time without locking
-    (:meth:`should_skip`). Only while the queue is that long does it ask the loop, where the core
-    decides against the queue as it is then and counts the skip in each backlogged session's
-    ``frames_skipped_backlog``; ``skipped`` counts the frames really not encoded.
+    does. After every sent frame the encode thread notes until when the send queue stays longer
+    than half a frame interval (:meth:`update`); before encoding it checks that time
+    (:meth:`should_skip`). Only while the queue is that long does it ask the core, which decides
+    against the queue as it is then and counts the skip in each backlogged session's
+    ``frames_skipped_backlog``; ``skipped`` counts the frames really not encoded. Both run on
+    the encode thread, under the server's lock where they reach the core.
     """
-
-    #: how long the encode thread waits for the loop's answer before skipping anyway
-    ANSWER_TIMEOUT_S = 0.05
 
     def __init__(
         self,
         link: SessionLink,
         viewers: Callable[[], Iterable[int]],
         fps: Callable[[], float],
-        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._link = link
         self._viewers = viewers
         self._fps = fps
-        self._loop = loop
         self._open_at = 0.0  # time.monotonic() from which frames are encoded without asking
         self.skipped = 0  # frames the encoder skipped because of the backlog
 
@@ -176,34 +187,18 @@ class BacklogGate:
         return 0.5 / max(1.0, self._fps())
 
     def update(self) -> None:
-        """(loop) After a frame was sent: until when is the queue too long?"""
+        """After a frame was sent: until when is the queue too long?"""
         backlog = self._link.media_backlog_s(self._viewers())
         self._open_at = time.monotonic() + backlog - self._threshold_s()
 
-    def decide(self) -> bool:
-        """(loop) Skip the next frame? The core decides (and counts) against the queue now."""
-        skip = self._link.should_skip_frame(self._viewers())
-        if not skip:
-            self._open_at = 0.0
-        return skip
-
     def should_skip(self) -> bool:
-        """(encode thread) Skip the frame about to be encoded?"""
+        """Skip the frame about to be encoded? The core decides (and counts) against the queue
+        now."""
         if time.monotonic() >= self._open_at:
             return False
-        answer: list[bool] = []
-        done = threading.Event()
-
-        def ask() -> None:
-            answer.append(self.decide())
-            done.set()
-
-        try:
-            self._loop.call_soon_threadsafe(ask)
-        except RuntimeError:  # the loop is closed: nothing will be sent anyway
-            return True
-        # no answer in time: the loop is busy sending (that is the backlog), so skip
-        skip = answer[0] if done.wait(self.ANSWER_TIMEOUT_S) and answer else True
+        skip = self._link.should_skip_frame(self._viewers())
         if skip:
             self.skipped += 1
+        else:
+            self._open_at = 0.0
         return skip

@@ -353,20 +353,23 @@ class HostRuntime:
         self.link.close_session(peer, message)
 
     def show_pairing_code(self) -> str | None:
-        code = self.trust.show_code(self.link.now())
-        self.server.flush()
+        with self.server.lock:  # every call into the core holds it (the encoder sends too)
+            code = self.trust.show_code(self.link.now())
+            self.server.flush()
         return code
 
     def refuse_pairing(self, peer: int) -> None:
-        self.trust.refuse(peer)
-        self.server.flush()
+        with self.server.lock:
+            self.trust.refuse(peer)
+            self.server.flush()
 
     def trusted_devices(self) -> list[TrustedDevice]:
         return self.trust.devices()
 
     def forget_device(self, wavry_id: str) -> bool:
-        found = self.trust.forget(wavry_id)
-        self.server.flush()
+        with self.server.lock:
+            found = self.trust.forget(wavry_id)
+            self.server.flush()
         return found
 
     # ---- the core's events --------------------------------------------------------------
@@ -465,8 +468,9 @@ class HostRuntime:
         self._timer.schedule(self.router.next_timer(), self.link.now())
 
     def _on_timer(self) -> None:
-        self.router.timers(self.link.now())
-        self.server.flush()
+        with self.server.lock:
+            self.router.timers(self.link.now())
+            self.server.flush()
         self._reschedule()
 
 

@@ -4,12 +4,14 @@ One :class:`~wavry.runtime.streamer.Streamer` (capture and encode threads) runs 
 one session is accepted; it starts with the first and stops, in a worker thread, when the last
 one leaves. It follows the core's signals: a keyframe when a client lost a reference, the
 congestion controller's bitrate, frames to skip, the monitor a client selects. Encoded frames go
-to every session and to the frame taps (recording).
+to every session straight from the encode thread (no wait for the event loop: the first datagrams
+leave while the loop may be busy), then to the frame taps (recording) on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -58,10 +60,14 @@ class VideoFeature(HostFeature):
         self.follow_client_size = follow_client_size
         self.make_streamer = make_streamer
         self.viewers: dict[int, StreamParams | None] = {}
+        #: the sessions the encode thread sends to: a snapshot of ``viewers``, replaced (never
+        #: changed in place) on the loop
+        self._sending_to: tuple[int, ...] = ()
         self.streamer: Streamer | None = None
         self.taps: list[FrameTap] = []
         self.on_idle: list[Callable[[], None]] = []  # the last viewer left (recording closes)
         self.gate: BacklogGate | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Future[None] | None = None
         self._announced_encoder = False
         self.frames_sent = 0
@@ -69,8 +75,12 @@ class VideoFeature(HostFeature):
 
     # ---- lifecycle --------------------------------------------------------------------
 
+    def _viewers_changed(self) -> None:
+        self._sending_to = tuple(self.viewers)
+
     def on_accepted(self, peer: PeerInfo, now: float) -> None:
         self.viewers[peer.peer] = stream_of(peer)
+        self._viewers_changed()
         stopping = self._stopping
         if stopping is not None and not stopping.done():
             # the previous stream still releases the capture: start once it has
@@ -92,8 +102,8 @@ class VideoFeature(HostFeature):
             resize = getattr(self.capture, "resize", None)
             if resize is not None:
                 resize(params.width, params.height)
-        loop = asyncio.get_running_loop()
-        self.gate = BacklogGate(self.link, lambda: list(self.viewers), self._fps, loop)
+        loop = self._loop = asyncio.get_running_loop()
+        self.gate = BacklogGate(self.link, lambda: self._sending_to, self._fps)
         try:
             streamer = self.make_streamer(
                 self.capture,
@@ -106,6 +116,7 @@ class VideoFeature(HostFeature):
                 loop,
                 skip_gate=self.gate.should_skip,
                 on_lost=self.on_source_lost,
+                deliver_on_thread=True,
             )
         except EncoderError as exc:
             self.say(f"  video cannot be encoded: {exc}")
@@ -133,6 +144,7 @@ class VideoFeature(HostFeature):
 
     def on_gone(self, peer: int, reason: str, now: float) -> None:
         self.viewers.pop(peer, None)
+        self._viewers_changed()
         self.frames_to.pop(peer, None)
         if self.viewers or self.streamer is None:
             return
@@ -144,6 +156,7 @@ class VideoFeature(HostFeature):
     async def stop(self) -> None:
         """Stop streaming (the runtime is closing)."""
         self.viewers.clear()
+        self._viewers_changed()
         if self._stopping is not None:
             await self._stopping
         streamer, self.streamer = self.streamer, None
@@ -174,30 +187,44 @@ class VideoFeature(HostFeature):
     # ---- frames -----------------------------------------------------------------------
 
     def _send_frame(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
+        """(encode thread) The frame goes to every viewer now; the loop does the rest."""
         streamer = self.streamer
         if streamer is None:
             return
-        for tap in self.taps:
-            tap(frame, encoded, streamer)
         # encode_us on the wire covers everything from the end of capture until the frame
-        # enters the transport (waiting for the encoder, encoding, the thread hand-off): the
-        # client's jitter buffer then sees network jitter only, not this host's scheduling
+        # enters the transport (waiting for the encoder, encoding): the client's jitter buffer
+        # then sees network jitter only, not this host's scheduling
         ready_us = time.time_ns() // 1000 - frame.capture_ts - frame.capture_us
         encode_us = max(encoded.encode_us, ready_us)
-        for peer in list(self.viewers):
-            sent = self.link.send_frame(
-                peer,
-                encoded.data,
-                keyframe=encoded.keyframe,
-                timestamp_us=frame.capture_ts,
-                capture_us=frame.capture_us,
-                encode_us=encode_us,
-            )
-            if sent:
-                self.frames_to[peer] = self.frames_to.get(peer, 0) + 1
-            else:
-                self.viewers.pop(peer, None)
-        self.frames_sent += 1
-        self.link.flush()
-        if self.gate is not None and self.viewers:
+        peers = self._sending_to
+        sent = self.link.send_frame_from_thread(
+            peers,
+            encoded.data,
+            keyframe=encoded.keyframe,
+            timestamp_us=frame.capture_ts,
+            capture_us=frame.capture_us,
+            encode_us=encode_us,
+        )
+        if self.gate is not None and sent:
             self.gate.update()
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the host is stopping
+            loop.call_soon_threadsafe(self._frame_sent, frame, encoded, peers, sent)
+
+    def _frame_sent(
+        self, frame: CapturedFrame, encoded: EncodedFrame, peers: tuple[int, ...], sent: list[int]
+    ) -> None:
+        """(loop) After a frame went out: the taps, the counts, the sessions that are gone."""
+        streamer = self.streamer
+        if streamer is not None:
+            for tap in self.taps:
+                tap(frame, encoded, streamer)
+        for peer in peers:
+            if peer in sent:
+                self.frames_to[peer] = self.frames_to.get(peer, 0) + 1
+            elif peer in self.viewers:
+                self.viewers.pop(peer, None)
+                self._viewers_changed()
+        self.frames_sent += 1

@@ -61,9 +61,11 @@ class HostServer:
         self._gso_wanted = gso
         self.gso: GsoSender | None = None
         self.side: SideChannel | None = None
-        # Every entry into the core holds this lock: the loop's callbacks and
-        # `send_frame_threadsafe` from the encoder's thread (the core itself is single-threaded).
-        self._lock = threading.RLock()
+        #: Every entry into the core holds this lock: the loop's callbacks, the host runtime's
+        #: calls (`wavry.host.link.SessionLink`) and `send_frame_threadsafe` from the encoder's
+        #: thread (the core itself is single-threaded). Reentrant: event handlers run inside
+        #: `flush` and call back into the core.
+        self.lock = threading.RLock()
         self._raw: Any = None  # a dup of the socket: sends from another thread
         self._thread_gso = GsoSender(None, self._raw_sendto, enabled=False)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -96,7 +98,7 @@ class HostServer:
         if self.side is not None and data[:1] != b"R":
             self.side.receive(data, addr)
             return
-        with self._lock:
+        with self.lock:
             core = self.core
             core.receive_datagram(data, addr, self._clock())
             # a dropped datagram (junk, a flood) changed nothing: no flush, no timer work, so
@@ -106,7 +108,7 @@ class HostServer:
 
     def receive(self, data: bytes, addr: tuple[Any, ...]) -> None:
         """A RIFT datagram that arrived by another way (unwrapped from a relay's FORWARD)."""
-        with self._lock:
+        with self.lock:
             self.core.receive_datagram(data, addr, self._clock())
             self.flush()
 
@@ -121,13 +123,13 @@ class HostServer:
 
     def receive_from_carrier(self, data: bytes, addr: CarrierAddress) -> None:
         """One RIFT datagram that arrived through a carrier connection."""
-        with self._lock:
+        with self.lock:
             self.core.receive_datagram(data, addr, self._clock())
             self.flush()
 
     def carrier_closed(self, addr: CarrierAddress, why: str) -> None:
         """A carrier connection is gone: its session cannot be reached any more."""
-        with self._lock:
+        with self.lock:
             self._carrier_closed(addr, why)
 
     def _carrier_closed(self, addr: CarrierAddress, why: str) -> None:
@@ -142,7 +144,7 @@ class HostServer:
         return None
 
     def _on_timer(self) -> None:
-        with self._lock:
+        with self.lock:
             self.core.handle_timer(self._clock())
             self.flush()
 
@@ -167,7 +169,7 @@ class HostServer:
         loop = self._loop
         if loop is None or self._transport is None or self._raw is None:
             return None
-        with self._lock:
+        with self.lock:
             if self._raw is None:
                 return None
             now = self._clock()
@@ -192,7 +194,7 @@ class HostServer:
     def should_skip_frame_threadsafe(self, aliases: list[int] | None = None) -> bool:
         """`HostEndpoint.should_skip_frame` from another thread (the encoder's, before it
         encodes): the core's one backlog decision, taken under the same lock, no loop hop."""
-        with self._lock:
+        with self.lock:
             return self.core.should_skip_frame(self._clock(), aliases)
 
     def _send_from_thread(self) -> None:
@@ -235,7 +237,7 @@ class HostServer:
 
     def flush(self) -> None:
         """Send what the core produced, deliver its events, re-arm its timer."""
-        with self._lock:
+        with self.lock:
             self._flush()
 
     def _flush(self) -> None:
@@ -257,7 +259,7 @@ class HostServer:
     def send_output(self) -> None:
         """Send the datagrams the core has ready, nothing else (no events, no timer): safe to
         call while the core is inside `send_frame` (its ``on_batch``)."""
-        with self._lock:
+        with self.lock:
             now = self._clock()
             out = self.core.datagrams_to_send(now)
             if out:
@@ -299,13 +301,13 @@ class HostServer:
             self.send_errors += 1
 
     def send_message(self, alias: int, message: rift_pb2.Message) -> int:
-        with self._lock:
+        with self.lock:
             pid = self.core.send_message(alias, message)
             self.flush()
             return pid
 
     async def close(self) -> None:
-        with self._lock:
+        with self.lock:
             self.core.close_all(DisconnectReason.SHUTDOWN, "host is shutting down")
             self.flush()
             self._timer.cancel()

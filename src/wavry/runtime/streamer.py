@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from wavry.media.pacing import CAPTURE_HEADROOM, RateCap
 from wavry.media.types import Capture, CapturedFrame, CaptureError, CaptureLost
 from wavry.rift import rift_pb2
 
+log = logging.getLogger(__name__)
+
 CODEC_FROM_RIFT = {rift_pb2.H264: Codec.H264, rift_pb2.HEVC: Codec.HEVC, rift_pb2.AV1: Codec.AV1}
 
 
@@ -45,6 +48,8 @@ class StreamerStats:
     keyframes: int = 0
     capture_errors: int = 0
     encode_errors: int = 0
+    #: encoded frames the sender failed on (a bug: the first is logged with its traceback)
+    deliver_errors: int = 0
     last_error: str = ""
     encode_us_sum: int = 0
 
@@ -94,6 +99,7 @@ class Streamer:
         *,
         skip_gate: SkipGate | None = None,
         on_lost: Callable[[str], None] | None = None,
+        deliver_on_thread: bool = False,
     ) -> None:
         self.capture = capture
         #: H.264: the hardware encoder the probe found (NVENC, QSV, GStreamer VA-API …), else
@@ -110,6 +116,8 @@ class Streamer:
         self._threads: list[threading.Thread] = []
         self._skip_gate = skip_gate
         self._on_lost = on_lost
+        #: `on_frame` runs on the encode thread (it must be thread-safe), not on the loop
+        self._deliver_on_thread = deliver_on_thread
         self._fps = float(fps)
         #: the stream's negotiated frame rate: set_fps never goes above it
         self.max_fps = float(fps)
@@ -252,6 +260,15 @@ class Streamer:
             self.stats.encode_us_sum += encoded.encode_us
             if encoded.keyframe:
                 self.stats.keyframes += 1
+            if self._deliver_on_thread:
+                try:
+                    self._deliver(frame, encoded)
+                except Exception as exc:  # a bug in the sender: the stream goes on, counted
+                    self.stats.deliver_errors += 1
+                    self.stats.last_error = f"sending a frame failed: {exc!r}"
+                    if self.stats.deliver_errors == 1:
+                        log.exception("sending an encoded frame failed")
+                continue
             try:
                 self._loop.call_soon_threadsafe(self._deliver, frame, encoded)
             except RuntimeError:  # loop closed
