@@ -415,6 +415,7 @@ def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
     while the rest are sealed, and all the data before the last parities; the wire carries the
     same datagrams as a whole-frame send and the client assembles the frame. Without a clean
     path the frame is queued whole."""
+    from wavry.rift.sender import FIRST_SEND_STEP_DATAGRAMS
     from wavry.rift.transport import SEND_STEP_DATAGRAMS, FrameReady
 
     host, client, lb = loopback_session()
@@ -441,9 +442,11 @@ def test_clean_path_hands_a_frame_out_in_steps_while_sealing() -> None:
     now += 0.1  # an idle path refills the clean bucket
     fid = host.send_frame(alias, data, now, keyframe=False, timestamp_us=2, on_batch=on_batch)
     wire.extend(d for d, _ in host.datagrams_to_send(now))
-    # steps of SEND_STEP_DATAGRAMS, then the last chunks (and the parities of groups closed
-    # on the way) before the last group's parities are computed
-    assert len(steps) >= 3 and all(n >= SEND_STEP_DATAGRAMS for n in steps[:-1])
+    # a short first step (the client starts reading), steps of SEND_STEP_DATAGRAMS, then the
+    # last chunks (and the parities of groups closed on the way) before the last group's
+    # parities are computed
+    assert steps[0] == FIRST_SEND_STEP_DATAGRAMS
+    assert len(steps) >= 4 and all(n >= SEND_STEP_DATAGRAMS for n in steps[1:-1])
     tail = len(wire) - sum(steps)  # only the last group's parities come after the steps
     encoder = transport.media.fec_encoder
     assert encoder is not None and 1 <= tail <= encoder.m
