@@ -59,6 +59,7 @@ async def _session() -> dict[str, object]:
             )
             time.sleep(1 / 60)
 
+    assert host.sends_from_thread(alias)  # a plain UDP peer: its frames leave from this thread
     skip = [host.should_skip_frame_threadsafe([alias])]  # the encoder asks, same lock, no hop
     worker = threading.Thread(target=encoder_rest)
     worker.start()
@@ -68,6 +69,7 @@ async def _session() -> dict[str, object]:
     await client.close()
     await host.close()
     gone = host.send_frame_threadsafe(alias, b"x", keyframe=False, timestamp_us=0)
+    assert not host.sends_from_thread(alias)  # no session any more
     return {"got": got, "ids": ids, "blocked": sent_while_blocked, "gone": gone, "skip": skip}
 
 

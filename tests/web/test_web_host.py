@@ -86,6 +86,8 @@ async def _carrier_seam() -> None:
     assert session.channel.max_datagram == 1200
     assert session.transport.config.max_datagram == 1200
     assert endpoint.config.max_datagram == 1400
+    # its frames are sent from the event loop, not from the encode thread
+    assert not server.sends_from_thread(session.alias)
     server.carrier_closed(addr, "the browser went away")
     assert not endpoint.sessions
     gone = [e for e in events if isinstance(e, ClientGone)]

@@ -59,6 +59,38 @@ class SessionLink:
             self.endpoint.send_bulk(peer, message, self.now())
             return True
 
+    def send_frame(
+        self,
+        peer: int,
+        data: bytes,
+        *,
+        keyframe: bool,
+        timestamp_us: int,
+        capture_us: int,
+        encode_us: int,
+    ) -> bool:
+        """(loop) One encoded frame to a session whose datagrams leave from the loop (a
+        browser's carrier, a relayed route: see `sends_from_thread`); False when it is gone."""
+        with self.server.lock:
+            if self._session(peer) is None:
+                return False
+            self.endpoint.send_frame(
+                peer,
+                data,
+                self.now(),
+                keyframe=keyframe,
+                timestamp_us=timestamp_us,
+                capture_us=capture_us,
+                encode_us=encode_us,
+                on_batch=self.server.send_output,  # first chunks leave while sealing goes on
+            )
+            return True
+
+    def sends_from_thread(self, peer: int) -> bool:
+        """(any thread) Whether this session's frames go out from the encode thread
+        (`send_frame_from_thread`): a plain UDP peer. The others go through the loop."""
+        return self.server.sends_from_thread(peer)
+
     def send_frame_from_thread(
         self,
         peers: Iterable[int],

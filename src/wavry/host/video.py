@@ -187,40 +187,58 @@ class VideoFeature(HostFeature):
     # ---- frames -----------------------------------------------------------------------
 
     def _send_frame(self, frame: CapturedFrame, encoded: EncodedFrame) -> None:
-        """(encode thread) The frame goes to every viewer now; the loop does the rest."""
+        """(encode thread) The frame goes to every UDP viewer now; the loop does the rest (and
+        sends to viewers whose datagrams leave from there: a browser, a relayed route)."""
         streamer = self.streamer
-        if streamer is None:
+        loop = self._loop
+        if streamer is None or loop is None:
             return
-        # encode_us on the wire covers everything from the end of capture until the frame
-        # enters the transport (waiting for the encoder, encoding): the client's jitter buffer
-        # then sees network jitter only, not this host's scheduling
-        ready_us = time.time_ns() // 1000 - frame.capture_ts - frame.capture_us
-        encode_us = max(encoded.encode_us, ready_us)
         peers = self._sending_to
+        direct = tuple(p for p in peers if self.link.sends_from_thread(p))
         sent = self.link.send_frame_from_thread(
-            peers,
+            direct,
             encoded.data,
             keyframe=encoded.keyframe,
             timestamp_us=frame.capture_ts,
             capture_us=frame.capture_us,
-            encode_us=encode_us,
+            encode_us=self._encode_us(frame, encoded),
         )
         if self.gate is not None and sent:
             self.gate.update()
-        loop = self._loop
-        if loop is None:
-            return
         with contextlib.suppress(RuntimeError):  # the loop is closed: the host is stopping
             loop.call_soon_threadsafe(self._frame_sent, frame, encoded, peers, sent)
+
+    @staticmethod
+    def _encode_us(frame: CapturedFrame, encoded: EncodedFrame) -> int:
+        """encode_us on the wire covers everything from the end of capture until the frame
+        enters the transport (waiting for the encoder, encoding, a hand-off): the client's
+        jitter buffer then sees network jitter only, not this host's scheduling."""
+        ready_us = time.time_ns() // 1000 - frame.capture_ts - frame.capture_us
+        return max(encoded.encode_us, ready_us)
 
     def _frame_sent(
         self, frame: CapturedFrame, encoded: EncodedFrame, peers: tuple[int, ...], sent: list[int]
     ) -> None:
-        """(loop) After a frame went out: the taps, the counts, the sessions that are gone."""
+        """(loop) After the encode thread sent a frame: the viewers it left to the loop, the
+        taps, the counts, the sessions that are gone."""
         streamer = self.streamer
-        if streamer is not None:
-            for tap in self.taps:
-                tap(frame, encoded, streamer)
+        if streamer is None:
+            return
+        on_loop = [p for p in peers if p not in sent and p in self.viewers]
+        for peer in on_loop:
+            if self.link.send_frame(
+                peer,
+                encoded.data,
+                keyframe=encoded.keyframe,
+                timestamp_us=frame.capture_ts,
+                capture_us=frame.capture_us,
+                encode_us=self._encode_us(frame, encoded),
+            ):
+                sent.append(peer)
+        if on_loop:
+            self.link.flush()
+        for tap in self.taps:
+            tap(frame, encoded, streamer)
         for peer in peers:
             if peer in sent:
                 self.frames_to[peer] = self.frames_to.get(peer, 0) + 1
@@ -228,3 +246,5 @@ class VideoFeature(HostFeature):
                 self.viewers.pop(peer, None)
                 self._viewers_changed()
         self.frames_sent += 1
+        if on_loop and self.gate is not None and self.viewers:
+            self.gate.update()

@@ -191,6 +191,21 @@ class HostServer:
             loop.call_soon_threadsafe(self.flush)
         return fid
 
+    def sends_from_thread(self, alias: int) -> bool:
+        """Whether `send_frame_threadsafe` sends this session's datagrams itself: a plain UDP
+        peer. A browser's carrier and a relayed route live on the loop, and their frames are
+        better sent from there (`HostEndpoint.send_frame` on the loop) than sealed here and
+        handed over datagram run by datagram run."""
+        with self.lock:
+            s = self.core.sessions.get(alias)
+            if s is None:
+                return False
+            addr = s.addr
+            side = self.side
+            return not isinstance(addr, CarrierAddress) and not (
+                side is not None and side.owns(addr)
+            )
+
     def should_skip_frame_threadsafe(self, aliases: list[int] | None = None) -> bool:
         """`HostEndpoint.should_skip_frame` from another thread (the encoder's, before it
         encodes): the core's one backlog decision, taken under the same lock, no loop hop."""
