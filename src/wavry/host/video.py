@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Any
 
 from wavry.host.link import BacklogGate, SessionLink
 from wavry.host.routing import (
@@ -195,48 +196,35 @@ class VideoFeature(HostFeature):
             return
         peers = self._sending_to
         direct = tuple(p for p in peers if self.link.sends_from_thread(p))
-        sent = self.link.send_frame_from_thread(
-            direct,
-            encoded.data,
-            keyframe=encoded.keyframe,
-            timestamp_us=frame.capture_ts,
-            capture_us=frame.capture_us,
-            encode_us=self._encode_us(frame, encoded),
-        )
+        sent = self.link.send_frame_from_thread(direct, encoded.data, **_fields(frame, encoded))
         if self.gate is not None and sent:
             self.gate.update()
+        later = tuple(p for p in peers if p not in direct)
         with contextlib.suppress(RuntimeError):  # the loop is closed: the host is stopping
-            loop.call_soon_threadsafe(self._frame_sent, frame, encoded, peers, sent)
-
-    @staticmethod
-    def _encode_us(frame: CapturedFrame, encoded: EncodedFrame) -> int:
-        """encode_us on the wire covers everything from the end of capture until the frame
-        enters the transport (waiting for the encoder, encoding, a hand-off): the client's
-        jitter buffer then sees network jitter only, not this host's scheduling."""
-        ready_us = time.time_ns() // 1000 - frame.capture_ts - frame.capture_us
-        return max(encoded.encode_us, ready_us)
+            loop.call_soon_threadsafe(self._frame_sent, frame, encoded, peers, sent, later)
 
     def _frame_sent(
-        self, frame: CapturedFrame, encoded: EncodedFrame, peers: tuple[int, ...], sent: list[int]
+        self,
+        frame: CapturedFrame,
+        encoded: EncodedFrame,
+        peers: tuple[int, ...],
+        sent: list[int],
+        later: tuple[int, ...],
     ) -> None:
-        """(loop) After the encode thread sent a frame: the viewers it left to the loop, the
-        taps, the counts, the sessions that are gone."""
+        """(loop) After the encode thread sent a frame: the viewers whose datagrams leave from
+        the loop get it now; then the taps, the counts, the sessions that are gone."""
         streamer = self.streamer
         if streamer is None:
             return
-        on_loop = [p for p in peers if p not in sent and p in self.viewers]
-        for peer in on_loop:
-            if self.link.send_frame(
-                peer,
-                encoded.data,
-                keyframe=encoded.keyframe,
-                timestamp_us=frame.capture_ts,
-                capture_us=frame.capture_us,
-                encode_us=self._encode_us(frame, encoded),
+        for peer in later:
+            if peer in self.viewers and self.link.send_frame(
+                peer, encoded.data, **_fields(frame, encoded)
             ):
                 sent.append(peer)
-        if on_loop:
+        if later:
             self.link.flush()
+            if self.gate is not None and self.viewers:
+                self.gate.update()
         for tap in self.taps:
             tap(frame, encoded, streamer)
         for peer in peers:
@@ -246,5 +234,17 @@ class VideoFeature(HostFeature):
                 self.viewers.pop(peer, None)
                 self._viewers_changed()
         self.frames_sent += 1
-        if on_loop and self.gate is not None and self.viewers:
-            self.gate.update()
+
+
+def _fields(frame: CapturedFrame, encoded: EncodedFrame) -> dict[str, Any]:
+    """A frame's fields for the transport. encode_us on the wire covers everything from the end
+    of capture until the frame enters the transport (waiting for the encoder, encoding, a
+    hand-off): the client's jitter buffer then sees network jitter only, not this host's
+    scheduling."""
+    ready_us = time.time_ns() // 1000 - frame.capture_ts - frame.capture_us
+    return {
+        "keyframe": encoded.keyframe,
+        "timestamp_us": frame.capture_ts,
+        "capture_us": frame.capture_us,
+        "encode_us": max(encoded.encode_us, ready_us),
+    }
