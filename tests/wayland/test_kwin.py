@@ -101,6 +101,14 @@ def test_kwin_path_chosen_and_allowance_written(kwin: tuple[HeadlessKWin, Marker
     assert f"Exec={client_executable()}" in text
     assert "X-KDE-Wayland-Interfaces=zkde_screencast_unstable_v1,org_kde_kwin_fake_input" in text
     assert notices and str(allowance) in notices[0]
+    # every other entry naming this interpreter (Debian's python3.11.desktop) is shadowed by a
+    # copy that allows too: KWin 5.27 reads only one of them, in no fixed order
+    from wavry.platform.kwin import ALLOWED, competing_entries
+
+    for source, copy in competing_entries(client_executable()):
+        assert source == copy and source.parent == allowance.parent, (source, copy)
+        assert ",".join(ALLOWED) in source.read_text()
+        assert str(source) in notices[0]
     assert kwin_state().allowed
     assert {p.name: p for p in doctor_probes()}["kwin"].ok
 

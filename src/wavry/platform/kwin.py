@@ -8,6 +8,14 @@ executable is the Python interpreter, so :func:`install_allowance` writes
 ``$XDG_DATA_HOME/applications/wavry-kwin.desktop`` naming it; KWin picks a new file up within
 seconds (its service cache is rebuilt on change).
 
+KWin 5.27 reads the interfaces of only the *first* entry whose ``Exec`` names the executable,
+in the service cache's order, which is arbitrary. Debian's ``python3.11`` package ships
+``python3.11.desktop`` with ``Exec=/usr/bin/python3.11`` and no interfaces, so whether
+``wavry-kwin.desktop`` is honoured depended on the cache (measured: refused in a freshly
+debootstrapped root, honoured on the machine it was developed on). So every other entry naming
+the same executable gets a user copy of the same desktop id in ``$XDG_DATA_HOME/applications``
+(which shadows the system's) with the interfaces added: every entry KWin can pick then allows.
+
 :class:`KWinConnection` is one Wayland connection (pywayland over libwayland-client) whose events
 are read on a private thread; requests may be sent from any thread (libwayland serialises them).
 :class:`KWinScreenCast` asks for one stream and waits for its PipeWire node; the same connection
@@ -38,6 +46,7 @@ __all__ = [
     "KWinScreenCast",
     "allowance_path",
     "client_executable",
+    "competing_entries",
     "install_allowance",
     "kwin_state",
     "probe_kwin",
@@ -82,21 +91,114 @@ def desktop_entry(executable: str) -> str:
     )
 
 
-def install_allowance(executable: str | None = None) -> tuple[Path, bool]:
+def _data_dirs() -> list[Path]:
+    """``$XDG_DATA_HOME`` then ``$XDG_DATA_DIRS``: where desktop entries live, in the order
+    their ids shadow each other (the XDG base-directory spec)."""
+    dirs = os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share"
+    return [allowance_path().parent.parent] + [Path(d) for d in dirs.split(":") if d]
+
+
+def _exec_target(text: str) -> str:
+    """The canonical path of an entry's ``Exec`` program, as KWin compares it ("" if none)."""
+    import shlex
+
+    in_entry = False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            in_entry = line == "[Desktop Entry]"
+        elif in_entry and line.startswith("Exec="):
+            try:
+                words = shlex.split(line[5:])
+            except ValueError:
+                return ""
+            # KWin takes QFileInfo(first word).canonicalFilePath(): absolute paths only matter
+            if words and words[0].startswith("/"):
+                return os.path.realpath(words[0])
+            return ""
+    return ""
+
+
+def _with_interfaces(text: str) -> str:
+    """``text`` (a desktop entry) whose ``[Desktop Entry]`` group also allows :data:`ALLOWED`."""
+    lines = text.splitlines()
+    key = "X-KDE-Wayland-Interfaces="
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == "[Desktop Entry]"), None)
+    if start is None:
+        return text  # not a desktop entry: competing_entries never picks one
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("[")), len(lines)
+    )
+    for i in range(start + 1, end):
+        if lines[i].startswith(key):
+            have = [x for x in lines[i][len(key) :].split(",") if x]
+            lines[i] = key + ",".join(have + [x for x in ALLOWED if x not in have])
+            break
+    else:
+        lines.insert(end, key + ",".join(ALLOWED))
+    return "\n".join(lines) + "\n"
+
+
+def competing_entries(executable: str) -> list[tuple[Path, Path]]:
+    """Desktop entries other than wavry's whose ``Exec`` names ``executable``, as
+    (the file in effect, the user copy that shadows it); a user's own file is its own copy."""
+    target = os.path.realpath(executable)
+    seen: set[str] = {DESKTOP_FILE}
+    found: list[tuple[Path, Path]] = []
+    home_apps = allowance_path().parent
+    for base in _data_dirs():
+        apps = base / "applications"
+        try:
+            files = sorted(apps.rglob("*.desktop"))
+        except OSError:
+            continue
+        for f in files:
+            rel = f.relative_to(apps)
+            desktop_id = "-".join(rel.parts)
+            if desktop_id in seen:
+                continue  # shadowed by an earlier directory's file of the same id
+            seen.add(desktop_id)
+            try:
+                text = f.read_text(errors="replace")
+            except OSError:
+                continue
+            if _exec_target(text) == target:
+                found.append((f, home_apps / rel))
+    return found
+
+
+def install_allowance(executable: str | None = None) -> tuple[Path, list[Path]]:
     """Write the ``.desktop`` file that lets ``executable`` (this interpreter) use KWin's
-    screencast and fake-input protocols; returns its path and whether it changed."""
+    screencast and fake-input protocols, and shadow every other entry naming the same program
+    with one that allows them too (see the module docstring); returns the path of wavry's file
+    and the files written (none when all were already in place)."""
     from wavry.atomicfile import atomic_write
 
+    exe = executable or client_executable()
     path = allowance_path()
-    text = desktop_entry(executable or client_executable())
-    with contextlib.suppress(OSError):
-        if path.read_text() == text:
-            return path, False
-    try:
-        atomic_write(path, text.encode(), mode=0o644, dir_mode=0o755)
-    except OSError as exc:
-        raise KWinError(f"cannot write the KWin allowance {path}: {exc}") from exc
-    return path, True
+    writes = [(path, desktop_entry(exe))]
+    for source, copy in competing_entries(exe):
+        try:
+            text = source.read_text(errors="replace")
+        except OSError:
+            continue
+        if source != copy:
+            text = (
+                f"# wavry: {source} with X-KDE-Wayland-Interfaces added, because KWin reads only "
+                f"one entry naming {exe} (delete this file to undo)\n" + text
+            )
+        writes.append((copy, _with_interfaces(text)))
+    written: list[Path] = []
+    for target, text in writes:
+        with contextlib.suppress(OSError):
+            if target.read_text() == text:
+                continue
+        try:
+            atomic_write(target, text.encode(), mode=0o644, dir_mode=0o755)
+        except OSError as exc:
+            raise KWinError(f"cannot write the KWin allowance {target}: {exc}") from exc
+        written.append(target)
+    return path, written
 
 
 @dataclass
@@ -299,9 +401,12 @@ class KWinScreenCast:
         exe = client_executable()
         if not self.allow:
             raise KWinError(_not_allowed(exe))
-        path, changed = install_allowance(exe)
-        if changed and self.notice is not None:
-            self.notice(f"wrote {path}: lets {exe} use KWin's screen cast and fake input")
+        path, written = install_allowance(exe)
+        if written and self.notice is not None:
+            self.notice(
+                f"wrote {', '.join(map(str, written))}: lets {exe} use KWin's screen cast and "
+                "fake input"
+            )
         deadline = time.monotonic() + self.allow_wait
         while time.monotonic() < deadline:
             time.sleep(0.5)
