@@ -351,9 +351,12 @@ class AudioPlayer:
         return bool(self.stats.error)
 
     def buffered_bytes(self) -> int:
-        with contextlib.suppress(OSError):
-            return self._queued + self.playback.queued()
-        return self._queued
+        # under the lock: the writer pops slices under it and writes them to the pipe after, so
+        # read unlocked a slice could be counted twice (in the queue, then in the pipe)
+        with self._cond:
+            with contextlib.suppress(OSError):
+                return self._queued + self.playback.queued()
+            return self._queued
 
     def push(self, packet: bytes) -> bool:
         """Decode and queue one Opus packet; False if it could not be decoded."""
