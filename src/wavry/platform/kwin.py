@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import shlex
 import sys
 import threading
 import time
@@ -100,8 +101,6 @@ def _data_dirs() -> list[Path]:
 
 def _exec_target(text: str) -> str:
     """The canonical path of an entry's ``Exec`` program, as KWin compares it ("" if none)."""
-    import shlex
-
     in_entry = False
     for line in text.splitlines():
         line = line.strip()
